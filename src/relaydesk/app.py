@@ -1,0 +1,175 @@
+"""The ASGI application: routes, error rendering, limits and background services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from relaydesk import __version__
+from relaydesk.channels.twilio.webhooks import routes as webhook_routes
+from relaydesk.config import get_settings
+from relaydesk.db import database_kind, get_engine
+from relaydesk.errors import RelaydeskError
+from relaydesk.messaging.api import router as messaging_router
+from relaydesk.messaging.writer import get_writer
+
+log = logging.getLogger(__name__)
+
+MAX_API_BODY = 1024 * 1024
+
+
+class BodyLimit:
+    """Refuses request bodies over a limit before reading them into memory."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(self.limit, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(self.limit, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(limit: int, send: Send) -> None:
+    body = JSONResponse(
+        {"detail": f"The request body is larger than {limit // 1024} KB", "code": "too_large"},
+        status_code=413,
+    )
+    await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
+    await send({"type": "http.response.body", "body": body.body})
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            problems.append("The request body is not valid JSON")
+        elif kind == "missing" and not loc:
+            problems.append("The request needs a JSON body")
+        elif kind == "extra_forbidden":
+            problems.append(f"Unknown field '{'.'.join(loc)}'")
+        elif kind in ("model_attributes_type", "dict_type") and not loc:
+            problems.append("The request body must be a JSON object")
+        else:
+            problems.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
+    fields = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "problem": e.get("msg")}
+        for e in exc.errors()
+    ]
+    return "; ".join(dict.fromkeys(problems)), fields
+
+
+def create_app(*, run_worker: bool = False) -> FastAPI:
+    """Build the application; `run_worker` also runs the task consumer in-process."""
+    settings = get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for warning in settings.warnings():
+            log.warning("%s", warning)
+        writer = get_writer()
+        writer.start()
+        consumer = None
+        if settings.embedded_sandbox:
+            from relaydesk.channels.sandbox.runtime import start_emulator
+
+            start_emulator()
+        if run_worker:
+            from relaydesk.tasks import start_embedded_worker
+
+            consumer = start_embedded_worker()
+        try:
+            yield
+        finally:
+            writer.stop()
+            if consumer is not None:
+                consumer.stop(graceful=True)
+            if settings.embedded_sandbox:
+                from relaydesk.channels.sandbox.runtime import stop_emulator
+
+                stop_emulator()
+
+    app = FastAPI(
+        title="relaydesk",
+        version=__version__,
+        description="Messaging hub for Twilio SMS, MMS and WhatsApp. "
+        "Authenticate with `Authorization: Bearer <token>` (create one with "
+        "`relaydesk token create NAME`).",
+        lifespan=lifespan,
+    )
+    app.router.routes.extend(webhook_routes)
+    app.include_router(messaging_router)
+    if settings.embedded_sandbox:
+        from relaydesk.channels.sandbox.emulator import router as emulator_router
+        from relaydesk.channels.sandbox.phone import router as phone_router
+
+        app.include_router(emulator_router, prefix="/sandbox/twilio", include_in_schema=False)
+        app.include_router(phone_router, prefix="/sandbox", tags=["sandbox"])
+
+    @app.exception_handler(RelaydeskError)
+    async def _domain_error(request: Request, exc: RelaydeskError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, fields = _validation_message(exc)
+        return JSONResponse(
+            {"detail": message, "code": "invalid", "fields": fields}, status_code=422
+        )
+
+    @app.get("/health", tags=["health"])
+    def health() -> JSONResponse:
+        """Liveness and configuration warnings (no authentication)."""
+        try:
+            with get_engine().connect() as conn:
+                conn.execute(text("SELECT 1"))
+            db_ok = True
+        except Exception:
+            log.exception("health check: database unreachable")
+            db_ok = False
+        body = {
+            "status": "ok" if db_ok else "error",
+            "version": __version__,
+            "database": database_kind() if db_ok else "unreachable",
+            "twilio_mode": settings.twilio_mode,
+            "signature_validation": settings.twilio_validate_signature,
+            "warnings": settings.warnings(),
+        }
+        return JSONResponse(body, status_code=200 if db_ok else 503)
+
+    app.add_middleware(BodyLimit, limit=MAX_API_BODY)
+    return app

@@ -1,0 +1,37 @@
+"""Access control for the emulator's own (non-Twilio) routes: phone, config, reset."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+
+from fastapi import HTTPException, Request, status
+
+from relaydesk.config import Settings, get_settings
+
+
+def basic_credentials_ok(request: Request, settings: Settings) -> bool:
+    """True when the request carries HTTP Basic auth with the Account SID and auth token."""
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return False
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    # Compare both halves in constant time so neither leaks through timing.
+    user_ok = secrets.compare_digest(user.encode(), settings.account_sid.encode())
+    password_ok = secrets.compare_digest(password.encode(), settings.auth_token.encode())
+    return bool(sep) and user_ok and password_ok
+
+
+def require_sandbox_access(request: Request) -> None:
+    """FastAPI dependency: allow the sandbox control routes only to the account's credentials."""
+    if not basic_credentials_ok(request, get_settings()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="sandbox access needs the Account SID and auth token (HTTP Basic)",
+            headers={"WWW-Authenticate": 'Basic realm="relaydesk sandbox"'},
+        )

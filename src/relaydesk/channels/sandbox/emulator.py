@@ -1,0 +1,173 @@
+"""Twilio's Messages REST API (create, list, fetch) as served by the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+
+from relaydesk.channels.sandbox.deps import basic_credentials_ok
+from relaydesk.channels.sandbox.errors import (
+    ApiError,
+    bad_parameter,
+    not_found,
+    too_many_requests,
+    unauthenticated,
+)
+from relaydesk.channels.sandbox.render import message_json, messages_path, page_json
+from relaydesk.channels.sandbox.runtime import Emulator, get_emulator
+from relaydesk.channels.sandbox.service import create_outbound
+from relaydesk.channels.sandbox.store import MessageQuery
+from relaydesk.channels.sandbox.validation import parse_create
+
+router = APIRouter(tags=["sandbox: Twilio API"])
+
+MESSAGES = "/2010-04-01/Accounts/{account_sid}/Messages.json"
+MESSAGE = "/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json"
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+FILTERS = ("To", "From", "DateSent", "DateSent<", "DateSent>")
+
+
+@router.post(MESSAGES, status_code=201)
+async def create_message(request: Request, account_sid: str) -> JSONResponse:
+    """CreateMessage: validate like Twilio, store, answer 201 and start the status lifecycle."""
+
+    async def work(emu: Emulator) -> JSONResponse:
+        req = parse_create(await request.form())
+        msg = await run_in_threadpool(create_outbound, emu, req)
+        return JSONResponse(message_json(msg), status_code=201)
+
+    return await _twilio_call(request, account_sid, work)
+
+
+@router.get(MESSAGES)
+async def list_messages(request: Request, account_sid: str) -> JSONResponse:
+    """ListMessage: newest first, filtered by To/From/DateSent, paged with PageToken."""
+
+    async def work(emu: Emulator) -> JSONResponse:
+        return await run_in_threadpool(_list_page, emu, request, account_sid)
+
+    return await _twilio_call(request, account_sid, work)
+
+
+@router.get(MESSAGE)
+async def fetch_message(request: Request, account_sid: str, sid: str) -> JSONResponse:
+    """FetchMessage by SID."""
+
+    async def work(emu: Emulator) -> JSONResponse:
+        msg = await run_in_threadpool(emu.store.get, sid)
+        if msg is None or msg.account_sid != account_sid:
+            raise not_found(f"{messages_path(account_sid)}/{sid}.json")
+        return JSONResponse(message_json(msg))
+
+    return await _twilio_call(request, account_sid, work)
+
+
+async def _twilio_call(
+    request: Request, account_sid: str, work: Callable[[Emulator], Awaitable[JSONResponse]]
+) -> JSONResponse:
+    """Latency, rate limit, auth and account checks shared by every route, then `work`."""
+    emu = get_emulator()
+    try:
+        knobs = emu.control.knobs
+        if knobs.latency_ms:
+            await asyncio.sleep(knobs.latency_ms / 1000)
+        if not emu.control.bucket.take():
+            raise too_many_requests()
+        if not basic_credentials_ok(request, emu.settings):
+            raise unauthenticated()
+        if account_sid != emu.settings.account_sid:
+            raise not_found(f"/2010-04-01/Accounts/{account_sid}")
+        return await work(emu)
+    except ApiError as exc:
+        return exc.response()
+
+
+def _list_page(emu: Emulator, request: Request, account_sid: str) -> JSONResponse:
+    params = request.query_params
+    filters = [(k, params[k]) for k in FILTERS if params.get(k)]
+    since, until = _date_window(params)
+    query = MessageQuery(
+        account_sid=account_sid,
+        to_addr=params.get("To") or None,
+        from_addr=params.get("From") or None,
+        since=since,
+        until=until,
+    )
+    size = _int_param(params.get("PageSize"), "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    page = _int_param(params.get("Page"), "Page", 0, 0, 1_000_000)
+    token = params.get("PageToken") or None
+    if token and token[:2] not in ("PA", "PB"):
+        raise bad_parameter(f"PageToken '{token}' is not valid")
+    older = token[2:] if token and token.startswith("PA") else None
+    newer = token[2:] if token and token.startswith("PB") else None
+    # One extra row tells whether a next page exists without a COUNT query.
+    rows = emu.store.list_page(
+        query, size + 1, older_than=older, newer_than=newer, offset=page * size
+    )
+    has_next = len(rows) > size or newer is not None
+    rows = rows[-size:] if newer is not None else rows[:size]
+    body = page_json(
+        account_sid,
+        rows,
+        filters=filters,
+        page=page,
+        page_size=size,
+        token=token,
+        has_next=has_next,
+    )
+    return JSONResponse(body)
+
+
+def _date_window(params: QueryParams) -> tuple[float | None, float | None]:
+    """[since, until) in epoch seconds from DateSent, DateSent< and DateSent> (whole GMT days)."""
+    since: float | None = None
+    until: float | None = None
+    for key in FILTERS[2:]:
+        raw = params.get(key)
+        if not raw:
+            continue
+        # Accept both `DateSent<=2024-01-02` spellings: the operator in the key or the value.
+        op = key[-1] if key[-1] in "<>" else ""
+        value = raw
+        if value[:2] in ("<=", ">="):
+            op, value = value[0], value[2:]
+        day = _parse_day(value)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+        end = start + timedelta(days=1).total_seconds()
+        if op in ("", ">"):
+            since = start if since is None else max(since, start)
+        if op in ("", "<"):
+            until = end if until is None else min(until, end)
+    return since, until
+
+
+def _parse_day(value: str) -> date:
+    value = value.strip()
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC).date()
+    except (TypeError, ValueError):
+        raise bad_parameter(f"'{value}' is not a date like YYYY-MM-DD") from None
+
+
+def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_parameter(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise bad_parameter(f"{name} must be between {low} and {high}")
+    return value

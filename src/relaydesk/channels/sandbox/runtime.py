@@ -1,0 +1,77 @@
+"""The emulator's process-wide state and its start/stop, called from an app's lifespan."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from relaydesk.channels.sandbox.dispatcher import Dispatcher
+from relaydesk.channels.sandbox.knobs import Control
+from relaydesk.channels.sandbox.store import SandboxStore
+from relaydesk.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "sandbox.db"
+
+
+@dataclass
+class Emulator:
+    """Store, knobs and dispatcher of one running emulator."""
+
+    settings: Settings
+    store: SandboxStore
+    control: Control
+    dispatcher: Dispatcher
+    webhook_base: str | None = None
+
+    @property
+    def inbound_url(self) -> str:
+        """Where simulated customers' messages are posted, as Twilio would."""
+        base = self.webhook_base or self.settings.base_url
+        return base.rstrip("/") + "/twilio/inbound"
+
+    def reset(self) -> None:
+        """Forget all messages and pending steps and restore the knobs from settings."""
+        self.dispatcher.clear()
+        self.store.clear()
+        self.control.reset()
+
+
+_lock = threading.Lock()
+_current: Emulator | None = None
+
+
+def start_emulator(webhook_base: str | None = None) -> Emulator:
+    """Open `<DATA_DIR>/sandbox.db`, resume pending status steps and start the dispatcher."""
+    global _current
+    with _lock:
+        if _current is not None:
+            if webhook_base:
+                _current.webhook_base = webhook_base
+            return _current
+        settings = get_settings()
+        store = SandboxStore(settings.data_dir / DB_NAME)
+        control = Control(settings)
+        dispatcher = Dispatcher(store, control, settings)
+        dispatcher.start()
+        _current = Emulator(settings, store, control, dispatcher, webhook_base)
+        log.info("sandbox: Twilio emulator started (%s)", store.path)
+        return _current
+
+
+def stop_emulator() -> None:
+    """Stop the dispatcher and close the store; state stays on disk for the next start."""
+    global _current
+    with _lock:
+        emulator, _current = _current, None
+    if emulator is not None:
+        emulator.dispatcher.stop()
+        emulator.store.close()
+        log.info("sandbox: Twilio emulator stopped")
+
+
+def get_emulator() -> Emulator:
+    """The running emulator, started on first use if no lifespan started it."""
+    return _current or start_emulator()

@@ -1,0 +1,169 @@
+"""Twilio's webhooks: validate the signature, parse, store (batched), answer at once."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from relaydesk.channels.twilio.signature import SignatureChecker
+from relaydesk.config import get_settings
+from relaydesk.contacts.numbers import WHATSAPP_PREFIX, loose_e164
+from relaydesk.messaging.ingest import InboundRecord, StatusRecord, opt_out_keyword
+from relaydesk.messaging.status import KNOWN
+from relaydesk.messaging.writer import get_writer
+
+log = logging.getLogger(__name__)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+MAX_WEBHOOK_BYTES = 64 * 1024
+MAX_MEDIA = 10
+
+
+class BadWebhook(ValueError):
+    """The webhook lacks what Twilio always sends."""
+
+
+def parse_inbound(params: dict[str, str]) -> InboundRecord:
+    """Turn inbound webhook parameters into a record (every parameter is kept in `raw`)."""
+    sid = params.get("MessageSid") or params.get("SmsMessageSid") or params.get("SmsSid")
+    from_addr, to_addr = params.get("From", ""), params.get("To", "")
+    if not sid or not from_addr or not to_addr:
+        raise BadWebhook("an inbound webhook needs MessageSid, From and To")
+    whatsapp = from_addr.lower().startswith(WHATSAPP_PREFIX)
+    try:
+        num_media = min(int(params.get("NumMedia") or 0), MAX_MEDIA)
+    except ValueError:
+        num_media = 0
+    media = [
+        {"url": params[f"MediaUrl{i}"], "content_type": params.get(f"MediaContentType{i}", "")}
+        for i in range(num_media)
+        if params.get(f"MediaUrl{i}")
+    ]
+    try:
+        segments = max(int(params.get("NumSegments") or 1), 1)
+    except ValueError:
+        segments = 1
+    body = params.get("Body", "")
+    return InboundRecord(
+        sid=sid[:64],
+        channel="whatsapp" if whatsapp else ("mms" if media else "sms"),
+        contact_channel="whatsapp" if whatsapp else "sms",
+        participant=loose_e164(from_addr),
+        from_addr=from_addr[:64],
+        to_addr=to_addr[:64],
+        body=body,
+        media=media,
+        num_segments=segments,
+        profile_name=(params.get("ProfileName") or None),
+        opt_out=opt_out_keyword(body, params.get("OptOutType")),
+        raw=params,
+    )
+
+
+def parse_status(params: dict[str, str], idempotency_token: str | None) -> StatusRecord:
+    """Turn status-callback parameters into a record."""
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    status = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
+    if not sid or not status:
+        raise BadWebhook("a status callback needs MessageSid and MessageStatus")
+    if status not in KNOWN:
+        log.warning("unknown message status %r for %s; stored as an event only", status, sid)
+    code = params.get("ErrorCode", "")
+    return StatusRecord(
+        sid=sid[:64],
+        status=status,
+        error_code=int(code) if code.isdigit() and int(code) > 0 else None,
+        raw=params,
+        idempotency_token=idempotency_token,
+    )
+
+
+def candidate_urls(request: Request) -> list[str]:
+    """Every URL Twilio may have signed: the public one and the one we received."""
+    path = request.url.path
+    query = f"?{request.url.query}" if request.url.query else ""
+    urls = []
+    public = get_settings().public_base_url
+    if public:
+        urls.append(f"{public}{path}{query}")
+    urls.append(str(request.url))
+    proto = request.headers.get("x-forwarded-proto")
+    host = request.headers.get("x-forwarded-host")
+    if proto or host:
+        urls.append(f"{proto or request.url.scheme}://{host or request.url.netloc}{path}{query}")
+    return urls
+
+
+_checker: SignatureChecker | None = None
+
+
+def _signature_ok(request: Request, params: dict[str, str]) -> bool:
+    global _checker
+    settings = get_settings()
+    if not settings.twilio_validate_signature:
+        return True
+    if _checker is None:
+        _checker = SignatureChecker(settings.auth_token)
+    return _checker.is_valid(
+        candidate_urls(request), params, request.headers.get("x-twilio-signature")
+    )
+
+
+async def _read_params(request: Request) -> dict[str, str] | Response:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
+        return PlainTextResponse("Webhook body too large", status_code=413)
+    raw = await request.body()
+    if len(raw) > MAX_WEBHOOK_BYTES:
+        return PlainTextResponse("Webhook body too large", status_code=413)
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        return PlainTextResponse("Webhook body is not UTF-8 form data", status_code=400)
+    return dict(pairs)
+
+
+async def inbound(request: Request) -> Response:
+    """POST /twilio/inbound — a customer's SMS, MMS or WhatsApp message."""
+    params = await _read_params(request)
+    if isinstance(params, Response):
+        return params
+    if not _signature_ok(request, params):
+        return PlainTextResponse("Invalid Twilio signature", status_code=403)
+    try:
+        record = parse_inbound(params)
+    except BadWebhook as exc:
+        return PlainTextResponse(str(exc), status_code=400)
+    await get_writer().submit(record)
+    return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+async def status_callback(request: Request) -> Response:
+    """POST /twilio/status — a delivery status of a message we sent."""
+    params = await _read_params(request)
+    if isinstance(params, Response):
+        return params
+    if not _signature_ok(request, params):
+        return PlainTextResponse("Invalid Twilio signature", status_code=403)
+    try:
+        record = parse_status(params, request.headers.get("i-twilio-idempotency-token"))
+    except BadWebhook as exc:
+        return PlainTextResponse(str(exc), status_code=400)
+    await get_writer().submit(record)
+    return Response(status_code=200)
+
+
+def reset_checker() -> None:
+    """Forget the cached validator (tests that change the auth token)."""
+    global _checker
+    _checker = None
+
+
+routes = [
+    Route("/twilio/inbound", inbound, methods=["POST"]),
+    Route("/twilio/status", status_callback, methods=["POST"]),
+]

@@ -1,0 +1,255 @@
+"""Settings read from the environment and `.env`, validated once at start-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import phonenumbers
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+# Fixed credentials of the built-in Twilio emulator when none are configured.
+SANDBOX_ACCOUNT_SID = "AC" + "5a" * 16
+SANDBOX_AUTH_TOKEN = "sandbox" + "0" * 25
+SANDBOX_DEFAULT_FROM = "+15005550006"  # Twilio's magic "valid sender" test number
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "please-change", "xxx", "test"}
+SECRET_FIELDS = ("secret_key", "twilio_auth_token", "openai_api_key", "elevenlabs_api_key")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    """Every knob relaydesk reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    data_dir: Path = Path("data")
+    db_path: Path | None = None
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    public_base_url: str | None = None
+    secret_key: str | None = None
+    log_level: str = "INFO"
+
+    twilio_mode: Literal["sandbox", "live"] | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_default_from: str | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_validate_signature: bool = True
+    twilio_api_base_url: str | None = None
+    twilio_timeout_seconds: float = Field(15.0, gt=0, le=120)
+    default_region: str = "PL"
+
+    redis_url: str | None = None
+    worker_threads: int = Field(4, ge=1, le=64)
+    max_send_attempts: int = Field(8, ge=1, le=50)
+
+    # Emulator knobs (sandbox mode only).
+    sandbox_status_delay_ms: int = Field(800, ge=0, le=60_000)
+    sandbox_latency_ms: int = Field(0, ge=0, le=60_000)
+    sandbox_sender_mps: float = Field(0.0, ge=0)
+    sandbox_api_rps: float = Field(0.0, ge=0)
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"'{value}' is not a two-letter country code such as PL or GB")
+        return value
+
+    @field_validator("public_base_url", "twilio_api_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"'{value}' must start with http:// or https://")
+        return value
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _account_sid(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not (value.startswith("AC") and len(value) == 34):
+            raise ValueError("must be an Account SID: 'AC' followed by 32 characters")
+        return value
+
+    @field_validator("twilio_messaging_service_sid")
+    @classmethod
+    def _service_sid(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not (value.startswith("MG") and len(value) == 34):
+            raise ValueError("must be a Messaging Service SID: 'MG' followed by 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _mode(self) -> Settings:
+        if self.twilio_mode is None:
+            self.twilio_mode = "live" if self.twilio_account_sid else "sandbox"
+        if self.twilio_mode == "live":
+            missing = [
+                name
+                for name, value in (
+                    ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"TWILIO_MODE=live needs {' and '.join(missing)}")
+            if not (self.twilio_default_from or self.twilio_messaging_service_sid):
+                raise ValueError(
+                    "TWILIO_MODE=live needs TWILIO_DEFAULT_FROM or TWILIO_MESSAGING_SERVICE_SID"
+                )
+            if self.secret_key and self.secret_key.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("SECRET_KEY is a placeholder; set a long random value")
+        return self
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def sandbox(self) -> bool:
+        """True when the built-in emulator stands in for Twilio."""
+        return self.twilio_mode == "sandbox"
+
+    @property
+    def account_sid(self) -> str:
+        """The Account SID the app and the emulator use."""
+        return self.twilio_account_sid or SANDBOX_ACCOUNT_SID
+
+    @property
+    def auth_token(self) -> str:
+        """The auth token that signs webhooks and authenticates API calls."""
+        return self.twilio_auth_token or SANDBOX_AUTH_TOKEN
+
+    @property
+    def default_from(self) -> str | None:
+        """The sender used when no Messaging Service is configured."""
+        if self.twilio_default_from:
+            return self.twilio_default_from
+        return SANDBOX_DEFAULT_FROM if self.sandbox else None
+
+    @property
+    def base_url(self) -> str:
+        """Where Twilio (or the emulator) reaches this server."""
+        return self.public_base_url or f"http://127.0.0.1:{self.port}"
+
+    @property
+    def twilio_api_base(self) -> str:
+        """Base URL of the Twilio REST API the gateway talks to."""
+        if self.twilio_api_base_url:
+            return self.twilio_api_base_url
+        if self.sandbox:
+            return f"{self.base_url}/sandbox/twilio"
+        return "https://api.twilio.com"
+
+    @property
+    def embedded_sandbox(self) -> bool:
+        """True when this server itself serves the emulator's routes."""
+        return self.sandbox and not self.twilio_api_base_url
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, PostgreSQL URLs forced onto the psycopg 3 driver."""
+        if self.database_url:
+            url = self.database_url
+            for prefix in ("postgres://", "postgresql://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix) :]
+            return url
+        return f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file used when DATABASE_URL is not set."""
+        return self.db_path or (self.data_dir / "app.db")
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is SQLite."""
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    def warnings(self) -> list[str]:
+        """Half-configured or unsafe settings worth a loud line at start-up and in /health."""
+        out = []
+        if not self.twilio_validate_signature:
+            out.append(
+                "TWILIO_VALIDATE_SIGNATURE=false: webhook signatures are NOT checked; "
+                "anyone can inject messages"
+            )
+        if self.twilio_mode == "live" and not self.public_base_url:
+            out.append(
+                "PUBLIC_BASE_URL is not set: Twilio cannot reach the status callback, "
+                "delivery statuses will not be recorded"
+            )
+        return out
+
+
+def _read_file_secrets() -> dict[str, str]:
+    """Support NAME_FILE variables (Docker/systemd secrets) for every secret setting."""
+    found = {}
+    for field in SECRET_FIELDS:
+        path = os.environ.get(f"{field.upper()}_FILE")
+        if path:
+            try:
+                found[field] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"{field.upper()}_FILE: cannot read {path}: {exc}") from exc
+    return found
+
+
+def load_settings() -> Settings:
+    """Build settings or raise ConfigError with one readable line per problem."""
+    try:
+        settings = Settings(**_read_file_secrets())  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "_".join(str(p) for p in err["loc"]).upper() or "configuration"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if err["loc"] else message)
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    if not settings.secret_key:
+        settings.secret_key = _persistent_secret(settings.data_dir)
+    return settings
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    """Generate SECRET_KEY once and keep it in the data directory (mode 0600)."""
+    path = data_dir / ".secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    log.info("generated a new SECRET_KEY in %s", path)
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

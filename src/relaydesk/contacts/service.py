@@ -1,0 +1,51 @@
+"""Contacts: lookup, creation on first outbound message, and consent (opt-out)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from relaydesk.contacts.models import Contact
+from relaydesk.db import dialect_insert, utcnow
+
+
+def find(session: Session, phone: str, channel: str) -> Contact | None:
+    """The contact for an E.164 number on a channel, if known."""
+    return session.scalar(select(Contact).where(Contact.phone == phone, Contact.channel == channel))
+
+
+def get_or_create(session: Session, phone: str, channel: str) -> Contact:
+    """The contact for `phone` on `channel`, created when first seen (race-safe)."""
+    now = utcnow()
+    insert = dialect_insert(session)
+    session.execute(
+        insert(Contact)
+        .values(phone=phone, channel=channel, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["phone", "channel"])
+    )
+    contact = find(session, phone, channel)
+    assert contact is not None
+    return contact
+
+
+def mark_opted_out_by_message(session: Session, message_id: int, reason: str) -> None:
+    """Twilio says the recipient of this message unsubscribed: never message them again."""
+    from relaydesk.messaging.models import Conversation, Message
+
+    contact_id = session.scalar(
+        select(Conversation.contact_id)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .where(Message.id == message_id)
+    )
+    if contact_id is not None:
+        session.execute(
+            update(Contact)
+            .where(Contact.id == contact_id, Contact.opted_out_at.is_(None))
+            .values(opted_out_at=utcnow(), opt_out_reason=reason)
+        )
+
+
+def set_opted_out(session: Session, contact: Contact, opted_out: bool, reason: str) -> None:
+    """Record or clear a contact's opt-out."""
+    contact.opted_out_at = utcnow() if opted_out else None
+    contact.opt_out_reason = reason if opted_out else None

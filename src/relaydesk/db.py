@@ -1,0 +1,142 @@
+"""Engine, sessions and the declarative base shared by every domain."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from relaydesk.config import get_settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Autoincrementing 64-bit keys on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite.
+BigId = BigInteger().with_variant(sqlite.INTEGER(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use utcnow()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Base class of every table, with stable constraint names for migrations."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=8
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+        # pysqlite's own transaction handling defers BEGIN; issue it ourselves so
+        # that a write transaction takes the lock up front (no upgrade deadlocks).
+        @event.listens_for(engine, "connect")
+        def _no_auto_begin(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # Writers take the lock up front: a deferred transaction that reads and
+            # then writes fails at once (SQLITE_BUSY_SNAPSHOT) if another writer
+            # committed in between, whatever the busy timeout.
+            immediate = conn.get_execution_options().get("sqlite_immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    """The process-wide engine built from settings."""
+    from relaydesk.config import get_settings
+
+    return make_engine(get_settings().sqlalchemy_url)
+
+
+@lru_cache(maxsize=1)
+def get_sessionmaker() -> sessionmaker[Session]:
+    """Factory of read sessions (deferred transactions)."""
+    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+@lru_cache(maxsize=1)
+def get_write_sessionmaker() -> sessionmaker[Session]:
+    """Factory of write sessions: on SQLite their transactions take the write lock at BEGIN."""
+    engine = get_engine().execution_options(sqlite_immediate=True)
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(write: bool = True) -> Iterator[Session]:
+    """A unit of work: commit on success, roll back on error (tasks and CLI use it)."""
+    factory = get_write_sessionmaker() if write else get_sessionmaker()
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def dialect_insert(session_or_engine: Session | Engine) -> Any:
+    """The dialect's INSERT construct that supports ON CONFLICT (SQLite and PostgreSQL)."""
+    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    return postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
+
+
+def database_kind() -> str:
+    """'sqlite' or 'postgresql', for /health."""
+    return "sqlite" if get_settings().is_sqlite else "postgresql"

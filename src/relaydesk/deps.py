@@ -1,0 +1,72 @@
+"""Request dependencies as Annotated aliases: sessions and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from relaydesk.auth.service import Principal, authenticate_token
+from relaydesk.db import get_sessionmaker, get_write_sessionmaker
+from relaydesk.errors import Forbidden, Unauthorized
+
+ROLE_ORDER = {"viewer": 0, "operator": 1, "admin": 2}
+
+
+def _read_session() -> Iterator[Session]:
+    session = get_sessionmaker()()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _write_session() -> Iterator[Session]:
+    session = get_write_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(_read_session)]
+WriteSessionDep = Annotated[Session, Depends(_write_session)]
+
+
+def current_principal(request: Request) -> Principal:
+    """The caller named by `Authorization: Bearer <token>`; 401 otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'")
+    session = get_sessionmaker()()
+    try:
+        principal = authenticate_token(session, value.strip())
+    finally:
+        session.close()
+    if principal is None:
+        raise Unauthorized("The API token is unknown or was revoked")
+    return principal
+
+
+def require(role: str) -> object:
+    """A dependency that lets through callers with at least `role`."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if ROLE_ORDER[principal.role] < ROLE_ORDER[role]:
+            raise Forbidden(f"This needs the {role} role; your token is {principal.role}")
+        return principal
+
+    return Depends(check)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+Viewer = Annotated[Principal, require("viewer")]
+Operator = Annotated[Principal, require("operator")]
+Admin = Annotated[Principal, require("admin")]

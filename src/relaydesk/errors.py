@@ -1,0 +1,63 @@
+"""Domain errors that carry their HTTP status and a message a person understands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RelaydeskError(Exception):
+    """Base of every error shown to API clients and panel users."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, /, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body the API answers with."""
+        return {"detail": self.message, "code": self.code, **self.extra}
+
+
+class NotFound(RelaydeskError):
+    """The thing asked for does not exist."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Invalid(RelaydeskError):
+    """The request is well-formed but its content is wrong."""
+
+    status_code = 422
+    code = "invalid"
+
+
+class Conflict(RelaydeskError):
+    """The request clashes with the state of things (e.g. an opted-out contact)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class Unauthorized(RelaydeskError):
+    """No valid credentials."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(RelaydeskError):
+    """Valid credentials without the needed role."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class VendorRefused(RelaydeskError):
+    """Twilio permanently refused a message; carries Twilio's code and its meaning."""
+
+    status_code = 422
+    code = "twilio_error"

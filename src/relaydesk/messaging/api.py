@@ -1,0 +1,159 @@
+"""REST routes for messages, conversations and statistics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+
+from relaydesk.config import get_settings
+from relaydesk.contacts.numbers import InvalidNumber, normalize
+from relaydesk.db import session_scope
+from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.errors import Invalid, NotFound, VendorRefused
+from relaydesk.messaging import delivery, queries, service
+from relaydesk.messaging.models import Message
+from relaydesk.messaging.schemas import (
+    ConversationPage,
+    ConversationThread,
+    MessageOut,
+    MessagePage,
+    SendMessageIn,
+    Stats,
+)
+
+router = APIRouter(tags=["messages"])
+
+
+def _participant(raw: str) -> str:
+    try:
+        return normalize(raw, get_settings().default_region)
+    except InvalidNumber as exc:
+        raise Invalid(str(exc), field="participant") from None
+
+
+@router.post(
+    "/api/send-message",
+    status_code=201,
+    response_model=MessageOut,
+    responses={
+        202: {"description": "Stored; Twilio was unavailable, delivery is retried"},
+        409: {"description": "Opted-out contact or closed WhatsApp window"},
+        422: {"description": "Invalid input, or Twilio refused the message for good"},
+    },
+)
+def send_message(payload: SendMessageIn, principal: Operator, session: WriteSessionDep) -> Any:
+    """Send an SMS, MMS or WhatsApp message; Twilio's answer is in the response."""
+    message = service.send(
+        session,
+        service.SendRequest(
+            to=payload.to,
+            body=payload.body,
+            media_urls=payload.media_urls,
+            content_sid=payload.content_sid,
+            content_variables=payload.content_variables,
+            from_=payload.from_,
+            source="api",
+        ),
+        deliver_inline=True,
+    )
+    session.commit()
+    outcome = delivery.deliver(message.id)
+    with session_scope(write=False) as fresh:
+        stored = fresh.get(Message, message.id)
+        assert stored is not None
+        body = MessageOut.model_validate(queries.message_dict(stored)).model_dump(
+            mode="json", by_alias=True
+        )
+    if outcome.state == "refused" and outcome.error is not None:
+        raise VendorRefused(
+            f"Twilio refused the message: {outcome.error.message}",
+            twilio_code=outcome.error.code,
+            message=body,
+        )
+    if outcome.state == "retrying":
+        return JSONResponse(body, status_code=202)
+    return body
+
+
+@router.get("/api/messages", response_model=MessagePage)
+def list_messages(
+    principal: Viewer,
+    session: SessionDep,
+    direction: Literal["inbound", "outbound"] | None = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    participant: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
+    """Messages newest first, filtered, with keyset pagination and total counts."""
+    items, nxt = queries.list_messages(
+        session,
+        direction=direction,
+        status=status,
+        participant=_participant(participant) if participant else None,
+        q=q,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {"items": items, "next": nxt, "counts": queries.counts(session)}
+
+
+@router.get("/api/messages/{message_id}", response_model=MessageOut)
+def get_message(message_id: int, principal: Viewer, session: SessionDep) -> Any:
+    """One message."""
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"Message {message_id} does not exist")
+    return queries.message_dict(message)
+
+
+@router.delete("/api/messages/{message_id}", status_code=204)
+def delete_message(message_id: int, principal: Operator, session: WriteSessionDep) -> Response:
+    """Delete a message from history (audited)."""
+    service.delete_message(session, message_id, principal.actor)
+    return Response(status_code=204)
+
+
+@router.get("/api/conversations", response_model=ConversationPage)
+def list_conversations(
+    principal: Viewer,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    unread: bool = False,
+) -> Any:
+    """Conversations, most recent first."""
+    items, nxt = queries.list_conversations(session, limit=limit, cursor=cursor, unread_only=unread)
+    return {"items": items, "next": nxt}
+
+
+@router.get("/api/conversations/{participant}", response_model=ConversationThread)
+def conversation(
+    participant: str,
+    principal: Viewer,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = queries.MAX_LIMIT,
+    before: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
+    """The messages exchanged with one customer, oldest first."""
+    number = _participant(participant)
+    items, older, opted_out = queries.thread(session, number, limit=limit, before=before)
+    return {"participant": number, "opted_out": opted_out, "items": items, "before": older}
+
+
+@router.post("/api/conversations/{participant}/read", status_code=204)
+def mark_read(participant: str, principal: Operator, session: WriteSessionDep) -> Response:
+    """Mark a customer's conversations as read."""
+    service.mark_read(session, _participant(participant))
+    return Response(status_code=204)
+
+
+@router.get("/stats", response_model=Stats, tags=["health"])
+def stats(
+    principal: Viewer, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> Any:
+    """Message counts per direction, status and day."""
+    return queries.stats(session, days)

@@ -1,0 +1,250 @@
+"""Handing stored messages to Twilio: claim, submit, record — safe through crashes.
+
+A message is claimed with a conditional UPDATE before the Twilio call, so two workers
+never submit it together. If a process dies after Twilio accepted a message but before
+its SID was stored, the next attempt first asks Twilio whether the message is already
+there (`submit_state = "in_flight"`) instead of sending it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from relaydesk.channels.twilio.errors import describe_error
+from relaydesk.channels.twilio.gateway import GatewayError, TwilioGateway, make_client
+from relaydesk.config import get_settings
+from relaydesk.db import session_scope, utcnow
+from relaydesk.messaging.ingest import apply_status
+from relaydesk.messaging.models import Message, MessageEvent
+from relaydesk.messaging.status import PENDING
+from relaydesk.tasks import enqueue_after_commit
+
+log = logging.getLogger(__name__)
+
+# A claim older than this is considered abandoned by a dead process.
+CLAIM_LEASE = timedelta(minutes=2)
+
+
+@lru_cache(maxsize=1)
+def get_gateway() -> TwilioGateway:
+    """The process-wide gateway configured from settings."""
+    s = get_settings()
+    return TwilioGateway(
+        make_client(s.twilio_api_base, s.account_sid, s.auth_token, s.twilio_timeout_seconds)
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one delivery attempt."""
+
+    state: str  # submitted | refused | retrying | failed | skipped
+    error: GatewayError | None = None
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with jitter: ~5 s, 10 s, 20 s … capped at 10 minutes."""
+    base: float = min(5 * 2 ** max(attempt - 1, 0), 600)
+    return base * random.uniform(0.8, 1.2)
+
+
+def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
+    """Submit one pending message to Twilio and record the answer."""
+    gateway = gateway or get_gateway()
+    settings = get_settings()
+    with session_scope() as session:
+        claimed = _claim(session, message_id)
+        if claimed is None:
+            return Outcome("skipped")
+        msg, reconcile = claimed
+        snapshot = _Snapshot.of(msg)
+
+    if reconcile:
+        try:
+            found = _find_existing(gateway, snapshot)
+        except GatewayError as exc:
+            return _record_failure(snapshot, exc, settings.max_send_attempts)
+        if found is not None:
+            log.info("message %s was already at Twilio as %s; not resending", message_id, found)
+            return _record_success(snapshot.id, found, "queued", None)
+
+    try:
+        sent = gateway.create_message(
+            to=snapshot.to_addr,
+            from_=None if snapshot.service_sid else snapshot.from_addr,
+            messaging_service_sid=snapshot.service_sid,
+            body=snapshot.body or None,
+            media_urls=snapshot.media_urls or None,
+            content_sid=snapshot.content_sid,
+            content_variables=snapshot.content_variables,
+            status_callback=f"{settings.base_url}/twilio/status",
+        )
+    except GatewayError as exc:
+        return _record_failure(snapshot, exc, settings.max_send_attempts)
+    return _record_success(snapshot.id, sent.sid, sent.status, sent.num_segments)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    id: int
+    attempts: int
+    to_addr: str
+    from_addr: str
+    service_sid: str | None
+    body: str
+    media_urls: list[str]
+    content_sid: str | None
+    content_variables: str | None
+    created_at: object
+
+    @classmethod
+    def of(cls, m: Message) -> _Snapshot:
+        return cls(
+            id=m.id,
+            attempts=m.attempts,
+            to_addr=m.to_addr,
+            from_addr=m.from_addr,
+            service_sid=m.messaging_service_sid if m.from_addr.startswith("MG") else None,
+            body=m.body,
+            media_urls=[item["url"] for item in m.media if item.get("url")],
+            content_sid=m.content_sid,
+            content_variables=m.content_variables,
+            created_at=m.created_at,
+        )
+
+
+def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
+    """Take the message for this attempt; also says whether a previous one may have landed."""
+    now = utcnow()
+    before = session.execute(
+        select(Message.attempts, Message.submit_state).where(Message.id == message_id)
+    ).first()
+    if before is None:
+        return None
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.id == message_id,
+            Message.status == PENDING,
+            Message.sid.is_(None),
+            Message.attempts == before.attempts,  # nobody claimed it since we looked
+            or_(Message.submit_started_at.is_(None), Message.submit_started_at < now - CLAIM_LEASE),
+        )
+        .values(
+            attempts=Message.attempts + 1,
+            submit_started_at=now,
+            # Remember what we are about to do; a crash leaves this mark behind.
+            submit_state="in_flight",
+            # If this process dies mid-call, the sweeper retries after the lease.
+            next_attempt_at=now + CLAIM_LEASE,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    msg = session.get(Message, message_id)
+    assert msg is not None
+    session.refresh(msg)
+    return msg, before.submit_state == "in_flight"
+
+
+def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> str | None:
+    since = snap.created_at - timedelta(minutes=1)  # type: ignore[operator]
+    with session_scope(write=False) as session:
+        candidates = gateway.find_sent(to=snap.to_addr, since=since)
+        for remote in candidates:
+            if remote.body != snap.body:
+                continue
+            if remote.date_created is not None and remote.date_created < since:
+                continue
+            known = session.scalar(select(Message.id).where(Message.sid == remote.sid))
+            if known is None:
+                return remote.sid
+    return None
+
+
+def _record_success(message_id: int, sid: str, status: str, segments: int | None) -> Outcome:
+    with session_scope() as session:
+        values: dict[str, object] = {"sid": sid, "submit_state": "submitted", "updated_at": utcnow()}
+        if segments:
+            values["num_segments"] = segments
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        apply_status(session, message_id, PENDING, status, None, utcnow())
+        _replay_early_events(session, message_id, sid)
+    return Outcome("submitted")
+
+
+def _replay_early_events(session: Session, message_id: int, sid: str) -> None:
+    """Apply status callbacks that arrived before we knew the message's SID."""
+    events = session.scalars(
+        select(MessageEvent)
+        .where(MessageEvent.sid == sid, MessageEvent.message_id.is_(None))
+        .order_by(MessageEvent.id)
+    ).all()
+    for event in events:
+        current = session.scalar(select(Message.status).where(Message.id == message_id))
+        event.message_id = message_id
+        event.applied = apply_status(
+            session, message_id, current or PENDING, event.status, event.error_code,
+            event.received_at,
+        )
+
+
+def _record_failure(snap: _Snapshot, exc: GatewayError, max_attempts: int) -> Outcome:
+    now = utcnow()
+    with session_scope() as session:
+        if exc.permanent or snap.attempts >= max_attempts:
+            message = exc.message if exc.permanent else (
+                f"Gave up after {snap.attempts} attempts: {exc.message}"
+            )
+            session.execute(
+                update(Message)
+                .where(Message.id == snap.id)
+                .values(
+                    status="failed",
+                    error_code=exc.code,
+                    error_message=describe_error(exc.code) if exc.code else message,
+                    submit_state="refused" if exc.permanent else "in_flight",
+                    submit_started_at=None,
+                    next_attempt_at=None,
+                    status_changed_at=now,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if exc.code == 21610:
+                from relaydesk.contacts import service as contacts
+
+                contacts.mark_opted_out_by_message(session, snap.id, "Twilio error 21610")
+            return Outcome("refused" if exc.permanent else "failed", exc)
+        delay = backoff_seconds(snap.attempts)
+        session.execute(
+            update(Message)
+            .where(Message.id == snap.id)
+            .values(
+                error_code=exc.code,
+                error_message=f"Attempt {snap.attempts} failed, retrying: {exc.message}",
+                submit_state="in_flight" if exc.ambiguous else "not_sent",
+                submit_started_at=None,
+                next_attempt_at=now + timedelta(seconds=delay),
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        enqueue_after_commit(session, "messaging.deliver", snap.id, delay=delay)
+    log.warning("message %s attempt %s failed (%s); retry in %.0fs", snap.id, snap.attempts,
+                exc.message, delay)
+    return Outcome("retrying", exc)

@@ -1,0 +1,327 @@
+"""Set-based storage of inbound messages and status callbacks.
+
+Both functions take a batch so that the webhook writer can store many webhooks in one
+transaction; every statement is an index lookup, so the cost does not grow with history.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy.orm import Session
+
+from relaydesk.channels.twilio.errors import describe_error
+from relaydesk.contacts.models import Contact
+from relaydesk.db import dialect_insert, utcnow
+from relaydesk.messaging import status as st
+from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent
+from relaydesk.tasks import enqueue_after_commit
+
+log = logging.getLogger(__name__)
+
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"}
+)
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+
+
+@dataclass
+class InboundRecord:
+    """One inbound webhook, parsed."""
+
+    sid: str
+    channel: str  # sms | mms | whatsapp
+    contact_channel: str  # sms | whatsapp
+    participant: str  # customer E.164
+    from_addr: str
+    to_addr: str
+    body: str
+    media: list[dict[str, Any]]
+    num_segments: int
+    profile_name: str | None
+    opt_out: str | None  # "STOP" | "START" | None
+    raw: dict[str, str]
+    received_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class StatusRecord:
+    """One status callback, parsed."""
+
+    sid: str
+    status: str
+    error_code: int | None
+    raw: dict[str, str]
+    idempotency_token: str | None
+    received_at: datetime = field(default_factory=utcnow)
+
+
+def opt_out_keyword(body: str, opt_out_type: str | None) -> str | None:
+    """'STOP' or 'START' when the message changes consent, like Twilio's keywords."""
+    if opt_out_type in ("STOP", "START"):
+        return opt_out_type
+    word = body.strip().strip(".!").upper()
+    if word in STOP_WORDS:
+        return "STOP"
+    if word in START_WORDS:
+        return "START"
+    return None
+
+
+def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
+    """Store new inbound messages once per SID; returns the ids of the rows created."""
+    unique: dict[str, InboundRecord] = {}
+    for rec in records:
+        unique.setdefault(rec.sid, rec)
+    if not unique:
+        return []
+    existing = set(session.scalars(select(Message.sid).where(Message.sid.in_(list(unique)))))
+    fresh = [rec for sid, rec in unique.items() if sid not in existing]
+    if not fresh:
+        return []
+    insert = dialect_insert(session)
+    now = utcnow()
+
+    contacts: dict[tuple[str, str], str | None] = {}
+    for rec in fresh:
+        key = (rec.participant, rec.contact_channel)
+        contacts[key] = rec.profile_name or contacts.get(key)
+    stmt = insert(Contact).values(
+        [
+            {"phone": p, "channel": c, "profile_name": name, "created_at": now, "updated_at": now}
+            for (p, c), name in contacts.items()
+        ]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["phone", "channel"],
+        set_={
+            "profile_name": func.coalesce(stmt.excluded.profile_name, Contact.profile_name),
+            "updated_at": stmt.excluded.updated_at,
+        },
+    ).returning(Contact.id, Contact.phone, Contact.channel)
+    contact_ids = {(row.phone, row.channel): row.id for row in session.execute(stmt)}
+
+    conv_keys: dict[tuple[int, str], InboundRecord] = {}
+    for rec in fresh:
+        conv_keys.setdefault((contact_ids[(rec.participant, rec.contact_channel)], rec.to_addr), rec)
+    cstmt = insert(Conversation).values(
+        [
+            {
+                "contact_id": cid,
+                "our_address": our,
+                "participant": rec.participant,
+                "channel": rec.contact_channel,
+                "message_count": 0,
+                "unread_count": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for (cid, our), rec in conv_keys.items()
+        ]
+    )
+    cstmt = cstmt.on_conflict_do_update(
+        index_elements=["contact_id", "our_address"], set_={"updated_at": cstmt.excluded.updated_at}
+    ).returning(Conversation.id, Conversation.contact_id, Conversation.our_address)
+    conv_ids = {(row.contact_id, row.our_address): row.id for row in session.execute(cstmt)}
+
+    rows = []
+    for rec in fresh:
+        cid = conv_ids[(contact_ids[(rec.participant, rec.contact_channel)], rec.to_addr)]
+        rows.append(
+            {
+                "sid": rec.sid,
+                "direction": "inbound",
+                "channel": rec.channel,
+                "from_addr": rec.from_addr,
+                "to_addr": rec.to_addr,
+                "participant": rec.participant,
+                "conversation_id": cid,
+                "body": rec.body,
+                "media": rec.media,
+                "num_media": len(rec.media),
+                "status": "received",
+                "num_segments": rec.num_segments,
+                "source": "customer",
+                "raw": rec.raw,
+                "attempts": 0,
+                "created_at": rec.received_at,
+                "updated_at": rec.received_at,
+                "status_changed_at": rec.received_at,
+            }
+        )
+    mstmt = (
+        insert(Message)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["sid"])
+        .returning(Message.id, Message.sid, Message.conversation_id)
+    )
+    inserted = session.execute(mstmt).all()
+    if not inserted:
+        return []
+    by_sid = {rec.sid: rec for rec in fresh}
+
+    per_conv: dict[int, list[tuple[int, InboundRecord]]] = {}
+    for row in inserted:
+        per_conv.setdefault(row.conversation_id, []).append((row.id, by_sid[row.sid]))
+    bump_conversations(
+        session,
+        [
+            {
+                "cid": cid,
+                "n": len(items),
+                "mid": max(items, key=lambda it: it[0])[0],
+                "at": max(items, key=lambda it: it[0])[1].received_at,
+                "body": _preview(max(items, key=lambda it: it[0])[1]),
+                "direction": "inbound",
+                "unread": len(items),
+            }
+            for cid, items in per_conv.items()
+        ],
+    )
+    bump_counter(session, "inbound", len(inserted))
+
+    consent = [(by_sid[row.sid], by_sid[row.sid].opt_out) for row in inserted]
+    for rec, keyword in consent:
+        if keyword is None:
+            continue
+        cid = contact_ids[(rec.participant, rec.contact_channel)]
+        session.execute(
+            update(Contact)
+            .where(Contact.id == cid)
+            .values(
+                opted_out_at=rec.received_at if keyword == "STOP" else None,
+                opt_out_reason=f"replied {rec.body.strip()[:20]}" if keyword == "STOP" else None,
+            )
+        )
+    ids = [row.id for row in inserted]
+    enqueue_after_commit(session, "messaging.inbound_received", ids)
+    return ids
+
+
+def _preview(rec: InboundRecord) -> str:
+    if rec.body:
+        return rec.body[:200]
+    return f"[{len(rec.media)} attachment(s)]" if rec.media else ""
+
+
+_conv_bump = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("cid"))
+    .values(
+        message_count=Conversation.message_count + bindparam("n"),
+        unread_count=Conversation.unread_count + bindparam("unread"),
+        last_message_id=case(
+            (func.coalesce(Conversation.last_message_id, 0) < bindparam("mid"), bindparam("mid")),
+            else_=Conversation.last_message_id,
+        ),
+        last_message_at=case(
+            (func.coalesce(Conversation.last_message_id, 0) < bindparam("mid"), bindparam("at")),
+            else_=Conversation.last_message_at,
+        ),
+        last_body=case(
+            (func.coalesce(Conversation.last_message_id, 0) < bindparam("mid"), bindparam("body")),
+            else_=Conversation.last_body,
+        ),
+        last_direction=case(
+            (
+                func.coalesce(Conversation.last_message_id, 0) < bindparam("mid"),
+                bindparam("direction"),
+            ),
+            else_=Conversation.last_direction,
+        ),
+        last_inbound_at=case(
+            (bindparam("direction") == "inbound", bindparam("at")),
+            else_=Conversation.last_inbound_at,
+        ),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def bump_conversations(session: Session, params: list[dict[str, Any]]) -> None:
+    """Add new messages to their conversations' counters and last-message preview."""
+    if params:
+        session.connection().execute(_conv_bump, params)
+
+
+def bump_counter(session: Session, direction: str, delta: int) -> None:
+    """Keep the per-direction message totals true (same transaction as the change)."""
+    session.execute(
+        update(MessageCounter)
+        .where(MessageCounter.direction == direction)
+        .values(count=MessageCounter.count + delta)
+    )
+
+
+def record_statuses(session: Session, records: list[StatusRecord]) -> int:
+    """Keep every callback; move each message's status forward only. Returns moves applied."""
+    if not records:
+        return 0
+    sids = list({r.sid for r in records})
+    current: dict[str, tuple[int, str, str]] = {
+        row.sid: (row.id, row.status, row.participant)
+        for row in session.execute(
+            select(Message.sid, Message.id, Message.status, Message.participant).where(
+                Message.sid.in_(sids)
+            )
+        )
+    }
+    events = []
+    applied = 0
+    for rec in records:
+        found = current.get(rec.sid)
+        moved = False
+        if found is not None:
+            mid, status, participant = found
+            if apply_status(session, mid, status, rec.status, rec.error_code, rec.received_at):
+                current[rec.sid] = (mid, rec.status, participant)
+                moved = True
+                applied += 1
+        events.append(
+            {
+                "message_id": found[0] if found else None,
+                "sid": rec.sid,
+                "status": rec.status[:20],
+                "error_code": rec.error_code,
+                "applied": moved,
+                "idempotency_token": rec.idempotency_token,
+                "payload": rec.raw,
+                "received_at": rec.received_at,
+            }
+        )
+    session.execute(dialect_insert(session)(MessageEvent), events)
+    return applied
+
+
+def apply_status(
+    session: Session,
+    message_id: int,
+    current: str,
+    new: str,
+    error_code: int | None,
+    at: datetime,
+) -> bool:
+    """Move one message to `new` if the order allows; True when it moved."""
+    if not st.can_move(current, new):
+        return False
+    values: dict[str, Any] = {"status": new, "status_changed_at": at, "updated_at": at}
+    if error_code:
+        values["error_code"] = error_code
+        values["error_message"] = describe_error(error_code)
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == current)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    if error_code == 21610:
+        from relaydesk.contacts import service as contacts
+
+        contacts.mark_opted_out_by_message(session, message_id, "Twilio error 21610")
+    return True

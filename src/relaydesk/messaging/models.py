@@ -1,0 +1,134 @@
+"""Conversations, messages, delivery events and the message counters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from relaydesk.db import Base, BigId, UTCDateTime, utcnow
+
+
+class Conversation(Base):
+    """One thread per contact × our address; keeps the inbox list cheap to read."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "our_address"),
+        Index("ix_conversations_recent", "last_message_at", "id"),
+        Index("ix_conversations_participant", "participant"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    participant: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(10))
+    our_address: Mapped[str] = mapped_column(String(64))
+    last_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_body: Mapped[str | None] = mapped_column(String(200))
+    last_direction: Mapped[str | None] = mapped_column(String(8))
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    unread_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Message(Base):
+    """Every inbound and outbound message; a row exists before anything leaves."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_direction_id", "direction", "id"),
+        Index("ix_messages_status_id", "status", "id"),
+        Index("ix_messages_participant_id", "participant", "id"),
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        Index("ix_messages_created_at", "created_at"),
+        Index(
+            "ix_messages_due",
+            "next_attempt_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_messages_unprocessed",
+            "id",
+            sqlite_where=text("processed_at IS NULL AND direction = 'inbound'"),
+            postgresql_where=text("processed_at IS NULL AND direction = 'inbound'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(8))  # inbound | outbound
+    channel: Mapped[str] = mapped_column(String(10))  # sms | mms | whatsapp
+    from_addr: Mapped[str] = mapped_column(String(64))
+    to_addr: Mapped[str] = mapped_column(String(64))
+    participant: Mapped[str] = mapped_column(String(20))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    body: Mapped[str] = mapped_column(Text, default="")
+    media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    num_media: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    num_segments: Mapped[int] = mapped_column(Integer, default=1)
+    encoding: Mapped[str | None] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    messaging_service_sid: Mapped[str | None] = mapped_column(String(64))
+    content_sid: Mapped[str | None] = mapped_column(String(64))
+    content_variables: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    submit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None, "in_flight" (Twilio may have it: reconcile before retrying), "not_sent",
+    # "submitted" or "refused".
+    submit_state: Mapped[str | None] = mapped_column(String(12))
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageEvent(Base):
+    """Every status callback exactly as received, kept even for unknown SIDs."""
+
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+    sid: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    applied: Mapped[bool] = mapped_column(default=False)
+    idempotency_token: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MessageCounter(Base):
+    """Running totals per direction, kept in the same transaction as inserts and deletes."""
+
+    __tablename__ = "message_counters"
+
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

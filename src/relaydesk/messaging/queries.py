@@ -1,0 +1,193 @@
+"""Read side of the inbox: every query is an index range scan, whatever the history size."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session, load_only
+
+from relaydesk.contacts.models import Contact
+from relaydesk.db import utcnow
+from relaydesk.errors import Invalid
+from relaydesk.messaging.models import Conversation, Message, MessageCounter
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+_LIST_COLUMNS = load_only(
+    Message.id, Message.sid, Message.direction, Message.channel, Message.from_addr,
+    Message.to_addr, Message.participant, Message.body, Message.status, Message.error_code,
+    Message.error_message, Message.num_segments, Message.encoding, Message.source,
+    Message.attempts, Message.created_at, Message.updated_at, Message.media,
+)
+
+
+def encode_cursor(*parts: Any) -> str:
+    """An opaque cursor for keyset pagination."""
+    text = "|".join(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, count: int) -> list[str]:
+    """The parts of a cursor made by encode_cursor; Invalid when it was tampered with."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("The cursor is not one this API gave out", field="cursor") from None
+    parts = text.split("|")
+    if len(parts) != count:
+        raise Invalid("The cursor is not one this API gave out", field="cursor")
+    return parts
+
+
+def message_dict(m: Message) -> dict[str, Any]:
+    """A message as the API shows it."""
+    return {
+        "id": m.id, "sid": m.sid, "direction": m.direction, "channel": m.channel,
+        "from": m.from_addr, "to": m.to_addr, "participant": m.participant, "body": m.body,
+        "status": m.status, "error_code": m.error_code, "error_message": m.error_message,
+        "num_segments": m.num_segments, "encoding": m.encoding, "source": m.source,
+        "attempts": m.attempts, "created_at": m.created_at, "updated_at": m.updated_at,
+        "media": m.media or [],
+    }
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Totals per direction (kept by the writers, so this is two tiny rows)."""
+    rows = dict(session.execute(select(MessageCounter.direction, MessageCounter.count)).all())
+    inbound, outbound = int(rows.get("inbound", 0)), int(rows.get("outbound", 0))
+    return {"total": inbound + outbound, "inbound": inbound, "outbound": outbound}
+
+
+def _like(q: str) -> str:
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_messages(
+    session: Session,
+    *,
+    direction: str | None = None,
+    status: str | None = None,
+    participant: str | None = None,
+    q: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of messages, newest first, with the cursor of the next page."""
+    query: Select[tuple[Message]] = select(Message).options(_LIST_COLUMNS)
+    if direction:
+        query = query.where(Message.direction == direction)
+    if status:
+        query = query.where(Message.status == status)
+    if participant:
+        query = query.where(Message.participant == participant)
+    if q:
+        pattern = _like(q)
+        query = query.where(
+            or_(Message.body.ilike(pattern, escape="\\"), Message.participant.like(pattern, escape="\\"))
+        )
+    if cursor:
+        (last_id,) = decode_cursor(cursor, 1)
+        if not last_id.isdigit():
+            raise Invalid("The cursor is not one this API gave out", field="cursor")
+        query = query.where(Message.id < int(last_id))
+    rows = session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)).all()
+    items = [message_dict(m) for m in rows[:limit]]
+    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return items, nxt
+
+
+def list_conversations(
+    session: Session, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None,
+    unread_only: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Conversations with any message, most recent first."""
+    query = (
+        select(Conversation, Contact.profile_name, Contact.opted_out_at)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .where(Conversation.last_message_at.is_not(None))
+    )
+    if unread_only:
+        query = query.where(Conversation.unread_count > 0)
+    if cursor:
+        at_text, conv_id = decode_cursor(cursor, 2)
+        try:
+            at, cid = datetime.fromisoformat(at_text), int(conv_id)
+        except ValueError:
+            raise Invalid("The cursor is not one this API gave out", field="cursor") from None
+        query = query.where(
+            or_(
+                Conversation.last_message_at < at,
+                and_(Conversation.last_message_at == at, Conversation.id < cid),
+            )
+        )
+    rows = session.execute(
+        query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit + 1)
+    ).all()
+    items = [
+        {
+            "id": c.id, "participant": c.participant, "channel": c.channel,
+            "our_address": c.our_address, "profile_name": name,
+            "last_message_at": c.last_message_at, "last_body": c.last_body,
+            "last_direction": c.last_direction, "message_count": c.message_count,
+            "unread": c.unread_count, "opted_out": opted_out_at is not None,
+        }
+        for c, name, opted_out_at in rows[:limit]
+    ]
+    nxt = None
+    if len(rows) > limit:
+        last = rows[limit - 1][0]
+        nxt = encode_cursor(last.last_message_at, last.id)
+    return items, nxt
+
+
+def thread(
+    session: Session, participant: str, *, limit: int = MAX_LIMIT, before: str | None = None
+) -> tuple[list[dict[str, Any]], str | None, bool]:
+    """Messages with one participant, oldest first (the latest `limit` before `before`)."""
+    query = select(Message).options(_LIST_COLUMNS).where(Message.participant == participant)
+    if before:
+        (bid,) = decode_cursor(before, 1)
+        if not bid.isdigit():
+            raise Invalid("The cursor is not one this API gave out", field="before")
+        query = query.where(Message.id < int(bid))
+    rows = session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)).all()
+    page = list(reversed(rows[:limit]))
+    older = encode_cursor(page[0].id) if len(rows) > limit and page else None
+    opted_out = session.scalar(
+        select(func.count(Contact.id)).where(
+            Contact.phone == participant, Contact.opted_out_at.is_not(None)
+        )
+    )
+    return [message_dict(m) for m in page], older, bool(opted_out)
+
+
+def stats(session: Session, days: int = 30) -> dict[str, Any]:
+    """Totals, per-status counts and per-day counts over the last `days` days."""
+    since = (utcnow() - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    by_status = dict(
+        session.execute(
+            select(Message.status, func.count(Message.id))
+            .where(Message.created_at >= since)
+            .group_by(Message.status)
+        ).all()
+    )
+    day = func.date(Message.created_at) if session.get_bind().dialect.name == "sqlite" else (
+        func.to_char(func.timezone("UTC", Message.created_at), "YYYY-MM-DD")
+    )
+    per_day: dict[str, dict[str, int]] = {}
+    for d, direction, n in session.execute(
+        select(day, Message.direction, func.count(Message.id))
+        .where(Message.created_at >= since)
+        .group_by(day, Message.direction)
+    ).all():
+        per_day.setdefault(str(d), {"inbound": 0, "outbound": 0})[direction] = int(n)
+    return {
+        "counts": counts(session),
+        "by_status": {k: int(v) for k, v in by_status.items()},
+        "by_day": [{"day": d, **v} for d, v in sorted(per_day.items())],
+        "days": days,
+    }

@@ -1,0 +1,120 @@
+"""API shapes of messages and conversations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MediaOut(BaseModel):
+    """An attachment of a message."""
+
+    content_type: str | None = None
+    url: str
+    size: int | None = None
+    transcript: str | None = None
+    description: str | None = None
+
+
+class MessageOut(BaseModel):
+    """A message as the API shows it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    sid: str | None
+    direction: str
+    channel: str
+    from_: str = Field(alias="from")
+    to: str
+    participant: str
+    body: str
+    status: str
+    error_code: int | None
+    error_message: str | None
+    num_segments: int
+    encoding: str | None
+    source: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    media: list[MediaOut]
+
+
+class Counts(BaseModel):
+    """Totals over the whole history."""
+
+    total: int
+    inbound: int
+    outbound: int
+
+
+class MessagePage(BaseModel):
+    """One page of messages, newest first."""
+
+    items: list[MessageOut]
+    next: str | None
+    counts: Counts
+
+
+class ConversationOut(BaseModel):
+    """One row of the inbox."""
+
+    id: int
+    participant: str
+    channel: str
+    our_address: str
+    profile_name: str | None
+    last_message_at: datetime | None
+    last_body: str | None
+    last_direction: str | None
+    message_count: int
+    unread: int
+    opted_out: bool
+
+
+class ConversationPage(BaseModel):
+    """One page of conversations, most recent first."""
+
+    items: list[ConversationOut]
+    next: str | None
+
+
+class ConversationThread(BaseModel):
+    """The messages exchanged with one participant, oldest first."""
+
+    participant: str
+    opted_out: bool
+    items: list[MessageOut]
+    before: str | None = Field(description="cursor for older messages, or null")
+
+
+class SendMessageIn(BaseModel):
+    """POST /api/send-message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1, max_length=64, examples=["+48600100200"])
+    body: str | None = Field(default=None, max_length=20000)
+    media_urls: list[str] = Field(default_factory=list, max_length=20)
+    content_sid: str | None = Field(default=None, max_length=64)
+    content_variables: dict[str, str] | None = None
+    from_: str | None = Field(default=None, alias="from", max_length=64)
+
+
+class DayStats(BaseModel):
+    """Message counts of one day (UTC)."""
+
+    day: str
+    inbound: int
+    outbound: int
+
+
+class Stats(BaseModel):
+    """Counts per direction, status and day."""
+
+    counts: Counts
+    by_status: dict[str, int]
+    by_day: list[DayStats]
+    days: int

@@ -1,0 +1,265 @@
+"""The one way anything leaves relaydesk, and the changes operators make to history."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from relaydesk.admin import service as audit
+from relaydesk.config import get_settings
+from relaydesk.contacts import service as contacts
+from relaydesk.contacts.numbers import InvalidNumber, parse_address
+from relaydesk.db import dialect_insert, utcnow
+from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.messaging.ingest import bump_conversations, bump_counter
+from relaydesk.messaging.models import Conversation, Message
+from relaydesk.messaging.segments import count_segments
+from relaydesk.messaging.status import PENDING
+from relaydesk.tasks import enqueue_after_commit
+
+MAX_BODY = 1600
+MAX_MEDIA = 10
+WHATSAPP_WINDOW = timedelta(hours=24)
+CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+SOURCES = frozenset(
+    {"api", "operator", "auto_reply", "ai", "assistant", "reminder", "campaign", "news"}
+)
+# How long an inline send waits before the queued safety-net job tries it.
+INLINE_GRACE_SECONDS = 30.0
+
+
+@dataclass
+class SendRequest:
+    """What a caller wants sent; validated by `send`."""
+
+    to: str
+    body: str | None = None
+    media_urls: list[str] = field(default_factory=list)
+    content_sid: str | None = None
+    content_variables: dict[str, str] | None = None
+    source: str = "api"
+    from_: str | None = None
+    user_id: int | None = None
+
+
+def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) -> Message:
+    """Validate and store an outbound message; delivery happens after commit.
+
+    With `deliver_inline` the caller calls `delivery.deliver(id)` itself right after
+    committing (to tell a person about Twilio's answer); a queued job follows later as
+    a safety net and finds nothing to do. Otherwise the queue delivers it at once.
+    """
+    settings = get_settings()
+    if req.source not in SOURCES:
+        raise ValueError(f"unknown message source {req.source!r}")
+    try:
+        address = parse_address(req.to, settings.default_region)
+    except InvalidNumber as exc:
+        raise Invalid(str(exc), field="to") from None
+    body = req.body or ""
+    _check_content(body, req, address.channel)
+
+    contact = contacts.get_or_create(session, address.e164, address.channel)
+    if contact.opted_out_at is not None:
+        raise Conflict(
+            f"{address.e164} unsubscribed on {contact.opted_out_at:%Y-%m-%d %H:%M} UTC "
+            f"({contact.opt_out_reason or 'opted out'}); nothing can be sent until they text START",
+            code="opted_out",
+        )
+    conversation = _conversation_for(session, contact.id, address.channel, req.from_)
+    if address.channel == "whatsapp" and not req.content_sid:
+        last_in = conversation.last_inbound_at if conversation else None
+        if last_in is None or utcnow() - last_in > WHATSAPP_WINDOW:
+            raise Conflict(
+                "The WhatsApp 24-hour window with this customer is closed: free text is not "
+                "allowed; send an approved template (content_sid) instead",
+                code="whatsapp_window_closed",
+            )
+    sender = _sender(address.channel, req.from_, conversation)
+    if conversation is None:
+        conversation = _create_conversation(
+            session, contact.id, address.e164, address.channel, sender
+        )
+
+    info = count_segments(body) if body else None
+    channel = address.channel if address.channel == "whatsapp" else (
+        "mms" if req.media_urls else "sms"
+    )
+    now = utcnow()
+    message = Message(
+        direction="outbound",
+        channel=channel,
+        from_addr=sender,
+        to_addr=address.twilio,
+        participant=address.e164,
+        conversation_id=conversation.id,
+        body=body,
+        media=[{"url": u} for u in req.media_urls],
+        num_media=len(req.media_urls),
+        status=PENDING,
+        num_segments=info.segments if info else 1,
+        encoding=info.encoding if info else None,
+        source=req.source,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
+        content_sid=req.content_sid,
+        content_variables=json.dumps(req.content_variables, ensure_ascii=False)
+        if req.content_variables
+        else None,
+        user_id=req.user_id,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+        status_changed_at=now,
+    )
+    session.add(message)
+    session.flush()
+    bump_conversations(
+        session,
+        [
+            {
+                "cid": conversation.id,
+                "n": 1,
+                "unread": 0,
+                "mid": message.id,
+                "at": now,
+                "body": (body or "[template]" if req.content_sid else body)[:200]
+                or f"[{len(req.media_urls)} attachment(s)]",
+                "direction": "outbound",
+            }
+        ],
+    )
+    bump_counter(session, "outbound", 1)
+    enqueue_after_commit(
+        session,
+        "messaging.deliver",
+        message.id,
+        delay=INLINE_GRACE_SECONDS if deliver_inline else None,
+    )
+    return message
+
+
+def _check_content(body: str, req: SendRequest, channel: str) -> None:
+    if not body.strip() and not req.media_urls and not req.content_sid:
+        raise Invalid("The message is empty: give a body, media_urls or a content_sid", field="body")
+    if len(body) > MAX_BODY:
+        raise Invalid(
+            f"The message is {len(body):,} characters long; Twilio's limit is {MAX_BODY:,}",
+            field="body",
+        )
+    limit = 1 if channel == "whatsapp" else MAX_MEDIA
+    if len(req.media_urls) > limit:
+        raise Invalid(f"At most {limit} media file(s) per message on this channel", field="media_urls")
+    for url in req.media_urls:
+        if not url.startswith(("https://", "http://")) or len(url) > 2000:
+            raise Invalid(f"Media URL '{url[:80]}' must be an http(s) address", field="media_urls")
+    if req.content_sid and not CONTENT_SID.match(req.content_sid):
+        raise Invalid("content_sid must look like HX followed by 32 hex digits", field="content_sid")
+    if req.content_variables is not None:
+        if not req.content_sid:
+            raise Invalid("content_variables need a content_sid", field="content_variables")
+        if len(req.content_variables) > 100:
+            raise Invalid("A template takes at most 100 variables", field="content_variables")
+
+
+def _conversation_for(
+    session: Session, contact_id: int, channel: str, from_: str | None
+) -> Conversation | None:
+    query = select(Conversation).where(Conversation.contact_id == contact_id)
+    if from_:
+        query = query.where(Conversation.our_address == from_)
+    query = query.order_by(Conversation.last_message_at.desc().nulls_last()).limit(1)
+    return session.scalar(query)
+
+
+def _sender(channel: str, from_: str | None, conversation: Conversation | None) -> str:
+    settings = get_settings()
+    if from_:
+        return from_
+    if conversation is not None:
+        return conversation.our_address
+    if settings.twilio_messaging_service_sid:
+        return settings.twilio_messaging_service_sid
+    if channel == "whatsapp":
+        if settings.twilio_whatsapp_from:
+            return settings.twilio_whatsapp_from
+        base = settings.default_from
+        return f"whatsapp:{base}" if base else ""
+    return settings.default_from or ""
+
+
+def _create_conversation(
+    session: Session, contact_id: int, participant: str, channel: str, our_address: str
+) -> Conversation:
+    now = utcnow()
+    session.execute(
+        dialect_insert(session)(Conversation)
+        .values(
+            contact_id=contact_id,
+            our_address=our_address,
+            participant=participant,
+            channel=channel,
+            message_count=0,
+            unread_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["contact_id", "our_address"])
+    )
+    conv = session.scalar(
+        select(Conversation).where(
+            Conversation.contact_id == contact_id, Conversation.our_address == our_address
+        )
+    )
+    assert conv is not None
+    return conv
+
+
+def delete_message(session: Session, message_id: int, actor: str) -> None:
+    """Delete one message from history, keeping counters true and the deletion audited."""
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"Message {message_id} does not exist")
+    conv_id, direction = message.conversation_id, message.direction
+    audit.record(
+        session,
+        actor,
+        "message.delete",
+        f"message:{message_id}",
+        {"sid": message.sid, "participant": message.participant, "direction": direction},
+    )
+    session.execute(delete(Message).where(Message.id == message_id))
+    bump_counter(session, direction, -1)
+    if conv_id is not None:
+        _refresh_conversation(session, conv_id)
+
+
+def _refresh_conversation(session: Session, conv_id: int) -> None:
+    last = session.execute(
+        select(Message.id, Message.created_at, Message.body, Message.direction)
+        .where(Message.conversation_id == conv_id)
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    values = {
+        "message_count": Conversation.message_count - 1,
+        "last_message_id": last.id if last else None,
+        "last_message_at": last.created_at if last else None,
+        "last_body": (last.body or "")[:200] if last else None,
+        "last_direction": last.direction if last else None,
+    }
+    session.execute(update(Conversation).where(Conversation.id == conv_id).values(**values))
+
+
+def mark_read(session: Session, participant: str) -> None:
+    """Clear the unread counter of every conversation with `participant`."""
+    session.execute(
+        update(Conversation)
+        .where(Conversation.participant == participant, Conversation.unread_count > 0)
+        .values(unread_count=0)
+    )

@@ -1,0 +1,75 @@
+"""Background jobs of the messaging domain."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from relaydesk.db import session_scope, utcnow
+from relaydesk.messaging import delivery, hooks, spool
+from relaydesk.messaging.models import Message
+from relaydesk.messaging.status import PENDING
+from relaydesk.tasks import enqueue, periodic, task
+
+log = logging.getLogger(__name__)
+
+SWEEP_BATCH = 500
+
+
+@task("messaging.deliver")
+def deliver(message_id: int) -> None:
+    """Submit a stored outbound message to Twilio (retries schedule themselves)."""
+    delivery.deliver(message_id)
+
+
+@task("messaging.inbound_received")
+def inbound_received(message_ids: list[int]) -> None:
+    """Run follow-up handlers once per new inbound message."""
+    for message_id in message_ids:
+        with session_scope() as session:
+            claimed = session.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.processed_at.is_(None))
+                .values(processed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if claimed != 1:
+                continue  # another worker already did it
+            message = session.get(Message, message_id)
+            assert message is not None
+            for name, handler in hooks.inbound_handlers():
+                try:
+                    with session.begin_nested():
+                        handler(session, message)
+                except Exception:
+                    log.exception("inbound handler %s failed for message %s", name, message_id)
+
+
+@periodic("messaging.sweep", minutes="*")
+def sweep() -> None:
+    """Re-queue work whose job was lost (crash between commit and enqueue, or a restart)."""
+    now = utcnow()
+    with session_scope(write=False) as session:
+        due = session.scalars(
+            select(Message.id)
+            .where(Message.status == PENDING, Message.next_attempt_at <= now)
+            .order_by(Message.next_attempt_at)
+            .limit(SWEEP_BATCH)
+        ).all()
+        stale = session.scalars(
+            select(Message.id)
+            .where(
+                Message.processed_at.is_(None),
+                Message.direction == "inbound",
+                Message.created_at < now - timedelta(minutes=1),
+            )
+            .order_by(Message.id)
+            .limit(SWEEP_BATCH)
+        ).all()
+    for message_id in due:
+        enqueue("messaging.deliver", message_id)
+    if stale:
+        enqueue("messaging.inbound_received", list(stale))
+    spool.replay()

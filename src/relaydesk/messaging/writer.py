@@ -1,0 +1,147 @@
+"""Group commit for webhooks: one writer thread stores many webhooks per transaction.
+
+Each webhook request waits until its own row is committed (nothing is acknowledged
+before it is durable), but concurrent webhooks share one transaction, which is what
+lets a single SQLite file take thousands of webhooks a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from relaydesk.db import session_scope
+from relaydesk.messaging import spool
+from relaydesk.messaging.ingest import (
+    InboundRecord,
+    StatusRecord,
+    record_statuses,
+    store_inbound,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+@dataclass
+class _Item:
+    record: InboundRecord | StatusRecord
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[str] | None
+
+
+class WebhookWriter:
+    """Stores webhooks in batches on a dedicated thread."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    async def submit(self, record: InboundRecord | StatusRecord) -> str:
+        """Store one webhook; returns "stored" or "spooled" once it is durable."""
+        if self._thread is None:
+            result = await asyncio.to_thread(_write_one, record)
+            if isinstance(result, BaseException):
+                raise result
+            return result
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+        self._queue.put(_Item(record, loop, future))
+        return await future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._process(batch)
+
+    def _process(self, batch: list[_Item]) -> None:
+        try:
+            outcome = write_batch([item.record for item in batch])
+            results: list[str | BaseException] = [outcome] * len(batch)
+        except Exception:
+            log.exception("batch of %d webhooks failed; storing them one by one", len(batch))
+            results = [_write_one(item.record) for item in batch]
+        for item, result in zip(batch, results, strict=True):
+            if item.loop is not None and item.future is not None:
+                item.loop.call_soon_threadsafe(_resolve, item.future, result)
+
+
+def _resolve(future: asyncio.Future[str], result: str | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+def write_batch(records: list[InboundRecord | StatusRecord]) -> str:
+    """Store a batch of webhooks in one transaction."""
+    inbound = [r for r in records if isinstance(r, InboundRecord)]
+    statuses = [r for r in records if isinstance(r, StatusRecord)]
+    with session_scope() as session:
+        if inbound:
+            store_inbound(session, inbound)
+        if statuses:
+            record_statuses(session, statuses)
+    return "stored"
+
+
+def _write_one(record: InboundRecord | StatusRecord) -> str | BaseException:
+    try:
+        return write_batch([record])
+    except Exception as exc:
+        log.exception("could not store webhook %s; spooling it", record.sid)
+        try:
+            spool.write("inbound" if isinstance(record, InboundRecord) else "status", record.raw)
+        except OSError:
+            log.exception("spooling failed too")
+            return exc
+        return "spooled"
+
+
+_writer: WebhookWriter | None = None
+
+
+def get_writer() -> WebhookWriter:
+    """The process-wide writer (started by the app's lifespan)."""
+    global _writer
+    if _writer is None:
+        _writer = WebhookWriter()
+    return _writer
+
+
+def pending() -> Any:
+    """How many webhooks wait for the writer (for /health)."""
+    return get_writer()._queue.qsize()

@@ -1,0 +1,34 @@
+"""Alembic environment: runs on the connection handed over by relaydesk.migrations."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import relaydesk.models  # noqa: F401  (registers every table)
+from relaydesk.db import Base, get_engine
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run() -> None:
+    connection = config.attributes.get("connection")
+    if connection is None:
+        with get_engine().begin() as conn:
+            _run_with(conn)
+    else:
+        _run_with(connection)
+
+
+def _run_with(connection: object) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run()

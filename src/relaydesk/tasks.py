@@ -1,0 +1,163 @@
+"""Background jobs on huey: SQLite file by default, Redis when REDIS_URL is set.
+
+Domains declare jobs with `@task("domain.event")` in their `tasks.py`; jobs take ids,
+never objects. `enqueue_after_commit(session, ...)` queues a job only once the
+session's transaction has committed, and forgets it on rollback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from relaydesk.config import get_settings
+
+log = logging.getLogger(__name__)
+
+# Modules whose import registers tasks; later domains add theirs here.
+TASK_MODULES = ["relaydesk.messaging.tasks"]
+
+
+@dataclass
+class _TaskSpec:
+    func: Callable[..., Any]
+    retries: int = 0
+    retry_delay: int = 0
+    periodic: Any = None
+
+
+@dataclass
+class _Registry:
+    specs: dict[str, _TaskSpec] = field(default_factory=dict)
+    wrappers: dict[str, Any] = field(default_factory=dict)
+    huey: Huey | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_registry = _Registry()
+
+
+def task(name: str, *, retries: int = 0, retry_delay: int = 0) -> Callable[[Any], Any]:
+    """Declare a background job called `name` (e.g. "messaging.deliver")."""
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        _registry.specs[name] = _TaskSpec(func, retries, retry_delay)
+        return func
+
+    return decorator
+
+
+def periodic(name: str, *, minutes: str = "*", hours: str = "*") -> Callable[[Any], Any]:
+    """Declare a job that runs on a cron-like schedule (UTC)."""
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        _registry.specs[name] = _TaskSpec(func, periodic=crontab(minute=minutes, hour=hours))
+        return func
+
+    return decorator
+
+
+def _build_huey() -> Huey:
+    settings = get_settings()
+    if settings.redis_url:
+        huey: Huey = RedisHuey("relaydesk", url=settings.redis_url, utc=True)
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey(
+            "relaydesk", filename=str(settings.data_dir / "queue.db"), utc=True, timeout=10
+        )
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+    _registry.wrappers.clear()
+    for name, spec in _registry.specs.items():
+        if spec.periodic is not None:
+            wrapper = huey.periodic_task(spec.periodic, name=name)(spec.func)
+        else:
+            wrapper = huey.task(name=name, retries=spec.retries, retry_delay=spec.retry_delay)(
+                spec.func
+            )
+        _registry.wrappers[name] = wrapper
+    return huey
+
+
+def get_huey() -> Huey:
+    """The process-wide huey instance with every relaydesk task registered."""
+    with _registry.lock:
+        if _registry.huey is None:
+            _registry.huey = _build_huey()
+        return _registry.huey
+
+
+def reset_huey() -> None:
+    """Forget the huey instance (tests that change settings)."""
+    with _registry.lock:
+        _registry.huey = None
+
+
+def enqueue(name: str, *args: Any, delay: float | None = None) -> None:
+    """Queue job `name` now (use enqueue_after_commit inside a transaction)."""
+    get_huey()
+    wrapper = _registry.wrappers[name]
+    if delay:
+        wrapper.schedule(args=args, delay=delay)
+    else:
+        wrapper(*args)
+
+
+def enqueue_after_commit(session: Session, name: str, *args: Any, delay: float | None = None) -> None:
+    """Queue a job once `session` commits; dropped if it rolls back."""
+    pending: list[tuple[str, tuple[Any, ...], float | None]] = session.info.setdefault(
+        "relaydesk_jobs", []
+    )
+    pending.append((name, args, delay))
+
+
+@event.listens_for(Session, "after_commit")
+def _flush_jobs(session: Session) -> None:
+    jobs = session.info.pop("relaydesk_jobs", None)
+    for name, args, delay in jobs or ():
+        try:
+            enqueue(name, *args, delay=delay)
+        except Exception:
+            # The rows are committed; the periodic sweeps pick the work up again.
+            log.exception("could not enqueue %s%s; the sweeper will retry", name, args)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_jobs(session: Session) -> None:
+    session.info.pop("relaydesk_jobs", None)
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """A huey consumer that runs inside the web server and leaves its signals alone."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+def start_embedded_worker() -> EmbeddedConsumer:
+    """Start worker threads and the scheduler in this process."""
+    consumer = EmbeddedConsumer(
+        get_huey(), workers=get_settings().worker_threads, worker_type="thread",
+        initial_delay=0.05, max_delay=1.0, check_worker_health=False,
+    )
+    consumer.start()
+    return consumer
+
+
+def run_worker() -> None:
+    """Run a standalone consumer until interrupted (`relaydesk worker`)."""
+    consumer = get_huey().create_consumer(
+        workers=get_settings().worker_threads, worker_type="thread", initial_delay=0.05,
+        max_delay=1.0,
+    )
+    consumer.run()

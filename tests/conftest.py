@@ -1,0 +1,236 @@
+"""Test harness: the real app served on loopback, on SQLite or PostgreSQL.
+
+Select the database with RELAYDESK_TEST_DB=sqlite (default) or postgresql; set
+TEST_DATABASE_URL to use an existing PostgreSQL server instead of a throwaway one.
+With CI=true a missing prerequisite fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.pgserver import PgCluster, find_bindir, free_port
+
+BACKEND = os.environ.get("RELAYDESK_TEST_DB", "sqlite")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+REPO = Path(__file__).resolve().parents[1]
+SPECS = REPO.parent / "shared" / "specs"
+
+_DATA_DIR = Path(tempfile.mkdtemp(prefix="relaydesk-test-"))
+_PORT = free_port()
+_pg: PgCluster | None = None
+
+# The app reads its settings once per process: fix them before anything imports it.
+for _name in list(os.environ):
+    if _name.startswith(("TWILIO_", "SANDBOX_", "DATABASE_", "PUBLIC_BASE", "REDIS_")):
+        del os.environ[_name]
+os.environ.update(
+    {
+        "DATA_DIR": str(_DATA_DIR),
+        "PORT": str(_PORT),
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "SANDBOX_STATUS_DELAY_MS": "0",
+        "LOG_LEVEL": "WARNING",
+        "WORKER_THREADS": "2",
+    }
+)
+os.environ.pop("DB_PATH", None)
+
+
+def missing(reason: str) -> None:
+    """Skip locally, fail in CI: a skipped test in CI hides breakage."""
+    if IN_CI:
+        pytest.fail(f"CI=true and a test prerequisite is missing: {reason}")
+    pytest.skip(reason)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _pg
+    if BACKEND != "postgresql":
+        return
+    if os.environ.get("TEST_DATABASE_URL"):
+        os.environ["DATABASE_URL"] = os.environ["TEST_DATABASE_URL"]
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        if IN_CI:
+            raise pytest.UsageError("CI=true but PostgreSQL is not installed (initdb/pg_ctl)")
+        raise pytest.UsageError("RELAYDESK_TEST_DB=postgresql but PostgreSQL is not installed")
+    _pg = PgCluster(bindir)
+    os.environ["DATABASE_URL"] = _pg.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _pg is not None:
+        _pg.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"relaydesk database backend: {BACKEND}"
+
+
+class LiveServer:
+    """The relaydesk app running under uvicorn in a thread."""
+
+    def __init__(self) -> None:
+        import uvicorn
+
+        from relaydesk.app import create_app
+
+        self.url = f"http://127.0.0.1:{_PORT}"
+        config = uvicorn.Config(
+            create_app(run_worker=True), host="127.0.0.1", port=_PORT, log_level="warning",
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.server.started:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the test server did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LiveServer]:
+    """The app with its worker and sandbox emulator, on a migrated database."""
+    from relaydesk import migrations
+
+    migrations.upgrade()
+    live = LiveServer()
+    live.start()
+    yield live
+    live.stop()
+
+
+TABLES = ["message_events", "messages", "conversations", "contacts", "api_tokens",
+          "audit_log", "settings", "users"]
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that uses the server starts from empty tables and an empty emulator."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("server")
+    from sqlalchemy import text
+
+    from relaydesk.db import get_engine
+    from relaydesk.tasks import get_huey
+
+    get_huey().flush()
+    with get_engine().begin() as conn:
+        for table in TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed names)
+        conn.execute(text("UPDATE message_counters SET count = 0"))
+    from relaydesk.channels.sandbox.runtime import get_emulator
+
+    get_emulator().reset()
+    yield
+
+
+class FreshReads:
+    """A read session whose every query sees the latest committed data.
+
+    A transaction left open would pin an old snapshot (and on SQLite, a write lock
+    would block the server), so each read starts a new short transaction.
+    """
+
+    _READS = frozenset({"scalar", "scalars", "get", "execute"})
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._session, name)
+        if name not in self._READS:
+            return attr
+
+        def fresh(*args: Any, **kwargs: Any) -> Any:
+            self._session.rollback()
+            return attr(*args, **kwargs)
+
+        return fresh
+
+
+@pytest.fixture
+def db() -> Iterator[Any]:
+    """A read-only session for checking rows (see FreshReads)."""
+    from relaydesk.db import get_sessionmaker
+
+    session = get_sessionmaker()()
+    try:
+        yield FreshReads(session)
+    finally:
+        session.rollback()
+        session.close()
+
+
+@pytest.fixture
+def make_token(server: LiveServer) -> Callable[[str], str]:
+    """Create an API token with a role; returns the plain token."""
+    from relaydesk.auth import service as auth
+    from relaydesk.db import session_scope
+
+    def make(role: str = "admin") -> str:
+        with session_scope() as session:
+            _, plain = auth.create_token(session, f"test-{role}", role, "test")
+        return plain
+
+    return make
+
+
+@pytest.fixture
+def api(server: LiveServer, make_token: Callable[[str], str]) -> Iterator[httpx.Client]:
+    """An HTTP client to the live server with an admin API token."""
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {make_token('admin')}"},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def twilio_post(server: LiveServer) -> Callable[..., httpx.Response]:
+    """POST form parameters to a webhook path, signed like Twilio (or with `signature=`)."""
+    from relaydesk.channels.twilio.signature import sign
+
+    def post(path: str, params: dict[str, str], signature: str | None = None,
+             **headers: str) -> httpx.Response:
+        url = server.url + path
+        sig = sign(url, params, AUTH_TOKEN) if signature is None else signature
+        return httpx.post(url, data=params, headers={"X-Twilio-Signature": sig, **headers},
+                          timeout=30)
+
+    return post
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll until `check()` is truthy (asynchronous outcomes; never a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
