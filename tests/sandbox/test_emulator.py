@@ -13,7 +13,6 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from relaydesk.channels.sandbox.segments import count_segments
 from relaydesk.config import Settings
 
 from .conftest import Captured, Receiver, SandboxServer, SpecValidator
@@ -95,9 +94,7 @@ def test_list_filters_by_to_and_from_and_pages_newest_first(
 ) -> None:
     client = sandbox.client()
     alice, bob, other_sender = "+48600000001", "+48600000002", "+15005550010"
-    sent = [
-        client.messages.create(to=alice, from_=SENDER, body=f"a{i}").sid for i in range(5)
-    ]
+    sent = [client.messages.create(to=alice, from_=SENDER, body=f"a{i}").sid for i in range(5)]
     client.messages.create(to=bob, from_=SENDER, body="b0")
     client.messages.create(to=alice, from_=other_sender, body="a-other")
 
@@ -323,24 +320,20 @@ def test_whatsapp_callbacks_carry_the_channel_prefix(
 @pytest.mark.parametrize(
     ("body", "segments"),
     [
-        ("a" * 160, 1),
-        ("a" * 161, 2),
-        ("a" * 159 + "€", 2),
-        ("Zażółć gęślą jaźń", 1),
-        ("a" * 70 + "ą", 2),
-        ("x" * 152 + "ą", 3),
-        ("ó" * 134, 2),
+        ("a" * 160, "1"),
+        ("a" * 161, "2"),
+        ("a" * 159 + "€", "2"),
+        ("Zażółć gęślą jaźń", "1"),
+        ("a" * 70 + "ą", "2"),
+        ("x" * 152 + "ą", "3"),
+        ("Dzień dobry! Przypominamy o wizycie jutro o 10:00. Prosimy o potwierdzenie.", "2"),
     ],
 )
-def test_segments_follow_gsm7_and_ucs2_rules(body: str, segments: int) -> None:
-    assert count_segments(body) == segments
-
-
-def test_polish_text_is_counted_as_ucs2_in_num_segments(sandbox: SandboxServer) -> None:
-    body = "Dzień dobry! Przypominamy o wizycie jutro o 10:00. Prosimy o potwierdzenie."
-    assert len(body) > 70
+def test_num_segments_follows_gsm7_and_ucs2_rules_for_polish_text(
+    sandbox: SandboxServer, body: str, segments: str
+) -> None:
     msg = sandbox.client().messages.create(to="+48600100200", from_=SENDER, body=body)
-    assert msg.num_segments == "2"
+    assert msg.num_segments == segments
 
 
 def test_sender_mps_paces_sends_but_never_refuses_creation(
@@ -356,10 +349,10 @@ def test_sender_mps_paces_sends_but_never_refuses_creation(
         for i in range(5)
     ]
 
-    for sid in sids:
-        receiver.wait_for(lambda r, sid=sid: r.callbacks_for(sid), 2)
+    every_step = receiver.wait_for(lambda r: [c for s in sids for c in r.callbacks_for(s)], 10)
+    assert statuses(every_step).count("delivered") == 5
     sent_order = [
-        r.params["MessageSid"] for r in receiver.requests if r.params["MessageStatus"] == "sent"
+        r.params["MessageSid"] for r in receiver.requests if r.params.get("MessageStatus") == "sent"
     ]
     assert sent_order == sids
 

@@ -69,9 +69,7 @@ def test_whatsapp_message_carries_profile_name_and_wa_id(
     assert hook.params["NumSegments"] == "1"
 
 
-def test_form_encoded_phone_message_is_accepted(
-    sandbox: SandboxServer, receiver: Receiver
-) -> None:
+def test_form_encoded_phone_message_is_accepted(sandbox: SandboxServer, receiver: Receiver) -> None:
     with sandbox.control() as http:
         answer = http.post(
             "/sandbox/phone/messages", data={"from": CUSTOMER, "to": "+48500500500", "body": "ok"}
@@ -91,7 +89,9 @@ def test_invalid_phone_message_is_422(sandbox: SandboxServer, payload: dict[str,
 def test_twiml_reply_becomes_an_outbound_reply_message(
     sandbox: SandboxServer, receiver: Receiver, spec: SpecValidator
 ) -> None:
-    receiver.inbound_answer = "<Response><Message>Dzień dobry! Zaraz odpiszemy.</Message></Response>"
+    receiver.inbound_answer = (
+        "<Response><Message>Dzień dobry! Zaraz odpiszemy.</Message></Response>"
+    )
     with sandbox.control() as http:
         data = http.post("/sandbox/phone/messages", json={"from": CUSTOMER, "body": "Hej"}).json()
         [reply_sid] = data["replies"]
@@ -179,7 +179,9 @@ def test_config_overrides_at_run_time_and_reset_restores_settings(
     assert updated["latency_ms"] == 5 and updated["sender_mps"] == 2.5
     assert updated["status_delay_ms"] == settings.sandbox_status_delay_ms
     # Rules match a recipient on either channel, so they are keyed by the bare number.
-    assert updated["failure_rules"] == {"+48600000003": {"status": "undelivered", "error_code": 30003}}
+    assert updated["failure_rules"] == {
+        "+48600000003": {"status": "undelivered", "error_code": 30003}
+    }
     assert restored == {
         "latency_ms": settings.sandbox_latency_ms,
         "sender_mps": settings.sandbox_sender_mps,

@@ -6,11 +6,11 @@ import secrets
 from dataclasses import replace
 
 from relaydesk.channels.sandbox.knobs import FailureRule
-from relaydesk.channels.sandbox.segments import count_segments
 from relaydesk.channels.sandbox.store import StoredMessage
 from relaydesk.channels.sandbox.validation import is_whatsapp
 from relaydesk.channels.twilio.errors import describe_error
 from relaydesk.config import SANDBOX_DEFAULT_FROM, Settings
+from relaydesk.messaging.segments import count_segments
 
 # No further status callbacks follow these.
 TERMINAL = frozenset({"delivered", "undelivered", "failed", "received", "canceled", "read"})
@@ -25,7 +25,7 @@ def segments_for(to_addr: str, body: str, num_media: int) -> int:
     """NumSegments as Twilio reports it: always 1 for WhatsApp and MMS."""
     if is_whatsapp(to_addr) or num_media:
         return 1
-    return count_segments(body)
+    return count_segments(body).segments
 
 
 def default_sender(settings: Settings, whatsapp: bool) -> str:

@@ -1,0 +1,194 @@
+"""The `relaydesk` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BACKEND, wait_for
+from tests.pgserver import free_port
+
+RELAYDESK = [sys.executable, "-m", "relaydesk.cli"]
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A fresh data directory (and, on PostgreSQL, a fresh database) for one test."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT")}
+    env["DATA_DIR"] = str(tmp_path / "data")
+    env["LOG_LEVEL"] = "WARNING"
+    dbname = None
+    if BACKEND == "postgresql":
+        import psycopg
+
+        base = os.environ["DATABASE_URL"]
+        dbname = "cli_" + secrets.token_hex(4)
+        admin = base.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {dbname}")
+        env["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + dbname
+    yield env
+    if dbname:
+        import psycopg
+
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {dbname} WITH (FORCE)")
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*RELAYDESK, *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_migrate_then_user_and_token(cli_env: dict[str, str]) -> None:
+    assert run(cli_env, "migrate").returncode == 0
+    made = run(cli_env, "user", "create", "--email", "Ola@Example.com", "--password",
+               "długie-hasło-123", "--role", "admin")
+    assert made.returncode == 0, made.stderr
+    assert "ola@example.com" in made.stdout
+    again = run(cli_env, "user", "create", "--email", "ola@example.com", "--password", "12345678")
+    assert again.returncode != 0
+    assert "already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    short = run(cli_env, "user", "create", "--email", "x@example.com", "--password", "short")
+    assert short.returncode != 0
+    assert "at least 8 characters" in short.stderr
+    token = run(cli_env, "token", "create", "crm")
+    assert token.returncode == 0
+    assert token.stdout.strip().splitlines()[-1].startswith("rd_")
+
+
+def test_invalid_configuration_is_one_readable_line(cli_env: dict[str, str]) -> None:
+    for name, value, words in [
+        ("PORT", "eighty", "PORT"),
+        ("DEFAULT_REGION", "XX", "two-letter country code"),
+        ("PUBLIC_BASE_URL", "relay.example.com", "http://"),
+        ("TWILIO_ACCOUNT_SID", "nope", "Account SID"),
+    ]:
+        result = run({**cli_env, name: value}, "migrate")
+        assert result.returncode != 0
+        assert words in result.stderr
+        assert "Traceback" not in result.stderr
+    live = run({**cli_env, "TWILIO_MODE": "live"}, "migrate")
+    assert "TWILIO_ACCOUNT_SID" in live.stderr
+
+
+def test_backup_is_a_consistent_copy(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert run(cli_env, "migrate").returncode == 0
+    assert run(cli_env, "token", "create", "kept").returncode == 0
+    target = tmp_path / "backups" / "copy.db"
+    result = run(cli_env, "backup", str(target))
+    if BACKEND == "postgresql":
+        assert result.returncode != 0
+        assert "pg_dump" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT name FROM api_tokens").fetchall() == [("kept",)]
+    again = run(cli_env, "backup", str(target))
+    assert again.returncode != 0
+    assert "already exists" in again.stderr
+
+
+class Proc:
+    """A background relaydesk process, stopped at the end of the test."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen([*RELAYDESK, *args], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return out
+
+
+def wait_healthy(url: str, proc: Proc) -> None:
+    def up() -> bool:
+        if proc.proc.poll() is not None:
+            raise AssertionError(f"process exited: {proc.stop()}")
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, timeout=60, what=url)
+
+
+def test_serve_creates_first_admin_and_answers_with_a_cli_token(cli_env: dict[str, str]) -> None:
+    if BACKEND == "postgresql":
+        assert run(cli_env, "migrate").returncode == 0
+    port = free_port()
+    env = {**cli_env, "PORT": str(port), "SANDBOX_STATUS_DELAY_MS": "0"}
+    serve = Proc(env, "serve")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", serve)
+        token = run(env, "token", "create", "e2e").stdout.strip().splitlines()[-1]
+        headers = {"Authorization": f"Bearer {token}"}
+        sent = httpx.post(f"http://127.0.0.1:{port}/api/send-message", headers=headers,
+                          json={"to": "+48600100500", "body": "z procesu"}, timeout=30)
+        assert sent.status_code == 201, sent.text
+
+        def delivered() -> bool:
+            page = httpx.get(f"http://127.0.0.1:{port}/api/messages", headers=headers).json()
+            return page["items"][0]["status"] == "delivered"
+
+        wait_for(delivered, what="delivery through the in-process worker and emulator")
+    finally:
+        output = serve.stop()
+    assert "admin@relaydesk.local" in output
+    assert "password:" in output
+
+
+def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
+    """The emulator as its own process, reached through TWILIO_API_BASE_URL."""
+    if BACKEND == "postgresql":
+        assert run(cli_env, "migrate").returncode == 0
+    app_port, sandbox_port = free_port(), free_port()
+    sandbox_env = {**cli_env, "DATA_DIR": cli_env["DATA_DIR"] + "-twilio",
+                   "SANDBOX_STATUS_DELAY_MS": "0"}
+    sandbox = Proc(sandbox_env, "sandbox", "--port", str(sandbox_port), "--webhook-base",
+                   f"http://127.0.0.1:{app_port}")
+    app_env = {**cli_env, "PORT": str(app_port),
+               "TWILIO_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}"}
+    serve = Proc(app_env, "serve")
+    try:
+        wait_healthy(f"http://127.0.0.1:{app_port}/health", serve)
+        # The app's emulator routes are not mounted when an external sandbox is used.
+        assert httpx.get(f"http://127.0.0.1:{app_port}/sandbox/phone/messages").status_code == 404
+        token = run(app_env, "token", "create", "e2e").stdout.strip().splitlines()[-1]
+        headers = {"Authorization": f"Bearer {token}"}
+        sent = httpx.post(f"http://127.0.0.1:{app_port}/api/send-message", headers=headers,
+                          json={"to": "+48600100501", "body": "przez osobny sandbox"}, timeout=30)
+        assert sent.status_code == 201, sent.text
+        from relaydesk.config import get_settings
+
+        auth = (get_settings().account_sid, get_settings().auth_token)
+        injected = httpx.post(f"http://127.0.0.1:{sandbox_port}/sandbox/phone/messages",
+                              auth=auth, json={"from": "+48600100501", "body": "odpowiedź"})
+        assert injected.status_code == 201, injected.text
+        assert injected.json()["webhook_status"] == 200
+
+        def both_sides() -> bool:
+            page = httpx.get(f"http://127.0.0.1:{app_port}/api/messages", headers=headers).json()
+            statuses = {m["direction"]: m["status"] for m in page["items"]}
+            return statuses == {"inbound": "received", "outbound": "delivered"}
+
+        wait_for(both_sides, what="inbound and delivered outbound via the external sandbox")
+    finally:
+        serve.stop()
+        sandbox.stop()
