@@ -89,7 +89,10 @@ class LiveServer:
 
         self.url = f"http://127.0.0.1:{_PORT}"
         config = uvicorn.Config(
-            create_app(run_worker=True), host="127.0.0.1", port=_PORT, log_level="warning",
+            create_app(run_worker=True),
+            host="127.0.0.1",
+            port=_PORT,
+            log_level="warning",
             lifespan="on",
         )
         self.server = uvicorn.Server(config)
@@ -121,8 +124,16 @@ def server() -> Iterator[LiveServer]:
     live.stop()
 
 
-TABLES = ["message_events", "messages", "conversations", "contacts", "api_tokens",
-          "audit_log", "settings", "users"]
+TABLES = [
+    "message_events",
+    "messages",
+    "conversations",
+    "contacts",
+    "api_tokens",
+    "audit_log",
+    "settings",
+    "users",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -203,7 +214,8 @@ def make_token(server: LiveServer) -> Callable[[str], str]:
 def api(server: LiveServer, make_token: Callable[[str], str]) -> Iterator[httpx.Client]:
     """An HTTP client to the live server with an admin API token."""
     with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {make_token('admin')}"},
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {make_token('admin')}"},
         timeout=30,
     ) as client:
         yield client
@@ -214,12 +226,14 @@ def twilio_post(server: LiveServer) -> Callable[..., httpx.Response]:
     """POST form parameters to a webhook path, signed like Twilio (or with `signature=`)."""
     from relaydesk.channels.twilio.signature import sign
 
-    def post(path: str, params: dict[str, str], signature: str | None = None,
-             **headers: str) -> httpx.Response:
+    def post(
+        path: str, params: dict[str, str], signature: str | None = None, **headers: str
+    ) -> httpx.Response:
         url = server.url + path
         sig = sign(url, params, AUTH_TOKEN) if signature is None else signature
-        return httpx.post(url, data=params, headers={"X-Twilio-Signature": sig, **headers},
-                          timeout=30)
+        return httpx.post(
+            url, data=params, headers={"X-Twilio-Signature": sig, **headers}, timeout=30
+        )
 
     return post
 

@@ -31,7 +31,9 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
         base = os.environ["DATABASE_URL"]
         dbname = "cli_" + secrets.token_hex(4)
-        admin = base.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+        admin = (
+            base.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+        )
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {dbname}")
         env["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + dbname
@@ -44,14 +46,22 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*RELAYDESK, *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([*RELAYDESK, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_migrate_then_user_and_token(cli_env: dict[str, str]) -> None:
     assert run(cli_env, "migrate").returncode == 0
-    made = run(cli_env, "user", "create", "--email", "Ola@Example.com", "--password",
-               "długie-hasło-123", "--role", "admin")
+    made = run(
+        cli_env,
+        "user",
+        "create",
+        "--email",
+        "Ola@Example.com",
+        "--password",
+        "długie-hasło-123",
+        "--role",
+        "admin",
+    )
     assert made.returncode == 0, made.stderr
     assert "ola@example.com" in made.stdout
     again = run(cli_env, "user", "create", "--email", "ola@example.com", "--password", "12345678")
@@ -104,8 +114,13 @@ class Proc:
     """A background relaydesk process, stopped at the end of the test."""
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.proc = subprocess.Popen([*RELAYDESK, *args], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [*RELAYDESK, *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def stop(self) -> str:
         self.proc.terminate()
@@ -139,8 +154,12 @@ def test_serve_creates_first_admin_and_answers_with_a_cli_token(cli_env: dict[st
         wait_healthy(f"http://127.0.0.1:{port}/health", serve)
         token = run(env, "token", "create", "e2e").stdout.strip().splitlines()[-1]
         headers = {"Authorization": f"Bearer {token}"}
-        sent = httpx.post(f"http://127.0.0.1:{port}/api/send-message", headers=headers,
-                          json={"to": "+48600100500", "body": "z procesu"}, timeout=30)
+        sent = httpx.post(
+            f"http://127.0.0.1:{port}/api/send-message",
+            headers=headers,
+            json={"to": "+48600100500", "body": "z procesu"},
+            timeout=30,
+        )
         assert sent.status_code == 201, sent.text
 
         def delivered() -> bool:
@@ -159,12 +178,24 @@ def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
     if BACKEND == "postgresql":
         assert run(cli_env, "migrate").returncode == 0
     app_port, sandbox_port = free_port(), free_port()
-    sandbox_env = {**cli_env, "DATA_DIR": cli_env["DATA_DIR"] + "-twilio",
-                   "SANDBOX_STATUS_DELAY_MS": "0"}
-    sandbox = Proc(sandbox_env, "sandbox", "--port", str(sandbox_port), "--webhook-base",
-                   f"http://127.0.0.1:{app_port}")
-    app_env = {**cli_env, "PORT": str(app_port),
-               "TWILIO_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}"}
+    sandbox_env = {
+        **cli_env,
+        "DATA_DIR": cli_env["DATA_DIR"] + "-twilio",
+        "SANDBOX_STATUS_DELAY_MS": "0",
+    }
+    sandbox = Proc(
+        sandbox_env,
+        "sandbox",
+        "--port",
+        str(sandbox_port),
+        "--webhook-base",
+        f"http://127.0.0.1:{app_port}",
+    )
+    app_env = {
+        **cli_env,
+        "PORT": str(app_port),
+        "TWILIO_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}",
+    }
     serve = Proc(app_env, "serve")
     try:
         wait_healthy(f"http://127.0.0.1:{app_port}/health", serve)
@@ -172,14 +203,21 @@ def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
         assert httpx.get(f"http://127.0.0.1:{app_port}/sandbox/phone/messages").status_code == 404
         token = run(app_env, "token", "create", "e2e").stdout.strip().splitlines()[-1]
         headers = {"Authorization": f"Bearer {token}"}
-        sent = httpx.post(f"http://127.0.0.1:{app_port}/api/send-message", headers=headers,
-                          json={"to": "+48600100501", "body": "przez osobny sandbox"}, timeout=30)
+        sent = httpx.post(
+            f"http://127.0.0.1:{app_port}/api/send-message",
+            headers=headers,
+            json={"to": "+48600100501", "body": "przez osobny sandbox"},
+            timeout=30,
+        )
         assert sent.status_code == 201, sent.text
         from relaydesk.config import get_settings
 
         auth = (get_settings().account_sid, get_settings().auth_token)
-        injected = httpx.post(f"http://127.0.0.1:{sandbox_port}/sandbox/phone/messages",
-                              auth=auth, json={"from": "+48600100501", "body": "odpowiedź"})
+        injected = httpx.post(
+            f"http://127.0.0.1:{sandbox_port}/sandbox/phone/messages",
+            auth=auth,
+            json={"from": "+48600100501", "body": "odpowiedź"},
+        )
         assert injected.status_code == 201, injected.text
         assert injected.json()["webhook_status"] == 200
 

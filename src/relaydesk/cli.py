@@ -32,7 +32,9 @@ def friendly(func: F) -> F:
         except RelaydeskError as exc:
             raise click.ClickException(exc.message) from None
         except OSError as exc:
-            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".strip()) from None
+            raise click.ClickException(
+                f"{exc.strerror or exc}: {exc.filename or ''}".strip()
+            ) from None
         except Exception as exc:
             if exc.__class__.__module__.startswith(("sqlalchemy", "psycopg", "alembic")):
                 raise click.ClickException(f"database error: {_first_line(exc)}") from None
@@ -233,7 +235,9 @@ def sandbox(host: str, port: int, webhook_base: str | None) -> None:
 
     from relaydesk.channels.sandbox.app import create_sandbox_app
 
-    click.echo(f"  Twilio sandbox on http://{host}:{port}  (TWILIO_API_BASE_URL=http://{host}:{port})")
+    click.echo(
+        f"  Twilio sandbox on http://{host}:{port}  (TWILIO_API_BASE_URL=http://{host}:{port})"
+    )
     uvicorn.run(create_sandbox_app(webhook_base), host=host, port=port, access_log=False)
 
 

@@ -133,7 +133,11 @@ def session_scope(write: bool = True) -> Iterator[Session]:
 
 def dialect_insert(session_or_engine: Session | Engine) -> Any:
     """The dialect's INSERT construct that supports ON CONFLICT (SQLite and PostgreSQL)."""
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, Session)
+        else session_or_engine
+    )
     return postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
 
 

@@ -113,7 +113,9 @@ def enqueue(name: str, *args: Any, delay: float | None = None) -> None:
         wrapper(*args)
 
 
-def enqueue_after_commit(session: Session, name: str, *args: Any, delay: float | None = None) -> None:
+def enqueue_after_commit(
+    session: Session, name: str, *args: Any, delay: float | None = None
+) -> None:
     """Queue a job once `session` commits; dropped if it rolls back."""
     pending: list[tuple[str, tuple[Any, ...], float | None]] = session.info.setdefault(
         "relaydesk_jobs", []
@@ -147,8 +149,12 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
 def start_embedded_worker() -> EmbeddedConsumer:
     """Start worker threads and the scheduler in this process."""
     consumer = EmbeddedConsumer(
-        get_huey(), workers=get_settings().worker_threads, worker_type="thread",
-        initial_delay=0.05, max_delay=1.0, check_worker_health=False,
+        get_huey(),
+        workers=get_settings().worker_threads,
+        worker_type="thread",
+        initial_delay=0.05,
+        max_delay=1.0,
+        check_worker_health=False,
     )
     consumer.start()
     return consumer
@@ -157,7 +163,9 @@ def start_embedded_worker() -> EmbeddedConsumer:
 def run_worker() -> None:
     """Run a standalone consumer until interrupted (`relaydesk worker`)."""
     consumer = get_huey().create_consumer(
-        workers=get_settings().worker_threads, worker_type="thread", initial_delay=0.05,
+        workers=get_settings().worker_threads,
+        worker_type="thread",
+        initial_delay=0.05,
         max_delay=1.0,
     )
     consumer.run()

@@ -23,15 +23,15 @@ def test_twilio_library_test_vector() -> None:
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
     params = {**DOC_PARAMS, "Caller": "+14158675309", "From": "+14158675309"}
     assert SignatureChecker("12345").is_valid([url], params, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
-    assert not SignatureChecker("12345").is_valid([url + "&x=1"], params, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    assert not SignatureChecker("12345").is_valid(
+        [url + "&x=1"], params, "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    )
 
 
 def test_wrong_token_url_or_params_are_rejected() -> None:
     good = sign(DOC_URL, DOC_PARAMS, "12345")
     assert not SignatureChecker("54321").is_valid([DOC_URL], DOC_PARAMS, good)
-    assert not SignatureChecker("12345").is_valid(
-        ["https://example.com/other"], DOC_PARAMS, good
-    )
+    assert not SignatureChecker("12345").is_valid(["https://example.com/other"], DOC_PARAMS, good)
     tampered = {**DOC_PARAMS, "Digits": "9999"}
     assert not SignatureChecker("12345").is_valid([DOC_URL], tampered, good)
     assert not SignatureChecker("12345").is_valid([DOC_URL], DOC_PARAMS, None)

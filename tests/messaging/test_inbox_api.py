@@ -17,8 +17,10 @@ Post = Callable[..., httpx.Response]
 
 def receive(post: Post, sender: str, body: str) -> str:
     sid = "SM" + secrets.token_hex(16)
-    answer = post("/twilio/inbound", {"MessageSid": sid, "From": sender, "To": "+15005550006",
-                                      "Body": body, "NumMedia": "0"})
+    answer = post(
+        "/twilio/inbound",
+        {"MessageSid": sid, "From": sender, "To": "+15005550006", "Body": body, "NumMedia": "0"},
+    )
     assert answer.status_code == 200
     return sid
 
@@ -41,7 +43,9 @@ def test_pages_walk_the_whole_history_newest_first(twilio_post: Post, api: httpx
     assert page["counts"] == {"total": 7, "inbound": 7, "outbound": 0}
 
 
-def test_filters_by_direction_status_participant_and_text(twilio_post: Post, api: httpx.Client) -> None:
+def test_filters_by_direction_status_participant_and_text(
+    twilio_post: Post, api: httpx.Client
+) -> None:
     receive(twilio_post, "+48600100410", "Kiedy dostawa?")
     receive(twilio_post, "+48600100411", "Dziękuję 100%")
     sent = api.post("/api/send-message", json={"to": "+48600100410", "body": "Jutro"})
@@ -99,12 +103,15 @@ def test_one_conversation_oldest_first(twilio_post: Post, api: httpx.Client) -> 
     ]
     older = api.get("/api/conversations/+48600100430", params={"limit": 2}).json()
     assert [m["body"] for m in older["items"]] == ["W czym mogę pomóc?", "Chodzi o zamówienie"]
-    first = api.get("/api/conversations/+48600100430",
-                    params={"limit": 2, "before": older["before"]}).json()
+    first = api.get(
+        "/api/conversations/+48600100430", params={"limit": 2, "before": older["before"]}
+    ).json()
     assert [m["body"] for m in first["items"]] == ["Dzień dobry"]
 
 
-def test_delete_keeps_counts_true_and_is_audited(twilio_post: Post, api: httpx.Client, db: Any) -> None:
+def test_delete_keeps_counts_true_and_is_audited(
+    twilio_post: Post, api: httpx.Client, db: Any
+) -> None:
     receive(twilio_post, "+48600100440", "a")
     receive(twilio_post, "+48600100440", "b")
     items = api.get("/api/messages").json()["items"]

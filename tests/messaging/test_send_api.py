@@ -76,7 +76,9 @@ def test_permanent_twilio_errors_answer_422_and_keep_the_code(
 
 
 def test_21610_marks_the_contact_opted_out(api: httpx.Client, db: Any) -> None:
-    assert api.post("/api/send-message", json={"to": "+15005550004", "body": "a"}).status_code == 422
+    assert (
+        api.post("/api/send-message", json={"to": "+15005550004", "body": "a"}).status_code == 422
+    )
     contact = db.scalar(select(Contact).where(Contact.phone == "+15005550004"))
     assert contact.opted_out_at is not None
     again = api.post("/api/send-message", json={"to": "+15005550004", "body": "b"})
@@ -131,8 +133,11 @@ def test_timeouts_are_ambiguous_and_reconciled(api: httpx.Client, db: Any) -> No
     from relaydesk.messaging import delivery
 
     settings = get_settings()
-    slow = TwilioGateway(make_client(settings.twilio_api_base, settings.account_sid,
-                                     settings.auth_token, timeout=0.3))
+    slow = TwilioGateway(
+        make_client(
+            settings.twilio_api_base, settings.account_sid, settings.auth_token, timeout=0.3
+        )
+    )
     set_knobs(latency_ms=1500)  # the emulator creates the message, but answers too late
     with _stored_message("+48600100213", "late") as message_id:
         outcome = delivery.deliver(message_id, gateway=slow)
@@ -155,8 +160,9 @@ class _stored_message:
         from relaydesk.messaging import service
 
         with session_scope() as session:
-            message = service.send(session, service.SendRequest(to=self.to, body=self.body),
-                                   deliver_inline=True)
+            message = service.send(
+                session, service.SendRequest(to=self.to, body=self.body), deliver_inline=True
+            )
             return message.id
 
     def __exit__(self, *exc: object) -> None:
@@ -204,7 +210,9 @@ def test_bad_input_gets_a_clear_error_and_sends_nothing(
 
 
 def test_malformed_json_and_huge_bodies(api: httpx.Client) -> None:
-    bad = api.post("/api/send-message", content=b'{"to": "600', headers={"Content-Type": "application/json"})
+    bad = api.post(
+        "/api/send-message", content=b'{"to": "600', headers={"Content-Type": "application/json"}
+    )
     assert bad.status_code == 422
     assert bad.json()["detail"] == "The request body is not valid JSON"
     empty = api.post("/api/send-message", content=b"", headers={"Content-Type": "application/json"})
@@ -219,16 +227,25 @@ def test_malformed_json_and_huge_bodies(api: httpx.Client) -> None:
 def test_whatsapp_inside_the_window_and_templates_outside(
     api: httpx.Client, twilio_post: Callable[..., httpx.Response], db: Any
 ) -> None:
-    template = {"to": "whatsapp:+48600100220", "content_sid": "HX" + "a" * 32,
-                "content_variables": {"1": "Ania"}}
+    template = {
+        "to": "whatsapp:+48600100220",
+        "content_sid": "HX" + "a" * 32,
+        "content_variables": {"1": "Ania"},
+    }
     answer = api.post("/api/send-message", json=template)
     assert answer.status_code == 201, answer.text
     assert answer.json()["channel"] == "whatsapp"
     assert answer.json()["to"] == "whatsapp:+48600100220"
-    twilio_post("/twilio/inbound", {
-        "MessageSid": "SM" + "c" * 32, "From": "whatsapp:+48600100220",
-        "To": "whatsapp:+15005550006", "Body": "Hej", "NumMedia": "0",
-    })
+    twilio_post(
+        "/twilio/inbound",
+        {
+            "MessageSid": "SM" + "c" * 32,
+            "From": "whatsapp:+48600100220",
+            "To": "whatsapp:+15005550006",
+            "Body": "Hej",
+            "NumMedia": "0",
+        },
+    )
     free_text = api.post("/api/send-message", json={"to": "whatsapp:+48600100220", "body": "Hej!"})
     assert free_text.status_code == 201, free_text.text
     assert free_text.json()["from"] == "whatsapp:+15005550006"
@@ -242,7 +259,8 @@ def test_api_needs_a_valid_token_and_role(server: Any, make_token: Callable[[str
     assert "unknown" in wrong.json()["detail"]
     viewer = {"Authorization": f"Bearer {make_token('viewer')}"}
     assert httpx.get(f"{url}/api/messages", headers=viewer).status_code == 200
-    refused = httpx.post(f"{url}/api/send-message", headers=viewer,
-                         json={"to": "+48600100200", "body": "x"})
+    refused = httpx.post(
+        f"{url}/api/send-message", headers=viewer, json={"to": "+48600100200", "body": "x"}
+    )
     assert refused.status_code == 403
     assert httpx.get(f"{url}/health").status_code == 200

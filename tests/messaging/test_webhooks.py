@@ -21,11 +21,22 @@ def new_sid(prefix: str = "SM") -> str:
     return prefix + secrets.token_hex(16)
 
 
-def inbound(sid: str, body: str = "Dzień dobry", sender: str = "+48600100200", **extra: str) -> dict[str, str]:
+def inbound(
+    sid: str, body: str = "Dzień dobry", sender: str = "+48600100200", **extra: str
+) -> dict[str, str]:
     return {
-        "MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid, "AccountSid": "AC" + "1" * 32,
-        "From": sender, "To": OUR_NUMBER, "Body": body, "NumMedia": "0", "NumSegments": "1",
-        "SmsStatus": "received", "ApiVersion": "2010-04-01", **extra,
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "SmsMessageSid": sid,
+        "AccountSid": "AC" + "1" * 32,
+        "From": sender,
+        "To": OUR_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+        **extra,
     }
 
 
@@ -34,7 +45,9 @@ def count(db: Any, model: Any, *where: Any) -> int:
     return int(db.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
-def test_signed_inbound_is_stored_once_and_answered_with_empty_twiml(twilio_post: Post, db: Any) -> None:
+def test_signed_inbound_is_stored_once_and_answered_with_empty_twiml(
+    twilio_post: Post, db: Any
+) -> None:
     sid = new_sid()
     answer = twilio_post("/twilio/inbound", inbound(sid, FromCity="WARSZAWA", BrandNewParam="x"))
     assert answer.status_code == 200
@@ -73,11 +86,18 @@ def test_concurrent_duplicates_are_stored_once(twilio_post: Post, db: Any) -> No
 
 def test_wrong_or_missing_signature_is_403_and_stores_nothing(twilio_post: Post, db: Any) -> None:
     sid = new_sid()
-    assert twilio_post("/twilio/inbound", inbound(sid), signature="bm90IGEgc2lnbmF0dXJl").status_code == 403
+    assert (
+        twilio_post("/twilio/inbound", inbound(sid), signature="bm90IGEgc2lnbmF0dXJl").status_code
+        == 403
+    )
     assert twilio_post("/twilio/inbound", inbound(sid), signature="").status_code == 403
     assert count(db, Message, Message.sid == sid) == 0
-    assert twilio_post("/twilio/status", {"MessageSid": sid, "MessageStatus": "delivered"},
-                       signature="bad").status_code == 403
+    assert (
+        twilio_post(
+            "/twilio/status", {"MessageSid": sid, "MessageStatus": "delivered"}, signature="bad"
+        ).status_code
+        == 403
+    )
     assert count(db, MessageEvent, MessageEvent.sid == sid) == 0
 
 
@@ -89,17 +109,22 @@ def test_signature_over_tampered_params_is_rejected(server: Any, db: Any) -> Non
     params = inbound(sid, "original")
     signature = sign(server.url + "/twilio/inbound", params, AUTH_TOKEN)
     forged = {**params, "Body": "forged"}
-    answer = httpx.post(server.url + "/twilio/inbound", data=forged,
-                        headers={"X-Twilio-Signature": signature})
+    answer = httpx.post(
+        server.url + "/twilio/inbound", data=forged, headers={"X-Twilio-Signature": signature}
+    )
     assert answer.status_code == 403
     assert count(db, Message, Message.sid == sid) == 0
 
 
 def test_media_only_inbound_with_empty_body(twilio_post: Post, db: Any) -> None:
     sid = new_sid("MM")
-    params = inbound(sid, "", NumMedia="1",
-                     MediaUrl0=f"https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/{sid}/Media/ME1",
-                     MediaContentType0="image/jpeg")
+    params = inbound(
+        sid,
+        "",
+        NumMedia="1",
+        MediaUrl0=f"https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/{sid}/Media/ME1",
+        MediaContentType0="image/jpeg",
+    )
     assert twilio_post("/twilio/inbound", params).status_code == 200
     message = db.scalar(select(Message).where(Message.sid == sid))
     assert message.body == ""
@@ -111,7 +136,9 @@ def test_media_only_inbound_with_empty_body(twilio_post: Post, db: Any) -> None:
 
 def test_whatsapp_address_and_profile_name(twilio_post: Post, db: Any, api: httpx.Client) -> None:
     sid = new_sid()
-    params = inbound(sid, "Cześć", sender="whatsapp:+48600100201", ProfileName="Ania", WaId="48600100201")
+    params = inbound(
+        sid, "Cześć", sender="whatsapp:+48600100201", ProfileName="Ania", WaId="48600100201"
+    )
     params["To"] = f"whatsapp:{OUR_NUMBER}"
     assert twilio_post("/twilio/inbound", params).status_code == 200
     message = db.scalar(select(Message).where(Message.sid == sid))
@@ -126,15 +153,23 @@ def test_whatsapp_address_and_profile_name(twilio_post: Post, db: Any, api: http
     assert items[0]["profile_name"] == "Ania"
 
 
-def test_stop_opts_out_and_start_opts_back_in(twilio_post: Post, db: Any, api: httpx.Client) -> None:
+def test_stop_opts_out_and_start_opts_back_in(
+    twilio_post: Post, db: Any, api: httpx.Client
+) -> None:
     number = "+48600100202"
-    assert twilio_post("/twilio/inbound", inbound(new_sid(), " stop ", sender=number)).status_code == 200
+    assert (
+        twilio_post("/twilio/inbound", inbound(new_sid(), " stop ", sender=number)).status_code
+        == 200
+    )
     contact = db.scalar(select(Contact).where(Contact.phone == number))
     assert contact.opted_out_at is not None
     refused = api.post("/api/send-message", json={"to": number, "body": "Promocja!"})
     assert refused.status_code == 409
     assert "START" in refused.json()["detail"]
-    assert twilio_post("/twilio/inbound", inbound(new_sid(), "START", sender=number)).status_code == 200
+    assert (
+        twilio_post("/twilio/inbound", inbound(new_sid(), "START", sender=number)).status_code
+        == 200
+    )
     db.expire_all()
     assert db.scalar(select(Contact).where(Contact.phone == number)).opted_out_at is None
 
@@ -169,42 +204,56 @@ def test_status_callbacks_out_of_order_and_repeated(
     message = db.scalar(select(Message).where(Message.sid == sid))
     assert message.status == "delivered"
     assert count(db, MessageEvent, MessageEvent.sid == sid) == 5
-    applied = db.scalars(select(MessageEvent.status).where(
-        MessageEvent.sid == sid, MessageEvent.applied.is_(True))).all()
+    applied = db.scalars(
+        select(MessageEvent.status).where(MessageEvent.sid == sid, MessageEvent.applied.is_(True))
+    ).all()
     assert applied == ["delivered"]
     twilio_post("/twilio/status", {"MessageSid": sid, "MessageStatus": "read", "EventType": "READ"})
     db.expire_all()
     assert db.scalar(select(Message.status).where(Message.sid == sid)) == "read"
 
 
-def test_failed_status_keeps_error_code_and_meaning(twilio_post: Post, api: httpx.Client, db: Any) -> None:
+def test_failed_status_keeps_error_code_and_meaning(
+    twilio_post: Post, api: httpx.Client, db: Any
+) -> None:
     from relaydesk.channels.sandbox.knobs import KnobsUpdate
     from relaydesk.channels.sandbox.runtime import get_emulator
 
     get_emulator().control.update(KnobsUpdate(status_delay_ms=600_000))
     sid = _send(api)["sid"]
-    twilio_post("/twilio/status", {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"})
+    twilio_post(
+        "/twilio/status", {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    )
     message = db.scalar(select(Message).where(Message.sid == sid))
     assert message.status == "undelivered"
     assert message.error_code == 30003
     assert "unreachable" in message.error_message
 
 
-def test_21610_callback_marks_contact_opted_out(twilio_post: Post, api: httpx.Client, db: Any) -> None:
+def test_21610_callback_marks_contact_opted_out(
+    twilio_post: Post, api: httpx.Client, db: Any
+) -> None:
     from relaydesk.channels.sandbox.knobs import KnobsUpdate
     from relaydesk.channels.sandbox.runtime import get_emulator
 
     get_emulator().control.update(KnobsUpdate(status_delay_ms=600_000))
     sid = _send(api, to="+48600100301")["sid"]
-    twilio_post("/twilio/status", {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "21610"})
+    twilio_post(
+        "/twilio/status", {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "21610"}
+    )
     contact = db.scalar(select(Contact).where(Contact.phone == "+48600100301"))
     assert contact.opted_out_at is not None
-    assert api.post("/api/send-message", json={"to": "+48600100301", "body": "x"}).status_code == 409
+    assert (
+        api.post("/api/send-message", json={"to": "+48600100301", "body": "x"}).status_code == 409
+    )
 
 
 def test_callback_for_unknown_sid_is_kept_as_event(twilio_post: Post, db: Any) -> None:
     sid = new_sid()
-    assert twilio_post("/twilio/status", {"MessageSid": sid, "MessageStatus": "delivered"}).status_code == 200
+    assert (
+        twilio_post("/twilio/status", {"MessageSid": sid, "MessageStatus": "delivered"}).status_code
+        == 200
+    )
     event = db.scalar(select(MessageEvent).where(MessageEvent.sid == sid))
     assert event.message_id is None
     assert event.payload["MessageStatus"] == "delivered"
@@ -234,9 +283,46 @@ def test_public_base_url_is_a_valid_signing_url(server: Any, db: Any) -> None:
         sid = new_sid()
         params = inbound(sid)
         signature = sign("https://relay.example.com/twilio/inbound", params, AUTH_TOKEN)
-        answer = httpx.post(server.url + "/twilio/inbound", data=params,
-                            headers={"X-Twilio-Signature": signature})
+        answer = httpx.post(
+            server.url + "/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature}
+        )
         assert answer.status_code == 200
         assert count(db, Message, Message.sid == sid) == 1
     finally:
         settings.public_base_url = None
+
+
+def test_disabled_validation_accepts_unsigned_and_health_warns(server: Any, db: Any) -> None:
+    from relaydesk.config import get_settings
+
+    settings = get_settings()
+    settings.twilio_validate_signature = False
+    try:
+        sid = new_sid()
+        answer = httpx.post(server.url + "/twilio/inbound", data=inbound(sid))
+        assert answer.status_code == 200
+        assert count(db, Message, Message.sid == sid) == 1
+        health = httpx.get(server.url + "/health").json()
+        assert health["signature_validation"] is False
+        assert any("NOT checked" in w for w in health["warnings"])
+    finally:
+        settings.twilio_validate_signature = True
+    assert httpx.post(server.url + "/twilio/inbound", data=inbound(new_sid())).status_code == 403
+
+
+def test_sandbox_phone_accepts_operator_tokens_only(
+    server: Any, make_token: Callable[[str], str], db: Any
+) -> None:
+    url = server.url + "/sandbox/phone/messages"
+    payload = {"from": "+48600100700", "body": "Dzień dobry"}
+    assert httpx.post(url, json=payload).status_code == 401
+    viewer = {"Authorization": f"Bearer {make_token('viewer')}"}
+    assert httpx.post(url, json=payload, headers=viewer).status_code == 401
+    operator = {"Authorization": f"Bearer {make_token('operator')}"}
+    answer = httpx.post(url, json=payload, headers=operator)
+    assert answer.status_code == 201, answer.text
+    sid = answer.json()["sid"]
+    assert answer.json()["webhook_status"] == 200
+    stored = db.scalar(select(Message).where(Message.sid == sid))
+    assert stored.body == "Dzień dobry"
+    assert stored.raw["AccountSid"].startswith("AC")

@@ -16,7 +16,7 @@ from relaydesk.auth.models import ROLES, ApiToken, User
 from relaydesk.db import utcnow
 from relaydesk.errors import Conflict, Invalid
 
-TOKEN_PREFIX = "rd_"
+TOKEN_PREFIX = "rd_"  # noqa: S105 (a prefix, not a secret)
 _hasher = PasswordHasher()
 
 

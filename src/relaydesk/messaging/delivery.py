@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import or_, select, update
@@ -102,7 +102,7 @@ class _Snapshot:
     media_urls: list[str]
     content_sid: str | None
     content_variables: str | None
-    created_at: object
+    created_at: datetime
 
     @classmethod
     def of(cls, m: Message) -> _Snapshot:
@@ -157,7 +157,7 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
 
 
 def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> str | None:
-    since = snap.created_at - timedelta(minutes=1)  # type: ignore[operator]
+    since = snap.created_at - timedelta(minutes=1)
     with session_scope(write=False) as session:
         candidates = gateway.find_sent(to=snap.to_addr, since=since)
         for remote in candidates:
@@ -173,7 +173,11 @@ def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> str | None:
 
 def _record_success(message_id: int, sid: str, status: str, segments: int | None) -> Outcome:
     with session_scope() as session:
-        values: dict[str, object] = {"sid": sid, "submit_state": "submitted", "updated_at": utcnow()}
+        values: dict[str, object] = {
+            "sid": sid,
+            "submit_state": "submitted",
+            "updated_at": utcnow(),
+        }
         if segments:
             values["num_segments"] = segments
         session.execute(
@@ -198,7 +202,11 @@ def _replay_early_events(session: Session, message_id: int, sid: str) -> None:
         current = session.scalar(select(Message.status).where(Message.id == message_id))
         event.message_id = message_id
         event.applied = apply_status(
-            session, message_id, current or PENDING, event.status, event.error_code,
+            session,
+            message_id,
+            current or PENDING,
+            event.status,
+            event.error_code,
             event.received_at,
         )
 
@@ -207,8 +215,10 @@ def _record_failure(snap: _Snapshot, exc: GatewayError, max_attempts: int) -> Ou
     now = utcnow()
     with session_scope() as session:
         if exc.permanent or snap.attempts >= max_attempts:
-            message = exc.message if exc.permanent else (
-                f"Gave up after {snap.attempts} attempts: {exc.message}"
+            message = (
+                exc.message
+                if exc.permanent
+                else (f"Gave up after {snap.attempts} attempts: {exc.message}")
             )
             session.execute(
                 update(Message)
@@ -245,6 +255,11 @@ def _record_failure(snap: _Snapshot, exc: GatewayError, max_attempts: int) -> Ou
             .execution_options(synchronize_session=False)
         )
         enqueue_after_commit(session, "messaging.deliver", snap.id, delay=delay)
-    log.warning("message %s attempt %s failed (%s); retry in %.0fs", snap.id, snap.attempts,
-                exc.message, delay)
+    log.warning(
+        "message %s attempt %s failed (%s); retry in %.0fs",
+        snap.id,
+        snap.attempts,
+        exc.message,
+        delay,
+    )
     return Outcome("retrying", exc)

@@ -107,7 +107,9 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
 
     conv_keys: dict[tuple[int, str], InboundRecord] = {}
     for rec in fresh:
-        conv_keys.setdefault((contact_ids[(rec.participant, rec.contact_channel)], rec.to_addr), rec)
+        conv_keys.setdefault(
+            (contact_ids[(rec.participant, rec.contact_channel)], rec.to_addr), rec
+        )
     cstmt = insert(Conversation).values(
         [
             {

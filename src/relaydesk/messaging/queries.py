@@ -6,7 +6,7 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
 from relaydesk.contacts.models import Contact
@@ -17,10 +17,24 @@ from relaydesk.messaging.models import Conversation, Message, MessageCounter
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 _LIST_COLUMNS = load_only(
-    Message.id, Message.sid, Message.direction, Message.channel, Message.from_addr,
-    Message.to_addr, Message.participant, Message.body, Message.status, Message.error_code,
-    Message.error_message, Message.num_segments, Message.encoding, Message.source,
-    Message.attempts, Message.created_at, Message.updated_at, Message.media,
+    Message.id,
+    Message.sid,
+    Message.direction,
+    Message.channel,
+    Message.from_addr,
+    Message.to_addr,
+    Message.participant,
+    Message.body,
+    Message.status,
+    Message.error_code,
+    Message.error_message,
+    Message.num_segments,
+    Message.encoding,
+    Message.source,
+    Message.attempts,
+    Message.created_at,
+    Message.updated_at,
+    Message.media,
 )
 
 
@@ -45,11 +59,23 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
 def message_dict(m: Message) -> dict[str, Any]:
     """A message as the API shows it."""
     return {
-        "id": m.id, "sid": m.sid, "direction": m.direction, "channel": m.channel,
-        "from": m.from_addr, "to": m.to_addr, "participant": m.participant, "body": m.body,
-        "status": m.status, "error_code": m.error_code, "error_message": m.error_message,
-        "num_segments": m.num_segments, "encoding": m.encoding, "source": m.source,
-        "attempts": m.attempts, "created_at": m.created_at, "updated_at": m.updated_at,
+        "id": m.id,
+        "sid": m.sid,
+        "direction": m.direction,
+        "channel": m.channel,
+        "from": m.from_addr,
+        "to": m.to_addr,
+        "participant": m.participant,
+        "body": m.body,
+        "status": m.status,
+        "error_code": m.error_code,
+        "error_message": m.error_message,
+        "num_segments": m.num_segments,
+        "encoding": m.encoding,
+        "source": m.source,
+        "attempts": m.attempts,
+        "created_at": m.created_at,
+        "updated_at": m.updated_at,
         "media": m.media or [],
     }
 
@@ -77,7 +103,7 @@ def list_messages(
     cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of messages, newest first, with the cursor of the next page."""
-    query: Select[tuple[Message]] = select(Message).options(_LIST_COLUMNS)
+    query = select(Message).options(_LIST_COLUMNS)
     if direction:
         query = query.where(Message.direction == direction)
     if status:
@@ -87,7 +113,10 @@ def list_messages(
     if q:
         pattern = _like(q)
         query = query.where(
-            or_(Message.body.ilike(pattern, escape="\\"), Message.participant.like(pattern, escape="\\"))
+            or_(
+                Message.body.ilike(pattern, escape="\\"),
+                Message.participant.like(pattern, escape="\\"),
+            )
         )
     if cursor:
         (last_id,) = decode_cursor(cursor, 1)
@@ -101,7 +130,10 @@ def list_messages(
 
 
 def list_conversations(
-    session: Session, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None,
+    session: Session,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
     unread_only: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Conversations with any message, most recent first."""
@@ -129,11 +161,17 @@ def list_conversations(
     ).all()
     items = [
         {
-            "id": c.id, "participant": c.participant, "channel": c.channel,
-            "our_address": c.our_address, "profile_name": name,
-            "last_message_at": c.last_message_at, "last_body": c.last_body,
-            "last_direction": c.last_direction, "message_count": c.message_count,
-            "unread": c.unread_count, "opted_out": opted_out_at is not None,
+            "id": c.id,
+            "participant": c.participant,
+            "channel": c.channel,
+            "our_address": c.our_address,
+            "profile_name": name,
+            "last_message_at": c.last_message_at,
+            "last_body": c.last_body,
+            "last_direction": c.last_direction,
+            "message_count": c.message_count,
+            "unread": c.unread_count,
+            "opted_out": opted_out_at is not None,
         }
         for c, name, opted_out_at in rows[:limit]
     ]
@@ -175,8 +213,10 @@ def stats(session: Session, days: int = 30) -> dict[str, Any]:
             .group_by(Message.status)
         ).all()
     )
-    day = func.date(Message.created_at) if session.get_bind().dialect.name == "sqlite" else (
-        func.to_char(func.timezone("UTC", Message.created_at), "YYYY-MM-DD")
+    day = (
+        func.date(Message.created_at)
+        if session.get_bind().dialect.name == "sqlite"
+        else (func.to_char(func.timezone("UTC", Message.created_at), "YYYY-MM-DD"))
     )
     per_day: dict[str, dict[str, int]] = {}
     for d, direction, n in session.execute(

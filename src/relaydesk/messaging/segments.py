@@ -25,7 +25,9 @@ class SegmentInfo:
 
 def count_segments(body: str) -> SegmentInfo:
     """Encoding and number of segments for an SMS body."""
-    non_gsm = tuple(dict.fromkeys(ch for ch in body if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION))
+    non_gsm = tuple(
+        dict.fromkeys(ch for ch in body if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION)
+    )
     if not non_gsm:
         units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in body)
         single, multi, encoding = 160, 153, "GSM-7"

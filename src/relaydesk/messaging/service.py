@@ -87,8 +87,8 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
         )
 
     info = count_segments(body) if body else None
-    channel = address.channel if address.channel == "whatsapp" else (
-        "mms" if req.media_urls else "sms"
+    channel = (
+        address.channel if address.channel == "whatsapp" else ("mms" if req.media_urls else "sms")
     )
     now = utcnow()
     message = Message(
@@ -146,7 +146,9 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
 
 def _check_content(body: str, req: SendRequest, channel: str) -> None:
     if not body.strip() and not req.media_urls and not req.content_sid:
-        raise Invalid("The message is empty: give a body, media_urls or a content_sid", field="body")
+        raise Invalid(
+            "The message is empty: give a body, media_urls or a content_sid", field="body"
+        )
     if len(body) > MAX_BODY:
         raise Invalid(
             f"The message is {len(body):,} characters long; Twilio's limit is {MAX_BODY:,}",
@@ -154,12 +156,16 @@ def _check_content(body: str, req: SendRequest, channel: str) -> None:
         )
     limit = 1 if channel == "whatsapp" else MAX_MEDIA
     if len(req.media_urls) > limit:
-        raise Invalid(f"At most {limit} media file(s) per message on this channel", field="media_urls")
+        raise Invalid(
+            f"At most {limit} media file(s) per message on this channel", field="media_urls"
+        )
     for url in req.media_urls:
         if not url.startswith(("https://", "http://")) or len(url) > 2000:
             raise Invalid(f"Media URL '{url[:80]}' must be an http(s) address", field="media_urls")
     if req.content_sid and not CONTENT_SID.match(req.content_sid):
-        raise Invalid("content_sid must look like HX followed by 32 hex digits", field="content_sid")
+        raise Invalid(
+            "content_sid must look like HX followed by 32 hex digits", field="content_sid"
+        )
     if req.content_variables is not None:
         if not req.content_sid:
             raise Invalid("content_variables need a content_sid", field="content_variables")

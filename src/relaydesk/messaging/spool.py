@@ -57,8 +57,12 @@ def replay() -> int:
             except json.JSONDecodeError:
                 log.error("skipping a damaged spool line: %.80s", line)
     with session_scope() as session:
-        store_inbound(session, [parse_inbound(e["params"]) for e in entries if e["kind"] == "inbound"])
-        record_statuses(session, [parse_status(e["params"], None) for e in entries if e["kind"] == "status"])
+        store_inbound(
+            session, [parse_inbound(e["params"]) for e in entries if e["kind"] == "inbound"]
+        )
+        record_statuses(
+            session, [parse_status(e["params"], None) for e in entries if e["kind"] == "status"]
+        )
     work.unlink()
     log.info("replayed %d spooled webhooks", len(entries))
     return len(entries)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 import relaydesk.models  # noqa: F401  (registers every table)
 from relaydesk.db import Base, get_engine
@@ -20,7 +21,7 @@ def run() -> None:
         _run_with(connection)
 
 
-def _run_with(connection: object) -> None:
+def _run_with(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

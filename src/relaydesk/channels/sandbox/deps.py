@@ -27,11 +27,29 @@ def basic_credentials_ok(request: Request, settings: Settings) -> bool:
     return bool(sep) and user_ok and password_ok
 
 
+def bearer_operator_ok(request: Request, settings: Settings) -> bool:
+    """True when, inside relaydesk, the request carries an API token of an operator or admin."""
+    if not settings.embedded_sandbox:
+        return False  # a standalone emulator has no relaydesk users
+    if not request.headers.get("authorization", "").lower().startswith("bearer "):
+        return False
+    from relaydesk.deps import ROLE_ORDER, current_principal
+    from relaydesk.errors import Unauthorized
+
+    try:
+        principal = current_principal(request)
+    except Unauthorized:
+        return False
+    return ROLE_ORDER[principal.role] >= ROLE_ORDER["operator"]
+
+
 def require_sandbox_access(request: Request) -> None:
-    """FastAPI dependency: allow the sandbox control routes only to the account's credentials."""
-    if not basic_credentials_ok(request, get_settings()):
+    """FastAPI dependency: the account's credentials, or a relaydesk operator's API token."""
+    settings = get_settings()
+    if not (basic_credentials_ok(request, settings) or bearer_operator_ok(request, settings)):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            detail="sandbox access needs the Account SID and auth token (HTTP Basic)",
+            detail="sandbox access needs the Account SID and auth token (HTTP Basic) "
+            "or a relaydesk operator's API token (Bearer)",
             headers={"WWW-Authenticate": 'Basic realm="relaydesk sandbox"'},
         )

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 TWILIO_API = "https://api.twilio.com"
 
 
-class RebasedHttpClient(TwilioHttpClient):
+class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """Sends the SDK's requests to another base URL (the emulator), after the SDK built them."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
@@ -130,15 +130,21 @@ class TwilioGateway:
             raise _classify_rest(exc) from exc
         except requests.Timeout as exc:
             raise GatewayError(
-                "Twilio did not answer in time", code=None, status=None, permanent=False,
+                "Twilio did not answer in time",
+                code=None,
+                status=None,
+                permanent=False,
                 ambiguous=True,
             ) from exc
         except requests.ConnectionError as exc:
             # A refused connection never reached Twilio; a reset one might have.
             refused = "refused" in str(exc).lower() or "name or service" in str(exc).lower()
             raise GatewayError(
-                f"cannot reach Twilio: {exc.__class__.__name__}", code=None, status=None,
-                permanent=False, ambiguous=not refused,
+                f"cannot reach Twilio: {exc.__class__.__name__}",
+                code=None,
+                status=None,
+                permanent=False,
+                ambiguous=not refused,
             ) from exc
         segments = int(msg.num_segments) if msg.num_segments not in (None, "") else None
         return SentMessage(
@@ -157,7 +163,9 @@ class TwilioGateway:
             raise _classify_rest(exc) from exc
         except requests.RequestException as exc:
             raise GatewayError(
-                f"cannot reach Twilio: {exc.__class__.__name__}", code=None, status=None,
+                f"cannot reach Twilio: {exc.__class__.__name__}",
+                code=None,
+                status=None,
                 permanent=False,
             ) from exc
         return [

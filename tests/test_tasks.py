@@ -1,0 +1,212 @@
+"""The task queue: jobs after commit only, lost jobs recovered, Redis backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+
+from relaydesk.messaging.models import Message
+from tests.conftest import missing, wait_for
+from tests.pgserver import free_port
+
+
+def queued_names() -> list[str]:
+    from relaydesk.tasks import get_huey
+
+    return [t.name for t in get_huey().pending()] + [t.name for t in get_huey().scheduled()]
+
+
+def test_jobs_are_queued_only_after_commit(server: Any) -> None:
+    from relaydesk.db import get_write_sessionmaker
+    from relaydesk.messaging import service
+
+    factory = get_write_sessionmaker()
+    session = factory()
+    try:
+        service.send(session, service.SendRequest(to="+48600100600", body="x"), deliver_inline=True)
+        assert "messaging.deliver" not in queued_names()
+        session.commit()
+        assert "messaging.deliver" in queued_names()
+    finally:
+        session.close()
+
+
+def test_jobs_are_dropped_on_rollback(server: Any, db: Any) -> None:
+    from relaydesk.db import get_write_sessionmaker
+    from relaydesk.messaging import service
+
+    session = get_write_sessionmaker()()
+    try:
+        service.send(session, service.SendRequest(to="+48600100601", body="x"), deliver_inline=True)
+        session.rollback()
+        session.commit()
+    finally:
+        session.close()
+    assert "messaging.deliver" not in queued_names()
+    assert db.scalar(select(Message.id).where(Message.participant == "+48600100601")) is None
+
+
+def test_sweep_delivers_a_message_whose_job_was_lost(server: Any, db: Any) -> None:
+    from relaydesk.db import session_scope
+    from relaydesk.messaging import service, tasks
+    from relaydesk.tasks import get_huey
+
+    with session_scope() as session:
+        message = service.send(
+            session, service.SendRequest(to="+48600100602", body="zgubiony"), deliver_inline=True
+        )
+        message_id = message.id
+    get_huey().flush()  # the queue lost the job (e.g. Redis was wiped)
+    tasks.sweep()
+    wait_for(
+        lambda: db.scalar(select(Message.sid).where(Message.id == message_id)),
+        what="the swept message to be submitted",
+    )
+
+
+def test_sweep_reprocesses_inbound_whose_follow_up_was_lost(
+    server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
+) -> None:
+    from relaydesk.db import session_scope, utcnow
+    from relaydesk.messaging import tasks
+
+    sid = "SM" + "d" * 32
+    twilio_post(
+        "/twilio/inbound",
+        {"MessageSid": sid, "From": "+48600100603", "To": "+15005550006", "Body": "hej"},
+    )
+    wait_for(
+        lambda: db.scalar(select(Message.processed_at).where(Message.sid == sid)),
+        what="the follow-up job",
+    )
+    with session_scope() as session:  # pretend the job never ran, two minutes ago
+        session.execute(
+            update(Message)
+            .where(Message.sid == sid)
+            .values(processed_at=None, created_at=utcnow() - timedelta(minutes=2))
+        )
+    tasks.sweep()
+    wait_for(
+        lambda: db.scalar(select(Message.processed_at).where(Message.sid == sid)),
+        what="the swept follow-up job",
+    )
+
+
+def test_spooled_webhooks_are_replayed_once(server: Any, db: Any) -> None:
+    from relaydesk.messaging import spool
+
+    params = {
+        "MessageSid": "SM" + "e" * 32,
+        "From": "+48600100604",
+        "To": "+15005550006",
+        "Body": "z dysku",
+    }
+    spool.write("inbound", params)
+    spool.write("inbound", params)  # Twilio's retry landed in the spool too
+    spool.write("status", {"MessageSid": "SM" + "f" * 32, "MessageStatus": "delivered"})
+    assert spool.replay() == 3
+    assert spool.replay() == 0
+    rows = db.scalars(select(Message.body).where(Message.sid == params["MessageSid"])).all()
+    assert rows == ["z dysku"]
+
+
+def test_webhook_is_spooled_when_the_database_fails(
+    server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
+) -> None:
+    """Twilio does not retry: a failing database must not lose the customer's message."""
+    from relaydesk.messaging import spool, writer
+
+    original = writer.write_batch
+
+    def broken(records: Any) -> str:
+        raise RuntimeError("disk I/O error")
+
+    writer.write_batch = broken  # type: ignore[assignment]
+    try:
+        answer = twilio_post(
+            "/twilio/inbound",
+            {
+                "MessageSid": "SM" + "a1" * 16,
+                "From": "+48600100605",
+                "To": "+15005550006",
+                "Body": "nie zgub mnie",
+            },
+        )
+    finally:
+        writer.write_batch = original  # type: ignore[assignment]
+    assert answer.status_code == 200
+    assert db.scalar(select(Message.id).where(Message.sid == "SM" + "a1" * 16)) is None
+    assert spool.replay() == 1
+    assert db.scalar(select(Message.body).where(Message.sid == "SM" + "a1" * 16)) == "nie zgub mnie"
+
+
+def test_redis_backend_runs_jobs_in_a_separate_worker(tmp_path: Path) -> None:
+    """REDIS_URL switches huey to Redis; a `relaydesk worker` process consumes the jobs."""
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        missing("redis-server is not installed")
+        return
+    port = free_port()
+    redis = subprocess.Popen(
+        [redis_bin, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+    )
+    # Twilio (here: an emulator address where nothing listens) is unreachable, so the
+    # worker's attempt is recorded as a retry: proof that it took the job from Redis.
+    env = {
+        **os.environ,
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/app.db",
+        "PORT": str(free_port()),
+    }
+    code = (
+        "import sys\n"
+        "from relaydesk import migrations, tasks\n"
+        "from relaydesk.db import session_scope\n"
+        "from relaydesk.messaging import service\n"
+        "migrations.upgrade()\n"
+        "assert type(tasks.get_huey()).__name__ == 'RedisHuey'\n"
+        "with session_scope() as s:\n"
+        "    m = service.send(s, service.SendRequest(to='+15005550001', body='x'))\n"
+        "print(m.id)\n"
+    )
+    worker = None
+    try:
+        made = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert made.returncode == 0, made.stderr
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "relaydesk.cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import sqlite3
+
+        def attempted() -> tuple[str, int, str] | None:
+            with sqlite3.connect(tmp_path / "app.db") as conn:
+                row = conn.execute(
+                    "SELECT status, attempts, error_message FROM messages"
+                ).fetchone()
+            return row if row and row[1] >= 1 and row[2] else None
+
+        status, _attempts, error = wait_for(attempted, timeout=30, what="the Redis worker")
+        assert status == "pending"
+        assert "cannot reach Twilio" in error
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=20)
+        redis.terminate()
+        redis.wait(timeout=10)
