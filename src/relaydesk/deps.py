@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from relaydesk.auth.service import Principal, authenticate_token
-from relaydesk.db import get_sessionmaker, get_write_sessionmaker
+from relaydesk.db import get_sessionmaker, session_scope
 from relaydesk.errors import Forbidden, Unauthorized
 
 ROLE_ORDER = {"viewer": 0, "operator": 1, "admin": 2}
@@ -24,15 +24,8 @@ def _read_session() -> Iterator[Session]:
 
 
 def _write_session() -> Iterator[Session]:
-    session = get_write_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(_read_session)]

@@ -29,6 +29,7 @@ def emulator_messages(to: str) -> list[Any]:
 
 
 def test_send_returns_201_with_the_message_and_twilio_sid(api: httpx.Client, db: Any) -> None:
+    set_knobs(status_delay_ms=600_000)  # hold the message at "queued" for this check
     answer = api.post("/api/send-message", json={"to": "600 100 200", "body": "Dzień dobry!"})
     assert answer.status_code == 201, answer.text
     message = answer.json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -127,34 +128,36 @@ async def _read_params(request: Request) -> dict[str, str] | Response:
     return dict(pairs)
 
 
-async def inbound(request: Request) -> Response:
-    """POST /twilio/inbound — a customer's SMS, MMS or WhatsApp message."""
+async def _handle(
+    request: Request, parse: Callable[[dict[str, str], Request], InboundRecord | StatusRecord]
+) -> Response | None:
+    """Validate, parse and durably store one webhook; a Response only when refused."""
     params = await _read_params(request)
     if isinstance(params, Response):
         return params
     if not _signature_ok(request, params):
         return PlainTextResponse("Invalid Twilio signature", status_code=403)
     try:
-        record = parse_inbound(params)
+        record = parse(params, request)
     except BadWebhook as exc:
         return PlainTextResponse(str(exc), status_code=400)
     await get_writer().submit(record)
-    return Response(EMPTY_TWIML, media_type="text/xml")
+    return None
+
+
+async def inbound(request: Request) -> Response:
+    """POST /twilio/inbound — a customer's SMS, MMS or WhatsApp message."""
+    refused = await _handle(request, lambda params, _: parse_inbound(params))
+    return refused or Response(EMPTY_TWIML, media_type="text/xml")
 
 
 async def status_callback(request: Request) -> Response:
     """POST /twilio/status — a delivery status of a message we sent."""
-    params = await _read_params(request)
-    if isinstance(params, Response):
-        return params
-    if not _signature_ok(request, params):
-        return PlainTextResponse("Invalid Twilio signature", status_code=403)
-    try:
-        record = parse_status(params, request.headers.get("i-twilio-idempotency-token"))
-    except BadWebhook as exc:
-        return PlainTextResponse(str(exc), status_code=400)
-    await get_writer().submit(record)
-    return Response(status_code=200)
+    refused = await _handle(
+        request,
+        lambda params, req: parse_status(params, req.headers.get("i-twilio-idempotency-token")),
+    )
+    return refused or Response(status_code=200)
 
 
 def reset_checker() -> None:
