@@ -176,6 +176,9 @@ def _record_success(message_id: int, sid: str, status: str, segments: int | None
         values: dict[str, object] = {
             "sid": sid,
             "submit_state": "submitted",
+            "next_attempt_at": None,
+            "error_code": None,
+            "error_message": None,
             "updated_at": utcnow(),
         }
         if segments:
