@@ -73,32 +73,43 @@ def test_sweep_delivers_a_message_whose_job_was_lost(server: Any, db: Any) -> No
     )
 
 
-def test_sweep_reprocesses_inbound_whose_follow_up_was_lost(
+def test_inbound_handlers_run_once_and_lost_jobs_are_swept(
     server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
 ) -> None:
     from relaydesk.db import session_scope, utcnow
-    from relaydesk.messaging import tasks
+    from relaydesk.messaging import hooks, tasks
 
-    sid = "SM" + "d" * 32
-    twilio_post(
-        "/twilio/inbound",
-        {"MessageSid": sid, "From": "+48600100603", "To": "+15005550006", "Body": "hej"},
-    )
-    wait_for(
-        lambda: db.scalar(select(Message.processed_at).where(Message.sid == sid)),
-        what="the follow-up job",
-    )
-    with session_scope() as session:  # pretend the job never ran, two minutes ago
-        session.execute(
-            update(Message)
-            .where(Message.sid == sid)
-            .values(processed_at=None, created_at=utcnow() - timedelta(minutes=2))
-        )
-    tasks.sweep()
-    wait_for(
-        lambda: db.scalar(select(Message.processed_at).where(Message.sid == sid)),
-        what="the swept follow-up job",
-    )
+    calls: list[str] = []
+
+    @hooks.on_inbound("test.recorder")
+    def record(session: Any, message: Message) -> None:
+        calls.append(message.body)
+
+    try:
+        sid = "SM" + "d" * 32
+        twilio_post("/twilio/inbound", {"MessageSid": sid, "From": "+48600100603",
+                                        "To": "+15005550006", "Body": "hej"})
+        wait_for(lambda: calls == ["hej"], what="the follow-up handler")
+        message_id = db.scalar(select(Message.id).where(Message.sid == sid))
+        tasks.inbound_received([message_id])  # a repeated job finds the message done
+        assert calls == ["hej"]
+        with session_scope() as session:  # the job was lost two minutes ago
+            session.execute(update(Message).where(Message.sid == sid).values(
+                processed_at=None, created_at=utcnow() - timedelta(minutes=2)))
+        tasks.sweep()
+        wait_for(lambda: calls == ["hej", "hej"], what="the swept follow-up job")
+    finally:
+        hooks.remove_handler("test.recorder")
+
+
+def test_without_handlers_inbound_needs_no_job(
+    server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
+) -> None:
+    sid = "SM" + "b" * 32
+    twilio_post("/twilio/inbound", {"MessageSid": sid, "From": "+48600100606",
+                                    "To": "+15005550006", "Body": "hej"})
+    assert db.scalar(select(Message.processed_at).where(Message.sid == sid)) is not None
+    assert "messaging.inbound_received" not in queued_names()
 
 
 def test_spooled_webhooks_are_replayed_once(server: Any, db: Any) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk import __version__
-from relaydesk.channels.twilio.webhooks import routes as webhook_routes
+from relaydesk.channels.twilio.webhooks import WebhookFrontDoor
 from relaydesk.config import get_settings
 from relaydesk.db import database_kind, get_engine
 from relaydesk.errors import RelaydeskError
@@ -92,7 +92,12 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
     return "; ".join(dict.fromkeys(problems)), fields
 
 
-def create_app(*, run_worker: bool = False) -> FastAPI:
+def create_app(*, run_worker: bool = False) -> ASGIApp:
+    """The ASGI application to serve: Twilio's webhooks first, then the FastAPI app."""
+    return WebhookFrontDoor(create_fastapi_app(run_worker=run_worker))
+
+
+def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     """Build the application; `run_worker` also runs the task consumer in-process."""
     settings = get_settings()
 
@@ -130,7 +135,6 @@ def create_app(*, run_worker: bool = False) -> FastAPI:
         "`relaydesk token create NAME`).",
         lifespan=lifespan,
     )
-    app.router.routes.extend(webhook_routes)
     app.include_router(messaging_router)
     if settings.embedded_sandbox:
         from relaydesk.channels.sandbox.emulator import router as emulator_router

@@ -9,16 +9,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.errors import describe_error
 from relaydesk.contacts.models import Contact
-from relaydesk.db import dialect_insert, utcnow
+from relaydesk.db import Base, utcnow
+from relaydesk.messaging import hooks
 from relaydesk.messaging import status as st
-from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent
+from relaydesk.messaging.models import Conversation, Message, MessageCounter
 from relaydesk.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,43 @@ def opt_out_keyword(body: str, opt_out_type: str | None) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4)
+def _inbound_statements(dialect: str) -> tuple[Any, Any, Any]:
+    """Upserts and insert of the inbound path, built once per dialect.
+
+    Executed with a list of parameter sets they run as "insertmanyvalues" batches
+    whose SQL is compiled once, instead of a new multi-row VALUES per batch.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    tables = Base.metadata.tables
+    contacts, conversations, messages = (
+        tables["contacts"],
+        tables["conversations"],
+        tables["messages"],
+    )
+    new_contact = insert(contacts)
+    upsert_contact = new_contact.on_conflict_do_update(
+        index_elements=["phone", "channel"],
+        set_={
+            "profile_name": func.coalesce(
+                new_contact.excluded.profile_name, contacts.c.profile_name
+            ),
+            "updated_at": new_contact.excluded.updated_at,
+        },
+    ).returning(contacts.c.id, contacts.c.phone, contacts.c.channel)
+    new_conversation = insert(conversations)
+    upsert_conversation = new_conversation.on_conflict_do_update(
+        index_elements=["contact_id", "our_address"],
+        set_={"updated_at": new_conversation.excluded.updated_at},
+    ).returning(conversations.c.id, conversations.c.contact_id, conversations.c.our_address)
+    insert_message = (
+        insert(messages)
+        .on_conflict_do_nothing(index_elements=["sid"])
+        .returning(messages.c.id, messages.c.sid, messages.c.conversation_id)
+    )
+    return upsert_contact, upsert_conversation, insert_message
+
+
 def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
     """Store new inbound messages once per SID; returns the ids of the rows created."""
     unique: dict[str, InboundRecord] = {}
@@ -79,57 +119,62 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
         unique.setdefault(rec.sid, rec)
     if not unique:
         return []
-    existing = set(session.scalars(select(Message.sid).where(Message.sid.in_(list(unique)))))
+    conn = session.connection()
+    existing = set(conn.scalars(select(Message.sid).where(Message.sid.in_(list(unique)))))
     fresh = [rec for sid, rec in unique.items() if sid not in existing]
     if not fresh:
         return []
-    insert = dialect_insert(session)
+    upsert_contact, upsert_conversation, insert_message = _inbound_statements(conn.dialect.name)
     now = utcnow()
 
     contacts: dict[tuple[str, str], str | None] = {}
     for rec in fresh:
         key = (rec.participant, rec.contact_channel)
         contacts[key] = rec.profile_name or contacts.get(key)
-    stmt = insert(Contact).values(
-        [
-            {"phone": p, "channel": c, "profile_name": name, "created_at": now, "updated_at": now}
-            for (p, c), name in contacts.items()
-        ]
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["phone", "channel"],
-        set_={
-            "profile_name": func.coalesce(stmt.excluded.profile_name, Contact.profile_name),
-            "updated_at": stmt.excluded.updated_at,
-        },
-    ).returning(Contact.id, Contact.phone, Contact.channel)
-    contact_ids = {(row.phone, row.channel): row.id for row in session.execute(stmt)}
+    contact_ids = {
+        (row.phone, row.channel): row.id
+        for row in conn.execute(
+            upsert_contact,
+            [
+                {
+                    "phone": p,
+                    "channel": c,
+                    "profile_name": name,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for (p, c), name in contacts.items()
+            ],
+        )
+    }
 
     conv_keys: dict[tuple[int, str], InboundRecord] = {}
     for rec in fresh:
         conv_keys.setdefault(
             (contact_ids[(rec.participant, rec.contact_channel)], rec.to_addr), rec
         )
-    cstmt = insert(Conversation).values(
-        [
-            {
-                "contact_id": cid,
-                "our_address": our,
-                "participant": rec.participant,
-                "channel": rec.contact_channel,
-                "message_count": 0,
-                "unread_count": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for (cid, our), rec in conv_keys.items()
-        ]
-    )
-    cstmt = cstmt.on_conflict_do_update(
-        index_elements=["contact_id", "our_address"], set_={"updated_at": cstmt.excluded.updated_at}
-    ).returning(Conversation.id, Conversation.contact_id, Conversation.our_address)
-    conv_ids = {(row.contact_id, row.our_address): row.id for row in session.execute(cstmt)}
+    conv_ids = {
+        (row.contact_id, row.our_address): row.id
+        for row in conn.execute(
+            upsert_conversation,
+            [
+                {
+                    "contact_id": cid,
+                    "our_address": our,
+                    "participant": rec.participant,
+                    "channel": rec.contact_channel,
+                    "message_count": 0,
+                    "unread_count": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for (cid, our), rec in conv_keys.items()
+            ],
+        )
+    }
 
+    # With no follow-up handlers there is nothing to queue: the row is done when stored.
+    follow_up = bool(hooks.inbound_handlers())
     rows = []
     for rec in fresh:
         cid = conv_ids[(contact_ids[(rec.participant, rec.contact_channel)], rec.to_addr)]
@@ -146,22 +191,21 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
                 "media": rec.media,
                 "num_media": len(rec.media),
                 "status": "received",
+                "error_code": None,
+                "error_message": None,
                 "num_segments": rec.num_segments,
+                "encoding": None,
                 "source": "customer",
+                "messaging_service_sid": rec.raw.get("MessagingServiceSid") or None,
                 "raw": rec.raw,
                 "attempts": 0,
+                "processed_at": None if follow_up else rec.received_at,
                 "created_at": rec.received_at,
                 "updated_at": rec.received_at,
                 "status_changed_at": rec.received_at,
             }
         )
-    mstmt = (
-        insert(Message)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["sid"])
-        .returning(Message.id, Message.sid, Message.conversation_id)
-    )
-    inserted = session.execute(mstmt).all()
+    inserted = conn.execute(insert_message, rows).all()
     if not inserted:
         return []
     by_sid = {rec.sid: rec for rec in fresh}
@@ -200,7 +244,8 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
             )
         )
     ids = [row.id for row in inserted]
-    enqueue_after_commit(session, "messaging.inbound_received", ids)
+    if follow_up:
+        enqueue_after_commit(session, "messaging.inbound_received", ids)
     return ids
 
 
@@ -295,7 +340,7 @@ def record_statuses(session: Session, records: list[StatusRecord]) -> int:
                 "received_at": rec.received_at,
             }
         )
-    session.execute(dialect_insert(session)(MessageEvent), events)
+    session.connection().execute(Base.metadata.tables["message_events"].insert(), events)
     return applied
 
 

@@ -27,19 +27,22 @@ def deliver(message_id: int) -> None:
 @task("messaging.inbound_received")
 def inbound_received(message_ids: list[int]) -> None:
     """Run follow-up handlers once per new inbound message."""
-    for message_id in message_ids:
-        with session_scope() as session:
-            claimed = session.execute(
-                update(Message)
-                .where(Message.id == message_id, Message.processed_at.is_(None))
-                .values(processed_at=utcnow())
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            if claimed != 1:
-                continue  # another worker already did it
+    handlers = hooks.inbound_handlers()
+    with session_scope() as session:
+        # Claim the whole batch at once; ids another worker already took drop out.
+        claimed = session.scalars(
+            update(Message)
+            .where(Message.id.in_(message_ids), Message.processed_at.is_(None))
+            .values(processed_at=utcnow())
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        if not handlers:
+            return
+        for message_id in sorted(claimed):
             message = session.get(Message, message_id)
             assert message is not None
-            for name, handler in hooks.inbound_handlers():
+            for name, handler in handlers:
                 try:
                     with session.begin_nested():
                         handler(session, message)
