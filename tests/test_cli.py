@@ -173,6 +173,13 @@ def test_serve_creates_first_admin_and_answers_with_a_cli_token(cli_env: dict[st
     assert "password:" in output
 
 
+def test_several_web_processes_refuse_the_embedded_sandbox(cli_env: dict[str, str]) -> None:
+    result = run(cli_env, "serve", "--workers", "2")
+    assert result.returncode != 0
+    assert "relaydesk sandbox" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
     """The emulator as its own process, reached through TWILIO_API_BASE_URL."""
     if BACKEND == "postgresql":
@@ -196,7 +203,8 @@ def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
         "PORT": str(app_port),
         "TWILIO_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}",
     }
-    serve = Proc(app_env, "serve")
+    # Two web processes and one background worker process, as when scaling out.
+    serve = Proc(app_env, "serve", "--workers", "2")
     try:
         wait_healthy(f"http://127.0.0.1:{app_port}/health", serve)
         # The app's emulator routes are not mounted when an external sandbox is used.

@@ -87,15 +87,20 @@ def test_inbound_handlers_run_once_and_lost_jobs_are_swept(
 
     try:
         sid = "SM" + "d" * 32
-        twilio_post("/twilio/inbound", {"MessageSid": sid, "From": "+48600100603",
-                                        "To": "+15005550006", "Body": "hej"})
+        twilio_post(
+            "/twilio/inbound",
+            {"MessageSid": sid, "From": "+48600100603", "To": "+15005550006", "Body": "hej"},
+        )
         wait_for(lambda: calls == ["hej"], what="the follow-up handler")
         message_id = db.scalar(select(Message.id).where(Message.sid == sid))
         tasks.inbound_received([message_id])  # a repeated job finds the message done
         assert calls == ["hej"]
         with session_scope() as session:  # the job was lost two minutes ago
-            session.execute(update(Message).where(Message.sid == sid).values(
-                processed_at=None, created_at=utcnow() - timedelta(minutes=2)))
+            session.execute(
+                update(Message)
+                .where(Message.sid == sid)
+                .values(processed_at=None, created_at=utcnow() - timedelta(minutes=2))
+            )
         tasks.sweep()
         wait_for(lambda: calls == ["hej", "hej"], what="the swept follow-up job")
     finally:
@@ -106,8 +111,10 @@ def test_without_handlers_inbound_needs_no_job(
     server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
 ) -> None:
     sid = "SM" + "b" * 32
-    twilio_post("/twilio/inbound", {"MessageSid": sid, "From": "+48600100606",
-                                    "To": "+15005550006", "Body": "hej"})
+    twilio_post(
+        "/twilio/inbound",
+        {"MessageSid": sid, "From": "+48600100606", "To": "+15005550006", "Body": "hej"},
+    )
     assert db.scalar(select(Message.processed_at).where(Message.sid == sid)) is not None
     assert "messaging.inbound_received" not in queued_names()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -109,31 +111,60 @@ def _ensure_first_admin(settings: Settings) -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default PORT or 8000).")
-@click.option("--no-worker", is_flag=True, help="Do not run background jobs in this process.")
+@click.option("--no-worker", is_flag=True, help="Do not run background jobs.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Web processes sharing the port (default WEB_WORKERS or 1). With more than "
+    "one, background jobs run in one extra worker process.",
+)
 @friendly
-def serve(host: str | None, port: int | None, no_worker: bool) -> None:
+def serve(host: str | None, port: int | None, no_worker: bool, workers: int | None) -> None:
     """Run the web server (and, unless --no-worker, the background worker)."""
     settings = _settings()
     if port is not None:
         settings.port = port
     if host is not None:
         settings.host = host
+    workers = workers or settings.web_workers
+    if workers > 1 and settings.embedded_sandbox:
+        raise click.ClickException(
+            "--workers above 1 needs live Twilio or a standalone sandbox: the built-in "
+            "emulator runs in one process. Start 'relaydesk sandbox --port 8001' and set "
+            "TWILIO_API_BASE_URL=http://127.0.0.1:8001"
+        )
     _prepare_database(settings)
     _ensure_first_admin(settings)
     import uvicorn
 
-    from relaydesk.app import create_app
-
     mode = "SANDBOX (no Twilio account needed)" if settings.sandbox else "LIVE"
     click.echo(f"  relaydesk on http://{settings.host}:{settings.port}  mode: {mode}")
-    uvicorn.run(
-        create_app(run_worker=not no_worker),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "proxy_headers": True,
+        "access_log": False,
+    }
+    if workers == 1:
+        from relaydesk.app import create_app
+
+        uvicorn.run(create_app(run_worker=not no_worker), **options)
+        return
+    # Several processes: each web process stores its own webhooks (group commit per
+    # process); one worker process runs the background jobs for all of them.
+    os.environ["PORT"] = str(settings.port)
+    os.environ["HOST"] = settings.host
+    background = None
+    if not no_worker:
+        background = subprocess.Popen([sys.executable, "-m", "relaydesk.cli", "worker"])
+    try:
+        uvicorn.run("relaydesk.app:create_app", factory=True, workers=workers, **options)
+    finally:
+        if background is not None:
+            background.terminate()
+            background.wait(timeout=30)
 
 
 @main.command()

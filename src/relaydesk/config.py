@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     default_region: str = "PL"
 
     redis_url: str | None = None
+    web_workers: int = Field(1, ge=1, le=64)
     worker_threads: int = Field(4, ge=1, le=64)
     max_send_attempts: int = Field(8, ge=1, le=50)
 
