@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,7 +31,10 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def relaydesk_command() -> str:
     """The `relaydesk` console script of the interpreter running the benchmark."""
-    for candidate in (Path(sys.executable).parent / "relaydesk", REPO / ".venv" / "bin" / "relaydesk"):
+    for candidate in (
+        Path(sys.executable).parent / "relaydesk",
+        REPO / ".venv" / "bin" / "relaydesk",
+    ):
         if candidate.exists():
             return str(candidate)
     found = shutil.which("relaydesk")
@@ -96,6 +100,13 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
+def machine_busy_cpu() -> float:
+    """CPU seconds all processes on the machine have used (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 def _stat_cpu(path: Path) -> float:
     fields = path.read_text().rsplit(")", 1)[1].split()
     # After the ")" closing the command name: state is field 3, utime 14, stime 15.
@@ -105,8 +116,16 @@ def _stat_cpu(path: Path) -> float:
 class Server:
     """`relaydesk serve` in its own session (Ctrl-C reaches only the benchmark)."""
 
-    def __init__(self, data_dir: Path, port: int, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        env: dict[str, str],
+        log_path: Path,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
+        self.extra_args = list(extra_args)
         self.port = port
         self.env = env
         self.log_path = log_path
@@ -123,7 +142,7 @@ class Server:
         """Start the server and wait until /health answers 200."""
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [relaydesk_command(), "serve", "--port", str(self.port)],
+            [relaydesk_command(), "serve", "--port", str(self.port), *self.extra_args],
             env=self.env,
             cwd=self.data_dir,  # no stray .env from the caller's directory
             stdout=self._log,
@@ -139,7 +158,9 @@ class Server:
                 return
             time.sleep(0.2)
         self.stop()
-        raise SystemExit(f"the server did not answer /health within {timeout:.0f} s:\n{self.log_tail()}")
+        raise SystemExit(
+            f"the server did not answer /health within {timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def healthy(self) -> bool:
         """True when GET /health answers 200."""
@@ -156,7 +177,11 @@ class Server:
         """Stop gracefully (SIGINT, like Ctrl-C), then harder if it does not exit."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
-            for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            for sig, wait in (
+                (signal.SIGINT, timeout),
+                (signal.SIGTERM, 10.0),
+                (signal.SIGKILL, 10.0),
+            ):
                 try:
                     proc.send_signal(sig)
                 except ProcessLookupError:
@@ -176,6 +201,47 @@ class Server:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no server log)"
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def code_under_test() -> str:
+    """Which relaydesk the server runs: the repository's commit (and whether src/ has
+    uncommitted changes), or the folder it is imported from (e.g. via PYTHONPATH)."""
+    import relaydesk
+
+    package = Path(relaydesk.__file__).resolve().parent
+    if package != REPO / "src" / "relaydesk":
+        return f"relaydesk from {package} (version {relaydesk.__version__})"
+    commit = _git("rev-parse", "--short", "HEAD") or "(no git)"
+    changed = [line for line in _git("status", "--porcelain", "--", "src").splitlines() if line]
+    dirty = f" + uncommitted changes in {len(changed)} file(s) of src/" if changed else ""
+    return f"relaydesk {commit}{dirty}"
+
+
+def environment() -> str:
+    """One line naming what was measured: code, Python, SQLite, event loop, cores."""
+    try:
+        import uvloop
+
+        loop = f"uvloop {getattr(uvloop, '__version__', '?')}"
+    except ImportError:
+        loop = "asyncio"
+    return (
+        f"{code_under_test()}; Python {sys.version.split()[0]}; "
+        f"SQLite {sqlite3.sqlite_version}; client {loop}; {os.cpu_count()} CPUs"
+    )
 
 
 def exit_on_sigterm() -> None:

@@ -170,7 +170,9 @@ def new_sid(rng: random.Random) -> str:
     return f"SM{rng.getrandbits(128):032x}"
 
 
-def make_body(rng: random.Random, sentences: list[str], min_len: int = 20, max_len: int = 300) -> str:
+def make_body(
+    rng: random.Random, sentences: list[str], min_len: int = 20, max_len: int = 300
+) -> str:
     """A message body of `min_len`..`max_len` characters made of whole sentences."""
     target = min(max_len, max(min_len, int(rng.lognormvariate(math.log(70), 0.7))))
     parts: list[str] = []
@@ -275,6 +277,7 @@ def _message_rows(
             direction = previous
         sid = new_sid(rng)
         at = sqlite_datetime(created)
+        row: tuple[Any, ...]
         if direction == "inbound":
             body, segments, _ = inbound_pool[rng.randrange(BODY_POOL)]
             raw = json.dumps(

@@ -141,3 +141,45 @@ def test_stats_count_per_direction_status_and_day(twilio_post: Post, api: httpx.
     assert stats["by_day"][0]["inbound"] == 1
     assert stats["by_day"][0]["outbound"] == 1
     assert api.get("/stats", params={"days": 0}).status_code == 422
+
+
+def test_conversation_times_are_stored_like_message_times(
+    twilio_post: Post, api: httpx.Client, db: Any
+) -> None:
+    """Keyset cursors compare stored times; every writer must store them the same way."""
+    from sqlalchemy import text
+
+    receive(twilio_post, "+48600100460", "a")
+    api.post("/api/send-message", json={"to": "+48600100461", "body": "b"})
+    mismatched = db.execute(
+        text(
+            "SELECT count(*) FROM conversations c JOIN messages m ON m.id = c.last_message_id "
+            "WHERE c.last_message_at <> m.created_at"
+        )
+    ).scalar()
+    assert mismatched == 0
+    inbound_mismatch = db.execute(
+        text(
+            "SELECT count(*) FROM conversations c JOIN messages m ON m.id = c.last_message_id "
+            "WHERE m.direction = 'inbound' AND c.last_inbound_at <> m.created_at"
+        )
+    ).scalar()
+    assert inbound_mismatch == 0
+
+
+def test_conversation_pages_never_repeat_or_skip(twilio_post: Post, api: httpx.Client) -> None:
+    numbers = [f"+4860010047{i}" for i in range(7)]
+    for number in numbers:
+        receive(twilio_post, number, "x")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.get("/api/conversations", params=params).json()
+        seen += [c["participant"] for c in page["items"]]
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert seen == list(reversed(numbers))

@@ -326,3 +326,18 @@ def test_sandbox_phone_accepts_operator_tokens_only(
     stored = db.scalar(select(Message).where(Message.sid == sid))
     assert stored.body == "Dzień dobry"
     assert stored.raw["AccountSid"].startswith("AC")
+
+
+def test_chunked_oversize_webhook_is_refused_before_signature_check(server: Any) -> None:
+    """A body of unknown length is read only up to the limit (no unauthenticated memory use)."""
+
+    def endless() -> Any:
+        for _ in range(2_000):  # 2,000 × 1 KiB, sent chunked (no Content-Length)
+            yield b"Body=" + b"x" * 1019
+
+    answer = httpx.post(
+        server.url + "/twilio/inbound",
+        content=endless(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 413

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.errors import describe_error
 from relaydesk.contacts.models import Contact
-from relaydesk.db import Base, utcnow
+from relaydesk.db import Base, UTCDateTime, utcnow
 from relaydesk.messaging import hooks
 from relaydesk.messaging import status as st
 from relaydesk.messaging.models import Conversation, Message, MessageCounter
@@ -266,7 +266,10 @@ _conv_bump = (
             else_=Conversation.last_message_id,
         ),
         last_message_at=case(
-            (func.coalesce(Conversation.last_message_id, 0) < bindparam("mid"), bindparam("at")),
+            (
+                func.coalesce(Conversation.last_message_id, 0) < bindparam("mid"),
+                bindparam("at", type_=UTCDateTime()),
+            ),
             else_=Conversation.last_message_at,
         ),
         last_body=case(
@@ -281,7 +284,7 @@ _conv_bump = (
             else_=Conversation.last_direction,
         ),
         last_inbound_at=case(
-            (bindparam("direction") == "inbound", bindparam("at")),
+            (bindparam("direction") == "inbound", bindparam("at", type_=UTCDateTime())),
             else_=Conversation.last_inbound_at,
         ),
     )
@@ -295,13 +298,17 @@ def bump_conversations(session: Session, params: list[dict[str, Any]]) -> None:
         session.connection().execute(_conv_bump, params)
 
 
+_counter_bump = (
+    update(MessageCounter)
+    .where(MessageCounter.direction == bindparam("dir"))
+    .values(count=MessageCounter.count + bindparam("delta"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def bump_counter(session: Session, direction: str, delta: int) -> None:
     """Keep the per-direction message totals true (same transaction as the change)."""
-    session.execute(
-        update(MessageCounter)
-        .where(MessageCounter.direction == direction)
-        .values(count=MessageCounter.count + delta)
-    )
+    session.connection().execute(_counter_bump, {"dir": direction, "delta": delta})
 
 
 def record_statuses(session: Session, records: list[StatusRecord]) -> int:

@@ -54,6 +54,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_direction_id", "direction", "id"),
         Index("ix_messages_status_id", "status", "id"),
+        Index("ix_messages_direction_status_id", "direction", "status", "id"),
         Index("ix_messages_participant_id", "participant", "id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         Index("ix_messages_created_at", "created_at"),

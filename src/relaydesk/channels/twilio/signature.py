@@ -12,6 +12,17 @@ def sign(url: str, params: Mapping[str, str], auth_token: str) -> str:
     return str(RequestValidator(auth_token).compute_signature(url, dict(params)))
 
 
+class _Params(dict[str, str]):
+    """Form parameters with the `getall` lookup the validator tries first.
+
+    Given a plain dict, RequestValidator raises and catches two AttributeErrors per
+    parameter to find out how to read it; at thousands of webhooks a second that shows.
+    """
+
+    def getall(self, name: str) -> list[str]:
+        return [self[name]]
+
+
 class SignatureChecker:
     """Validates webhook signatures against every URL Twilio may have signed."""
 
@@ -29,6 +40,6 @@ class SignatureChecker:
             if url in seen:
                 continue
             seen.add(url)
-            if self._validator.validate(url, dict(params), signature):
+            if self._validator.validate(url, _Params(params), signature):
                 return True
         return False

@@ -118,9 +118,16 @@ async def _read_params(request: Request) -> dict[str, str] | Response:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
         return PlainTextResponse("Webhook body too large", status_code=413)
-    raw = await request.body()
-    if len(raw) > MAX_WEBHOOK_BYTES:
-        return PlainTextResponse("Webhook body too large", status_code=413)
+    # Read at most the limit: this runs before the signature is checked, so a body
+    # of unknown length (chunked) must not be buffered whole.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            return PlainTextResponse("Webhook body too large", status_code=413)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:

@@ -186,6 +186,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_messages_participant_id", ["participant", "id"], unique=False)
         batch_op.create_index("ix_messages_status_id", ["status", "id"], unique=False)
         batch_op.create_index(
+            "ix_messages_direction_status_id", ["direction", "status", "id"], unique=False
+        )
+        batch_op.create_index(
             "ix_messages_unprocessed",
             ["id"],
             unique=False,
@@ -243,6 +246,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("processed_at IS NULL AND direction = 'inbound'"),
         )
         batch_op.drop_index("ix_messages_status_id")
+        batch_op.drop_index("ix_messages_direction_status_id")
         batch_op.drop_index("ix_messages_participant_id")
         batch_op.drop_index(
             "ix_messages_due",
