@@ -89,6 +89,19 @@ def process_cpu(pid: int) -> float:
     return _stat_cpu(Path(f"/proc/{pid}/stat"))
 
 
+def session_cpu(sid: int) -> float:
+    """CPU seconds of every live process in session `sid` (a server and its children)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[3]) == sid:  # field 6 of stat: the session id
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
 def thread_cpu(pid: int) -> dict[int, float]:
     """CPU seconds per thread id of process `pid`."""
     out = {}

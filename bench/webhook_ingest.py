@@ -51,6 +51,7 @@ import asyncio
 import random
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,9 +72,10 @@ from benchlib import (
     free_port,
     machine_busy_cpu,
     percentile,
-    process_cpu,
+    relaydesk_command,
     run_cli,
     server_env,
+    session_cpu,
     thread_cpu,
 )
 from relaydesk.channels.twilio.signature import sign
@@ -427,16 +429,30 @@ def run_once(
     result.requests = len(timed)
     result.duplicates = sum(1 for w in timed if w.duplicate)
 
-    server = Server(
-        data_dir,
-        port,
-        server_env(data_dir, port),
-        data_dir / "server.log",
-        extra_args=["--no-worker"] if args.no_worker else [],
-    )
+    env = server_env(data_dir, port)
+    extra = ["--no-worker"] if args.no_worker else []
+    sandbox = None
+    if args.workers > 1:
+        # Several web processes: the emulator runs as its own process (see `serve --help`).
+        sandbox_port = free_port()
+        sandbox = subprocess.Popen(
+            [relaydesk_command(), "sandbox", "--port", str(sandbox_port)],
+            env={**env, "DATA_DIR": str(data_dir / "twilio")},
+            cwd=data_dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        env["TWILIO_API_BASE_URL"] = f"http://{HOST}:{sandbox_port}"
+        extra += ["--workers", str(args.workers)]
+    server = Server(data_dir, port, env, data_dir / "server.log", extra_args=extra)
     db = data_dir / "app.db"
     try:
         server.start()
+        if args.workers > 1:
+            # /health answers as soon as the first process is up; connections made
+            # before the others finish starting would all land on that one.
+            time.sleep(3)
         rows_before = count_messages(db)
         print(f"  server pid {server.pid} on port {port}; {rows_before:,} messages stored")
         phase = run_async(lambda: send_all(port, warm, args.concurrency))
@@ -444,14 +460,14 @@ def run_once(
             print(f"  warm-up answers: {dict(Counter(phase.statuses))}\n{server.log_tail()}")
 
         cpu0, threads0, client0, machine0 = (
-            process_cpu(server.pid),
+            session_cpu(server.pid),
             thread_cpu(server.pid),
             time.process_time(),
             machine_busy_cpu(),
         )
         phase = run_async(lambda: send_all(port, timed, args.concurrency))
         cpu1, threads1, client1, machine1 = (
-            process_cpu(server.pid),
+            session_cpu(server.pid),
             thread_cpu(server.pid),
             time.process_time(),
             machine_busy_cpu(),
@@ -472,17 +488,20 @@ def run_once(
             result.backlog_at_end = unprocessed(conn)
             if args.no_worker:
                 result.drain_seconds = -1.0
-            drain_start, drain_cpu0 = time.monotonic(), process_cpu(server.pid)
+            drain_start, drain_cpu0 = time.monotonic(), session_cpu(server.pid)
             while result.drain_seconds is None and time.monotonic() - drain_start < DRAIN_TIMEOUT:
                 if unprocessed(conn) == 0:
                     result.drain_seconds = time.monotonic() - drain_start
                     break
                 time.sleep(0.25)
-            result.drain_server_cpu = process_cpu(server.pid) - drain_cpu0
+            result.drain_server_cpu = session_cpu(server.pid) - drain_cpu0
         finally:
             conn.close()
     finally:
         server.stop()
+        if sandbox is not None:
+            sandbox.terminate()
+            sandbox.wait(timeout=30)
     result.checks = verify(db, sent, rows_before, label, rng)
     report(result)
     return result
@@ -586,6 +605,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None, help="where the runs' DATA_DIRs go")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the requests")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="web processes (serve --workers N); above 1 the sandbox runs as its own process",
+    )
     parser.add_argument(
         "--no-worker",
         action="store_true",

@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -154,17 +153,11 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int | No
         return
     # Several processes: each web process stores its own webhooks (group commit per
     # process); one worker process runs the background jobs for all of them.
+    from relaydesk.serving import run_web_processes
+
     os.environ["PORT"] = str(settings.port)
     os.environ["HOST"] = settings.host
-    background = None
-    if not no_worker:
-        background = subprocess.Popen([sys.executable, "-m", "relaydesk.cli", "worker"])
-    try:
-        uvicorn.run("relaydesk.app:create_app", factory=True, workers=workers, **options)
-    finally:
-        if background is not None:
-            background.terminate()
-            background.wait(timeout=30)
+    run_web_processes(workers, options, background_worker=not no_worker)
 
 
 @main.command()

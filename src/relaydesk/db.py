@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -69,6 +72,32 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.close()
 
 
+WRITE_LOCK_TIMEOUT = 10.0
+
+
+def _begin_immediate(conn: Any) -> None:
+    """Take SQLite's write lock, polling finely while another process holds it.
+
+    SQLite's own busy handler sleeps 1, 2, 5 … 100 ms between tries; with several web
+    processes writing, those sleeps (not the work) would set the latency.
+    """
+    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + WRITE_LOCK_TIMEOUT
+        delay = 0.0001
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.002)
+    finally:
+        conn.exec_driver_sql("PRAGMA busy_timeout=10000")
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
@@ -88,8 +117,10 @@ def make_engine(url: str) -> Engine:
             # Writers take the lock up front: a deferred transaction that reads and
             # then writes fails at once (SQLITE_BUSY_SNAPSHOT) if another writer
             # committed in between, whatever the busy timeout.
-            immediate = conn.get_execution_options().get("sqlite_immediate")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            if conn.get_execution_options().get("sqlite_immediate"):
+                _begin_immediate(conn)
+            else:
+                conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
