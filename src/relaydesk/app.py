@@ -171,6 +171,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
             "database": database_kind() if db_ok else "unreachable",
             "twilio_mode": settings.twilio_mode,
             "signature_validation": settings.twilio_validate_signature,
+            "webhook_backlog": get_writer().backlog(),
             "warnings": settings.warnings(),
         }
         return JSONResponse(body, status_code=200 if db_ok else 503)

@@ -265,3 +265,11 @@ def test_api_needs_a_valid_token_and_role(server: Any, make_token: Callable[[str
     )
     assert refused.status_code == 403
     assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_token_use_is_recorded(api: httpx.Client, db: Any) -> None:
+    from relaydesk.auth.models import ApiToken
+
+    assert api.get("/api/messages").status_code == 200
+    used = db.scalars(select(ApiToken.last_used_at)).all()
+    assert used and all(at is not None for at in used)

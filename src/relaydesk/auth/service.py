@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -92,6 +93,9 @@ def create_token(session: Session, name: str, role: str, actor: str) -> tuple[Ap
     return token, plain
 
 
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
 def authenticate_token(session: Session, plain: str) -> Principal | None:
     """The principal for a bearer token, or None when it is unknown or revoked."""
     if not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
@@ -99,12 +103,19 @@ def authenticate_token(session: Session, plain: str) -> Principal | None:
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(plain)))
     if token is None or token.revoked_at is not None:
         return None
+    if token.last_used_at is None or utcnow() - token.last_used_at > TOUCH_INTERVAL:
+        _touch_token(token.id)
     return Principal("token", token.id, token.role, token.name)
 
 
-def touch_token(session: Session, token_id: int) -> None:
-    """Record that a token was used (at most once a minute per token is enough)."""
-    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+def _touch_token(token_id: int) -> None:
+    """Record that a token was used; once a minute is enough, so reads stay reads."""
+    from relaydesk.db import session_scope
+
+    with session_scope() as session:
+        session.execute(
+            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())
+        )
 
 
 def revoke_token(session: Session, token_id: int, actor: str) -> None:

@@ -71,7 +71,7 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
             f"({contact.opt_out_reason or 'opted out'}); nothing can be sent until they text START",
             code="opted_out",
         )
-    conversation = _conversation_for(session, contact.id, address.channel, req.from_)
+    conversation = _conversation_for(session, contact.id, req.from_)
     if address.channel == "whatsapp" and not req.content_sid:
         last_in = conversation.last_inbound_at if conversation else None
         if last_in is None or utcnow() - last_in > WHATSAPP_WINDOW:
@@ -128,8 +128,7 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
                 "unread": 0,
                 "mid": message.id,
                 "at": now,
-                "body": (body or "[template]" if req.content_sid else body)[:200]
-                or f"[{len(req.media_urls)} attachment(s)]",
+                "body": _preview(body, req),
                 "direction": "outbound",
             }
         ],
@@ -173,9 +172,16 @@ def _check_content(body: str, req: SendRequest, channel: str) -> None:
             raise Invalid("A template takes at most 100 variables", field="content_variables")
 
 
-def _conversation_for(
-    session: Session, contact_id: int, channel: str, from_: str | None
-) -> Conversation | None:
+def _preview(body: str, req: SendRequest) -> str:
+    """The one-line preview of an outbound message in the conversation list."""
+    if body:
+        return body[:200]
+    if req.media_urls:
+        return f"[{len(req.media_urls)} attachment(s)]"
+    return "[template]"
+
+
+def _conversation_for(session: Session, contact_id: int, from_: str | None) -> Conversation | None:
     query = select(Conversation).where(Conversation.contact_id == contact_id)
     if from_:
         query = query.where(Conversation.our_address == from_)

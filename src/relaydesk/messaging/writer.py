@@ -12,7 +12,6 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from relaydesk.db import session_scope
 from relaydesk.messaging import spool
@@ -54,6 +53,10 @@ class WebhookWriter:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+
+    def backlog(self) -> int:
+        """How many webhooks wait to be stored (for /health)."""
+        return self._queue.qsize()
 
     async def submit(self, record: InboundRecord | StatusRecord) -> str:
         """Store one webhook; returns "stored" or "spooled" once it is durable."""
@@ -140,8 +143,3 @@ def get_writer() -> WebhookWriter:
     if _writer is None:
         _writer = WebhookWriter()
     return _writer
-
-
-def pending() -> Any:
-    """How many webhooks wait for the writer (for /health)."""
-    return get_writer()._queue.qsize()
