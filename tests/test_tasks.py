@@ -228,3 +228,35 @@ def test_redis_backend_runs_jobs_in_a_separate_worker(tmp_path: Path) -> None:
             worker.wait(timeout=20)
         redis.terminate()
         redis.wait(timeout=10)
+
+
+def test_sweep_applies_callbacks_that_raced_the_send(server: Any, db: Any) -> None:
+    """A callback stored before its SID was known still moves the message (safety net)."""
+    from relaydesk.channels.sandbox.knobs import KnobsUpdate
+    from relaydesk.channels.sandbox.runtime import get_emulator
+    from relaydesk.channels.twilio.webhooks import parse_status
+    from relaydesk.db import session_scope
+    from relaydesk.messaging import tasks
+    from relaydesk.messaging.models import MessageEvent
+    from relaydesk.messaging.writer import write_batch
+
+    get_emulator().control.update(KnobsUpdate(status_delay_ms=600_000))
+    with session_scope() as session:
+        from relaydesk.messaging import service
+
+        message_id = service.send(
+            session, service.SendRequest(to="+48600100607", body="wyścig"), deliver_inline=True
+        ).id
+    from relaydesk.messaging import delivery
+
+    assert delivery.deliver(message_id).state == "submitted"
+    sid = db.scalar(select(Message.sid).where(Message.id == message_id))
+    with session_scope() as session:  # the callback lost the race: stored as an orphan
+        session.add(
+            MessageEvent(sid=sid, status="delivered", payload={"MessageSid": sid}, applied=False)
+        )
+    assert db.scalar(select(Message.status).where(Message.id == message_id)) == "queued"
+    tasks.sweep()
+    assert db.scalar(select(Message.status).where(Message.id == message_id)) == "delivered"
+    write_batch([parse_status({"MessageSid": sid, "MessageStatus": "delivered"}, None)])
+    assert db.scalar(select(Message.status).where(Message.id == message_id)) == "delivered"

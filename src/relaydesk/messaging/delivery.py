@@ -21,7 +21,7 @@ from relaydesk.channels.twilio.errors import describe_error
 from relaydesk.channels.twilio.gateway import GatewayError, TwilioGateway, make_client
 from relaydesk.config import get_settings
 from relaydesk.db import session_scope, utcnow
-from relaydesk.messaging.ingest import apply_status
+from relaydesk.messaging.ingest import apply_status, lock_sids
 from relaydesk.messaging.models import Message, MessageEvent
 from relaydesk.messaging.status import PENDING
 from relaydesk.tasks import enqueue_after_commit
@@ -173,6 +173,7 @@ def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> str | None:
 
 def _record_success(message_id: int, sid: str, status: str, segments: int | None) -> Outcome:
     with session_scope() as session:
+        lock_sids(session, [sid])
         values: dict[str, object] = {
             "sid": sid,
             "submit_state": "submitted",
@@ -192,6 +193,23 @@ def _record_success(message_id: int, sid: str, status: str, segments: int | None
         apply_status(session, message_id, PENDING, status, None, utcnow())
         _replay_early_events(session, message_id, sid)
     return Outcome("submitted")
+
+
+def replay_orphan_events(session: Session, limit: int = 500) -> int:
+    """Apply kept callbacks whose message became known later; returns messages touched."""
+    pairs = session.execute(
+        select(Message.id, Message.sid)
+        .join(MessageEvent, MessageEvent.sid == Message.sid)
+        .where(MessageEvent.message_id.is_(None))
+        .distinct()
+        .limit(limit)
+    ).all()
+    for message_id, sid in pairs:
+        if sid is None:  # never: the join matched on it
+            continue
+        lock_sids(session, [sid])
+        _replay_early_events(session, message_id, sid)
+    return len(pairs)
 
 
 def _replay_early_events(session: Session, message_id: int, sid: str) -> None:

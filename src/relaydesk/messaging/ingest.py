@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, case, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -311,11 +311,28 @@ def bump_counter(session: Session, direction: str, delta: int) -> None:
     session.connection().execute(_counter_bump, {"dir": direction, "delta": delta})
 
 
+def lock_sids(session: Session, sids: list[str]) -> None:
+    """Serialise work on these SIDs across transactions (PostgreSQL; SQLite has one writer).
+
+    A status callback can arrive while the send that produced it is still storing the
+    SID. Either the callback's transaction sees the SID, or the sender's replay sees
+    the callback's event; without this lock both could miss each other.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for sid in sorted(set(sids)):  # one order everywhere: no deadlocks
+        session.execute(_advisory_lock, {"sid": sid})
+
+
+_advisory_lock = text("SELECT pg_advisory_xact_lock(hashtext(:sid))")
+
+
 def record_statuses(session: Session, records: list[StatusRecord]) -> int:
     """Keep every callback; move each message's status forward only. Returns moves applied."""
     if not records:
         return 0
     sids = list({r.sid for r in records})
+    lock_sids(session, sids)
     current: dict[str, tuple[int, str, str]] = {
         row.sid: (row.id, row.status, row.participant)
         for row in session.execute(

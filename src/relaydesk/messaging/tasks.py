@@ -75,4 +75,6 @@ def sweep() -> None:
         enqueue("messaging.deliver", message_id)
     if stale:
         enqueue("messaging.inbound_received", list(stale))
+    with session_scope() as session:
+        delivery.replay_orphan_events(session)
     spool.replay()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,28 +126,8 @@ class TwilioGateway:
                 kwargs["content_variables"] = content_variables
         if status_callback:
             kwargs["status_callback"] = status_callback
-        try:
+        with _translated_errors():
             msg = self.client.messages.create(**kwargs)
-        except TwilioRestException as exc:
-            raise _classify_rest(exc) from exc
-        except requests.Timeout as exc:
-            raise GatewayError(
-                "Twilio did not answer in time",
-                code=None,
-                status=None,
-                permanent=False,
-                ambiguous=True,
-            ) from exc
-        except requests.ConnectionError as exc:
-            # A refused connection never reached Twilio; a reset one might have.
-            refused = "refused" in str(exc).lower() or "name or service" in str(exc).lower()
-            raise GatewayError(
-                f"cannot reach Twilio: {exc.__class__.__name__}",
-                code=None,
-                status=None,
-                permanent=False,
-                ambiguous=not refused,
-            ) from exc
         segments = int(msg.num_segments) if msg.num_segments not in (None, "") else None
         return SentMessage(
             sid=str(msg.sid),
@@ -157,17 +139,8 @@ class TwilioGateway:
 
     def find_sent(self, *, to: str, since: datetime, limit: int = 50) -> list[RemoteMessage]:
         """Messages Twilio holds for `to` created on or after the day of `since`."""
-        try:
+        with _translated_errors():
             items = self.client.messages.list(to=to, date_sent_after=since, limit=limit)
-        except TwilioRestException as exc:
-            raise _classify_rest(exc) from exc
-        except requests.RequestException as exc:
-            raise GatewayError(
-                f"cannot reach Twilio: {exc.__class__.__name__}",
-                code=None,
-                status=None,
-                permanent=False,
-            ) from exc
         return [
             RemoteMessage(
                 sid=str(m.sid),
@@ -179,6 +152,42 @@ class TwilioGateway:
             )
             for m in items
         ]
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Turn the SDK's and requests' exceptions into classified GatewayErrors."""
+    try:
+        yield
+    except TwilioRestException as exc:
+        raise _classify_rest(exc) from exc
+    except requests.Timeout as exc:
+        # The request may have reached Twilio: a create must be reconciled first.
+        raise GatewayError(
+            "Twilio did not answer in time",
+            code=None,
+            status=None,
+            permanent=False,
+            ambiguous=True,
+        ) from exc
+    except requests.ConnectionError as exc:
+        # A refused connection never reached Twilio; a reset one might have.
+        refused = "refused" in str(exc).lower() or "name or service" in str(exc).lower()
+        raise GatewayError(
+            f"cannot reach Twilio: {exc.__class__.__name__}",
+            code=None,
+            status=None,
+            permanent=False,
+            ambiguous=not refused,
+        ) from exc
+    except requests.RequestException as exc:
+        raise GatewayError(
+            f"the request to Twilio failed: {exc.__class__.__name__}",
+            code=None,
+            status=None,
+            permanent=False,
+            ambiguous=True,
+        ) from exc
 
 
 def _classify_rest(exc: TwilioRestException) -> GatewayError:
