@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -235,6 +237,84 @@ def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
             return statuses == {"inbound": "received", "outbound": "delivered"}
 
         wait_for(both_sides, what="inbound and delivered outbound via the external sandbox")
+    finally:
+        serve.stop()
+        sandbox.stop()
+
+
+def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str]) -> None:
+    """kill -9 while Twilio is accepting the message; after a restart it is there once."""
+    if BACKEND == "postgresql":
+        assert run(cli_env, "migrate").returncode == 0
+    app_port, sandbox_port = free_port(), free_port()
+    from relaydesk.config import get_settings
+
+    auth = (get_settings().account_sid, get_settings().auth_token)
+    # Twilio (the standalone emulator) stays up; it answers 2 s after taking a message.
+    sandbox = Proc(
+        {
+            **cli_env,
+            "DATA_DIR": cli_env["DATA_DIR"] + "-twilio",
+            "SANDBOX_STATUS_DELAY_MS": "0",
+            "SANDBOX_LATENCY_MS": "2000",
+        },
+        "sandbox",
+        "--port",
+        str(sandbox_port),
+        "--webhook-base",
+        f"http://127.0.0.1:{app_port}",
+    )
+    app_env = {
+        **cli_env,
+        "PORT": str(app_port),
+        "SEND_CLAIM_LEASE_SECONDS": "1",
+        "TWILIO_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}",
+    }
+    serve = Proc(app_env, "serve")
+    api = f"http://127.0.0.1:{app_port}"
+    try:
+        wait_healthy(f"{api}/health", serve)
+        token = run(app_env, "token", "create", "crash").stdout.strip().splitlines()[-1]
+        headers = {"Authorization": f"Bearer {token}"}
+        import threading
+
+        def send() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(
+                    f"{api}/api/send-message",
+                    headers=headers,
+                    timeout=30,
+                    json={"to": "+48600100800", "body": "tylko raz"},
+                )
+
+        threading.Thread(target=send, daemon=True).start()
+
+        listing = f"http://127.0.0.1:{sandbox_port}/2010-04-01/Accounts/{auth[0]}/Messages.json"
+
+        def at_twilio() -> list[dict[str, Any]]:
+            found = httpx.get(listing, params={"To": "+48600100800"}, auth=auth).json()
+            return list(found["messages"])
+
+        def unanswered() -> bool:
+            items = httpx.get(f"{api}/api/messages", headers=headers).json()["items"]
+            return bool(items) and items[0]["sid"] is None and bool(at_twilio())
+
+        # Twilio has the message but relaydesk has no answer yet: the worst moment to die.
+        wait_for(unanswered, what="Twilio to hold the message before answering")
+        serve.proc.kill()  # SIGKILL: no clean-up of any kind
+        serve.proc.wait(timeout=10)
+        remote = at_twilio()
+        serve = Proc(app_env, "serve")
+        wait_healthy(f"{api}/health", serve)
+
+        def recovered() -> dict[str, Any] | None:
+            items = httpx.get(f"{api}/api/messages", headers=headers).json()["items"]
+            return items[0] if items and items[0]["sid"] else None
+
+        message = wait_for(recovered, timeout=30, what="the restarted server to recover")
+        assert message["sid"] == remote[0]["sid"]
+        assert message["status"] == "delivered"  # Twilio's status, callbacks were lost
+        assert len(at_twilio()) == 1  # not sent twice
     finally:
         serve.stop()
         sandbox.stop()

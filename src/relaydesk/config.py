@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     web_workers: int = Field(1, ge=1, le=64)
     worker_threads: int = Field(4, ge=1, le=64)
     max_send_attempts: int = Field(8, ge=1, le=50)
+    send_claim_lease_seconds: float = Field(120.0, gt=0, le=3600)
 
     # Emulator knobs (sandbox mode only).
     sandbox_status_delay_ms: int = Field(800, ge=0, le=60_000)

@@ -157,7 +157,17 @@ def start_embedded_worker() -> EmbeddedConsumer:
         check_worker_health=False,
     )
     consumer.start()
+    _sweep_soon()
     return consumer
+
+
+def _sweep_soon() -> None:
+    """Recover interrupted work right after a (re)start, not at the next minute."""
+    if "messaging.sweep" in _registry.specs:
+        try:
+            enqueue("messaging.sweep")
+        except Exception:
+            log.exception("could not queue the start-up sweep")
 
 
 def run_worker() -> None:
@@ -168,4 +178,5 @@ def run_worker() -> None:
         initial_delay=0.05,
         max_delay=1.0,
     )
+    _sweep_soon()
     consumer.run()

@@ -18,7 +18,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.errors import describe_error
-from relaydesk.channels.twilio.gateway import GatewayError, TwilioGateway, make_client
+from relaydesk.channels.twilio.gateway import (
+    GatewayError,
+    RemoteMessage,
+    TwilioGateway,
+    make_client,
+)
 from relaydesk.config import get_settings
 from relaydesk.db import session_scope, utcnow
 from relaydesk.messaging.ingest import apply_status, lock_sids
@@ -28,8 +33,10 @@ from relaydesk.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
-# A claim older than this is considered abandoned by a dead process.
-CLAIM_LEASE = timedelta(minutes=2)
+
+def claim_lease() -> timedelta:
+    """How old a claim must be before it counts as abandoned by a dead process."""
+    return timedelta(seconds=get_settings().send_claim_lease_seconds)
 
 
 @lru_cache(maxsize=1)
@@ -72,8 +79,9 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
         except GatewayError as exc:
             return _record_failure(snapshot, exc, settings.max_send_attempts)
         if found is not None:
-            log.info("message %s was already at Twilio as %s; not resending", message_id, found)
-            return _record_success(snapshot.id, found, "queued", None)
+            log.info("message %s was already at Twilio as %s; not resending", message_id, found.sid)
+            # Callbacks sent while we were down are lost: take Twilio's current status.
+            return _record_success(snapshot.id, found.sid, found.status, None)
 
     try:
         sent = gateway.create_message(
@@ -135,7 +143,9 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
             Message.status == PENDING,
             Message.sid.is_(None),
             Message.attempts == before.attempts,  # nobody claimed it since we looked
-            or_(Message.submit_started_at.is_(None), Message.submit_started_at < now - CLAIM_LEASE),
+            or_(
+                Message.submit_started_at.is_(None), Message.submit_started_at < now - claim_lease()
+            ),
         )
         .values(
             attempts=Message.attempts + 1,
@@ -143,7 +153,7 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
             # Remember what we are about to do; a crash leaves this mark behind.
             submit_state="in_flight",
             # If this process dies mid-call, the sweeper retries after the lease.
-            next_attempt_at=now + CLAIM_LEASE,
+            next_attempt_at=now + claim_lease(),
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -156,7 +166,7 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
     return msg, before.submit_state == "in_flight"
 
 
-def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> str | None:
+def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> RemoteMessage | None:
     since = snap.created_at - timedelta(minutes=1)
     with session_scope(write=False) as session:
         candidates = gateway.find_sent(to=snap.to_addr, since=since)
@@ -167,7 +177,7 @@ def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> str | None:
                 continue
             known = session.scalar(select(Message.id).where(Message.sid == remote.sid))
             if known is None:
-                return remote.sid
+                return remote
     return None
 
 

@@ -73,21 +73,24 @@ async def fetch_message(request: Request, account_sid: str, sid: str) -> JSONRes
 async def _twilio_call(
     request: Request, account_sid: str, work: Callable[[Emulator], Awaitable[JSONResponse]]
 ) -> JSONResponse:
-    """Latency, rate limit, auth and account checks shared by every route, then `work`."""
+    """Rate limit, auth and account checks shared by every route, `work`, then latency."""
     emu = get_emulator()
     try:
-        knobs = emu.control.knobs
-        if knobs.latency_ms:
-            await asyncio.sleep(knobs.latency_ms / 1000)
         if not emu.control.bucket.take():
             raise too_many_requests()
         if not basic_credentials_ok(request, emu.settings):
             raise unauthenticated()
         if account_sid != emu.settings.account_sid:
             raise not_found(f"/2010-04-01/Accounts/{account_sid}")
-        return await work(emu)
+        response = await work(emu)
     except ApiError as exc:
-        return exc.response()
+        response = exc.response()
+    # The latency is Twilio's time to answer after doing the work: a client that gives
+    # up (or dies) meanwhile does not know whether its message was accepted.
+    latency = emu.control.knobs.latency_ms
+    if latency:
+        await asyncio.sleep(latency / 1000)
+    return response
 
 
 def _list_page(emu: Emulator, request: Request, account_sid: str) -> JSONResponse:
