@@ -18,7 +18,8 @@ What it measures
 
 How
     Migrates a fresh DATA_DIR (`relaydesk migrate`), seeds --messages over
-    --conversations with bench/seed.py (realistic mix, ANALYZE at the end), starts
+    --conversations with bench/seed.py (realistic mix, then the sampled ANALYZE that the
+    app runs hourly), starts
     `relaydesk serve`, creates a viewer token with `relaydesk token create bench` and
     sends the requests with httpx. The participant is the busiest seeded conversation
     (a full 200-message thread page).

@@ -260,3 +260,29 @@ def test_sweep_applies_callbacks_that_raced_the_send(server: Any, db: Any) -> No
     assert db.scalar(select(Message.status).where(Message.id == message_id)) == "delivered"
     write_batch([parse_status({"MessageSid": sid, "MessageStatus": "delivered"}, None)])
     assert db.scalar(select(Message.status).where(Message.id == message_id)) == "delivered"
+
+
+def test_planner_statistics_are_refreshed(
+    server: Any, twilio_post: Callable[..., httpx.Response]
+) -> None:
+    from sqlalchemy import text
+
+    from relaydesk.db import get_engine
+    from relaydesk.maintenance import refresh_planner_statistics
+    from tests.conftest import BACKEND
+
+    for i in range(3):
+        twilio_post(
+            "/twilio/inbound",
+            {
+                "MessageSid": f"SM{i:032x}",
+                "From": "+48600100610",
+                "To": "+15005550006",
+                "Body": "statystyki",
+            },
+        )
+    refresh_planner_statistics()
+    if BACKEND == "sqlite":
+        with get_engine().connect() as conn:
+            tables = {row[0] for row in conn.execute(text("SELECT tbl FROM sqlite_stat1"))}
+        assert "messages" in tables

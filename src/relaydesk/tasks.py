@@ -24,7 +24,7 @@ from relaydesk.config import get_settings
 log = logging.getLogger(__name__)
 
 # Modules whose import registers tasks; later domains add theirs here.
-TASK_MODULES = ["relaydesk.messaging.tasks"]
+TASK_MODULES = ["relaydesk.messaging.tasks", "relaydesk.maintenance"]
 
 
 @dataclass
