@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -237,9 +238,36 @@ def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
             return statuses == {"inbound": "received", "outbound": "delivered"}
 
         wait_for(both_sides, what="inbound and delivered outbound via the external sandbox")
+
+        # The supervisor replaces a web process that dies.
+        first = web_processes(serve.proc.pid)
+        assert len(first) == 2
+        os.kill(first[0], signal.SIGKILL)
+        wait_for(
+            lambda: (
+                len(web_processes(serve.proc.pid)) == 2
+                and first[0] not in web_processes(serve.proc.pid)
+            ),
+            what="a replacement web process",
+        )
+        wait_healthy(f"http://127.0.0.1:{app_port}/health", serve)
     finally:
         serve.stop()
         sandbox.stop()
+
+
+def web_processes(parent: int) -> list[int]:
+    """The spawned web processes under a `serve --workers N` supervisor."""
+    children = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
+    pids = []
+    for pid in children.stdout.split():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing.spawn" in cmdline:
+            pids.append(int(pid))
+    return sorted(pids)
 
 
 def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str]) -> None:
