@@ -48,6 +48,12 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
             conn.execute(f"DROP DATABASE {dbname} WITH (FORCE)")
 
 
+def bearer(env: dict[str, str], name: str) -> dict[str, str]:
+    """An Authorization header with a new token made by `relaydesk token create`."""
+    token = run(env, "token", "create", name).stdout.strip().splitlines()[-1]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*RELAYDESK, *args], env=env, capture_output=True, text=True, timeout=120)
 
@@ -155,8 +161,7 @@ def test_serve_creates_first_admin_and_answers_with_a_cli_token(cli_env: dict[st
     serve = Proc(env, "serve")
     try:
         wait_healthy(f"http://127.0.0.1:{port}/health", serve)
-        token = run(env, "token", "create", "e2e").stdout.strip().splitlines()[-1]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer(env, "e2e")
         sent = httpx.post(
             f"http://127.0.0.1:{port}/api/send-message",
             headers=headers,
@@ -212,8 +217,7 @@ def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
         wait_healthy(f"http://127.0.0.1:{app_port}/health", serve)
         # The app's emulator routes are not mounted when an external sandbox is used.
         assert httpx.get(f"http://127.0.0.1:{app_port}/sandbox/phone/messages").status_code == 404
-        token = run(app_env, "token", "create", "e2e").stdout.strip().splitlines()[-1]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer(app_env, "e2e")
         sent = httpx.post(
             f"http://127.0.0.1:{app_port}/api/send-message",
             headers=headers,
@@ -302,8 +306,7 @@ def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str
     api = f"http://127.0.0.1:{app_port}"
     try:
         wait_healthy(f"{api}/health", serve)
-        token = run(app_env, "token", "create", "crash").stdout.strip().splitlines()[-1]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer(app_env, "crash")
         import threading
 
         def send() -> None:
