@@ -181,22 +181,15 @@ def test_serve_creates_first_admin_and_answers_with_a_cli_token(cli_env: dict[st
     assert "password:" in output
 
 
-def test_several_web_processes_refuse_the_embedded_sandbox(cli_env: dict[str, str]) -> None:
-    result = run(cli_env, "serve", "--workers", "2")
-    assert result.returncode != 0
-    assert "relaydesk sandbox" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
-    """The emulator as its own process, reached through TWILIO_API_BASE_URL."""
-    if BACKEND == "postgresql":
-        assert run(cli_env, "migrate").returncode == 0
-    app_port, sandbox_port = free_port(), free_port()
+def external_sandbox(
+    cli_env: dict[str, str], app_port: int, sandbox_port: int, **knobs: str
+) -> tuple[Proc, dict[str, str]]:
+    """Start `relaydesk sandbox` as its own process; returns it and the app's environment."""
     sandbox_env = {
         **cli_env,
         "DATA_DIR": cli_env["DATA_DIR"] + "-twilio",
         "SANDBOX_STATUS_DELAY_MS": "0",
+        **knobs,
     }
     sandbox = Proc(
         sandbox_env,
@@ -211,6 +204,22 @@ def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
         "PORT": str(app_port),
         "TWILIO_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}",
     }
+    return sandbox, app_env
+
+
+def test_several_web_processes_refuse_the_embedded_sandbox(cli_env: dict[str, str]) -> None:
+    result = run(cli_env, "serve", "--workers", "2")
+    assert result.returncode != 0
+    assert "relaydesk sandbox" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
+    """The emulator as its own process, reached through TWILIO_API_BASE_URL."""
+    if BACKEND == "postgresql":
+        assert run(cli_env, "migrate").returncode == 0
+    app_port, sandbox_port = free_port(), free_port()
+    sandbox, app_env = external_sandbox(cli_env, app_port, sandbox_port)
     # Two web processes and one background worker process, as when scaling out.
     serve = Proc(app_env, "serve", "--workers", "2")
     try:
@@ -283,25 +292,8 @@ def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str
 
     auth = (get_settings().account_sid, get_settings().auth_token)
     # Twilio (the standalone emulator) stays up; it answers 2 s after taking a message.
-    sandbox = Proc(
-        {
-            **cli_env,
-            "DATA_DIR": cli_env["DATA_DIR"] + "-twilio",
-            "SANDBOX_STATUS_DELAY_MS": "0",
-            "SANDBOX_LATENCY_MS": "2000",
-        },
-        "sandbox",
-        "--port",
-        str(sandbox_port),
-        "--webhook-base",
-        f"http://127.0.0.1:{app_port}",
-    )
-    app_env = {
-        **cli_env,
-        "PORT": str(app_port),
-        "SEND_CLAIM_LEASE_SECONDS": "1",
-        "TWILIO_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}",
-    }
+    sandbox, app_env = external_sandbox(cli_env, app_port, sandbox_port, SANDBOX_LATENCY_MS="2000")
+    app_env["SEND_CLAIM_LEASE_SECONDS"] = "1"
     serve = Proc(app_env, "serve")
     api = f"http://127.0.0.1:{app_port}"
     try:

@@ -97,12 +97,6 @@ def get_huey() -> Huey:
         return _registry.huey
 
 
-def reset_huey() -> None:
-    """Forget the huey instance (tests that change settings)."""
-    with _registry.lock:
-        _registry.huey = None
-
-
 def enqueue(name: str, *args: Any, delay: float | None = None) -> None:
     """Queue job `name` now (use enqueue_after_commit inside a transaction)."""
     get_huey()

@@ -116,9 +116,3 @@ def _touch_token(token_id: int) -> None:
         session.execute(
             update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())
         )
-
-
-def revoke_token(session: Session, token_id: int, actor: str) -> None:
-    """Revoke a token for good."""
-    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(revoked_at=utcnow()))
-    audit.record(session, actor, "token.revoke", f"token:{token_id}")

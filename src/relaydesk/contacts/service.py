@@ -43,9 +43,3 @@ def mark_opted_out_by_message(session: Session, message_id: int, reason: str) ->
             .where(Contact.id == contact_id, Contact.opted_out_at.is_(None))
             .values(opted_out_at=utcnow(), opt_out_reason=reason)
         )
-
-
-def set_opted_out(session: Session, contact: Contact, opted_out: bool, reason: str) -> None:
-    """Record or clear a contact's opt-out."""
-    contact.opted_out_at = utcnow() if opted_out else None
-    contact.opt_out_reason = reason if opted_out else None

@@ -17,7 +17,6 @@ RANK: dict[str, int] = {
     "read": 6,
 }
 CANCELABLE_FROM = frozenset({"scheduled", "queued", "accepted"})
-FINAL = frozenset({"delivered", "undelivered", "failed", "read", "canceled"})
 INBOUND_STATUSES = frozenset({"receiving", "received"})
 KNOWN = frozenset(RANK) | {"canceled"} | INBOUND_STATUSES
 
@@ -32,8 +31,3 @@ def can_move(current: str, new: str) -> bool:
         return False
     # A failed or undelivered message that the recipient later reads did arrive.
     return RANK[new] > RANK[current]
-
-
-def predecessors(new: str) -> list[str]:
-    """Every status from which `new` can be reached (for conditional UPDATEs)."""
-    return sorted(s for s in (set(RANK) | {"canceled"}) if can_move(s, new))

@@ -167,12 +167,6 @@ async def status_callback(request: Request) -> Response:
     return refused or Response(status_code=200)
 
 
-def reset_checker() -> None:
-    """Forget the cached validator (tests that change the auth token)."""
-    global _checker
-    _checker = None
-
-
 _FAST = {"/twilio/inbound": inbound, "/twilio/status": status_callback}
 
 
