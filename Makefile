@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# Front-end packages: pinned in package-lock.json, fetched from the npm registry,
+# copied next to the panel's own static files (never committed).
+VENDOR := src/relaydesk/web/static/vendor
+VENDOR_STAMP := $(VENDOR)/.installed
 
-.PHONY: run test lint typecheck test-sqlite test-postgresql bench clean
+.PHONY: run test lint typecheck test-sqlite test-postgresql bench translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,26 +23,44 @@ $(DEV_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+$(VENDOR_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/@picocss/pico/css/pico.min.css $(VENDOR)/
+	touch $@
+
 ## run: install, migrate and start the panel and API on http://localhost:8000 (sandbox mode)
-run: $(STAMP)
+run: $(STAMP) $(VENDOR_STAMP)
 	$(BIN)/relaydesk migrate
 	$(BIN)/relaydesk serve
 
 ## test: lint, type checks and the whole suite on SQLite and on PostgreSQL
-test: $(DEV_STAMP) lint typecheck test-sqlite test-postgresql
+test: $(DEV_STAMP) $(VENDOR_STAMP) lint typecheck test-sqlite test-postgresql
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-test-sqlite: $(DEV_STAMP)
+test-sqlite: $(DEV_STAMP) $(VENDOR_STAMP)
 	RELAYDESK_TEST_DB=sqlite $(BIN)/pytest -q
 
-test-postgresql: $(DEV_STAMP)
+test-postgresql: $(DEV_STAMP) $(VENDOR_STAMP)
 	RELAYDESK_TEST_DB=postgresql $(BIN)/pytest -q
 
+## translations: collect the panel's strings and merge them into the Polish and English catalogs
+translations: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output -o src/relaydesk/translations/messages.pot .
+	for lang in pl en; do \
+	  if [ -f src/relaydesk/translations/$$lang/LC_MESSAGES/messages.po ]; then \
+	    $(BIN)/pybabel update --no-fuzzy-matching -i src/relaydesk/translations/messages.pot -d src/relaydesk/translations -l $$lang; \
+	  else \
+	    $(BIN)/pybabel init -i src/relaydesk/translations/messages.pot -d src/relaydesk/translations -l $$lang; \
+	  fi; \
+	done
+	$(BIN)/python scripts/fill_english.py src/relaydesk/translations/en/LC_MESSAGES/messages.po
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .mypy_cache .ruff_cache

@@ -130,6 +130,8 @@ TABLES = [
     "conversations",
     "contacts",
     "api_tokens",
+    "web_sessions",
+    "login_failures",
     "audit_log",
     "settings",
     "users",

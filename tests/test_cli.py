@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
 import secrets
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from relaydesk.cli import FIRST_ADMIN_EMAIL
 from tests.conftest import BACKEND, wait_for
 from tests.pgserver import free_port
 
@@ -122,10 +125,11 @@ def test_backup_is_a_consistent_copy(cli_env: dict[str, str], tmp_path: Path) ->
 class Proc:
     """A background relaydesk process, stopped at the end of the test."""
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+    def __init__(self, env: dict[str, str], *args: str, stdin: int | None = None) -> None:
         self.proc = subprocess.Popen(
             [*RELAYDESK, *args],
             env=env,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -341,3 +345,232 @@ def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str
     finally:
         serve.stop()
         sandbox.stop()
+
+
+def signs_in(env: dict[str, str], email: str, password: str) -> bool:
+    """Whether the panel's password check accepts these credentials in `env`'s database."""
+    code = (
+        "import sys\n"
+        "from relaydesk.auth.service import authenticate_password\n"
+        "from relaydesk.db import session_scope\n"
+        "with session_scope() as s:\n"
+        "    print(authenticate_password(s, sys.argv[1], sys.argv[2]) is not None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, email, password],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip() == "True"
+
+
+class Terminal:
+    """A relaydesk process on a pseudo-terminal, answered like a person at a keyboard."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.master, slave = pty.openpty()
+        # A new session has no controlling terminal, so getpass uses the pty on stdin
+        # instead of whatever terminal pytest itself runs in.
+        self.proc = subprocess.Popen(
+            [*RELAYDESK, *args],
+            env=env,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.output = ""
+        self.seen = 0
+        self._lock = threading.Lock()
+        # Keep draining the terminal so that the process never blocks on a full buffer.
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # EIO once the process closed its side
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self.output += chunk.decode(errors="replace")
+
+    def expect(self, text: str) -> None:
+        """Wait until `text` appears after what was already expected."""
+
+        def shown() -> bool:
+            with self._lock:
+                at = self.output.find(text, self.seen)
+                if at >= 0:
+                    self.seen = at + len(text)
+                    return True
+            if self.proc.poll() is not None:
+                raise AssertionError(f"process exited; it wrote:\n{self.output}")
+            return False
+
+        wait_for(shown, timeout=60, what=repr(text))
+
+    def type(self, line: str) -> None:
+        os.write(self.master, line.encode() + b"\n")
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        os.close(self.master)
+        return self.output
+
+
+def test_first_admin_is_asked_for_in_a_terminal(cli_env: dict[str, str]) -> None:
+    if BACKEND == "postgresql":
+        assert run(cli_env, "migrate").returncode == 0
+    port = free_port()
+    term = Terminal({**cli_env, "PORT": str(port)}, "serve")
+    try:
+        term.expect("Administrator email [admin@relaydesk.local]: ")
+        term.type("not an email")
+        term.expect("is not an email address; try again.")
+        term.expect("Administrator email [admin@relaydesk.local]: ")
+        term.type("  Boss@Example.com")
+        # The space after the colon is written once echo is off: typing earlier is lost.
+        term.expect("Password: ")
+        term.type("short")
+        term.expect("at least 8 characters; try again.")
+        term.expect("Password: ")
+        term.type("first-try-secret")
+        term.expect("Repeat the password: ")
+        term.type("other-try-secret")
+        term.expect("The two passwords differ; try again.")
+        term.expect("Password: ")
+        term.type("the-real-secret")
+        term.expect("Repeat the password: ")
+        term.type("the-real-secret")
+        term.expect("Created the administrator boss@example.com")
+        term.expect(f"relaydesk on http://127.0.0.1:{port}")
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=60, what="the server")
+    finally:
+        output = term.stop()
+    for typed in ("the-real-secret", "first-try-secret", "short"):
+        assert typed not in output  # hidden input
+    assert "shown only this once" not in output  # no generated password is printed
+    users = run(cli_env, "user", "list")
+    assert users.returncode == 0, users.stderr
+    assert len(users.stdout.strip().splitlines()) == 2
+    assert "boss@example.com  admin" in users.stdout
+    assert signs_in(cli_env, "boss@example.com", "the-real-secret")
+
+
+def test_first_admin_gets_a_printed_password_without_a_terminal(cli_env: dict[str, str]) -> None:
+    """Only stdin is a terminal (output piped to a log): nobody could answer a prompt."""
+    if BACKEND == "postgresql":
+        assert run(cli_env, "migrate").returncode == 0
+    port = free_port()
+    master, slave = pty.openpty()
+    serve = Proc({**cli_env, "PORT": str(port)}, "serve", stdin=slave)
+    os.close(slave)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", serve)
+    finally:
+        output = serve.stop()
+        os.close(master)
+    assert "Administrator email" not in output
+    password = output.split("password:", 1)[1].split()[0]
+    assert signs_in(cli_env, FIRST_ADMIN_EMAIL, password)
+    assert not signs_in(cli_env, FIRST_ADMIN_EMAIL, password + "x")
+
+
+def test_token_list_and_revoke(cli_env: dict[str, str]) -> None:
+    assert run(cli_env, "migrate").returncode == 0
+    crm = bearer(cli_env, "crm")["Authorization"].removeprefix("Bearer ")
+    run(cli_env, "token", "create", "backup-script", "--role", "viewer")
+    listing = run(cli_env, "token", "list")
+    assert listing.returncode == 0, listing.stderr
+    header, *rows = listing.stdout.strip().splitlines()
+    assert header.split() == ["ID", "NAME", "PREFIX", "ROLE", "CREATED", "LAST", "USED", "REVOKED"]
+    assert [r.split()[1] for r in rows] == ["backup-script", "crm"]  # newest first
+    assert crm not in listing.stdout
+    assert crm[:10] in listing.stdout
+    crm_id = rows[1].split()[0]
+    revoked = run(cli_env, "token", "revoke", crm_id)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked token" in revoked.stdout
+    assert run(cli_env, "token", "revoke", crm_id).returncode == 0  # already revoked: fine
+    after = run(cli_env, "token", "list").stdout.strip().splitlines()
+    assert after[2].split()[1] == "crm"
+    assert after[1].endswith("-")  # backup-script: not revoked
+    assert not after[2].endswith("-")  # crm: revoked at a time
+    for args, words in [
+        (("token", "revoke", "424242"), "token 424242 does not exist"),
+        (("token", "revoke", "abc"), "is not a valid integer"),
+    ]:
+        failed = run(cli_env, *args)
+        assert failed.returncode != 0
+        assert words in failed.stderr
+        assert "Traceback" not in failed.stderr
+
+
+def test_user_list_set_password_and_disable(cli_env: dict[str, str]) -> None:
+    assert run(cli_env, "migrate").returncode == 0
+    for email, role in [("boss@example.com", "admin"), ("ola@example.com", "operator")]:
+        made = run(
+            cli_env, "user", "create", "--email", email, "--password", "first-pass", "--role", role
+        )
+        assert made.returncode == 0, made.stderr
+    listing = run(cli_env, "user", "list").stdout.strip().splitlines()
+    assert listing[0].split() == ["ID", "EMAIL", "ROLE", "ACTIVE", "LAST", "LOGIN", "CREATED"]
+    assert [r.split()[1:4] for r in listing[1:]] == [
+        ["boss@example.com", "admin", "yes"],
+        ["ola@example.com", "operator", "yes"],
+    ]
+
+    changed = run(
+        cli_env, "user", "set-password", "--email", "Ola@Example.com", "--password", "second-pass"
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert signs_in(cli_env, "ola@example.com", "second-pass")
+    assert not signs_in(cli_env, "ola@example.com", "first-pass")
+    # Without --password it is asked for twice (here from a pipe, as in a script).
+    asked = subprocess.run(
+        [*RELAYDESK, "user", "set-password", "--email", "ola@example.com"],
+        env=cli_env,
+        input="third-pass\nthird-pass\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert signs_in(cli_env, "ola@example.com", "third-pass")
+
+    disabled = run(cli_env, "user", "disable", "--email", "ola@example.com")
+    assert disabled.returncode == 0, disabled.stderr
+    assert not signs_in(cli_env, "ola@example.com", "third-pass")
+    assert run(cli_env, "user", "list").stdout.strip().splitlines()[2].split()[3] == "no"
+
+    for args, words in [
+        (("user", "disable", "--email", "boss@example.com"), "last active administrator"),
+        (("user", "disable", "--email", "nobody@example.com"), "no user with email"),
+        (("user", "set-password", "--email", "boss@example.com", "--password", "short"), "8"),
+    ]:
+        failed = run(cli_env, *args)
+        assert failed.returncode != 0
+        assert words in failed.stderr
+        assert "Traceback" not in failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1
+    assert signs_in(cli_env, "boss@example.com", "first-pass")

@@ -7,19 +7,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk import __version__
+from relaydesk.channels.twilio.account import current_account
+from relaydesk.channels.twilio.settings_api import router as twilio_settings_router
 from relaydesk.channels.twilio.webhooks import WebhookFrontDoor
 from relaydesk.config import get_settings
 from relaydesk.db import database_kind, get_engine
 from relaydesk.errors import RelaydeskError
 from relaydesk.messaging.api import router as messaging_router
 from relaydesk.messaging.writer import get_writer
+from relaydesk.web.errors import is_panel_request, panel_error, panel_invalid
+from relaydesk.web.views import install_panel
 
 log = logging.getLogger(__name__)
 
@@ -136,21 +140,41 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(messaging_router)
+    app.include_router(twilio_settings_router)
+    from relaydesk.admin.api import router as audit_router
+    from relaydesk.auth.api import router as users_router
+
+    app.include_router(users_router)
+    app.include_router(audit_router)
     if settings.embedded_sandbox:
+        from relaydesk.channels.sandbox.deps import require_sandbox_mode
         from relaydesk.channels.sandbox.emulator import router as emulator_router
         from relaydesk.channels.sandbox.phone import router as phone_router
 
-        app.include_router(emulator_router, prefix="/sandbox/twilio", include_in_schema=False)
-        app.include_router(phone_router, prefix="/sandbox", tags=["sandbox"])
+        # Off (404) while the panel has switched this process to live Twilio.
+        sandbox_on = [Depends(require_sandbox_mode)]
+        app.include_router(
+            emulator_router,
+            prefix="/sandbox/twilio",
+            include_in_schema=False,
+            dependencies=sandbox_on,
+        )
+        app.include_router(
+            phone_router, prefix="/sandbox", tags=["sandbox"], dependencies=sandbox_on
+        )
 
     @app.exception_handler(RelaydeskError)
-    async def _domain_error(request: Request, exc: RelaydeskError) -> JSONResponse:
+    async def _domain_error(request: Request, exc: RelaydeskError) -> Response:
+        if is_panel_request(request):
+            return panel_error(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         message, fields = _validation_message(exc)
+        if is_panel_request(request):
+            return panel_invalid(request, message)
         return JSONResponse(
             {"detail": message, "code": "invalid", "fields": fields}, status_code=422
         )
@@ -169,12 +193,13 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
             "status": "ok" if db_ok else "error",
             "version": __version__,
             "database": database_kind() if db_ok else "unreachable",
-            "twilio_mode": settings.twilio_mode,
+            "twilio_mode": current_account().mode,
             "signature_validation": settings.twilio_validate_signature,
             "webhook_backlog": get_writer().backlog(),
             "warnings": settings.warnings(),
         }
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
+    install_panel(app)
     app.add_middleware(BodyLimit, limit=MAX_API_BODY)
     return app

@@ -8,6 +8,7 @@ import secrets
 import sqlite3
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from relaydesk.errors import RelaydeskError
 
 F = TypeVar("F", bound=Callable[..., Any])
 FIRST_ADMIN_EMAIL = "admin@relaydesk.local"
+MIN_PASSWORD = 8
 
 
 def friendly(func: F) -> F:
@@ -93,18 +95,57 @@ def _ensure_first_admin(settings: Settings) -> None:
     from relaydesk.auth import service as auth
     from relaydesk.db import session_scope
 
+    with session_scope(write=False) as session:
+        if auth.count_users(session) > 0:
+            return
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive:
+        click.echo("\n  First start: create the administrator account.")
+        email = _ask_email()
+        password = _ask_new_password()
+    else:
+        email, password = FIRST_ADMIN_EMAIL, secrets.token_urlsafe(12)
+    # Prompts ran outside any transaction: a write lock must not wait for a person.
     with session_scope() as session:
         if auth.count_users(session) > 0:
             return
-        password = secrets.token_urlsafe(12)
-        auth.create_user(session, FIRST_ADMIN_EMAIL, password, "admin", "cli:serve")
+        auth.create_user(session, email, password, "admin", "cli:serve")
+    if interactive:
+        click.echo(f"  Created the administrator {email}.\n")
+        return
     click.echo(
         "\n  First start: created the administrator account\n"
-        f"    email:    {FIRST_ADMIN_EMAIL}\n"
+        f"    email:    {email}\n"
         f"    password: {password}\n"
         "  Keep it safe; it is shown only this once.\n"
         "  API token for scripts: .venv/bin/relaydesk token create my-script\n"
     )
+
+
+def _ask_email() -> str:
+    """Ask for an email until it looks like one."""
+    from relaydesk.auth.service import normalize_email
+    from relaydesk.errors import Invalid
+
+    while True:
+        answer: str = click.prompt("  Administrator email", default=FIRST_ADMIN_EMAIL)
+        try:
+            return normalize_email(answer)
+        except Invalid as exc:
+            click.echo(f"  {exc.message}; try again.")
+
+
+def _ask_new_password() -> str:
+    """Ask for a password twice, hidden, until it is long enough and both match."""
+    while True:
+        first: str = click.prompt("  Password", hide_input=True)
+        if len(first) < MIN_PASSWORD:
+            click.echo(f"  The password must be at least {MIN_PASSWORD} characters; try again.")
+            continue
+        second: str = click.prompt("  Repeat the password", hide_input=True)
+        if first == second:
+            return first
+        click.echo("  The two passwords differ; try again.")
 
 
 @main.command()
@@ -173,6 +214,9 @@ def worker() -> None:
 @main.group()
 def user() -> None:
     """Manage panel users."""
+    # Registers the hooks that sign a disabled user, or one with a new password, out of
+    # every browser.
+    import relaydesk.auth.sessions  # noqa: F401
 
 
 @user.command("create")
@@ -190,6 +234,85 @@ def user_create(email: str, password: str, role: str) -> None:
         created = auth.create_user(session, email, password, role, "cli")
         email = created.email
     click.echo(f"created {role} {email}")
+
+
+@user.command("list")
+@friendly
+def user_list() -> None:
+    """List users."""
+    _settings()
+    from relaydesk.auth import service as auth
+    from relaydesk.db import session_scope
+
+    with session_scope(write=False) as session:
+        rows = [
+            [u.id, u.email, u.role, "yes" if u.is_active else "no", u.last_login_at, u.created_at]
+            for u in auth.list_users(session)
+        ]
+    _table(["ID", "EMAIL", "ROLE", "ACTIVE", "LAST LOGIN", "CREATED"], rows)
+
+
+@user.command("set-password")
+@click.option("--email", required=True)
+@click.option(
+    "--password",
+    prompt="New password",
+    hide_input=True,
+    confirmation_prompt="Repeat the password",
+    help="The new password (asked for, hidden, when left out).",
+)
+@friendly
+def user_set_password(email: str, password: str) -> None:
+    """Give a user a new password."""
+    _settings()
+    user_id = _update_user(email, password=password)
+    click.echo(f"new password set for {email.strip().lower()} (user {user_id})")
+
+
+@user.command("disable")
+@click.option("--email", required=True)
+@friendly
+def user_disable(email: str) -> None:
+    """Deactivate a user: they cannot sign in and their API tokens are revoked."""
+    _settings()
+    _update_user(email, is_active=False)
+    click.echo(f"disabled {email.strip().lower()}; their API tokens are revoked")
+
+
+@user.command("enable")
+@click.option("--email", required=True)
+@friendly
+def user_enable(email: str) -> None:
+    """Let a deactivated user sign in again (revoked tokens stay revoked)."""
+    _settings()
+    _update_user(email, is_active=True)
+    click.echo(f"enabled {email.strip().lower()}")
+
+
+def _update_user(email: str, **changes: Any) -> int:
+    from relaydesk.auth import service as auth
+    from relaydesk.db import session_scope
+
+    with session_scope() as session:
+        found = auth.get_user_by_email(session, email)
+        auth.update_user(session, found.id, actor=auth.system_principal("cli"), **changes)
+        return found.id
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> None:
+    """Print rows as aligned columns; times in UTC to the minute, blanks as '-'."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M")
+        return str(value)
+
+    text = [headers, *[[cell(v) for v in row] for row in rows]]
+    widths = [max(len(line[i]) for line in text) for i in range(len(headers))]
+    for line in text:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 @main.group()
@@ -211,6 +334,37 @@ def token_create(name: str, role: str) -> None:
         _, plain = auth.create_token(session, name, role, "cli")
     click.echo(f"API token '{name}' ({role}); it is shown only once:")
     click.echo(plain)
+
+
+@token.command("list")
+@friendly
+def token_list() -> None:
+    """List API tokens, newest first, revoked ones included."""
+    _settings()
+    from relaydesk.auth import service as auth
+    from relaydesk.db import session_scope
+
+    with session_scope(write=False) as session:
+        rows = [
+            [t.id, t.name, t.prefix + "…", t.role, t.created_at, t.last_used_at, t.revoked_at]
+            for t in auth.list_tokens(session)
+        ]
+    _table(["ID", "NAME", "PREFIX", "ROLE", "CREATED", "LAST USED", "REVOKED"], rows)
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID", type=int)
+@friendly
+def token_revoke(token_id: int) -> None:
+    """Revoke an API token at once (see 'relaydesk token list' for ids)."""
+    _settings()
+    from relaydesk.auth import service as auth
+    from relaydesk.db import session_scope
+
+    with session_scope() as session:
+        revoked = auth.revoke_token(session, token_id, "cli")
+        name = revoked.name
+    click.echo(f"revoked token {token_id} ({name})")
 
 
 @main.command()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import phonenumbers
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     sandbox_sender_mps: float = Field(0.0, ge=0)
     sandbox_api_rps: float = Field(0.0, ge=0)
 
+    # Whether TWILIO_MODE itself was given (the validator fills in a default otherwise).
+    _mode_given: bool = PrivateAttr(False)
+
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -107,6 +110,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _mode(self) -> Settings:
+        self._mode_given = self.twilio_mode is not None
         if self.twilio_mode is None:
             self.twilio_mode = "live" if self.twilio_account_sid else "sandbox"
         if self.twilio_mode == "live":
@@ -134,6 +138,13 @@ class Settings(BaseSettings):
     def sandbox(self) -> bool:
         """True when the built-in emulator stands in for Twilio."""
         return self.twilio_mode == "sandbox"
+
+    @property
+    def mode_env_var(self) -> str | None:
+        """The variable that fixed the Twilio mode (the panel cannot change it), if any."""
+        if self._mode_given:
+            return "TWILIO_MODE"
+        return "TWILIO_ACCOUNT_SID" if self.twilio_account_sid else None
 
     @property
     def account_sid(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -33,9 +34,13 @@ WriteSessionDep = Annotated[Session, Depends(_write_session)]
 
 
 def current_principal(request: Request) -> Principal:
-    """The caller named by `Authorization: Bearer <token>`; 401 otherwise."""
+    """The caller named by `Authorization: Bearer <token>`, or the panel's signed-in user."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
+    if not header:
+        user = _panel_user(request)
+        if user is not None:
+            return user
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'")
     session = get_sessionmaker()()
@@ -46,6 +51,24 @@ def current_principal(request: Request) -> Principal:
     if principal is None:
         raise Unauthorized("The API token is unknown or was revoked")
     return principal
+
+
+def _panel_user(request: Request) -> Principal | None:
+    """The panel's session, for the panel's own calls to the API (CSRF header required)."""
+    from relaydesk.web.context import signed_in
+    from relaydesk.web.deps import CSRF_HEADER, UNSAFE_METHODS, same_origin
+
+    user = signed_in(request)
+    if user is None:
+        return None
+    if request.method in UNSAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not (sent and secrets.compare_digest(sent, user.csrf_token) and same_origin(request)):
+            raise Forbidden(
+                "Calls made with the panel's session need its CSRF token in X-CSRF-Token",
+                code="csrf",
+            )
+    return Principal("user", user.user_id, user.role, user.email)
 
 
 def require(role: str) -> object:

@@ -30,3 +30,15 @@ def analyze() -> None:
     """Hourly: refresh planner statistics so filtered inbox queries pick the right index."""
     refresh_planner_statistics()
     log.info("planner statistics refreshed")
+
+
+@periodic("maintenance.sessions", minutes="*/30")
+def purge_sessions() -> None:
+    """Every half hour: forget expired panel sessions and old failed sign-ins."""
+    from relaydesk.auth.sessions import purge_expired
+    from relaydesk.db import session_scope
+
+    with session_scope() as session:
+        removed = purge_expired(session)
+    if removed:
+        log.info("removed %d expired panel sessions", removed)

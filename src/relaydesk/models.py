@@ -1,7 +1,7 @@
 """Imports every domain's tables so metadata (and Alembic) sees them all."""
 
 from relaydesk.admin.models import AuditEntry, Setting
-from relaydesk.auth.models import ApiToken, User
+from relaydesk.auth.models import ApiToken, LoginFailure, User, WebSession
 from relaydesk.contacts.models import Contact
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent
 
@@ -10,9 +10,11 @@ __all__ = [
     "AuditEntry",
     "Contact",
     "Conversation",
+    "LoginFailure",
     "Message",
     "MessageCounter",
     "MessageEvent",
     "Setting",
     "User",
+    "WebSession",
 ]

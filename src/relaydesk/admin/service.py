@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relaydesk.admin.models import AuditEntry
 from relaydesk.db import utcnow
+from relaydesk.errors import Invalid
+from relaydesk.messaging.queries import decode_cursor, encode_cursor
 
 
 def record(
@@ -19,3 +22,39 @@ def record(
 ) -> None:
     """Append one entry; never put secrets in `details`."""
     session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, details=details))
+
+
+def entry_dict(entry: AuditEntry) -> dict[str, Any]:
+    """An audit entry as the API shows it."""
+    return {
+        "id": entry.id,
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "details": entry.details,
+    }
+
+
+def list_audit(
+    session: Session,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the audit log, newest first; `action` matches as a prefix ("user.")."""
+    query = select(AuditEntry)
+    if action:
+        query = query.where(AuditEntry.action.startswith(action, autoescape=True))
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    if cursor:
+        (last_id,) = decode_cursor(cursor, 1)
+        if not last_id.isdigit():
+            raise Invalid("The cursor is not one this API gave out", field="cursor")
+        query = query.where(AuditEntry.id < int(last_id))
+    rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
+    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return [entry_dict(e) for e in rows[:limit]], nxt

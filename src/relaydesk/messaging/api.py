@@ -9,10 +9,9 @@ from fastapi.responses import JSONResponse
 
 from relaydesk.config import get_settings
 from relaydesk.contacts.numbers import InvalidNumber, normalize
-from relaydesk.db import session_scope
 from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.errors import Invalid, NotFound, VendorRefused
-from relaydesk.messaging import delivery, queries, service
+from relaydesk.messaging import outbox, queries, service
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.schemas import (
     ConversationPage,
@@ -45,7 +44,7 @@ def _participant(raw: str) -> str:
 )
 def send_message(payload: SendMessageIn, principal: Operator, session: WriteSessionDep) -> Any:
     """Send an SMS, MMS or WhatsApp message; Twilio's answer is in the response."""
-    message = service.send(
+    sent = outbox.send_now(
         session,
         service.SendRequest(
             to=payload.to,
@@ -56,16 +55,9 @@ def send_message(payload: SendMessageIn, principal: Operator, session: WriteSess
             from_=payload.from_,
             source="api",
         ),
-        deliver_inline=True,
     )
-    session.commit()
-    outcome = delivery.deliver(message.id)
-    with session_scope(write=False) as fresh:
-        stored = fresh.get(Message, message.id)
-        assert stored is not None
-        body = MessageOut.model_validate(queries.message_dict(stored)).model_dump(
-            mode="json", by_alias=True
-        )
+    outcome = sent.outcome
+    body = MessageOut.model_validate(sent.message).model_dump(mode="json", by_alias=True)
     if outcome.state == "refused" and outcome.error is not None:
         raise VendorRefused(
             f"Twilio refused the message: {outcome.error.message}",
@@ -89,7 +81,7 @@ def list_messages(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
     """Messages newest first, filtered, with keyset pagination and total counts."""
-    items, nxt = queries.list_messages(
+    items, nxt, _newer = queries.list_messages(
         session,
         direction=direction,
         status=status,

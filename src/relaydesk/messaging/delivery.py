@@ -12,17 +12,17 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.errors import describe_error
 from relaydesk.channels.twilio.gateway import (
     GatewayError,
     RemoteMessage,
     TwilioGateway,
-    make_client,
+    cached_gateway,
 )
 from relaydesk.config import get_settings
 from relaydesk.db import session_scope, utcnow
@@ -39,12 +39,14 @@ def claim_lease() -> timedelta:
     return timedelta(seconds=get_settings().send_claim_lease_seconds)
 
 
-@lru_cache(maxsize=1)
 def get_gateway() -> TwilioGateway:
-    """The process-wide gateway configured from settings."""
-    s = get_settings()
-    return TwilioGateway(
-        make_client(s.twilio_api_base, s.account_sid, s.auth_token, s.twilio_timeout_seconds)
+    """The gateway of the Twilio account in effect (a new client when its credentials change)."""
+    account = current_account()
+    return cached_gateway(
+        account.api_base,
+        account.account_sid,
+        account.auth_token,
+        get_settings().twilio_timeout_seconds,
     )
 
 
@@ -66,6 +68,7 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
     """Submit one pending message to Twilio and record the answer."""
     gateway = gateway or get_gateway()
     settings = get_settings()
+    status_callback = current_account().status_callback_url
     with session_scope() as session:
         claimed = _claim(session, message_id)
         if claimed is None:
@@ -92,7 +95,7 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
             media_urls=snapshot.media_urls or None,
             content_sid=snapshot.content_sid,
             content_variables=snapshot.content_variables,
-            status_callback=f"{settings.base_url}/twilio/status",
+            status_callback=status_callback,
         )
     except GatewayError as exc:
         return _record_failure(snapshot, exc, settings.max_send_attempts)

@@ -58,6 +58,8 @@ class Message(Base):
         Index("ix_messages_participant_id", "participant", "id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         Index("ix_messages_created_at", "created_at"),
+        # The panel's live updates ask "what changed since?" every second.
+        Index("ix_messages_updated_at", "updated_at"),
         Index(
             "ix_messages_due",
             "next_attempt_at",

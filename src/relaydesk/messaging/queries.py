@@ -101,8 +101,12 @@ def list_messages(
     q: str | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of messages, newest first, with the cursor of the next page."""
+    after: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """A page of messages, newest first, with the cursors of the older and newer pages.
+
+    `cursor` asks for the page older than a previous page, `after` for the newer one.
+    """
     query = select(Message).options(_LIST_COLUMNS)
     if direction:
         query = query.where(Message.direction == direction)
@@ -118,15 +122,32 @@ def list_messages(
                 Message.participant.like(pattern, escape="\\"),
             )
         )
+    if after:
+        first_id = _cursor_id(after, "after")
+        rows = list(
+            session.scalars(
+                query.where(Message.id > first_id).order_by(Message.id.asc()).limit(limit + 1)
+            ).all()
+        )
+        newer_exists = len(rows) > limit
+        page = list(reversed(rows[:limit]))
+        nxt = encode_cursor(page[-1].id) if page else None
+        prev = encode_cursor(page[0].id) if newer_exists and page else None
+        return [message_dict(m) for m in page], nxt, prev
     if cursor:
-        (last_id,) = decode_cursor(cursor, 1)
-        if not last_id.isdigit():
-            raise Invalid("The cursor is not one this API gave out", field="cursor")
-        query = query.where(Message.id < int(last_id))
-    rows = session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)).all()
+        query = query.where(Message.id < _cursor_id(cursor, "cursor"))
+    rows = list(session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)).all())
     items = [message_dict(m) for m in rows[:limit]]
     nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return items, nxt
+    prev = encode_cursor(rows[0].id) if cursor and rows else None
+    return items, nxt, prev
+
+
+def _cursor_id(cursor: str, field: str) -> int:
+    (value,) = decode_cursor(cursor, 1)
+    if not value.isdigit():
+        raise Invalid("The cursor is not one this API gave out", field=field)
+    return int(value)
 
 
 def list_conversations(

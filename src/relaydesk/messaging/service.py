@@ -11,6 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.admin import service as audit
+from relaydesk.channels.twilio.account import current_account
 from relaydesk.config import get_settings
 from relaydesk.contacts import service as contacts
 from relaydesk.contacts.numbers import InvalidNumber, parse_address
@@ -105,7 +106,7 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
         num_segments=info.segments if info else 1,
         encoding=info.encoding if info else None,
         source=req.source,
-        messaging_service_sid=settings.twilio_messaging_service_sid,
+        messaging_service_sid=current_account().messaging_service_sid,
         content_sid=req.content_sid,
         content_variables=json.dumps(req.content_variables, ensure_ascii=False)
         if req.content_variables
@@ -190,19 +191,19 @@ def _conversation_for(session: Session, contact_id: int, from_: str | None) -> C
 
 
 def _sender(channel: str, from_: str | None, conversation: Conversation | None) -> str:
-    settings = get_settings()
     if from_:
         return from_
     if conversation is not None:
         return conversation.our_address
-    if settings.twilio_messaging_service_sid:
-        return settings.twilio_messaging_service_sid
+    account = current_account()
+    if account.messaging_service_sid:
+        return account.messaging_service_sid
     if channel == "whatsapp":
-        if settings.twilio_whatsapp_from:
-            return settings.twilio_whatsapp_from
-        base = settings.default_from
+        if account.whatsapp_from:
+            return account.whatsapp_from
+        base = account.default_from
         return f"whatsapp:{base}" if base else ""
-    return settings.default_from or ""
+    return account.default_from or ""
 
 
 def _create_conversation(

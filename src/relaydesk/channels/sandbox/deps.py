@@ -53,3 +53,15 @@ def require_sandbox_access(request: Request) -> None:
             "or a relaydesk operator's API token (Bearer)",
             headers={"WWW-Authenticate": 'Basic realm="relaydesk sandbox"'},
         )
+
+
+SANDBOX_OFF = "the sandbox is off: relaydesk is connected to live Twilio"
+
+
+async def require_sandbox_mode() -> None:
+    """FastAPI dependency of the embedded emulator: 404 once the panel switched to live."""
+    # Imported here: the standalone emulator never mounts this and has no database.
+    from relaydesk.channels.twilio.account import current_account_async
+
+    if not (await current_account_async()).sandbox:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=SANDBOX_OFF)

@@ -1,4 +1,4 @@
-"""Twilio's Messages REST API (create, list, fetch) as served by the emulator."""
+"""Twilio's Messages REST API (create, list, fetch) and account fetch as served by the emulator."""
 
 from __future__ import annotations
 
@@ -20,7 +20,12 @@ from relaydesk.channels.sandbox.errors import (
     too_many_requests,
     unauthenticated,
 )
-from relaydesk.channels.sandbox.render import message_json, messages_path, page_json
+from relaydesk.channels.sandbox.render import (
+    account_json,
+    message_json,
+    messages_path,
+    page_json,
+)
 from relaydesk.channels.sandbox.runtime import Emulator, get_emulator
 from relaydesk.channels.sandbox.service import create_outbound
 from relaydesk.channels.sandbox.store import MessageQuery
@@ -28,11 +33,22 @@ from relaydesk.channels.sandbox.validation import parse_create
 
 router = APIRouter(tags=["sandbox: Twilio API"])
 
+ACCOUNT = "/2010-04-01/Accounts/{account_sid}.json"
 MESSAGES = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 MESSAGE = "/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 FILTERS = ("To", "From", "DateSent", "DateSent<", "DateSent>")
+
+
+@router.get(ACCOUNT)
+async def fetch_account(request: Request, account_sid: str) -> JSONResponse:
+    """FetchAccount: the emulator's one account (what "test connection" asks for)."""
+
+    async def work(emu: Emulator) -> JSONResponse:
+        return JSONResponse(account_json(emu.settings.account_sid, emu.settings.auth_token))
+
+    return await _twilio_call(request, account_sid, work)
 
 
 @router.post(MESSAGES, status_code=201)

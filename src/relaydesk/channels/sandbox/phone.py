@@ -60,7 +60,11 @@ def _checked_phone(value: str) -> str:
 @router.post("/phone/messages", status_code=201)
 async def send_from_phone(request: Request) -> JSONResponse:
     """A customer texts us: store it and post Twilio's signed webhook to our inbound URL."""
-    incoming = await _read_phone_message(request)
+    return JSONResponse(await text_relaydesk(await _read_phone_message(request)), status_code=201)
+
+
+async def text_relaydesk(incoming: PhoneMessage) -> dict[str, Any]:
+    """Store the customer's message in the emulator and post Twilio's signed webhook."""
     emu = get_emulator()
     whatsapp = is_whatsapp(incoming.from_) or is_whatsapp(incoming.to)
     from_addr = _on_channel(incoming.from_, whatsapp)
@@ -83,12 +87,12 @@ async def send_from_phone(request: Request) -> JSONResponse:
     except httpx.HTTPError as exc:
         log.warning("sandbox: inbound webhook %s failed: %s", emu.inbound_url, exc)
         answer["webhook_error"] = f"{exc.__class__.__name__}: {exc}"
-        return JSONResponse(answer, status_code=201)
+        return answer
     answer["webhook_status"] = resp.status_code
     if resp.is_success and "xml" in resp.headers.get("content-type", ""):
         replies = await run_in_threadpool(_send_replies, emu, msg, resp.text)
         answer["replies"] = [r.sid for r in replies]
-    return JSONResponse(answer, status_code=201)
+    return answer
 
 
 @router.get("/phone/messages")

@@ -10,6 +10,8 @@ from urllib.parse import urlencode
 from relaydesk.channels.sandbox.store import StoredMessage
 
 API_VERSION = "2010-04-01"
+# The emulator's account has always existed; a fixed date keeps its answers stable.
+SANDBOX_CREATED = "Sat, 01 Jan 2000 00:00:00 +0000"
 
 
 def rfc2822(epoch: float | None) -> str | None:
@@ -22,6 +24,30 @@ def rfc2822(epoch: float | None) -> str | None:
 def messages_path(account_sid: str) -> str:
     """The list URI relative to https://api.twilio.com."""
     return f"/{API_VERSION}/Accounts/{account_sid}/Messages"
+
+
+def account_json(account_sid: str, auth_token: str) -> dict[str, Any]:
+    """The `api.v2010.account` resource of the emulator's account (a trial, always active)."""
+    base = f"/{API_VERSION}/Accounts/{account_sid}"
+    subresources = {
+        "messages": "Messages",
+        "incoming_phone_numbers": "IncomingPhoneNumbers",
+        "balance": "Balance",
+        "usage": "Usage",
+    }
+    return {
+        # Twilio returns the token to its owner too; only the owner's credentials get here.
+        "auth_token": auth_token,
+        "date_created": SANDBOX_CREATED,
+        "date_updated": SANDBOX_CREATED,
+        "friendly_name": "relaydesk sandbox",
+        "owner_account_sid": account_sid,
+        "sid": account_sid,
+        "status": "active",
+        "subresource_uris": {key: f"{base}/{name}.json" for key, name in subresources.items()},
+        "type": "Trial",
+        "uri": f"{base}.json",
+    }
 
 
 def message_json(msg: StoredMessage) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import requests
@@ -42,6 +43,14 @@ def make_client(base_url: str, account_sid: str, auth_token: str, timeout: float
         auth_token,
         http_client=RebasedHttpClient(base_url, timeout),
     )
+
+
+@lru_cache(maxsize=4)
+def cached_gateway(
+    base_url: str, account_sid: str, auth_token: str, timeout: float = 15.0
+) -> TwilioGateway:
+    """One gateway (and connection pool) per API base and credentials, reused across calls."""
+    return TwilioGateway(make_client(base_url, account_sid, auth_token, timeout))
 
 
 class GatewayError(Exception):
@@ -92,8 +101,18 @@ class RemoteMessage:
     date_created: datetime | None
 
 
+@dataclass(frozen=True)
+class RemoteAccount:
+    """The account the credentials belong to, as Twilio describes it."""
+
+    sid: str
+    friendly_name: str | None
+    status: str | None
+    type: str | None
+
+
 class TwilioGateway:
-    """Create and list messages through the official SDK."""
+    """Create and list messages, and fetch the account, through the official SDK."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -152,6 +171,17 @@ class TwilioGateway:
             )
             for m in items
         ]
+
+    def fetch_account(self) -> RemoteAccount:
+        """The account of the client's credentials; raises GatewayError like the others."""
+        with _translated_errors():
+            account = self.client.api.v2010.accounts(self.client.account_sid).fetch()
+        return RemoteAccount(
+            sid=str(account.sid),
+            friendly_name=account.friendly_name,
+            status=str(account.status) if account.status else None,
+            type=str(account.type) if account.type else None,
+        )
 
 
 @contextmanager

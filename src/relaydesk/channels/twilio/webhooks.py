@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from relaydesk.channels.twilio.account import TwilioAccount, current_account_async
 from relaydesk.channels.twilio.signature import SignatureChecker
 from relaydesk.config import get_settings
 from relaydesk.contacts.numbers import WHATSAPP_PREFIX, loose_e164
@@ -83,14 +85,13 @@ def parse_status(params: dict[str, str], idempotency_token: str | None) -> Statu
     )
 
 
-def candidate_urls(request: Request) -> list[str]:
+def candidate_urls(request: Request, account: TwilioAccount) -> list[str]:
     """Every URL Twilio may have signed: the public one and the one we received."""
     path = request.url.path
     query = f"?{request.url.query}" if request.url.query else ""
     urls = []
-    public = get_settings().public_base_url
-    if public:
-        urls.append(f"{public}{path}{query}")
+    if account.sources.get("public_base_url") != "default":
+        urls.append(f"{account.public_base_url}{path}{query}")
     urls.append(str(request.url))
     proto = request.headers.get("x-forwarded-proto")
     host = request.headers.get("x-forwarded-host")
@@ -99,18 +100,19 @@ def candidate_urls(request: Request) -> list[str]:
     return urls
 
 
-_checker: SignatureChecker | None = None
+@lru_cache(maxsize=4)
+def _checker(auth_token: str) -> SignatureChecker:
+    """One checker per auth token, so a token saved in the panel applies at once."""
+    return SignatureChecker(auth_token)
 
 
-def _signature_ok(request: Request, params: dict[str, str]) -> bool:
-    global _checker
-    settings = get_settings()
-    if not settings.twilio_validate_signature:
+async def _signature_ok(request: Request, params: dict[str, str]) -> bool:
+    if not get_settings().twilio_validate_signature:
         return True
-    if _checker is None:
-        _checker = SignatureChecker(settings.auth_token)
-    return _checker.is_valid(
-        candidate_urls(request), params, request.headers.get("x-twilio-signature")
+    # The database is read at most every few seconds, and then off the event loop.
+    account = await current_account_async()
+    return _checker(account.auth_token).is_valid(
+        candidate_urls(request, account), params, request.headers.get("x-twilio-signature")
     )
 
 
@@ -142,7 +144,7 @@ async def _handle(
     params = await _read_params(request)
     if isinstance(params, Response):
         return params
-    if not _signature_ok(request, params):
+    if not await _signature_ok(request, params):
         return PlainTextResponse("Invalid Twilio signature", status_code=403)
     try:
         record = parse(params, request)

@@ -1,0 +1,118 @@
+"""Settings changed at run time: rows in `settings`, secrets encrypted, every change audited."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from relaydesk.admin.crypto import SecretUnreadable, decrypt, encrypt
+from relaydesk.admin.models import Setting
+from relaydesk.admin.service import record
+from relaydesk.db import utcnow
+
+log = logging.getLogger(__name__)
+
+_CHANGED = "relaydesk_settings_changed"
+_listeners: list[Callable[[], None]] = []
+_reported: set[str] = set()  # unreadable keys already logged (caches re-read every few s)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Stored values (secrets decrypted) and the secret keys that could not be decrypted."""
+
+    values: dict[str, Any]
+    unreadable: frozenset[str]
+
+
+def read(session: Session, keys: Iterable[str]) -> Snapshot:
+    """The stored values of `keys`; a missing key is simply absent."""
+    values: dict[str, Any] = {}
+    unreadable: set[str] = set()
+    for row in session.scalars(select(Setting).where(Setting.key.in_(list(keys)))):
+        try:
+            values[row.key] = _plain(row)
+        except SecretUnreadable:
+            unreadable.add(row.key)
+            if row.key not in _reported:
+                _reported.add(row.key)
+                # The key's name only: a value, even encrypted, never goes to a log.
+                log.error("setting %s cannot be decrypted with the current SECRET_KEY", row.key)
+    return Snapshot(values, frozenset(unreadable))
+
+
+def save(
+    session: Session,
+    changes: Mapping[str, Any],
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    secret_keys: Collection[str] = (),
+) -> list[str]:
+    """Apply `changes` (None deletes the row) and audit the changed keys; returns them.
+
+    Secrets are stored encrypted and never appear in the audit entry. Nothing is
+    committed here: the caller's unit of work does that.
+    """
+    rows = {
+        row.key: row for row in session.scalars(select(Setting).where(Setting.key.in_(changes)))
+    }
+    changed: list[str] = []
+    now = utcnow()
+    for key, value in changes.items():
+        row = rows.get(key)
+        if value is None:
+            if row is not None:
+                session.delete(row)
+                changed.append(key)
+            continue
+        if row is not None and _same(row, value):
+            continue
+        secret = key in secret_keys
+        stored = encrypt(str(value)) if secret else value
+        if row is None:
+            session.add(
+                Setting(key=key, value=stored, is_secret=secret, updated_at=now, updated_by=actor)
+            )
+        else:
+            row.value, row.is_secret, row.updated_at, row.updated_by = stored, secret, now, actor
+        changed.append(key)
+    if changed:
+        record(session, actor, action, target, {"fields": changed})
+        session.info[_CHANGED] = True
+        session.flush()
+    return changed
+
+
+def on_change(callback: Callable[[], None]) -> None:
+    """Call `callback` after every commit that changed settings (to drop cached copies)."""
+    _listeners.append(callback)
+
+
+def _plain(row: Setting) -> Any:
+    return decrypt(str(row.value)) if row.is_secret else row.value
+
+
+def _same(row: Setting, value: Any) -> bool:
+    try:
+        return bool(_plain(row) == value)
+    except SecretUnreadable:
+        return False  # unreadable: overwrite it with the new value
+
+
+@event.listens_for(Session, "after_commit")
+def _notify(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        for callback in _listeners:
+            callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_CHANGED, None)

@@ -1,0 +1,180 @@
+"""Administration pages: Twilio settings, users and API tokens, the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from relaydesk.admin import service as audit
+from relaydesk.auth import service as auth
+from relaydesk.auth.models import ROLES
+from relaydesk.auth.service import Principal
+from relaydesk.auth.sessions import SignedIn
+from relaydesk.channels.twilio import settings as twilio_settings
+from relaydesk.channels.twilio.schemas import TwilioSettingsIn
+from relaydesk.db import session_scope
+from relaydesk.web.deps import PanelAdmin
+from relaydesk.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+TWILIO_FIELDS = (
+    "mode",
+    "account_sid",
+    "auth_token",
+    "default_from",
+    "whatsapp_from",
+    "messaging_service_sid",
+    "public_base_url",
+)
+
+
+def _principal(user: SignedIn) -> Principal:
+    return Principal("user", user.user_id, user.role, user.email)
+
+
+def _settings_context() -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        return {"tab": "settings", "twilio": twilio_settings.twilio_settings_view(session)}
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, user: PanelAdmin) -> Response:
+    """Twilio connection settings, the webhook URLs and a connection test."""
+    return render(request, "admin/settings.html", _settings_context(), user=user)
+
+
+@router.post("/settings/twilio", response_class=HTMLResponse)
+async def save_twilio(request: Request, user: PanelAdmin) -> Response:
+    """Save the Twilio form; fields set in the environment are not part of it."""
+    form = await request.form()
+    changes: dict[str, Any] = {}
+    for name in TWILIO_FIELDS:
+        if name in form:
+            changes[name] = str(form[name])
+    if form.get("clear_auth_token") == "on":
+        changes["clear_auth_token"] = True
+    payload = TwilioSettingsIn.model_validate(changes)
+
+    def save() -> None:
+        with session_scope() as session:
+            twilio_settings.update_twilio_settings(
+                session, payload, f"user:{user.user_id}:{user.email}"
+            )
+        from relaydesk.channels.twilio.account import invalidate
+
+        invalidate()
+
+    await run_in_threadpool(save)
+    context = {**_settings_context(), "saved": True}
+    return render(request, "admin/_twilio_form.html", context, user=user)
+
+
+@router.post("/settings/twilio/test", response_class=HTMLResponse)
+async def test_twilio(request: Request, user: PanelAdmin) -> Response:
+    """Try the Twilio credentials in effect and say what happened."""
+    result = await run_in_threadpool(twilio_settings.test_connection)
+    return render(request, "admin/_test_result.html", {"result": result}, user=user)
+
+
+def _users_context(new_token: str | None = None) -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        users = auth.list_users(session)
+        tokens = auth.list_tokens(session)
+        emails = {u.id: u.email for u in users}
+        return {
+            "tab": "users",
+            "users": users,
+            "tokens": tokens,
+            "emails": emails,
+            "roles": ROLES,
+            "new_token": new_token,
+        }
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, user: PanelAdmin) -> Response:
+    """Who can sign in, with which role, and the API tokens."""
+    return render(request, "admin/users.html", _users_context(), user=user)
+
+
+def _users_section(request: Request, user: SignedIn, notice: str) -> Response:
+    context = {**_users_context(), "notice": notice}
+    return render(request, "admin/_users.html", context, user=user)
+
+
+@router.post("/users", response_class=HTMLResponse)
+def create_user(
+    request: Request,
+    user: PanelAdmin,
+    email: Annotated[str, Form(max_length=254)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    role: Annotated[str, Form(max_length=16)] = "operator",
+) -> Response:
+    """Add a user."""
+    with session_scope() as session:
+        auth.create_user(session, email, password, role, f"user:{user.user_id}:{user.email}")
+    return _users_section(request, user, "user_created")
+
+
+@router.post("/users/{user_id}", response_class=HTMLResponse)
+def update_user(
+    request: Request,
+    user_id: int,
+    user: PanelAdmin,
+    role: Annotated[str | None, Form(max_length=16)] = None,
+    is_active: Annotated[str | None, Form(pattern="^(true|false)$")] = None,
+    password: Annotated[str | None, Form(max_length=1024)] = None,
+) -> Response:
+    """Change a user's role, lock or unlock them, or set a new password."""
+    with session_scope() as session:
+        auth.update_user(
+            session,
+            user_id,
+            role=role or None,
+            is_active=None if is_active is None else is_active == "true",
+            password=password or None,
+            actor=_principal(user),
+        )
+    return _users_section(request, user, "user_updated")
+
+
+@router.post("/tokens", response_class=HTMLResponse)
+def create_token(
+    request: Request,
+    user: PanelAdmin,
+    name: Annotated[str, Form(max_length=100)] = "",
+    role: Annotated[str, Form(max_length=16)] = "operator",
+) -> Response:
+    """Create an API token; its value is shown this once."""
+    with session_scope() as session:
+        _, plain = auth.create_token(
+            session, name, role, f"user:{user.user_id}:{user.email}", user_id=user.user_id
+        )
+    context = {**_users_context(new_token=plain), "notice": "token_created"}
+    return render(request, "admin/_users.html", context, user=user)
+
+
+@router.post("/tokens/{token_id}/revoke", response_class=HTMLResponse)
+def revoke_token(request: Request, token_id: int, user: PanelAdmin) -> Response:
+    """Revoke an API token at once."""
+    with session_scope() as session:
+        auth.revoke_token(session, token_id, f"user:{user.user_id}:{user.email}")
+    return _users_section(request, user, "token_revoked")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    user: PanelAdmin,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Who changed what, newest first."""
+    with session_scope(write=False) as session:
+        items, nxt = audit.list_audit(session, limit=50, cursor=cursor, action=action or None)
+    context = {"tab": "audit", "items": items, "next": nxt, "action": action or ""}
+    return render(request, "admin/audit.html", context, user=user)

@@ -1,0 +1,274 @@
+"""The Twilio connection as an administrator sees and changes it (panel and API)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+from twilio.base.exceptions import TwilioException
+
+from relaydesk.admin import settings_store
+from relaydesk.channels.twilio.account import (
+    ENV_NAMES,
+    PANEL_KEYS,
+    SECRET_KEYS,
+    TwilioAccount,
+    current_account,
+    env_values,
+    invalidate,
+    live_missing,
+    read_panel,
+    resolve,
+)
+from relaydesk.channels.twilio.gateway import TWILIO_API, GatewayError, TwilioGateway, make_client
+from relaydesk.channels.twilio.schemas import TwilioSettingsIn
+from relaydesk.config import Settings, get_settings
+from relaydesk.contacts.numbers import WHATSAPP_PREFIX, InvalidNumber, normalize
+from relaydesk.errors import Conflict, Invalid
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+MASK = "••••"
+TEST_TIMEOUT_SECONDS = 10.0
+
+
+def twilio_settings_view(session: Session) -> dict[str, Any]:
+    """The Twilio settings with their sources, for the panel and the API; no secret values."""
+    settings = get_settings()
+    panel = read_panel(session)
+    account = resolve(settings, panel)
+    env = env_values(settings)
+
+    def configured(name: str) -> dict[str, Any]:
+        # What live mode uses: the sandbox's own credentials are shown under "active".
+        if env[name]:
+            return {"value": env[name], "source": "env"}
+        if panel.values.get(name):
+            return {"value": panel.values[name], "source": "panel"}
+        return {"value": None, "source": "default"}
+
+    token = configured("auth_token")
+    return {
+        "mode": {"value": account.mode, "source": account.sources["mode"]},
+        "account_sid": configured("account_sid"),
+        "auth_token": {
+            "set": token["value"] is not None,
+            "masked": _masked(token["value"]),
+            "source": token["source"],
+        },
+        "default_from": configured("default_from"),
+        "whatsapp_from": configured("whatsapp_from"),
+        "messaging_service_sid": configured("messaging_service_sid"),
+        "public_base_url": configured("public_base_url"),
+        "signature_validation": {
+            "value": settings.twilio_validate_signature,
+            "source": "env"
+            if "twilio_validate_signature" in settings.model_fields_set
+            else "default",
+        },
+        "webhook_urls": {
+            "inbound": f"{account.public_base_url}/twilio/inbound",
+            "status": account.status_callback_url,
+        },
+        "active": {
+            "mode": account.mode,
+            "account_sid": account.account_sid,
+            "api_base": account.api_base,
+            "default_from": account.default_from,
+            "whatsapp_from": account.whatsapp_from,
+            "messaging_service_sid": account.messaging_service_sid,
+        },
+        "live_missing": live_missing({n: configured(n)["value"] for n in PANEL_KEYS}),
+        "problems": list(account.problems),
+        "env_names": dict(ENV_NAMES),
+    }
+
+
+def update_twilio_settings(
+    session: Session, changes: TwilioSettingsIn, actor: str
+) -> dict[str, Any]:
+    """Validate and store the changes (audited, token encrypted); returns the new view.
+
+    Fields set in the environment cannot be changed here (409). Nothing is committed:
+    the caller's unit of work does that, and the cached account is dropped after it.
+    """
+    settings = get_settings()
+    env = env_values(settings)
+    given = changes.model_fields_set - {"clear_auth_token"}
+    updates: dict[str, str | None] = {}
+    problems: list[dict[str, str]] = []
+    for name in sorted(given):
+        raw = getattr(changes, name)
+        text = raw.strip() if isinstance(raw, str) else raw
+        if name == "auth_token" and not text:
+            continue  # write-only: a blank field in a form means "keep it"
+        try:
+            value = _VALIDATORS[name](text, settings) if text else None
+        except ValueError as exc:
+            if not env[name]:
+                problems.append({"field": name, "problem": str(exc)})
+                continue
+            value = None
+        if env[name]:
+            if value == env[name]:
+                continue  # the form sent the environment's value back unchanged
+            raise Conflict(_env_conflict(name, settings), field=name)
+        updates[name] = value
+    if changes.clear_auth_token:
+        if "auth_token" in updates:
+            problems.append(
+                {"field": "auth_token", "problem": "give a new auth_token or clear it, not both"}
+            )
+        elif env["auth_token"]:
+            raise Conflict(_env_conflict("auth_token", settings), field="auth_token")
+        else:
+            updates["auth_token"] = None
+    if problems:
+        raise Invalid("; ".join(f"{p['field']}: {p['problem']}" for p in problems), fields=problems)
+
+    stored = dict(read_panel(session).values)
+    merged = {**stored, **updates}
+    if not env["mode"] and merged.get("mode") == "live":
+        missing = live_missing({n: env[n] or merged.get(n) for n in PANEL_KEYS})
+        if missing:
+            raise Invalid(
+                f"Live mode needs {', '.join(missing)}; set them first or stay in sandbox mode",
+                field="mode",
+                missing=missing,
+            )
+    settings_store.save(
+        session,
+        {PANEL_KEYS[name]: value for name, value in updates.items()},
+        actor=actor,
+        action="settings.twilio.update",
+        target="twilio",
+        secret_keys=SECRET_KEYS,
+    )
+    invalidate()
+    return twilio_settings_view(session)
+
+
+def test_connection() -> dict[str, Any]:
+    """Fetch the account in effect through the SDK; never raises for vendor problems."""
+    account = current_account()
+    where = _where(account)
+    timeout = min(get_settings().twilio_timeout_seconds, TEST_TIMEOUT_SECONDS)
+    gateway = TwilioGateway(
+        make_client(account.api_base, account.account_sid, account.auth_token, timeout)
+    )
+    result: dict[str, Any] = {"ok": False, "mode": account.mode, "detail": "", "account": None}
+    try:
+        remote = gateway.fetch_account()
+    except GatewayError as exc:
+        if exc.code is None:
+            result["detail"] = f"Could not reach {where} at {account.api_base}: {exc.message}"
+        else:
+            result["detail"] = f"{where} refused the request (error {exc.code}): {exc.message}"
+        return result
+    except TwilioException as exc:
+        # A non-Twilio answer (e.g. a proxy's HTML page) that the SDK cannot read.
+        log.warning("Twilio connection test: unreadable answer from %s", account.api_base)
+        result["detail"] = f"{where} at {account.api_base} did not answer like Twilio: {exc}"
+        return result
+    result["account"] = {
+        "sid": remote.sid,
+        "friendly_name": remote.friendly_name,
+        "status": remote.status,
+        "type": remote.type,
+    }
+    name = f"'{remote.friendly_name}'" if remote.friendly_name else remote.sid
+    if remote.status != "active":
+        result["detail"] = f"Connected to {where}, but account {name} is {remote.status}"
+        return result
+    result["ok"] = True
+    result["detail"] = f"Connected to {where}: account {name} ({remote.type}, {remote.status})"
+    return result
+
+
+def _where(account: TwilioAccount) -> str:
+    if account.sandbox:
+        return "the sandbox emulator"
+    return "Twilio" if account.api_base == TWILIO_API else f"the Twilio API at {account.api_base}"
+
+
+def _masked(secret: str | None) -> str | None:
+    if not secret:
+        return None
+    # Short values would be half revealed by their last four characters.
+    return MASK + secret[-4:] if len(secret) >= 16 else MASK
+
+
+def _env_conflict(name: str, settings: Settings) -> str:
+    if name == "mode" and settings.mode_env_var == "TWILIO_ACCOUNT_SID":
+        return (
+            "TWILIO_ACCOUNT_SID is set in the environment, which selects live mode; change it there"
+        )
+    return f"{ENV_NAMES[name]} is set in the environment; change it there"
+
+
+def _mode(value: str, settings: Settings) -> str:
+    return value  # the schema allows only "sandbox" and "live"
+
+
+def _account_sid(value: str, settings: Settings) -> str:
+    if not ACCOUNT_SID.match(value):
+        raise ValueError(
+            "an Account SID is 'AC' followed by 32 hexadecimal characters "
+            "(see the Twilio Console's Account Info)"
+        )
+    return value
+
+
+def _auth_token(value: str, settings: Settings) -> str:
+    if len(value) < 16 or any(ch.isspace() for ch in value):
+        raise ValueError("a Twilio auth token is 32 characters without spaces")
+    return value
+
+
+def _service_sid(value: str, settings: Settings) -> str:
+    if not SERVICE_SID.match(value):
+        raise ValueError("a Messaging Service SID is 'MG' followed by 32 hexadecimal characters")
+    return value
+
+
+def _number(value: str, settings: Settings) -> str:
+    if value.lower().startswith(WHATSAPP_PREFIX):
+        raise ValueError("give the number without 'whatsapp:'; use whatsapp_from for WhatsApp")
+    try:
+        return normalize(value, settings.default_region)
+    except InvalidNumber as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _whatsapp(value: str, settings: Settings) -> str:
+    bare = value[len(WHATSAPP_PREFIX) :] if value.lower().startswith(WHATSAPP_PREFIX) else value
+    try:
+        return WHATSAPP_PREFIX + normalize(bare, settings.default_region)
+    except InvalidNumber as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _url(value: str, settings: Settings) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
+        raise ValueError(f"'{value[:80]}' must be an address like https://relay.example.com")
+    if parts.query or parts.fragment:
+        raise ValueError("the public address cannot have a '?query' or '#fragment'")
+    return value.rstrip("/")
+
+
+_VALIDATORS: Mapping[str, Callable[[str, Settings], str]] = {
+    "mode": _mode,
+    "account_sid": _account_sid,
+    "auth_token": _auth_token,
+    "default_from": _number,
+    "whatsapp_from": _whatsapp,
+    "messaging_service_sid": _service_sid,
+    "public_base_url": _url,
+}

@@ -1,0 +1,90 @@
+"""Panel request dependencies: signed-in users by role, and CSRF checks."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, Request
+
+from relaydesk.auth.models import ROLES
+from relaydesk.auth.sessions import SignedIn
+from relaydesk.errors import Forbidden, RelaydeskError
+from relaydesk.web.context import signed_in
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+
+
+class LoginRequired(RelaydeskError):
+    """No valid session: pages redirect to the login form."""
+
+    status_code = 401
+    code = "login_required"
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__("Sign in to continue")
+        self.next_url = next_url
+
+
+def login_url(next_url: str) -> str:
+    """The login page that brings the user back to `next_url` afterwards."""
+    return f"/login?next={quote(next_url, safe='/')}"
+
+
+def same_origin(request: Request) -> bool:
+    """False when the browser says the request came from another site."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin or origin == "null":
+        return origin is None
+    host = request.headers.get("x-forwarded-host") or request.headers.get("host", "")
+    return urlsplit(origin).netloc == host
+
+
+async def check_csrf(request: Request, user: SignedIn) -> None:
+    """Refuse a state-changing request without this session's CSRF token."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not sent or not secrets.compare_digest(sent, user.csrf_token):
+        raise Forbidden(
+            "The form expired or did not come from this panel (CSRF check failed); "
+            "reload the page and try again",
+            code="csrf",
+        )
+    if not same_origin(request):
+        raise Forbidden("The request came from another site", code="csrf")
+
+
+def _rank(role: str) -> int:
+    # ROLES runs from most to least powerful.
+    return len(ROLES) - ROLES.index(role)
+
+
+def require_user(role: str) -> object:
+    """A dependency: a signed-in user with at least `role`, CSRF-checked when writing."""
+
+    async def check(request: Request) -> SignedIn:
+        user = signed_in(request)
+        if user is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise LoginRequired(target if request.method == "GET" else "/")
+        await check_csrf(request, user)
+        if _rank(user.role) < _rank(role):
+            raise Forbidden(f"This needs the {role} role; you are signed in as {user.role}")
+        return user
+
+    return Depends(check)
+
+
+PanelViewer = Annotated[SignedIn, require_user("viewer")]
+PanelOperator = Annotated[SignedIn, require_user("operator")]
+PanelAdmin = Annotated[SignedIn, require_user("admin")]

@@ -1,0 +1,75 @@
+"""Errors in the panel: a sign-in redirect, or a notice the person can read."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from relaydesk.errors import RelaydeskError
+from relaydesk.i18n import translations
+from relaydesk.web.context import request_language
+from relaydesk.web.deps import LoginRequired, login_url
+from relaydesk.web.templating import render
+
+NOT_PANEL = (
+    "/api/",
+    "/twilio/",
+    "/sandbox/twilio/",
+    "/sandbox/phone/",
+    "/sandbox/config",
+    "/sandbox/reset",
+    "/docs",
+    "/openapi.json",
+    "/redoc",
+)
+
+
+def is_panel_request(request: Request) -> bool:
+    """True for the panel's pages and fragments (the API and webhooks answer JSON/XML)."""
+    path = request.url.path
+    return not path.startswith(NOT_PANEL) and path not in ("/stats", "/health")
+
+
+def _titles(lang: str) -> dict[str, str]:
+    _ = translations(lang).gettext
+    return {
+        "csrf": _("The page expired. Reload it and try again."),
+        "forbidden": _("Your role does not allow this."),
+        "not_found": _("Not found."),
+        "opted_out": _("This customer unsubscribed; nothing can be sent to them."),
+        "whatsapp_window_closed": _(
+            "The WhatsApp 24-hour window is closed: only an approved template can be sent."
+        ),
+        "invalid": _("Please check what you entered."),
+        "twilio_error": _("Twilio refused the message."),
+        "conflict": _("This cannot be done right now."),
+    }
+
+
+def panel_error(request: Request, exc: RelaydeskError) -> Response:
+    """Render a domain error for the panel: redirect to sign-in, or show a notice."""
+    htmx = request.headers.get("hx-request") == "true"
+    if isinstance(exc, LoginRequired):
+        target = login_url(exc.next_url)
+        if htmx:
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    code = str(exc.extra.get("code", exc.code))
+    title = _titles(request_language(request)).get(code, "")
+    context = {"kind": "error", "title": title, "text": exc.message, "text_key": None}
+    if htmx:
+        return render(
+            request,
+            "_notice.html",
+            context,
+            status_code=exc.status_code,
+            headers={"HX-Retarget": "#notices", "HX-Reswap": "afterbegin"},
+        )
+    return render(request, "error.html", context, status_code=exc.status_code)
+
+
+def panel_invalid(request: Request, message: str) -> Response:
+    """A request the panel's forms should not have produced (too long, wrong choice)."""
+    from relaydesk.errors import Invalid
+
+    return panel_error(request, Invalid(message))

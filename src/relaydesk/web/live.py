@@ -1,0 +1,113 @@
+"""Live updates for the panel: one server-sent event stream per open page.
+
+Each process watches the messages table once a second (two index lookups) while
+anyone is listening, and tells every open page when something changed; the pages
+then fetch the fragments they show. Any process sees changes made by any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from relaydesk.db import get_sessionmaker
+from relaydesk.messaging.models import Message
+from relaydesk.web.deps import PanelViewer
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+
+POLL_SECONDS = 1.0
+HEARTBEAT_SECONDS = 15.0
+
+
+def read_marker() -> str:
+    """Changes whenever a message is added, removed or changes status."""
+    session = get_sessionmaker()()
+    try:
+        newest, changed, oldest = session.execute(
+            select(func.max(Message.id), func.max(Message.updated_at), func.min(Message.id))
+        ).one()
+    finally:
+        session.close()
+    return f"{newest}:{changed.isoformat() if changed else ''}:{oldest}"
+
+
+class ChangeWatcher:
+    """Polls the marker while there are listeners and wakes them when it moves."""
+
+    def __init__(self) -> None:
+        self.marker = ""
+        self.listeners: set[asyncio.Queue[str]] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def subscribe(self) -> asyncio.Queue[str]:
+        """A queue that receives the new marker after each change."""
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        self.listeners.add(queue)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
+        """Stop telling this queue about changes."""
+        self.listeners.discard(queue)
+
+    async def _run(self) -> None:
+        self.marker = await run_in_threadpool(read_marker)
+        while self.listeners:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                marker = await run_in_threadpool(read_marker)
+            except Exception:  # a database hiccup must not end live updates
+                log.warning("live updates: could not read the change marker", exc_info=True)
+                continue
+            if marker != self.marker:
+                self.marker = marker
+                for queue in list(self.listeners):
+                    if queue.full():
+                        with contextlib.suppress(asyncio.QueueEmpty):
+                            queue.get_nowait()
+                    queue.put_nowait(marker)
+
+
+_watchers: dict[int, ChangeWatcher] = {}
+
+
+def _watcher() -> ChangeWatcher:
+    # One watcher per event loop (tests run several servers in one process).
+    loop_id = id(asyncio.get_running_loop())
+    return _watchers.setdefault(loop_id, ChangeWatcher())
+
+
+@router.get("/live")
+async def live(request: Request, user: PanelViewer) -> StreamingResponse:
+    """`changed` events whenever messages change; a comment line keeps proxies awake."""
+    watcher = _watcher()
+    queue = watcher.subscribe()
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                try:
+                    marker = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"event: changed\ndata: {marker}\n\n"
+        finally:
+            watcher.unsubscribe(queue)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,80 @@
+"""Jinja2 rendering for the panel: one environment, per-request language and user."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from relaydesk import __version__
+from relaydesk.auth.sessions import SignedIn
+from relaydesk.i18n import LANGUAGES, translations
+from relaydesk.web.context import environment_mode, request_language, signed_in
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _static_version() -> str:
+    """Changes whenever a static file does, so browsers never keep a stale script."""
+    newest = max((p.stat().st_mtime_ns for p in STATIC_DIR.rglob("*") if p.is_file()), default=0)
+    return f"{__version__}-{newest % 10**8}"
+
+
+@cache
+def environment() -> Environment:
+    """The panel's Jinja2 environment (autoescaping on, i18n through `_`)."""
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["iso"] = _iso
+    env.filters["tojson_attr"] = lambda v: Markup(json.dumps(v, ensure_ascii=False))  # noqa: S704
+    env.globals["LANGUAGES"] = LANGUAGES
+    env.globals["static_version"] = _static_version()
+    return env
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    user: SignedIn | None = None,
+) -> HTMLResponse:
+    """Render a page or fragment in the request's language."""
+    lang = request_language(request, user)
+    catalog = translations(lang)
+    user = user or signed_in(request)
+    page = (
+        environment()
+        .get_template(template)
+        .render(
+            request=request,
+            user=user,
+            lang=lang,
+            mode=environment_mode(),
+            csrf_token=user.csrf_token if user else "",
+            _=catalog.gettext,
+            gettext=catalog.gettext,
+            ngettext=catalog.ngettext,
+            **(context or {}),
+        )
+    )
+    return HTMLResponse(page, status_code=status_code, headers=headers)
