@@ -574,3 +574,42 @@ def test_user_list_set_password_and_disable(cli_env: dict[str, str]) -> None:
         assert "Traceback" not in failed.stderr
         assert len(failed.stderr.strip().splitlines()) == 1
     assert signs_in(cli_env, "boss@example.com", "first-pass")
+
+
+def test_server_stops_promptly_with_a_live_update_stream_open(cli_env: dict[str, str]) -> None:
+    """An open panel tab (its event stream never ends) must not keep `serve` from stopping."""
+    assert run(cli_env, "migrate").returncode == 0
+    email, password = "ops@example.com", "a long password"
+    created = run(cli_env, "user", "create", "--email", email, "--password", password)
+    assert created.returncode == 0, created.stderr
+    port = free_port()
+    serve = Proc({**cli_env, "PORT": str(port)}, "serve")
+    base = f"http://127.0.0.1:{port}"
+    opened = threading.Event()
+
+    def listen(cookies: httpx.Cookies) -> None:
+        with (
+            contextlib.suppress(httpx.HTTPError),
+            httpx.stream("GET", f"{base}/live", cookies=cookies, timeout=60) as stream,
+        ):
+            for _ in stream.iter_lines():
+                opened.set()
+
+    try:
+        wait_healthy(f"{base}/health", serve)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            form = client.get("/login").text
+            token = form.split('name="login_csrf" value="')[1].split('"')[0]
+            signed = client.post(
+                "/login", data={"email": email, "password": password, "login_csrf": token}
+            )
+            assert signed.status_code == 303
+            listener = threading.Thread(target=listen, args=(client.cookies,), daemon=True)
+            listener.start()
+            assert opened.wait(30), "the live stream did not open"
+        serve.proc.terminate()
+        # uvicorn would wait for the stream forever; serve bounds the graceful shutdown.
+        # (uvicorn re-raises the signal once it has shut down cleanly.)
+        assert serve.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        serve.stop()

@@ -186,6 +186,8 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int | No
         "log_level": settings.log_level.lower(),
         "proxy_headers": True,
         "access_log": False,
+        # Open live-update streams never end by themselves: give them a moment, then close.
+        "timeout_graceful_shutdown": 3,
     }
     if workers == 1:
         from relaydesk.app import create_app
