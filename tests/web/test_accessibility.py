@@ -30,7 +30,10 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, bu
 LOW_CONTRAST = """() => {
   const parse = c => (c.match(/[\\d.]+/g) || []).map(Number);
   const lum = ([r, g, b]) => {
-    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    const f = v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    };
     return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
   };
   const background = el => {
@@ -48,9 +51,11 @@ LOW_CONTRAST = """() => {
     const fg = parse(style.color).slice(0, 3);
     const [a, b] = [lum(fg), lum(background(el))].sort((x, y) => y - x);
     const ratio = (a + 0.05) / (b + 0.05);
-    const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.5 && Number(style.fontWeight) >= 700);
-    if (ratio < (large ? 3 : 4.5) && !el.closest('[disabled]') && !el.matches('::placeholder')) {
-      out.push(`${ratio.toFixed(2)} ${el.tagName}.${el.className}: ${el.textContent.trim().slice(0, 40)}`);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.5 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5) && !el.closest('[disabled]')) {
+      const text = el.textContent.trim().slice(0, 40);
+      out.push(`${ratio.toFixed(2)} ${el.tagName}.${el.className}: ${text}`);
     }
   }
   return out;
