@@ -4,6 +4,8 @@
   "use strict";
 
   var lang = document.body.dataset.lang || "en";
+  // Dates follow the browser's regional format when it speaks the page's language.
+  var locale = (navigator.language || "").toLowerCase().indexOf(lang) === 0 ? navigator.language : lang;
 
   // ---- live updates: server-sent events, falling back to polling every 3 s ----
   function startLive() {
@@ -70,9 +72,9 @@
   }
 
   // ---- times in the viewer's time zone: hour, then date ----
-  var timeFormat = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
-  var dateFormat = new Intl.DateTimeFormat(lang, { day: "2-digit", month: "2-digit", year: "numeric" });
-  var fullFormat = new Intl.DateTimeFormat(lang, { dateStyle: "full", timeStyle: "long" });
+  var timeFormat = new Intl.DateTimeFormat(locale, { hour: "2-digit", minute: "2-digit" });
+  var dateFormat = new Intl.DateTimeFormat(locale, { day: "2-digit", month: "2-digit", year: "numeric" });
+  var fullFormat = new Intl.DateTimeFormat(locale, { dateStyle: "full", timeStyle: "long" });
   function localTimes(root) {
     root.querySelectorAll("time[data-local]").forEach(function (el) {
       if (el.dataset.done) return;
