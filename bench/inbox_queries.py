@@ -1,8 +1,9 @@
-"""Benchmark: the inbox read API on a SQLite database holding a large message history.
+"""Benchmark: the inbox read API and the web panel's inbox pages on a SQLite database
+holding a large message history.
 
 What it measures
     Latency (p50/p95/max over --requests sequential requests after a warm-up, one
-    keep-alive connection, like one busy operator's browser) of:
+    keep-alive connection per client, like one busy operator's browser) of the JSON API:
       - GET /api/messages                                   first page (50, newest first)
       - GET /api/messages?cursor=<next of the first page>   second page
       - GET /api/messages?direction=outbound&status=delivered
@@ -11,18 +12,34 @@ What it measures
       - GET /api/conversations/{participant}                one thread (up to 200)
       - GET /api/messages?q=<common word> / ?q=<absent word>  text search (reported,
         not in the target; fewer requests: --search-requests)
-    Target: p95 < 25 ms for each endpoint except the text search. Each line also shows
-    the response size and item count (the pages are real) and the server's CPU time
-    per request (/proc/PID/stat), which is close to the latency when the server, not
-    the database, is where the time goes.
+    and of the server-rendered panel (Jinja2 + htmx; HTML, same requests and warm-up):
+      - GET /messages                                       the Messages tab (counts,
+                                                            history page of 50, send form)
+      - GET /messages/rows                                  the history fragment that the
+                                                            tab reloads live
+      - GET /messages/rows?direction=outbound&status=delivered
+      - GET /messages/rows?cursor=<next of the API's first page>   second page
+      - GET /chat/{participant}                             the chat page (up to 200 bubbles)
+      - GET /chat/{participant}/thread                      the thread fragment reloaded live
+    Target: p95 < 25 ms for each endpoint, API and panel, except the text search. Each
+    line also shows the response size and item count (the pages are real; for HTML the
+    count of history rows `<tr data-message-id` or chat bubbles `<li class="bubble`)
+    and the server's CPU time per request (/proc/PID/stat), which is close to the
+    latency when the server, not the database, is where the time goes.
 
 How
     Migrates a fresh DATA_DIR (`relaydesk migrate`), seeds --messages over
     --conversations with bench/seed.py (realistic mix, then the sampled ANALYZE that the
     app runs hourly), starts
     `relaydesk serve`, creates a viewer token with `relaydesk token create bench` and
-    sends the requests with httpx. The participant is the busiest seeded conversation
-    (a full 200-message thread page).
+    sends the API requests with httpx. For the panel it creates (or, on a reused
+    DATA_DIR, gives a new random password to) the viewer user bench-panel@example.com
+    with `relaydesk user create`, signs in like a browser (GET /login for the form's
+    login_csrf field and cookie, POST /login, 303 with the relaydesk_session cookie)
+    and sends the panel requests with a second httpx client that carries only that
+    cookie; redirects are not followed, so a page answering 303 (session lost) stops
+    the benchmark. The participant is the busiest seeded conversation (a full
+    200-message thread page).
 
 Run (about 2 minutes, most of it seeding; --reuse skips the seeding next time):
 
@@ -37,6 +54,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import secrets
 import shutil
 import sqlite3
 import sys
@@ -67,6 +86,10 @@ TARGET_P95_MS = 25.0
 MARKER = "bench-seed.json"
 COMMON_WORD = "dostawa"
 ABSENT_WORD = "xylofon"
+PANEL_EMAIL = "bench-panel@example.com"
+SESSION_COOKIE = "relaydesk_session"
+LOGIN_CSRF = re.compile(r'name="login_csrf"\s+value="([^"]+)"')
+HTML_ITEMS = ("<tr data-message-id", '<li class="bubble')
 
 
 @dataclass
@@ -77,6 +100,7 @@ class Endpoint:
     path: str
     requests: int
     in_target: bool = True
+    panel: bool = False  # an HTML page of the panel, sent with the session cookie
 
 
 @dataclass
@@ -127,8 +151,12 @@ def busiest_participant(db: Path) -> tuple[str, int]:
     return str(row[0]), int(row[1])
 
 
-def describe(body: Any) -> tuple[int, str]:
-    """Item count and a short note about a JSON page."""
+def describe(response: httpx.Response) -> tuple[int, str]:
+    """Item count and a short note about a JSON page or an HTML page of the panel."""
+    if response.headers.get("content-type", "").startswith("text/html"):
+        text = response.text
+        return sum(text.count(marker) for marker in HTML_ITEMS), "html"
+    body: Any = response.json()
     if not isinstance(body, dict):
         return 0, ""
     items = body.get("items") or []
@@ -142,22 +170,32 @@ def describe(body: Any) -> tuple[int, str]:
     return len(items), ", ".join(notes)
 
 
+def check(response: httpx.Response, path: str) -> None:
+    """Stop the benchmark on anything but 200 (a panel 303 means the session is gone)."""
+    if response.status_code == 200:
+        return
+    if response.is_redirect:
+        raise SystemExit(
+            f"{path} answered {response.status_code} to {response.headers.get('location')}: "
+            "the panel session is not valid (sign-in failed or the session ended)"
+        )
+    raise SystemExit(f"{path} answered {response.status_code}: {response.text[:300]}")
+
+
 def measure(client: httpx.Client, pid: int, endpoint: Endpoint, warmup: int) -> Measured:
     """Warm up, then time `endpoint.requests` sequential requests."""
     response = client.get(endpoint.path)
     for _ in range(max(0, warmup - 1)):
         client.get(endpoint.path)
-    if response.status_code != 200:
-        raise SystemExit(f"{endpoint.path} answered {response.status_code}: {response.text[:300]}")
-    items, extra = describe(response.json())
+    check(response, endpoint.path)
+    items, extra = describe(response)
     latencies = []
     cpu0 = process_cpu(pid)
     for _ in range(endpoint.requests):
         started = time.perf_counter()
         r = client.get(endpoint.path)
         latencies.append((time.perf_counter() - started) * 1000)
-        if r.status_code != 200:
-            raise SystemExit(f"{endpoint.path} answered {r.status_code}: {r.text[:300]}")
+        check(r, endpoint.path)
     cpu = process_cpu(pid) - cpu0
     return Measured(
         endpoint,
@@ -168,6 +206,50 @@ def measure(client: httpx.Client, pid: int, endpoint: Endpoint, warmup: int) -> 
         items,
         extra,
     )
+
+
+def panel_user(env: dict[str, str], data_dir: Path) -> str:
+    """Create the panel's viewer user (or reset its password on a reused DATA_DIR); the
+    password."""
+    password = secrets.token_urlsafe(18)
+    if PANEL_EMAIL in run_cli(["user", "list"], env, data_dir):
+        run_cli(
+            ["user", "set-password", "--email", PANEL_EMAIL, "--password", password], env, data_dir
+        )
+    else:
+        run_cli(
+            ["user", "create", "--email", PANEL_EMAIL, "--password", password, "--role", "viewer"],
+            env,
+            data_dir,
+        )
+    return password
+
+
+def sign_in(base_url: str, password: str) -> str:
+    """Sign in to the panel like a browser; the session cookie's value."""
+    with httpx.Client(base_url=base_url, timeout=60, follow_redirects=False) as browser:
+        form = browser.get("/login")
+        if form.status_code != 200:
+            raise SystemExit(f"GET /login answered {form.status_code}: {form.text[:300]}")
+        found = LOGIN_CSRF.search(form.text)
+        if found is None:
+            raise SystemExit("GET /login: no login_csrf field in the sign-in form")
+        answer = browser.post(
+            "/login",
+            data={
+                "email": PANEL_EMAIL,
+                "password": password,
+                "login_csrf": found.group(1),
+                "next": "/messages",
+            },
+        )
+        token = browser.cookies.get(SESSION_COOKIE)
+        if answer.status_code != 303 or not token:
+            raise SystemExit(
+                f"panel sign-in failed: POST /login answered {answer.status_code} "
+                f"(expected 303 with a {SESSION_COOKIE} cookie): {answer.text[:300]}"
+            )
+        return token
 
 
 def run(args: argparse.Namespace, data_dir: Path) -> list[Measured]:
@@ -181,15 +263,25 @@ def run(args: argparse.Namespace, data_dir: Path) -> list[Measured]:
         server.start()
         out = run_cli(["token", "create", "bench", "--role", "viewer"], env, data_dir)
         token = out.strip().splitlines()[-1]
+        base_url = f"http://{HOST}:{port}"
+        session = sign_in(base_url, panel_user(env, data_dir))
         print(
             f"server pid {server.pid} on port {port}; busiest participant {participant} "
             f"({thread_size:,} messages)"
         )
-        with httpx.Client(
-            base_url=f"http://{HOST}:{port}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=120,
-        ) as client:
+        with (
+            httpx.Client(
+                base_url=base_url,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=120,
+            ) as client,
+            httpx.Client(
+                base_url=base_url,
+                cookies={SESSION_COOKIE: session},
+                timeout=120,
+                follow_redirects=False,
+            ) as panel,
+        ):
             first = client.get("/api/messages")
             first.raise_for_status()
             cursor = first.json().get("next")
@@ -217,12 +309,31 @@ def run(args: argparse.Namespace, data_dir: Path) -> list[Measured]:
                     args.search_requests,
                     in_target=False,
                 ),
+                Endpoint("panel: messages tab", "/messages", args.requests, panel=True),
+                Endpoint("panel: history fragment", "/messages/rows", args.requests, panel=True),
+                Endpoint(
+                    "panel: history, outbound+delivered",
+                    "/messages/rows?direction=outbound&status=delivered",
+                    args.requests,
+                    panel=True,
+                ),
+                Endpoint(
+                    "panel: history, second page",
+                    f"/messages/rows?cursor={cursor}",
+                    args.requests,
+                    panel=True,
+                ),
+                Endpoint("panel: chat page (200 bubbles)", f"/chat/{p}", args.requests, panel=True),
+                Endpoint(
+                    "panel: chat thread fragment", f"/chat/{p}/thread", args.requests, panel=True
+                ),
             ]
             results = []
             before = (machine_busy_cpu(), process_cpu(server.pid), time.process_time())
             started = time.perf_counter()
             for endpoint in endpoints:
-                results.append(measure(client, server.pid, endpoint, args.warmup))
+                sender = panel if endpoint.panel else client
+                results.append(measure(sender, server.pid, endpoint, args.warmup))
                 m = results[-1]
                 print(
                     f"  measured {m.endpoint.label}: p95 {percentile(m.latencies_ms, 95):.1f} ms",

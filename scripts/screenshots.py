@@ -19,17 +19,11 @@ import httpx
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.web.browser import launch_chromium  # noqa: E402  (after the path is set)
+
 RELAYDESK = [sys.executable, "-m", "relaydesk.cli"]
 EMAIL, PASSWORD = "anna@example.com", "panel screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CUSTOMERS = [
     (
         "+48600100200",
@@ -119,7 +113,7 @@ def _healthy(base: str) -> bool:
 
 def _photograph(base: str, out_dir: Path) -> None:
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(driver)
         for lang, suffix in (("en-GB", ""), ("pl-PL", "-pl")):
             context = browser.new_context(
                 base_url=base,

@@ -9,11 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.service import Principal, authenticate_token
 from relaydesk.db import get_sessionmaker, session_scope
 from relaydesk.errors import Forbidden, Unauthorized
-
-ROLE_ORDER = {"viewer": 0, "operator": 1, "admin": 2}
 
 
 def _read_session() -> Iterator[Session]:
@@ -75,7 +74,7 @@ def require(role: str) -> object:
     """A dependency that lets through callers with at least `role`."""
 
     def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if ROLE_ORDER[principal.role] < ROLE_ORDER[role]:
+        if ROLE_RANK[principal.role] < ROLE_RANK[role]:
             raise Forbidden(f"This needs the {role} role; your token is {principal.role}")
         return principal
 

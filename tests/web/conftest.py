@@ -5,25 +5,15 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import LiveServer, missing
+from tests.web.browser import CHROMIUM, launch_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct horse battery"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 MakeUser = Callable[..., str]
 
@@ -96,7 +86,7 @@ def browser() -> Iterator[Any]:
     except ImportError:
         missing("the playwright package is not installed")
     with sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(driver)
         yield chromium
         chromium.close()
 

@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.admin.models import AuditEntry
 from relaydesk.db import utcnow
-from relaydesk.errors import Invalid
-from relaydesk.messaging.queries import decode_cursor, encode_cursor
+from relaydesk.messaging.queries import cursor_id, encode_cursor
 
 
 def record(
@@ -51,10 +50,7 @@ def list_audit(
     if actor:
         query = query.where(AuditEntry.actor == actor)
     if cursor:
-        (last_id,) = decode_cursor(cursor, 1)
-        if not last_id.isdigit():
-            raise Invalid("The cursor is not one this API gave out", field="cursor")
-        query = query.where(AuditEntry.id < int(last_id))
+        query = query.where(AuditEntry.id < cursor_id(cursor))
     rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
     nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return [entry_dict(e) for e in rows[:limit]], nxt

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from relaydesk.db import Base, BigId, UTCDateTime, utcnow
 
 ROLES = ("admin", "operator", "viewer")
+# Higher outranks lower: an admin may do what an operator may, and so on.
+ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
 
 class User(Base):

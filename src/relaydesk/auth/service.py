@@ -15,13 +15,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.admin import service as audit
-from relaydesk.auth.models import ROLES, ApiToken, User
+from relaydesk.auth.models import ROLE_RANK, ROLES, ApiToken, User
 from relaydesk.db import utcnow
 from relaydesk.errors import Conflict, Invalid, NotFound
 
 TOKEN_PREFIX = "rd_"  # noqa: S105 (a prefix, not a secret)
 _hasher = PasswordHasher()
-_ROLE_RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
 
 # Called inside the transaction that deactivates a user (the panel registers the
 # purge of that user's browser sessions); a hook that raises aborts the change.
@@ -162,7 +161,7 @@ def update_user(
         _check_may_lose_admin(session, user, actor)
     target = f"user:{user.id}"
     if changed:
-        lowered = _ROLE_RANK[new_role] < _ROLE_RANK[user.role]
+        lowered = ROLE_RANK[new_role] < ROLE_RANK[user.role]
         user.role, user.is_active = new_role, new_active
         audit.record(
             session,
@@ -215,7 +214,7 @@ def _revoke_user_tokens(
     ).all()
     now = utcnow()
     for token in tokens:
-        if max_role is not None and _ROLE_RANK[token.role] <= _ROLE_RANK[max_role]:
+        if max_role is not None and ROLE_RANK[token.role] <= ROLE_RANK[max_role]:
             continue
         token.revoked_at = now
         audit.record(

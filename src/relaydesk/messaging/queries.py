@@ -123,7 +123,7 @@ def list_messages(
             )
         )
     if after:
-        first_id = _cursor_id(after, "after")
+        first_id = cursor_id(after, "after")
         rows = list(
             session.scalars(
                 query.where(Message.id > first_id).order_by(Message.id.asc()).limit(limit + 1)
@@ -135,7 +135,7 @@ def list_messages(
         prev = encode_cursor(page[0].id) if newer_exists and page else None
         return [message_dict(m) for m in page], nxt, prev
     if cursor:
-        query = query.where(Message.id < _cursor_id(cursor, "cursor"))
+        query = query.where(Message.id < cursor_id(cursor, "cursor"))
     rows = list(session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)).all())
     items = [message_dict(m) for m in rows[:limit]]
     nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
@@ -143,7 +143,8 @@ def list_messages(
     return items, nxt, prev
 
 
-def _cursor_id(cursor: str, field: str) -> int:
+def cursor_id(cursor: str, field: str = "cursor") -> int:
+    """The message/entry id inside a one-part cursor; Invalid when it was tampered with."""
     (value,) = decode_cursor(cursor, 1)
     if not value.isdigit():
         raise Invalid("The cursor is not one this API gave out", field=field)
@@ -209,10 +210,7 @@ def thread(
     """Messages with one participant, oldest first (the latest `limit` before `before`)."""
     query = select(Message).options(_LIST_COLUMNS).where(Message.participant == participant)
     if before:
-        (bid,) = decode_cursor(before, 1)
-        if not bid.isdigit():
-            raise Invalid("The cursor is not one this API gave out", field="before")
-        query = query.where(Message.id < int(bid))
+        query = query.where(Message.id < cursor_id(before, "before"))
     rows = session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)).all()
     page = list(reversed(rows[:limit]))
     older = encode_cursor(page[0].id) if len(rows) > limit and page else None

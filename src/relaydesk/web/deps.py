@@ -8,7 +8,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 
-from relaydesk.auth.models import ROLES
+from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.errors import Forbidden, RelaydeskError
 from relaydesk.web.context import signed_in
@@ -64,11 +64,6 @@ async def check_csrf(request: Request, user: SignedIn) -> None:
         raise Forbidden("The request came from another site", code="csrf")
 
 
-def _rank(role: str) -> int:
-    # ROLES runs from most to least powerful.
-    return len(ROLES) - ROLES.index(role)
-
-
 def require_user(role: str) -> object:
     """A dependency: a signed-in user with at least `role`, CSRF-checked when writing."""
 
@@ -78,7 +73,7 @@ def require_user(role: str) -> object:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise LoginRequired(target if request.method == "GET" else "/")
         await check_csrf(request, user)
-        if _rank(user.role) < _rank(role):
+        if ROLE_RANK[user.role] < ROLE_RANK[role]:
             raise Forbidden(f"This needs the {role} role; you are signed in as {user.role}")
         return user
 

@@ -17,6 +17,7 @@ from relaydesk import __version__
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.i18n import LANGUAGES, translations
 from relaydesk.web.context import environment_mode, request_language, signed_in
+from relaydesk.web.labels import labels
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -24,6 +25,15 @@ STATIC_DIR = HERE / "static"
 
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
+
+
+def _when(value: datetime | None) -> Markup:
+    """A <time> the browser rewrites as hour and date in the viewer's time zone."""
+    if value is None:
+        return Markup("")
+    return Markup('<time datetime="{}" data-local="datetime">{} UTC</time>').format(
+        value.isoformat(), value.strftime("%Y-%m-%d %H:%M")
+    )
 
 
 def _static_version() -> str:
@@ -43,6 +53,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["iso"] = _iso
+    env.filters["when"] = _when
     env.filters["tojson_attr"] = lambda v: Markup(json.dumps(v, ensure_ascii=False))  # noqa: S704
     env.globals["LANGUAGES"] = LANGUAGES
     env.globals["static_version"] = _static_version()
@@ -74,6 +85,7 @@ def render(
             _=catalog.gettext,
             gettext=catalog.gettext,
             ngettext=catalog.ngettext,
+            labels=labels(lang),
             **(context or {}),
         )
     )

@@ -33,14 +33,15 @@ def bearer_operator_ok(request: Request, settings: Settings) -> bool:
         return False  # a standalone emulator has no relaydesk users
     if not request.headers.get("authorization", "").lower().startswith("bearer "):
         return False
-    from relaydesk.deps import ROLE_ORDER, current_principal
+    from relaydesk.auth.models import ROLE_RANK
+    from relaydesk.deps import current_principal
     from relaydesk.errors import Unauthorized
 
     try:
         principal = current_principal(request)
     except Unauthorized:
         return False
-    return ROLE_ORDER[principal.role] >= ROLE_ORDER["operator"]
+    return ROLE_RANK[principal.role] >= ROLE_RANK["operator"]
 
 
 def require_sandbox_access(request: Request) -> None:
