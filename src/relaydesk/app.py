@@ -138,6 +138,10 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         "Authenticate with `Authorization: Bearer <token>` (create one with "
         "`relaydesk token create NAME`).",
         lifespan=lifespan,
+        # Served by the panel instead, behind sign-in and with local assets (web/views.py).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.include_router(messaging_router)
     app.include_router(twilio_settings_router)

@@ -228,3 +228,11 @@ def test_admin_creates_a_token_shown_once_and_tests_the_connection(
     page.wait_for_selector("#test-result [data-test-ok=true]")
     page.click("nav.tabs >> text=Audit log")
     assert "token.create" in page.inner_text("table")
+
+
+def test_api_reference_renders_from_local_assets(new_page: NewPage, make_user: MakeUser) -> None:
+    page = new_page()
+    browser_sign_in(page, make_user("viewer"))
+    page.wait_for_url("**/messages")
+    page.click("nav.tabs >> text=REST API")
+    page.wait_for_selector('#swagger-ui .opblock-summary-path[data-path="/api/send-message"]')

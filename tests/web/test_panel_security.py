@@ -23,7 +23,7 @@ def client_for(server: LiveServer) -> httpx.Client:
 
 def test_pages_redirect_to_login_when_signed_out(server: LiveServer) -> None:
     with client_for(server) as client:
-        for path in ("/messages", "/chat/+48600100200", "/settings", "/users", "/audit"):
+        for path in ("/messages", "/chat/+48600100200", "/settings", "/users", "/audit", "/docs"):
             answer = client.get(path)
             assert answer.status_code == 303, path
             assert answer.headers["location"].startswith("/login?next=")
@@ -256,3 +256,21 @@ def test_panel_form_errors_are_shown_as_notices(panel: Panel) -> None:
     )
     assert too_long.status_code == 422
     assert "notice-error" in too_long.text
+
+
+def test_api_description_needs_a_token_or_a_session(
+    server: LiveServer, panel: Panel, make_token: Callable[[str], str]
+) -> None:
+    with client_for(server) as anonymous:
+        assert anonymous.get("/openapi.json").status_code == 401
+    token = make_token("viewer")
+    described = httpx.get(
+        f"{server.url}/openapi.json", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    assert described.status_code == 200
+    assert "/api/send-message" in described.json()["paths"]
+    viewer = panel("viewer")
+    assert viewer.get("/openapi.json").status_code == 200
+    docs = viewer.get("/docs")
+    assert docs.status_code == 200
+    assert "/static/vendor/swagger-ui-bundle.js" in docs.text

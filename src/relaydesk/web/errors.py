@@ -18,9 +18,7 @@ NOT_PANEL = (
     "/sandbox/phone/",
     "/sandbox/config",
     "/sandbox/reset",
-    "/docs",
     "/openapi.json",
-    "/redoc",
 )
 
 

@@ -6,7 +6,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import update
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +16,7 @@ from relaydesk.auth import sessions
 from relaydesk.auth.models import User
 from relaydesk.config import get_settings
 from relaydesk.db import session_scope
+from relaydesk.deps import CurrentPrincipal
 from relaydesk.i18n import LANGUAGES
 from relaydesk.web.context import (
     LANGUAGE_COOKIE,
@@ -157,6 +158,18 @@ async def choose_language(request: Request) -> Response:
         LANGUAGE_COOKIE, language, max_age=365 * 86400, samesite="lax", secure=is_secure(request)
     )
     return response
+
+
+@router.get("/docs")
+def api_docs(request: Request, user: PanelViewer) -> Response:
+    """The REST API's reference (Swagger UI served from this server)."""
+    return render(request, "docs.html", {"tab": "docs"}, user=user)
+
+
+@router.get("/openapi.json")
+def openapi_document(request: Request, principal: CurrentPrincipal) -> JSONResponse:
+    """The OpenAPI description, for signed-in users and API tokens."""
+    return JSONResponse(request.app.openapi())
 
 
 # Scripts come only from this server; inline styles are allowed for htmx's swaps.
