@@ -456,7 +456,7 @@ def test_first_admin_is_asked_for_in_a_terminal(cli_env: dict[str, str]) -> None
         term.expect("Repeat the password: ")
         term.type("the-real-secret")
         term.expect("Created the administrator boss@example.com")
-        term.expect(f"relaydesk on http://127.0.0.1:{port}")
+        term.expect(f"relaydesk panel: http://127.0.0.1:{port}/")
 
         def up() -> bool:
             try:

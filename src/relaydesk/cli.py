@@ -178,8 +178,13 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int | No
     _ensure_first_admin(settings)
     import uvicorn
 
-    mode = "SANDBOX (no Twilio account needed)" if settings.sandbox else "LIVE"
-    click.echo(f"  relaydesk on http://{settings.host}:{settings.port}  mode: {mode}")
+    from relaydesk.channels.twilio.account import current_account
+
+    live = current_account().mode == "live"
+    mode = "LIVE" if live else "SANDBOX (no Twilio account needed)"
+    click.echo(
+        f"  relaydesk panel: http://{settings.host}:{settings.port}/ (sign in there)  mode: {mode}"
+    )
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
