@@ -274,3 +274,30 @@ def test_api_description_needs_a_token_or_a_session(
     docs = viewer.get("/docs")
     assert docs.status_code == 200
     assert "/static/vendor/swagger-ui-bundle.js" in docs.text
+
+
+def test_long_conversations_page_back_to_older_messages(
+    panel: Panel, twilio_post: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relaydesk.messaging import views
+
+    monkeypatch.setattr(views, "THREAD_PAGE", 3)
+    for n in range(5):
+        twilio_post(
+            "/twilio/inbound",
+            {
+                "MessageSid": f"SM{n:032d}",
+                "From": "+48600100900",
+                "To": "+15005550006",
+                "Body": f"m{n}",
+            },
+        )
+    client = panel("viewer")
+    latest = client.get("/chat/+48600100900")
+    assert latest.text.count('<li class="bubble') == 3
+    assert ">m4<" in latest.text and ">m1<" not in latest.text
+    older_link = latest.text.split('href="/chat/%2B48600100900?before=')[1].split('"')[0]
+    older = client.get(f"/chat/+48600100900?before={older_link}")
+    assert older.text.count('<li class="bubble') == 2
+    assert ">m0<" in older.text and ">m1<" in older.text
+    assert "Latest messages" in older.text

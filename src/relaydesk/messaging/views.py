@@ -150,24 +150,33 @@ def delete_from_panel(request: Request, message_id: int, user: PanelOperator) ->
     )
 
 
-def _thread_context(number: str) -> dict[str, Any]:
+THREAD_PAGE = 200
+Before = Annotated[str | None, Query(max_length=200)]
+
+
+def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
     with session_scope(write=False) as session:
-        items, older, opted_out = queries.thread(session, number, limit=200)
+        items, older, opted_out = queries.thread(
+            session, number, limit=THREAD_PAGE, before=before or None
+        )
     channel = next((m["channel"] for m in reversed(items) if m["direction"] == "inbound"), "sms")
     return {
         "participant": number,
         "items": items,
         "older": older,
+        "before": before or "",
         "opted_out": opted_out,
         "channel": "whatsapp" if channel == "whatsapp" else "sms",
     }
 
 
 @router.get("/chat/{participant}", response_class=HTMLResponse)
-def chat_page(request: Request, participant: str, user: PanelViewer) -> Response:
+def chat_page(
+    request: Request, participant: str, user: PanelViewer, before: Before = None
+) -> Response:
     """The conversation with one customer as chat bubbles, with a composer."""
     number = _participant(participant)
-    context = _thread_context(number)
+    context = _thread_context(number, before)
     return render(
         request,
         "messages/chat.html",
@@ -177,10 +186,12 @@ def chat_page(request: Request, participant: str, user: PanelViewer) -> Response
 
 
 @router.get("/chat/{participant}/thread", response_class=HTMLResponse)
-def chat_thread(request: Request, participant: str, user: PanelViewer) -> Response:
+def chat_thread(
+    request: Request, participant: str, user: PanelViewer, before: Before = None
+) -> Response:
     """The bubbles alone (reloaded live)."""
     number = _participant(participant)
-    return render(request, "messages/_thread.html", _thread_context(number), user=user)
+    return render(request, "messages/_thread.html", _thread_context(number, before), user=user)
 
 
 @router.post("/chat/{participant}/read", status_code=204)
