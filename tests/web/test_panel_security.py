@@ -301,3 +301,14 @@ def test_long_conversations_page_back_to_older_messages(
     assert older.text.count('<li class="bubble') == 2
     assert ">m0<" in older.text and ">m1<" in older.text
     assert "Latest messages" in older.text
+
+
+def test_a_refused_message_shows_twilios_error_and_its_meaning(
+    panel: Panel, api: httpx.Client
+) -> None:
+    refused = api.post("/api/send-message", json={"to": "+15005550001", "body": "x"})
+    assert refused.status_code == 422
+    rows = panel("viewer").get("/messages/rows").text
+    assert 'data-status="failed"' in rows
+    assert 'data-tooltip="Twilio error 21211: ' in rows
+    assert ">21211</span>" in rows
