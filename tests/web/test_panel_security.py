@@ -312,3 +312,31 @@ def test_a_refused_message_shows_twilios_error_and_its_meaning(
     assert 'data-status="failed"' in rows
     assert 'data-tooltip="Twilio error 21211: ' in rows
     assert ">21211</span>" in rows
+
+
+def test_live_stream_ends_when_the_user_is_locked(
+    server: LiveServer,
+    make_user: MakeUser,
+    api: httpx.Client,
+    db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relaydesk.web import live
+
+    monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.2)
+    email = make_user("viewer")
+    with client_for(server) as client:
+        sign_in(client, email)
+        user_id = db.scalar(select(User.id).where(User.email == email))
+        keep_alives = 0
+        with client.stream("GET", "/live", timeout=30) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith(": keep-alive"):
+                    continue
+                keep_alives += 1
+                if keep_alives == 1:
+                    locked = api.patch(f"/api/users/{user_id}", json={"is_active": False})
+                    assert locked.status_code == 200
+                assert keep_alives < 100, "the stream outlived the user's lock"
+        # The server ended the stream by itself soon after the lock.
+        assert keep_alives <= 2

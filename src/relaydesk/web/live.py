@@ -17,8 +17,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+from relaydesk.auth.sessions import load_session
 from relaydesk.db import get_sessionmaker
 from relaydesk.messaging.models import Message
+from relaydesk.web.context import session_token
 from relaydesk.web.deps import PanelViewer
 
 log = logging.getLogger(__name__)
@@ -87,11 +89,20 @@ def _watcher() -> ChangeWatcher:
     return _watchers.setdefault(loop_id, ChangeWatcher())
 
 
+def _still_signed_in(token: str | None) -> bool:
+    session = get_sessionmaker()()
+    try:
+        return load_session(session, token) is not None
+    finally:
+        session.close()
+
+
 @router.get("/live")
 async def live(request: Request, user: PanelViewer) -> StreamingResponse:
     """`changed` events whenever messages change; a comment line keeps proxies awake."""
     watcher = _watcher()
     queue = watcher.subscribe()
+    token = session_token(request)
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -100,6 +111,9 @@ async def live(request: Request, user: PanelViewer) -> StreamingResponse:
                 try:
                     marker = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
                 except TimeoutError:
+                    # A locked user, or one signed out elsewhere, loses the stream too.
+                    if not await run_in_threadpool(_still_signed_in, token):
+                        return
                     yield ": keep-alive\n\n"
                     continue
                 yield f"event: changed\ndata: {marker}\n\n"
