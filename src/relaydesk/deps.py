@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -55,18 +54,12 @@ def current_principal(request: Request) -> Principal:
 def _panel_user(request: Request) -> Principal | None:
     """The panel's session, for the panel's own calls to the API (CSRF header required)."""
     from relaydesk.web.context import signed_in
-    from relaydesk.web.deps import CSRF_HEADER, UNSAFE_METHODS, same_origin
+    from relaydesk.web.deps import CSRF_HEADER, verify_csrf
 
     user = signed_in(request)
     if user is None:
         return None
-    if request.method in UNSAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not (sent and secrets.compare_digest(sent, user.csrf_token) and same_origin(request)):
-            raise Forbidden(
-                "Calls made with the panel's session need its CSRF token in X-CSRF-Token",
-                code="csrf",
-            )
+    verify_csrf(request, user, request.headers.get(CSRF_HEADER))
     return Principal("user", user.user_id, user.role, user.email)
 
 

@@ -64,9 +64,6 @@ async def save_twilio(request: Request, user: PanelAdmin) -> Response:
             twilio_settings.update_twilio_settings(
                 session, payload, f"user:{user.user_id}:{user.email}"
             )
-        from relaydesk.channels.twilio.account import invalidate
-
-        invalidate()
 
     await run_in_threadpool(save)
     context = {**_settings_context(), "saved": True}

@@ -5,8 +5,19 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from relaydesk.config import get_settings
 from relaydesk.contacts.models import Contact
+from relaydesk.contacts.numbers import InvalidNumber, normalize
 from relaydesk.db import dialect_insert, utcnow
+from relaydesk.errors import Invalid
+
+
+def participant_number(raw: str) -> str:
+    """A customer's number as written by a person, in E.164; Invalid (422) otherwise."""
+    try:
+        return normalize(raw, get_settings().default_region)
+    except InvalidNumber as exc:
+        raise Invalid(str(exc), field="participant") from None
 
 
 def find(session: Session, phone: str, channel: str) -> Contact | None:

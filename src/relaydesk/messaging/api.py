@@ -7,10 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
-from relaydesk.config import get_settings
-from relaydesk.contacts.numbers import InvalidNumber, normalize
+from relaydesk.contacts.service import participant_number
 from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.errors import Invalid, NotFound, VendorRefused
+from relaydesk.errors import NotFound, VendorRefused
 from relaydesk.messaging import outbox, queries, service
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.schemas import (
@@ -23,13 +22,6 @@ from relaydesk.messaging.schemas import (
 )
 
 router = APIRouter(tags=["messages"])
-
-
-def _participant(raw: str) -> str:
-    try:
-        return normalize(raw, get_settings().default_region)
-    except InvalidNumber as exc:
-        raise Invalid(str(exc), field="participant") from None
 
 
 @router.post(
@@ -85,7 +77,7 @@ def list_messages(
         session,
         direction=direction,
         status=status,
-        participant=_participant(participant) if participant else None,
+        participant=participant_number(participant) if participant else None,
         q=q,
         limit=limit,
         cursor=cursor,
@@ -131,7 +123,7 @@ def conversation(
     before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
     """The messages exchanged with one customer, oldest first."""
-    number = _participant(participant)
+    number = participant_number(participant)
     items, older, opted_out = queries.thread(session, number, limit=limit, before=before)
     return {"participant": number, "opted_out": opted_out, "items": items, "before": older}
 
@@ -139,7 +131,7 @@ def conversation(
 @router.post("/api/conversations/{participant}/read", status_code=204)
 def mark_read(participant: str, principal: Operator, session: WriteSessionDep) -> Response:
     """Mark a customer's conversations as read."""
-    service.mark_read(session, _participant(participant))
+    service.mark_read(session, participant_number(participant))
     return Response(status_code=204)
 
 

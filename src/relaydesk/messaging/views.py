@@ -8,10 +8,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from relaydesk.config import get_settings
-from relaydesk.contacts.numbers import InvalidNumber, normalize
+from relaydesk.contacts.service import participant_number
 from relaydesk.db import session_scope
-from relaydesk.errors import Invalid
 from relaydesk.messaging import outbox, queries, service
 from relaydesk.messaging.segments import GSM7_BASIC, GSM7_EXTENSION
 from relaydesk.messaging.status import KNOWN
@@ -28,13 +26,6 @@ CHANGED = "rd:changed"  # the client-side event that makes live fragments reload
 def _segment_rules() -> dict[str, str]:
     """The GSM-7 alphabet, for the browser's segment counter (same rules as the server)."""
     return {"basic": "".join(sorted(GSM7_BASIC)), "extension": "".join(sorted(GSM7_EXTENSION))}
-
-
-def _participant(raw: str) -> str:
-    try:
-        return normalize(raw, get_settings().default_region)
-    except InvalidNumber as exc:
-        raise Invalid(str(exc), field="participant") from None
 
 
 def _history(
@@ -175,7 +166,7 @@ def chat_page(
     request: Request, participant: str, user: PanelViewer, before: Before = None
 ) -> Response:
     """The conversation with one customer as chat bubbles, with a composer."""
-    number = _participant(participant)
+    number = participant_number(participant)
     context = _thread_context(number, before)
     return render(
         request,
@@ -190,7 +181,7 @@ def chat_thread(
     request: Request, participant: str, user: PanelViewer, before: Before = None
 ) -> Response:
     """The bubbles alone (reloaded live)."""
-    number = _participant(participant)
+    number = participant_number(participant)
     return render(request, "messages/_thread.html", _thread_context(number, before), user=user)
 
 
@@ -198,7 +189,7 @@ def chat_thread(
 def chat_read(participant: str, user: PanelOperator) -> Response:
     """The operator opened the conversation: it is no longer unread."""
     with session_scope() as session:
-        service.mark_read(session, _participant(participant))
+        service.mark_read(session, participant_number(participant))
     return Response(status_code=204)
 
 
@@ -211,7 +202,7 @@ def chat_send(
     channel: Annotated[str, Form(pattern="^(sms|whatsapp)$")] = "sms",
 ) -> Response:
     """Answer the customer from the chat's composer."""
-    number = _participant(participant)
+    number = participant_number(participant)
     to = f"whatsapp:{number}" if channel == "whatsapp" else number
     with session_scope() as session:
         sent = outbox.send_now(

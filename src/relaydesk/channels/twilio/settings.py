@@ -19,7 +19,6 @@ from relaydesk.channels.twilio.account import (
     TwilioAccount,
     current_account,
     env_values,
-    invalidate,
     live_missing,
     read_panel,
     resolve,
@@ -96,7 +95,8 @@ def update_twilio_settings(
     """Validate and store the changes (audited, token encrypted); returns the new view.
 
     Fields set in the environment cannot be changed here (409). Nothing is committed:
-    the caller's unit of work does that, and the cached account is dropped after it.
+    the caller's unit of work does that, and the cached account is dropped after it
+    (settings_store calls `invalidate` after the commit).
     """
     settings = get_settings()
     env = env_values(settings)
@@ -150,7 +150,6 @@ def update_twilio_settings(
         target="twilio",
         secret_keys=SECRET_KEYS,
     )
-    invalidate()
     return twilio_settings_view(session)
 
 
