@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes import openai_fake as openai_fake
 from tests.pgserver import PgCluster, find_bindir, free_port
 
 BACKEND = os.environ.get("RELAYDESK_TEST_DB", "sqlite")
@@ -32,7 +33,9 @@ _pg: PgCluster | None = None
 
 # The app reads its settings once per process: fix them before anything imports it.
 for _name in list(os.environ):
-    if _name.startswith(("TWILIO_", "SANDBOX_", "DATABASE_", "PUBLIC_BASE", "REDIS_")):
+    if _name.startswith(
+        ("TWILIO_", "SANDBOX_", "DATABASE_", "PUBLIC_BASE", "REDIS_", "OPENAI_", "LLM_")
+    ):
         del os.environ[_name]
 os.environ.update(
     {
@@ -42,6 +45,7 @@ os.environ.update(
         "SANDBOX_STATUS_DELAY_MS": "0",
         "LOG_LEVEL": "WARNING",
         "WORKER_THREADS": "2",
+        "LLM_RETRY_BACKOFF_SECONDS": "0",
     }
 )
 os.environ.pop("DB_PATH", None)
@@ -125,6 +129,12 @@ def server() -> Iterator[LiveServer]:
 
 
 TABLES = [
+    "automation_runs",
+    "assistant_sessions",
+    "conversation_summaries",
+    "phone_numbers",
+    "assistants",
+    "llm_usage",
     "message_events",
     "messages",
     "conversations",

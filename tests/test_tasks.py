@@ -107,18 +107,6 @@ def test_inbound_handlers_run_once_and_lost_jobs_are_swept(
         hooks.remove_handler("test.recorder")
 
 
-def test_without_handlers_inbound_needs_no_job(
-    server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
-) -> None:
-    sid = "SM" + "b" * 32
-    twilio_post(
-        "/twilio/inbound",
-        {"MessageSid": sid, "From": "+48600100606", "To": "+15005550006", "Body": "hej"},
-    )
-    assert db.scalar(select(Message.processed_at).where(Message.sid == sid)) is not None
-    assert "messaging.inbound_received" not in queued_names()
-
-
 def test_spooled_webhooks_are_replayed_once(server: Any, db: Any) -> None:
     from relaydesk.messaging import spool
 

@@ -147,9 +147,11 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     app.include_router(twilio_settings_router)
     from relaydesk.admin.api import router as audit_router
     from relaydesk.auth.api import router as users_router
+    from relaydesk.automation.api import router as automation_router
 
     app.include_router(users_router)
     app.include_router(audit_router)
+    app.include_router(automation_router)
     if settings.embedded_sandbox:
         from relaydesk.channels.sandbox.deps import require_sandbox_mode
         from relaydesk.channels.sandbox.emulator import router as emulator_router

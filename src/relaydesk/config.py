@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     max_send_attempts: int = Field(8, ge=1, le=50)
     send_claim_lease_seconds: float = Field(120.0, gt=0, le=3600)
 
+    # AI and automatic answers.
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    llm_model_path: str | None = None  # local GGUF file; default: the SmolLM2 model
+    llm_timeout_seconds: float = Field(60.0, gt=0, le=600)
+    llm_retries: int = Field(2, ge=0, le=10)
+    llm_retry_backoff_seconds: float = Field(1.0, ge=0, le=60)
+    automation_lease_seconds: float = Field(180.0, gt=0, le=3600)
+
     # Emulator knobs (sandbox mode only).
     sandbox_status_delay_ms: int = Field(800, ge=0, le=60_000)
     sandbox_latency_ms: int = Field(0, ge=0, le=60_000)
@@ -78,7 +87,7 @@ class Settings(BaseSettings):
             raise ValueError(f"'{value}' is not a two-letter country code such as PL or GB")
         return value
 
-    @field_validator("public_base_url", "twilio_api_base_url")
+    @field_validator("public_base_url", "twilio_api_base_url", "openai_base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":

@@ -61,3 +61,17 @@ class VendorRefused(RelaydeskError):
 
     status_code = 422
     code = "twilio_error"
+
+
+class ProviderFailed(RelaydeskError):
+    """An AI provider could not answer (down, refused the key, unknown model)."""
+
+    status_code = 502
+    code = "provider_error"
+
+
+class NotConfigured(RelaydeskError):
+    """A feature needs configuration that is missing (e.g. an AI provider's key)."""
+
+    status_code = 409
+    code = "not_configured"

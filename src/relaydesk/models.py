@@ -2,18 +2,32 @@
 
 from relaydesk.admin.models import AuditEntry, Setting
 from relaydesk.auth.models import ApiToken, LoginFailure, User, WebSession
+from relaydesk.automation.models import (
+    Assistant,
+    AssistantSession,
+    AutomationRun,
+    ConversationSummary,
+    LLMUsage,
+    PhoneNumber,
+)
 from relaydesk.contacts.models import Contact
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent
 
 __all__ = [
     "ApiToken",
+    "Assistant",
+    "AssistantSession",
     "AuditEntry",
+    "AutomationRun",
     "Contact",
     "Conversation",
+    "ConversationSummary",
+    "LLMUsage",
     "LoginFailure",
     "Message",
     "MessageCounter",
     "MessageEvent",
+    "PhoneNumber",
     "Setting",
     "User",
     "WebSession",

@@ -24,7 +24,11 @@ from relaydesk.config import get_settings
 log = logging.getLogger(__name__)
 
 # Modules whose import registers tasks; later domains add theirs here.
-TASK_MODULES = ["relaydesk.messaging.tasks", "relaydesk.maintenance"]
+TASK_MODULES = [
+    "relaydesk.messaging.tasks",
+    "relaydesk.automation.tasks",
+    "relaydesk.maintenance",
+]
 
 
 @dataclass
@@ -157,11 +161,12 @@ def start_embedded_worker() -> EmbeddedConsumer:
 
 def _sweep_soon() -> None:
     """Recover interrupted work right after a (re)start, not at the next minute."""
-    if "messaging.sweep" in _registry.specs:
-        try:
-            enqueue("messaging.sweep")
-        except Exception:
-            log.exception("could not queue the start-up sweep")
+    for name in ("messaging.sweep", "automation.sweep"):
+        if name in _registry.specs:
+            try:
+                enqueue(name)
+            except Exception:
+                log.exception("could not queue the start-up sweep %s", name)
 
 
 def run_worker() -> None:

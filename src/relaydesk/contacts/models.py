@@ -22,5 +22,6 @@ class Contact(Base):
     profile_name: Mapped[str | None] = mapped_column(String(200))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     opt_out_reason: Mapped[str | None] = mapped_column(String(200))
+    opted_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from relaydesk.messaging.models import Message
 
 # Modules whose import registers inbound handlers with @on_inbound.
-HANDLER_MODULES: list[str] = []
+HANDLER_MODULES: list[str] = ["relaydesk.automation.tasks"]
 
 InboundHandler = Callable[[Session, Message], None]
 _inbound_handlers: list[tuple[str, InboundHandler]] = []

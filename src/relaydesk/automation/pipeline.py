@@ -1,0 +1,531 @@
+"""The one automation pipeline: what (if anything) answers an inbound message.
+
+Precedence: opt-out keywords → opted-out contact → bot switched off or a person
+answering (takeover) → a later message in the same burst (debounce) → loop guard →
+the number's assistant → global AI auto-reply → classic auto-reply.
+
+Exactly one answer per inbound message: the run row is unique per message, a worker
+claims it under a random token with a lease, the model is called with no transaction
+open, and the answer is stored in the same transaction that marks the run done under
+that token. A worker that died mid-job leaves an expired lease that the sweep hands
+to another worker; a slow worker that lost its lease cannot store a second answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from relaydesk.ai import providers
+from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig, LLMError
+from relaydesk.ai.text import trim_to_segments
+from relaydesk.automation import assistants, context
+from relaydesk.automation import settings as cfg
+from relaydesk.automation.models import AssistantSession, AutomationRun, LLMUsage
+from relaydesk.config import get_settings
+from relaydesk.contacts.models import Contact
+from relaydesk.db import dialect_insert, session_scope, utcnow
+from relaydesk.errors import RelaydeskError
+from relaydesk.messaging import service as messaging
+from relaydesk.messaging.ingest import opt_out_keyword
+from relaydesk.messaging.models import Conversation, Message
+
+log = logging.getLogger(__name__)
+
+AUTOMATIC_SOURCES = ("auto_reply", "ai", "assistant")
+# Runs that end without an answer, and why (shown on the conversation).
+SILENT = frozenset(
+    {
+        "opt_out",
+        "opted_out",
+        "bot_off",
+        "paused",
+        "merged",
+        "loop_guard",
+        "retro",
+        "no_mode",
+        "session_ended",
+        "keyword",
+    }
+)
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class LLMJob:
+    """A reply that needs the model."""
+
+    llm: LLMConfig
+    system_prompt: str
+    history_limit: int
+    max_segments: int
+    floor_id: int
+    fallback: str = ""
+    greeting: str = ""  # an assistant's first message, sent ahead of the answer
+    assistant_id: int | None = None
+    session_id: int | None = None  # the assistant session continued, if any
+
+
+@dataclass
+class Decision:
+    """What to do about one inbound message."""
+
+    outcome: str
+    source: str | None = None
+    text: str | None = None
+    detail: str | None = None
+    job: LLMJob | None = None
+
+
+@dataclass
+class Answer:
+    """The outcome after the model (if any) was asked."""
+
+    outcome: str
+    source: str | None = None
+    text: str | None = None
+    detail: str | None = None
+    usage: list[Completion] = field(default_factory=list)
+    job: LLMJob | None = None
+
+
+def queue_for(session: Session, message: Message) -> None:
+    """Create the message's run and queue it (called in the transaction that claims it)."""
+    from relaydesk.tasks import enqueue_after_commit
+
+    insert = dialect_insert(session)(AutomationRun)
+    run_id = session.scalar(
+        insert.values(
+            inbound_message_id=message.id,
+            conversation_id=message.conversation_id,
+            participant=message.participant,
+            state="pending",
+            attempts=0,
+            prompt_tokens=0,
+            completion_tokens=0,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["inbound_message_id"])
+        .returning(AutomationRun.id)
+    )
+    if run_id is None:
+        return
+    keyword = opt_out_keyword(message.body, (message.raw or {}).get("OptOutType"))
+    delay = 0.0 if keyword else cfg.read_rules(session).debounce_seconds
+    enqueue_after_commit(session, "automation.run", run_id, delay=delay or None)
+
+
+def run(run_id: int) -> str | None:
+    """Decide, ask the model if needed, and store at most one answer; returns the outcome."""
+    token = secrets.token_hex(8)
+    now = utcnow()
+    lease = timedelta(seconds=get_settings().automation_lease_seconds)
+    with session_scope() as session:
+        claimed = session.execute(
+            update(AutomationRun)
+            .where(
+                AutomationRun.id == run_id,
+                or_(
+                    AutomationRun.state == "pending",
+                    and_(AutomationRun.state == "working", AutomationRun.lease_until < now),
+                ),
+            )
+            .values(
+                state="working",
+                claim_token=token,
+                lease_until=now + lease,
+                attempts=AutomationRun.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        attempts = session.scalar(select(AutomationRun.attempts).where(AutomationRun.id == run_id))
+    if not claimed:
+        return None
+    if attempts is not None and attempts > MAX_ATTEMPTS:
+        answer = Answer("failed", detail=f"gave up after {MAX_ATTEMPTS} interrupted attempts")
+        return _finish(run_id, token, answer)
+    with session_scope(write=False) as session:
+        decision = decide(session, run_id)
+    answer = _answer(decision, run_id)
+    return _finish(run_id, token, answer)
+
+
+def decide(session: Session, run_id: int) -> Decision:
+    """What the pipeline does about the run's message (reads only)."""
+    row = session.get(AutomationRun, run_id)
+    assert row is not None
+    message = session.get(Message, row.inbound_message_id)
+    if message is None or message.conversation_id is None:
+        return Decision("no_mode", detail="the message was deleted")
+    conversation = session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    contact = session.get(Contact, conversation.contact_id)
+    rules = cfg.read_rules(session)
+    opt_out_type = (message.raw or {}).get("OptOutType")
+
+    keyword = opt_out_keyword(message.body, opt_out_type)
+    if keyword == "STOP":
+        return Decision("opt_out", detail="the customer unsubscribed")
+    if keyword in ("START", "HELP"):
+        text = rules.start_message if keyword == "START" else rules.help_message
+        if opt_out_type:
+            return Decision("keyword", detail=f"{keyword}: Twilio's Advanced Opt-Out answered")
+        if not text.strip():
+            return Decision("keyword", detail=f"{keyword}: no answer is configured")
+        if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
+            return Decision("loop_guard", detail=f"{keyword}: too many automatic answers")
+        return Decision("keyword_reply", source="auto_reply", text=text, detail=keyword)
+
+    if contact is not None and contact.opted_out_at is not None:
+        return Decision("opted_out", detail="the customer has unsubscribed")
+    blocked = _stepped_back(conversation, rules)
+    if blocked:
+        return blocked
+    later = session.scalar(
+        select(Message.id)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.direction == "inbound",
+            Message.id > message.id,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    if later is not None:
+        later_msg = session.get(Message, later)
+        if later_msg is not None and not opt_out_keyword(
+            later_msg.body, (later_msg.raw or {}).get("OptOutType")
+        ):
+            return Decision("merged", detail=f"answered together with message {later}")
+    if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
+        return Decision(
+            "loop_guard",
+            detail=f"{rules.loop_guard_per_hour} automatic answers in the last hour already",
+        )
+
+    ai, _ = cfg.read_ai(session)
+    bound = assistants.binding_for(session, conversation.our_address)
+    if bound is not None:
+        return _assistant_decision(session, message, conversation, bound, ai)
+    if ai.enabled:
+        if ai.enabled_at is None or message.created_at < ai.enabled_at:
+            return Decision("retro", detail="received before AI replies were switched on")
+        return Decision(
+            "ai",
+            source="ai",
+            job=LLMJob(
+                llm=cfg.llm_config(ai),
+                system_prompt=ai.system_prompt,
+                history_limit=ai.history_limit,
+                max_segments=ai.max_reply_segments,
+                floor_id=0,
+                fallback=ai.fallback_message,
+            ),
+        )
+    classic = cfg.read_auto_reply(session)
+    if classic.enabled and classic.message.strip():
+        if classic.enabled_at is None or message.created_at < classic.enabled_at:
+            return Decision("retro", detail="received before the auto-reply was switched on")
+        return Decision("auto_reply", source="auto_reply", text=classic.message)
+    return Decision("no_mode", detail="no automatic answer is switched on")
+
+
+def _stepped_back(conversation: Conversation, rules: cfg.Rules) -> Decision | None:
+    if not conversation.automation_enabled:
+        return Decision("bot_off", detail="automatic answers are off in this conversation")
+    human = conversation.human_replied_at
+    if human is not None:
+        until = human + timedelta(minutes=rules.takeover_minutes)
+        if until > utcnow():
+            return Decision(
+                "paused", detail=f"a person is answering; paused until {until:%H:%M} UTC"
+            )
+    return None
+
+
+def _recent_automatic(session: Session, participant: str) -> int:
+    since = utcnow() - timedelta(hours=1)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(
+                Message.participant == participant,
+                Message.direction == "outbound",
+                Message.source.in_(AUTOMATIC_SOURCES),
+                Message.created_at >= since,
+            )
+        )
+        or 0
+    )
+
+
+def _assistant_decision(
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    bound: tuple[Any, Any],
+    ai: cfg.AIConfig,
+) -> Decision:
+    binding, assistant = bound
+    if message.created_at < binding.bound_at:
+        return Decision("retro", detail="received before the number was given its assistant")
+    live = assistants.open_session(session, conversation.id, assistant, message.created_at)
+    word = assistants.ends_session(message.body, list(assistant.end_keywords or []))
+    if word is not None:
+        return Decision(
+            "session_ended",
+            detail=f"the customer wrote '{word}'",
+            job=LLMJob(
+                llm=cfg.llm_config(ai),
+                system_prompt="",
+                history_limit=0,
+                max_segments=0,
+                floor_id=0,
+                assistant_id=assistant.id,
+                session_id=live.id if live else None,
+            ),
+        )
+    if live is not None:
+        floor = live.first_message_id - 1
+        greeting = ""
+    else:
+        # A new session reads the customer's whole burst since our last message.
+        last_out = session.scalar(
+            select(func.max(Message.id)).where(
+                Message.conversation_id == conversation.id,
+                Message.direction == "outbound",
+                Message.id < message.id,
+            )
+        )
+        floor = int(last_out or 0)
+        greeting = assistant.first_message
+    prompt = assistant.system_prompt or ai.system_prompt
+    if greeting:
+        prompt += (
+            "\n\nYour answer is sent right after this greeting, which the customer "
+            f'receives first: "{greeting}". Do not repeat the greeting; answer the '
+            "customer's message."
+        )
+    return Decision(
+        "assistant",
+        source="assistant",
+        job=LLMJob(
+            llm=cfg.llm_config(ai, model=assistant.model, temperature=assistant.temperature),
+            system_prompt=prompt,
+            history_limit=ai.history_limit,
+            max_segments=ai.max_reply_segments,
+            floor_id=floor,
+            fallback=ai.fallback_message,
+            greeting=greeting,
+            assistant_id=assistant.id,
+            session_id=live.id if live else None,
+        ),
+    )
+
+
+def complete(llm: LLMConfig, turns: list[ChatTurn]) -> Completion:
+    """The model call with the configured retries for transient errors."""
+    settings = get_settings()
+    return providers.complete(
+        llm,
+        turns,
+        retries=settings.llm_retries,
+        backoff_seconds=settings.llm_retry_backoff_seconds,
+    )
+
+
+def _answer(decision: Decision, run_id: int) -> Answer:
+    job = decision.job
+    if job is None or decision.outcome == "session_ended":
+        return Answer(decision.outcome, decision.source, decision.text, decision.detail, job=job)
+    with session_scope(write=False) as session:
+        row = session.get(AutomationRun, run_id)
+        assert row is not None
+        upto, conversation_id = row.inbound_message_id, row.conversation_id
+    usage: list[Completion] = []
+    try:
+        ctx = context.build(
+            conversation_id,
+            upto_id=upto,
+            floor_id=job.floor_id,
+            system_prompt=job.system_prompt,
+            history_limit=job.history_limit,
+            llm=job.llm,
+            complete=complete,
+        )
+        usage.extend(ctx.usage)
+        done = complete(job.llm, ctx.turns)
+        usage.append(done)
+    except LLMError as exc:
+        return Answer(
+            "failed",
+            decision.source,
+            job.fallback.strip() or None,
+            f"the model could not answer: {exc}",
+            usage,
+            job,
+        )
+    text = compose(job.greeting, done.text, job.max_segments)
+    if not text:
+        return Answer(
+            "failed",
+            decision.source,
+            job.fallback.strip() or None,
+            "the model gave an empty answer",
+            usage,
+            job,
+        )
+    return Answer(decision.outcome, decision.source, text, None, usage, job)
+
+
+def compose(greeting: str, answer: str, max_segments: int) -> str:
+    """The greeting (if any) and the answer, trimmed to the segment budget at a sentence."""
+    body = answer.strip()
+    if greeting.strip():
+        body = f"{greeting.strip()}\n\n{body}" if body else greeting.strip()
+    return trim_to_segments(body, max(1, max_segments))
+
+
+def _finish(run_id: int, token: str, answer: Answer) -> str | None:
+    """Store the outcome and the answer in one transaction, only while the claim holds."""
+    now = utcnow()
+    with session_scope() as session:
+        row = session.get(AutomationRun, run_id)
+        if row is None or row.state != "working" or row.claim_token != token:
+            return None  # another worker took over after our lease ran out
+        message = session.get(Message, row.inbound_message_id)
+        outcome, detail, reply_id = answer.outcome, answer.detail, None
+        if answer.text and message is not None and message.conversation_id is not None:
+            conversation = session.get(Conversation, message.conversation_id)
+            assert conversation is not None
+            contact = session.get(Contact, conversation.contact_id)
+            # The customer may have unsubscribed, or a person stepped in, meanwhile.
+            blocked = _stepped_back(conversation, cfg.read_rules(session))
+            if contact is not None and contact.opted_out_at is not None:
+                outcome, detail = "opted_out", "the customer unsubscribed meanwhile"
+            elif blocked is not None and answer.outcome != "keyword_reply":
+                outcome, detail = blocked.outcome, blocked.detail
+            else:
+                reply_id, problem = _send(session, conversation, answer)
+                if problem:
+                    outcome, detail = "failed", problem
+        row.state, row.outcome, row.detail = "done", outcome, (detail or None)
+        row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
+        _record_usage(session, row, answer.usage)
+        if message is not None and message.conversation_id is not None:
+            _track_session(session, message, answer, reply_id, now)
+            if reply_id is not None:
+                session.execute(
+                    update(AutomationRun)
+                    .where(
+                        AutomationRun.conversation_id == message.conversation_id,
+                        AutomationRun.outcome == "merged",
+                        AutomationRun.reply_message_id.is_(None),
+                        AutomationRun.id < run_id,
+                    )
+                    .values(reply_message_id=reply_id)
+                    .execution_options(synchronize_session=False)
+                )
+        return outcome
+
+
+def _send(
+    session: Session, conversation: Conversation, answer: Answer
+) -> tuple[int | None, str | None]:
+    assert answer.text is not None
+    to = conversation.participant
+    if conversation.channel == "whatsapp":
+        to = f"whatsapp:{to}"
+    request = messaging.SendRequest(
+        to=to,
+        body=answer.text,
+        source=answer.source or "auto_reply",
+        from_=conversation.our_address,
+    )
+    try:
+        with session.begin_nested():
+            sent = messaging.send(session, request)
+    except RelaydeskError as exc:
+        return None, f"the answer could not be sent: {exc.message}"
+    return sent.id, None
+
+
+def _record_usage(session: Session, row: AutomationRun, usage: list[Completion]) -> None:
+    if not usage:
+        return
+    row.provider, row.model = usage[-1].provider, usage[-1].model
+    row.prompt_tokens = sum(u.prompt_tokens for u in usage)
+    row.completion_tokens = sum(u.completion_tokens for u in usage)
+    add_usage(session, usage)
+
+
+def add_usage(session: Session, usage: list[Completion]) -> None:
+    """Add model calls to the running token totals."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for item in usage:
+        acc = totals.setdefault((item.provider, item.model[:100]), [0, 0, 0])
+        acc[0] += 1
+        acc[1] += item.prompt_tokens
+        acc[2] += item.completion_tokens
+    now = utcnow()
+    for (provider, model), (calls, prompt, completion) in sorted(totals.items()):
+        insert = dialect_insert(session)(LLMUsage).values(
+            provider=provider,
+            model=model,
+            calls=calls,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            updated_at=now,
+        )
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["provider", "model"],
+                set_={
+                    "calls": LLMUsage.calls + insert.excluded.calls,
+                    "prompt_tokens": LLMUsage.prompt_tokens + insert.excluded.prompt_tokens,
+                    "completion_tokens": LLMUsage.completion_tokens
+                    + insert.excluded.completion_tokens,
+                    "updated_at": insert.excluded.updated_at,
+                },
+            )
+        )
+
+
+def _track_session(
+    session: Session, message: Message, answer: Answer, reply_id: int | None, now: datetime
+) -> None:
+    job = answer.job
+    if job is None or job.assistant_id is None or message.conversation_id is None:
+        return
+    conv_id = message.conversation_id
+    if answer.outcome == "session_ended":
+        assistants.close_stale(session, conv_id, job.session_id, now)
+        if job.session_id is not None:
+            live = session.get(AssistantSession, job.session_id)
+            if live is not None and live.ended_at is None:
+                live.ended_at, live.end_reason = now, "keyword"
+        return
+    if reply_id is None:
+        return
+    if job.session_id is not None:
+        live = session.get(AssistantSession, job.session_id)
+        if live is not None and live.ended_at is None:
+            live.last_activity_at = now
+            return
+    assistants.close_stale(session, conv_id, None, now)
+    session.add(
+        AssistantSession(
+            conversation_id=conv_id,
+            assistant_id=job.assistant_id,
+            first_message_id=job.floor_id + 1,
+            started_at=now,
+            last_activity_at=now,
+        )
+    )

@@ -1,0 +1,215 @@
+"""API shapes of the automation settings, assistants and number bindings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AutoReplyIn(BaseModel):
+    """Classic auto-reply: a switch and the text sent to every new message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    message: str = Field("", max_length=1600)
+
+
+class AutoReplyOut(BaseModel):
+    """The classic auto-reply and since when it answers."""
+
+    enabled: bool
+    message: str
+    enabled_at: datetime | None
+    suspended_by_ai: bool
+
+
+class AIConfigIn(BaseModel):
+    """AI auto-reply settings; omitted fields keep their stored value.
+
+    `api_key` is write-only: a string sets it, "" or null clears it, absent keeps it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    provider: Literal["openai", "local"] | None = None
+    model: str | None = Field(None, min_length=1, max_length=100)
+    temperature: float | None = Field(None, ge=0, le=2)
+    system_prompt: str | None = Field(None, max_length=8000)
+    history_limit: int | None = Field(None, ge=1, le=100)
+    max_reply_segments: int | None = Field(None, ge=1, le=10)
+    api_key: str | None = Field(None, max_length=500)
+    base_url: str | None = Field(None, max_length=500)
+    fallback_message: str | None = Field(None, max_length=1600)
+
+
+class UsageOut(BaseModel):
+    """Running token totals for one provider and model."""
+
+    provider: str
+    model: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class AIConfigOut(BaseModel):
+    """The AI settings in effect; the key is never shown, only whether and where it is set."""
+
+    enabled: bool
+    provider: str
+    model: str
+    temperature: float
+    system_prompt: str
+    history_limit: int
+    max_reply_segments: int
+    base_url: str | None
+    fallback_message: str
+    enabled_at: datetime | None
+    api_key_set: bool
+    api_key_source: Literal["env", "panel", "none"]
+    api_key_unreadable: bool
+    base_url_source: Literal["env", "panel", "none"]
+    local_model_path: str | None
+    usage: list[UsageOut]
+
+
+class TestIn(BaseModel):
+    """A message to answer as if the customer had sent it; nothing is sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    participant: str | None = Field(None, max_length=40)
+    message: str = Field(..., min_length=1, max_length=1600)
+
+
+class Turn(BaseModel):
+    """One turn of the context the model read."""
+
+    role: str
+    content: str
+
+
+class TestOut(BaseModel):
+    """What the model would answer, and what it read."""
+
+    reply: str
+    segments: int
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    context: list[Turn]
+    new_session: bool | None = None
+
+
+class RulesIn(BaseModel):
+    """Rules for every automatic answer; omitted fields keep their stored value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    help_message: str | None = Field(None, max_length=1600)
+    start_message: str | None = Field(None, max_length=1600)
+    takeover_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60)
+    loop_guard_per_hour: int | None = Field(None, ge=1, le=1000)
+    debounce_seconds: float | None = Field(None, ge=0, le=120)
+
+
+class RulesOut(BaseModel):
+    """Rules for every automatic answer."""
+
+    help_message: str
+    start_message: str
+    takeover_minutes: int
+    loop_guard_per_hour: int
+    debounce_seconds: float
+
+
+class AssistantIn(BaseModel):
+    """An assistant's fields (document 002's first SMS and SMS prompt, and more)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=100)
+    first_message: str = Field("", max_length=1000)
+    system_prompt: str = Field("", max_length=8000)
+    model: str | None = Field(None, max_length=100)
+    temperature: float | None = Field(None, ge=0, le=2)
+    session_timeout_minutes: int = Field(30, ge=1, le=1440)
+    end_keywords: list[str] | None = Field(None, max_length=30)
+
+
+class AssistantOut(BaseModel):
+    """An assistant and the numbers it answers on."""
+
+    id: int
+    name: str
+    first_message: str
+    system_prompt: str
+    model: str | None
+    temperature: float | None
+    session_timeout_minutes: int
+    end_keywords: list[str]
+    numbers: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class PhoneNumberIn(BaseModel):
+    """Bind one of our numbers to an assistant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(..., min_length=3, max_length=40)
+    assistant_id: int
+
+
+class PhoneNumberOut(BaseModel):
+    """A number and the assistant answering on it."""
+
+    id: int
+    number: str
+    assistant_id: int
+    assistant_name: str
+    bound_at: datetime
+
+
+class ConversationAutomationIn(BaseModel):
+    """The per-conversation bot switch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+class RunOut(BaseModel):
+    """What the pipeline did about one inbound message."""
+
+    id: int
+    inbound_message_id: int
+    participant: str
+    state: str
+    outcome: str | None
+    detail: str | None
+    reply_message_id: int | None
+    provider: str | None
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ConversationAutomationOut(BaseModel):
+    """Whether the bot answers a customer now, and why not."""
+
+    participant: str
+    enabled: bool
+    paused_until: datetime | None
+    opted_out_at: datetime | None
+    opted_in_at: datetime | None
+    last_run: RunOut | None
+    last_failure: RunOut | None

@@ -1,0 +1,346 @@
+"""Automation settings, previews and per-conversation state, for the API and the panel."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from relaydesk.admin.service import record
+from relaydesk.ai.providers import LLMConfig, LLMError, LLMNotConfigured
+from relaydesk.automation import assistants, context, pipeline
+from relaydesk.automation import settings as cfg
+from relaydesk.automation.models import AutomationRun, LLMUsage
+from relaydesk.automation.schemas import AIConfigIn, RulesIn
+from relaydesk.config import get_settings
+from relaydesk.contacts import service as contacts
+from relaydesk.contacts.models import Contact
+from relaydesk.db import session_scope, utcnow
+from relaydesk.errors import Forbidden, Invalid, NotConfigured, NotFound, ProviderFailed
+from relaydesk.messaging.models import Conversation, Message
+from relaydesk.messaging.segments import count_segments
+
+ADMIN_ONLY_AI_FIELDS = ("api_key", "base_url", "provider")
+
+
+def auto_reply_view(session: Session) -> dict[str, Any]:
+    """The classic auto-reply as the API shows it."""
+    return _plain(cfg.read_auto_reply(session))
+
+
+def update_auto_reply(session: Session, enabled: bool, message: str, actor: str) -> dict[str, Any]:
+    """Switch the classic auto-reply and set its text (switching it on turns AI off)."""
+    text = message.strip()
+    if enabled and not text:
+        raise Invalid("Write the text to send before switching the auto-reply on", field="message")
+    current = cfg.read_auto_reply(session)
+    saved = cfg.save_auto_reply(session, replace(current, enabled=enabled, message=text), actor)
+    return _plain(saved)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in obj.__dataclass_fields__ if k != "api_key"}
+
+
+def ai_view(session: Session) -> dict[str, Any]:
+    """The AI settings in effect, the key masked, with the running token totals."""
+    config, unreadable = cfg.read_ai(session)
+    settings = get_settings()
+    source = cfg.key_source(config)
+    llm = cfg.llm_config(config)
+    view = _plain(config)
+    view.update(
+        {
+            "base_url": settings.openai_base_url or config.base_url,
+            "api_key_set": source != "none",
+            "api_key_source": source,
+            "api_key_unreadable": unreadable,
+            "base_url_source": "env"
+            if settings.openai_base_url
+            else ("panel" if config.base_url else "none"),
+            "local_model_path": llm.model_path if config.provider == "local" else None,
+            "usage": usage(session),
+        }
+    )
+    return view
+
+
+def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> dict[str, Any]:
+    """Change the AI settings; the provider, its address and key are for administrators."""
+    given = changes.model_dump(exclude_unset=True)
+    current, _ = cfg.read_ai(session)
+    touched = [
+        f for f in ADMIN_ONLY_AI_FIELDS if f in given and given[f] != getattr(current, f, None)
+    ]
+    if touched and role != "admin":
+        raise Forbidden(f"Only an administrator can change {', '.join(touched)}")
+    env = get_settings()
+    if "api_key" in given and env.openai_api_key:
+        raise Invalid(
+            "The API key is set by OPENAI_API_KEY in the environment; change it there",
+            field="api_key",
+        )
+    base_url = given.get("base_url", current.base_url)
+    if isinstance(base_url, str):
+        base_url = base_url.strip().rstrip("/") or None
+        if base_url and not base_url.startswith(("http://", "https://")):
+            raise Invalid("The base URL must start with http:// or https://", field="base_url")
+    fields = {k: v for k, v in given.items() if k not in ("api_key", "base_url") and v is not None}
+    if isinstance(fields.get("system_prompt"), str):
+        fields["system_prompt"] = fields["system_prompt"].strip()
+    new = replace(current, **fields, base_url=base_url)
+    key = current.api_key
+    if "api_key" in given:
+        key = (given["api_key"] or "").strip() or None
+    if new.enabled:
+        _check_usable(cfg.llm_config(replace(new, api_key=key)))
+    if "api_key" in given:
+        cfg.save_ai(session, new, actor, api_key=key)
+    else:
+        cfg.save_ai(session, new, actor)
+    return ai_view(session)
+
+
+def _check_usable(llm: LLMConfig) -> None:
+    """Refuse to switch AI on when the provider obviously cannot answer."""
+    if llm.provider == "openai" and not (llm.api_key or llm.base_url):
+        raise Invalid(
+            "AI replies need an OpenAI API key (or the base URL of a compatible server) "
+            "before they can be switched on",
+            field="api_key",
+        )
+    if llm.provider == "local" and not llm.model_path:
+        raise Invalid(
+            "The local model is not installed: pip install 'relaydesk[local-llm]', or set "
+            "LLM_MODEL_PATH to a GGUF file",
+            field="provider",
+        )
+
+
+def rules_view(session: Session) -> dict[str, Any]:
+    """The rules for every automatic answer."""
+    return _plain(cfg.read_rules(session))
+
+
+def update_rules(session: Session, changes: RulesIn, actor: str) -> dict[str, Any]:
+    """Change the rules; omitted fields stay."""
+    given = {k: v for k, v in changes.model_dump(exclude_unset=True).items() if v is not None}
+    for key in ("help_message", "start_message"):
+        if key in given:
+            given[key] = given[key].strip()
+    return _plain(cfg.save_rules(session, replace(cfg.read_rules(session), **given), actor))
+
+
+def usage(session: Session) -> list[dict[str, Any]]:
+    """Running token totals per provider and model."""
+    return [
+        {
+            "provider": row.provider,
+            "model": row.model,
+            "calls": row.calls,
+            "prompt_tokens": row.prompt_tokens,
+            "completion_tokens": row.completion_tokens,
+        }
+        for row in session.scalars(select(LLMUsage).order_by(LLMUsage.provider, LLMUsage.model))
+    ]
+
+
+def _conversation_of(session: Session, participant: str) -> Conversation | None:
+    return session.scalar(
+        select(Conversation)
+        .where(Conversation.participant == participant)
+        .order_by(Conversation.last_message_at.desc().nulls_last())
+        .limit(1)
+    )
+
+
+def preview(
+    participant: str | None, message: str, *, assistant_id: int | None = None
+) -> dict[str, Any]:
+    """What the AI (or an assistant) would answer `message` in a conversation; sends nothing.
+
+    The model reads the conversation so far exactly as the pipeline would, with
+    `message` as the customer's newest text. Tokens used count in the running totals.
+    """
+    number = contacts.participant_number(participant) if participant else None
+    with session_scope(write=False) as session:
+        ai, _ = cfg.read_ai(session)
+        conversation = _conversation_of(session, number) if number else None
+        conv_id = conversation.id if conversation else None
+        upto = conversation.last_message_id or 0 if conversation else 0
+        greeting, prompt, llm, floor, new_session = (
+            "",
+            ai.system_prompt,
+            cfg.llm_config(ai),
+            0,
+            None,
+        )
+        if assistant_id is not None:
+            assistant = assistants.get(session, assistant_id)
+            llm = cfg.llm_config(ai, model=assistant.model, temperature=assistant.temperature)
+            prompt = assistant.system_prompt or ai.system_prompt
+            live = (
+                assistants.open_session(session, conversation.id, assistant, utcnow())
+                if conversation
+                else None
+            )
+            new_session = live is None
+            if live is not None:
+                floor = live.first_message_id - 1
+            else:
+                floor, greeting = upto, assistant.first_message
+                if greeting:
+                    prompt += (
+                        "\n\nYour answer is sent right after this greeting, which the "
+                        f'customer receives first: "{greeting}". Do not repeat the greeting; '
+                        "answer the customer's message."
+                    )
+    try:
+        ctx = context.build(
+            conv_id,
+            upto_id=upto,
+            floor_id=floor,
+            system_prompt=prompt,
+            history_limit=ai.history_limit,
+            llm=llm,
+            complete=pipeline.complete,
+            extra_user_text=message,
+        )
+        done = pipeline.complete(llm, ctx.turns)
+    except LLMNotConfigured as exc:
+        raise NotConfigured(str(exc)) from None
+    except LLMError as exc:
+        raise ProviderFailed(str(exc)) from None
+    reply = pipeline.compose(greeting, done.text, ai.max_reply_segments)
+    with session_scope() as session:
+        pipeline.add_usage(session, [*ctx.usage, done])
+    return {
+        "reply": reply,
+        "segments": count_segments(reply).segments if reply else 0,
+        "provider": done.provider,
+        "model": done.model,
+        "prompt_tokens": sum(u.prompt_tokens for u in [*ctx.usage, done]),
+        "completion_tokens": sum(u.completion_tokens for u in [*ctx.usage, done]),
+        "context": [{"role": t.role, "content": t.content} for t in ctx.turns],
+        "new_session": new_session,
+    }
+
+
+def run_dict(run: AutomationRun) -> dict[str, Any]:
+    """A pipeline run as the API shows it."""
+    return {
+        name: getattr(run, name)
+        for name in (
+            "id",
+            "inbound_message_id",
+            "participant",
+            "state",
+            "outcome",
+            "detail",
+            "reply_message_id",
+            "provider",
+            "model",
+            "prompt_tokens",
+            "completion_tokens",
+            "created_at",
+            "finished_at",
+        )
+    }
+
+
+def list_runs(session: Session, participant: str | None, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest pipeline runs, optionally for one customer."""
+    query = select(AutomationRun).order_by(AutomationRun.id.desc()).limit(limit)
+    if participant:
+        query = query.where(AutomationRun.participant == contacts.participant_number(participant))
+    return [run_dict(r) for r in session.scalars(query)]
+
+
+def conversation_state(session: Session, participant: str) -> dict[str, Any]:
+    """Whether the bot answers this customer now, and if not, why."""
+    number = contacts.participant_number(participant)
+    conversation = _conversation_of(session, number)
+    if conversation is None:
+        raise NotFound(f"There is no conversation with {number}")
+    contact = session.get(Contact, conversation.contact_id)
+    rules = cfg.read_rules(session)
+    paused_until = None
+    if conversation.human_replied_at is not None:
+        until = conversation.human_replied_at + timedelta(minutes=rules.takeover_minutes)
+        paused_until = until if until > utcnow() else None
+    runs = session.scalars(
+        select(AutomationRun)
+        .where(AutomationRun.participant == number)
+        .order_by(AutomationRun.id.desc())
+        .limit(20)
+    ).all()
+    last_run = next((r for r in runs if r.state == "done"), None)
+    failure = next((r for r in runs if r.outcome == "failed"), None)
+    return {
+        "participant": number,
+        "enabled": conversation.automation_enabled,
+        "paused_until": paused_until,
+        "opted_out_at": contact.opted_out_at if contact else None,
+        "opted_in_at": contact.opted_in_at if contact else None,
+        "last_run": run_dict(last_run) if last_run else None,
+        "last_failure": run_dict(failure)
+        if failure and (last_run is None or failure.id >= last_run.id)
+        else None,
+    }
+
+
+def set_conversation_automation(
+    session: Session, participant: str, enabled: bool, actor: str
+) -> dict[str, Any]:
+    """The per-conversation bot switch (every conversation with this customer)."""
+    number = contacts.participant_number(participant)
+    changed = session.execute(
+        update(Conversation)
+        .where(Conversation.participant == number)
+        .values(automation_enabled=enabled)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not changed:
+        raise NotFound(f"There is no conversation with {number}")
+    if enabled:
+        # Switching the bot back on also ends a takeover pause.
+        session.execute(
+            update(Conversation)
+            .where(Conversation.participant == number)
+            .values(human_replied_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    record(
+        session,
+        actor,
+        "conversation.automation",
+        f"participant:{number}",
+        {"enabled": enabled},
+    )
+    session.flush()
+    return conversation_state(session, number)
+
+
+def bubbles(session: Session, participant: str, limit: int = 30) -> list[Message]:
+    """The newest messages with a customer, oldest first (the AI tab's preview)."""
+    number = contacts.participant_number(participant)
+    rows = session.scalars(
+        select(Message)
+        .where(Message.participant == number)
+        .order_by(Message.id.desc())
+        .limit(limit)
+    ).all()
+    return list(reversed(rows))
+
+
+def last_activity(session: Session) -> datetime | None:
+    """When the pipeline last finished a run (for the panel's status line)."""
+    return session.scalar(
+        select(AutomationRun.finished_at)
+        .where(AutomationRun.state == "done")
+        .order_by(AutomationRun.id.desc())
+        .limit(1)
+    )

@@ -1,0 +1,218 @@
+"""Vendor fakes: small real HTTP servers on loopback.
+
+FakeOpenAI speaks the part of the OpenAI REST API relaydesk uses (chat completions and
+the model list), checks the bearer key and the request shape, records every request and
+answers deterministically.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+ROLES = ("system", "user", "assistant")
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o")
+_STATUS_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def echo_last_user_message(body: dict[str, Any]) -> str:
+    """The default answer: "Echo: " and the content of the last user message."""
+    users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+    return f"Echo: {users[-1] if users else ''}"
+
+
+def _validation_error(body: Any) -> str | None:
+    """What is wrong with a chat completion request body, or None."""
+    if not isinstance(body, dict):
+        return "The request body must be a JSON object."
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return "you must provide a model parameter"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "'messages' must be a non-empty array"
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            return f"Invalid value for 'messages[{i}].role'"
+        if not isinstance(message.get("content"), str):
+            return f"Invalid type for 'messages[{i}].content': expected a string"
+    return None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up is expected; anything else is a bug in the fake.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible server on 127.0.0.1; `base_url` ends in /v1 like the real one."""
+
+    def __init__(self, api_key: str | None = None, models: tuple[str, ...] = ()) -> None:
+        self.api_key = api_key  # None: any key (or none) is accepted
+        self.models = models  # if set, any other model gets 404; empty: every model exists
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # names lower-cased
+        self._lock = threading.Lock()
+        self._reply: Callable[[dict[str, Any]], str] = echo_last_user_message
+        self._failures: list[int] = []
+        self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> None:
+        """Serve requests in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and free the port (a second call does nothing)."""
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._thread.join(timeout=10)
+        self._httpd.server_close()
+
+    def reset(self) -> None:
+        """Forget recorded requests, queued failures and a custom reply."""
+        with self._lock:
+            self.requests.clear()
+            self.headers.clear()
+            self._failures.clear()
+            self._reply = echo_last_user_message
+
+    def reply_with(self, fn: Callable[[dict[str, Any]], str]) -> None:
+        """Answer chat completions with fn(request_json) from now on."""
+        with self._lock:
+            self._reply = fn
+
+    def fail_next(self, status: int, times: int = 1) -> None:
+        """Make the next `times` chat completions fail with this HTTP status."""
+        with self._lock:
+            self._failures.extend([status] * times)
+
+    # The handler reads and changes this object's state under its lock.
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like the SDK's connection pool expects
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") != "/v1/models":
+                    self._error(404, f"Unknown request URL: GET {self.path}")
+                    return
+                if self._authorized():
+                    data = [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                        for m in fake.models or DEFAULT_MODELS
+                    ]
+                    self._json(200, {"object": "list", "data": data})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._error(404, f"Unknown request URL: POST {self.path}")
+                    return
+                try:
+                    body = json.loads(raw or b"null")
+                except ValueError:
+                    body = None
+                with fake._lock:
+                    if isinstance(body, dict):
+                        fake.requests.append(body)
+                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if not self._authorized():
+                    return
+                with fake._lock:
+                    failure = fake._failures.pop(0) if fake._failures else None
+                    reply = fake._reply
+                if failure is not None:
+                    self._error(failure, f"Simulated failure {failure}")
+                    return
+                problem = _validation_error(body)
+                if problem is not None:
+                    self._error(400, problem)
+                    return
+                if fake.models and body["model"] not in fake.models:
+                    self._error(404, f"The model `{body['model']}` does not exist")
+                    return
+                answer = reply(body)
+                prompt = sum(_words(m["content"]) for m in body["messages"])
+                completion = _words(answer)
+                self._json(
+                    200,
+                    {
+                        "id": f"chatcmpl-fake{len(fake.requests)}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": answer},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": prompt,
+                            "completion_tokens": completion,
+                            "total_tokens": prompt + completion,
+                        },
+                    },
+                )
+
+            def _authorized(self) -> bool:
+                if fake.api_key is None:
+                    return True
+                if self.headers.get("Authorization") == f"Bearer {fake.api_key}":
+                    return True
+                self._error(401, "Incorrect API key provided.")
+                return False
+
+            def _error(self, status: int, message: str) -> None:
+                kind, code = _STATUS_TYPES.get(status, ("server_error", None))
+                self._json(status, {"error": {"message": message, "type": kind, "code": code}})
+
+            def _json(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+@pytest.fixture
+def openai_fake() -> Iterator[FakeOpenAI]:
+    """A running FakeOpenAI that accepts any key; stopped after the test."""
+    fake = FakeOpenAI()
+    fake.start()
+    yield fake
+    fake.stop()
