@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import logging
@@ -260,7 +261,23 @@ def _local_model(path: str) -> _LoadedModel:
         except (ValueError, RuntimeError) as exc:
             raise LLMNotConfigured(f"The local model file could not be loaded: {path}") from exc
         loaded = _models[path] = _LoadedModel(llama, threading.Lock())
+        if len(_models) == 1:
+            atexit.register(_unload_models)
         return loaded
+
+
+def _unload_models() -> None:
+    """Free loaded models before the interpreter tears llama_cpp's globals down.
+
+    Left to the garbage collector at exit, Llama.__del__ runs after the library's
+    module globals are gone and prints a TypeError on every shutdown.
+    """
+    with _models_lock:
+        for loaded in _models.values():
+            close = getattr(loaded.llama, "close", None)
+            if callable(close):
+                close()
+        _models.clear()
 
 
 def _complete_local(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
