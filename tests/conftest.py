@@ -46,6 +46,8 @@ os.environ.update(
         "LOG_LEVEL": "WARNING",
         "WORKER_THREADS": "2",
         "LLM_RETRY_BACKOFF_SECONDS": "0",
+        # The fake AI servers listen on loopback.
+        "LLM_ALLOW_PRIVATE_NETWORKS": "true",
     }
 )
 os.environ.pop("DB_PATH", None)

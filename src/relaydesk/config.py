@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # AI and automatic answers.
     openai_api_key: str | None = None
     openai_base_url: str | None = None
+    # The panel may point the AI at a server on this machine or the LAN (Ollama, vLLM).
+    llm_allow_private_networks: bool = False
     llm_model_path: str | None = None  # local GGUF file; default: the SmolLM2 model
     llm_timeout_seconds: float = Field(60.0, gt=0, le=600)
     llm_retries: int = Field(2, ge=0, le=10)

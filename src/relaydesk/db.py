@@ -129,11 +129,10 @@ def make_engine(url: str) -> Engine:
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
     """The process-wide engine built from settings."""
-    from relaydesk.config import get_settings
-
     # Every table must be mapped before the first flush: a worker process imports only
     # its task modules, and a flush sorts tables by their foreign keys (e.g. users).
     import relaydesk.models  # noqa: F401
+    from relaydesk.config import get_settings
 
     return make_engine(get_settings().sqlalchemy_url)
 

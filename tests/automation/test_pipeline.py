@@ -455,3 +455,16 @@ def test_ai_test_reports_a_missing_provider_clearly(api: httpx.Client) -> None:
     response = api.post("/api/ai/test", json={"message": "Hej"})
     assert response.status_code == 409
     assert "API key" in response.json()["detail"]
+
+
+def test_a_base_url_into_the_servers_own_network_is_refused(
+    api: httpx.Client, monkeypatch: Any
+) -> None:
+    from relaydesk.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "llm_allow_private_networks", False)
+    for url in ("http://127.0.0.1:11434/v1", "http://169.254.169.254/v1", "http://10.0.0.7/v1"):
+        refused = api.put("/api/ai/config", json={"base_url": url})
+        assert refused.status_code == 422, url
+        assert "LLM_ALLOW_PRIVATE_NETWORKS" in refused.json()["detail"]
+    assert api.get("/api/ai/config").json()["base_url"] is None

@@ -22,6 +22,7 @@ from relaydesk.db import session_scope, utcnow
 from relaydesk.errors import Forbidden, Invalid, NotConfigured, NotFound, ProviderFailed
 from relaydesk.messaging.models import Conversation, Message
 from relaydesk.messaging.segments import count_segments
+from relaydesk.netguard import BlockedAddress, check_public_url
 
 ADMIN_ONLY_AI_FIELDS = ("api_key", "base_url", "provider")
 
@@ -88,6 +89,11 @@ def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> d
         base_url = base_url.strip().rstrip("/") or None
         if base_url and not base_url.startswith(("http://", "https://")):
             raise Invalid("The base URL must start with http:// or https://", field="base_url")
+        if base_url and base_url != current.base_url and not env.llm_allow_private_networks:
+            try:
+                check_public_url(base_url, setting="LLM_ALLOW_PRIVATE_NETWORKS")
+            except BlockedAddress as exc:
+                raise Invalid(str(exc), field="base_url") from None
     fields = {k: v for k, v in given.items() if k not in ("api_key", "base_url") and v is not None}
     if isinstance(fields.get("system_prompt"), str):
         fields["system_prompt"] = fields["system_prompt"].strip()
