@@ -38,7 +38,9 @@ def update_auto_reply(session: Session, enabled: bool, message: str, actor: str)
     if enabled and not text:
         raise Invalid("Write the text to send before switching the auto-reply on", field="message")
     current = cfg.read_auto_reply(session)
-    saved = cfg.save_auto_reply(session, replace(current, enabled=enabled, message=text), actor)
+    # Switched off by a person, it stays off (AI going off later does not bring it back).
+    new = replace(current, enabled=enabled, message=text, suspended_by_ai=False)
+    saved = cfg.save_auto_reply(session, new, actor)
     return _plain(saved)
 
 
@@ -73,8 +75,12 @@ def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> d
     """Change the AI settings; the provider, its address and key are for administrators."""
     given = changes.model_dump(exclude_unset=True)
     current, _ = cfg.read_ai(session)
+    if "base_url" in given:
+        given["base_url"] = (given["base_url"] or "").strip().rstrip("/") or None
     touched = [
-        f for f in ADMIN_ONLY_AI_FIELDS if f in given and given[f] != getattr(current, f, None)
+        f
+        for f in ADMIN_ONLY_AI_FIELDS
+        if f in given and (f == "api_key" or given[f] != getattr(current, f, None))
     ]
     if touched and role != "admin":
         raise Forbidden(f"Only an administrator can change {', '.join(touched)}")
@@ -86,7 +92,6 @@ def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> d
         )
     base_url = given.get("base_url", current.base_url)
     if isinstance(base_url, str):
-        base_url = base_url.strip().rstrip("/") or None
         if base_url and not base_url.startswith(("http://", "https://")):
             raise Invalid("The base URL must start with http:// or https://", field="base_url")
         if base_url and base_url != current.base_url and not env.llm_allow_private_networks:

@@ -8,8 +8,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from relaydesk.automation import service as automation
+from relaydesk.automation.views import answering_mode
 from relaydesk.contacts.service import participant_number
 from relaydesk.db import session_scope
+from relaydesk.errors import NotFound
 from relaydesk.messaging import outbox, queries, service
 from relaydesk.messaging.segments import GSM7_BASIC, GSM7_EXTENSION
 from relaydesk.messaging.status import KNOWN
@@ -161,19 +164,52 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
     }
 
 
+def _bot_context(number: str) -> dict[str, Any]:
+    """Whether the bot answers this customer now (None before any conversation exists)."""
+    with session_scope(write=False) as session:
+        try:
+            state = automation.conversation_state(session, number)
+        except NotFound:
+            return {"participant": number, "bot": None}
+        return {"participant": number, "bot": state, "answering": answering_mode(session, number)}
+
+
 @router.get("/chat/{participant}", response_class=HTMLResponse)
 def chat_page(
     request: Request, participant: str, user: PanelViewer, before: Before = None
 ) -> Response:
     """The conversation with one customer as chat bubbles, with a composer."""
     number = participant_number(participant)
-    context = _thread_context(number, before)
+    context = {**_thread_context(number, before), **_bot_context(number)}
     return render(
         request,
         "messages/chat.html",
         {**context, "tab": "messages", "segment_rules": _segment_rules()},
         user=user,
     )
+
+
+@router.get("/chat/{participant}/bot", response_class=HTMLResponse)
+def chat_bot(request: Request, participant: str, user: PanelViewer) -> Response:
+    """The bot's status line and switch (reloaded live)."""
+    number = participant_number(participant)
+    return render(request, "messages/_bot.html", _bot_context(number), user=user)
+
+
+@router.post("/chat/{participant}/bot", response_class=HTMLResponse)
+def chat_bot_switch(
+    request: Request,
+    participant: str,
+    user: PanelOperator,
+    enabled: Annotated[str | None, Form(max_length=10)] = None,
+) -> Response:
+    """Switch automatic answers on or off for this customer (on also ends a takeover pause)."""
+    number = participant_number(participant)
+    with session_scope() as session:
+        automation.set_conversation_automation(
+            session, number, enabled == "on", f"user:{user.user_id}:{user.email}"
+        )
+    return render(request, "messages/_bot.html", _bot_context(number), user=user)
 
 
 @router.get("/chat/{participant}/thread", response_class=HTMLResponse)

@@ -216,12 +216,14 @@ class SecurityHeaders:
 def install_panel(app: FastAPI) -> None:
     """Mount the panel's pages, static files and headers on the application."""
     from relaydesk.admin.views import router as admin_router
+    from relaydesk.automation.views import router as automation_router
     from relaydesk.messaging.views import router as messages_router
     from relaydesk.web.live import router as live_router
 
     app.include_router(router)
     app.include_router(live_router)
     app.include_router(messages_router)
+    app.include_router(automation_router)
     app.include_router(admin_router)
     if get_settings().embedded_sandbox:
         from relaydesk.channels.sandbox.views import router as sandbox_router

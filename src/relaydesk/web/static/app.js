@@ -105,6 +105,8 @@
     if (!thread || !composer) return;
     var optedOut = !!thread.querySelector(".opted-out");
     composer.querySelectorAll("textarea, select, button").forEach(function (el) { el.disabled = optedOut; });
+    var note = document.querySelector("[data-opted-out-note]");
+    if (note) note.hidden = !optedOut;
   }
 
   function enhance(root) {

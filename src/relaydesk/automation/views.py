@@ -1,0 +1,349 @@
+"""Panel pages of the automation domain: the Auto-reply, AI and Assistants tabs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from relaydesk.auth.sessions import SignedIn
+from relaydesk.automation import assistants, service
+from relaydesk.automation.schemas import AIConfigIn, AssistantIn, RulesIn
+from relaydesk.channels.twilio.account import current_account
+from relaydesk.contacts.service import participant_number
+from relaydesk.db import session_scope
+from relaydesk.errors import Invalid, RelaydeskError
+from relaydesk.messaging.models import Conversation
+from relaydesk.messaging.queries import message_dict
+from relaydesk.web.deps import PanelOperator, PanelViewer
+from relaydesk.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+Model = TypeVar("Model", bound=BaseModel)
+AI_TEXT_FIELDS = (
+    "provider",
+    "model",
+    "temperature",
+    "system_prompt",
+    "history_limit",
+    "max_reply_segments",
+    "fallback_message",
+    "base_url",
+)
+RULE_FIELDS = (
+    "help_message",
+    "start_message",
+    "takeover_minutes",
+    "loop_guard_per_hour",
+    "debounce_seconds",
+)
+Participant = Annotated[str, Query(max_length=40)]
+
+
+async def _read_form(request: Request) -> FormData:
+    return await request.form()
+
+
+# The whole form, so a field sent empty ("clear it") differs from one not sent ("keep it").
+FormDep = Annotated[FormData, Depends(_read_form)]
+
+
+def _actor(user: SignedIn) -> str:
+    return f"user:{user.user_id}:{user.email}"
+
+
+def _fields(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: str(form[name]) for name in names if isinstance(form.get(name), str)}
+
+
+def _validated(schema: type[Model], data: dict[str, Any]) -> Model:
+    """The form's values as an API schema; what the schema refuses becomes a panel notice."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'form'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise Invalid("; ".join(dict.fromkeys(problems))) from None
+
+
+# --- Auto-reply tab ----------------------------------------------------------------------
+
+
+def _auto_reply_context() -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        return {
+            "tab": "auto_reply",
+            "auto_reply": service.auto_reply_view(session),
+            "rules": service.rules_view(session),
+            "ai_enabled": service.ai_view(session)["enabled"],
+        }
+
+
+@router.get("/auto-reply", response_class=HTMLResponse)
+def auto_reply_page(request: Request, user: PanelViewer) -> Response:
+    """The classic auto-reply, how it works, and the rules for every automatic answer."""
+    return render(request, "automation/auto_reply.html", _auto_reply_context(), user=user)
+
+
+@router.post("/auto-reply", response_class=HTMLResponse)
+def save_auto_reply(request: Request, user: PanelOperator, form: FormDep) -> Response:
+    """Switch the auto-reply and set its text (switching it on switches AI replies off)."""
+    enabled = form.get("enabled") == "on"
+    message = str(form.get("message") or "")
+    if len(message) > 1600:
+        raise Invalid("The message is longer than 1,600 characters", field="message")
+    with session_scope() as session:
+        ai_was_on = service.ai_view(session)["enabled"]
+        service.update_auto_reply(session, enabled, message, _actor(user))
+    context = {**_auto_reply_context(), "saved": True, "ai_switched_off": ai_was_on and enabled}
+    return render(request, "automation/_auto_reply.html", context, user=user)
+
+
+@router.post("/auto-reply/rules", response_class=HTMLResponse)
+def save_rules(request: Request, user: PanelOperator, form: FormDep) -> Response:
+    """Change HELP/START answers, the takeover pause, the loop guard and the debounce."""
+    changes = _validated(RulesIn, _fields(form, RULE_FIELDS))
+    with session_scope() as session:
+        service.update_rules(session, changes, _actor(user))
+    context = {**_auto_reply_context(), "rules_saved": True}
+    return render(request, "automation/_rules.html", context, user=user)
+
+
+# --- AI tab --------------------------------------------------------------------------------
+
+
+def _ai_context() -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        return {
+            "tab": "ai",
+            "ai": service.ai_view(session),
+            "auto_reply": service.auto_reply_view(session),
+        }
+
+
+def _conversation_context(raw: str) -> dict[str, Any]:
+    """The AI tab's chat preview for a number (an unusable number says why, in place)."""
+    if not raw.strip():
+        return {"participant": "", "bubbles": [], "problem": None}
+    try:
+        number = participant_number(raw)
+    except Invalid as exc:
+        return {"participant": raw, "bubbles": [], "problem": exc.message}
+    with session_scope(write=False) as session:
+        rows = [message_dict(m) for m in service.bubbles(session, number)]
+    return {"participant": number, "bubbles": rows, "problem": None}
+
+
+@router.get("/ai", response_class=HTMLResponse)
+def ai_page(request: Request, user: PanelViewer, participant: Participant = "") -> Response:
+    """AI replies: configuration, token usage, a conversation preview and a test box."""
+    context = {**_ai_context(), **_conversation_context(participant)}
+    return render(request, "automation/ai.html", context, user=user)
+
+
+@router.post("/ai", response_class=HTMLResponse)
+def save_ai(request: Request, user: PanelOperator, form: FormDep) -> Response:
+    """Save the AI form; the provider, base URL and key are for administrators only."""
+    data: dict[str, Any] = {"enabled": form.get("enabled") == "on", **_fields(form, AI_TEXT_FIELDS)}
+    if form.get("clear_api_key") == "on":
+        data["api_key"] = ""
+    elif form.get("api_key"):
+        data["api_key"] = str(form["api_key"])
+    changes = _validated(AIConfigIn, data)
+    with session_scope() as session:
+        service.update_ai(session, changes, _actor(user), user.role)
+    context = {**_ai_context(), "saved": True}
+    return render(request, "automation/_ai_config.html", context, user=user)
+
+
+@router.get("/ai/conversation", response_class=HTMLResponse)
+def ai_conversation(request: Request, user: PanelViewer, participant: Participant = "") -> Response:
+    """The conversation with one number as bubbles (what the model would read)."""
+    context = _conversation_context(participant)
+    return render(request, "automation/_conversation.html", context, user=user)
+
+
+async def _preview(
+    request: Request, user: SignedIn, form: FormData, assistant_id: int | None = None
+) -> Response:
+    """Run a preview in a worker thread (it waits for the model) and show what came back."""
+    participant = str(form.get("participant") or "").strip() or None
+    message = str(form.get("message") or "").strip()
+    context: dict[str, Any] = {"assistant_id": assistant_id}
+    status = 200
+    try:
+        if not message:
+            raise Invalid("Type a message to test with", field="message")
+        if len(message) > 1600 or len(participant or "") > 40:
+            raise Invalid("The message or the number is too long")
+        context["result"] = await run_in_threadpool(
+            service.preview, participant, message, assistant_id=assistant_id
+        )
+        if assistant_id is None:  # the AI tab's token table shows the test's tokens too
+            context["ai"] = {"usage": await run_in_threadpool(_usage)}
+    except RelaydeskError as exc:
+        context["error"], context["code"] = exc.message, str(exc.extra.get("code", exc.code))
+        status = exc.status_code
+    return render(request, "automation/_preview.html", context, status_code=status, user=user)
+
+
+def _usage() -> list[dict[str, Any]]:
+    with session_scope(write=False) as session:
+        return service.usage(session)
+
+
+@router.post("/ai/test", response_class=HTMLResponse)
+async def test_ai(request: Request, user: PanelOperator, form: FormDep) -> Response:
+    """What the AI would answer; nothing is sent."""
+    return await _preview(request, user, form)
+
+
+# --- Assistants tab ------------------------------------------------------------------------
+
+
+def _our_numbers(session: Session) -> list[str]:
+    """Numbers customers have written to, for the binding form's suggestions."""
+    found = [current_account().default_from or ""]
+    found += session.scalars(select(Conversation.our_address).distinct().limit(50)).all()
+    numbers = (n.removeprefix("whatsapp:") for n in found if n and not n.startswith("MG"))
+    return sorted(dict.fromkeys(numbers))
+
+
+def _assistants_context() -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        return {
+            "tab": "assistants",
+            "assistants": assistants.list_assistants(session),
+            "numbers": assistants.list_numbers(session),
+            "our_numbers": _our_numbers(session),
+            "defaults": {
+                "session_timeout_minutes": 30,
+                "end_keywords": assistants.DEFAULT_END_KEYWORDS,
+            },
+        }
+
+
+def _assistants_section(request: Request, user: SignedIn, notice: str) -> Response:
+    context = {**_assistants_context(), "notice": notice}
+    return render(request, "automation/_assistants.html", context, user=user)
+
+
+def _assistant_data(form: FormData) -> assistants.AssistantData:
+    """The assistant form as the service's data; end keywords are comma-separated."""
+    data: dict[str, Any] = _fields(form, ("name", "first_message", "system_prompt", "model"))
+    data["model"] = data.get("model", "").strip() or None
+    temperature = str(form.get("temperature") or "").strip()
+    data["temperature"] = temperature or None
+    timeout = str(form.get("session_timeout_minutes") or "").strip()
+    if timeout:
+        data["session_timeout_minutes"] = timeout
+    words = str(form.get("end_keywords") or "")
+    data["end_keywords"] = [w.strip() for w in words.split(",") if w.strip()]
+    return assistants.AssistantData(**_validated(AssistantIn, data).model_dump())
+
+
+@router.get("/assistants", response_class=HTMLResponse)
+def assistants_page(request: Request, user: PanelViewer) -> Response:
+    """Assistants, the numbers they answer on, and a form for a new one."""
+    return render(request, "automation/assistants.html", _assistants_context(), user=user)
+
+
+@router.post("/assistants", response_class=HTMLResponse)
+def create_assistant(request: Request, user: PanelOperator, form: FormDep) -> Response:
+    """Add an assistant."""
+    data = _assistant_data(form)
+    with session_scope() as session:
+        assistants.create(session, data, _actor(user))
+    return _assistants_section(request, user, "created")
+
+
+@router.post("/assistants/numbers", response_class=HTMLResponse)
+def bind_number(request: Request, user: PanelOperator, form: FormDep) -> Response:
+    """Bind one of our numbers to an assistant (a bound number moves)."""
+    chosen = str(form.get("assistant_id") or "")
+    if not chosen.isdigit():
+        raise Invalid("Choose an assistant", field="assistant_id")
+    with session_scope() as session:
+        assistants.bind(session, str(form.get("number") or ""), int(chosen), _actor(user))
+    return _assistants_section(request, user, "bound")
+
+
+@router.post("/assistants/numbers/{number_id}/delete", response_class=HTMLResponse)
+def unbind_number(request: Request, number_id: int, user: PanelOperator) -> Response:
+    """Remove a number's binding."""
+    with session_scope() as session:
+        assistants.unbind(session, number_id, _actor(user))
+    return _assistants_section(request, user, "unbound")
+
+
+def _assistant_context(assistant_id: int) -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        found = assistants.get(session, assistant_id)
+        return {
+            "tab": "assistants",
+            "assistant": assistants.as_dict(found, assistants.numbers_of(session, assistant_id)),
+        }
+
+
+@router.get("/assistants/{assistant_id}", response_class=HTMLResponse)
+def assistant_page(request: Request, assistant_id: int, user: PanelViewer) -> Response:
+    """One assistant: its settings and a test box."""
+    return render(request, "automation/assistant.html", _assistant_context(assistant_id), user=user)
+
+
+@router.post("/assistants/{assistant_id}", response_class=HTMLResponse)
+def update_assistant(
+    request: Request, assistant_id: int, user: PanelOperator, form: FormDep
+) -> Response:
+    """Save an assistant's settings."""
+    data = _assistant_data(form)
+    with session_scope() as session:
+        assistants.update(session, assistant_id, data, _actor(user))
+    context = {**_assistant_context(assistant_id), "saved": True}
+    return render(request, "automation/_assistant_form.html", context, user=user)
+
+
+@router.post("/assistants/{assistant_id}/delete", response_class=HTMLResponse)
+def delete_assistant(request: Request, assistant_id: int, user: PanelOperator) -> Response:
+    """Delete an assistant (asked to confirm in the browser first); its numbers are unbound."""
+    with session_scope() as session:
+        assistants.delete(session, assistant_id, _actor(user))
+    return _assistants_section(request, user, "deleted")
+
+
+@router.post("/assistants/{assistant_id}/test", response_class=HTMLResponse)
+async def test_assistant(
+    request: Request, assistant_id: int, user: PanelOperator, form: FormDep
+) -> Response:
+    """What the assistant would answer (its greeting first on a new session); nothing is sent."""
+    return await _preview(request, user, form, assistant_id)
+
+
+# --- The chat view's bot line ------------------------------------------------------------
+
+
+def answering_mode(session: Session, number: str) -> dict[str, Any]:
+    """Which automatic answer applies to this customer: their number's assistant, AI or text."""
+    our_address = session.scalar(
+        select(Conversation.our_address)
+        .where(Conversation.participant == number)
+        .order_by(Conversation.last_message_at.desc().nulls_last())
+        .limit(1)
+    )
+    bound = assistants.binding_for(session, our_address) if our_address else None
+    if bound is not None:
+        return {"kind": "assistant", "name": bound[1].name, "id": bound[1].id}
+    if service.ai_view(session)["enabled"]:
+        return {"kind": "ai"}
+    if service.auto_reply_view(session)["enabled"]:
+        return {"kind": "auto_reply"}
+    return {"kind": "none"}
