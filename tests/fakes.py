@@ -117,6 +117,9 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like the SDK's connection pool expects
+            # Headers and body are written separately: with Nagle's algorithm on, the body
+            # would wait ~40 ms for the client's delayed ACK on a kept-alive connection.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
