@@ -489,3 +489,29 @@ def test_chat_shows_why_the_ai_could_not_answer(
     assert "data-bot-failure" in line
     assert "AI could not answer:" in line and "rejected the API key" in line
     assert "The fallback text was sent instead." in line
+
+
+def test_the_sandbox_phone_takes_numbers_the_way_people_write_them(
+    panel: Callable[[str], httpx.Client], db: Any
+) -> None:
+    from sqlalchemy import select
+
+    from relaydesk.messaging.models import Message
+    from tests.web.conftest import csrf_of
+
+    client = panel("operator")
+    answer = client.post(
+        "/sandbox-phone/send",
+        data={"number": "+48 600 700 801", "body": "Dzień dobry"},
+        headers={"X-CSRF-Token": csrf_of(client)},
+    )
+    assert answer.status_code == 200, answer.text
+    assert db.scalar(select(Message.participant).where(Message.body == "Dzień dobry")) == (
+        "+48600700801"
+    )
+    wrong = client.post(
+        "/sandbox-phone/send",
+        data={"number": "12ab", "body": "x"},
+        headers={"X-CSRF-Token": csrf_of(client)},
+    )
+    assert wrong.status_code == 422

@@ -14,6 +14,7 @@ from relaydesk.channels.sandbox.phone import PhoneMessage, text_relaydesk
 from relaydesk.channels.sandbox.render import message_json
 from relaydesk.channels.sandbox.runtime import get_emulator
 from relaydesk.channels.sandbox.validation import valid_phone
+from relaydesk.contacts.service import participant_number
 from relaydesk.errors import Invalid, NotFound
 from relaydesk.web.context import environment_mode
 from relaydesk.web.deps import PanelOperator
@@ -34,7 +35,8 @@ def _number(raw: str | None) -> str:
         return "+48600" + f"{secrets.randbelow(1_000_000):06d}"
     value = raw.strip().removeprefix("whatsapp:")
     if not valid_phone(value):
-        raise Invalid("Use an E.164 number such as +48600100200", field="number")
+        # Written the way people paste numbers ("+48 600 700 800", "600700800").
+        value = participant_number(value)
     return value
 
 
