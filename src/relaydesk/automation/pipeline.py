@@ -306,13 +306,7 @@ def _assistant_decision(
         )
         floor = int(last_out or 0)
         greeting = assistant.first_message
-    prompt = assistant.system_prompt or ai.system_prompt
-    if greeting:
-        prompt += (
-            "\n\nYour answer is sent right after this greeting, which the customer "
-            f'receives first: "{greeting}". Do not repeat the greeting; answer the '
-            "customer's message."
-        )
+    prompt = assistant_prompt(assistant.system_prompt or ai.system_prompt, greeting)
     return Decision(
         "assistant",
         source="assistant",
@@ -327,6 +321,17 @@ def _assistant_decision(
             assistant_id=assistant.id,
             session_id=live.id if live else None,
         ),
+    )
+
+
+def assistant_prompt(instructions: str, greeting: str) -> str:
+    """An assistant's instructions, told about the greeting sent ahead of its answer."""
+    if not greeting:
+        return instructions
+    return (
+        f"{instructions}\n\nYour answer is sent right after this greeting, which the "
+        f'customer receives first: "{greeting}". Do not repeat the greeting; answer the '
+        "customer's message."
     )
 
 

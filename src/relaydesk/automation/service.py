@@ -203,12 +203,7 @@ def preview(
                 floor = live.first_message_id - 1
             else:
                 floor, greeting = upto, assistant.first_message
-                if greeting:
-                    prompt += (
-                        "\n\nYour answer is sent right after this greeting, which the "
-                        f'customer receives first: "{greeting}". Do not repeat the greeting; '
-                        "answer the customer's message."
-                    )
+                prompt = pipeline.assistant_prompt(prompt, greeting)
     try:
         ctx = context.build(
             conv_id,

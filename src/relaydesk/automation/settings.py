@@ -126,13 +126,7 @@ def save_auto_reply(session: Session, new: AutoReply, actor: str) -> AutoReply:
         ai, _ = read_ai(session)
         if ai.enabled:  # one global mode at a time: classic on means AI off
             _store_ai(session, replace(ai, enabled=False, enabled_at=None), actor)
-    settings_store.save(
-        session,
-        {AUTO_REPLY_KEY: _jsonable(new)},
-        actor=actor,
-        action="automation.auto_reply.update",
-        target="auto_reply",
-    )
+    _store_classic(session, new, actor)
     return new
 
 
@@ -172,35 +166,25 @@ def save_ai(
     return read_ai(session)[0]
 
 
-def _store_ai(session: Session, config: AIConfig, actor: str) -> None:
+def _store(session: Session, key: str, value: Any, actor: str, what: str) -> None:
+    """Save one automation setting, audited as automation.<what>.update."""
+    row = _jsonable(value, drop=("api_key",))
     settings_store.save(
-        session,
-        {AI_KEY: _jsonable(config, drop=("api_key",))},
-        actor=actor,
-        action="automation.ai.update",
-        target="ai",
+        session, {key: row}, actor=actor, action=f"automation.{what}.update", target=what
     )
+
+
+def _store_ai(session: Session, config: AIConfig, actor: str) -> None:
+    _store(session, AI_KEY, config, actor, "ai")
 
 
 def _store_classic(session: Session, config: AutoReply, actor: str) -> None:
-    settings_store.save(
-        session,
-        {AUTO_REPLY_KEY: _jsonable(config)},
-        actor=actor,
-        action="automation.auto_reply.update",
-        target="auto_reply",
-    )
+    _store(session, AUTO_REPLY_KEY, config, actor, "auto_reply")
 
 
 def save_rules(session: Session, rules: Rules, actor: str) -> Rules:
     """Store the rules for every automatic answer."""
-    settings_store.save(
-        session,
-        {RULES_KEY: _jsonable(rules)},
-        actor=actor,
-        action="automation.rules.update",
-        target="rules",
-    )
+    _store(session, RULES_KEY, rules, actor, "rules")
     return rules
 
 
