@@ -84,6 +84,23 @@ def main(out_dir: Path) -> None:
     try:
         wait_until(lambda: _healthy(base), "the server")
         api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+        api.put("/api/automation/rules", json={"debounce_seconds": 0})
+        api.put(
+            "/api/auto-reply",
+            json={
+                "enabled": True,
+                "message": "Dziękujemy za wiadomość! Odpiszemy w ciągu godziny.",
+            },
+        )
+        baker = api.post(
+            "/api/assistants",
+            json={
+                "name": "Piekarnia — zamówienia",
+                "first_message": "Dzień dobry, tu asystent piekarni Kłos.",
+                "system_prompt": "Przyjmujesz zamówienia na pieczywo. Pytaj o dzień odbioru.",
+            },
+        ).json()
+        api.post("/api/phone-numbers", json={"number": "+48732100200", "assistant_id": baker["id"]})
         for number, question, answer in CUSTOMERS:
             api.post("/sandbox/phone/messages", json={"from": number, "body": question})
             if answer:
@@ -133,6 +150,9 @@ def _photograph(base: str, out_dir: Path) -> None:
             page.goto("/chat/+48600100200")
             page.fill("#chat-body", "Czy mogę jeszcze w czymś pomóc?")
             page.screenshot(path=str(out_dir / f"chat{suffix}.png"), full_page=True)
+            for tab in ("auto-reply", "ai", "assistants"):
+                page.goto(f"/{tab}")
+                page.screenshot(path=str(out_dir / f"{tab}{suffix}.png"), full_page=True)
             if not suffix:
                 page.goto("/settings")
                 page.screenshot(path=str(out_dir / "settings.png"), full_page=True)
