@@ -109,21 +109,30 @@ def test_the_sweep_takes_over_runs_whose_lease_expired(
 
 
 def test_messages_received_before_a_mode_was_switched_on_get_no_answer(
-    api: httpx.Client, db: Any, inbound: Inbound, rules: Callable[..., Any]
+    api: httpx.Client, db: Any, inbound: Inbound, rules: Callable[..., Any], ai_on: Any
 ) -> None:
     from relaydesk.automation import tasks
 
     rules(debounce_seconds=60)
+    # With every mode off a message needs no follow-up at all: it is done when stored.
+    idle = inbound("+48600200005", "Nikt nie odpowiada")
+    assert run_of(db, idle) is None
+    assert db.scalar(select(Message.processed_at).where(Message.sid == idle)) is not None
+
+    # The classic auto-reply is on when this arrives; AI takes over before its job runs.
+    auto_reply(api)
     sid = inbound("+48600200005", "Stara wiadomość")
     run = wait_for(lambda: run_of(db, sid), what="the run")
-    auto_reply(api)  # switched on after the message arrived
+    ai_on(enabled=True)
+    rules(debounce_seconds=60)
     tasks.run(run.id)
     done = finished(db, sid)
     assert done.outcome == "retro"
+    assert "AI" in (done.detail or "")
     assert answers(db, "+48600200005") == []
     rules()
     new = inbound("+48600200005", "Nowa wiadomość")
-    assert finished(db, new).outcome == "auto_reply"
+    assert finished(db, new).outcome == "ai"
 
 
 def test_stop_start_and_help_keywords(
@@ -133,9 +142,9 @@ def test_stop_start_and_help_keywords(
     auto_reply(api)
     customer = "+48600200006"
     stop = inbound(customer, "stop")
-    assert finished(db, stop).outcome == "opt_out"
     contact = db.scalar(select(Contact).where(Contact.phone == customer))
-    assert contact.opted_out_at is not None
+    assert contact.opted_out_at is not None  # recorded while the message was stored
+    assert run_of(db, stop) is None  # and nothing can be answered to it
     later = inbound(customer, "Jeszcze pytanie")
     assert finished(db, later).outcome == "opted_out"
     assert answers(db, customer) == []
@@ -161,15 +170,22 @@ def test_keywords_twilio_already_answered_are_recorded_but_not_answered_again(
     api: httpx.Client, db: Any, inbound: Inbound, rules: Callable[..., Any]
 ) -> None:
     rules()
+    auto_reply(api)
     customer = "+48600200007"
     help_sid = inbound(customer, "INFO", OptOutType="HELP")
-    run = finished(db, help_sid)
-    assert run.outcome == "keyword"
-    assert "Advanced Opt-Out" in (run.detail or "")
     stop = inbound(customer, "Koniec subskrypcji", OptOutType="STOP")
-    assert finished(db, stop).outcome == "opt_out"
     assert db.scalar(select(Contact.opted_out_at).where(Contact.phone == customer)) is not None
+    # Twilio answered both already: no run, no answer.
+    assert run_of(db, help_sid) is None and run_of(db, stop) is None
     assert answers(db, customer) == []
+
+    # Without Advanced Opt-Out a HELP gets relaydesk's own help text (once opted in).
+    inbound(customer, "START", OptOutType="START")
+    asked = inbound(customer, "HELP")
+    assert finished(db, asked).outcome == "keyword_reply"
+    assert [m.body for m in answers(db, customer)] == [
+        api.get("/api/automation/rules").json()["help_message"]
+    ]
 
 
 def test_an_operator_reply_pauses_the_bot_and_the_switch_turns_it_off(
@@ -363,7 +379,7 @@ def test_long_histories_are_summarised_not_cut(
     customer = "+48600200017"
     # Twelve earlier messages, stored while no mode was on.
     for i in range(12):
-        finished(db, inbound(customer, f"Wcześniejsza wiadomość {i}"))
+        inbound(customer, f"Wcześniejsza wiadomość {i}")
 
     def reply(body: dict[str, Any]) -> str:
         system = body["messages"][0]["content"]

@@ -90,6 +90,11 @@ def save(
     return changed
 
 
+def mark_changed(session: Session) -> None:
+    """Run the `on_change` callbacks after this session commits (a related table changed)."""
+    session.info[_CHANGED] = True
+
+
 def on_change(callback: Callable[[], None]) -> None:
     """Call `callback` after every commit that changed settings (to drop cached copies)."""
     _listeners.append(callback)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from relaydesk.admin import settings_store
 from relaydesk.admin.service import record
 from relaydesk.automation.models import Assistant, AssistantSession, PhoneNumber
 from relaydesk.config import get_settings
@@ -191,6 +192,7 @@ def delete(session: Session, assistant_id: int, actor: str) -> None:
         f"assistant:{assistant_id}",
         {"name": assistant.name, "numbers": numbers},
     )
+    settings_store.mark_changed(session)
 
 
 def our_number(raw: str) -> str:
@@ -249,6 +251,7 @@ def unbind(session: Session, number_id: int, actor: str) -> None:
     if row is None:
         raise NotFound(f"Phone number binding {number_id} does not exist")
     record(session, actor, "phone_number.unbind", f"number:{row.number}", None)
+    settings_store.mark_changed(session)
     session.delete(row)
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from relaydesk.automation import pipeline
+from relaydesk.automation import gate, pipeline
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import AutomationRun
 from relaydesk.db import session_scope, utcnow
@@ -23,7 +23,7 @@ SWEEP_BATCH = 200
 LOST_AFTER = timedelta(minutes=1)
 
 
-@hooks.on_inbound("automation")
+@hooks.on_inbound("automation", wants=gate.wants)
 def inbound(session: Session, message: Message) -> None:
     """Every new inbound message gets its automation run (decided later, in a job)."""
     pipeline.queue_for(session, message)

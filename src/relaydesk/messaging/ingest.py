@@ -179,8 +179,8 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
         )
     }
 
-    # With no follow-up handlers there is nothing to queue: the row is done when stored.
-    follow_up = bool(hooks.inbound_handlers())
+    # A message no handler wants is done when stored: no follow-up job at all.
+    wanted = {rec.sid for rec in fresh if hooks.wanted(rec)}
     rows = []
     for rec in fresh:
         cid = conv_ids[(contact_ids[(rec.participant, rec.contact_channel)], rec.to_addr)]
@@ -205,7 +205,7 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
                 "messaging_service_sid": rec.raw.get("MessagingServiceSid") or None,
                 "raw": rec.raw,
                 "attempts": 0,
-                "processed_at": None if follow_up else rec.received_at,
+                "processed_at": None if rec.sid in wanted else rec.received_at,
                 "created_at": rec.received_at,
                 "updated_at": rec.received_at,
                 "status_changed_at": rec.received_at,
@@ -251,8 +251,9 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
             )
         )
     ids = [row.id for row in inserted]
+    follow_up = [row.id for row in inserted if row.sid in wanted]
     if follow_up:
-        enqueue_after_commit(session, "messaging.inbound_received", ids)
+        enqueue_after_commit(session, "messaging.inbound_received", follow_up)
     return ids
 
 
