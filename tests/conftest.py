@@ -131,6 +131,11 @@ def server() -> Iterator[LiveServer]:
 
 
 TABLES = [
+    "multi_sms_recipients",
+    "multi_sms_batches",
+    "send_pacers",
+    "reminder_runs",
+    "reminders",
     "automation_runs",
     "assistant_sessions",
     "conversation_summaries",

@@ -77,7 +77,9 @@ async def _too_large(limit: int, send: Send) -> None:
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
     problems = []
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        where = [str(p) for p in err.get("loc", ())]
+        # Drop the request part ("body", "query"…), not a field that is called "body".
+        loc = where[1:] if where[:1] in (["body"], ["query"], ["path"]) else where
         kind = err.get("type", "")
         if kind == "json_invalid":
             problems.append("The request body is not valid JSON")
@@ -148,10 +150,14 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     from relaydesk.admin.api import router as audit_router
     from relaydesk.auth.api import router as users_router
     from relaydesk.automation.api import router as automation_router
+    from relaydesk.campaigns.api import router as campaigns_router
+    from relaydesk.reminders.api import router as reminders_router
 
     app.include_router(users_router)
     app.include_router(audit_router)
     app.include_router(automation_router)
+    app.include_router(reminders_router)
+    app.include_router(campaigns_router)
     if settings.embedded_sandbox:
         from relaydesk.channels.sandbox.deps import require_sandbox_mode
         from relaydesk.channels.sandbox.emulator import router as emulator_router

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     llm_retry_backoff_seconds: float = Field(1.0, ge=0, le=60)
     automation_lease_seconds: float = Field(180.0, gt=0, le=3600)
 
+    # Campaigns (Multi-SMS).
+    campaign_rate_mps: float = Field(1.0, gt=0, le=10_000)
+    campaign_max_recipients: int = Field(250, ge=1, le=1_000_000)
+    campaign_concurrency: int = Field(16, ge=1, le=256)
+    campaign_pause_after_failures: int = Field(10, ge=1, le=10_000)
+    campaign_lease_seconds: float = Field(30.0, gt=0, le=3600)
+
     # Emulator knobs (sandbox mode only).
     sandbox_status_delay_ms: int = Field(800, ge=0, le=60_000)
     sandbox_latency_ms: int = Field(0, ge=0, le=60_000)

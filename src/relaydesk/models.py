@@ -10,8 +10,10 @@ from relaydesk.automation.models import (
     LLMUsage,
     PhoneNumber,
 )
+from relaydesk.campaigns.models import Batch, Recipient, SendPacer
 from relaydesk.contacts.models import Contact
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent
+from relaydesk.reminders.models import Reminder, ReminderRun
 
 __all__ = [
     "ApiToken",
@@ -19,6 +21,7 @@ __all__ = [
     "AssistantSession",
     "AuditEntry",
     "AutomationRun",
+    "Batch",
     "Contact",
     "Conversation",
     "ConversationSummary",
@@ -28,6 +31,10 @@ __all__ = [
     "MessageCounter",
     "MessageEvent",
     "PhoneNumber",
+    "Recipient",
+    "Reminder",
+    "ReminderRun",
+    "SendPacer",
     "Setting",
     "User",
     "WebSession",

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 TASK_MODULES = [
     "relaydesk.messaging.tasks",
     "relaydesk.automation.tasks",
+    "relaydesk.reminders.tasks",
+    "relaydesk.campaigns.tasks",
     "relaydesk.maintenance",
 ]
 
@@ -161,7 +163,7 @@ def start_embedded_worker() -> EmbeddedConsumer:
 
 def _sweep_soon() -> None:
     """Recover interrupted work right after a (re)start, not at the next minute."""
-    for name in ("messaging.sweep", "automation.sweep"):
+    for name in ("messaging.sweep", "automation.sweep", "campaigns.sweep", "reminders.sweep"):
         if name in _registry.specs:
             try:
                 enqueue(name)

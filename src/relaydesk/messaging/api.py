@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from relaydesk.contacts.service import participant_number
 from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.errors import NotFound, VendorRefused
-from relaydesk.messaging import outbox, queries, service
+from relaydesk.messaging import outbox, queries, scheduled, service
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.schemas import (
     ConversationPage,
@@ -31,11 +31,14 @@ router = APIRouter(tags=["messages"])
     responses={
         202: {"description": "Stored; Twilio was unavailable, delivery is retried"},
         409: {"description": "Opted-out contact or closed WhatsApp window"},
-        422: {"description": "Invalid input, or Twilio refused the message for good"},
+        422: {"description": "Invalid input (send_at in the past), or Twilio refused the message"},
     },
 )
 def send_message(payload: SendMessageIn, principal: Operator, session: WriteSessionDep) -> Any:
-    """Send an SMS, MMS or WhatsApp message; Twilio's answer is in the response."""
+    """Send an SMS, MMS or WhatsApp message; Twilio's answer is in the response.
+
+    With `send_at` the message is stored with status `scheduled` (201) and sent then.
+    """
     sent = outbox.send_now(
         session,
         service.SendRequest(
@@ -46,6 +49,7 @@ def send_message(payload: SendMessageIn, principal: Operator, session: WriteSess
             content_variables=payload.content_variables,
             from_=payload.from_,
             source="api",
+            send_at=payload.send_at,
         ),
     )
     outcome = sent.outcome
@@ -59,6 +63,28 @@ def send_message(payload: SendMessageIn, principal: Operator, session: WriteSess
     if outcome.state == "retrying":
         return JSONResponse(body, status_code=202)
     return body
+
+
+@router.get("/api/scheduled-messages", response_model=list[MessageOut])
+def list_scheduled(
+    principal: Viewer,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
+) -> Any:
+    """Messages waiting for their send time, soonest first."""
+    return scheduled.list_scheduled(session, limit)
+
+
+@router.delete(
+    "/api/scheduled-messages/{message_id}",
+    response_model=MessageOut,
+    responses={409: {"description": "Already handed to Twilio, or not a scheduled message"}},
+)
+def cancel_scheduled(message_id: int, principal: Operator, session: WriteSessionDep) -> Any:
+    """Cancel a scheduled message before its time (audited); answers the canceled message."""
+    canceled = scheduled.cancel(session, message_id, principal.actor)
+    session.commit()
+    return canceled
 
 
 @router.get("/api/messages", response_model=MessagePage)

@@ -28,7 +28,8 @@ from relaydesk.config import get_settings
 from relaydesk.db import session_scope, utcnow
 from relaydesk.messaging.ingest import apply_status, lock_sids
 from relaydesk.messaging.models import Message, MessageEvent
-from relaydesk.messaging.status import PENDING
+from relaydesk.messaging.service import send_time_refusal
+from relaydesk.messaging.status import PENDING, SCHEDULED
 from relaydesk.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def get_gateway() -> TwilioGateway:
 class Outcome:
     """What happened to one delivery attempt."""
 
-    state: str  # submitted | refused | retrying | failed | skipped
+    state: str  # submitted | refused | retrying | failed | skipped | scheduled
     error: GatewayError | None = None
 
 
@@ -74,6 +75,9 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
         if claimed is None:
             return Outcome("skipped")
         msg, reconcile = claimed
+        # (Not when an earlier attempt may have reached Twilio: that one is reconciled.)
+        if msg.scheduled_at is not None and not reconcile and _refused_at_send_time(session, msg):
+            return Outcome("refused")
         snapshot = _Snapshot.of(msg)
 
     if reconcile:
@@ -135,15 +139,24 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
     """Take the message for this attempt; also says whether a previous one may have landed."""
     now = utcnow()
     before = session.execute(
-        select(Message.attempts, Message.submit_state).where(Message.id == message_id)
+        select(Message.attempts, Message.submit_state, Message.status).where(
+            Message.id == message_id
+        )
     ).first()
     if before is None:
         return None
+    # A scheduled message is taken only once its time has come, and from then on it is
+    # an ordinary pending message (retried, reconciled); canceling it is no longer possible.
+    if before.status == SCHEDULED:
+        due = [Message.status == SCHEDULED, Message.scheduled_at <= now]
+        became: dict[str, object] = {"status": PENDING, "status_changed_at": now}
+    else:
+        due, became = [Message.status == PENDING], {}
     result = session.execute(
         update(Message)
         .where(
             Message.id == message_id,
-            Message.status == PENDING,
+            *due,
             Message.sid.is_(None),
             Message.attempts == before.attempts,  # nobody claimed it since we looked
             or_(
@@ -158,6 +171,7 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
             # If this process dies mid-call, the sweeper retries after the lease.
             next_attempt_at=now + claim_lease(),
             updated_at=now,
+            **became,
         )
         .execution_options(synchronize_session=False)
     )
@@ -167,6 +181,31 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
     assert msg is not None
     session.refresh(msg)
     return msg, before.submit_state == "in_flight"
+
+
+def _refused_at_send_time(session: Session, msg: Message) -> bool:
+    """A scheduled message whose customer opted out (or whose window closed) fails unsent."""
+    problem = send_time_refusal(session, msg)
+    if problem is None:
+        return False
+    now = utcnow()
+    session.execute(
+        update(Message)
+        .where(Message.id == msg.id)
+        .values(
+            status="failed",
+            error_code=None,
+            error_message=f"Not sent at its scheduled time: {problem.message}",
+            submit_state="not_sent",
+            submit_started_at=None,
+            next_attempt_at=None,
+            status_changed_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    log.info("scheduled message %s not sent: %s", msg.id, problem.message)
+    return True
 
 
 def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> RemoteMessage | None:

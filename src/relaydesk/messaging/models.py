@@ -71,6 +71,13 @@ class Message(Base):
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
+        # Scheduled messages by send time: the sweep's due check and the panel's list.
+        Index(
+            "ix_messages_scheduled",
+            "scheduled_at",
+            sqlite_where=text("status = 'scheduled'"),
+            postgresql_where=text("status = 'scheduled'"),
+        ),
         Index(
             "ix_messages_unprocessed",
             "id",
@@ -105,6 +112,8 @@ class Message(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The send time asked for (POST /api/send-message with send_at); None = sent at once.
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     submit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # None, "in_flight" (Twilio may have it: reconcile before retrying), "not_sent",
     # "submitted" or "refused".

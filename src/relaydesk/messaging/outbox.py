@@ -21,9 +21,14 @@ class Sent:
 
 
 def send_now(session: Session, request: service.SendRequest) -> Sent:
-    """Store the message, commit, and make the first delivery attempt right away."""
+    """Store the message, commit, and make the first delivery attempt right away.
+
+    A message with `send_at` is only stored (outcome "scheduled"); a delayed job sends it.
+    """
     message = service.send(session, request, deliver_inline=True)
     session.commit()
+    if request.send_at is not None:
+        return Sent(queries.message_dict(message), delivery.Outcome("scheduled"))
     outcome = delivery.deliver(message.id)
     with session_scope(write=False) as fresh:
         stored = fresh.get(Message, message.id)

@@ -35,6 +35,7 @@ _LIST_COLUMNS = load_only(
     Message.created_at,
     Message.updated_at,
     Message.media,
+    Message.scheduled_at,
 )
 
 
@@ -77,6 +78,7 @@ def message_dict(m: Message) -> dict[str, Any]:
         "created_at": m.created_at,
         "updated_at": m.updated_at,
         "media": m.media or [],
+        "scheduled_at": m.scheduled_at,
     }
 
 
@@ -250,3 +252,29 @@ def stats(session: Session, days: int = 30) -> dict[str, Any]:
         "by_day": [{"day": d, **v} for d, v in sorted(per_day.items())],
         "days": days,
     }
+
+
+def delivery_states(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Status, SID and Twilio error of these messages (for domains that sent them)."""
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = session.execute(
+            select(
+                Message.id,
+                Message.sid,
+                Message.status,
+                Message.error_code,
+                Message.error_message,
+                Message.updated_at,
+            ).where(Message.id.in_(chunk))
+        ).all()
+        for row in rows:
+            out[row.id] = {
+                "sid": row.sid,
+                "status": row.status,
+                "error_code": row.error_code,
+                "error_message": row.error_message,
+                "updated_at": row.updated_at,
+            }
+    return out

@@ -40,6 +40,9 @@ class MessageOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     media: list[MediaOut]
+    scheduled_at: datetime | None = Field(
+        default=None, description="the send time asked for, when the message was scheduled"
+    )
 
 
 class Counts(BaseModel):
@@ -101,6 +104,12 @@ class SendMessageIn(BaseModel):
     content_sid: str | None = Field(default=None, max_length=64)
     content_variables: dict[str, str] | None = None
     from_: str | None = Field(default=None, alias="from", max_length=64)
+    send_at: datetime | None = Field(
+        default=None,
+        description="send later: ISO 8601 with a time zone (without one: UTC), "
+        "in the future and at most a year ahead",
+        examples=["2030-01-31T09:00:00+01:00"],
+    )
 
 
 class DayStats(BaseModel):

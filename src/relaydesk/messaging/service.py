@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -14,14 +15,17 @@ from relaydesk.admin import service as audit
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.config import get_settings
 from relaydesk.contacts import service as contacts
-from relaydesk.contacts.numbers import InvalidNumber, parse_address
+from relaydesk.contacts.numbers import Address, InvalidNumber, parse_address
 from relaydesk.db import dialect_insert, utcnow
 from relaydesk.errors import Conflict, Invalid, NotFound
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
 from relaydesk.messaging.models import Conversation, Message
 from relaydesk.messaging.segments import count_segments
-from relaydesk.messaging.status import PENDING
+from relaydesk.messaging.status import PENDING, SCHEDULED
 from relaydesk.tasks import enqueue_after_commit
+
+if TYPE_CHECKING:
+    from relaydesk.contacts.models import Contact
 
 MAX_BODY = 1600
 MAX_MEDIA = 10
@@ -34,6 +38,8 @@ SOURCES = frozenset(
 HUMAN_SOURCES = frozenset({"api", "operator"})
 # How long an inline send waits before the queued safety-net job tries it.
 INLINE_GRACE_SECONDS = 30.0
+# How far ahead a message may be scheduled.
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
 
 
 @dataclass
@@ -48,6 +54,8 @@ class SendRequest:
     source: str = "api"
     from_: str | None = None
     user_id: int | None = None
+    # Send later (aware, or naive = UTC); None sends at once.
+    send_at: datetime | None = None
 
 
 def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) -> Message:
@@ -56,6 +64,8 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
     With `deliver_inline` the caller calls `delivery.deliver(id)` itself right after
     committing (to tell a person about Twilio's answer); a queued job follows later as
     a safety net and finds nothing to do. Otherwise the queue delivers it at once.
+    With `send_at` the message waits as "scheduled" and a delayed job delivers it then;
+    opt-out and the WhatsApp window are checked now (for the send time) and again then.
     """
     settings = get_settings()
     if req.source not in SOURCES:
@@ -66,23 +76,14 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
         raise Invalid(str(exc), field="to") from None
     body = req.body or ""
     _check_content(body, req, address.channel)
+    now = utcnow()
+    send_at = check_send_time(req.send_at, now)
 
     contact = contacts.get_or_create(session, address.e164, address.channel)
-    if contact.opted_out_at is not None:
-        raise Conflict(
-            f"{address.e164} unsubscribed on {contact.opted_out_at:%Y-%m-%d %H:%M} UTC "
-            f"({contact.opt_out_reason or 'opted out'}); nothing can be sent until they text START",
-            code="opted_out",
-        )
     conversation = _conversation_for(session, contact.id, req.from_)
-    if address.channel == "whatsapp" and not req.content_sid:
-        last_in = conversation.last_inbound_at if conversation else None
-        if last_in is None or utcnow() - last_in > WHATSAPP_WINDOW:
-            raise Conflict(
-                "The WhatsApp 24-hour window with this customer is closed: free text is not "
-                "allowed; send an approved template (content_sid) instead",
-                code="whatsapp_window_closed",
-            )
+    problem = _refusal(address, contact, conversation, req.content_sid, send_at)
+    if problem is not None:
+        raise problem
     sender = _sender(address.channel, req.from_, conversation)
     if conversation is None:
         conversation = _create_conversation(
@@ -93,7 +94,6 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
     channel = (
         address.channel if address.channel == "whatsapp" else ("mms" if req.media_urls else "sms")
     )
-    now = utcnow()
     message = Message(
         direction="outbound",
         channel=channel,
@@ -104,7 +104,7 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
         body=body,
         media=[{"url": u} for u in req.media_urls],
         num_media=len(req.media_urls),
-        status=PENDING,
+        status=SCHEDULED if send_at else PENDING,
         num_segments=info.segments if info else 1,
         encoding=info.encoding if info else None,
         source=req.source,
@@ -115,7 +115,8 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
         else None,
         user_id=req.user_id,
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=send_at or now,
+        scheduled_at=send_at,
         created_at=now,
         updated_at=now,
         status_changed_at=now,
@@ -137,20 +138,97 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
         ],
     )
     bump_counter(session, "outbound", 1)
-    if req.source in HUMAN_SOURCES:
+    # A message still waiting for its time has not reached the customer: no takeover yet.
+    if req.source in HUMAN_SOURCES and send_at is None:
         session.execute(
             update(Conversation)
             .where(Conversation.id == conversation.id)
             .values(human_replied_at=now)
             .execution_options(synchronize_session=False)
         )
-    enqueue_after_commit(
-        session,
-        "messaging.deliver",
-        message.id,
-        delay=INLINE_GRACE_SECONDS if deliver_inline else None,
-    )
+    if send_at is not None:
+        delay: float | None = (send_at - now).total_seconds()
+    else:
+        delay = INLINE_GRACE_SECONDS if deliver_inline else None
+    enqueue_after_commit(session, "messaging.deliver", message.id, delay=delay)
     return message
+
+
+def check_send_time(
+    value: datetime | None,
+    now: datetime,
+    *,
+    field: str = "send_at",
+    grace: timedelta = timedelta(0),
+) -> datetime | None:
+    """`value` in UTC (naive = UTC); Invalid unless it is ahead of `now` and within a year.
+
+    A time up to `grace` in the past counts as now (a form's minute precision).
+    """
+    if value is None:
+        return None
+    when = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    too_early = when < now - grace if grace else when <= now
+    if too_early:
+        raise Invalid(
+            f"{field} ({when:%Y-%m-%d %H:%M:%S} UTC) is in the past; give a future time "
+            "with its time zone, e.g. 2030-01-31T09:00:00+01:00",
+            field=field,
+        )
+    if when > now + MAX_SCHEDULE_AHEAD:
+        raise Invalid(f"{field} is more than a year ahead", field=field)
+    return max(when, now)
+
+
+def _refusal(
+    address: Address,
+    contact: Contact | None,
+    conversation: Conversation | None,
+    content_sid: str | None,
+    send_at: datetime | None,
+) -> Conflict | None:
+    """Why nothing may go to `address` now or at `send_at`: an opt-out or a closed window."""
+    if contact is not None and contact.opted_out_at is not None:
+        return Conflict(
+            f"{address.e164} unsubscribed on {contact.opted_out_at:%Y-%m-%d %H:%M} UTC "
+            f"({contact.opt_out_reason or 'opted out'}); nothing can be sent until they text START",
+            code="opted_out",
+        )
+    if address.channel == "whatsapp" and not content_sid:
+        last_in = conversation.last_inbound_at if conversation else None
+        at = send_at or utcnow()
+        if last_in is None or at - last_in > WHATSAPP_WINDOW:
+            when = " at the send time" if send_at else ""
+            return Conflict(
+                f"The WhatsApp 24-hour window with this customer is closed{when}: free text "
+                "is not allowed; send an approved template (content_sid) instead",
+                code="whatsapp_window_closed",
+            )
+    return None
+
+
+def refusal(
+    session: Session, to: str, *, at: datetime | None = None, content_sid: str | None = None
+) -> Conflict | None:
+    """Why a message to `to` would be refused now (or at `at`), without storing anything."""
+    try:
+        address = parse_address(to, get_settings().default_region)
+    except InvalidNumber as exc:
+        raise Invalid(str(exc), field="to") from None
+    contact = contacts.find(session, address.e164, address.channel)
+    conversation = _conversation_for(session, contact.id, None) if contact else None
+    return _refusal(address, contact, conversation, content_sid, at)
+
+
+def send_time_refusal(session: Session, message: Message) -> Conflict | None:
+    """Why a scheduled message may no longer go out now (the customer opted out meanwhile…)."""
+    channel = "whatsapp" if message.channel == "whatsapp" else "sms"
+    address = Address(channel, message.participant)
+    contact = contacts.find(session, address.e164, channel)
+    conversation = (
+        session.get(Conversation, message.conversation_id) if message.conversation_id else None
+    )
+    return _refusal(address, contact, conversation, message.content_sid, None)
 
 
 def _check_content(body: str, req: SendRequest, channel: str) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 # Internal states before Twilio has the message, then Twilio's own statuses.
 PENDING = "pending"
+# Waiting in relaydesk for its send time (ranked like Twilio's own "scheduled"); when the
+# time comes the delivery claims it and it is an ordinary pending message again.
+SCHEDULED = "scheduled"
 RANK: dict[str, int] = {
     PENDING: 0,
     "accepted": 1,
-    "scheduled": 1,
+    SCHEDULED: 1,
     "queued": 2,
     "sending": 3,
     "sent": 4,

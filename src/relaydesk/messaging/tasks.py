@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from relaydesk.db import session_scope, utcnow
 from relaydesk.messaging import delivery, hooks, spool
 from relaydesk.messaging.models import Message
-from relaydesk.messaging.status import PENDING
+from relaydesk.messaging.status import PENDING, SCHEDULED
 from relaydesk.tasks import enqueue, periodic, task
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,13 @@ def sweep() -> None:
             .order_by(Message.next_attempt_at)
             .limit(SWEEP_BATCH)
         ).all()
+        # Scheduled messages whose delayed job was lost (or ran before their time).
+        scheduled = session.scalars(
+            select(Message.id)
+            .where(Message.status == SCHEDULED, Message.scheduled_at <= now)
+            .order_by(Message.scheduled_at)
+            .limit(SWEEP_BATCH)
+        ).all()
         stale = session.scalars(
             select(Message.id)
             .where(
@@ -71,7 +78,7 @@ def sweep() -> None:
             .order_by(Message.id)
             .limit(SWEEP_BATCH)
         ).all()
-    for message_id in due:
+    for message_id in [*due, *scheduled]:
         enqueue("messaging.deliver", message_id)
     if stale:
         enqueue("messaging.inbound_received", list(stale))

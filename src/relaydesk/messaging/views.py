@@ -13,10 +13,11 @@ from relaydesk.automation.views import answering_mode
 from relaydesk.contacts.service import participant_number
 from relaydesk.db import session_scope
 from relaydesk.errors import NotFound
-from relaydesk.messaging import outbox, queries, service
+from relaydesk.messaging import outbox, queries, scheduled, service
 from relaydesk.messaging.segments import GSM7_BASIC, GSM7_EXTENSION
 from relaydesk.messaging.status import KNOWN
 from relaydesk.web.deps import PanelOperator, PanelViewer
+from relaydesk.web.forms import form_datetime
 from relaydesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -68,6 +69,11 @@ Direction = Annotated[str | None, Query(pattern="^(inbound|outbound)?$")]
 Text = Annotated[str | None, Query(max_length=200)]
 
 
+def _scheduled() -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        return {"scheduled": scheduled.list_scheduled(session)}
+
+
 @router.get("/messages", response_class=HTMLResponse)
 def messages_page(
     request: Request,
@@ -76,8 +82,8 @@ def messages_page(
     status: Annotated[str | None, Query(max_length=20)] = None,
     q: Text = None,
 ) -> Response:
-    """The Messages tab: counts, history, and the send form."""
-    context = _history(direction, status, q, None, None)
+    """The Messages tab: counts, the send form, scheduled messages and the history."""
+    context = {**_history(direction, status, q, None, None), **_scheduled()}
     return render(
         request,
         "messages/index.html",
@@ -101,6 +107,26 @@ def messages_rows(
     return render(request, "messages/_history.html", {**context, "oob": True}, user=user)
 
 
+@router.get("/messages/scheduled", response_class=HTMLResponse)
+def scheduled_list(request: Request, user: PanelViewer) -> Response:
+    """Messages waiting for their send time (reloaded live)."""
+    return render(request, "messages/_scheduled.html", _scheduled(), user=user)
+
+
+@router.post("/messages/scheduled/{message_id}/cancel", response_class=HTMLResponse)
+def cancel_scheduled(request: Request, message_id: int, user: PanelOperator) -> Response:
+    """Cancel a scheduled message before its time (asked to confirm in the browser first)."""
+    with session_scope() as session:
+        scheduled.cancel(session, message_id, f"user:{user.user_id}:{user.email}")
+    return render(
+        request,
+        "_notice.html",
+        {"kind": "success", "text_key": "canceled"},
+        headers={"HX-Trigger": CHANGED},
+        user=user,
+    )
+
+
 def _sent_notice(request: Request, sent: outbox.Sent, user: Any) -> Response:
     message = sent.message
     state = sent.outcome.state
@@ -120,13 +146,18 @@ def send_from_panel(
     user: PanelOperator,
     to: Annotated[str, Form(max_length=64)] = "",
     body: Annotated[str, Form(max_length=service.MAX_BODY * 2)] = "",
+    send_at: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    """Send a message typed into the Messages tab's form."""
+    """Send (or schedule) a message typed into the Messages tab's form."""
+    wanted = service.SendRequest(
+        to=to,
+        body=body,
+        source="operator",
+        user_id=user.user_id,
+        send_at=form_datetime(send_at, "send_at"),
+    )
     with session_scope() as session:
-        sent = outbox.send_now(
-            session,
-            service.SendRequest(to=to, body=body, source="operator", user_id=user.user_id),
-        )
+        sent = outbox.send_now(session, wanted)
     return _sent_notice(request, sent, user)
 
 
@@ -236,13 +267,18 @@ def chat_send(
     user: PanelOperator,
     body: Annotated[str, Form(max_length=service.MAX_BODY * 2)] = "",
     channel: Annotated[str, Form(pattern="^(sms|whatsapp)$")] = "sms",
+    send_at: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    """Answer the customer from the chat's composer."""
+    """Answer (or schedule an answer to) the customer from the chat's composer."""
     number = participant_number(participant)
     to = f"whatsapp:{number}" if channel == "whatsapp" else number
+    wanted = service.SendRequest(
+        to=to,
+        body=body,
+        source="operator",
+        user_id=user.user_id,
+        send_at=form_datetime(send_at, "send_at"),
+    )
     with session_scope() as session:
-        sent = outbox.send_now(
-            session,
-            service.SendRequest(to=to, body=body, source="operator", user_id=user.user_id),
-        )
+        sent = outbox.send_now(session, wanted)
     return _sent_notice(request, sent, user)

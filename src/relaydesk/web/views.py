@@ -217,13 +217,17 @@ def install_panel(app: FastAPI) -> None:
     """Mount the panel's pages, static files and headers on the application."""
     from relaydesk.admin.views import router as admin_router
     from relaydesk.automation.views import router as automation_router
+    from relaydesk.campaigns.views import router as campaigns_router
     from relaydesk.messaging.views import router as messages_router
+    from relaydesk.reminders.views import router as reminders_router
     from relaydesk.web.live import router as live_router
 
     app.include_router(router)
     app.include_router(live_router)
     app.include_router(messages_router)
     app.include_router(automation_router)
+    app.include_router(reminders_router)
+    app.include_router(campaigns_router)
     app.include_router(admin_router)
     if get_settings().embedded_sandbox:
         from relaydesk.channels.sandbox.views import router as sandbox_router

@@ -104,7 +104,7 @@
     var composer = document.querySelector(".chat-composer form");
     if (!thread || !composer) return;
     var optedOut = !!thread.querySelector(".opted-out");
-    composer.querySelectorAll("textarea, select, button").forEach(function (el) { el.disabled = optedOut; });
+    composer.querySelectorAll("textarea, select, button, input").forEach(function (el) { el.disabled = optedOut; });
     var note = document.querySelector("[data-opted-out-note]");
     if (note) note.hidden = !optedOut;
   }
@@ -147,6 +147,15 @@
     if (form && form.matches && form.matches("form[data-reset-body]") && event.detail.successful) {
       form.querySelector("textarea").value = "";
     }
+  });
+  // ---- times typed in the viewer's time zone ("send later", a reminder's start) go out in UTC ----
+  document.addEventListener("htmx:configRequest", function (event) {
+    var form = event.detail.elt;
+    if (!form || !form.querySelectorAll) return;
+    form.querySelectorAll("input[data-utc-field]").forEach(function (input) {
+      var when = input.value ? new Date(input.value) : null; // datetime-local: local time
+      event.detail.parameters[input.dataset.utcField] = when && !isNaN(when) ? when.toISOString() : "";
+    });
   });
   document.addEventListener("htmx:load", function (event) { enhance(event.detail.elt); });
   document.addEventListener("DOMContentLoaded", function () {

@@ -1,0 +1,1 @@
+"""Multi-SMS campaigns: one message to many recipients, paced, exactly once."""

@@ -1,0 +1,69 @@
+"""REST routes of campaigns: /api/multi-sms/batches."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+
+from relaydesk.campaigns import service
+from relaydesk.campaigns.schemas import BatchIn, BatchOut, PreviewIn, PreviewOut, RecipientOut
+from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+
+router = APIRouter(prefix="/api/multi-sms", tags=["campaigns"])
+
+
+@router.post(
+    "/batches",
+    response_model=BatchOut,
+    status_code=201,
+    responses={422: {"description": "No valid number, too many recipients, or a bad text"}},
+)
+def create_batch(payload: BatchIn, principal: Operator, session: WriteSessionDep) -> Any:
+    """Create a campaign; it is sent in the background at the configured rate."""
+    batch = service.create(session, payload.numbers, payload.body, payload.send_at, principal.actor)
+    session.commit()
+    return service.batch_view(session, batch.id)
+
+
+@router.post("/preview", response_model=PreviewOut)
+def preview_batch(payload: PreviewIn, principal: Operator) -> Any:
+    """Count valid, duplicate and invalid numbers and the cost, creating nothing."""
+    return service.preview(payload.numbers, payload.body)
+
+
+@router.get("/batches", response_model=list[BatchOut])
+def list_batches(
+    principal: Viewer, session: SessionDep, limit: int = Query(20, ge=1, le=200)
+) -> Any:
+    """The newest campaigns first, with their counters."""
+    return service.list_batches(session, limit)
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut)
+def get_batch(batch_id: int, principal: Viewer, session: SessionDep) -> Any:
+    """One campaign with its counters."""
+    return service.batch_view(session, batch_id)
+
+
+@router.get("/batches/{batch_id}/recipients", response_model=list[RecipientOut])
+def batch_recipients(batch_id: int, principal: Viewer, session: SessionDep) -> Any:
+    """Every recipient with its status and, for failures, Twilio's error and its meaning."""
+    return service.recipients_view(session, batch_id)
+
+
+@router.post(
+    "/batches/{batch_id}/{action}",
+    response_model=BatchOut,
+    responses={409: {"description": "The campaign's state does not allow it"}},
+)
+def change_batch(
+    batch_id: int,
+    action: Literal["pause", "resume", "cancel"],
+    principal: Operator,
+    session: WriteSessionDep,
+) -> Any:
+    """Pause, resume or cancel a campaign."""
+    service.change_state(session, batch_id, action, principal.actor)
+    session.commit()
+    return service.batch_view(session, batch_id)

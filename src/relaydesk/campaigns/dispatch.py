@@ -1,0 +1,323 @@
+"""Sending a campaign: claim recipients, pace them per sender, hand each to Twilio once.
+
+A recipient is claimed and its message row created in one transaction, so a recipient
+either has no message yet or exactly one. From then on the message layer's guarantees
+hold: the message is claimed before its Twilio call, and a message whose call was
+interrupted is looked up in Twilio's Messages list (To, DateSent) before any retry.
+After a crash, the messaging sweep delivers (or reconciles) what was claimed, and the
+campaign sweep restarts the dispatcher once its lease ran out.
+
+Pacing is one row per sender (`send_pacers.next_at`): every claim takes the next slots
+in the same transaction, so any number of dispatchers, in any number of processes,
+together keep to `CAMPAIGN_RATE_MPS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from relaydesk.campaigns.models import Batch, Recipient, SendPacer
+from relaydesk.config import get_settings
+from relaydesk.db import dialect_insert, session_scope, utcnow
+from relaydesk.errors import Conflict, RelaydeskError
+from relaydesk.messaging import delivery, queries
+from relaydesk.messaging import service as messaging
+
+log = logging.getLogger(__name__)
+
+LOOKAHEAD_SECONDS = 1.0  # slots are claimed at most this far ahead
+STATUS_CHECK_SECONDS = 0.5
+RATE_LIMIT_CODES = frozenset({429, 20429})
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A recipient with its message, due at `slot` (Unix time)."""
+
+    recipient_id: int
+    message_id: int
+    slot: float
+
+
+def lease() -> timedelta:
+    """How long a dispatcher's claim on a batch lasts without renewal."""
+    return timedelta(seconds=get_settings().campaign_lease_seconds)
+
+
+def _start(batch_id: int) -> str | None:
+    """Move a due pending batch to processing; the sender when there is work to do."""
+    now = utcnow()
+    with session_scope() as session:
+        batch = session.get(Batch, batch_id)
+        if batch is None:
+            return None
+        if batch.status == "pending":
+            if batch.send_at is not None and batch.send_at > now + timedelta(seconds=1):
+                return None  # its delayed job (or the sweep) comes back at send_at
+            batch.status, batch.started_at = "processing", now
+        if batch.status != "processing":
+            return None
+        batch.dispatcher_until = now + lease()
+        return batch.sender
+
+
+def _status(batch_id: int, renew: bool) -> str | None:
+    if not renew:
+        with session_scope(write=False) as session:
+            return session.scalar(select(Batch.status).where(Batch.id == batch_id))
+    with session_scope() as session:
+        session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status == "processing")
+            .values(dispatcher_until=utcnow() + lease())
+            .execution_options(synchronize_session=False)
+        )
+        return session.scalar(select(Batch.status).where(Batch.id == batch_id))
+
+
+def _take_slots(session: Session, sender: str, count: int, rate: float) -> list[float]:
+    """Reserve `count` consecutive send slots of `sender` (same transaction as the claim)."""
+    session.execute(
+        dialect_insert(session)(SendPacer)
+        .values(sender=sender, next_at=0.0)
+        .on_conflict_do_nothing(index_elements=["sender"])
+    )
+    query = select(SendPacer.next_at).where(SendPacer.sender == sender)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    next_at = float(session.scalar(query) or 0.0)
+    base = max(next_at, time.time())
+    step = 1.0 / rate
+    session.execute(
+        update(SendPacer)
+        .where(SendPacer.sender == sender)
+        .values(next_at=base + count * step)
+        .execution_options(synchronize_session=False)
+    )
+    return [base + i * step for i in range(count)]
+
+
+def pacer_lead(sender: str) -> float:
+    """Seconds until the sender's next free slot (0 when it is free now)."""
+    with session_scope(write=False) as session:
+        next_at = session.scalar(select(SendPacer.next_at).where(SendPacer.sender == sender))
+    return max(0.0, float(next_at or 0.0) - time.time())
+
+
+def push_back(sender: str, seconds: float) -> None:
+    """Twilio said "too many requests": the sender's next slot moves later."""
+    with session_scope() as session:
+        session.execute(
+            update(SendPacer)
+            .where(SendPacer.sender == sender)
+            .values(next_at=max(time.time(), 0) + seconds)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
+    """Claim up to `count` pending recipients and create their messages, in one transaction."""
+    now = utcnow()
+    with session_scope() as session:
+        query = (
+            select(Recipient.id)
+            .where(Recipient.batch_id == batch_id, Recipient.status == "pending")
+            .order_by(Recipient.id)
+            .limit(count)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if not ids:
+            return []
+        batch = session.get(Batch, batch_id)
+        if batch is None or batch.status != "processing":
+            return []
+        rows = session.execute(
+            update(Recipient)
+            .where(Recipient.id.in_(ids), Recipient.status == "pending")
+            .values(status="claimed", claimed_at=now)
+            .returning(Recipient.id, Recipient.number)
+            .execution_options(synchronize_session=False)
+        ).all()
+        made: list[tuple[int, int]] = []
+        for rid, number in sorted(rows):
+            request = messaging.SendRequest(
+                to=number, body=batch.body, source="campaign", from_=batch.sender
+            )
+            try:
+                with session.begin_nested():
+                    message = messaging.send(session, request, deliver_inline=True)
+            except RelaydeskError as exc:
+                state = "skipped" if isinstance(exc, Conflict) else "failed"
+                _set(session, rid, status=state, reason=exc.message)
+                continue
+            _set(session, rid, status="queued", message_id=message.id)
+            made.append((rid, message.id))
+        slots = _take_slots(session, sender, len(made), rate) if made else []
+        return [Claimed(rid, mid, slot) for (rid, mid), slot in zip(made, slots, strict=True)]
+
+
+def _set(session: Session, recipient_id: int, **values: object) -> None:
+    session.execute(
+        update(Recipient)
+        .where(Recipient.id == recipient_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+class Dispatcher:
+    """Runs one batch until no recipient is left, it is paused or canceled."""
+
+    def __init__(self, batch_id: int, sender: str) -> None:
+        settings = get_settings()
+        self.batch_id = batch_id
+        self.sender = sender
+        self.rate = settings.campaign_rate_mps
+        self.concurrency = settings.campaign_concurrency
+        self.pause_after = settings.campaign_pause_after_failures
+        self.per_claim = max(1, min(50, math.ceil(self.rate * LOOKAHEAD_SECONDS)))
+        self.failures = 0
+        self.lock = threading.Lock()
+        self.token = secrets.token_hex(4)
+
+    def run(self) -> None:
+        """Claim, pace and send until the batch is done or stopped."""
+        inflight: set[Future[None]] = set()
+        last_check, last_renew = 0.0, time.monotonic()
+        status: str | None = "processing"
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="campaign") as pool:
+            while True:
+                now = time.monotonic()
+                if now - last_check >= STATUS_CHECK_SECONDS:
+                    renew = now - last_renew >= lease().total_seconds() / 3
+                    status = _status(self.batch_id, renew)
+                    last_check = now
+                    if renew:
+                        last_renew = now
+                if status != "processing":
+                    break
+                inflight = {f for f in inflight if not f.done()}
+                free = self.concurrency - len(inflight)
+                if free <= 0:
+                    wait(inflight, timeout=STATUS_CHECK_SECONDS, return_when=FIRST_COMPLETED)
+                    continue
+                ahead = pacer_lead(self.sender) - LOOKAHEAD_SECONDS
+                if ahead > 0:
+                    time.sleep(min(ahead, STATUS_CHECK_SECONDS))
+                    continue
+                claimed = claim(self.batch_id, self.sender, min(free, self.per_claim), self.rate)
+                if not claimed:
+                    if inflight:
+                        wait(inflight, timeout=STATUS_CHECK_SECONDS, return_when=FIRST_COMPLETED)
+                        continue
+                    if _has_pending(self.batch_id):
+                        time.sleep(STATUS_CHECK_SECONDS)  # another dispatcher holds them
+                        continue
+                    break
+                for item in claimed:
+                    inflight.add(pool.submit(self._send, item))
+            wait(inflight)
+        _finish(self.batch_id)
+
+    def _send(self, item: Claimed) -> None:
+        delay = item.slot - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            outcome = delivery.deliver(item.message_id)
+        except Exception:
+            log.exception(
+                "campaign %s: delivering message %s failed", self.batch_id, item.message_id
+            )
+            return
+        if outcome.state == "submitted":
+            with self.lock:
+                self.failures = 0
+            return
+        if outcome.state == "retrying" and outcome.error and outcome.error.code in RATE_LIMIT_CODES:
+            push_back(self.sender, 1.0)  # the message itself is retried with backoff
+            return
+        if outcome.state in ("refused", "failed"):
+            with self.lock:
+                self.failures += 1
+                tripped = self.failures >= self.pause_after
+            if tripped:
+                _auto_pause(self.batch_id, self.pause_after, outcome.error)
+
+
+def _has_pending(batch_id: int) -> bool:
+    with session_scope(write=False) as session:
+        found = session.scalar(
+            select(Recipient.id)
+            .where(Recipient.batch_id == batch_id, Recipient.status.in_(("pending", "claimed")))
+            .limit(1)
+        )
+    return found is not None
+
+
+def _auto_pause(batch_id: int, count: int, error: object) -> None:
+    detail = getattr(error, "message", None) or "Twilio refused the messages"
+    with session_scope() as session:
+        changed = session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status == "processing")
+            .values(
+                status="paused",
+                note=f"Paused after {count} failures in a row; last: {detail}",
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    if changed:
+        log.warning("campaign %s paused after %s consecutive failures", batch_id, count)
+
+
+def _finish(batch_id: int) -> None:
+    """Mark a batch completed (or failed, when nothing could be sent) once all are claimed."""
+    now = utcnow()
+    with session_scope() as session:
+        batch = session.get(Batch, batch_id)
+        if batch is None or batch.status != "processing":
+            return
+        left = session.scalar(
+            select(Recipient.id)
+            .where(Recipient.batch_id == batch_id, Recipient.status.in_(("pending", "claimed")))
+            .limit(1)
+        )
+        if left is not None:
+            return
+        queued = list(
+            session.scalars(
+                select(Recipient.message_id).where(
+                    Recipient.batch_id == batch_id, Recipient.status == "queued"
+                )
+            )
+        )
+        states = queries.delivery_states(session, [m for m in queued if m is not None])
+        refused = all(s["status"] == "failed" and s["sid"] is None for s in states.values())
+        batch.finished_at, batch.dispatcher_until = now, None
+        if not queued or (len(states) == len(queued) and refused):
+            batch.status = "failed"
+            batch.note = batch.note or "No message could be sent (all numbers skipped or refused)"
+        else:
+            batch.status = "completed"
+
+
+def dispatch(batch_id: int) -> None:
+    """Send a batch (safe to run in several workers at once)."""
+    sender = _start(batch_id)
+    if sender is None:
+        return
+    Dispatcher(batch_id, sender).run()

@@ -1,0 +1,77 @@
+"""Campaign batches, their recipients, and the per-sender send pacer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from relaydesk.db import Base, BigId, UTCDateTime, utcnow
+
+
+class Batch(Base):
+    """One message to many recipients (document 000's "Multi SMS" batch)."""
+
+    __tablename__ = "multi_sms_batches"
+    __table_args__ = (Index("ix_multi_sms_batches_status", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    # pending | processing | paused | completed | failed | canceled
+    status: Mapped[str] = mapped_column(String(12))
+    sender: Mapped[str] = mapped_column(String(64))
+    total: Mapped[int] = mapped_column(Integer)  # entries found in the pasted text
+    valid: Mapped[int] = mapped_column(Integer)
+    duplicates: Mapped[int] = mapped_column(Integer)
+    invalid: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    segments_per_message: Mapped[int] = mapped_column(Integer)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)  # why it paused or failed
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    dispatcher_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Recipient(Base):
+    """One number of a batch; once claimed it points at the message it produced."""
+
+    __tablename__ = "multi_sms_recipients"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "number"),
+        Index("ix_multi_sms_recipients_batch_status", "batch_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("multi_sms_batches.id", ondelete="CASCADE"))
+    input: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(20))
+    # pending | queued (a message exists) | skipped | failed (no message could be made)
+    status: Mapped[str] = mapped_column(String(10))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SendPacer(Base):
+    """The next free send slot of one sender, shared by every worker (rate limiting)."""
+
+    __tablename__ = "send_pacers"
+
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)  # Unix time of the next free slot

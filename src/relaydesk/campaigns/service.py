@@ -1,0 +1,289 @@
+"""Creating campaigns, reading their progress, pausing, resuming and canceling them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from relaydesk.admin.service import record
+from relaydesk.campaigns.models import Batch, Recipient
+from relaydesk.campaigns.parsing import parse_numbers
+from relaydesk.channels.twilio.account import current_account
+from relaydesk.config import get_settings
+from relaydesk.db import utcnow
+from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.messaging import queries
+from relaydesk.messaging.segments import count_segments
+from relaydesk.messaging.service import MAX_BODY
+from relaydesk.tasks import enqueue_after_commit
+
+FINAL = frozenset({"completed", "failed", "canceled"})
+MAX_INPUT_CHARS = 200_000
+
+
+def recipient_state(recipient: Recipient, message: dict[str, Any] | None) -> str:
+    """The recipient's status, read through the message it produced (callbacks included)."""
+    if recipient.status == "claimed":
+        return "sending"  # only ever seen inside the claiming transaction
+    if recipient.status != "queued" or message is None:
+        return recipient.status
+    status = message["status"]
+    if status in ("delivered", "read"):
+        return "delivered"
+    if status in ("undelivered", "failed", "canceled"):
+        return "undelivered" if status == "undelivered" else "failed"
+    if message["sid"] is None:
+        return "sending"
+    return "sent"
+
+
+def preview(text: str, body: str) -> dict[str, Any]:
+    """What a batch would be, without creating it (the panel's live count)."""
+    settings = get_settings()
+    parsed = parse_numbers(text[:MAX_INPUT_CHARS], settings.default_region)
+    segments = count_segments(body).segments if body else 0
+    return {
+        "total": parsed.total,
+        "valid": len(parsed.numbers),
+        "duplicates": parsed.duplicates,
+        "invalid": parsed.invalid,
+        "segments_per_message": segments,
+        "estimated_segments": segments * len(parsed.numbers),
+        "limit": settings.campaign_max_recipients,
+    }
+
+
+def create(
+    session: Session, numbers: str, body: str, send_at: datetime | None, actor: str
+) -> Batch:
+    """Validate the list and the text, then store the batch and its recipients."""
+    settings = get_settings()
+    text = body.strip()
+    if not text:
+        raise Invalid("Write the message to send", field="body")
+    if len(text) > MAX_BODY:
+        raise Invalid(
+            f"The message is {len(text):,} characters long; Twilio's limit is {MAX_BODY:,}",
+            field="body",
+        )
+    if len(numbers) > MAX_INPUT_CHARS:
+        raise Invalid("The list of numbers is too long to read", field="numbers")
+    parsed = parse_numbers(numbers, settings.default_region)
+    if not parsed.numbers:
+        raise Invalid("The list has no valid phone number", field="numbers", invalid=parsed.invalid)
+    limit = settings.campaign_max_recipients
+    if len(parsed.numbers) > limit:
+        raise Invalid(
+            f"The list has {len(parsed.numbers):,} valid numbers; a campaign may have at most "
+            f"{limit:,} (CAMPAIGN_MAX_RECIPIENTS). Split it into several campaigns.",
+            field="numbers",
+        )
+    now = utcnow()
+    if send_at is not None:
+        if send_at.tzinfo is None:
+            raise Invalid("send_at needs a time zone (e.g. 2026-12-01T09:00:00+01:00)")
+        if send_at < now - timedelta(minutes=1):
+            raise Invalid("send_at is in the past", field="send_at")
+        if send_at > now + timedelta(days=366):
+            raise Invalid("send_at is more than a year ahead", field="send_at")
+    account = current_account()
+    sender = account.messaging_service_sid or account.default_from or ""
+    if not sender:
+        raise Conflict("No sender is configured: set a default number or a Messaging Service")
+    batch = Batch(
+        body=text,
+        status="pending",
+        sender=sender,
+        total=parsed.total,
+        valid=len(parsed.numbers),
+        duplicates=parsed.duplicates,
+        invalid=parsed.invalid,
+        segments_per_message=count_segments(text).segments,
+        send_at=send_at,
+        consecutive_failures=0,
+        created_by=actor,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(batch)
+    session.flush()
+    session.execute(
+        insert(Recipient),
+        [
+            {"batch_id": batch.id, "input": raw, "number": address, "status": "pending"}
+            for raw, address in parsed.numbers
+        ],
+    )
+    record(
+        session,
+        actor,
+        "campaign.create",
+        f"batch:{batch.id}",
+        {"recipients": len(parsed.numbers), "send_at": send_at.isoformat() if send_at else None},
+    )
+    delay = max(0.0, (send_at - now).total_seconds()) if send_at else None
+    enqueue_after_commit(session, "campaigns.dispatch", batch.id, delay=delay or None)
+    return batch
+
+
+def _recipients(session: Session, batch_id: int) -> list[Recipient]:
+    return list(
+        session.scalars(
+            select(Recipient).where(Recipient.batch_id == batch_id).order_by(Recipient.id)
+        )
+    )
+
+
+def counters(session: Session, batch_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Recipient counts per state, through the messages (so callbacks count at once)."""
+    out: dict[int, dict[str, int]] = {
+        bid: dict.fromkeys(("pending", "sending", "sent", "delivered", "failed", "skipped"), 0)
+        for bid in batch_ids
+    }
+    if not batch_ids:
+        return out
+    rows = session.execute(
+        select(Recipient.batch_id, Recipient.status, Recipient.message_id).where(
+            Recipient.batch_id.in_(batch_ids)
+        )
+    ).all()
+    states = queries.delivery_states(session, [r.message_id for r in rows if r.message_id])
+    for row in rows:
+        fake = Recipient(status=row.status)
+        state = recipient_state(fake, states.get(row.message_id) if row.message_id else None)
+        bucket = {"undelivered": "failed", "queued": "sending", "claimed": "sending"}.get(
+            state, state
+        )
+        out[row.batch_id][bucket] += 1
+    for counts in out.values():
+        # "sent" counts everything Twilio accepted, delivered ones included.
+        counts["sent"] += counts["delivered"]
+    return out
+
+
+def batch_dict(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
+    """A batch as the API shows it."""
+    done = counts["sent"] + counts["failed"] + counts["skipped"]
+    return {
+        "id": batch.id,
+        "status": batch.status,
+        "body": batch.body,
+        "sender": batch.sender,
+        "total": batch.total,
+        "valid": batch.valid,
+        "duplicates": batch.duplicates,
+        "invalid": batch.invalid or [],
+        "segments_per_message": batch.segments_per_message,
+        "estimated_segments": batch.segments_per_message * batch.valid,
+        "send_at": batch.send_at,
+        "note": batch.note,
+        "counters": counts,
+        "progress": round(done / batch.valid, 4) if batch.valid else 1.0,
+        "created_by": batch.created_by,
+        "created_at": batch.created_at,
+        "started_at": batch.started_at,
+        "finished_at": batch.finished_at,
+    }
+
+
+def list_batches(session: Session, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest batches with their counters."""
+    batches = list(session.scalars(select(Batch).order_by(Batch.id.desc()).limit(limit)))
+    counts = counters(session, [b.id for b in batches])
+    return [batch_dict(b, counts[b.id]) for b in batches]
+
+
+def get(session: Session, batch_id: int) -> Batch:
+    """One batch, or NotFound."""
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound(f"Campaign {batch_id} does not exist")
+    return batch
+
+
+def batch_view(session: Session, batch_id: int) -> dict[str, Any]:
+    """One batch with its counters."""
+    batch = get(session, batch_id)
+    return batch_dict(batch, counters(session, [batch_id])[batch_id])
+
+
+def recipients_view(session: Session, batch_id: int) -> list[dict[str, Any]]:
+    """Every recipient with its status and, if it failed, Twilio's error and its meaning."""
+    get(session, batch_id)
+    rows = _recipients(session, batch_id)
+    states = queries.delivery_states(session, [r.message_id for r in rows if r.message_id])
+    out = []
+    for r in rows:
+        message = states.get(r.message_id) if r.message_id else None
+        out.append(
+            {
+                "id": r.id,
+                "input": r.input,
+                "number": r.number,
+                "status": recipient_state(r, message),
+                "reason": r.reason,
+                "message_id": r.message_id,
+                "sid": message["sid"] if message else None,
+                "error_code": message["error_code"] if message else None,
+                "error_message": message["error_message"] if message else None,
+                "updated_at": message["updated_at"] if message else r.claimed_at,
+            }
+        )
+    return out
+
+
+def change_state(session: Session, batch_id: int, action: str, actor: str) -> Batch:
+    """Pause, resume or cancel a batch (with a clear 409 when it cannot)."""
+    batch = get(session, batch_id)
+    allowed = {
+        "pause": ({"pending", "processing"}, "paused"),
+        "resume": ({"paused"}, "processing"),
+        "cancel": ({"pending", "processing", "paused"}, "canceled"),
+    }
+    sources, target = allowed[action]
+    if batch.status not in sources:
+        verb = {"pause": "paused", "resume": "resumed", "cancel": "canceled"}[action]
+        raise Conflict(f"A {batch.status} campaign cannot be {verb}", code="campaign_state")
+    now = utcnow()
+    values: dict[str, Any] = {"status": target, "updated_at": now}
+    if action == "resume":
+        values.update(consecutive_failures=0, note=None, dispatcher_until=None)
+        if batch.started_at is None:
+            values["status"] = "pending"
+    if action == "cancel":
+        values["finished_at"] = now
+    changed = session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.status == batch.status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not changed:
+        raise Conflict("The campaign changed meanwhile; reload and try again")
+    if action == "cancel":
+        session.execute(
+            update(Recipient)
+            .where(Recipient.batch_id == batch_id, Recipient.status == "pending")
+            .values(status="skipped", reason="campaign canceled")
+            .execution_options(synchronize_session=False)
+        )
+    record(session, actor, f"campaign.{action}", f"batch:{batch_id}", None)
+    if action == "resume":
+        enqueue_after_commit(session, "campaigns.dispatch", batch_id)
+    session.expire(batch)
+    return batch
+
+
+def pending_count(session: Session, batch_id: int) -> int:
+    """Recipients not claimed yet."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Recipient)
+            .where(Recipient.batch_id == batch_id, Recipient.status == "pending")
+        )
+        or 0
+    )

@@ -1,0 +1,37 @@
+"""Background jobs of the campaigns domain."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+
+from relaydesk.campaigns import dispatch as dispatcher
+from relaydesk.campaigns.models import Batch
+from relaydesk.db import session_scope, utcnow
+from relaydesk.tasks import enqueue, periodic, task
+
+
+@task("campaigns.dispatch")
+def dispatch(batch_id: int) -> None:
+    """Send a campaign until it is done, paused or canceled."""
+    dispatcher.dispatch(batch_id)
+
+
+@periodic("campaigns.sweep", minutes="*")
+def sweep() -> None:
+    """Restart campaigns whose dispatcher died (lease over) and start due scheduled ones."""
+    now = utcnow()
+    with session_scope(write=False) as session:
+        due = list(
+            session.scalars(
+                select(Batch.id).where(
+                    or_(
+                        (Batch.status == "processing")
+                        & (Batch.dispatcher_until.is_(None) | (Batch.dispatcher_until < now)),
+                        (Batch.status == "pending")
+                        & (Batch.send_at.is_(None) | (Batch.send_at <= now)),
+                    )
+                )
+            )
+        )
+    for batch_id in due:
+        enqueue("campaigns.dispatch", batch_id)

@@ -1,0 +1,194 @@
+"""Panel page of the campaigns domain: the Multi-SMS tab."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from relaydesk.auth.sessions import SignedIn
+from relaydesk.campaigns import service
+from relaydesk.campaigns.service import MAX_INPUT_CHARS
+from relaydesk.db import get_write_sessionmaker, session_scope
+from relaydesk.messaging.service import MAX_BODY
+from relaydesk.messaging.views import CHANGED
+from relaydesk.messaging.views import _segment_rules as segment_rules
+from relaydesk.web.deps import PanelOperator, PanelViewer
+from relaydesk.web.forms import form_datetime
+from relaydesk.web.labels import N_
+from relaydesk.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+HISTORY_SIZE = 20  # the document's "ostatnie 20"
+# The number normaliser's and the service's reasons, marked so that the templates can show
+# them in the panel's language (anything else is shown as it is).
+REASONS = (
+    N_("it is empty"),
+    N_("it is too long"),
+    N_("it may contain only digits, spaces, brackets, dashes and '+'"),
+    N_("it has the wrong number of digits"),
+    N_("no such number exists in its country's numbering plan"),
+    N_("campaign canceled"),
+)
+
+Numbers = Annotated[str, Form(max_length=MAX_INPUT_CHARS)]
+Body = Annotated[str, Form(max_length=MAX_BODY * 2)]
+DateText = Annotated[str, Form(max_length=40)]
+Fingerprint = Annotated[str, Form(max_length=64)]
+
+
+def _actor(user: SignedIn) -> str:
+    return f"user:{user.user_id}:{user.email}"
+
+
+def _fingerprint(numbers: str, body: str, send_at_local: str) -> str:
+    """Identifies the form's content, to tell whether a shown summary is still current."""
+    text = "\0".join((numbers, body, send_at_local))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _starts_soon(batch: dict[str, Any]) -> bool:
+    """A batch whose counters or status may move any second (the history polls for it)."""
+    if batch["status"] == "processing":
+        return True
+    send_at = batch["send_at"]
+    return batch["status"] == "pending" and (send_at is None or send_at <= datetime.now(UTC))
+
+
+@contextmanager
+def _rolled_back() -> Iterator[Session]:
+    """A write session whose work is always undone (a dry run of the real checks)."""
+    session = get_write_sessionmaker()()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+def _history() -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        batches = service.list_batches(session, HISTORY_SIZE)
+    return {"batches": batches, "running": any(_starts_soon(b) for b in batches)}
+
+
+def _history_section(request: Request, user: SignedIn, **extra: Any) -> Response:
+    return render(request, "campaigns/_history.html", {**_history(), **extra}, user=user)
+
+
+@router.get("/multi-sms", response_class=HTMLResponse)
+def campaigns_page(request: Request, user: PanelViewer) -> Response:
+    """The Multi-SMS tab: the form with its live count, and the history of campaigns."""
+    context = {
+        **_history(),
+        "tab": "multi_sms",
+        "segment_rules": segment_rules(),
+        "history_size": HISTORY_SIZE,
+    }
+    return render(request, "campaigns/index.html", context, user=user)
+
+
+@router.post("/multi-sms/preview", response_class=HTMLResponse)
+def campaign_preview(
+    request: Request,
+    user: PanelOperator,
+    numbers: Numbers = "",
+    body: Body = "",
+    send_at_local: DateText = "",
+    summary_of: Fingerprint = "",
+) -> Response:
+    """The live count: valid, duplicate and invalid entries and the cost in segments.
+
+    A summary shown for other content than the form's is taken away (out of band), so
+    only what is on screen can be confirmed.
+    """
+    stale = bool(summary_of) and summary_of != _fingerprint(numbers, body, send_at_local)
+    context = {
+        "count": service.preview(numbers, body),
+        "typed": bool(numbers.strip()),
+        "stale": stale,
+    }
+    return render(request, "campaigns/_count.html", context, user=user)
+
+
+@router.post("/multi-sms/confirm", response_class=HTMLResponse)
+def campaign_confirm(
+    request: Request,
+    user: PanelOperator,
+    numbers: Numbers = "",
+    body: Body = "",
+    send_at: DateText = "",
+    send_at_local: DateText = "",
+) -> Response:
+    """The summary to confirm; the service's own checks run and are undone (nothing is kept)."""
+    when = form_datetime(send_at, "send_at")
+    with _rolled_back() as session:
+        batch = service.create(session, numbers, body, when, _actor(user))
+        summary = {
+            "valid": batch.valid,
+            "segments": batch.segments_per_message * batch.valid,
+            "sender": batch.sender,
+            "send_at": when.astimezone(UTC) if when else None,
+        }
+    context = {
+        "summary": summary,
+        "numbers": numbers,
+        "body": body,
+        "fingerprint": _fingerprint(numbers, body, send_at_local),
+    }
+    return render(request, "campaigns/_confirm.html", context, user=user)
+
+
+@router.post("/multi-sms/batches", response_class=HTMLResponse)
+def campaign_create(
+    request: Request,
+    user: PanelOperator,
+    numbers: Numbers = "",
+    body: Body = "",
+    send_at: DateText = "",
+) -> Response:
+    """Create the confirmed campaign; it goes out in the background at the configured rate."""
+    when = form_datetime(send_at, "send_at")
+    with session_scope() as session:
+        batch = service.create(session, numbers, body, when, _actor(user))
+        created = {"id": batch.id, "valid": batch.valid, "send_at": batch.send_at}
+    context = {"created": created, "segment_rules": segment_rules()}
+    return render(
+        request, "campaigns/_created.html", context, headers={"HX-Trigger": CHANGED}, user=user
+    )
+
+
+@router.get("/multi-sms/batches", response_class=HTMLResponse)
+def campaign_history(request: Request, user: PanelViewer) -> Response:
+    """The last 20 campaigns with progress and counters (reloaded live)."""
+    return _history_section(request, user)
+
+
+@router.get("/multi-sms/batches/{batch_id}/recipients", response_class=HTMLResponse)
+def campaign_recipients(request: Request, batch_id: int, user: PanelViewer) -> Response:
+    """Every recipient of a campaign with its status, Twilio's error or the skip reason."""
+    with session_scope(write=False) as session:
+        batch = service.batch_view(session, batch_id)
+        rows = service.recipients_view(session, batch_id)
+    context = {"batch": batch, "recipients": rows}
+    return render(request, "campaigns/_recipients.html", context, user=user)
+
+
+@router.post("/multi-sms/batches/{batch_id}/{action}", response_class=HTMLResponse)
+def campaign_action(
+    request: Request,
+    batch_id: int,
+    action: Literal["pause", "resume", "cancel"],
+    user: PanelOperator,
+) -> Response:
+    """Pause, resume or cancel a campaign (cancel is confirmed in the browser first)."""
+    with session_scope() as session:
+        service.change_state(session, batch_id, action, _actor(user))
+    return _history_section(request, user, changed=(batch_id, action))

@@ -1,0 +1,60 @@
+"""Scheduled single messages: the ones still waiting for their time, and canceling one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from relaydesk.admin import service as audit
+from relaydesk.db import utcnow
+from relaydesk.errors import Conflict, NotFound
+from relaydesk.messaging.models import Message
+from relaydesk.messaging.queries import message_dict
+from relaydesk.messaging.status import SCHEDULED
+
+CANCELED = "canceled"
+
+
+def list_scheduled(session: Session, limit: int = 100) -> list[dict[str, Any]]:
+    """Messages waiting for their send time, soonest first."""
+    rows = session.scalars(
+        select(Message)
+        .where(Message.status == SCHEDULED)
+        .order_by(Message.scheduled_at, Message.id)
+        .limit(limit)
+    ).all()
+    return [message_dict(m) for m in rows]
+
+
+def cancel(session: Session, message_id: int, actor: str) -> dict[str, Any]:
+    """Cancel a scheduled message that has not been handed to Twilio (audited)."""
+    now = utcnow()
+    # The delivery claims a due message with the same condition: exactly one of us wins.
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == SCHEDULED)
+        .values(status=CANCELED, next_attempt_at=None, status_changed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    message = session.get(Message, message_id, populate_existing=True)
+    if message is None:
+        raise NotFound(f"Message {message_id} does not exist")
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            f"Message {message_id} is not waiting for its send time (its status is "
+            f"{message.status}): only a scheduled message that was not sent yet can be canceled",
+            code="not_scheduled",
+        )
+    audit.record(
+        session,
+        actor,
+        "message.cancel",
+        f"message:{message_id}",
+        {
+            "participant": message.participant,
+            "scheduled_at": message.scheduled_at.isoformat() if message.scheduled_at else None,
+        },
+    )
+    return message_dict(message)

@@ -1,0 +1,1 @@
+"""Reminders: one message to a number every N minutes, until paused."""

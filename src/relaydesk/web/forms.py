@@ -1,0 +1,18 @@
+"""Reading panel form values that need more than FastAPI's Form()."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from relaydesk.errors import Invalid
+
+
+def form_datetime(value: str, field: str) -> datetime | None:
+    """A time picked in the panel: app.js sends the browser's local time as ISO 8601 UTC."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"'{text[:40]}' is not a date and time", field=field) from None
