@@ -232,3 +232,27 @@ def test_a_campaign_twilio_refuses_entirely_ends_failed(api: httpx.Client, fast:
     assert view["status"] == "failed" and "refused" in view["note"]
     refused = api.post(f"/api/multi-sms/batches/{bid}/cancel")
     assert refused.status_code == 409 and "cannot be canceled" in refused.json()["detail"]
+
+
+def test_too_many_requests_back_off_and_every_recipient_still_gets_one_message(
+    api: httpx.Client, db: Any, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relaydesk.channels.sandbox.knobs import KnobsUpdate
+    from relaydesk.channels.sandbox.runtime import get_emulator
+    from relaydesk.messaging import delivery
+
+    # The account allows 5 API calls/s (429, code 20429, above) while the campaign is
+    # told it may send 100/s.
+    get_emulator().control.update(KnobsUpdate(api_rps=5))
+    monkeypatch.setattr(delivery, "backoff_seconds", lambda attempt: 0.2)
+    numbers = "\n".join(f"6001009{i:02d}" for i in range(12))
+    bid = api.post("/api/multi-sms/batches", json={"numbers": numbers, "body": "x"}).json()["id"]
+    wait_for(
+        lambda: api.get(f"/api/multi-sms/batches/{bid}").json()["counters"]["sent"] == 12,
+        timeout=60,
+        what="every recipient accepted despite 429s",
+    )
+    retried = db.scalar(select(func.count()).select_from(Message).where(Message.attempts > 1))
+    assert retried > 0  # Twilio (the emulator) did answer 429 and the messages were retried
+    sent = emulator_sent()
+    assert len(sent) == 12 and set(sent.values()) == {1}

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -21,6 +22,7 @@ from relaydesk.channels.twilio.errors import describe_error, is_permanent
 log = logging.getLogger(__name__)
 
 TWILIO_API = "https://api.twilio.com"
+POOL_SIZE = 64
 
 
 class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
@@ -29,6 +31,12 @@ class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
     def __init__(self, base_url: str, timeout: float) -> None:
         super().__init__(timeout=timeout)
         self.base_url = base_url.rstrip("/")
+        if self.session is not None:
+            # Campaign dispatchers make up to CAMPAIGN_CONCURRENCY calls at once; requests'
+            # default pool (10) would open and drop a connection for each extra one.
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+            self.session.mount("https://", adapter)
+            self.session.mount("http://", adapter)
 
     def request(self, method: str, uri: str, *args: Any, **kwargs: Any) -> Response:
         if uri.startswith(TWILIO_API) and self.base_url != TWILIO_API:
