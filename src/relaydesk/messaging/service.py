@@ -58,7 +58,9 @@ class SendRequest:
     send_at: datetime | None = None
 
 
-def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) -> Message:
+def send(
+    session: Session, req: SendRequest, *, deliver_inline: bool = False, safety_net: bool = True
+) -> Message:
     """Validate and store an outbound message; delivery happens after commit.
 
     With `deliver_inline` the caller calls `delivery.deliver(id)` itself right after
@@ -150,7 +152,9 @@ def send(session: Session, req: SendRequest, *, deliver_inline: bool = False) ->
         delay: float | None = (send_at - now).total_seconds()
     else:
         delay = INLINE_GRACE_SECONDS if deliver_inline else None
-    enqueue_after_commit(session, "messaging.deliver", message.id, delay=delay)
+    if safety_net or send_at is not None:
+        # Without it (campaigns pace their own deliveries) the minute sweep is the net.
+        enqueue_after_commit(session, "messaging.deliver", message.id, delay=delay)
     return message
 
 
