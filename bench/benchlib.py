@@ -272,3 +272,17 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
         return float("nan")
     rank = max(1, min(len(sorted_values), math.ceil(pct / 100 * len(sorted_values))))
     return sorted_values[rank - 1]
+
+
+def max_in_window(sorted_times: Sequence[float], width: float = 1.0) -> int:
+    """The most events of already sorted times in any window of `width` seconds (sliding).
+
+    Events exactly `width` apart count as different windows (with 1 us of tolerance, so
+    that a perfectly paced series at R/s gives R, not R + 1 from rounding).
+    """
+    best, start = 0, 0
+    for end, moment in enumerate(sorted_times):
+        while sorted_times[start] <= moment - width + 1e-6:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
