@@ -53,8 +53,9 @@ Checks (exit status 1 if any fails)
     its message. With --strict-rate, also: the steady rate is within 5% of R and no
     one-second window holds more than R * 1.05 + 1 messages.
 
-Run (the default takes about 5 minutes: 200 s at R=50, 50 s at 200, 20 s at 500, plus
-setup and drain):
+Run (the default takes about 5 minutes if the server keeps up with R: 200 s at R=50, 50 s
+at 200, 20 s at 500, plus setup and drain; about 11 minutes on a 2-core machine where one
+server tops out near 50 messages/s):
 
     .venv/bin/python bench/campaign_rate.py
     .venv/bin/python bench/campaign_rate.py --recipients 500 --rates 50     # quick check
