@@ -295,8 +295,9 @@ def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str
     from relaydesk.config import get_settings
 
     auth = (get_settings().account_sid, get_settings().auth_token)
-    # Twilio (the standalone emulator) stays up; it answers 2 s after taking a message.
-    sandbox, app_env = external_sandbox(cli_env, app_port, sandbox_port, SANDBOX_LATENCY_MS="2000")
+    # Twilio (the standalone emulator) stays up; it answers 6 s after taking a message,
+    # a window wide enough to observe and kill in even on a loaded machine.
+    sandbox, app_env = external_sandbox(cli_env, app_port, sandbox_port, SANDBOX_LATENCY_MS="6000")
     app_env["SEND_CLAIM_LEASE_SECONDS"] = "1"
     serve = Proc(app_env, "serve")
     api = f"http://127.0.0.1:{app_port}"
