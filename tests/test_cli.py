@@ -295,9 +295,9 @@ def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str
     from relaydesk.config import get_settings
 
     auth = (get_settings().account_sid, get_settings().auth_token)
-    # Twilio (the standalone emulator) stays up; it answers 6 s after taking a message,
-    # a window wide enough to observe and kill in even on a loaded machine.
-    sandbox, app_env = external_sandbox(cli_env, app_port, sandbox_port, SANDBOX_LATENCY_MS="6000")
+    # Twilio (the standalone emulator) stays up; it answers 3 s after taking a message.
+    sandbox, app_env = external_sandbox(cli_env, app_port, sandbox_port, SANDBOX_LATENCY_MS="3000")
+    twilio_store = Path(cli_env["DATA_DIR"] + "-twilio") / "sandbox.db"
     app_env["SEND_CLAIM_LEASE_SECONDS"] = "1"
     serve = Proc(app_env, "serve")
     api = f"http://127.0.0.1:{app_port}"
@@ -320,18 +320,29 @@ def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str
         listing = f"http://127.0.0.1:{sandbox_port}/2010-04-01/Accounts/{auth[0]}/Messages.json"
 
         def at_twilio() -> list[dict[str, Any]]:
-            found = httpx.get(listing, params={"To": "+48600100800"}, auth=auth).json()
+            found = httpx.get(listing, params={"To": "+48600100800"}, auth=auth, timeout=30).json()
             return list(found["messages"])
 
+        def held_by_twilio() -> bool:
+            # Read the emulator's own store: its API answers only after the latency.
+            if not twilio_store.exists():
+                return False
+            with sqlite3.connect(twilio_store) as conn:
+                return conn.execute("SELECT count(*) FROM messages").fetchone()[0] > 0
+
         def unanswered() -> bool:
+            if not held_by_twilio():
+                return False
             items = httpx.get(f"{api}/api/messages", headers=headers).json()["items"]
-            return bool(items) and items[0]["sid"] is None and bool(at_twilio())
+            return bool(items) and items[0]["sid"] is None
 
         # Twilio has the message but relaydesk has no answer yet: the worst moment to die.
         wait_for(unanswered, what="Twilio to hold the message before answering")
         serve.proc.kill()  # SIGKILL: no clean-up of any kind
         serve.proc.wait(timeout=10)
-        remote = at_twilio()
+        remote = httpx.get(listing, params={"To": "+48600100800"}, auth=auth, timeout=30).json()[
+            "messages"
+        ]
         serve = Proc(app_env, "serve")
         wait_healthy(f"{api}/health", serve)
 
