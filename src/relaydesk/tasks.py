@@ -146,6 +146,14 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
         return None
 
 
+_consumers: list[Consumer] = []
+
+
+def stopping() -> bool:
+    """True once this process's worker was asked to stop (long jobs should return)."""
+    return any(c.stop_flag.is_set() for c in _consumers)
+
+
 def start_embedded_worker() -> EmbeddedConsumer:
     """Start worker threads and the scheduler in this process."""
     consumer = EmbeddedConsumer(
@@ -156,6 +164,7 @@ def start_embedded_worker() -> EmbeddedConsumer:
         max_delay=1.0,
         check_worker_health=False,
     )
+    _consumers.append(consumer)
     consumer.start()
     _sweep_soon()
     return consumer
@@ -180,4 +189,5 @@ def run_worker() -> None:
         max_delay=1.0,
     )
     _sweep_soon()
+    _consumers.append(consumer)
     consumer.run()

@@ -256,3 +256,30 @@ def test_too_many_requests_back_off_and_every_recipient_still_gets_one_message(
     assert retried > 0  # Twilio (the emulator) did answer 429 and the messages were retried
     sent = emulator_sent()
     assert len(sent) == 12 and set(sent.values()) == {1}
+
+
+def test_a_stopping_worker_hands_the_campaign_back_for_the_next_start(
+    api: httpx.Client, db: Any, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relaydesk.campaigns import dispatch, tasks
+    from relaydesk.db import session_scope
+
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    bid = api.post(
+        "/api/multi-sms/batches",
+        json={"numbers": "600101000 600101001", "body": "x", "send_at": later},
+    ).json()["id"]
+    with session_scope() as session:
+        session.execute(update(Batch).where(Batch.id == bid).values(send_at=None))
+    monkeypatch.setattr(dispatch, "worker_stopping", lambda: True)  # shutdown under way
+    dispatch.dispatch(bid)  # returns at once instead of holding up the shutdown
+    batch = db.scalar(select(Batch).where(Batch.id == bid))
+    assert batch.status == "processing" and batch.dispatcher_until is None
+    assert emulator_sent() == Counter()
+    monkeypatch.setattr(dispatch, "worker_stopping", lambda: False)
+    tasks.sweep()  # what the next start does first
+    wait_for(
+        lambda: api.get(f"/api/multi-sms/batches/{bid}").json()["status"] == "completed",
+        what="the campaign resumed by the sweep",
+    )
+    assert sorted(emulator_sent().values()) == [1, 1]

@@ -32,6 +32,7 @@ from relaydesk.db import dialect_insert, session_scope, utcnow
 from relaydesk.errors import Conflict, RelaydeskError
 from relaydesk.messaging import delivery, queries
 from relaydesk.messaging import service as messaging
+from relaydesk.tasks import stopping as worker_stopping
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,12 @@ class Dispatcher:
                         last_renew = now
                 if status != "processing":
                     break
+                if worker_stopping():
+                    # The server is shutting down: finish what is in flight, then hand the
+                    # batch back so the next start (its sweep) resumes it at once.
+                    wait(inflight)
+                    _release(self.batch_id)
+                    return
                 inflight = {f for f in inflight if not f.done()}
                 free = self.concurrency - len(inflight)
                 if free <= 0:
@@ -261,6 +268,16 @@ class Dispatcher:
                 tripped = self.failures >= self.pause_after
             if tripped:
                 _auto_pause(self.batch_id, self.pause_after, outcome.error)
+
+
+def _release(batch_id: int) -> None:
+    with session_scope() as session:
+        session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id)
+            .values(dispatcher_until=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _has_pending(batch_id: int) -> bool:
