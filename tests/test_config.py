@@ -91,3 +91,21 @@ def test_disabled_signature_check_is_warned(
 ) -> None:
     settings = make(monkeypatch, tmp_path, TWILIO_VALIDATE_SIGNATURE="false")
     assert any("NOT checked" in w for w in settings.warnings())
+
+
+def test_processes_starting_together_agree_on_one_generated_secret_key(tmp_path: Path) -> None:
+    import threading
+
+    from relaydesk.config import _persistent_secret
+
+    keys: list[str] = []
+    starters = [
+        threading.Thread(target=lambda: keys.append(_persistent_secret(tmp_path))) for _ in range(8)
+    ]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join()
+    assert len(keys) == 8 and len(set(keys)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [".secret_key"]
+    assert (tmp_path / ".secret_key").stat().st_mode & 0o777 == 0o600
