@@ -484,3 +484,28 @@ def test_a_base_url_into_the_servers_own_network_is_refused(
         assert refused.status_code == 422, url
         assert "LLM_ALLOW_PRIVATE_NETWORKS" in refused.json()["detail"]
     assert api.get("/api/ai/config").json()["base_url"] is None
+
+
+def test_a_customer_who_unsubscribes_while_the_model_thinks_gets_nothing(
+    api: httpx.Client, db: Any, inbound: Inbound, rules: Callable[..., Any]
+) -> None:
+    from relaydesk.automation import pipeline
+    from relaydesk.db import session_scope, utcnow
+
+    rules(debounce_seconds=60)  # the queued job waits; this test plays the worker
+    auto_reply(api)
+    sid = inbound("+48600200020", "Pytanie")
+    run = wait_for(lambda: run_of(db, sid), what="the run")
+    with session_scope() as session:  # claimed, then STOP arrives before the answer is stored
+        session.execute(
+            update(AutomationRun)
+            .where(AutomationRun.id == run.id)
+            .values(state="working", claim_token="t0k3n", lease_until=utcnow() + timedelta(1))
+        )
+        session.execute(
+            update(Contact).where(Contact.phone == "+48600200020").values(opted_out_at=utcnow())
+        )
+    answer = pipeline.Answer("ai", "ai", "Odpowiedź")
+    assert pipeline._finish(run.id, "t0k3n", answer) == "opted_out"
+    assert finished(db, sid).detail == "the customer unsubscribed meanwhile"
+    assert answers(db, "+48600200020") == []

@@ -61,9 +61,7 @@ async def save_twilio(request: Request, user: PanelAdmin) -> Response:
 
     def save() -> None:
         with session_scope() as session:
-            twilio_settings.update_twilio_settings(
-                session, payload, f"user:{user.user_id}:{user.email}"
-            )
+            twilio_settings.update_twilio_settings(session, payload, user.actor)
 
     await run_in_threadpool(save)
     context = {**_settings_context(), "saved": True}
@@ -113,7 +111,7 @@ def create_user(
 ) -> Response:
     """Add a user."""
     with session_scope() as session:
-        auth.create_user(session, email, password, role, f"user:{user.user_id}:{user.email}")
+        auth.create_user(session, email, password, role, user.actor)
     return _users_section(request, user, "user_created")
 
 
@@ -148,9 +146,7 @@ def create_token(
 ) -> Response:
     """Create an API token; its value is shown this once."""
     with session_scope() as session:
-        _, plain = auth.create_token(
-            session, name, role, f"user:{user.user_id}:{user.email}", user_id=user.user_id
-        )
+        _, plain = auth.create_token(session, name, role, user.actor, user_id=user.user_id)
     context = {**_users_context(new_token=plain), "notice": "token_created"}
     return render(request, "admin/_users.html", context, user=user)
 
@@ -159,7 +155,7 @@ def create_token(
 def revoke_token(request: Request, token_id: int, user: PanelAdmin) -> Response:
     """Revoke an API token at once."""
     with session_scope() as session:
-        auth.revoke_token(session, token_id, f"user:{user.user_id}:{user.email}")
+        auth.revoke_token(session, token_id, user.actor)
     return _users_section(request, user, "token_revoked")
 
 

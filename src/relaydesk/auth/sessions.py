@@ -37,6 +37,11 @@ class SignedIn:
     language: str | None
     csrf_token: str
 
+    @property
+    def actor(self) -> str:
+        """How the audit log names this user (the same form as `Principal.actor`)."""
+        return f"user:{self.user_id}:{self.email}"
+
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

@@ -39,21 +39,6 @@ from relaydesk.messaging.models import Conversation, Message
 log = logging.getLogger(__name__)
 
 AUTOMATIC_SOURCES = ("auto_reply", "ai", "assistant")
-# Runs that end without an answer, and why (shown on the conversation).
-SILENT = frozenset(
-    {
-        "opt_out",
-        "opted_out",
-        "bot_off",
-        "paused",
-        "merged",
-        "loop_guard",
-        "retro",
-        "no_mode",
-        "session_ended",
-        "keyword",
-    }
-)
 MAX_ATTEMPTS = 3
 
 
@@ -410,17 +395,15 @@ def _finish(run_id: int, token: str, answer: Answer) -> str | None:
         if answer.text and message is not None and message.conversation_id is not None:
             conversation = session.get(Conversation, message.conversation_id)
             assert conversation is not None
-            contact = session.get(Contact, conversation.contact_id)
-            # The customer may have unsubscribed, or a person stepped in, meanwhile.
+            # A person may have stepped in while the model was thinking; an unsubscribe
+            # meanwhile is refused by the send itself.
             blocked = _stepped_back(conversation, cfg.read_rules(session))
-            if contact is not None and contact.opted_out_at is not None:
-                outcome, detail = "opted_out", "the customer unsubscribed meanwhile"
-            elif blocked is not None and answer.outcome != "keyword_reply":
+            if blocked is not None and answer.outcome != "keyword_reply":
                 outcome, detail = blocked.outcome, blocked.detail
             else:
                 reply_id, problem = _send(session, conversation, answer)
                 if problem:
-                    outcome, detail = "failed", problem
+                    outcome, detail = problem
         row.state, row.outcome, row.detail = "done", outcome, (detail or None)
         row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
         _record_usage(session, row, answer.usage)
@@ -443,7 +426,8 @@ def _finish(run_id: int, token: str, answer: Answer) -> str | None:
 
 def _send(
     session: Session, conversation: Conversation, answer: Answer
-) -> tuple[int | None, str | None]:
+) -> tuple[int | None, tuple[str, str] | None]:
+    """Store the answer through the one send function; (message id, or outcome and why)."""
     assert answer.text is not None
     to = conversation.participant
     if conversation.channel == "whatsapp":
@@ -458,7 +442,9 @@ def _send(
         with session.begin_nested():
             sent = messaging.send(session, request)
     except RelaydeskError as exc:
-        return None, f"the answer could not be sent: {exc.message}"
+        if exc.extra.get("code", exc.code) == "opted_out":
+            return None, ("opted_out", "the customer unsubscribed meanwhile")
+        return None, ("failed", f"the answer could not be sent: {exc.message}")
     return sent.id, None
 
 

@@ -55,10 +55,6 @@ async def _read_form(request: Request) -> FormData:
 FormDep = Annotated[FormData, Depends(_read_form)]
 
 
-def _actor(user: SignedIn) -> str:
-    return f"user:{user.user_id}:{user.email}"
-
-
 def _fields(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
     return {name: str(form[name]) for name in names if isinstance(form.get(name), str)}
 
@@ -103,7 +99,7 @@ def save_auto_reply(request: Request, user: PanelOperator, form: FormDep) -> Res
         raise Invalid("The message is longer than 1,600 characters", field="message")
     with session_scope() as session:
         ai_was_on = service.ai_view(session)["enabled"]
-        service.update_auto_reply(session, enabled, message, _actor(user))
+        service.update_auto_reply(session, enabled, message, user.actor)
     context = {**_auto_reply_context(), "saved": True, "ai_switched_off": ai_was_on and enabled}
     return render(request, "automation/_auto_reply.html", context, user=user)
 
@@ -113,7 +109,7 @@ def save_rules(request: Request, user: PanelOperator, form: FormDep) -> Response
     """Change HELP/START answers, the takeover pause, the loop guard and the debounce."""
     changes = _validated(RulesIn, _fields(form, RULE_FIELDS))
     with session_scope() as session:
-        service.update_rules(session, changes, _actor(user))
+        service.update_rules(session, changes, user.actor)
     context = {**_auto_reply_context(), "rules_saved": True}
     return render(request, "automation/_rules.html", context, user=user)
 
@@ -160,7 +156,7 @@ def save_ai(request: Request, user: PanelOperator, form: FormDep) -> Response:
         data["api_key"] = str(form["api_key"])
     changes = _validated(AIConfigIn, data)
     with session_scope() as session:
-        service.update_ai(session, changes, _actor(user), user.role)
+        service.update_ai(session, changes, user.actor, user.role)
     context = {**_ai_context(), "saved": True}
     return render(request, "automation/_ai_config.html", context, user=user)
 
@@ -262,7 +258,7 @@ def create_assistant(request: Request, user: PanelOperator, form: FormDep) -> Re
     """Add an assistant."""
     data = _assistant_data(form)
     with session_scope() as session:
-        assistants.create(session, data, _actor(user))
+        assistants.create(session, data, user.actor)
     return _assistants_section(request, user, "created")
 
 
@@ -273,7 +269,7 @@ def bind_number(request: Request, user: PanelOperator, form: FormDep) -> Respons
     if not chosen.isdigit():
         raise Invalid("Choose an assistant", field="assistant_id")
     with session_scope() as session:
-        assistants.bind(session, str(form.get("number") or ""), int(chosen), _actor(user))
+        assistants.bind(session, str(form.get("number") or ""), int(chosen), user.actor)
     return _assistants_section(request, user, "bound")
 
 
@@ -281,7 +277,7 @@ def bind_number(request: Request, user: PanelOperator, form: FormDep) -> Respons
 def unbind_number(request: Request, number_id: int, user: PanelOperator) -> Response:
     """Remove a number's binding."""
     with session_scope() as session:
-        assistants.unbind(session, number_id, _actor(user))
+        assistants.unbind(session, number_id, user.actor)
     return _assistants_section(request, user, "unbound")
 
 
@@ -307,7 +303,7 @@ def update_assistant(
     """Save an assistant's settings."""
     data = _assistant_data(form)
     with session_scope() as session:
-        assistants.update(session, assistant_id, data, _actor(user))
+        assistants.update(session, assistant_id, data, user.actor)
     context = {**_assistant_context(assistant_id), "saved": True}
     return render(request, "automation/_assistant_form.html", context, user=user)
 
@@ -316,7 +312,7 @@ def update_assistant(
 def delete_assistant(request: Request, assistant_id: int, user: PanelOperator) -> Response:
     """Delete an assistant (asked to confirm in the browser first); its numbers are unbound."""
     with session_scope() as session:
-        assistants.delete(session, assistant_id, _actor(user))
+        assistants.delete(session, assistant_id, user.actor)
     return _assistants_section(request, user, "deleted")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,26 +11,28 @@ from sqlalchemy.orm import Session
 
 from relaydesk.admin.service import record
 from relaydesk.campaigns.models import Batch, Recipient
-from relaydesk.campaigns.parsing import parse_numbers
+from relaydesk.campaigns.parsing import Parsed, parse_numbers
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.config import get_settings
 from relaydesk.db import utcnow
 from relaydesk.errors import Conflict, Invalid, NotFound
 from relaydesk.messaging import queries
 from relaydesk.messaging.segments import count_segments
-from relaydesk.messaging.service import MAX_BODY
+from relaydesk.messaging.service import MAX_BODY, check_send_time
 from relaydesk.tasks import enqueue_after_commit
 
 FINAL = frozenset({"completed", "failed", "canceled"})
+# A start time typed to the minute in a form is "now" for up to a minute.
+SEND_AT_GRACE = timedelta(minutes=1)
 MAX_INPUT_CHARS = 200_000
 
 
-def recipient_state(recipient: Recipient, message: dict[str, Any] | None) -> str:
-    """The recipient's status, read through the message it produced (callbacks included)."""
-    if recipient.status == "claimed":
+def recipient_state(status: str, message: dict[str, Any] | None) -> str:
+    """A recipient's status, read through the message it produced (callbacks included)."""
+    if status == "claimed":
         return "sending"  # only ever seen inside the claiming transaction
-    if recipient.status != "queued" or message is None:
-        return recipient.status
+    if status != "queued" or message is None:
+        return status
     status = message["status"]
     if status in ("delivered", "read"):
         return "delivered"
@@ -56,10 +59,24 @@ def preview(text: str, body: str) -> dict[str, Any]:
     }
 
 
-def create(
-    session: Session, numbers: str, body: str, send_at: datetime | None, actor: str
-) -> Batch:
-    """Validate the list and the text, then store the batch and its recipients."""
+@dataclass(frozen=True)
+class Plan:
+    """A checked campaign, not stored yet: what the confirmation step shows."""
+
+    body: str
+    parsed: Parsed
+    sender: str
+    segments_per_message: int
+    send_at: datetime | None
+
+    @property
+    def valid(self) -> int:
+        """Recipients after normalising and removing duplicates."""
+        return len(self.parsed.numbers)
+
+
+def validate(numbers: str, body: str, send_at: datetime | None) -> Plan:
+    """Every check `create` makes, without touching the database."""
     settings = get_settings()
     text = body.strip()
     if not text:
@@ -81,27 +98,29 @@ def create(
             f"{limit:,} (CAMPAIGN_MAX_RECIPIENTS). Split it into several campaigns.",
             field="numbers",
         )
-    now = utcnow()
-    if send_at is not None:
-        if send_at.tzinfo is None:
-            raise Invalid("send_at needs a time zone (e.g. 2026-12-01T09:00:00+01:00)")
-        if send_at < now - timedelta(minutes=1):
-            raise Invalid("send_at is in the past", field="send_at")
-        if send_at > now + timedelta(days=366):
-            raise Invalid("send_at is more than a year ahead", field="send_at")
+    when = check_send_time(send_at, utcnow(), grace=SEND_AT_GRACE)
     account = current_account()
     sender = account.messaging_service_sid or account.default_from or ""
     if not sender:
         raise Conflict("No sender is configured: set a default number or a Messaging Service")
+    return Plan(text, parsed, sender, count_segments(text).segments, when)
+
+
+def create(
+    session: Session, numbers: str, body: str, send_at: datetime | None, actor: str
+) -> Batch:
+    """Validate the list and the text, then store the batch and its recipients."""
+    plan = validate(numbers, body, send_at)
+    parsed, send_at, now = plan.parsed, plan.send_at, utcnow()
     batch = Batch(
-        body=text,
+        body=plan.body,
         status="pending",
-        sender=sender,
+        sender=plan.sender,
         total=parsed.total,
-        valid=len(parsed.numbers),
+        valid=plan.valid,
         duplicates=parsed.duplicates,
         invalid=parsed.invalid,
-        segments_per_message=count_segments(text).segments,
+        segments_per_message=plan.segments_per_message,
         send_at=send_at,
         consecutive_failures=0,
         created_by=actor,
@@ -152,8 +171,7 @@ def counters(session: Session, batch_ids: list[int]) -> dict[int, dict[str, int]
     ).all()
     states = queries.delivery_states(session, [r.message_id for r in rows if r.message_id])
     for row in rows:
-        fake = Recipient(status=row.status)
-        state = recipient_state(fake, states.get(row.message_id) if row.message_id else None)
+        state = recipient_state(row.status, states.get(row.message_id) if row.message_id else None)
         bucket = {"undelivered": "failed", "queued": "sending", "claimed": "sending"}.get(
             state, state
         )
@@ -223,7 +241,7 @@ def recipients_view(session: Session, batch_id: int) -> list[dict[str, Any]]:
                 "id": r.id,
                 "input": r.input,
                 "number": r.number,
-                "status": recipient_state(r, message),
+                "status": recipient_state(r.status, message),
                 "reason": r.reason,
                 "message_id": r.message_id,
                 "sid": message["sid"] if message else None,

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
 
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.campaigns import service
 from relaydesk.campaigns.service import MAX_INPUT_CHARS
-from relaydesk.db import get_write_sessionmaker, session_scope
+from relaydesk.db import session_scope
 from relaydesk.messaging.service import MAX_BODY
 from relaydesk.messaging.views import CHANGED
 from relaydesk.messaging.views import _segment_rules as segment_rules
@@ -44,10 +41,6 @@ DateText = Annotated[str, Form(max_length=40)]
 Fingerprint = Annotated[str, Form(max_length=64)]
 
 
-def _actor(user: SignedIn) -> str:
-    return f"user:{user.user_id}:{user.email}"
-
-
 def _fingerprint(numbers: str, body: str, send_at_local: str) -> str:
     """Identifies the form's content, to tell whether a shown summary is still current."""
     text = "\0".join((numbers, body, send_at_local))
@@ -60,17 +53,6 @@ def _starts_soon(batch: dict[str, Any]) -> bool:
         return True
     send_at = batch["send_at"]
     return batch["status"] == "pending" and (send_at is None or send_at <= datetime.now(UTC))
-
-
-@contextmanager
-def _rolled_back() -> Iterator[Session]:
-    """A write session whose work is always undone (a dry run of the real checks)."""
-    session = get_write_sessionmaker()()
-    try:
-        yield session
-    finally:
-        session.rollback()
-        session.close()
 
 
 def _history() -> dict[str, Any]:
@@ -127,16 +109,14 @@ def campaign_confirm(
     send_at: DateText = "",
     send_at_local: DateText = "",
 ) -> Response:
-    """The summary to confirm; the service's own checks run and are undone (nothing is kept)."""
-    when = form_datetime(send_at, "send_at")
-    with _rolled_back() as session:
-        batch = service.create(session, numbers, body, when, _actor(user))
-        summary = {
-            "valid": batch.valid,
-            "segments": batch.segments_per_message * batch.valid,
-            "sender": batch.sender,
-            "send_at": when.astimezone(UTC) if when else None,
-        }
+    """The summary to confirm: the service's own checks, nothing stored."""
+    plan = service.validate(numbers, body, form_datetime(send_at, "send_at"))
+    summary = {
+        "valid": plan.valid,
+        "segments": plan.segments_per_message * plan.valid,
+        "sender": plan.sender,
+        "send_at": plan.send_at,
+    }
     context = {
         "summary": summary,
         "numbers": numbers,
@@ -157,7 +137,7 @@ def campaign_create(
     """Create the confirmed campaign; it goes out in the background at the configured rate."""
     when = form_datetime(send_at, "send_at")
     with session_scope() as session:
-        batch = service.create(session, numbers, body, when, _actor(user))
+        batch = service.create(session, numbers, body, when, user.actor)
         created = {"id": batch.id, "valid": batch.valid, "send_at": batch.send_at}
     context = {"created": created, "segment_rules": segment_rules()}
     return render(
@@ -190,5 +170,5 @@ def campaign_action(
 ) -> Response:
     """Pause, resume or cancel a campaign (cancel is confirmed in the browser first)."""
     with session_scope() as session:
-        service.change_state(session, batch_id, action, _actor(user))
+        service.change_state(session, batch_id, action, user.actor)
     return _history_section(request, user, changed=(batch_id, action))

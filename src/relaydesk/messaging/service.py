@@ -175,7 +175,7 @@ def check_send_time(
     too_early = when < now - grace if grace else when <= now
     if too_early:
         raise Invalid(
-            f"{field} ({when:%Y-%m-%d %H:%M:%S} UTC) is in the past; give a future time "
+            f"{field} is in the past ({when:%Y-%m-%d %H:%M:%S} UTC); give a future time "
             "with its time zone, e.g. 2030-01-31T09:00:00+01:00",
             field=field,
         )

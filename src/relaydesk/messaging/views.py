@@ -117,7 +117,7 @@ def scheduled_list(request: Request, user: PanelViewer) -> Response:
 def cancel_scheduled(request: Request, message_id: int, user: PanelOperator) -> Response:
     """Cancel a scheduled message before its time (asked to confirm in the browser first)."""
     with session_scope() as session:
-        scheduled.cancel(session, message_id, f"user:{user.user_id}:{user.email}")
+        scheduled.cancel(session, message_id, user.actor)
     return render(
         request,
         "_notice.html",
@@ -165,7 +165,7 @@ def send_from_panel(
 def delete_from_panel(request: Request, message_id: int, user: PanelOperator) -> Response:
     """Delete one message from history (asked to confirm in the browser first)."""
     with session_scope() as session:
-        service.delete_message(session, message_id, f"user:{user.user_id}:{user.email}")
+        service.delete_message(session, message_id, user.actor)
     return render(
         request,
         "_notice.html",
@@ -237,9 +237,7 @@ def chat_bot_switch(
     """Switch automatic answers on or off for this customer (on also ends a takeover pause)."""
     number = participant_number(participant)
     with session_scope() as session:
-        automation.set_conversation_automation(
-            session, number, enabled == "on", f"user:{user.user_id}:{user.email}"
-        )
+        automation.set_conversation_automation(session, number, enabled == "on", user.actor)
     return render(request, "messages/_bot.html", _bot_context(number), user=user)
 
 

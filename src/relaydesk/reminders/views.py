@@ -21,10 +21,6 @@ router = APIRouter(include_in_schema=False)
 RUNS_SHOWN = 20
 
 
-def _actor(user: SignedIn) -> str:
-    return f"user:{user.user_id}:{user.email}"
-
-
 def _list_context() -> dict[str, Any]:
     with session_scope(write=False) as session:
         return {"tab": "reminders", "reminders": service.list_reminders(session)}
@@ -70,7 +66,7 @@ def create_reminder(
             body,
             _interval(interval_minutes),
             form_datetime(start_at, "start_at"),
-            _actor(user),
+            user.actor,
         )
     return _section(request, user, "created")
 
@@ -79,7 +75,7 @@ def create_reminder(
 def pause_reminder(request: Request, reminder_id: int, user: PanelOperator) -> Response:
     """Stop sending until resumed."""
     with session_scope() as session:
-        service.update_reminder(session, reminder_id, _actor(user), enabled=False)
+        service.update_reminder(session, reminder_id, user.actor, enabled=False)
     return _section(request, user, "paused")
 
 
@@ -87,7 +83,7 @@ def pause_reminder(request: Request, reminder_id: int, user: PanelOperator) -> R
 def resume_reminder(request: Request, reminder_id: int, user: PanelOperator) -> Response:
     """Send again, from the next slot of the reminder's cadence."""
     with session_scope() as session:
-        service.update_reminder(session, reminder_id, _actor(user), enabled=True)
+        service.update_reminder(session, reminder_id, user.actor, enabled=True)
     return _section(request, user, "resumed")
 
 
@@ -95,7 +91,7 @@ def resume_reminder(request: Request, reminder_id: int, user: PanelOperator) -> 
 def delete_reminder(request: Request, reminder_id: int, user: PanelOperator) -> Response:
     """Delete a reminder (asked to confirm in the browser first)."""
     with session_scope() as session:
-        service.delete_reminder(session, reminder_id, _actor(user))
+        service.delete_reminder(session, reminder_id, user.actor)
     return _section(request, user, "deleted")
 
 
