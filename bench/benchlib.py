@@ -136,9 +136,13 @@ class Server:
         env: dict[str, str],
         log_path: Path,
         extra_args: Sequence[str] = (),
+        command: str = "serve",
+        health: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        self.command = command
+        self.health = health  # GET /health; without it, started = the port accepts a connection
         self.port = port
         self.env = env
         self.log_path = log_path
@@ -155,7 +159,7 @@ class Server:
         """Start the server and wait until /health answers 200."""
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [relaydesk_command(), "serve", "--port", str(self.port), *self.extra_args],
+            [relaydesk_command(), self.command, *self._port_args(), *self.extra_args],
             env=self.env,
             cwd=self.data_dir,  # no stray .env from the caller's directory
             stdout=self._log,
@@ -175,8 +179,19 @@ class Server:
             f"the server did not answer /health within {timeout:.0f} s:\n{self.log_tail()}"
         )
 
+    def _port_args(self) -> list[str]:
+        return ["--port", str(self.port)] if self.port else []
+
     def healthy(self) -> bool:
-        """True when GET /health answers 200."""
+        """True when GET /health answers 200 (or, without /health, the port is open)."""
+        if not self.port:
+            return True  # a worker: running is all it can show
+        if not self.health:
+            try:
+                socket.create_connection((HOST, self.port), timeout=2).close()
+                return True
+            except OSError:
+                return False
         conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
         try:
             conn.request("GET", "/health")

@@ -134,9 +134,12 @@ class RunResult:
     queue_lag: list[float] = field(default_factory=list)
     drain: float | None = None
     undrained: int = 0
-    server_cpu: float = 0.0
+    server_cpu: float = 0.0  # relaydesk: the server and any worker processes
     loop_cpu: float = 0.0
+    worker_cpu: float = 0.0  # of server_cpu: the separate worker processes
+    emulator_cpu: float = 0.0  # a separate emulator process (0 when embedded)
     other_cpu: float = 0.0
+    layout: str = ""
     wall: float = 0.0
     checks: list[tuple[bool, str]] = field(default_factory=list)
     rate_checks: list[tuple[bool, str]] = field(default_factory=list)
@@ -388,9 +391,32 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult
         + " ==",
         flush=True,
     )
-    env = server_env(data_dir, port, **extra)
     base = f"http://{HOST}:{port}"
-    server = Server(data_dir, port, env, data_dir / "server.log")
+    emulator: Server | None = None
+    if args.emulator == "separate":
+        # Like Twilio, the emulator is not the server: its own process (and GIL).
+        emulator_port = free_port()
+        emulator = Server(
+            data_dir,
+            emulator_port,
+            server_env(data_dir, emulator_port, **extra),
+            data_dir / "sandbox.log",
+            extra_args=["--webhook-base", base],
+            command="sandbox",
+            health=False,
+        )
+        extra["TWILIO_API_BASE_URL"] = f"http://{HOST}:{emulator_port}"
+    env = server_env(data_dir, port, **extra)
+    server = Server(
+        data_dir, port, env, data_dir / "server.log", ["--no-worker"] if args.workers else []
+    )
+    workers = [
+        Server(data_dir, 0, env, data_dir / f"worker{i}.log", command="worker")
+        for i in range(args.workers)
+    ]
+    result.layout = f"emulator {args.emulator}; " + (
+        f"serve --no-worker + {args.workers} worker process(es)" if workers else "serve"
+    )
     run_cli(["migrate"], env, data_dir)
     token = run_cli(["token", "create", "bench", "--role", "admin"], env, data_dir)
     token = token.strip().splitlines()[-1]
@@ -398,14 +424,29 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult
     numbers = recipient_numbers(args.recipients)
     pasted = "\n".join(numbers)
     headers = {"Authorization": f"Bearer {token}"}
+
+    def relaydesk_cpu() -> float:
+        return session_cpu(server.pid) + sum(session_cpu(w.pid) for w in workers)
+
+    def workers_cpu() -> float:
+        return sum(session_cpu(w.pid) for w in workers)
+
+    def emulator_cpu() -> float:
+        return session_cpu(emulator.pid) if emulator is not None else 0.0
+
     try:
+        if emulator is not None:
+            emulator.start()
         server.start()
+        for w in workers:
+            w.start()
         with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
             cpu0, machine0, client0 = (
-                session_cpu(server.pid),
+                relaydesk_cpu(),
                 machine_busy_cpu(),
                 time.process_time(),
             )
+            worker0, emulator0 = workers_cpu(), emulator_cpu()
             loop0 = thread_cpu(server.pid).get(server.pid, 0.0)
             started = time.monotonic()
             answer = client.post("/api/multi-sms/batches", json={"numbers": pasted, "body": BODY})
@@ -433,14 +474,17 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult
             result.wall = time.monotonic() - started
             result.elapsed = result.wall
             cpu1, machine1, client1 = (
-                session_cpu(server.pid),
+                relaydesk_cpu(),
                 machine_busy_cpu(),
                 time.process_time(),
             )
             result.loop_cpu = thread_cpu(server.pid).get(server.pid, 0.0) - loop0
             result.server_cpu = cpu1 - cpu0
+            result.worker_cpu = workers_cpu() - worker0
+            result.emulator_cpu = emulator_cpu() - emulator0
             result.other_cpu = max(
-                0.0, machine1 - machine0 - result.server_cpu - (client1 - client0)
+                0.0,
+                machine1 - machine0 - result.server_cpu - result.emulator_cpu - (client1 - client0),
             )
             result.batch_status = str(batch.get("status"))
             if result.ended != "done":
@@ -453,9 +497,19 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult
         emulated = emulator_messages(sandbox_db)
         stored = relaydesk_view(app_db, batch_id)
     finally:
+        for w in workers:
+            w.stop()
         server.stop()
-    result.refused_429, result.other_failures = refused_attempts(server.log_path)
-    result.error_lines, result.locked = log_errors(server.log_path)
+        if emulator is not None:
+            emulator.stop()
+    logs = [server.log_path] + [w.log_path for w in workers]
+    for path in logs:
+        refused, other = refused_attempts(path)
+        errors, locked = log_errors(path)
+        result.refused_429 += refused
+        result.other_failures += other
+        result.error_lines += errors
+        result.locked += locked
     evaluate(result, numbers, emulated, stored, created_at)
     if not result.ok:
         print(f"  server log (last lines):\n{server.log_tail()}")
@@ -560,6 +614,7 @@ def report(r: RunResult) -> None:
     loop = r.loop_cpu / r.wall if r.wall else 0.0
     cap = sqlite_concurrency_cap()
     capped = f"; the dispatcher uses at most {cap} on SQLite" if cap and cap < r.concurrency else ""
+    print(f"  layout            {r.layout}")
     print(f"  concurrency       {r.concurrency} (CAMPAIGN_CONCURRENCY{capped})")
     print(f"  elapsed           {r.elapsed:.1f} s (POST -> completed, nothing sending)")
     print(
@@ -589,11 +644,20 @@ def report(r: RunResult) -> None:
         print(f"  status steps      {r.undrained} messages still not delivered after the wait")
     elif r.accepted:
         print(f"  status steps      all delivered {r.drain:.1f} s after the campaign completed")
-    bound = "  <- CPU-bound (one process, one GIL)" if cores >= 0.9 else ""
+    bound = "  <- CPU-bound (one process, one GIL)" if cores >= 0.9 and not r.worker_cpu else ""
+    workers = r.worker_cpu / r.wall if r.wall else 0.0
+    split = f", worker processes {workers:.2f}" if r.worker_cpu else ""
     print(
-        f"  server CPU        {cores:.2f} cores (event-loop thread {loop:.2f}, other threads "
-        f"{cores - loop:.2f}), {per_msg:.2f} ms per message{bound}"
+        f"  relaydesk CPU     {cores:.2f} cores (server event-loop thread {loop:.2f}, its other "
+        f"threads {cores - loop - workers:.2f}{split}), {per_msg:.2f} ms per message{bound}"
     )
+    if r.emulator_cpu:
+        emu = r.emulator_cpu / r.wall if r.wall else 0.0
+        emu_msg = r.emulator_cpu / r.accepted * 1000 if r.accepted else float("nan")
+        print(
+            f"  emulator CPU      {emu:.2f} cores, {emu_msg:.2f} ms per message (Twilio's part: "
+            "not on a real server)"
+        )
     if r.error_lines:
         print(
             f"  server errors     {r.error_lines} ERROR lines in its log, {r.locked} of them "
@@ -601,7 +665,10 @@ def report(r: RunResult) -> None:
         )
     other = r.other_cpu / r.wall if r.wall else 0.0
     warning = "  <- other work on this machine: figures are disturbed" if other > 0.15 else ""
-    print(f"  other processes   {other:.2f} cores (not the server, not this benchmark){warning}")
+    print(
+        f"  other processes   {other:.2f} cores (not relaydesk, the emulator or this "
+        f"benchmark){warning}"
+    )
     for ok, text in r.checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {text}")
     for ok, text in r.rate_checks:
@@ -686,6 +753,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--strict-rate", action="store_true", help="also fail when the rate is off by > 5%%"
+    )
+    parser.add_argument(
+        "--emulator",
+        choices=("separate", "embedded"),
+        default="separate",
+        help="the emulator as its own process, like Twilio (default), or inside the server",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run `serve --no-worker` plus this many `relaydesk worker` processes (default 0: "
+        "the server's own worker)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args(argv)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.campaigns.models import Batch, Recipient, SendPacer
+from relaydesk.channels.twilio.gateway import GatewayError, SentMessage
 from relaydesk.config import get_settings
 from relaydesk.db import dialect_insert, session_scope, utcnow
 from relaydesk.errors import Conflict, RelaydeskError
@@ -39,15 +38,14 @@ log = logging.getLogger(__name__)
 LOOKAHEAD_SECONDS = 1.0  # slots are claimed at most this far ahead
 STATUS_CHECK_SECONDS = 0.5
 RATE_LIMIT_CODES = frozenset({429, 20429})
-SQLITE_MAX_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
 class Claimed:
-    """A recipient with its message, due at `slot` (Unix time)."""
+    """A recipient with its (claimed) message, due at `slot` (Unix time)."""
 
     recipient_id: int
-    message_id: int
+    message: delivery.Snapshot
     slot: float
 
 
@@ -128,7 +126,12 @@ def push_back(sender: str, seconds: float) -> None:
 
 
 def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
-    """Claim up to `count` pending recipients and create their messages, in one transaction."""
+    """Claim up to `count` pending recipients and create their messages, in one transaction.
+
+    The messages are created already claimed for delivery (see `messaging.send_many`):
+    the Twilio calls that follow need no further database work until their answers are
+    recorded, and a dispatcher that dies leaves them for the sweep to reconcile.
+    """
     now = utcnow()
     with session_scope() as session:
         query = (
@@ -145,44 +148,53 @@ def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
         batch = session.get(Batch, batch_id)
         if batch is None or batch.status != "processing":
             return []
-        rows = session.execute(
-            update(Recipient)
-            .where(Recipient.id.in_(ids), Recipient.status == "pending")
-            .values(status="claimed", claimed_at=now)
-            .returning(Recipient.id, Recipient.number)
-            .execution_options(synchronize_session=False)
-        ).all()
+        rows = sorted(
+            session.execute(
+                update(Recipient)
+                .where(Recipient.id.in_(ids), Recipient.status == "pending")
+                .values(status="claimed", claimed_at=now)
+                .returning(Recipient.id, Recipient.number)
+                .execution_options(synchronize_session=False)
+            ).all()
+        )
+        if not rows:
+            return []
+        requests = [
+            messaging.SendRequest(to=number, body=batch.body, source="campaign", from_=batch.sender)
+            for _, number in rows
+        ]
+        outcomes = messaging.send_many(
+            session, requests, safety_net=False, claimed_for=delivery.claim_lease()
+        )
         made: list[tuple[int, int]] = []
-        for rid, number in sorted(rows):
-            request = messaging.SendRequest(
-                to=number, body=batch.body, source="campaign", from_=batch.sender
-            )
-            try:
-                with session.begin_nested():
-                    message = messaging.send(
-                        session, request, deliver_inline=True, safety_net=False
-                    )
-            except RelaydeskError as exc:
-                state = "skipped" if isinstance(exc, Conflict) else "failed"
-                _set(session, rid, status=state, reason=exc.message)
-                continue
-            _set(session, rid, status="queued", message_id=message.id)
-            made.append((rid, message.id))
-        slots = _take_slots(session, sender, len(made), rate) if made else []
-        return [Claimed(rid, mid, slot) for (rid, mid), slot in zip(made, slots, strict=True)]
-
-
-def _set(session: Session, recipient_id: int, **values: object) -> None:
-    session.execute(
-        update(Recipient)
-        .where(Recipient.id == recipient_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+        queued, refused = [], []
+        for (rid, _), outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, RelaydeskError):
+                state = "skipped" if isinstance(outcome, Conflict) else "failed"
+                refused.append({"id": rid, "status": state, "reason": outcome.message})
+            else:
+                queued.append({"id": rid, "status": "queued", "message_id": outcome})
+                made.append((rid, outcome))
+        for changes in (queued, refused):
+            if changes:
+                session.execute(update(Recipient), changes)
+        if not made:
+            return []
+        found = delivery.snapshots(session, [mid for _, mid in made])
+        slots = _take_slots(session, sender, len(made), rate)
+        return [
+            Claimed(rid, found[mid], slot) for (rid, mid), slot in zip(made, slots, strict=True)
+        ]
 
 
 class Dispatcher:
-    """Runs one batch until no recipient is left, it is paused or canceled."""
+    """Runs one batch until no recipient is left, it is paused or canceled.
+
+    This thread claims recipients (creating their messages) and records Twilio's
+    answers in batches; a pool of threads only waits for each message's slot and makes
+    its Twilio call. The calls never touch the database, so many can be in flight at
+    once even on SQLite, whose single writer would otherwise make them queue.
+    """
 
     def __init__(self, batch_id: int, sender: str) -> None:
         settings = get_settings()
@@ -190,22 +202,19 @@ class Dispatcher:
         self.sender = sender
         self.rate = settings.campaign_rate_mps
         self.concurrency = settings.campaign_concurrency
-        if settings.is_sqlite:
-            # SQLite has one writer: more threads only queue for its lock (and time out).
-            self.concurrency = min(self.concurrency, SQLITE_MAX_CONCURRENCY)
         self.pause_after = settings.campaign_pause_after_failures
         self.per_claim = max(1, min(50, math.ceil(self.rate * LOOKAHEAD_SECONDS)))
         self.failures = 0
-        self.lock = threading.Lock()
-        self.token = secrets.token_hex(4)
+        self.gateway = delivery.get_gateway()
 
     def run(self) -> None:
         """Claim, pace and send until the batch is done or stopped."""
-        inflight: set[Future[None]] = set()
+        inflight: dict[Future[SentMessage], Claimed] = {}
         last_check, last_renew = 0.0, time.monotonic()
         status: str | None = "processing"
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="campaign") as pool:
             while True:
+                self._settle(inflight)
                 now = time.monotonic()
                 if now - last_check >= STATUS_CHECK_SECONDS:
                     renew = now - last_renew >= lease().total_seconds() / 3
@@ -218,55 +227,89 @@ class Dispatcher:
                 if worker_stopping():
                     # The server is shutting down: finish what is in flight, then hand the
                     # batch back so the next start (its sweep) resumes it at once.
-                    wait(inflight)
+                    self._settle(inflight, until_empty=True)
                     _release(self.batch_id)
                     return
-                inflight = {f for f in inflight if not f.done()}
                 free = self.concurrency - len(inflight)
                 if free <= 0:
-                    wait(inflight, timeout=STATUS_CHECK_SECONDS, return_when=FIRST_COMPLETED)
+                    self._wait(inflight, STATUS_CHECK_SECONDS)
                     continue
                 ahead = pacer_lead(self.sender) - LOOKAHEAD_SECONDS
                 if ahead > 0:
-                    time.sleep(min(ahead, STATUS_CHECK_SECONDS))
+                    self._wait(inflight, min(ahead, STATUS_CHECK_SECONDS))
                     continue
                 claimed = claim(self.batch_id, self.sender, min(free, self.per_claim), self.rate)
                 if not claimed:
                     if inflight:
-                        wait(inflight, timeout=STATUS_CHECK_SECONDS, return_when=FIRST_COMPLETED)
+                        self._wait(inflight, STATUS_CHECK_SECONDS)
                         continue
                     if _has_pending(self.batch_id):
                         time.sleep(STATUS_CHECK_SECONDS)  # another dispatcher holds them
                         continue
                     break
                 for item in claimed:
-                    inflight.add(pool.submit(self._send, item))
-            wait(inflight)
+                    inflight[pool.submit(self._call, item)] = item
+            self._settle(inflight, until_empty=True)
         _finish(self.batch_id)
 
-    def _send(self, item: Claimed) -> None:
+    def _call(self, item: Claimed) -> SentMessage:
         delay = item.slot - time.time()
         if delay > 0:
             time.sleep(delay)
-        try:
-            outcome = delivery.deliver(item.message_id)
-        except Exception:
-            log.exception(
-                "campaign %s: delivering message %s failed", self.batch_id, item.message_id
+        return delivery.submit(self.gateway, item.message)
+
+    @staticmethod
+    def _wait(inflight: dict[Future[SentMessage], Claimed], timeout: float) -> None:
+        if inflight:
+            wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(timeout)
+
+    def _settle(
+        self, inflight: dict[Future[SentMessage], Claimed], *, until_empty: bool = False
+    ) -> None:
+        """Record the answers of finished calls (all of them, with `until_empty`)."""
+        if until_empty and inflight:
+            wait(inflight)
+        done = [f for f in inflight if f.done()]
+        if not done:
+            return
+        sent: list[delivery.Sent] = []
+        failed: list[tuple[Claimed, BaseException]] = []
+        for future in done:
+            item = inflight.pop(future)
+            error = future.exception()
+            if error is None:
+                answer = future.result()
+                sent.append(
+                    delivery.Sent(item.message.id, answer.sid, answer.status, answer.num_segments)
+                )
+            else:
+                failed.append((item, error))
+        if sent:
+            delivery.record_sent(sent)
+            self.failures = 0
+        for item, error in failed:
+            self._failed(item, error)
+
+    def _failed(self, item: Claimed, error: BaseException) -> None:
+        if not isinstance(error, GatewayError):
+            # Left claimed: after the claim runs out the sweep asks Twilio whether the
+            # message got there before it sends anything again.
+            log.error(
+                "campaign %s: sending message %s failed",
+                self.batch_id,
+                item.message.id,
+                exc_info=error,
             )
             return
-        if outcome.state == "submitted":
-            with self.lock:
-                self.failures = 0
-            return
-        if outcome.state == "retrying" and outcome.error and outcome.error.code in RATE_LIMIT_CODES:
+        outcome = delivery.record_failure(item.message, error)
+        if outcome.state == "retrying" and error.code in RATE_LIMIT_CODES:
             push_back(self.sender, 1.0)  # the message itself is retried with backoff
             return
         if outcome.state in ("refused", "failed"):
-            with self.lock:
-                self.failures += 1
-                tripped = self.failures >= self.pause_after
-            if tripped:
+            self.failures += 1
+            if self.failures >= self.pause_after:
                 _auto_pause(self.batch_id, self.pause_after, outcome.error)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -10,6 +12,8 @@ from relaydesk.contacts.models import Contact
 from relaydesk.contacts.numbers import InvalidNumber, normalize
 from relaydesk.db import dialect_insert, utcnow
 from relaydesk.errors import Invalid
+
+IN_CHUNK = 500  # values per IN (...) list: well under every database's parameter limit
 
 
 def participant_number(raw: str) -> str:
@@ -37,6 +41,27 @@ def get_or_create(session: Session, phone: str, channel: str) -> Contact:
     contact = find(session, phone, channel)
     assert contact is not None
     return contact
+
+
+def get_or_create_many(
+    session: Session, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Contact]:
+    """The contacts for many (E.164 number, channel) pairs, creating the missing ones."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    now = utcnow()
+    new = dialect_insert(session)(Contact)
+    session.execute(
+        new.on_conflict_do_nothing(index_elements=["phone", "channel"]),
+        [{"phone": p, "channel": c, "created_at": now, "updated_at": now} for p, c in wanted],
+    )
+    found: dict[tuple[str, str], Contact] = {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        phones = sorted({p for p, _ in wanted[start : start + IN_CHUNK]})
+        for contact in session.scalars(select(Contact).where(Contact.phone.in_(phones))):
+            found[(contact.phone, contact.channel)] = contact
+    return {key: found[key] for key in wanted}
 
 
 def mark_opted_out_by_message(session: Session, message_id: int, reason: str) -> None:

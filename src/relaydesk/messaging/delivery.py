@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Integer, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.account import current_account
@@ -21,15 +21,16 @@ from relaydesk.channels.twilio.errors import describe_error
 from relaydesk.channels.twilio.gateway import (
     GatewayError,
     RemoteMessage,
+    SentMessage,
     TwilioGateway,
     cached_gateway,
 )
 from relaydesk.config import get_settings
-from relaydesk.db import session_scope, utcnow
+from relaydesk.db import Base, session_scope, utcnow
 from relaydesk.messaging.ingest import apply_status, lock_sids
 from relaydesk.messaging.models import Message, MessageEvent
 from relaydesk.messaging.service import send_time_refusal
-from relaydesk.messaging.status import PENDING, SCHEDULED
+from relaydesk.messaging.status import PENDING, SCHEDULED, can_move
 from relaydesk.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,6 @@ def backoff_seconds(attempt: int) -> float:
 def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
     """Submit one pending message to Twilio and record the answer."""
     gateway = gateway or get_gateway()
-    settings = get_settings()
-    status_callback = current_account().status_callback_url
     with session_scope() as session:
         claimed = _claim(session, message_id)
         if claimed is None:
@@ -78,36 +77,50 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
         # (Not when an earlier attempt may have reached Twilio: that one is reconciled.)
         if msg.scheduled_at is not None and not reconcile and _refused_at_send_time(session, msg):
             return Outcome("refused")
-        snapshot = _Snapshot.of(msg)
+        snapshot = Snapshot.of(msg)
 
     if reconcile:
         try:
             found = _find_existing(gateway, snapshot)
         except GatewayError as exc:
-            return _record_failure(snapshot, exc, settings.max_send_attempts)
+            return record_failure(snapshot, exc)
         if found is not None:
             log.info("message %s was already at Twilio as %s; not resending", message_id, found.sid)
             # Callbacks sent while we were down are lost: take Twilio's current status.
-            return _record_success(snapshot.id, found.sid, found.status, None)
-
+            record_sent([Sent(snapshot.id, found.sid, found.status, None)])
+            return Outcome("submitted")
     try:
-        sent = gateway.create_message(
-            to=snapshot.to_addr,
-            from_=None if snapshot.service_sid else snapshot.from_addr,
-            messaging_service_sid=snapshot.service_sid,
-            body=snapshot.body or None,
-            media_urls=snapshot.media_urls or None,
-            content_sid=snapshot.content_sid,
-            content_variables=snapshot.content_variables,
-            status_callback=status_callback,
-        )
+        answer = submit(gateway, snapshot)
     except GatewayError as exc:
-        return _record_failure(snapshot, exc, settings.max_send_attempts)
-    return _record_success(snapshot.id, sent.sid, sent.status, sent.num_segments)
+        return record_failure(snapshot, exc)
+    record_sent([Sent(snapshot.id, answer.sid, answer.status, answer.num_segments)])
+    return Outcome("submitted")
+
+
+def submit(gateway: TwilioGateway, snapshot: Snapshot) -> SentMessage:
+    """The Twilio call for a claimed message, nothing else (no database work)."""
+    return gateway.create_message(
+        to=snapshot.to_addr,
+        from_=None if snapshot.service_sid else snapshot.from_addr,
+        messaging_service_sid=snapshot.service_sid,
+        body=snapshot.body or None,
+        media_urls=snapshot.media_urls or None,
+        content_sid=snapshot.content_sid,
+        content_variables=snapshot.content_variables,
+        status_callback=current_account().status_callback_url,
+    )
+
+
+def snapshots(session: Session, message_ids: list[int]) -> dict[int, Snapshot]:
+    """What the Twilio calls of these (claimed) messages need, read in one query."""
+    rows = session.scalars(select(Message).where(Message.id.in_(message_ids)))
+    return {m.id: Snapshot.of(m) for m in rows}
 
 
 @dataclass(frozen=True)
-class _Snapshot:
+class Snapshot:
+    """A claimed message as the Twilio call sees it (read before the call)."""
+
     id: int
     attempts: int
     to_addr: str
@@ -120,7 +133,7 @@ class _Snapshot:
     created_at: datetime
 
     @classmethod
-    def of(cls, m: Message) -> _Snapshot:
+    def of(cls, m: Message) -> Snapshot:
         return cls(
             id=m.id,
             attempts=m.attempts,
@@ -208,7 +221,7 @@ def _refused_at_send_time(session: Session, msg: Message) -> bool:
     return True
 
 
-def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> RemoteMessage | None:
+def _find_existing(gateway: TwilioGateway, snap: Snapshot) -> RemoteMessage | None:
     since = snap.created_at - timedelta(minutes=1)
     with session_scope(write=False) as session:
         candidates = gateway.find_sent(to=snap.to_addr, since=since)
@@ -223,28 +236,76 @@ def _find_existing(gateway: TwilioGateway, snap: _Snapshot) -> RemoteMessage | N
     return None
 
 
-def _record_success(message_id: int, sid: str, status: str, segments: int | None) -> Outcome:
+@dataclass(frozen=True)
+class Sent:
+    """Twilio took a message: its SID, status and segments."""
+
+    message_id: int
+    sid: str
+    status: str
+    segments: int | None
+
+
+def record_sent(items: list[Sent]) -> None:
+    """Store Twilio's answers for these messages, in one transaction (two statements)."""
+    if not items:
+        return
+    now = utcnow()
     with session_scope() as session:
-        lock_sids(session, [sid])
-        values: dict[str, object] = {
-            "sid": sid,
-            "submit_state": "submitted",
-            "next_attempt_at": None,
-            "error_code": None,
-            "error_message": None,
-            "updated_at": utcnow(),
-        }
-        if segments:
-            values["num_segments"] = segments
-        session.execute(
-            update(Message)
-            .where(Message.id == message_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
+        lock_sids(session, [item.sid for item in items])
+        conn = session.connection()
+        conn.execute(
+            _store_sid,
+            [
+                {"mid": item.message_id, "new_sid": item.sid, "segments": item.segments, "at": now}
+                for item in items
+            ],
         )
-        apply_status(session, message_id, PENDING, status, None, utcnow())
-        _replay_early_events(session, message_id, sid)
-    return Outcome("submitted")
+        # Twilio's first answer ("queued", "accepted") moves the message on from pending,
+        # as apply_status would, one statement for all of them.
+        moves = [
+            {"mid": item.message_id, "new_status": item.status, "at": now}
+            for item in items
+            if can_move(PENDING, item.status)
+        ]
+        if moves:
+            conn.execute(_move_from_pending, moves)
+        early = session.execute(
+            select(MessageEvent.sid)
+            .where(
+                MessageEvent.sid.in_([item.sid for item in items]),
+                MessageEvent.message_id.is_(None),
+            )
+            .distinct()
+        ).scalars()
+        by_sid = {item.sid: item.message_id for item in items}
+        for sid in early:
+            _replay_early_events(session, by_sid[sid], sid)
+
+
+_messages = Base.metadata.tables["messages"]
+_store_sid = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("mid"))
+    .values(
+        sid=bindparam("new_sid"),
+        submit_state="submitted",
+        next_attempt_at=None,
+        error_code=None,
+        error_message=None,
+        num_segments=func.coalesce(bindparam("segments", type_=Integer), _messages.c.num_segments),
+        updated_at=bindparam("at"),
+    )
+)
+_move_from_pending = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("mid"), _messages.c.status == PENDING)
+    .values(
+        status=bindparam("new_status"),
+        status_changed_at=bindparam("at"),
+        updated_at=bindparam("at"),
+    )
+)
 
 
 def replay_orphan_events(session: Session, limit: int = 500) -> int:
@@ -284,7 +345,9 @@ def _replay_early_events(session: Session, message_id: int, sid: str) -> None:
         )
 
 
-def _record_failure(snap: _Snapshot, exc: GatewayError, max_attempts: int) -> Outcome:
+def record_failure(snap: Snapshot, exc: GatewayError) -> Outcome:
+    """Record a refused or failed Twilio call: give up, or retry later with backoff."""
+    max_attempts = get_settings().max_send_attempts
     now = utcnow()
     with session_scope() as session:
         if exc.permanent or snap.attempts >= max_attempts:

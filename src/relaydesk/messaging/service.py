@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.admin import service as audit
@@ -17,7 +17,7 @@ from relaydesk.config import get_settings
 from relaydesk.contacts import service as contacts
 from relaydesk.contacts.numbers import Address, InvalidNumber, parse_address
 from relaydesk.db import dialect_insert, utcnow
-from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.errors import Conflict, Invalid, NotFound, RelaydeskError
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
 from relaydesk.messaging.models import Conversation, Message
 from relaydesk.messaging.segments import count_segments
@@ -40,6 +40,7 @@ HUMAN_SOURCES = frozenset({"api", "operator"})
 INLINE_GRACE_SECONDS = 30.0
 # How far ahead a message may be scheduled.
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -69,93 +70,180 @@ def send(
     With `send_at` the message waits as "scheduled" and a delayed job delivers it then;
     opt-out and the WhatsApp window are checked now (for the send time) and again then.
     """
+    (outcome,) = send_many(session, [req], deliver_inline=deliver_inline, safety_net=safety_net)
+    if isinstance(outcome, RelaydeskError):
+        raise outcome
+    message = session.get(Message, outcome)
+    assert message is not None
+    return message
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A request that passed the checks that need no database."""
+
+    index: int
+    req: SendRequest
+    address: Address
+    body: str
+    send_at: datetime | None
+
+
+def send_many(
+    session: Session,
+    requests: list[SendRequest],
+    *,
+    deliver_inline: bool = False,
+    safety_net: bool = True,
+    claimed_for: timedelta | None = None,
+) -> list[int | RelaydeskError]:
+    """`send` for many requests at once: per request, the new message's id or why not.
+
+    Every request is judged by the same rules as a single send; the database work is
+    done set-wise (one statement per table, not per message), which is what lets a
+    campaign keep up with a fast sender. With `claimed_for`, the messages are stored
+    already claimed for delivery by the caller for that long: its own Twilio call
+    follows at once, and if the caller dies, the sweep reconciles with Twilio after
+    the claim ran out before sending anything again.
+    """
     settings = get_settings()
-    if req.source not in SOURCES:
-        raise ValueError(f"unknown message source {req.source!r}")
-    try:
-        address = parse_address(req.to, settings.default_region)
-    except InvalidNumber as exc:
-        raise Invalid(str(exc), field="to") from None
-    body = req.body or ""
-    _check_content(body, req, address.channel)
+    account = current_account()
     now = utcnow()
-    send_at = check_send_time(req.send_at, now)
+    results: list[int | RelaydeskError | None] = [None] * len(requests)
+    ready: list[_Ready] = []
+    for i, req in enumerate(requests):
+        if req.source not in SOURCES:
+            raise ValueError(f"unknown message source {req.source!r}")
+        try:
+            address = parse_address(req.to, settings.default_region)
+        except InvalidNumber as exc:
+            results[i] = Invalid(str(exc), field="to")
+            continue
+        body = req.body or ""
+        try:
+            _check_content(body, req, address.channel)
+            send_at = check_send_time(req.send_at, now)
+        except Invalid as exc:
+            results[i] = exc
+            continue
+        if claimed_for is not None and send_at is not None:
+            raise ValueError("a scheduled message cannot be claimed for delivery now")
+        ready.append(_Ready(i, req, address, body, send_at))
 
-    contact = contacts.get_or_create(session, address.e164, address.channel)
-    conversation = _conversation_for(session, contact.id, req.from_)
-    problem = _refusal(address, contact, conversation, req.content_sid, send_at)
-    if problem is not None:
-        raise problem
-    sender = _sender(address.channel, req.from_, conversation)
-    if conversation is None:
-        conversation = _create_conversation(
-            session, contact.id, address.e164, address.channel, sender
+    found = contacts.get_or_create_many(
+        session, [(r.address.e164, r.address.channel) for r in ready]
+    )
+    known = _conversations_of(session, [c.id for c in found.values()])
+    accepted: list[tuple[_Ready, int, str]] = []  # request, contact id, sender
+    for r in ready:
+        contact = found[(r.address.e164, r.address.channel)]
+        conversation = _pick_conversation(known.get(contact.id, []), r.req.from_)
+        problem = _refusal(r.address, contact, conversation, r.req.content_sid, r.send_at)
+        if problem is not None:
+            results[r.index] = problem
+            continue
+        accepted.append((r, contact.id, _sender(r.address.channel, r.req.from_, conversation)))
+    if not accepted:
+        return _all(results)
+
+    conv_ids = _ensure_conversations(
+        session, [(cid, r.address.e164, r.address.channel, sender) for r, cid, sender in accepted]
+    )
+    rows = []
+    for r, cid, sender in accepted:
+        info = count_segments(r.body) if r.body else None
+        channel = (
+            r.address.channel
+            if r.address.channel == "whatsapp"
+            else ("mms" if r.req.media_urls else "sms")
         )
-
-    info = count_segments(body) if body else None
-    channel = (
-        address.channel if address.channel == "whatsapp" else ("mms" if req.media_urls else "sms")
+        claimed = claimed_for is not None
+        rows.append(
+            {
+                "direction": "outbound",
+                "channel": channel,
+                "from_addr": sender,
+                "to_addr": r.address.twilio,
+                "participant": r.address.e164,
+                "conversation_id": conv_ids[(cid, sender)],
+                "body": r.body,
+                "media": [{"url": u} for u in r.req.media_urls],
+                "num_media": len(r.req.media_urls),
+                "status": SCHEDULED if r.send_at else PENDING,
+                "num_segments": info.segments if info else 1,
+                "encoding": info.encoding if info else None,
+                "source": r.req.source,
+                "messaging_service_sid": account.messaging_service_sid,
+                "content_sid": r.req.content_sid,
+                "content_variables": json.dumps(r.req.content_variables, ensure_ascii=False)
+                if r.req.content_variables
+                else None,
+                "user_id": r.req.user_id,
+                "attempts": 1 if claimed else 0,
+                "submit_state": "in_flight" if claimed else None,
+                "submit_started_at": now if claimed else None,
+                "next_attempt_at": now + claimed_for
+                if claimed_for is not None
+                else (r.send_at or now),
+                "scheduled_at": r.send_at,
+                "created_at": now,
+                "updated_at": now,
+                "status_changed_at": now,
+            }
+        )
+    ids = list(
+        session.scalars(
+            insert(Message).returning(Message.id, sort_by_parameter_order=True),
+            rows,
+        )
     )
-    message = Message(
-        direction="outbound",
-        channel=channel,
-        from_addr=sender,
-        to_addr=address.twilio,
-        participant=address.e164,
-        conversation_id=conversation.id,
-        body=body,
-        media=[{"url": u} for u in req.media_urls],
-        num_media=len(req.media_urls),
-        status=SCHEDULED if send_at else PENDING,
-        num_segments=info.segments if info else 1,
-        encoding=info.encoding if info else None,
-        source=req.source,
-        messaging_service_sid=current_account().messaging_service_sid,
-        content_sid=req.content_sid,
-        content_variables=json.dumps(req.content_variables, ensure_ascii=False)
-        if req.content_variables
-        else None,
-        user_id=req.user_id,
-        attempts=0,
-        next_attempt_at=send_at or now,
-        scheduled_at=send_at,
-        created_at=now,
-        updated_at=now,
-        status_changed_at=now,
-    )
-    session.add(message)
-    session.flush()
     bump_conversations(
         session,
         [
             {
-                "cid": conversation.id,
+                "cid": row["conversation_id"],
                 "n": 1,
                 "unread": 0,
-                "mid": message.id,
+                "mid": mid,
                 "at": now,
-                "body": _preview(body, req),
+                "body": _preview(r.body, r.req),
                 "direction": "outbound",
             }
+            for (r, _, _), row, mid in zip(accepted, rows, ids, strict=True)
         ],
     )
-    bump_counter(session, "outbound", 1)
+    bump_counter(session, "outbound", len(ids))
     # A message still waiting for its time has not reached the customer: no takeover yet.
-    if req.source in HUMAN_SOURCES and send_at is None:
+    human = {
+        row["conversation_id"]
+        for (r, _, _), row in zip(accepted, rows, strict=True)
+        if r.req.source in HUMAN_SOURCES and r.send_at is None
+    }
+    if human:
         session.execute(
             update(Conversation)
-            .where(Conversation.id == conversation.id)
+            .where(Conversation.id.in_(sorted(human)))
             .values(human_replied_at=now)
             .execution_options(synchronize_session=False)
         )
-    if send_at is not None:
-        delay: float | None = (send_at - now).total_seconds()
-    else:
-        delay = INLINE_GRACE_SECONDS if deliver_inline else None
-    if safety_net or send_at is not None:
-        # Without it (campaigns pace their own deliveries) the minute sweep is the net.
-        enqueue_after_commit(session, "messaging.deliver", message.id, delay=delay)
-    return message
+    for (r, _, _), mid in zip(accepted, ids, strict=True):
+        results[r.index] = mid
+        if r.send_at is not None:
+            delay: float | None = (r.send_at - now).total_seconds()
+        elif claimed_for is not None:
+            continue  # the caller delivers it; the minute sweep is the net
+        else:
+            delay = INLINE_GRACE_SECONDS if deliver_inline else None
+        if safety_net or r.send_at is not None:
+            # Without it (campaigns pace their own deliveries) the minute sweep is the net.
+            enqueue_after_commit(session, "messaging.deliver", mid, delay=delay)
+    return _all(results)
+
+
+def _all(results: list[int | RelaydeskError | None]) -> list[int | RelaydeskError]:
+    done = [r for r in results if r is not None]
+    assert len(done) == len(results), "every request has an outcome"
+    return done
 
 
 def check_send_time(
@@ -281,6 +369,26 @@ def _conversation_for(session: Session, contact_id: int, from_: str | None) -> C
     return session.scalar(query)
 
 
+def _conversations_of(session: Session, contact_ids: list[int]) -> dict[int, list[Conversation]]:
+    """Every conversation of these contacts, by contact."""
+    found: dict[int, list[Conversation]] = {}
+    wanted = sorted(set(contact_ids))
+    for start in range(0, len(wanted), contacts.IN_CHUNK):
+        chunk = wanted[start : start + contacts.IN_CHUNK]
+        for conv in session.scalars(select(Conversation).where(Conversation.contact_id.in_(chunk))):
+            found.setdefault(conv.contact_id, []).append(conv)
+    return found
+
+
+def _pick_conversation(convs: list[Conversation], from_: str | None) -> Conversation | None:
+    """The conversation a send joins: with `from_` if given, else the latest one."""
+    if from_:
+        convs = [c for c in convs if c.our_address == from_]
+    if not convs:
+        return None
+    return max(convs, key=lambda c: (c.last_message_at is not None, c.last_message_at or _EPOCH))
+
+
 def _sender(channel: str, from_: str | None, conversation: Conversation | None) -> str:
     if from_:
         return from_
@@ -297,31 +405,44 @@ def _sender(channel: str, from_: str | None, conversation: Conversation | None) 
     return account.default_from or ""
 
 
-def _create_conversation(
-    session: Session, contact_id: int, participant: str, channel: str, our_address: str
-) -> Conversation:
+def _ensure_conversations(
+    session: Session, wanted: list[tuple[int, str, str, str]]
+) -> dict[tuple[int, str], int]:
+    """Conversation ids by (contact id, our address), creating missing ones (race-safe).
+
+    `wanted` holds (contact id, participant, channel, our address).
+    """
     now = utcnow()
+    unique = {(cid, ours): (cid, who, channel, ours) for cid, who, channel, ours in wanted}
     session.execute(
-        dialect_insert(session)(Conversation)
-        .values(
-            contact_id=contact_id,
-            our_address=our_address,
-            participant=participant,
-            channel=channel,
-            message_count=0,
-            unread_count=0,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["contact_id", "our_address"])
+        dialect_insert(session)(Conversation).on_conflict_do_nothing(
+            index_elements=["contact_id", "our_address"]
+        ),
+        [
+            {
+                "contact_id": cid,
+                "our_address": ours,
+                "participant": who,
+                "channel": channel,
+                "message_count": 0,
+                "unread_count": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for cid, who, channel, ours in unique.values()
+        ],
     )
-    conv = session.scalar(
-        select(Conversation).where(
-            Conversation.contact_id == contact_id, Conversation.our_address == our_address
-        )
-    )
-    assert conv is not None
-    return conv
+    ids: dict[tuple[int, str], int] = {}
+    contact_ids = sorted({cid for cid, _ in unique})
+    for start in range(0, len(contact_ids), contacts.IN_CHUNK):
+        chunk = contact_ids[start : start + contacts.IN_CHUNK]
+        for cid, ours, conv_id in session.execute(
+            select(Conversation.contact_id, Conversation.our_address, Conversation.id).where(
+                Conversation.contact_id.in_(chunk)
+            )
+        ):
+            ids[(cid, ours)] = conv_id
+    return {key: ids[key] for key in unique}
 
 
 def delete_message(session: Session, message_id: int, actor: str) -> None:

@@ -1,12 +1,19 @@
-"""One background thread that moves messages through their statuses and fires callbacks."""
+"""A background thread that moves messages through their statuses; callbacks go out in lanes.
+
+Like Twilio, the emulator posts many status callbacks at once: a slow webhook must not
+hold up every other message's steps. A message's callbacks always use the same lane,
+so they reach the webhook in the order of its statuses.
+"""
 
 from __future__ import annotations
 
 import heapq
 import itertools
 import logging
+import queue
 import threading
 import time
+import zlib
 
 import httpx
 
@@ -17,6 +24,51 @@ from relaydesk.channels.sandbox.store import SandboxStore, StoredMessage
 from relaydesk.config import Settings
 
 log = logging.getLogger(__name__)
+
+CALLBACK_LANES = 8
+
+
+class _Lanes:
+    """Threads that post status callbacks; each message keeps to one lane (in order)."""
+
+    def __init__(self, auth_token: str, count: int = CALLBACK_LANES) -> None:
+        self._auth_token = auth_token
+        self._queues: list[queue.SimpleQueue[StoredMessage | None]] = [
+            queue.SimpleQueue() for _ in range(count)
+        ]
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(q,), name=f"sandbox-callbacks-{i}", daemon=True
+            )
+            for i, q in enumerate(self._queues)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def post(self, msg: StoredMessage) -> None:
+        lane = zlib.crc32(msg.sid.encode()) % len(self._queues)
+        self._queues[lane].put(msg)
+
+    def close(self, timeout: float) -> None:
+        """Post what is queued, then stop."""
+        for q in self._queues:
+            q.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, lane: queue.SimpleQueue[StoredMessage | None]) -> None:
+        with httpx.Client(timeout=TIMEOUT) as client:
+            while (msg := lane.get()) is not None:
+                assert msg.status_callback is not None
+                try:
+                    status = post_signed(
+                        client, msg.status_callback, status_params(msg), self._auth_token
+                    )
+                except Exception:
+                    log.exception("sandbox: status callback for %s failed", msg.sid)
+                    continue
+                log.info("sandbox: %s %s → callback answered %s", msg.sid, msg.status, status)
 
 
 class Dispatcher:
@@ -38,6 +90,7 @@ class Dispatcher:
         self._paced: set[str] = set()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._lanes: _Lanes | None = None
 
     @property
     def running(self) -> bool:
@@ -53,6 +106,7 @@ class Dispatcher:
         for sid, due in self._store.pending():
             self.schedule(sid, min(due, horizon))
         self._stopping = False
+        self._lanes = _Lanes(self._settings.auth_token)
         self._thread = threading.Thread(target=self._run, name="sandbox-dispatcher", daemon=True)
         self._thread.start()
 
@@ -64,6 +118,9 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._lanes is not None:
+            self._lanes.close(timeout)
+            self._lanes = None
 
     def schedule(self, sid: str, due: float) -> None:
         """Run the next step of `sid` at epoch time `due` (replacing any earlier plan)."""
@@ -81,13 +138,12 @@ class Dispatcher:
             self._paced.clear()
 
     def _run(self) -> None:
-        with httpx.Client(timeout=TIMEOUT) as client:
-            while (sid := self._next_due()) is not None:
-                try:
-                    self._step(sid, client)
-                except Exception:
-                    # One bad message or callback must never stop the others.
-                    log.exception("sandbox: status step for %s failed", sid)
+        while (sid := self._next_due()) is not None:
+            try:
+                self._step(sid)
+            except Exception:
+                # One bad message must never stop the others.
+                log.exception("sandbox: status step for %s failed", sid)
 
     def _next_due(self) -> str | None:
         with self._cond:
@@ -108,7 +164,7 @@ class Dispatcher:
                 return sid
         return None
 
-    def _step(self, sid: str, client: httpx.Client) -> None:
+    def _step(self, sid: str) -> None:
         msg = self._store.get(sid)
         if msg is None:
             return
@@ -125,8 +181,8 @@ class Dispatcher:
             return
         if next_due is not None:
             self.schedule(sid, next_due)
-        if changed.status_callback:
-            self._notify(client, changed)
+        if changed.status_callback and self._lanes is not None:
+            self._lanes.post(changed)
 
     def _wait_for_slot(self, msg: StoredMessage, now: float) -> bool:
         """Reserve the sender's next send slot; True if the step was pushed to a later time."""
@@ -142,10 +198,3 @@ class Dispatcher:
         self._paced.add(msg.sid)
         self.schedule(msg.sid, slot)
         return True
-
-    def _notify(self, client: httpx.Client, msg: StoredMessage) -> None:
-        assert msg.status_callback is not None
-        status = post_signed(
-            client, msg.status_callback, status_params(msg), self._settings.auth_token
-        )
-        log.info("sandbox: %s %s → callback answered %s", msg.sid, msg.status, status)
