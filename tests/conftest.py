@@ -131,6 +131,9 @@ def server() -> Iterator[LiveServer]:
 
 
 TABLES = [
+    "news_recipients",
+    "news_sources",
+    "jobs",
     "multi_sms_recipients",
     "multi_sms_batches",
     "send_pacers",

@@ -151,6 +151,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     from relaydesk.auth.api import router as users_router
     from relaydesk.automation.api import router as automation_router
     from relaydesk.campaigns.api import router as campaigns_router
+    from relaydesk.jobs.api import router as jobs_router
     from relaydesk.reminders.api import router as reminders_router
 
     app.include_router(users_router)
@@ -158,6 +159,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     app.include_router(automation_router)
     app.include_router(reminders_router)
     app.include_router(campaigns_router)
+    app.include_router(jobs_router)
     if settings.embedded_sandbox:
         from relaydesk.channels.sandbox.deps import require_sandbox_mode
         from relaydesk.channels.sandbox.emulator import router as emulator_router

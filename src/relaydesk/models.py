@@ -12,7 +12,9 @@ from relaydesk.automation.models import (
 )
 from relaydesk.campaigns.models import Batch, Recipient, SendPacer
 from relaydesk.contacts.models import Contact
+from relaydesk.jobs.models import Job
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent
+from relaydesk.news.models import NewsRecipient, NewsSource
 from relaydesk.reminders.models import Reminder, ReminderRun
 
 __all__ = [
@@ -25,11 +27,14 @@ __all__ = [
     "Contact",
     "Conversation",
     "ConversationSummary",
+    "Job",
     "LLMUsage",
     "LoginFailure",
     "Message",
     "MessageCounter",
     "MessageEvent",
+    "NewsRecipient",
+    "NewsSource",
     "PhoneNumber",
     "Recipient",
     "Reminder",

@@ -29,6 +29,7 @@ TASK_MODULES = [
     "relaydesk.automation.tasks",
     "relaydesk.reminders.tasks",
     "relaydesk.campaigns.tasks",
+    "relaydesk.jobs.tasks",
     "relaydesk.maintenance",
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -44,6 +45,8 @@ class AutomationRun(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider: Mapped[str | None] = mapped_column(String(20))
     model: Mapped[str | None] = mapped_column(String(100))
+    # The knowledge passages the answer was grounded on: [{title, url, category, score}].
+    knowledge: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -63,6 +66,7 @@ class Assistant(Base):
     temperature: Mapped[float | None] = mapped_column(Float)
     session_timeout_minutes: Mapped[int] = mapped_column(Integer, default=30)
     end_keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    knowledge_index: Mapped[str | None] = mapped_column(String(64))  # ground answers on it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -1,0 +1,1 @@
+"""Long operations (scraping, index builds, syncs) as jobs whose progress anyone can read."""

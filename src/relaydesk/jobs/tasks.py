@@ -1,0 +1,18 @@
+"""Background tasks of jobs."""
+
+from __future__ import annotations
+
+from relaydesk.jobs import service
+from relaydesk.tasks import periodic, task
+
+
+@task("jobs.run")
+def run(job_id: int) -> None:
+    """Run one job."""
+    service.run(job_id)
+
+
+@periodic("jobs.sweep", minutes="*")
+def sweep() -> None:
+    """Fail jobs whose worker died, re-queue forgotten ones."""
+    service.sweep()
