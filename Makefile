@@ -15,12 +15,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# torch==2.13.0 first: it is the CPU build on this machine's disk; letting the
+# local-embeddings extra resolve torch by itself pulls the newest one with GBs of CUDA.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[local-embeddings]'
 	touch $@
 
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,local-llm]'
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,local-llm,local-embeddings]'
 	touch $@
 
 $(VENDOR_STAMP): package.json package-lock.json

@@ -1,13 +1,18 @@
 """Vendor fakes: small real HTTP servers on loopback.
 
-FakeOpenAI speaks the part of the OpenAI REST API relaydesk uses (chat completions and
-the model list), checks the bearer key and the request shape, records every request and
-answers deterministically.
+FakeOpenAI speaks the part of the OpenAI REST API relaydesk uses (chat completions,
+embeddings and the model list), checks the bearer key and the request shape, records
+every request and answers deterministically.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
+import re
+import struct
 import sys
 import threading
 import time
@@ -19,6 +24,13 @@ import pytest
 
 ROLES = ("system", "user", "assistant")
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o")
+EMBEDDING_SIZES = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+OTHER_EMBEDDING_SIZE = 768  # any other model name (Ollama's nomic-embed-text has 768)
+MAX_EMBEDDING_INPUTS = 2048
 _STATUS_TYPES = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -53,6 +65,50 @@ def _validation_error(body: Any) -> str | None:
             return f"Invalid value for 'messages[{i}].role'"
         if not isinstance(message.get("content"), str):
             return f"Invalid type for 'messages[{i}].content': expected a string"
+    return None
+
+
+def fake_embedding(text: str, size: int) -> list[float]:
+    """A hashed bag of words of unit length: texts sharing words have similar vectors."""
+    vector = [0.0] * size
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        vector[int.from_bytes(digest[:4], "little") % size] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    if norm == 0:
+        vector[0], norm = 1.0, 1.0
+    return [x / norm for x in vector]
+
+
+def embedding_size(model: str) -> int:
+    """The vector length the fake gives `model` when no `dimensions` is asked for."""
+    return EMBEDDING_SIZES.get(model, OTHER_EMBEDDING_SIZE)
+
+
+def _embedding_error(body: Any) -> str | None:
+    """What is wrong with an embeddings request body, or None."""
+    if not isinstance(body, dict):
+        return "The request body must be a JSON object."
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return "you must provide a model parameter"
+    texts = body.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not texts:
+        return "'input' must be a non-empty string or array of strings"
+    if len(texts) > MAX_EMBEDDING_INPUTS:
+        return f"'input' must have at most {MAX_EMBEDDING_INPUTS} items"
+    if not all(isinstance(t, str) and t for t in texts):
+        return "'$.input' is invalid: every item must be a non-empty string"
+    if body.get("encoding_format", "float") not in ("float", "base64"):
+        return "'encoding_format' must be 'float' or 'base64'"
+    dimensions = body.get("dimensions")
+    if dimensions is not None:
+        if not model.startswith("text-embedding-3"):
+            return "This model does not support specifying dimensions."
+        if not isinstance(dimensions, int) or not 1 <= dimensions <= embedding_size(model):
+            return f"'dimensions' must be between 1 and {embedding_size(model)}"
     return None
 
 
@@ -107,7 +163,7 @@ class FakeOpenAI:
             self._reply = fn
 
     def fail_next(self, status: int, times: int = 1) -> None:
-        """Make the next `times` chat completions fail with this HTTP status."""
+        """Make the next `times` POST requests (chat or embeddings) fail with this status."""
         with self._lock:
             self._failures.extend([status] * times)
 
@@ -138,7 +194,8 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                path = self.path.rstrip("/")
+                if path not in ("/v1/chat/completions", "/v1/embeddings"):
                     self._error(404, f"Unknown request URL: POST {self.path}")
                     return
                 try:
@@ -156,6 +213,9 @@ class FakeOpenAI:
                     reply = fake._reply
                 if failure is not None:
                     self._error(failure, f"Simulated failure {failure}")
+                    return
+                if path == "/v1/embeddings":
+                    self._embeddings(body)
                     return
                 problem = _validation_error(body)
                 if problem is not None:
@@ -186,6 +246,34 @@ class FakeOpenAI:
                             "completion_tokens": completion,
                             "total_tokens": prompt + completion,
                         },
+                    },
+                )
+
+            def _embeddings(self, body: Any) -> None:
+                problem = _embedding_error(body)
+                if problem is not None:
+                    self._error(400, problem)
+                    return
+                model = body["model"]
+                if fake.models and model not in fake.models:
+                    self._error(404, f"The model `{model}` does not exist")
+                    return
+                texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+                size = body.get("dimensions") or embedding_size(model)
+                data = []
+                for i, text in enumerate(texts):
+                    vector: Any = fake_embedding(text, size)
+                    if body.get("encoding_format") == "base64":
+                        vector = base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
+                    data.append({"object": "embedding", "index": i, "embedding": vector})
+                tokens = sum(_words(t) for t in texts)
+                self._json(
+                    200,
+                    {
+                        "object": "list",
+                        "data": data,
+                        "model": model,
+                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
                     },
                 )
 

@@ -72,6 +72,20 @@ class Settings(BaseSettings):
     llm_retry_backoff_seconds: float = Field(1.0, ge=0, le=60)
     automation_lease_seconds: float = Field(180.0, gt=0, le=3600)
 
+    # Knowledge indexes: which model turns text into vectors (None: the provider's default).
+    embedding_provider: Literal["openai", "local"] = "local"
+    embedding_model: str | None = None
+
+    # News scraper. Sources on this machine or the LAN (an intranet) need the switch.
+    scraper_allow_private_networks: bool = False
+    scraper_timeout_seconds: float = Field(20.0, gt=0, le=300)
+    scraper_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    scraper_concurrency: int = Field(4, ge=1, le=32)
+    scraper_max_articles_per_source: int = Field(20, ge=1, le=500)
+    scraper_keep_articles_per_category: int = Field(500, ge=1, le=100_000)
+    # Daily news digests: longer answers are cut at a sentence to fit (cost per SMS).
+    digest_max_segments: int = Field(3, ge=1, le=10)
+
     # Campaigns (Multi-SMS).
     campaign_rate_mps: float = Field(1.0, gt=0, le=10_000)
     campaign_max_recipients: int = Field(250, ge=1, le=1_000_000)

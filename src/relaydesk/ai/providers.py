@@ -12,9 +12,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 LOCAL_MODEL_LABEL = "smollm2-135m-instruct"
 LOCAL_CONTEXT_TOKENS = 2048
@@ -98,17 +101,25 @@ def complete(
     if not turns:
         raise ValueError("complete() needs at least one turn")
     ask = _complete_openai if config.provider == "openai" else _complete_local
+    return retrying(
+        lambda: ask(config, turns),
+        label=describe(config),
+        retries=retries,
+        backoff_seconds=backoff_seconds,
+    )
+
+
+def retrying(call: Callable[[], T], *, label: str, retries: int, backoff_seconds: float) -> T:
+    """Run `call`; an LLMError marked transient is retried with exponential backoff."""
     attempt = 0
     while True:
         try:
-            return ask(config, turns)
+            return call()
         except LLMError as exc:
             if not exc.transient or attempt >= retries:
                 raise
             delay = backoff_seconds * 2**attempt
-            log.warning(
-                "%s failed (%s); retry %d in %.1f s", describe(config), exc, attempt + 1, delay
-            )
+            log.warning("%s failed (%s); retry %d in %.1f s", label, exc, attempt + 1, delay)
             if delay > 0:
                 time.sleep(delay)
             attempt += 1
@@ -126,19 +137,25 @@ def _openai_client(api_key: str, base_url: str, timeout: float) -> openai.OpenAI
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
 
-def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
+def openai_client(config: LLMConfig) -> openai.OpenAI:
+    """The SDK client for an OpenAI(-compatible) config; LLMNotConfigured when unusable."""
     if not config.api_key and not config.base_url:
         raise LLMNotConfigured(
             "OpenAI needs an API key: set OPENAI_API_KEY or enter it in the AI tab"
         )
     try:
-        import openai
+        import openai  # noqa: F401 (only to say clearly when the package is missing)
     except ImportError:
         raise LLMNotConfigured("The OpenAI provider needs the openai package") from None
-
-    client = _openai_client(
+    return _openai_client(
         config.api_key or _PLACEHOLDER_KEY, config.base_url or _OPENAI_URL, config.timeout
     )
+
+
+def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
+    client = openai_client(config)
+    import openai
+
     messages = [_openai_message(t) for t in turns]
     try:
         response = client.chat.completions.create(
@@ -148,7 +165,7 @@ def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
             max_tokens=config.max_tokens,
         )
     except openai.APIError as exc:
-        raise _openai_error(config, exc) from None
+        raise openai_error(config, exc) from None
     text = (response.choices[0].message.content or "").strip() if response.choices else ""
     if not text:
         raise LLMError(f"{describe(config)} returned an empty answer", transient=False)
@@ -171,7 +188,7 @@ def _openai_message(turn: ChatTurn) -> ChatCompletionMessageParam:
     return {"role": "user", "content": turn.content}
 
 
-def _openai_error(config: LLMConfig, exc: openai.APIError) -> LLMError:
+def openai_error(config: LLMConfig, exc: openai.APIError) -> LLMError:
     """Translate an SDK error into a short message; the cause is dropped (it may echo the key)."""
     import openai
 

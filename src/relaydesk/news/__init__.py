@@ -1,0 +1,1 @@
+"""News: categories of sources, the scraper and the per-category article files."""

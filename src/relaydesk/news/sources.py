@@ -1,0 +1,193 @@
+"""News categories and their sources, validated where a person types them."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+from relaydesk.errors import Invalid
+
+SourceKind = Literal["feed", "page"]
+SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+# A category name becomes the stem of its files, so it is held to a portable file name.
+CATEGORY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+MAX_URL_LENGTH = 2048
+
+# Letters without a Unicode decomposition: NFKD alone would drop them instead of
+# turning "Łódź" into "lodz".
+_TRANSLITERATE = str.maketrans({"ł": "l", "Ł": "L", "ß": "ss", "ø": "o", "Ø": "O", "đ": "d"})
+# Query parameters that only tell the publisher where a click came from: the same
+# article reached from two newsletters must count once.
+_TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "ocid",
+        "cmpid",
+    }
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def category_slug(name: str) -> str:
+    """The file-safe name of a category: 'Poradnik Finansowy' → 'poradnik_finansowy'."""
+    text = unicodedata.normalize("NFKD", name.strip().translate(_TRANSLITERATE))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    slug = re.sub(r"\s+", "_", text)
+    if not slug:
+        raise Invalid("a category needs a name")
+    if CATEGORY_PATTERN.fullmatch(slug):
+        return slug
+    bad = sorted({ch for ch in slug if not (ch.isascii() and (ch.isalnum() or ch in "_-"))})
+    if bad:
+        shown = " ".join(repr(ch) for ch in bad)
+        raise Invalid(
+            f"category name '{name}' may contain only letters, digits, spaces, '-' and '_' "
+            f"(not {shown})"
+        )
+    if len(slug) > 63:
+        raise Invalid(f"category name '{name}' is too long (at most 63 characters)")
+    raise Invalid(f"category name '{name}' must start with a letter or a digit")
+
+
+def check_url(url: str) -> str:
+    """The URL without surrounding spaces, or Invalid saying what is wrong with it."""
+    url = url.strip()
+    if not url:
+        raise Invalid("a source needs a URL")
+    if len(url) > MAX_URL_LENGTH:
+        raise Invalid(f"the URL is too long (at most {MAX_URL_LENGTH} characters)")
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise Invalid(f"'{url}' contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        raise Invalid(f"'{url}' is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise Invalid(f"'{url}' must start with http:// or https://")
+    if not parts.hostname:
+        raise Invalid(f"'{url}' has no host name")
+    if parts.username is not None or parts.password is not None:
+        raise Invalid(f"'{url}' must not contain a user name or password")
+    return url
+
+
+def normalise_url(url: str) -> str:
+    """The URL as an identity for de-duplication: no fragment, no tracking parameters."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    # Filtered on the raw text so that the kept parameters stay byte for byte as given.
+    query = "&".join(
+        pair
+        for pair in parts.query.split("&")
+        if pair and not _is_tracking(unquote_plus(pair.split("=", 1)[0]))
+    )
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+def _is_tracking(name: str) -> bool:
+    name = name.lower()
+    return name.startswith("utm_") or name in _TRACKING_PARAMS
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place articles come from: an RSS/Atom feed or a section page with article links."""
+
+    url: str
+    kind: SourceKind = "feed"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", check_url(self.url))
+        if self.kind not in SOURCE_KINDS:
+            raise Invalid(
+                f"source kind '{self.kind}' is unknown; use 'feed' (RSS or Atom) or "
+                "'page' (a section page that links to articles)"
+            )
+
+
+@dataclass(frozen=True)
+class Category:
+    """A named group of sources; `name` is the file-safe slug, `label` what a person typed."""
+
+    name: str
+    sources: Sequence[Source] = ()
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        label = self.label.strip() or self.name.strip()
+        object.__setattr__(self, "name", category_slug(self.name))
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "sources", tuple(self.sources))
+        seen: set[str] = set()
+        for source in self.sources:
+            key = normalise_url(source.url)
+            if key in seen:
+                raise Invalid(f"category '{label}' lists {source.url} twice")
+            seen.add(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form that `from_dict` reads back."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "sources": [{"url": s.url, "kind": s.kind} for s in self.sources],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Category:
+        """Read `{name, label?, sources: [url | {url, kind?}]}` with clear errors."""
+        name = data.get("name")
+        if not isinstance(name, str):
+            raise Invalid("a category needs a name")
+        raw_sources = data.get("sources", [])
+        if not isinstance(raw_sources, list):
+            raise Invalid(f"the sources of category '{name}' must be a list")
+        sources = []
+        for raw in raw_sources:
+            if isinstance(raw, str):
+                sources.append(Source(raw))
+            elif isinstance(raw, Mapping) and isinstance(raw.get("url"), str):
+                sources.append(Source(raw["url"], raw.get("kind", "feed")))
+            else:
+                raise Invalid(f"a source of category '{name}' needs a URL")
+        label = data.get("label")
+        return cls(name, sources, label if isinstance(label, str) else "")
+
+
+def unique_categories(categories: Iterable[Category]) -> list[Category]:
+    """The categories as a list; Invalid when two of them would share files."""
+    found: dict[str, Category] = {}
+    for category in categories:
+        other = found.get(category.name)
+        if other is not None:
+            raise Invalid(
+                f"categories '{other.label}' and '{category.label}' would both be stored "
+                f"as '{category.name}'"
+            )
+        found[category.name] = category
+    return list(found.values())
