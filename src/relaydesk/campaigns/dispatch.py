@@ -21,13 +21,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.campaigns.models import Batch, Recipient, SendPacer
 from relaydesk.channels.twilio.gateway import GatewayError, SentMessage
 from relaydesk.config import get_settings
-from relaydesk.db import dialect_insert, session_scope, utcnow
+from relaydesk.db import Base, dialect_insert, session_scope, utcnow
 from relaydesk.errors import Conflict, RelaydeskError
 from relaydesk.messaging import delivery, queries
 from relaydesk.messaging import service as messaging
@@ -125,6 +125,19 @@ def push_back(sender: str, seconds: float) -> None:
         )
 
 
+_recipients = Base.metadata.tables["multi_sms_recipients"]
+_mark_queued = (
+    update(_recipients)
+    .where(_recipients.c.id == bindparam("rid"))
+    .values(status="queued", message_id=bindparam("mid"))
+)
+_mark_refused = (
+    update(_recipients)
+    .where(_recipients.c.id == bindparam("rid"))
+    .values(status=bindparam("state"), reason=bindparam("why"))
+)
+
+
 def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
     """Claim up to `count` pending recipients and create their messages, in one transaction.
 
@@ -171,13 +184,15 @@ def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
         for (rid, _), outcome in zip(rows, outcomes, strict=True):
             if isinstance(outcome, RelaydeskError):
                 state = "skipped" if isinstance(outcome, Conflict) else "failed"
-                refused.append({"id": rid, "status": state, "reason": outcome.message})
+                refused.append({"rid": rid, "state": state, "why": outcome.message})
             else:
-                queued.append({"id": rid, "status": "queued", "message_id": outcome})
+                queued.append({"rid": rid, "mid": outcome})
                 made.append((rid, outcome))
-        for changes in (queued, refused):
-            if changes:
-                session.execute(update(Recipient), changes)
+        conn = session.connection()
+        if queued:
+            conn.execute(_mark_queued, queued)
+        if refused:
+            conn.execute(_mark_refused, refused)
         if not made:
             return []
         found = delivery.snapshots(session, [mid for _, mid in made])
