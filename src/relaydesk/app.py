@@ -28,22 +28,28 @@ from relaydesk.web.views import install_panel
 log = logging.getLogger(__name__)
 
 MAX_API_BODY = 1024 * 1024
+# Index backups are uploaded whole; the import itself enforces its exact limit (250 MB),
+# this leaves room for the multipart envelope around the file.
+_BACKUP_UPLOAD = 251 * 1024 * 1024
+UPLOAD_PATHS = {"/api/news/faiss/import": _BACKUP_UPLOAD, "/news/faiss/import": _BACKUP_UPLOAD}
 
 
 class BodyLimit:
     """Refuses request bodies over a limit before reading them into memory."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or {}  # paths that take uploads, with their own limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.limit)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(self.limit, send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _too_large(limit, send)
                 return
         seen = 0
 
@@ -51,14 +57,14 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
-            await _too_large(self.limit, send)
+            await _too_large(limit, send)
 
 
 class _BodyTooLarge(Exception):
@@ -67,11 +73,15 @@ class _BodyTooLarge(Exception):
 
 async def _too_large(limit: int, send: Send) -> None:
     body = JSONResponse(
-        {"detail": f"The request body is larger than {limit // 1024} KB", "code": "too_large"},
+        {"detail": f"The request body is larger than {_size(limit)}", "code": "too_large"},
         status_code=413,
     )
     await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
     await send({"type": "http.response.body", "body": body.body})
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 10 * 1024 * 1024 else f"{limit // 1024} KB"
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -152,6 +162,8 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     from relaydesk.automation.api import router as automation_router
     from relaydesk.campaigns.api import router as campaigns_router
     from relaydesk.jobs.api import router as jobs_router
+    from relaydesk.news.api import router as news_router
+    from relaydesk.news.digest_api import router as digest_router
     from relaydesk.reminders.api import router as reminders_router
 
     app.include_router(users_router)
@@ -160,6 +172,8 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     app.include_router(reminders_router)
     app.include_router(campaigns_router)
     app.include_router(jobs_router)
+    app.include_router(news_router)
+    app.include_router(digest_router)
     if settings.embedded_sandbox:
         from relaydesk.channels.sandbox.deps import require_sandbox_mode
         from relaydesk.channels.sandbox.emulator import router as emulator_router
@@ -215,5 +229,5 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
     install_panel(app)
-    app.add_middleware(BodyLimit, limit=MAX_API_BODY)
+    app.add_middleware(BodyLimit, limit=MAX_API_BODY, larger=UPLOAD_PATHS)
     return app

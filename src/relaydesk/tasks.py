@@ -30,6 +30,8 @@ TASK_MODULES = [
     "relaydesk.reminders.tasks",
     "relaydesk.campaigns.tasks",
     "relaydesk.jobs.tasks",
+    "relaydesk.news.jobs",
+    "relaydesk.news.digest_tasks",
     "relaydesk.maintenance",
 ]
 

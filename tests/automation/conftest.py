@@ -14,6 +14,7 @@ from relaydesk.automation.models import AutomationRun
 from relaydesk.messaging.models import Message
 from tests.conftest import wait_for
 from tests.fakes import FakeOpenAI
+from tests.web.conftest import make_user, panel  # noqa: F401 (fixtures: a signed-in panel)
 
 OUR_NUMBER = "+15005550006"
 _sids = itertools.count(1)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.admin import settings_store
 from relaydesk.admin.service import record
+from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import Assistant, AssistantSession, PhoneNumber
 from relaydesk.config import get_settings
 from relaydesk.contacts.numbers import InvalidNumber, normalize
@@ -38,6 +39,7 @@ class AssistantData:
     temperature: float | None = None
     session_timeout_minutes: int = 30
     end_keywords: list[str] | None = None
+    knowledge_index: str | None = None
 
 
 def clean_keywords(words: list[str] | None) -> list[str]:
@@ -99,6 +101,7 @@ def _validate(data: AssistantData) -> AssistantData:
         temperature=data.temperature,
         session_timeout_minutes=data.session_timeout_minutes,
         end_keywords=clean_keywords(data.end_keywords),
+        knowledge_index=knowledge_index_or_none(data.knowledge_index),
     )
 
 
@@ -113,6 +116,7 @@ def as_dict(assistant: Assistant, numbers: list[str] | None = None) -> dict[str,
         "temperature": assistant.temperature,
         "session_timeout_minutes": assistant.session_timeout_minutes,
         "end_keywords": list(assistant.end_keywords or []),
+        "knowledge_index": assistant.knowledge_index,
         "numbers": numbers or [],
         "created_at": assistant.created_at,
         "updated_at": assistant.updated_at,

@@ -26,6 +26,7 @@ from relaydesk.ai import providers
 from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig, LLMError
 from relaydesk.ai.text import trim_to_segments
 from relaydesk.automation import assistants, context
+from relaydesk.automation import grounding as grounding_of
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import AssistantSession, AutomationRun, LLMUsage
 from relaydesk.config import get_settings
@@ -55,6 +56,7 @@ class LLMJob:
     greeting: str = ""  # an assistant's first message, sent ahead of the answer
     assistant_id: int | None = None
     session_id: int | None = None  # the assistant session continued, if any
+    knowledge_index: str | None = None  # ground the answer on this index
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Answer:
     detail: str | None = None
     usage: list[Completion] = field(default_factory=list)
     job: LLMJob | None = None
+    knowledge: list[dict[str, Any]] | None = None  # the passages the answer used
 
 
 def queue_for(session: Session, message: Message) -> None:
@@ -211,6 +214,7 @@ def decide(session: Session, run_id: int) -> Decision:
                 max_segments=ai.max_reply_segments,
                 floor_id=0,
                 fallback=ai.fallback_message,
+                knowledge_index=ai.knowledge_index,
             ),
         )
     classic = cfg.read_auto_reply(session)
@@ -305,6 +309,7 @@ def _assistant_decision(
             greeting=greeting,
             assistant_id=assistant.id,
             session_id=live.id if live else None,
+            knowledge_index=assistant.knowledge_index,
         ),
     )
 
@@ -351,7 +356,13 @@ def _answer(decision: Decision, run_id: int) -> Answer:
             complete=complete,
         )
         usage.extend(ctx.usage)
-        done = complete(job.llm, ctx.turns)
+        turns, found, note = ctx.turns, None, None
+        if job.knowledge_index:
+            customer = "\n".join(line.text for line in ctx.lines if line.role == "user")
+            grounding = grounding_of.find(job.knowledge_index, customer[-2000:])
+            turns = grounding_of.ground(ctx.turns, grounding, job.llm.provider)
+            found, note = grounding.record(), grounding.problem
+        done = complete(job.llm, turns)
         usage.append(done)
     except LLMError as exc:
         return Answer(
@@ -372,7 +383,8 @@ def _answer(decision: Decision, run_id: int) -> Answer:
             usage,
             job,
         )
-    return Answer(decision.outcome, decision.source, text, None, usage, job)
+    detail = f"answered without knowledge: {note}" if note else None
+    return Answer(decision.outcome, decision.source, text, detail, usage, job, found)
 
 
 def compose(greeting: str, answer: str, max_segments: int) -> str:
@@ -406,6 +418,7 @@ def _finish(run_id: int, token: str, answer: Answer) -> str | None:
                     outcome, detail = problem
         row.state, row.outcome, row.detail = "done", outcome, (detail or None)
         row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
+        row.knowledge = answer.knowledge
         _record_usage(session, row, answer.usage)
         if message is not None and message.conversation_id is not None:
             _track_session(session, message, answer, reply_id, now)

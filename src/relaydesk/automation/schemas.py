@@ -44,6 +44,9 @@ class AIConfigIn(BaseModel):
     api_key: str | None = Field(None, max_length=500)
     base_url: str | None = Field(None, max_length=500)
     fallback_message: str | None = Field(None, max_length=1600)
+    knowledge_index: str | None = Field(
+        None, max_length=64, description='A knowledge index to ground answers on; "" for none'
+    )
 
 
 class UsageOut(BaseModel):
@@ -68,6 +71,7 @@ class AIConfigOut(BaseModel):
     max_reply_segments: int
     base_url: str | None
     fallback_message: str
+    knowledge_index: str | None
     enabled_at: datetime | None
     api_key_set: bool
     api_key_source: Literal["env", "panel", "none"]
@@ -140,6 +144,7 @@ class AssistantIn(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     session_timeout_minutes: int = Field(30, ge=1, le=1440)
     end_keywords: list[str] | None = Field(None, max_length=30)
+    knowledge_index: str | None = Field(None, max_length=64)
 
 
 class AssistantOut(BaseModel):
@@ -153,6 +158,7 @@ class AssistantOut(BaseModel):
     temperature: float | None
     session_timeout_minutes: int
     end_keywords: list[str]
+    knowledge_index: str | None
     numbers: list[str]
     created_at: datetime
     updated_at: datetime
@@ -185,6 +191,16 @@ class ConversationAutomationIn(BaseModel):
     enabled: bool
 
 
+class KnowledgePassageOut(BaseModel):
+    """A passage of a knowledge index an answer used."""
+
+    title: str
+    url: str
+    category: str
+    score: float
+    excerpt: str
+
+
 class RunOut(BaseModel):
     """What the pipeline did about one inbound message."""
 
@@ -199,6 +215,9 @@ class RunOut(BaseModel):
     model: str | None
     prompt_tokens: int
     completion_tokens: int
+    knowledge: list[KnowledgePassageOut] | None = Field(
+        None, description="The knowledge passages the answer was grounded on"
+    )
     created_at: datetime
     finished_at: datetime | None
 

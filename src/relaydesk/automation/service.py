@@ -13,6 +13,7 @@ from relaydesk.admin.service import record
 from relaydesk.ai.providers import LLMConfig, LLMError, LLMNotConfigured
 from relaydesk.automation import assistants, context, pipeline
 from relaydesk.automation import settings as cfg
+from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import AutomationRun, LLMUsage
 from relaydesk.automation.schemas import AIConfigIn, RulesIn
 from relaydesk.config import get_settings
@@ -99,7 +100,13 @@ def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> d
                 check_public_url(base_url, setting="LLM_ALLOW_PRIVATE_NETWORKS")
             except BlockedAddress as exc:
                 raise Invalid(str(exc), field="base_url") from None
-    fields = {k: v for k, v in given.items() if k not in ("api_key", "base_url") and v is not None}
+    if "knowledge_index" in given:
+        given["knowledge_index"] = knowledge_index_or_none(given["knowledge_index"])
+    fields = {
+        k: v
+        for k, v in given.items()
+        if k not in ("api_key", "base_url") and (v is not None or k == "knowledge_index")
+    }
     if isinstance(fields.get("system_prompt"), str):
         fields["system_prompt"] = fields["system_prompt"].strip()
     new = replace(current, **fields, base_url=base_url)
@@ -235,6 +242,24 @@ def preview(
     }
 
 
+def knowledge_for(session: Session, message_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The knowledge passages behind each of these answers (those grounded on an index)."""
+    if not message_ids:
+        return {}
+    found: dict[int, list[dict[str, Any]]] = {}
+    for start in range(0, len(message_ids), 500):
+        rows = session.execute(
+            select(AutomationRun.reply_message_id, AutomationRun.knowledge).where(
+                AutomationRun.reply_message_id.in_(message_ids[start : start + 500]),
+                AutomationRun.knowledge.is_not(None),
+            )
+        )
+        for reply_id, passages in rows:
+            if reply_id is not None and passages:
+                found[reply_id] = passages
+    return found
+
+
 def run_dict(run: AutomationRun) -> dict[str, Any]:
     """A pipeline run as the API shows it."""
     return {
@@ -251,6 +276,7 @@ def run_dict(run: AutomationRun) -> dict[str, Any]:
             "model",
             "prompt_tokens",
             "completion_tokens",
+            "knowledge",
             "created_at",
             "finished_at",
         )

@@ -55,6 +55,7 @@ class AIConfig:
     max_reply_segments: int = 3
     base_url: str | None = None
     fallback_message: str = ""
+    knowledge_index: str | None = None  # ground answers on this knowledge index
     enabled_at: datetime | None = None
     api_key: str | None = None  # panel-entered; never returned
 

@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.automation import assistants, service
+from relaydesk.automation.grounding import knowledge_indexes
 from relaydesk.automation.schemas import AIConfigIn, AssistantIn, RulesIn
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.contacts.service import participant_number
@@ -36,6 +37,7 @@ AI_TEXT_FIELDS = (
     "max_reply_segments",
     "fallback_message",
     "base_url",
+    "knowledge_index",
 )
 RULE_FIELDS = (
     "help_message",
@@ -123,6 +125,7 @@ def _ai_context() -> dict[str, Any]:
             "tab": "ai",
             "ai": service.ai_view(session),
             "auto_reply": service.auto_reply_view(session),
+            "knowledge_indexes": knowledge_indexes(),
         }
 
 
@@ -225,6 +228,7 @@ def _assistants_context() -> dict[str, Any]:
                 "session_timeout_minutes": 30,
                 "end_keywords": assistants.DEFAULT_END_KEYWORDS,
             },
+            "knowledge_indexes": knowledge_indexes(),
         }
 
 
@@ -235,7 +239,9 @@ def _assistants_section(request: Request, user: SignedIn, notice: str) -> Respon
 
 def _assistant_data(form: FormData) -> assistants.AssistantData:
     """The assistant form as the service's data; end keywords are comma-separated."""
-    data: dict[str, Any] = _fields(form, ("name", "first_message", "system_prompt", "model"))
+    data: dict[str, Any] = _fields(
+        form, ("name", "first_message", "system_prompt", "model", "knowledge_index")
+    )
     data["model"] = data.get("model", "").strip() or None
     temperature = str(form.get("temperature") or "").strip()
     data["temperature"] = temperature or None
@@ -287,6 +293,7 @@ def _assistant_context(assistant_id: int) -> dict[str, Any]:
         return {
             "tab": "assistants",
             "assistant": assistants.as_dict(found, assistants.numbers_of(session, assistant_id)),
+            "knowledge_indexes": knowledge_indexes(),
         }
 
 

@@ -184,6 +184,11 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
         items, older, opted_out = queries.thread(
             session, number, limit=THREAD_PAGE, before=before or None
         )
+        grounded = automation.knowledge_for(
+            session, [m["id"] for m in items if m["direction"] == "outbound"]
+        )
+    for item in items:
+        item["knowledge"] = grounded.get(item["id"])
     channel = next((m["channel"] for m in reversed(items) if m["direction"] == "inbound"), "sms")
     return {
         "participant": number,

@@ -219,6 +219,8 @@ def install_panel(app: FastAPI) -> None:
     from relaydesk.automation.views import router as automation_router
     from relaydesk.campaigns.views import router as campaigns_router
     from relaydesk.messaging.views import router as messages_router
+    from relaydesk.news.digest_views import router as digest_views_router
+    from relaydesk.news.views import router as news_views_router
     from relaydesk.reminders.views import router as reminders_router
     from relaydesk.web.live import router as live_router
 
@@ -228,6 +230,8 @@ def install_panel(app: FastAPI) -> None:
     app.include_router(automation_router)
     app.include_router(reminders_router)
     app.include_router(campaigns_router)
+    app.include_router(news_views_router)
+    app.include_router(digest_views_router)
     app.include_router(admin_router)
     if get_settings().embedded_sandbox:
         from relaydesk.channels.sandbox.views import router as sandbox_router

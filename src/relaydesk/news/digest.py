@@ -1,0 +1,201 @@
+"""Daily digests: when one is due (pure, zoneinfo) and what it says (retrieval + trimming).
+
+A recipient gets one digest per local day at `send_time` in its own time zone. The
+rules, all computed from stored state so a restart changes nothing:
+- due once local now has reached today's send instant and `last_sent_on` is before today;
+- a day whose send instant is before `active_since` is not owed (created at 15:00 with
+  08:00: the first digest is tomorrow's);
+- after downtime the same day it goes out once, late; days that passed are never sent;
+- a send time in the spring-forward gap (02:30 on the last Sunday of March in Warsaw)
+  fires at the first instant that exists after it (03:00); in the autumn fold it fires
+  once, at the first occurrence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from relaydesk.ai.text import trim_to_segments
+from relaydesk.errors import Conflict, Invalid, ProviderFailed, RelaydeskError
+from relaydesk.messaging.segments import count_segments
+
+if TYPE_CHECKING:
+    from relaydesk.news.retrieval import Passage
+
+DEFAULT_TIMEZONE = "Europe/Warsaw"
+MODES = ("all_categories", "custom_prompt")
+# What the all-categories digest asks the index for; the answer becomes the SMS.
+DIGEST_INSTRUCTION = (
+    "Write a short SMS news digest: the most important news of each category, one or two "
+    "plain sentences per category, in the language of the articles, without links."
+)
+# GSM-7 fits 153 characters a segment in a long SMS: asking for more is wasted words.
+CHARS_PER_SEGMENT = 153
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name`, or Invalid."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(
+            f"'{name[:64]}' is not a time zone; use an IANA name such as Europe/Warsaw",
+            field="timezone",
+        ) from None
+
+
+def parse_send_time(value: str) -> time:
+    """'HH:MM' (00:00–23:59) as a time, or Invalid."""
+    text = value.strip()
+    hours, sep, minutes = text.partition(":")
+    if (
+        sep
+        and len(hours) in (1, 2)
+        and len(minutes) == 2
+        and hours.isdigit()
+        and minutes.isdigit()
+        and int(hours) < 24
+        and int(minutes) < 60
+    ):
+        return time(int(hours), int(minutes))
+    raise Invalid(
+        f"'{text[:20]}' is not a time of day; write HH:MM between 00:00 and 23:59",
+        field="send_time",
+    )
+
+
+def send_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The UTC instant of wall time `at` on local `day`.
+
+    In the autumn fold the first occurrence (fold=0). In the spring gap the wall time
+    never shows; the digest goes at the first instant whose wall time is past it, i.e.
+    the moment the clocks jump.
+    """
+    wall = datetime.combine(day, at)
+    first = wall.replace(tzinfo=tz).astimezone(UTC)
+    if first.astimezone(tz).replace(tzinfo=None) == wall:
+        return first
+    # A gap: fold=1 reads the wall time with the offset after the jump (an instant before
+    # it), fold=0 with the offset before (after it). Bisect for the jump itself, to the second.
+    lo = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    hi = first
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(tz).replace(tzinfo=None) >= wall:
+            hi = mid
+        else:
+            lo = mid
+    return hi.replace(microsecond=0)
+
+
+def due_day(
+    send_time: str,
+    timezone: str,
+    active_since: datetime,
+    last_sent_on: str | None,
+    now: datetime,
+) -> date | None:
+    """The local date a digest is owed for at `now`, or None (see the module's rules)."""
+    tz = zone(timezone)
+    today = now.astimezone(tz).date()
+    at = send_instant(today, parse_send_time(send_time), tz)
+    if now < at or at < active_since:
+        return None
+    # "Before today", not "not today": after a time-zone change to one behind, the
+    # stored date may be ahead of the new local date; that day was already served.
+    if last_sent_on is not None and last_sent_on >= today.isoformat():
+        return None
+    return today
+
+
+def next_send_at(
+    send_time: str,
+    timezone: str,
+    active_since: datetime,
+    last_sent_on: str | None,
+    now: datetime,
+) -> datetime:
+    """When the next scheduled digest goes out (UTC), for display; now when one is owed."""
+    if due_day(send_time, timezone, active_since, last_sent_on, now) is not None:
+        return now
+    tz = zone(timezone)
+    at = parse_send_time(send_time)
+    day = now.astimezone(tz).date()
+    for _ in range(3):  # today, or tomorrow (or the day after, past a day-long gap)
+        instant = send_instant(day, at, tz)
+        served = last_sent_on is not None and last_sent_on >= day.isoformat()
+        if instant > now and instant >= active_since and not served:
+            return instant
+        day += timedelta(days=1)
+    return send_instant(day, at, tz)
+
+
+# Composition ---------------------------------------------------------------------------
+
+
+class NoNews(Conflict):
+    """Nothing is indexed (or nothing matched): no digest, rather than an empty SMS."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(
+            reason
+            or "No news matched: scrape the sources and build an index first, or check the prompt",
+            code="no_news",
+        )
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A digest ready to send: the text, its segments and the passages it is built on."""
+
+    text: str
+    segments: int
+    sources: Sequence[Passage]
+    model: str | None  # None: built from the headlines (no LLM configured or it failed)
+    note: str | None
+
+
+def _from_passages(passages: Sequence[Passage]) -> str:
+    """Headlines by category, for when no LLM is configured to write the digest."""
+    by_category: dict[str, list[str]] = {}
+    for p in passages:
+        titles = by_category.setdefault(p.category, [])
+        if p.title and p.title not in titles:
+            titles.append(p.title)
+    return "\n".join(f"{category}: {'; '.join(t)}." for category, t in by_category.items() if t)
+
+
+def compose(mode: str, prompt: str | None, max_segments: int) -> Digest:
+    """The digest text for a recipient's mode and prompt, within `max_segments`.
+
+    Raises NoNews when the index has nothing, ProviderFailed when retrieval breaks.
+    """
+    # Imported when used: the index (FAISS, embedders) stays out of code paths that only
+    # list or edit recipients.
+    from relaydesk.news import retrieval
+
+    max_chars = max_segments * CHARS_PER_SEGMENT
+    try:
+        if mode == "custom_prompt":
+            found = retrieval.answer(prompt or "", mode="answer", max_chars=max_chars)
+        else:
+            found = retrieval.answer(DIGEST_INSTRUCTION, mode="all_categories", max_chars=max_chars)
+    except NoNews:
+        raise
+    except Conflict as exc:  # no index built, or none active: nothing to tell today
+        raise NoNews(exc.message) from None
+    except RelaydeskError:
+        raise
+    except Exception as exc:  # an index or model failing in its own way
+        raise ProviderFailed(f"The news index could not answer: {exc}") from exc
+    if not found.sources:
+        raise NoNews(found.note)
+    text = (found.answer or "").strip() or _from_passages(found.sources)
+    if not text:
+        raise NoNews(found.note)
+    text = trim_to_segments(text, max_segments)
+    return Digest(text, count_segments(text).segments, found.sources, found.model, found.note)

@@ -1,0 +1,217 @@
+"""REST routes of the daily news digests: recipients, preview, send, news_config.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartParser
+
+from relaydesk.db import session_scope
+from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.errors import Invalid, RelaydeskError
+from relaydesk.messaging.models import Message
+from relaydesk.messaging.queries import message_dict
+from relaydesk.messaging.schemas import MessageOut
+from relaydesk.news import legacy, recipients
+from relaydesk.news.digest import Digest
+from relaydesk.news.digest_schemas import (
+    DigestPreview,
+    ImportOut,
+    RecipientIn,
+    RecipientOut,
+    RecipientPatch,
+)
+
+router = APIRouter(prefix="/api/news", tags=["news"])
+
+MAX_IMPORT_BYTES = 1024 * 1024
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such recipient"},
+    422: {"description": "Invalid number, time, time zone, mode or prompt"},
+}
+_DIGEST_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    409: {"description": "No news indexed (code no_news), or the number unsubscribed"},
+    502: {"description": "The index or the LLM could not answer"},
+}
+
+
+class TooLarge(RelaydeskError):
+    """An upload over its size limit."""
+
+    status_code = 413
+    code = "too_large"
+
+
+@router.get("/recipients", response_model=list[RecipientOut])
+def list_recipients(principal: Viewer, session: SessionDep) -> Any:
+    """Every digest recipient with its next digest and the last one's outcome."""
+    return [recipients.as_dict(r) for r in recipients.list_recipients(session)]
+
+
+@router.post("/recipients", response_model=RecipientOut, status_code=201, responses=_ERRORS)
+def create_recipient(payload: RecipientIn, principal: Operator, session: WriteSessionDep) -> Any:
+    """Send `phone` a digest every day at `send_time` in `timezone` (the first: tomorrow if
+    today's time has passed)."""
+    fields = recipients.clean(
+        payload.phone, payload.send_time, payload.timezone, payload.mode, payload.prompt
+    )
+    recipient = recipients.create(session, fields, principal.actor, enabled=payload.enabled)
+    session.commit()
+    return recipients.as_dict(recipient)
+
+
+@router.patch("/recipients/{recipient_id}", response_model=RecipientOut, responses=_ERRORS)
+def update_recipient(
+    recipient_id: int, payload: RecipientPatch, principal: Operator, session: WriteSessionDep
+) -> Any:
+    """Change a recipient's settings or `enabled` (audited)."""
+    recipient = recipients.update_recipient(
+        session, recipient_id, principal.actor, payload.model_dump(exclude_unset=True)
+    )
+    session.commit()
+    return recipients.as_dict(recipient)
+
+
+@router.delete("/recipients/{recipient_id}", status_code=204, responses=_ERRORS)
+def delete_recipient(recipient_id: int, principal: Operator, session: WriteSessionDep) -> Response:
+    """Delete a recipient (audited); digests already sent stay in the history."""
+    recipients.delete_recipient(session, recipient_id, principal.actor)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/recipients/{recipient_id}/toggle", response_model=RecipientOut, responses=_ERRORS)
+def toggle_recipient(recipient_id: int, principal: Operator, session: WriteSessionDep) -> Any:
+    """Disable an enabled recipient or enable a disabled one."""
+    recipient = recipients.toggle(session, recipient_id, principal.actor)
+    session.commit()
+    return recipients.as_dict(recipient)
+
+
+def preview_dict(digest: Digest) -> dict[str, Any]:
+    """A composed digest as the API shows it."""
+    return {
+        "text": digest.text,
+        "segments": digest.segments,
+        "sources": [
+            {
+                "title": p.title,
+                "url": p.url,
+                "category": p.category,
+                "score": p.score,
+                "excerpt": p.excerpt,
+            }
+            for p in digest.sources
+        ],
+        "model": digest.model,
+        "note": digest.note,
+    }
+
+
+@router.post(
+    "/recipients/{recipient_id}/test", response_model=DigestPreview, responses=_DIGEST_ERRORS
+)
+def test_recipient(recipient_id: int, principal: Operator) -> Any:
+    """The digest the recipient would get now, with its sources; nothing is sent."""
+    return preview_dict(recipients.preview(recipient_id))
+
+
+@router.post(
+    "/recipients/{recipient_id}/send",
+    response_model=MessageOut,
+    status_code=201,
+    responses=_DIGEST_ERRORS,
+)
+def send_recipient(recipient_id: int, principal: Operator, session: SessionDep) -> Any:
+    """Send a digest now (audited); today's scheduled digest still goes out at its time."""
+    message_id = recipients.send_now(recipient_id, principal.actor)
+    message = session.get(Message, message_id)
+    assert message is not None
+    return message_dict(message)
+
+
+@router.get("/config")
+def get_config(principal: Viewer, session: SessionDep) -> Any:
+    """The recipients in the original app's news_config.json format."""
+    return legacy.export(session)
+
+
+async def _read_capped(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
+        raise TooLarge("The file is larger than 1 MB; news_config.json files are far smaller")
+    data = bytearray()
+    async for chunk in request.stream():
+        data.extend(chunk)
+        if len(data) > MAX_IMPORT_BYTES:
+            raise TooLarge("The file is larger than 1 MB; news_config.json files are far smaller")
+    return bytes(data)
+
+
+async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
+    yield data
+
+
+async def _document(request: Request) -> Any:
+    """The JSON document sent as the body or as the one file of a multipart form."""
+    data = await _read_capped(request)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await MultiPartParser(request.headers, _once(data), max_files=1).parse()
+        files = [v for v in form.values() if isinstance(v, UploadFile)]
+        if not files:
+            raise Invalid("Attach the news_config.json file to the form", field="file")
+        data = await files[0].read()
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Invalid(f"The file is not valid JSON: {exc}", field="file") from None
+
+
+@router.post(
+    "/config/import",
+    response_model=ImportOut,
+    responses={
+        413: {"description": "Over 1 MB"},
+        422: {"description": "Not JSON, or no recipients in it"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+            }
+        }
+    },
+)
+async def import_config(request: Request, principal: Operator) -> Any:
+    """Import recipients from the original app's news_config.json (JSON body or a file).
+
+    Entries that cannot be read are listed with the reason; the rest are imported; an
+    entry identical to an existing recipient is not added twice.
+    """
+    document = await _document(request)
+
+    def run() -> dict[str, Any]:
+        with session_scope() as session:
+            report = legacy.import_config(session, document, principal.actor)
+            session.flush()
+            created = [recipients.as_dict(recipients.get(session, i)) for i in report.created]
+            return {
+                "created": created,
+                "duplicates": report.duplicates,
+                "problems": report.problems,
+            }
+
+    return await run_in_threadpool(run)

@@ -1,0 +1,105 @@
+"""API shapes of digest recipients, digest previews and the news_config.json import."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from relaydesk.news.recipients import MAX_PROMPT
+
+Mode = Literal["all_categories", "custom_prompt"]
+
+
+class RecipientIn(BaseModel):
+    """POST /api/news/recipients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(min_length=1, max_length=64, examples=["+48600100200"])
+    send_time: str = Field(max_length=8, examples=["08:00"], description="HH:MM, local")
+    timezone: str = Field(default="Europe/Warsaw", max_length=64, description="IANA name")
+    mode: Mode = "all_categories"
+    prompt: str | None = Field(
+        default=None, max_length=MAX_PROMPT, description="required for custom_prompt"
+    )
+    enabled: bool = True
+
+
+class RecipientPatch(BaseModel):
+    """PATCH /api/news/recipients/{id}: omitted fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str | None = Field(default=None, min_length=1, max_length=64)
+    send_time: str | None = Field(default=None, max_length=8)
+    timezone: str | None = Field(default=None, max_length=64)
+    mode: Mode | None = None
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
+    enabled: bool | None = None
+
+
+class RecipientOut(BaseModel):
+    """A recipient as the API shows it."""
+
+    id: int
+    phone: str
+    send_time: str
+    timezone: str
+    mode: Mode
+    prompt: str | None
+    enabled: bool
+    next_send_at: datetime | None = Field(description="the next scheduled digest; null if off")
+    last_sent_at: datetime | None
+    last_sent_on: str | None = Field(description="local date of the last scheduled digest")
+    last_outcome: Literal["sent", "skipped", "failed"] | None
+    last_detail: str | None = Field(description="why the last digest was skipped or failed")
+    last_message_id: int | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SourceOut(BaseModel):
+    """A passage a digest is built on."""
+
+    title: str
+    url: str
+    category: str
+    score: float
+    excerpt: str
+
+
+class DigestPreview(BaseModel):
+    """POST /api/news/recipients/{id}/test: the digest, not sent."""
+
+    text: str
+    segments: int
+    sources: list[SourceOut]
+    model: str | None = Field(description="the LLM that wrote it; null: built from headlines")
+    note: str | None = Field(description="why there is no LLM answer, when there is none")
+
+
+class ImportProblem(BaseModel):
+    """An entry of the file that was not imported."""
+
+    index: int
+    phone: Any = None
+    error: str
+
+
+class ImportDuplicate(BaseModel):
+    """An entry that is already a recipient."""
+
+    index: int
+    phone: str
+    id: int
+
+
+class ImportOut(BaseModel):
+    """POST /api/news/config/import."""
+
+    created: list[RecipientOut]
+    duplicates: list[ImportDuplicate]
+    problems: list[ImportProblem]

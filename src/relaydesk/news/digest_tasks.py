@@ -1,0 +1,12 @@
+"""Background jobs of the news digests."""
+
+from __future__ import annotations
+
+from relaydesk.news import recipients
+from relaydesk.tasks import periodic
+
+
+@periodic("news.digests", minutes="*")
+def send_due_digests() -> None:
+    """Send the digests owed now, once each (state is in the database: restarts are safe)."""
+    recipients.run_due()

@@ -1,0 +1,118 @@
+"""Long news work as jobs: scraping the sources, building an index, and both on a schedule.
+
+Runners take plain parameters (category names, an index name), read what they need
+from the database themselves, and report progress through the job row.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from relaydesk.admin.service import record
+from relaydesk.db import session_scope
+from relaydesk.errors import Conflict, Invalid
+from relaydesk.jobs import service as jobs
+from relaydesk.jobs.models import Job
+from relaydesk.jobs.service import Progress
+from relaydesk.knowledge import store
+from relaydesk.news import files, retrieval, scraper, service
+from relaydesk.tasks import periodic
+
+log = logging.getLogger(__name__)
+
+SCRAPE = "news.scrape"
+BUILD = "news.build_index"
+REFRESH = "news.refresh"  # scrape then build: what the daily schedule runs
+
+
+def start_scrape(session: Session, categories: list[str] | None, actor: str) -> Job:
+    """Queue a scrape of all categories or the named ones (checked now, not in the worker)."""
+    service.categories(session, categories)
+    job = jobs.start(session, SCRAPE, {"categories": categories}, actor)
+    record(session, actor, "news.scrape.start", f"job:{job.id}", {"categories": categories})
+    return job
+
+
+def start_build(session: Session, name: str, categories: list[str] | None, actor: str) -> Job:
+    """Queue an index build from the stored articles (of all or the named categories)."""
+    store.check_name(name)
+    params = {"name": name, "categories": categories}
+    job = jobs.start(session, BUILD, params, actor)
+    record(session, actor, "news.index.build", f"index:{name}", {"job": job.id})
+    return job
+
+
+def _scrape(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        chosen = service.categories(session, params.get("categories"))
+    report = scraper.scrape(chosen, service.news_dir(), progress=progress)
+    return report.to_dict()
+
+
+def _build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    name = str(params.get("name") or service.DEFAULT_INDEX)
+    categories = params.get("categories")
+    articles = files.load_articles(service.news_dir(), categories)
+    if not articles:
+        raise Invalid("There are no scraped articles to index yet: run a scrape first")
+    documents = [store.Document(a.url, a.title, a.category, a.text, a.published) for a in articles]
+    root = service.index_root()
+    result = store.build(root, name, documents, retrieval.embedder(), progress)
+    # The first index becomes the active one: a fresh install needs no extra click.
+    activated = store.active_name(root) is None
+    if activated:
+        store.activate(root, name)
+    return {
+        "name": result.name,
+        "vectors": result.vectors,
+        "documents": result.documents,
+        "embedded": result.embedded,
+        "reused": result.reused,
+        "skipped_documents": result.skipped_documents,
+        "activated": activated,
+    }
+
+
+@jobs.runner(SCRAPE)
+def run_scrape(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Scrape the chosen categories into the news files."""
+    return _scrape(params, progress)
+
+
+@jobs.runner(BUILD)
+def run_build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Build (or update) an index from the news files."""
+    return _build(params, progress)
+
+
+@jobs.runner(REFRESH)
+def run_refresh(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Scrape every category, then update the active index (or 'news')."""
+    scraped = _scrape({"categories": None}, progress)
+    name = store.active_name(service.index_root()) or service.DEFAULT_INDEX
+    built = _build({"name": name, "categories": None}, progress)
+    return {"scrape": scraped, "build": built}
+
+
+@periodic("news.schedule", minutes="*")
+def scheduled_refresh() -> None:
+    """Start the daily scrape and build once the configured local time has come."""
+    with session_scope() as session:
+        schedule = service.read_schedule(session)
+        day = schedule.due_on(datetime.now(UTC))
+        if day is None or service.last_scheduled(session) == day:
+            return
+        try:
+            service.categories(session)
+        except Invalid:
+            return  # no sources yet: nothing to refresh
+        # The day is claimed in the same transaction that queues the job.
+        service.mark_scheduled(session, day)
+        try:
+            jobs.start(session, REFRESH, {"day": day}, "system:news-schedule")
+        except Conflict:
+            log.info("news: the scheduled refresh of %s found one already running", day)

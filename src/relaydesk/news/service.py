@@ -1,0 +1,263 @@
+"""News sources, where the news files and indexes live, and the retrieval settings.
+
+Sources are rows; a category is simply the `category` (slug) their rows share, and the
+label shown for it is the one typed with its first source. Settings are JSON values in
+`settings` (audited like every other domain's), read fresh on every use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from relaydesk.admin import settings_store
+from relaydesk.admin.service import record
+from relaydesk.config import get_settings
+from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.news.models import NewsSource
+from relaydesk.news.sources import Category, Source, normalise_url
+
+RETRIEVAL_KEY = "news.retrieval"
+SCHEDULE_KEY = "news.schedule"
+SCHEDULE_STATE_KEY = "news.schedule.state"
+DEFAULT_INDEX = "news"
+DEFAULT_TIMEZONE = "Europe/Warsaw"
+MAX_TOP_K = 50
+
+
+def news_dir() -> Path:
+    """Where the per-category article files are kept."""
+    return get_settings().data_dir / "news"
+
+
+def index_root() -> Path:
+    """Where the named vector indexes are kept."""
+    return get_settings().data_dir / "indexes"
+
+
+# --- Sources -------------------------------------------------------------------------------
+
+
+def source_dict(row: NewsSource) -> dict[str, Any]:
+    """A source as the API shows it."""
+    return {
+        "id": row.id,
+        "category": row.category,
+        "label": row.label or row.category,
+        "url": row.url,
+        "kind": row.kind,
+        "created_at": row.created_at,
+    }
+
+
+def list_sources(session: Session) -> list[dict[str, Any]]:
+    """Categories by name, each with its label and its sources in the order they were added."""
+    rows = session.scalars(select(NewsSource).order_by(NewsSource.category, NewsSource.id))
+    groups: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        group = groups.setdefault(
+            row.category,
+            {"category": row.category, "label": row.label or row.category, "sources": []},
+        )
+        group["sources"].append(source_dict(row))
+    return list(groups.values())
+
+
+def add_source(session: Session, category: str, url: str, kind: str, actor: str) -> NewsSource:
+    """Add a feed or section page to a category (created on first use); 409 on a repeat."""
+    # The scraper's own rules, so that nothing is stored that a scrape would refuse.
+    checked = Category(category, [Source(url, kind)])  # type: ignore[arg-type]
+    source = checked.sources[0]
+    existing = list(session.scalars(select(NewsSource).where(NewsSource.category == checked.name)))
+    key = normalise_url(source.url)
+    for row in existing:
+        if normalise_url(row.url) == key:
+            raise Conflict(
+                f"Category '{row.label or row.category}' already has the source {row.url}",
+                field="url",
+            )
+    # One label per category: the first one typed names it, later spellings join it.
+    label = existing[0].label if existing else checked.label
+    row = NewsSource(category=checked.name, label=label, url=source.url, kind=source.kind)
+    session.add(row)
+    session.flush()
+    record(
+        session,
+        actor,
+        "news.source.create",
+        f"news_source:{row.id}",
+        {"category": row.category, "url": row.url, "kind": row.kind},
+    )
+    return row
+
+
+def delete_source(session: Session, source_id: int, actor: str) -> None:
+    """Remove one source (its category disappears with its last source; files stay)."""
+    row = session.get(NewsSource, source_id)
+    if row is None:
+        raise NotFound(f"News source {source_id} does not exist")
+    record(
+        session,
+        actor,
+        "news.source.delete",
+        f"news_source:{row.id}",
+        {"category": row.category, "url": row.url},
+    )
+    session.delete(row)
+    session.flush()
+
+
+def categories(session: Session, names: list[str] | None = None) -> list[Category]:
+    """The categories to scrape (all, or the named ones); Invalid for an unknown name."""
+    groups = list_sources(session)
+    if names is not None:
+        known = {g["category"] for g in groups}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise Invalid(
+                f"No sources in category {', '.join(repr(n) for n in unknown)}; "
+                f"known: {', '.join(sorted(known)) or 'none yet'}",
+                field="categories",
+            )
+        groups = [g for g in groups if g["category"] in names]
+    if not groups:
+        raise Invalid("There are no news sources yet: add a feed or a section page first")
+    return [
+        Category(
+            g["category"],
+            [Source(s["url"], s["kind"]) for s in g["sources"]],
+            g["label"],
+        )
+        for g in groups
+    ]
+
+
+# --- Settings ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """How many passages a question gets and how similar they must be (cosine, 0..1)."""
+
+    top_k: int = 5
+    min_score: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
+            raise Invalid(f"top_k must be a whole number from 1 to {MAX_TOP_K}", field="top_k")
+        if not 0 <= float(self.min_score) <= 1:
+            raise Invalid("min_score must be between 0 and 1", field="min_score")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A daily scrape and index build at a local time (None: only on demand)."""
+
+    scrape_at: str | None = None  # HH:MM
+    timezone: str = DEFAULT_TIMEZONE
+
+    def __post_init__(self) -> None:
+        zone(self.timezone)
+        if self.scrape_at is not None:
+            parse_hhmm(self.scrape_at)
+
+    def due_on(self, now: datetime) -> str | None:
+        """The local date (YYYY-MM-DD) whose scrape is due at `now` (aware), or None."""
+        if self.scrape_at is None:
+            return None
+        local = now.astimezone(zone(self.timezone))
+        return local.date().isoformat() if local.time() >= parse_hhmm(self.scrape_at) else None
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name`; Invalid when there is none of that name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(
+            f"'{name}' is not a time zone; use a name like Europe/Warsaw", field="timezone"
+        ) from None
+
+
+def parse_hhmm(text: str) -> time:
+    """'08:30' as a time; Invalid for anything else."""
+    try:
+        hours, minutes = text.split(":")
+        if len(hours) != 2 or len(minutes) != 2:
+            raise ValueError
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise Invalid(f"'{text}' is not a time of day as HH:MM", field="scrape_at") from None
+
+
+def _stored(session: Session, key: str) -> dict[str, Any]:
+    value = settings_store.read(session, [key]).values.get(key)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def read_retrieval(session: Session) -> Retrieval:
+    """The stored retrieval settings (defaults where nothing usable is stored)."""
+    data = _stored(session, RETRIEVAL_KEY)
+    try:
+        return Retrieval(int(data.get("top_k", 5)), float(data.get("min_score", 0.25)))
+    except (Invalid, TypeError, ValueError):
+        return Retrieval()
+
+
+def read_schedule(session: Session) -> Schedule:
+    """The stored daily schedule (off when nothing usable is stored)."""
+    data = _stored(session, SCHEDULE_KEY)
+    try:
+        return Schedule(data.get("scrape_at"), data.get("timezone") or DEFAULT_TIMEZONE)
+    except (Invalid, TypeError, AttributeError):
+        return Schedule()
+
+
+def save_settings(
+    session: Session,
+    actor: str,
+    *,
+    retrieval: Retrieval | None = None,
+    schedule: Schedule | None = None,
+) -> None:
+    """Store what was given, audited as news.settings.update."""
+    changes: dict[str, Any] = {}
+    if retrieval is not None:
+        changes[RETRIEVAL_KEY] = asdict(retrieval)
+    if schedule is not None:
+        changes[SCHEDULE_KEY] = asdict(schedule)
+    if changes:
+        settings_store.save(
+            session, changes, actor=actor, action="news.settings.update", target="news"
+        )
+
+
+def settings_view(session: Session) -> dict[str, Any]:
+    """The retrieval settings and the schedule, as the API shows them."""
+    return {
+        "retrieval": asdict(read_retrieval(session)),
+        "schedule": {**asdict(read_schedule(session)), "last_run_on": last_scheduled(session)},
+    }
+
+
+def last_scheduled(session: Session) -> str | None:
+    """The local date of the last scheduled refresh, if any."""
+    value = _stored(session, SCHEDULE_STATE_KEY).get("last_run_on")
+    return value if isinstance(value, str) else None
+
+
+def mark_scheduled(session: Session, day: str) -> None:
+    """Remember that the refresh of `day` was started (audited: it is a system action)."""
+    settings_store.save(
+        session,
+        {SCHEDULE_STATE_KEY: {"last_run_on": day}},
+        actor="system:news-schedule",
+        action="news.schedule.run",
+        target="news",
+    )

@@ -1,0 +1,443 @@
+"""The news API end to end: sources, scraping and building as jobs, retrieval, backups, roles.
+
+A news site on loopback serves feeds and article pages; the live server scrapes it
+(private networks allowed per test), builds an index with the real local embedder and
+answers questions from it.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.fakes import FakeOpenAI
+from tests.news.conftest import Site
+from tests.news.live import (
+    QUESTION,
+    add_sources,
+    allow_loopback,
+    finished_job,
+    publish,
+    run_job,
+    wipe_news_data,
+)
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No news files or indexes from other tests (before or after); the loopback site reachable."""
+    wipe_news_data()
+    allow_loopback(monkeypatch)
+    yield
+    wipe_news_data()
+
+
+@pytest.fixture(scope="module")
+def built(server: LiveServer) -> Iterator[dict[str, str]]:
+    """Scrape the loopback site and build the 'news' index once for the tests that ask it."""
+    from relaydesk.auth import service as auth
+    from relaydesk.db import session_scope
+
+    wipe_news_data()
+    site = Site()
+    with session_scope() as session:
+        _, token = auth.create_token(session, "news-setup", "admin", "test")
+    client = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            allow_loopback(patch)
+            add_sources(client, publish(site))
+            run_job(client, "/api/news/scrape")
+            run_job(client, "/api/news/indices/build", {})
+        yield {"lighthouse": site.url("/economy/lighthouse")}
+    finally:
+        client.close()
+        site.close()
+        wipe_news_data()
+
+
+def ask(api: httpx.Client, query: str = QUESTION, **extra: Any) -> dict[str, Any]:
+    answer = api.post("/api/news/test-faiss", json={"query": query, **extra})
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def audit_actions(api: httpx.Client) -> list[str]:
+    return [e["action"] for e in api.get("/api/audit", params={"action": "news."}).json()["items"]]
+
+
+# --- Sources ---------------------------------------------------------------------------------
+
+
+def test_sources_are_grouped_by_category_validated_and_audited(api: httpx.Client) -> None:
+    first = api.post(
+        "/api/news/sources",
+        json={"category": "Poradnik Finansowy", "url": "https://example.com/rss"},
+    )
+    assert first.status_code == 201, first.text
+    assert first.json()["category"] == "poradnik_finansowy"
+    page = api.post(
+        "/api/news/sources",
+        json={"category": "poradnik finansowy", "url": "https://example.com/money", "kind": "page"},
+    )
+    assert page.status_code == 201
+    # The same feed again, only with a tracking parameter: the same source.
+    again = api.post(
+        "/api/news/sources",
+        json={"category": "Poradnik Finansowy", "url": "https://example.com/rss?utm_source=x"},
+    )
+    assert again.status_code == 409
+    assert "already has the source" in again.json()["detail"]
+
+    groups = api.get("/api/news/sources").json()
+    assert [(g["category"], g["label"]) for g in groups] == [
+        ("poradnik_finansowy", "Poradnik Finansowy")
+    ]
+    assert [(s["url"], s["kind"]) for s in groups[0]["sources"]] == [
+        ("https://example.com/rss", "feed"),
+        ("https://example.com/money", "page"),
+    ]
+
+    deleted = api.delete(f"/api/news/sources/{first.json()['id']}")
+    assert deleted.status_code == 204
+    assert api.delete(f"/api/news/sources/{first.json()['id']}").status_code == 404
+    assert audit_actions(api)[:3] == [
+        "news.source.delete",
+        "news.source.create",
+        "news.source.create",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"category": "Biz", "url": "ftp://example.com/feed"}, "must start with http"),
+        ({"category": "Biz", "url": "https://user:pw@example.com/"}, "user name or password"),
+        ({"category": "Biz", "url": "not a url"}, "spaces"),
+        ({"category": "Biz?!", "url": "https://example.com/"}, "may contain only"),
+        ({"category": "Biz", "url": "https://example.com/", "kind": "video"}, "kind"),
+        ({"category": "", "url": "https://example.com/"}, "category"),
+    ],
+)
+def test_bad_sources_are_refused_with_a_reason(
+    api: httpx.Client, payload: dict[str, str], message: str
+) -> None:
+    answer = api.post("/api/news/sources", json=payload)
+    assert answer.status_code == 422
+    assert message in answer.json()["detail"]
+    assert api.get("/api/news/sources").json() == []
+
+
+def test_scraping_without_sources_or_with_an_unknown_category_is_refused(
+    api: httpx.Client,
+) -> None:
+    nothing = api.post("/api/news/scrape")
+    assert nothing.status_code == 422
+    assert "no news sources yet" in nothing.json()["detail"]
+    api.post("/api/news/sources", json={"category": "Tech", "url": "https://example.com/rss"})
+    unknown = api.post("/api/news/scrape", json={"categories": ["sport"]})
+    assert unknown.status_code == 422
+    assert "'sport'" in unknown.json()["detail"]
+
+
+def test_roles_viewers_read_operators_run_admins_delete(
+    api: httpx.Client, make_token: Callable[[str], str], server: LiveServer
+) -> None:
+    def as_role(role: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {make_token(role)}"}
+        return httpx.Client(base_url=server.url, headers=headers, timeout=30)
+
+    source = {"category": "Tech", "url": "https://example.com/rss"}
+    with as_role("viewer") as viewer, as_role("operator") as operator:
+        for path in ("/api/news/sources", "/api/news/files", "/api/news/indices"):
+            assert viewer.get(path).status_code == 200
+        assert viewer.get("/api/news/faiss/status").status_code == 200
+        assert viewer.post("/api/news/scrape").status_code == 403
+        assert viewer.post("/api/news/sources", json=source).status_code == 403
+        assert viewer.post("/api/news/indices/build", json={}).status_code == 403
+        assert viewer.post("/api/news/test-faiss", json={"query": "x"}).status_code == 403
+        assert viewer.put("/api/news/settings", json={}).status_code == 403
+        assert operator.post("/api/news/sources", json=source).status_code == 201
+        assert operator.delete("/api/news/files").status_code == 403
+        assert operator.delete("/api/news/files/tech.txt").status_code == 403
+        assert operator.delete("/api/news/indices/news").status_code == 403
+        upload = {"file": ("b.zip", b"PK", "application/zip")}
+        assert operator.post("/api/news/faiss/import", files=upload).status_code == 403
+
+
+def test_loopback_sources_are_refused_with_the_default_setting(
+    api: httpx.Client, site: Site
+) -> None:
+    wipe_news_data()  # and no allow_loopback: the deployment's default holds
+    add_sources(api, publish(site))
+    job = run_job(api, "/api/news/scrape")
+    assert job["result"]["new"] == 0
+    reasons = [p["reason"] for p in job["result"]["problems"]]
+    assert reasons and all("SCRAPER_ALLOW_PRIVATE_NETWORKS" in r for r in reasons), reasons
+    assert site.requested("/economy.rss") == 0
+    assert api.get("/api/news/files").json() == []
+
+
+# --- Scrape, files and build ------------------------------------------------------------------
+
+
+def test_scrape_saves_category_files_and_a_rebuild_reuses_vectors(
+    api: httpx.Client, site: Site, fresh: None
+) -> None:
+    add_sources(api, publish(site))
+    scraped = run_job(api, "/api/news/scrape")
+    assert scraped["result"]["new"] == 3
+    assert scraped["percent"] == 100.0
+    files = {f["name"]: f for f in api.get("/api/news/files").json()}
+    assert sorted(files) == ["economy.json", "economy.txt", "tech.json", "tech.txt"]
+    assert all(f["size"] > 0 for f in files.values())
+
+    text = api.get("/api/news/files/economy.txt")
+    assert text.headers["content-type"] == "text/plain; charset=utf-8"
+    assert "=== Gdynia lighthouse to be repainted |" in text.text
+    metadata = api.get("/api/news/files/tech.json")
+    assert metadata.headers["content-type"] == "application/json"
+    assert [a["title"] for a in metadata.json()] == ["Startup unveils a low-power chip"]
+    assert api.get("/api/news/files/sport.txt").status_code == 404
+    assert api.get("/api/news/files/..%2Fapp.db").status_code in (404, 422)
+
+    first = run_job(api, "/api/news/indices/build", {"name": "news"})["result"]
+    assert first["documents"] == 3
+    assert first["embedded"] == first["vectors"] > 0
+    assert first["activated"] is True
+    again = run_job(api, "/api/news/indices/build", {"name": "news"})["result"]
+    assert (again["embedded"], again["reused"]) == (0, first["vectors"])
+
+    status = api.get("/api/news/faiss/status").json()
+    assert status["active_index"] == "news"
+    assert status["loaded"] is True
+    assert status["vectors"] == first["vectors"]
+    assert status["embedding_model"] == "all-MiniLM-L6-v2"
+    assert status["backup_ready"] is True
+    assert status["last_build"]
+    assert status["chat_model"].startswith("openai · ")
+    assert [i["name"] for i in api.get("/api/news/indices").json()] == ["news"]
+
+    assert api.delete("/api/news/files/tech.json").status_code == 204
+    deleted = api.delete("/api/news/files").json()["deleted"]
+    assert sorted(deleted) == ["economy.json", "economy.txt", "tech.txt"]
+    assert {"news.scrape.start", "news.index.build", "news.file.delete_all"} <= set(
+        audit_actions(api)
+    )
+
+
+def test_building_before_any_scrape_fails_with_a_reason(api: httpx.Client, fresh: None) -> None:
+    answer = api.post("/api/news/indices/build", json={})
+    job = finished_job(api, answer.json()["job_id"])
+    assert job["status"] == "failed"
+    assert "run a scrape first" in job["error"]
+    assert api.post("/api/news/indices/build", json={"name": "Bad Name"}).status_code == 422
+
+
+# --- Retrieval ---------------------------------------------------------------------------------
+
+
+def test_without_an_index_a_question_gets_a_clear_conflict(api: httpx.Client, fresh: None) -> None:
+    answer = api.post("/api/news/test-faiss", json={"query": QUESTION})
+    assert answer.status_code == 409
+    assert "no knowledge index yet" in answer.json()["detail"]
+
+
+def test_the_article_with_the_answer_comes_first_and_without_a_model_passages_are_shown(
+    api: httpx.Client, built: dict[str, str]
+) -> None:
+    result = ask(api)
+    assert result["answer"] is None
+    assert result["model"] is None
+    assert "No language model is configured" in result["note"]
+    top = result["sources"][0]
+    assert top["url"] == built["lighthouse"]
+    assert top["title"] == "Gdynia lighthouse to be repainted"
+    assert top["category"] == "economy"
+    assert "orange" in top["excerpt"]
+    assert all(s["score"] >= 0.25 for s in result["sources"])
+    assert [s["score"] for s in result["sources"]] == sorted(
+        (s["score"] for s in result["sources"]), reverse=True
+    )
+
+
+def test_retrieval_settings_limit_the_passages(api: httpx.Client, built: dict[str, str]) -> None:
+    settings = api.put("/api/news/settings", json={"retrieval": {"top_k": 1, "min_score": 0.0}})
+    assert settings.status_code == 200, settings.text
+    assert settings.json()["retrieval"] == {"top_k": 1, "min_score": 0.0}
+    assert len(ask(api)["sources"]) == 1
+    # A question touching all three articles: each one passes a zero threshold.
+    broad = "The lighthouse, the price of bread and a low-power chip"
+    assert len(ask(api, broad)["sources"]) == 1
+    assert len(ask(api, broad, top_k=3)["sources"]) == 3
+    strict = ask(api, min_score=0.99)
+    assert strict["sources"] == []
+    assert "minimum score 0.99" in strict["note"]
+    bad = api.put("/api/news/settings", json={"retrieval": {"top_k": 0, "min_score": 2}})
+    assert bad.status_code == 422
+    assert "top_k" in bad.json()["detail"]
+    assert api.post("/api/news/test-faiss", json={"query": ""}).status_code == 422
+    long_query = {"query": "x" * 2001}
+    assert api.post("/api/news/test-faiss", json=long_query).status_code == 422
+    assert "news.settings.update" in audit_actions(api)
+
+
+def test_with_a_model_configured_the_answer_is_grounded_on_the_passages(
+    api: httpx.Client, built: dict[str, str], openai_fake: FakeOpenAI
+) -> None:
+    config = {"provider": "openai", "model": "gpt-4o-mini", "base_url": openai_fake.base_url}
+    assert api.put("/api/ai/config", json=config).status_code == 200
+    openai_fake.reply_with(lambda body: "In September, in bright orange.")
+    result = ask(api)
+    assert result["answer"] == "In September, in bright orange."
+    assert result["model"] == "gpt-4o-mini"
+    assert result["note"] is None
+    assert result["sources"][0]["url"] == built["lighthouse"]
+    sent = openai_fake.requests[-1]["messages"]
+    assert "only the numbered news passages" in sent[0]["content"]
+    assert "repainted bright orange in September" in sent[1]["content"]
+    assert sent[1]["content"].endswith(f"Question: {QUESTION}")
+
+
+def test_all_categories_mode_summarises_every_category(
+    api: httpx.Client, built: dict[str, str], openai_fake: FakeOpenAI
+) -> None:
+    config = {"provider": "openai", "model": "gpt-4o-mini", "base_url": openai_fake.base_url}
+    assert api.put("/api/ai/config", json=config).status_code == 200
+    result = ask(api, "Summarise today's news", mode="all_categories")
+    assert {s["category"] for s in result["sources"]} == {"economy", "tech"}
+    prompt = openai_fake.requests[-1]["messages"]
+    assert "every category" in prompt[0]["content"]
+    assert "Request: Summarise today's news" in prompt[1]["content"]
+    assert result["answer"].startswith("Echo: ")
+
+
+# --- Backups -------------------------------------------------------------------------------------
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_export_then_import_gives_the_same_answers(
+    api: httpx.Client, built: dict[str, str]
+) -> None:
+    before = ask(api)
+    exported = api.get("/api/news/faiss/export")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"] == "application/zip"
+    assert "relaydesk-index-news-" in exported.headers["content-disposition"]
+    assert sorted(zipfile.ZipFile(io.BytesIO(exported.content)).namelist()) == [
+        "chunks.json",
+        "index.faiss",
+        "manifest.json",
+    ]
+    imported = api.post(
+        "/api/news/faiss/import",
+        files={"file": ("backup.zip", exported.content, "application/zip")},
+        data={"name": "restored", "activate": "true"},
+    )
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["active"] is True
+    assert api.get("/api/news/faiss/status").json()["active_index"] == "restored"
+    after = ask(api)
+    assert [(s["url"], s["score"]) for s in after["sources"]] == [
+        (s["url"], s["score"]) for s in before["sources"]
+    ]
+    assert api.post("/api/news/indices/news/activate").status_code == 200
+    assert api.delete("/api/news/indices/restored").status_code == 204
+    assert api.delete("/api/news/indices/restored").status_code == 404
+    assert {"news.index.import", "news.index.activate", "news.index.delete"} <= set(
+        audit_actions(api)
+    )
+
+
+def test_malicious_or_oversize_backups_are_refused_and_the_old_index_still_answers(
+    api: httpx.Client, built: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = api.get("/api/news/indices").json()
+    traversal = _zip({"../../etc/cron.d/evil": b"* * * * * root true"})
+    unknown = _zip({"manifest.json": b"{}", "run.sh": b"#!/bin/sh"})
+    cases = [
+        (traversal, 422, "leads out of its folder"),
+        (unknown, 422, "unknown file"),
+        (b"this is not a zip file", 422, "not a ZIP archive"),
+        (b"", 422, "empty"),
+    ]
+    for content, status, message in cases:
+        answer = api.post(
+            "/api/news/faiss/import", files={"file": ("b.zip", content, "application/zip")}
+        )
+        assert answer.status_code == status, answer.text
+        assert "This backup was refused" in answer.json()["detail"]
+        assert message in answer.json()["detail"]
+
+    from relaydesk.news import indexes
+
+    monkeypatch.setattr(indexes, "MAX_IMPORT_BYTES", 1000)
+    exported = api.get("/api/news/faiss/export").content
+    too_big = api.post(
+        "/api/news/faiss/import",
+        files={"file": ("b.zip", exported, "application/zip")},
+        data={"name": "news"},
+    )
+    assert too_big.status_code == 413
+    assert "larger than 1000 bytes" in too_big.json()["detail"]
+
+    assert api.get("/api/news/indices").json() == before
+    assert ask(api)["sources"][0]["url"] == built["lighthouse"]
+
+
+def test_exporting_an_unknown_index_is_not_found(api: httpx.Client, built: dict[str, str]) -> None:
+    assert api.get("/api/news/faiss/export", params={"name": "nothing"}).status_code == 404
+    assert api.post("/api/news/indices/nothing/activate").status_code == 404
+
+
+# --- Schedule ------------------------------------------------------------------------------------
+
+
+def test_the_daily_schedule_refreshes_once_per_local_day(
+    api: httpx.Client, site: Site, fresh: None, db: Any
+) -> None:
+    from sqlalchemy import select
+
+    from relaydesk.jobs.models import Job
+    from relaydesk.news.jobs import scheduled_refresh
+
+    scheduled_refresh()  # no schedule yet: nothing happens
+    add_sources(api, publish(site))
+    bad = api.put("/api/news/settings", json={"schedule": {"scrape_at": "25:00"}})
+    assert bad.status_code == 422
+    zone = api.put("/api/news/settings", json={"schedule": {"timezone": "Mars/Olympus"}})
+    assert zone.status_code == 422
+    assert "not a time zone" in zone.json()["detail"]
+    # Midnight has always passed: the refresh of today is due now.
+    schedule = {"scrape_at": "00:00", "timezone": "Pacific/Kiritimati"}
+    saved = api.put("/api/news/settings", json={"schedule": schedule})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["schedule"]["last_run_on"] is None
+
+    scheduled_refresh()
+    scheduled_refresh()
+    jobs = list(db.scalars(select(Job).where(Job.kind == "news.refresh")))
+    assert len(jobs) == 1
+    job = finished_job(api, jobs[0].id)
+    assert job["status"] == "done", job["error"]
+    assert job["result"]["scrape"]["new"] == 3
+    assert job["result"]["build"]["activated"] is True
+    assert api.get("/api/news/settings").json()["schedule"]["last_run_on"]
+    scheduled_refresh()
+    assert len(list(db.scalars(select(Job).where(Job.kind == "news.refresh")))) == 1

@@ -1,0 +1,113 @@
+"""The News tab: its fragments over HTTP, and the whole flow in real headless Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.news.conftest import Site
+from tests.news.live import QUESTION, allow_loopback, publish, wipe_news_data
+from tests.web.conftest import MakeUser, browser_sign_in, csrf_of
+
+NewPage = Callable[..., Any]
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    """The loopback news site (tests/news/conftest.py's, outside that folder)."""
+    web = Site()
+    yield web
+    web.close()
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    wipe_news_data()
+    allow_loopback(monkeypatch)
+    yield
+    wipe_news_data()
+
+
+def test_viewers_see_the_tab_without_the_controls_that_change_things(
+    panel: Callable[[str], httpx.Client], fresh: None
+) -> None:
+    page = panel("viewer").get("/news")
+    assert page.status_code == 200
+    html = page.text
+    for section in ("news-status", "news-sources", "news-files", "news-indexes", "news-settings"):
+        assert f'id="{section}"' in html
+    assert '<section id="news-recipients" hx-get="/news/recipients" hx-trigger="load">' in html
+    assert 'id="news-scrape"' not in html
+    assert 'id="news-source-form"' not in html
+    assert 'id="news-test-form"' not in html
+    assert "No sources yet." in html
+
+
+def test_panel_forms_refuse_bad_input_with_a_notice(
+    panel: Callable[[str], httpx.Client], fresh: None
+) -> None:
+    client = panel("operator")
+    headers = {"X-CSRF-Token": csrf_of(client), "HX-Request": "true"}
+    bad = client.post("/news/sources", data={"category": "Tech", "url": "ftp://x"}, headers=headers)
+    assert bad.status_code == 422
+    assert "must start with http" in bad.text
+    assert bad.headers["HX-Retarget"] == "#notices"
+    settings = client.post(
+        "/news/settings", data={"top_k": "0", "min_score": "0.3"}, headers=headers
+    )
+    assert settings.status_code == 422
+    assert "top_k" in settings.text
+    empty = client.post("/news/test", data={"query": " "}, headers=headers)
+    assert empty.status_code == 422
+    no_sources = client.post("/news/scrape", headers=headers)
+    assert no_sources.status_code == 422
+    assert "no news sources yet" in no_sources.text
+
+
+def test_operator_adds_sources_fetches_builds_and_asks_in_the_browser(
+    new_page: NewPage, make_user: MakeUser, site: Site, fresh: None
+) -> None:
+    from playwright.sync_api import expect
+
+    feeds = publish(site)
+    page = new_page()
+    browser_sign_in(page, make_user("operator"))
+    page.wait_for_url("**/messages")
+    page.click("nav.tabs a[href='/news']")
+    page.wait_for_url("**/news")
+    expect(page.locator("#news-status [data-status]")).to_have_attribute("data-status", "none")
+
+    for category, url in feeds.items():
+        page.fill("#news-source-category", category)
+        page.fill("#news-source-url", url)
+        page.click("#news-source-add")
+        expect(page.locator(f"#news-sources [data-category='{category.lower()}']")).to_contain_text(
+            url
+        )
+
+    page.click("#news-scrape")
+    scrape = page.locator("#news-job article.news-job")
+    expect(scrape).to_have_attribute("data-status", "done", timeout=120_000)
+    expect(scrape.locator("[data-job-done]")).to_contain_text("3 new articles")
+    # The files section reloaded itself when the job ended.
+    expect(page.locator("#news-files a[data-file='economy.txt']")).to_be_visible()
+
+    page.click("#news-build")
+    build = page.locator("#news-job article.news-job[data-kind='news.build_index']")
+    expect(build).to_have_attribute("data-status", "done", timeout=180_000)
+    expect(build).to_contain_text("It is now the active index.")
+    expect(page.locator("#news-status [data-status]")).to_have_attribute("data-status", "ready")
+    expect(page.locator("#news-indexes tr[data-index='news']")).to_have_attribute(
+        "data-active", "yes"
+    )
+
+    page.fill("#news-query", QUESTION)
+    page.click("#news-ask")
+    answer = page.locator("#news-answer .news-answer")
+    expect(answer.locator("[data-answer-note]")).to_contain_text("No language model")
+    first = answer.locator("li[data-passage-url]").first
+    expect(first).to_have_attribute("data-passage-url", site.url("/economy/lighthouse"))
+    expect(first).to_contain_text("Gdynia lighthouse to be repainted")
