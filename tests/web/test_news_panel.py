@@ -39,7 +39,7 @@ def test_viewers_see_the_tab_without_the_controls_that_change_things(
     html = page.text
     for section in ("news-status", "news-sources", "news-files", "news-indexes", "news-settings"):
         assert f'id="{section}"' in html
-    assert '<section id="news-recipients" hx-get="/news/recipients" hx-trigger="load">' in html
+    assert 'id="news-recipients"' in html and 'hx-get="/news/recipients"' in html
     assert 'id="news-scrape"' not in html
     assert 'id="news-source-form"' not in html
     assert 'id="news-test-form"' not in html
