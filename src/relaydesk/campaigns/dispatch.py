@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LOOKAHEAD_SECONDS = 1.0  # slots are claimed at most this far ahead
 STATUS_CHECK_SECONDS = 0.5
+TICK_SECONDS = 0.05  # how often the dispatcher hands out calls and records answers
 RATE_LIMIT_CODES = frozenset({429, 20429})
 
 
@@ -219,11 +220,21 @@ class Dispatcher:
         self.concurrency = settings.campaign_concurrency
         self.pause_after = settings.campaign_pause_after_failures
         self.per_claim = max(1, min(50, math.ceil(self.rate * LOOKAHEAD_SECONDS)))
+        # Claim a block once this many calls are free (1 for slow senders).
+        self.min_claim = max(1, min(self.per_claim, self.concurrency // 2))
         self.failures = 0
         self.gateway = delivery.get_gateway()
 
     def run(self) -> None:
-        """Claim, pace and send until the batch is done or stopped."""
+        """Claim, pace and send until the batch is done or stopped.
+
+        A claimed recipient goes to the call pool at once (its thread waits for the
+        exact slot), so a pause stops everything not yet claimed. Claims take a block
+        once half the pool is free, or what is free when the sender's reserved slots
+        are about to run out; the loop records finished calls every TICK_SECONDS. The
+        database sees a few transactions a second whatever the rate, not one per
+        message.
+        """
         inflight: dict[Future[SentMessage], Claimed] = {}
         last_check, last_renew = 0.0, time.monotonic()
         status: str | None = "processing"
@@ -237,34 +248,31 @@ class Dispatcher:
                     last_check = now
                     if renew:
                         last_renew = now
-                if status != "processing":
+                if status != "processing" or worker_stopping():
                     break
-                if worker_stopping():
-                    # The server is shutting down: finish what is in flight, then hand the
-                    # batch back so the next start (its sweep) resumes it at once.
-                    self._settle(inflight, until_empty=True)
-                    _release(self.batch_id)
-                    return
-                free = self.concurrency - len(inflight)
-                if free <= 0:
-                    self._wait(inflight, STATUS_CHECK_SECONDS)
-                    continue
-                ahead = pacer_lead(self.sender) - LOOKAHEAD_SECONDS
-                if ahead > 0:
-                    self._wait(inflight, min(ahead, STATUS_CHECK_SECONDS))
-                    continue
-                claimed = claim(self.batch_id, self.sender, min(free, self.per_claim), self.rate)
-                if not claimed:
-                    if inflight:
-                        self._wait(inflight, STATUS_CHECK_SECONDS)
+                want = min(self.concurrency - len(inflight), self.per_claim)
+                lead = pacer_lead(self.sender) if want > 0 else LOOKAHEAD_SECONDS
+                # A block once enough calls are free, or whatever is free before the
+                # sender's slots run out (a slot not claimed in time is lost).
+                soon = lead < 2 * TICK_SECONDS
+                if want > 0 and lead <= LOOKAHEAD_SECONDS and (want >= self.min_claim or soon):
+                    claimed = claim(self.batch_id, self.sender, want, self.rate)
+                    for item in claimed:
+                        inflight[pool.submit(self._call, item)] = item
+                    if not claimed and not inflight:
+                        if _has_pending(self.batch_id):
+                            time.sleep(STATUS_CHECK_SECONDS)  # another dispatcher holds them
+                            continue
+                        break
+                    if claimed:
                         continue
-                    if _has_pending(self.batch_id):
-                        time.sleep(STATUS_CHECK_SECONDS)  # another dispatcher holds them
-                        continue
-                    break
-                for item in claimed:
-                    inflight[pool.submit(self._call, item)] = item
+                time.sleep(TICK_SECONDS)
             self._settle(inflight, until_empty=True)
+        if worker_stopping():
+            # The server is shutting down: what was in flight has finished; hand the
+            # batch back so the next start (its sweep) resumes it at once.
+            _release(self.batch_id)
+            return
         _finish(self.batch_id)
 
     def _call(self, item: Claimed) -> SentMessage:
@@ -272,13 +280,6 @@ class Dispatcher:
         if delay > 0:
             time.sleep(delay)
         return delivery.submit(self.gateway, item.message)
-
-    @staticmethod
-    def _wait(inflight: dict[Future[SentMessage], Claimed], timeout: float) -> None:
-        if inflight:
-            wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
-        else:
-            time.sleep(timeout)
 
     def _settle(
         self, inflight: dict[Future[SentMessage], Claimed], *, until_empty: bool = False

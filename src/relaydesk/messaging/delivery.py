@@ -12,6 +12,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Integer, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -270,17 +271,7 @@ def record_sent(items: list[Sent]) -> None:
         ]
         if moves:
             conn.execute(_move_from_pending, moves)
-        early = session.execute(
-            select(MessageEvent.sid)
-            .where(
-                MessageEvent.sid.in_([item.sid for item in items]),
-                MessageEvent.message_id.is_(None),
-            )
-            .distinct()
-        ).scalars()
-        by_sid = {item.sid: item.message_id for item in items}
-        for sid in early:
-            _replay_early_events(session, by_sid[sid], sid)
+        _replay_early_batch(session, {item.sid: item.message_id for item in items})
 
 
 _messages = Base.metadata.tables["messages"]
@@ -305,6 +296,77 @@ _move_from_pending = (
         status_changed_at=bindparam("at"),
         updated_at=bindparam("at"),
     )
+)
+
+
+def _replay_early_batch(session: Session, by_sid: dict[str, int]) -> None:
+    """Apply the callbacks that arrived before these SIDs were stored, set-wise.
+
+    With a fast sender the first callbacks often beat the batch that records the SIDs.
+    The same rule as for any callback applies (a status only moves forward), worked out
+    here per message, then written with one statement per table.
+    """
+    events = session.execute(
+        select(
+            MessageEvent.id,
+            MessageEvent.sid,
+            MessageEvent.status,
+            MessageEvent.error_code,
+            MessageEvent.received_at,
+        )
+        .where(MessageEvent.sid.in_(list(by_sid)), MessageEvent.message_id.is_(None))
+        .order_by(MessageEvent.id)
+    ).all()
+    if not events:
+        return
+    ids = sorted({by_sid[e.sid] for e in events})
+    current: dict[int, str] = {
+        mid: status
+        for mid, status in session.execute(
+            select(Message.id, Message.status).where(Message.id.in_(ids))
+        )
+    }
+    moved: dict[int, dict[str, Any]] = {}
+    marks = []
+    for event in events:
+        mid = by_sid[event.sid]
+        applied = mid in current and can_move(current[mid], event.status)
+        if applied:
+            current[mid] = event.status
+            change = moved.setdefault(mid, {})
+            change.update(status=event.status, at=event.received_at)
+            if event.error_code:
+                change["error_code"] = event.error_code
+        marks.append({"eid": event.id, "mid": mid, "done": applied})
+    conn = session.connection()
+    conn.execute(_mark_event, marks)
+    for mid, change in moved.items():
+        values: dict[str, Any] = {
+            "status": change["status"],
+            "status_changed_at": change["at"],
+            "updated_at": change["at"],
+        }
+        code = change.get("error_code")
+        if code:
+            values["error_code"] = code
+            values["error_message"] = describe_error(code)
+        session.execute(
+            update(Message)
+            .where(Message.id == mid)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if code == 21610:
+            from relaydesk.contacts import service as contacts
+
+            contacts.mark_opted_out_by_message(session, mid, "Twilio error 21610")
+
+
+_events = Base.metadata.tables["message_events"]
+_mark_event = (
+    update(_events)
+    .where(_events.c.id == bindparam("eid"))
+    .values(message_id=bindparam("mid"), applied=bindparam("done"))
 )
 
 
