@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from urllib.parse import urlencode
 
 import httpx
+import urllib3
 
 from relaydesk.channels.sandbox.render import API_VERSION
 from relaydesk.channels.sandbox.store import StoredMessage
@@ -69,6 +71,29 @@ def post_signed(
             # Twilio's default retry policy: one more try, only when the connection failed.
             log.warning("callback to %s failed to connect (attempt %d): %s", url, attempt, exc)
         except httpx.HTTPError as exc:
+            log.warning("callback to %s failed: %s", url, exc)
+            return None
+    return None
+
+
+def post_form(
+    pool: urllib3.PoolManager, url: str, params: Mapping[str, str], token: str
+) -> int | None:
+    """`post_signed` on a urllib3 pool: the emulator's status lanes post hundreds a second,
+    and httpx costs about twice the CPU per request. Same retry rule, same headers."""
+    url = target_url(url)
+    headers = signed_headers(url, params, token)
+    body = urlencode(dict(params))
+    timeout = urllib3.Timeout(connect=TIMEOUT.connect, read=TIMEOUT.read)
+    for attempt in (1, 2):
+        try:
+            answer = pool.request(
+                "POST", url, body=body, headers=headers, timeout=timeout, retries=False
+            )
+            return answer.status
+        except urllib3.exceptions.NewConnectionError as exc:
+            log.warning("callback to %s failed to connect (attempt %d): %s", url, attempt, exc)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             log.warning("callback to %s failed: %s", url, exc)
             return None
     return None

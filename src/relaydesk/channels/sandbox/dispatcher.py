@@ -15,9 +15,9 @@ import threading
 import time
 import zlib
 
-import httpx
+import urllib3
 
-from relaydesk.channels.sandbox.callbacks import TIMEOUT, post_signed, status_params
+from relaydesk.channels.sandbox.callbacks import post_form, status_params
 from relaydesk.channels.sandbox.knobs import Control
 from relaydesk.channels.sandbox.lifecycle import TERMINAL, advance
 from relaydesk.channels.sandbox.store import SandboxStore, StoredMessage
@@ -33,6 +33,7 @@ class _Lanes:
 
     def __init__(self, auth_token: str, count: int = CALLBACK_LANES) -> None:
         self._auth_token = auth_token
+        self._pool = urllib3.PoolManager(maxsize=count)  # shared by the lanes
         self._queues: list[queue.SimpleQueue[StoredMessage | None]] = [
             queue.SimpleQueue() for _ in range(count)
         ]
@@ -56,19 +57,19 @@ class _Lanes:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._pool.clear()
 
     def _run(self, lane: queue.SimpleQueue[StoredMessage | None]) -> None:
-        with httpx.Client(timeout=TIMEOUT) as client:
-            while (msg := lane.get()) is not None:
-                assert msg.status_callback is not None
-                try:
-                    status = post_signed(
-                        client, msg.status_callback, status_params(msg), self._auth_token
-                    )
-                except Exception:
-                    log.exception("sandbox: status callback for %s failed", msg.sid)
-                    continue
-                log.info("sandbox: %s %s → callback answered %s", msg.sid, msg.status, status)
+        while (msg := lane.get()) is not None:
+            assert msg.status_callback is not None
+            try:
+                status = post_form(
+                    self._pool, msg.status_callback, status_params(msg), self._auth_token
+                )
+            except Exception:
+                log.exception("sandbox: status callback for %s failed", msg.sid)
+                continue
+            log.info("sandbox: %s %s → callback answered %s", msg.sid, msg.status, status)
 
 
 class Dispatcher:
