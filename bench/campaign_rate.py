@@ -2,7 +2,10 @@
 
 What it measures
     For each R in --rates (default 50, 200, 500 messages/s) a fresh `relaydesk serve`
-    (sandbox mode, temporary DATA_DIR, in-process worker) is started with
+    (sandbox mode, temporary DATA_DIR, in-process worker; with --workers N, `serve
+    --no-worker` plus N `relaydesk worker` processes) and the Twilio emulator as its own
+    process (`relaydesk sandbox`, like Twilio; --emulator embedded puts it back inside
+    the server) are started with
       SANDBOX_LATENCY_MS=100         the emulator answers each Twilio call after 100 ms
       SANDBOX_SENDER_MPS=R           the emulator's per-sender queue sends R messages/s
       SANDBOX_API_RPS=R              the emulator answers 429/20429 above R requests/s
@@ -37,10 +40,12 @@ What it measures
                   for its `sent` step. It grows when more than R/s are accepted (the
                   sender's queue), but also when the emulator's one status thread, which
                   posts every status callback synchronously, falls behind.
-      CPU         the server's CPU time (all threads, /proc) over the campaign, in cores,
-                  split into the event-loop thread and the rest, and per message; also
-                  the CPU other processes used meanwhile (above ~0.15 cores the figures
-                  are disturbed: run it on a quiet machine)
+      CPU         relaydesk's CPU time (server and workers, all threads, /proc) over the
+                  campaign, in cores, split into the server's event-loop thread, its
+                  other threads and the workers, and per message; the emulator's own
+                  CPU separately (Twilio's part); and the CPU other processes used
+                  meanwhile (above ~0.15 cores the figures are disturbed: run it on a
+                  quiet machine)
       errors      ERROR lines in the server's log, and how many were "database is
                   locked" (a transaction that did not get SQLite's write lock in 10 s)
     After the campaign the benchmark waits (--drain, at most) for the emulator to finish
