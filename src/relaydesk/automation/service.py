@@ -242,22 +242,22 @@ def preview(
     }
 
 
-def knowledge_for(session: Session, message_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """The knowledge passages behind each of these answers (those grounded on an index)."""
+def knowledge_for(
+    session: Session, participant: str, message_ids: list[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """The knowledge passages behind each of these answers to `participant` (those
+    grounded on an index); read along the runs' participant index."""
     if not message_ids:
         return {}
-    found: dict[int, list[dict[str, Any]]] = {}
-    for start in range(0, len(message_ids), 500):
-        rows = session.execute(
-            select(AutomationRun.reply_message_id, AutomationRun.knowledge).where(
-                AutomationRun.reply_message_id.in_(message_ids[start : start + 500]),
-                AutomationRun.knowledge.is_not(None),
-            )
+    wanted = set(message_ids)
+    rows = session.execute(
+        select(AutomationRun.reply_message_id, AutomationRun.knowledge).where(
+            AutomationRun.participant == participant,
+            AutomationRun.reply_message_id.is_not(None),
+            AutomationRun.knowledge.is_not(None),
         )
-        for reply_id, passages in rows:
-            if reply_id is not None and passages:
-                found[reply_id] = passages
-    return found
+    )
+    return {reply_id: passages for reply_id, passages in rows if reply_id in wanted and passages}
 
 
 def run_dict(run: AutomationRun) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from relaydesk import ondisk
 from relaydesk.errors import Invalid
 from relaydesk.knowledge import disk, store
 from relaydesk.knowledge.embeddings import Embedder, describe_embedder
@@ -225,7 +226,7 @@ def import_zip(
             if target != manifest.name:
                 manifest = replace(manifest, name=target)
                 (staged / MANIFEST_FILE).unlink()
-                disk.write_new(staged / MANIFEST_FILE, manifest.to_json())
+                ondisk.write_new(staged / MANIFEST_FILE, manifest.to_json())
             disk.swap_in(root, target, staged)
     if activate:
         store.activate(root, target)

@@ -9,31 +9,24 @@ put back or removed the next time the lock is taken.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from relaydesk.knowledge.manifest import FormatError, valid_name
+from relaydesk.ondisk import file_lock, fsync_dir
 
 LOCK_FILE = ".lock"
 STALE_WORK_SECONDS = 3600  # a staging directory lives seconds; an hour means its writer died
 
 
-@contextmanager
-def root_lock(root: Path) -> Iterator[None]:
+def root_lock(root: Path) -> AbstractContextManager[None]:
     """Exclusive among threads and processes sharing `root` (swaps are short)."""
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+    return file_lock(root / LOCK_FILE)
 
 
 @contextmanager
@@ -89,28 +82,3 @@ def read_limited(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise FormatError(f"{path.name} is larger than {limit} bytes")
     return data
-
-
-def write_new(path: Path, data: bytes) -> None:
-    """Create `path` (it must not exist) with `data`, flushed to disk."""
-    with path.open("xb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`: readers see the old content or the new, never a part."""
-    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
-    write_new(tmp, data)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make the renames and creations inside directory `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -28,6 +28,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from relaydesk import ondisk
 from relaydesk.ai.providers import LLMError
 from relaydesk.errors import Conflict, Invalid, NotFound, RelaydeskError
 from relaydesk.knowledge import chunking, disk
@@ -262,7 +263,7 @@ def activate(root: Path, name: str) -> None:
     check_name(name)
     with disk.root_lock(root):
         read_manifest(_existing(root, name))
-        disk.write_atomically(root / ACTIVE_FILE, name.encode())
+        ondisk.write_atomically(root / ACTIVE_FILE, name.encode())
 
 
 def delete(root: Path, name: str) -> None:
@@ -678,9 +679,9 @@ def write_directory(
             CHUNKS_FILE: FileEntry(len(chunk_bytes), sha256(chunk_bytes)),
         },
     )
-    disk.write_new(path / INDEX_FILE, index_bytes)
-    disk.write_new(path / CHUNKS_FILE, chunk_bytes)
-    disk.write_new(path / MANIFEST_FILE, final.to_json())
+    ondisk.write_new(path / INDEX_FILE, index_bytes)
+    ondisk.write_new(path / CHUNKS_FILE, chunk_bytes)
+    ondisk.write_new(path / MANIFEST_FILE, final.to_json())
     return final
 
 

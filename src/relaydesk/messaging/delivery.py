@@ -28,7 +28,7 @@ from relaydesk.channels.twilio.gateway import (
 )
 from relaydesk.config import get_settings
 from relaydesk.db import Base, session_scope, utcnow
-from relaydesk.messaging.ingest import apply_status, lock_sids
+from relaydesk.messaging.ingest import lock_sids
 from relaydesk.messaging.models import Message, MessageEvent
 from relaydesk.messaging.service import send_time_refusal
 from relaydesk.messaging.status import PENDING, SCHEDULED, can_move
@@ -302,9 +302,10 @@ _move_from_pending = (
 def _replay_early_batch(session: Session, by_sid: dict[str, int]) -> None:
     """Apply the callbacks that arrived before these SIDs were stored, set-wise.
 
-    With a fast sender the first callbacks often beat the batch that records the SIDs.
-    The same rule as for any callback applies (a status only moves forward), worked out
-    here per message, then written with one statement per table.
+    With a fast sender the first callbacks often beat the batch that records the SIDs;
+    the minute sweep catches the rest. The caller holds the SIDs' locks. The same rule
+    as for any callback applies (a status only moves forward), worked out here per
+    message, then written with one statement per table.
     """
     events = session.execute(
         select(
@@ -379,32 +380,11 @@ def replay_orphan_events(session: Session, limit: int = 500) -> int:
         .distinct()
         .limit(limit)
     ).all()
-    for message_id, sid in pairs:
-        if sid is None:  # never: the join matched on it
-            continue
-        lock_sids(session, [sid])
-        _replay_early_events(session, message_id, sid)
-    return len(pairs)
-
-
-def _replay_early_events(session: Session, message_id: int, sid: str) -> None:
-    """Apply status callbacks that arrived before we knew the message's SID."""
-    events = session.scalars(
-        select(MessageEvent)
-        .where(MessageEvent.sid == sid, MessageEvent.message_id.is_(None))
-        .order_by(MessageEvent.id)
-    ).all()
-    for event in events:
-        current = session.scalar(select(Message.status).where(Message.id == message_id))
-        event.message_id = message_id
-        event.applied = apply_status(
-            session,
-            message_id,
-            current or PENDING,
-            event.status,
-            event.error_code,
-            event.received_at,
-        )
+    by_sid = {sid: message_id for message_id, sid in pairs if sid is not None}
+    if by_sid:
+        lock_sids(session, list(by_sid))
+        _replay_early_batch(session, by_sid)
+    return len(by_sid)
 
 
 def record_failure(snap: Snapshot, exc: GatewayError) -> Outcome:

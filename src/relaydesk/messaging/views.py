@@ -185,7 +185,7 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
             session, number, limit=THREAD_PAGE, before=before or None
         )
         grounded = automation.knowledge_for(
-            session, [m["id"] for m in items if m["direction"] == "outbound"]
+            session, number, [m["id"] for m in items if m["direction"] == "outbound"]
         )
     for item in items:
         item["knowledge"] = grounded.get(item["id"])

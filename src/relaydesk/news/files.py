@@ -10,15 +10,13 @@ deleted or damaged keeps its texts, and one whose text file is gone loses its ar
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-import secrets
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any, Literal
 
 from relaydesk.errors import Invalid, NotFound
 from relaydesk.news.sources import CATEGORY_PATTERN
+from relaydesk.ondisk import file_lock, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -200,19 +199,6 @@ def load_articles(directory: Path, categories: Iterable[str] | None = None) -> l
 # Writing ------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` in one step: a reader sees the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def format_text(articles: Iterable[Article]) -> str:
     """The content of `<category>.txt`."""
     return "".join(f"=== {a.title} | {a.url} ===\n{a.text}\n\n" for a in articles)
@@ -223,21 +209,14 @@ def write_category(directory: Path, category: str, articles: list[Article]) -> N
     directory.mkdir(parents=True, exist_ok=True)
     # The text first: it decides which articles exist, so a crash between the two
     # writes leaves texts whose metadata is missing rather than metadata without text.
-    _write_atomic(directory / f"{category}.txt", format_text(articles).encode())
+    write_atomically(directory / f"{category}.txt", format_text(articles).encode())
     metadata = json.dumps([a.metadata() for a in articles], ensure_ascii=False, indent=2)
-    _write_atomic(directory / f"{category}.json", metadata.encode())
+    write_atomically(directory / f"{category}.json", metadata.encode())
 
 
-@contextlib.contextmanager
-def directory_lock(directory: Path) -> Iterator[None]:
+def directory_lock(directory: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the directory's lock: one read-merge-write at a time across processes."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+    return file_lock(directory / LOCK_NAME)
 
 
 # Listing and deleting -----------------------------------------------------------------

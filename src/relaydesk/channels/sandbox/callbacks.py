@@ -59,28 +59,13 @@ def status_params(msg: StoredMessage) -> dict[str, str]:
 
 
 def post_signed(
-    client: httpx.Client, url: str, params: Mapping[str, str], token: str
-) -> int | None:
-    """POST a signed form; retry once if the connection is refused. Returns the HTTP status."""
-    url = target_url(url)
-    headers = signed_headers(url, params, token)
-    for attempt in (1, 2):
-        try:
-            return client.post(url, data=dict(params), headers=headers).status_code
-        except httpx.ConnectError as exc:
-            # Twilio's default retry policy: one more try, only when the connection failed.
-            log.warning("callback to %s failed to connect (attempt %d): %s", url, attempt, exc)
-        except httpx.HTTPError as exc:
-            log.warning("callback to %s failed: %s", url, exc)
-            return None
-    return None
-
-
-def post_form(
     pool: urllib3.PoolManager, url: str, params: Mapping[str, str], token: str
 ) -> int | None:
-    """`post_signed` on a urllib3 pool: the emulator's status lanes post hundreds a second,
-    and httpx costs about twice the CPU per request. Same retry rule, same headers."""
+    """POST a signed form; retry once if the connection is refused. Returns the HTTP status.
+
+    On a urllib3 pool: the emulator's status lanes post hundreds a second, and httpx
+    costs about twice the CPU per request.
+    """
     url = target_url(url)
     headers = signed_headers(url, params, token)
     body = urlencode(dict(params))
@@ -92,6 +77,7 @@ def post_form(
             )
             return answer.status
         except urllib3.exceptions.NewConnectionError as exc:
+            # Twilio's default retry policy: one more try, only when the connection failed.
             log.warning("callback to %s failed to connect (attempt %d): %s", url, attempt, exc)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             log.warning("callback to %s failed: %s", url, exc)

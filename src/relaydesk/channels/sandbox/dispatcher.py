@@ -17,7 +17,7 @@ import zlib
 
 import urllib3
 
-from relaydesk.channels.sandbox.callbacks import post_form, status_params
+from relaydesk.channels.sandbox.callbacks import post_signed, status_params
 from relaydesk.channels.sandbox.knobs import Control
 from relaydesk.channels.sandbox.lifecycle import TERMINAL, advance
 from relaydesk.channels.sandbox.store import SandboxStore, StoredMessage
@@ -63,7 +63,7 @@ class _Lanes:
         while (msg := lane.get()) is not None:
             assert msg.status_callback is not None
             try:
-                status = post_form(
+                status = post_signed(
                     self._pool, msg.status_callback, status_params(msg), self._auth_token
                 )
             except Exception:
