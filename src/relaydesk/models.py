@@ -13,6 +13,7 @@ from relaydesk.automation.models import (
 from relaydesk.campaigns.models import Batch, Recipient, SendPacer
 from relaydesk.contacts.models import Contact
 from relaydesk.jobs.models import Job
+from relaydesk.media.models import Attachment, MediaLink
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent
 from relaydesk.news.models import NewsRecipient, NewsSource
 from relaydesk.reminders.models import Reminder, ReminderRun
@@ -21,6 +22,7 @@ __all__ = [
     "ApiToken",
     "Assistant",
     "AssistantSession",
+    "Attachment",
     "AuditEntry",
     "AutomationRun",
     "Batch",
@@ -30,6 +32,7 @@ __all__ = [
     "Job",
     "LLMUsage",
     "LoginFailure",
+    "MediaLink",
     "Message",
     "MessageCounter",
     "MessageEvent",

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.db import Base, BigId, UTCDateTime, utcnow
@@ -67,6 +78,7 @@ class Assistant(Base):
     session_timeout_minutes: Mapped[int] = mapped_column(Integer, default=30)
     end_keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
     knowledge_index: Mapped[str | None] = mapped_column(String(64))  # ground answers on it
+    voice_replies: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
