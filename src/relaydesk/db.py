@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import random
 import sqlite3
 import time
@@ -102,7 +104,10 @@ def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=8
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            pool_size=8,
+            json_serializer=_json_text,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
 
@@ -123,7 +128,14 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, json_serializer=_json_text
+    )
+
+
+def _json_text(value: Any) -> str:
+    """JSON as stored: letters kept as they are, so a text search finds "zamówienie"."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # Modules whose import registers tasks; later domains add theirs here.
 TASK_MODULES = [
     "relaydesk.messaging.tasks",
+    "relaydesk.media.tasks",
     "relaydesk.automation.tasks",
     "relaydesk.reminders.tasks",
     "relaydesk.campaigns.tasks",

@@ -213,6 +213,6 @@ def test_scheduling_checks_opt_out_and_the_whatsapp_window_up_front(
         "/api/send-message",
         json={"to": "whatsapp:+48600100412", "body": "too late", "send_at": later(hours=30)},
     )
-    assert outside.status_code == 409
+    assert outside.status_code == 422
     assert outside.json()["code"] == "whatsapp_window_closed"
     assert "at the send time" in outside.json()["detail"]

@@ -198,7 +198,7 @@ def test_twilio_unreachable_keeps_the_message_for_retry(api: httpx.Client, db: A
         ({"to": "+48600100200", "content_sid": "nope"}, 422, "HX"),
         ({"to": "+48600100200", "body": "x", "content_variables": {"1": "a"}}, 422, "content_sid"),
         ({"to": "+48600100200", "media_urls": ["file:///etc/passwd"]}, 422, "http"),
-        ({"to": "whatsapp:+48600100200", "body": "hi"}, 409, "24-hour window"),
+        ({"to": "whatsapp:+48600100200", "body": "hi"}, 422, "24-hour window"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_sends_nothing(

@@ -74,7 +74,7 @@ def test_a_whatsapp_reminder_keeps_its_channel(
         "/api/reminders",
         json={"to": "whatsapp:+48600100503", "body": "Hej", "interval_minutes": 60},
     )
-    assert closed.status_code == 409
+    assert closed.status_code == 422
     assert closed.json()["code"] == "whatsapp_window_closed"
     twilio_post(
         "/twilio/inbound",

@@ -122,6 +122,13 @@ def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> d
     return ai_view(session)
 
 
+def openai_credentials(session: Session) -> tuple[str | None, str | None]:
+    """The OpenAI API key and base URL in effect (environment first, then the AI tab)."""
+    settings = get_settings()
+    ai, _ = cfg.read_ai(session)
+    return settings.openai_api_key or ai.api_key, settings.openai_base_url or ai.base_url
+
+
 def _check_usable(llm: LLMConfig) -> None:
     """Refuse to switch AI on when the provider obviously cannot answer."""
     if llm.provider == "openai" and not (llm.api_key or llm.base_url):

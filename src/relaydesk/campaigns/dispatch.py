@@ -184,7 +184,11 @@ def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
         queued, refused = [], []
         for (rid, _), outcome in zip(rows, outcomes, strict=True):
             if isinstance(outcome, RelaydeskError):
-                state = "skipped" if isinstance(outcome, Conflict) else "failed"
+                # Opted out or outside the WhatsApp window: skipped, with the reason.
+                skipped = isinstance(outcome, Conflict) or (
+                    outcome.extra.get("code") == "whatsapp_window_closed"
+                )
+                state = "skipped" if skipped else "failed"
                 refused.append({"rid": rid, "state": state, "why": outcome.message})
             else:
                 queued.append({"rid": rid, "mid": outcome})

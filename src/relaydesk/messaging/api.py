@@ -30,8 +30,12 @@ router = APIRouter(tags=["messages"])
     response_model=MessageOut,
     responses={
         202: {"description": "Stored; Twilio was unavailable, delivery is retried"},
-        409: {"description": "Opted-out contact or closed WhatsApp window"},
-        422: {"description": "Invalid input (send_at in the past), or Twilio refused the message"},
+        409: {"description": "Opted-out contact"},
+        422: {
+            "description": "Invalid input (send_at in the past, a file of the wrong type or "
+            "size), the WhatsApp 24-hour window is closed (code whatsapp_window_closed), or "
+            "Twilio refused the message"
+        },
     },
 )
 def send_message(payload: SendMessageIn, principal: Operator, session: WriteSessionDep) -> Any:

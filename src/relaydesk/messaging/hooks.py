@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from relaydesk.messaging.ingest import InboundRecord
 
 # Modules whose import registers inbound handlers with @on_inbound.
-HANDLER_MODULES: list[str] = ["relaydesk.automation.tasks"]
+# Order matters: media records a message's files before automation queues its answer.
+HANDLER_MODULES: list[str] = ["relaydesk.media.tasks", "relaydesk.automation.tasks"]
 
 InboundHandler = Callable[[Session, Message], None]
 # Asked when a message is stored: does this handler have anything to do with it?

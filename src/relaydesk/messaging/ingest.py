@@ -194,7 +194,12 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
                 "participant": rec.participant,
                 "conversation_id": cid,
                 "body": rec.body,
-                "media": rec.media,
+                # The media handler replaces these with the stored files; Twilio's
+                # addresses stay in `raw` only.
+                "media": [
+                    {"content_type": m.get("content_type") or None, "state": "pending"}
+                    for m in rec.media
+                ],
                 "num_media": len(rec.media),
                 "status": "received",
                 "error_code": None,

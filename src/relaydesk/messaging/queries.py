@@ -6,7 +6,7 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
 from relaydesk.contacts.models import Contact
@@ -122,6 +122,11 @@ def list_messages(
             or_(
                 Message.body.ilike(pattern, escape="\\"),
                 Message.participant.like(pattern, escape="\\"),
+                # Voice-note transcripts and image descriptions.
+                and_(
+                    Message.num_media > 0,
+                    cast(Message.media, Text).ilike(pattern, escape="\\"),
+                ),
             )
         )
     if after:

@@ -10,11 +10,25 @@ from pydantic import BaseModel, ConfigDict, Field
 class MediaOut(BaseModel):
     """An attachment of a message."""
 
+    id: int | None = None
+    kind: str | None = Field(
+        default=None, description="image | audio | video | document | contact | other"
+    )
     content_type: str | None = None
-    url: str
     size: int | None = None
-    transcript: str | None = None
-    description: str | None = None
+    url: str | None = Field(
+        default=None,
+        description="relaydesk's own address for the file (signed-in users only); "
+        "an outbound file kept elsewhere keeps its own address",
+    )
+    state: str | None = Field(
+        default=None,
+        description="pending (being fetched) | stored | refused (limits or type) | failed | "
+        "remote (an outbound file at another address)",
+    )
+    error: str | None = None
+    transcript: str | None = Field(default=None, description="what a voice note says")
+    description: str | None = Field(default=None, description="what an image shows")
 
 
 class MessageOut(BaseModel):

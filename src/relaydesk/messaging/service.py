@@ -18,6 +18,8 @@ from relaydesk.contacts import service as contacts
 from relaydesk.contacts.numbers import Address, InvalidNumber, parse_address
 from relaydesk.db import dialect_insert, utcnow
 from relaydesk.errors import Conflict, Invalid, NotFound, RelaydeskError
+from relaydesk.media import service as media
+from relaydesk.media.service import OutboundFile
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
 from relaydesk.messaging.models import Conversation, Message
 from relaydesk.messaging.segments import count_segments
@@ -87,6 +89,7 @@ class _Ready:
     address: Address
     body: str
     send_at: datetime | None
+    files: list[OutboundFile] = field(default_factory=list)
 
 
 def send_many(
@@ -123,12 +126,17 @@ def send_many(
         try:
             _check_content(body, req, address.channel)
             send_at = check_send_time(req.send_at, now)
+            files = (
+                media.inspect_outbound(session, req.media_urls, _channel(address, req))
+                if req.media_urls
+                else []
+            )
         except Invalid as exc:
             results[i] = exc
             continue
         if claimed_for is not None and send_at is not None:
             raise ValueError("a scheduled message cannot be claimed for delivery now")
-        ready.append(_Ready(i, req, address, body, send_at))
+        ready.append(_Ready(i, req, address, body, send_at, files))
 
     found = contacts.get_or_create_many(
         session, [(r.address.e164, r.address.channel) for r in ready]
@@ -152,11 +160,7 @@ def send_many(
     rows = []
     for r, cid, sender in accepted:
         info = count_segments(r.body) if r.body else None
-        channel = (
-            r.address.channel
-            if r.address.channel == "whatsapp"
-            else ("mms" if r.req.media_urls else "sms")
-        )
+        channel = _channel(r.address, r.req)
         claimed = claimed_for is not None
         rows.append(
             {
@@ -167,7 +171,7 @@ def send_many(
                 "participant": r.address.e164,
                 "conversation_id": conv_ids[(cid, sender)],
                 "body": r.body,
-                "media": [{"url": u} for u in r.req.media_urls],
+                "media": [],  # filled from the attachments below
                 "num_media": len(r.req.media_urls),
                 "status": SCHEDULED if r.send_at else PENDING,
                 "num_segments": info.segments if info else 1,
@@ -227,6 +231,9 @@ def send_many(
             .execution_options(synchronize_session=False)
         )
     for (r, _, _), mid in zip(accepted, ids, strict=True):
+        if r.files:
+            media.record_outbound(session, mid, r.files)
+    for (r, _, _), mid in zip(accepted, ids, strict=True):
         results[r.index] = mid
         if r.send_at is not None:
             delay: float | None = (r.send_at - now).total_seconds()
@@ -238,6 +245,12 @@ def send_many(
             # Without it (campaigns pace their own deliveries) the minute sweep is the net.
             enqueue_after_commit(session, "messaging.deliver", mid, delay=delay)
     return _all(results)
+
+
+def _channel(address: Address, req: SendRequest) -> str:
+    if address.channel == "whatsapp":
+        return "whatsapp"
+    return "mms" if req.media_urls else "sms"
 
 
 def _all(results: list[int | RelaydeskError | None]) -> list[int | RelaydeskError]:
@@ -278,7 +291,7 @@ def _refusal(
     conversation: Conversation | None,
     content_sid: str | None,
     send_at: datetime | None,
-) -> Conflict | None:
+) -> Conflict | Invalid | None:
     """Why nothing may go to `address` now or at `send_at`: an opt-out or a closed window."""
     if contact is not None and contact.opted_out_at is not None:
         return Conflict(
@@ -291,17 +304,25 @@ def _refusal(
         at = send_at or utcnow()
         if last_in is None or at - last_in > WHATSAPP_WINDOW:
             when = " at the send time" if send_at else ""
-            return Conflict(
-                f"The WhatsApp 24-hour window with this customer is closed{when}: free text "
-                "is not allowed; send an approved template (content_sid) instead",
+            since = (
+                f"their last message was at {last_in:%Y-%m-%d %H:%M} UTC"
+                if last_in
+                else "they have never written to this number"
+            )
+            return Invalid(
+                f"The WhatsApp 24-hour window with this customer is closed{when} ({since}): "
+                "WhatsApp allows free text only within 24 hours of the customer's last "
+                "message; send an approved template (content_sid) instead",
                 code="whatsapp_window_closed",
+                field="body",
+                last_inbound_at=last_in.isoformat() if last_in else None,
             )
     return None
 
 
 def refusal(
     session: Session, to: str, *, at: datetime | None = None, content_sid: str | None = None
-) -> Conflict | None:
+) -> Conflict | Invalid | None:
     """Why a message to `to` would be refused now (or at `at`), without storing anything."""
     try:
         address = parse_address(to, get_settings().default_region)
@@ -312,7 +333,7 @@ def refusal(
     return _refusal(address, contact, conversation, content_sid, at)
 
 
-def send_time_refusal(session: Session, message: Message) -> Conflict | None:
+def send_time_refusal(session: Session, message: Message) -> Conflict | Invalid | None:
     """Why a scheduled message may no longer go out now (the customer opted out meanwhile…)."""
     channel = "whatsapp" if message.channel == "whatsapp" else "sms"
     address = Address(channel, message.participant)

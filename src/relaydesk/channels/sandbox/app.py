@@ -23,6 +23,8 @@ def create_sandbox_app(webhook_base: str | None = None) -> FastAPI:
             stop_emulator()
 
     app = FastAPI(title="relaydesk Twilio sandbox", lifespan=lifespan)
+    # Media URLs then point at this server's root, where Twilio's paths are served.
+    app.state.standalone_emulator = True
     # At the root so TWILIO_API_BASE_URL can replace https://api.twilio.com as is, and under
     # /sandbox/twilio so the same URLs as in embedded mode work too.
     app.include_router(emulator.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
 import httpx
@@ -98,8 +98,17 @@ async def apost_signed(
         return await client.post(url, data=dict(params), headers=headers)
 
 
-def inbound_params(msg: StoredMessage, profile_name: str | None = None) -> dict[str, str]:
-    """The form Twilio posts to our incoming-message webhook for a received message."""
+def inbound_params(
+    msg: StoredMessage,
+    profile_name: str | None = None,
+    content_types: Sequence[str] = (),
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The form Twilio posts to our incoming-message webhook for a received message.
+
+    `content_types` go with `msg.media` in order (MediaUrlN, MediaContentTypeN); `extra`
+    adds what the message carries besides text (Latitude..., ButtonText...).
+    """
     params = {
         "MessageSid": msg.sid,
         "SmsSid": msg.sid,
@@ -113,10 +122,14 @@ def inbound_params(msg: StoredMessage, profile_name: str | None = None) -> dict[
         "SmsStatus": "received",
         "ApiVersion": API_VERSION,
     }
+    for n, (url, content_type) in enumerate(zip(msg.media, content_types, strict=True)):
+        params[f"MediaContentType{n}"] = content_type
+        params[f"MediaUrl{n}"] = url
     if msg.messaging_service_sid:
         params["MessagingServiceSid"] = msg.messaging_service_sid
     if is_whatsapp(msg.from_addr):
         bare = (msg.from_addr or "").removeprefix("whatsapp:")
         params["ProfileName"] = profile_name or "Sandbox customer"
         params["WaId"] = bare.lstrip("+")
+    params.update(extra or {})
     return params

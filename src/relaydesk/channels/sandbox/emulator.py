@@ -1,32 +1,29 @@
-"""Twilio's Messages REST API (create, list, fetch) and account fetch as served by the emulator."""
+"""Twilio's Messages REST API (create, list, fetch) and account fetch as served by the emulator.
+
+Media (media_api) and the Content API (content_api) are mounted on the same router.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
-from relaydesk.channels.sandbox.deps import basic_credentials_ok
-from relaydesk.channels.sandbox.errors import (
-    ApiError,
-    bad_parameter,
-    not_found,
-    too_many_requests,
-    unauthenticated,
-)
+from relaydesk.channels.sandbox import content_api, media_api
+from relaydesk.channels.sandbox.calls import twilio_call
+from relaydesk.channels.sandbox.content import with_content
+from relaydesk.channels.sandbox.errors import bad_parameter, not_found
 from relaydesk.channels.sandbox.render import (
     account_json,
     message_json,
     messages_path,
     page_json,
 )
-from relaydesk.channels.sandbox.runtime import Emulator, get_emulator
+from relaydesk.channels.sandbox.runtime import Emulator
 from relaydesk.channels.sandbox.service import create_outbound
 from relaydesk.channels.sandbox.store import MessageQuery
 from relaydesk.channels.sandbox.validation import parse_create
@@ -42,71 +39,48 @@ FILTERS = ("To", "From", "DateSent", "DateSent<", "DateSent>")
 
 
 @router.get(ACCOUNT)
-async def fetch_account(request: Request, account_sid: str) -> JSONResponse:
+async def fetch_account(request: Request, account_sid: str) -> Response:
     """FetchAccount: the emulator's one account (what "test connection" asks for)."""
 
-    async def work(emu: Emulator) -> JSONResponse:
+    async def work(emu: Emulator) -> Response:
         return JSONResponse(account_json(emu.settings.account_sid, emu.settings.auth_token))
 
-    return await _twilio_call(request, account_sid, work)
+    return await twilio_call(request, account_sid, work)
 
 
 @router.post(MESSAGES, status_code=201)
-async def create_message(request: Request, account_sid: str) -> JSONResponse:
+async def create_message(request: Request, account_sid: str) -> Response:
     """CreateMessage: validate like Twilio, store, answer 201 and start the status lifecycle."""
 
-    async def work(emu: Emulator) -> JSONResponse:
-        req = parse_create(await request.form())
+    async def work(emu: Emulator) -> Response:
+        req = with_content(parse_create(await request.form()))
         msg = await run_in_threadpool(create_outbound, emu, req)
         return JSONResponse(message_json(msg), status_code=201)
 
-    return await _twilio_call(request, account_sid, work)
+    return await twilio_call(request, account_sid, work)
 
 
 @router.get(MESSAGES)
-async def list_messages(request: Request, account_sid: str) -> JSONResponse:
+async def list_messages(request: Request, account_sid: str) -> Response:
     """ListMessage: newest first, filtered by To/From/DateSent, paged with PageToken."""
 
-    async def work(emu: Emulator) -> JSONResponse:
+    async def work(emu: Emulator) -> Response:
         return await run_in_threadpool(_list_page, emu, request, account_sid)
 
-    return await _twilio_call(request, account_sid, work)
+    return await twilio_call(request, account_sid, work)
 
 
 @router.get(MESSAGE)
-async def fetch_message(request: Request, account_sid: str, sid: str) -> JSONResponse:
+async def fetch_message(request: Request, account_sid: str, sid: str) -> Response:
     """FetchMessage by SID."""
 
-    async def work(emu: Emulator) -> JSONResponse:
+    async def work(emu: Emulator) -> Response:
         msg = await run_in_threadpool(emu.store.get, sid)
         if msg is None or msg.account_sid != account_sid:
             raise not_found(f"{messages_path(account_sid)}/{sid}.json")
         return JSONResponse(message_json(msg))
 
-    return await _twilio_call(request, account_sid, work)
-
-
-async def _twilio_call(
-    request: Request, account_sid: str, work: Callable[[Emulator], Awaitable[JSONResponse]]
-) -> JSONResponse:
-    """Rate limit, auth and account checks shared by every route, `work`, then latency."""
-    emu = get_emulator()
-    try:
-        if not emu.control.bucket.take():
-            raise too_many_requests()
-        if not basic_credentials_ok(request, emu.settings):
-            raise unauthenticated()
-        if account_sid != emu.settings.account_sid:
-            raise not_found(f"/2010-04-01/Accounts/{account_sid}")
-        response = await work(emu)
-    except ApiError as exc:
-        response = exc.response()
-    # The latency is Twilio's time to answer after doing the work: a client that gives
-    # up (or dies) meanwhile does not know whether its message was accepted.
-    latency = emu.control.knobs.latency_ms
-    if latency:
-        await asyncio.sleep(latency / 1000)
-    return response
+    return await twilio_call(request, account_sid, work)
 
 
 def _list_page(emu: Emulator, request: Request, account_sid: str) -> JSONResponse:
@@ -190,3 +164,7 @@ def _int_param(raw: str | None, name: str, default: int, low: int, high: int) ->
     if not low <= value <= high:
         raise bad_parameter(f"{name} must be between {low} and {high}")
     return value
+
+
+router.include_router(media_api.router)
+router.include_router(content_api.router)

@@ -3,84 +3,91 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from relaydesk.channels.sandbox.callbacks import TIMEOUT, apost_signed, inbound_params
 from relaydesk.channels.sandbox.deps import require_sandbox_access
 from relaydesk.channels.sandbox.knobs import Knobs, KnobsUpdate, bare_number
 from relaydesk.channels.sandbox.lifecycle import default_sender
+from relaydesk.channels.sandbox.media import MAX_FILES, Upload
+from relaydesk.channels.sandbox.phone_input import (
+    MEDIA_FIELD,
+    PhoneInputError,
+    PhoneMessage,
+    check_message,
+    form_fields,
+    read_uploads,
+)
 from relaydesk.channels.sandbox.render import message_json
 from relaydesk.channels.sandbox.runtime import Emulator, get_emulator
 from relaydesk.channels.sandbox.service import create_inbound, create_outbound
 from relaydesk.channels.sandbox.store import StoredMessage
 from relaydesk.channels.sandbox.twiml import message_replies
-from relaydesk.channels.sandbox.validation import CreateRequest, is_whatsapp, valid_phone
+from relaydesk.channels.sandbox.validation import CreateRequest
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["sandbox: phone"], dependencies=[Depends(require_sandbox_access)])
 
 
-class PhoneMessage(BaseModel):
-    """What the simulated customer types: from their number to ours."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    from_: str = Field(alias="from")
-    to: str | None = None
-    body: str = Field(min_length=1, max_length=1600)
-    profile_name: str | None = None
-
-    @field_validator("from_")
-    @classmethod
-    def _from(cls, value: str) -> str:
-        return _checked_phone(value)
-
-    @field_validator("to")
-    @classmethod
-    def _to(cls, value: str | None) -> str | None:
-        return _checked_phone(value) if value and value.strip() else None
-
-
-def _checked_phone(value: str) -> str:
-    value = value.strip()
-    if not valid_phone(value):
-        raise ValueError("must be an E.164 number such as +48600100200 or whatsapp:+48...")
-    return value
-
-
 @router.post("/phone/messages", status_code=201)
 async def send_from_phone(request: Request) -> JSONResponse:
-    """A customer texts us: store it and post Twilio's signed webhook to our inbound URL."""
-    return JSONResponse(await text_relaydesk(await _read_phone_message(request)), status_code=201)
+    """A customer texts us: store it and post Twilio's signed webhook to our inbound URL.
+
+    JSON, or a form; as `multipart/form-data` with files in the field `media`.
+    """
+    incoming, uploads = await _read_phone_message(request)
+    answer = await text_relaydesk(incoming, uploads, api_base=_api_base(request))
+    return JSONResponse(answer, status_code=201)
 
 
-async def text_relaydesk(incoming: PhoneMessage) -> dict[str, Any]:
-    """Store the customer's message in the emulator and post Twilio's signed webhook."""
+async def text_relaydesk(
+    incoming: PhoneMessage, uploads: Sequence[Upload] = (), api_base: str | None = None
+) -> dict[str, Any]:
+    """Store the customer's message in the emulator and post Twilio's signed webhook.
+
+    Files get media URLs on `api_base` (default: the API base relaydesk uses).
+    """
     emu = get_emulator()
-    whatsapp = is_whatsapp(incoming.from_) or is_whatsapp(incoming.to)
+    whatsapp = incoming.whatsapp
     from_addr = _on_channel(incoming.from_, whatsapp)
     to_addr = _on_channel(incoming.to or default_sender(emu.settings, whatsapp), whatsapp)
-    msg = await run_in_threadpool(
-        create_inbound, emu, from_addr=from_addr, to_addr=to_addr, body=incoming.body
+    msg, media = await run_in_threadpool(
+        partial(
+            create_inbound,
+            emu,
+            from_addr=from_addr,
+            to_addr=to_addr,
+            body=incoming.text,
+            uploads=uploads,
+            api_base=api_base,
+        )
     )
     answer: dict[str, Any] = {
         "sid": msg.sid,
         "from": from_addr,
         "to": to_addr,
         "body": msg.body,
+        "media": [{"sid": m.sid, "content_type": m.content_type} for m in media],
         "webhook_status": None,
         "replies": [],
     }
-    params = inbound_params(msg, incoming.profile_name)
+    params = inbound_params(
+        msg,
+        incoming.profile_name,
+        [m.content_type for m in media],
+        incoming.extra_params(),
+    )
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             resp = await apost_signed(client, emu.inbound_url, params, emu.settings.auth_token)
@@ -123,16 +130,32 @@ async def reset() -> Response:
     return Response(status_code=204)
 
 
-async def _read_phone_message(request: Request) -> PhoneMessage:
-    """JSON or form body → PhoneMessage, with FastAPI's usual 422 on bad input."""
-    if request.headers.get("content-type", "").startswith("application/json"):
-        data: Any = await request.json()
-    else:
-        data = dict(await request.form())
+async def _read_phone_message(request: Request) -> tuple[PhoneMessage, list[Upload]]:
+    """JSON or form body → PhoneMessage and files, with FastAPI's usual 422 on bad input."""
+    uploads: list[Upload] = []
     try:
-        return PhoneMessage.model_validate(data)
+        if request.headers.get("content-type", "").startswith("application/json"):
+            data: Any = await request.json()
+        else:
+            # One over the limit parses, so the answer can say what the limit is.
+            form = await request.form(max_files=MAX_FILES + 1)
+            data = form_fields(form)
+            uploads = await read_uploads(form.getlist(MEDIA_FIELD))
+        message = PhoneMessage.model_validate(data)
+        check_message(message, uploads)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
+    except PhoneInputError as exc:
+        raise HTTPException(exc.status, detail=exc.message) from None
+    return message, uploads
+
+
+def _api_base(request: Request) -> str | None:
+    """Where media URLs point: a standalone emulator serves Twilio's paths at its root."""
+    if getattr(request.app.state, "standalone_emulator", False):
+        settings = get_emulator().settings
+        return settings.twilio_api_base_url or str(request.base_url).rstrip("/")
+    return None
 
 
 def _on_channel(address: str, whatsapp: bool) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from relaydesk.channels.sandbox.lifecycle import new_sid, segments_for
+from relaydesk.channels.sandbox.media import Upload, media_path, new_media_sid
 from relaydesk.channels.sandbox.runtime import Emulator
-from relaydesk.channels.sandbox.store import StoredMessage
+from relaydesk.channels.sandbox.store import StoredMedia, StoredMessage
 from relaydesk.channels.sandbox.validation import CreateRequest
 
 
@@ -42,23 +44,43 @@ def create_outbound(
     return msg
 
 
-def create_inbound(emu: Emulator, *, from_addr: str, to_addr: str, body: str) -> StoredMessage:
-    """Store a message a simulated customer sent to one of our numbers."""
+def create_inbound(
+    emu: Emulator,
+    *,
+    from_addr: str,
+    to_addr: str,
+    body: str,
+    uploads: Sequence[Upload] = (),
+    api_base: str | None = None,
+) -> tuple[StoredMessage, list[StoredMedia]]:
+    """Store a message (and its files) a simulated customer sent to one of our numbers.
+
+    Each file gets a Twilio-style media URL on `api_base` (default: the API base
+    relaydesk is configured with), fetchable only with the account's credentials.
+    """
     now = time.time()
+    sid = new_sid(bool(uploads))
+    base = (api_base or emu.settings.twilio_api_base).rstrip("/")
+    account = emu.settings.account_sid
+    media = [
+        StoredMedia(new_media_sid(), sid, upload.content_type, upload.data, now)
+        for upload in uploads
+    ]
     msg = StoredMessage(
-        sid=new_sid(False),
-        account_sid=emu.settings.account_sid,
+        sid=sid,
+        account_sid=account,
         direction="inbound",
         from_addr=from_addr,
         to_addr=to_addr,
         body=body,
         status="received",
-        num_segments=segments_for(to_addr, body, 0),
-        num_media=0,
+        num_segments=segments_for(to_addr, body, len(media)),
+        num_media=len(media),
         date_created=now,
         date_updated=now,
         date_sent=now,
         messaging_service_sid=emu.settings.twilio_messaging_service_sid,
+        media=tuple(base + media_path(account, sid, m.sid) for m in media),
     )
-    emu.store.insert(msg, None)
-    return msg
+    emu.store.insert(msg, None, media)
+    return msg, media

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,20 @@ CREATE TABLE IF NOT EXISTS pending_steps (
     sid TEXT PRIMARY KEY REFERENCES messages (sid) ON DELETE CASCADE,
     due_at REAL NOT NULL
 );
+-- Files simulated customers sent, served like Twilio's media (ME... SIDs).
+CREATE TABLE IF NOT EXISTS media (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    sid TEXT NOT NULL UNIQUE,
+    message_sid TEXT NOT NULL REFERENCES messages (sid) ON DELETE CASCADE,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    date_created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_media_message ON media (message_sid);
 """
+# Oldest files are dropped beyond this, like Twilio's media retention but by size.
+MEDIA_STORE_CAP = 512 * 1024 * 1024
 
 _COLUMNS = (
     "sid, account_sid, direction, from_addr, to_addr, body, status, error_code, error_message, "
@@ -74,6 +88,22 @@ class StoredMessage:
 
 
 @dataclass(frozen=True)
+class StoredMedia:
+    """One media file of a message, with its bytes."""
+
+    sid: str
+    message_sid: str
+    content_type: str
+    data: bytes
+    date_created: float
+
+    @property
+    def size(self) -> int:
+        """Length in bytes."""
+        return len(self.data)
+
+
+@dataclass(frozen=True)
 class MessageQuery:
     """List filters: exact To/From and a [since, until) window on the sent (or created) time."""
 
@@ -104,8 +134,10 @@ class SandboxStore:
         with self._lock:
             self._conn.close()
 
-    def insert(self, msg: StoredMessage, next_due: float | None) -> None:
-        """Store a new message and, if given, when its next status step is due."""
+    def insert(
+        self, msg: StoredMessage, next_due: float | None, media: Sequence[StoredMedia] = ()
+    ) -> None:
+        """Store a new message (with its files) and, if given, when its next step is due."""
         with self._lock, self._conn:
             self._conn.execute(
                 f"INSERT INTO messages ({_COLUMNS}) VALUES ({', '.join('?' * 19)})",  # noqa: S608
@@ -115,6 +147,64 @@ class SandboxStore:
                 self._conn.execute(
                     "INSERT INTO pending_steps (sid, due_at) VALUES (?, ?)", (msg.sid, next_due)
                 )
+            if media:
+                self._conn.executemany(
+                    "INSERT INTO media (sid, message_sid, content_type, size, data, date_created)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (m.sid, m.message_sid, m.content_type, m.size, m.data, m.date_created)
+                        for m in media
+                    ],
+                )
+                self._trim_media()
+
+    def _trim_media(self) -> None:
+        """Drop the oldest files while the store holds more than MEDIA_STORE_CAP bytes."""
+        total = self._conn.execute("SELECT coalesce(sum(size), 0) FROM media").fetchone()[0]
+        if total <= MEDIA_STORE_CAP:
+            return
+        rows = self._conn.execute("SELECT seq, size FROM media ORDER BY seq").fetchall()
+        drop = []
+        for seq, size in rows:
+            if total <= MEDIA_STORE_CAP:
+                break
+            drop.append((seq,))
+            total -= size
+        self._conn.executemany("DELETE FROM media WHERE seq = ?", drop)
+
+    def media_types(self, message_sids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """(media SID, content type) of each message's files, in the order they came."""
+        if not message_sids:
+            return {}
+        marks = ", ".join("?" * len(message_sids))
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT message_sid, sid, content_type FROM media"  # noqa: S608
+                f" WHERE message_sid IN ({marks}) ORDER BY seq",
+                tuple(message_sids),
+            ).fetchall()
+        found: dict[str, list[tuple[str, str]]] = {}
+        for row in rows:
+            found.setdefault(row["message_sid"], []).append((row["sid"], row["content_type"]))
+        return found
+
+    def get_media(self, sid: str) -> StoredMedia | None:
+        """One media file by its ME... SID."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT sid, message_sid, content_type, data, date_created FROM media"
+                " WHERE sid = ?",
+                (sid,),
+            ).fetchone()
+        if row is None:
+            return None
+        return StoredMedia(
+            sid=row["sid"],
+            message_sid=row["message_sid"],
+            content_type=row["content_type"],
+            data=bytes(row["data"]),
+            date_created=row["date_created"],
+        )
 
     def update(self, msg: StoredMessage, next_due: float | None) -> bool:
         """Save a status change and replace its pending step; False if the message is gone."""
@@ -204,9 +294,10 @@ class SandboxStore:
         return [_from_row(r) for r in reversed(rows)]
 
     def clear(self) -> None:
-        """Forget every message and pending step (tests)."""
+        """Forget every message, file and pending step (tests)."""
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM pending_steps")
+            self._conn.execute("DELETE FROM media")
             self._conn.execute("DELETE FROM messages")
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from relaydesk.channels.sandbox.knobs import bare_number
-from relaydesk.channels.sandbox.phone import PhoneMessage, text_relaydesk
+from relaydesk.channels.sandbox.phone import text_relaydesk
+from relaydesk.channels.sandbox.phone_input import (
+    PhoneInputError,
+    PhoneMessage,
+    check_message,
+    read_uploads,
+)
+from relaydesk.channels.sandbox.phone_media import attachments, with_attachments
 from relaydesk.channels.sandbox.render import message_json
 from relaydesk.channels.sandbox.runtime import get_emulator
 from relaydesk.channels.sandbox.validation import valid_phone
@@ -43,7 +50,8 @@ def _number(raw: str | None) -> str:
 async def _phone_messages(number: str) -> list[dict[str, Any]]:
     emu = get_emulator()
     found = await run_in_threadpool(emu.store.for_number, bare_number(number))
-    return [message_json(m) for m in found]
+    shown = await attachments(emu, found)
+    return [with_attachments(message_json(m), shown) for m in found]
 
 
 @router.get("/sandbox-phone", response_class=HTMLResponse)
@@ -72,16 +80,20 @@ async def phone_send(
     body: Annotated[str, Form(max_length=1600)] = "",
     channel: Annotated[str, Form(pattern="^(sms|whatsapp)$")] = "sms",
     profile_name: Annotated[str, Form(max_length=100)] = "",
+    media: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
     """Text relaydesk from the simulated phone, through the signed webhook path."""
     _require_sandbox()
     chosen = _number(number)
-    if not body.strip():
-        raise Invalid("Type a message first", field="body")
     sender = f"whatsapp:{chosen}" if channel == "whatsapp" else chosen
     incoming = PhoneMessage.model_validate(
         {"from": sender, "body": body, "profile_name": profile_name.strip() or None}
     )
-    answer = await text_relaydesk(incoming)
+    try:
+        uploads = await read_uploads(media or [])
+        check_message(incoming, uploads)
+    except PhoneInputError as exc:
+        raise Invalid(exc.message, field=exc.field) from None
+    answer = await text_relaydesk(incoming, uploads)
     context = {"number": chosen, "messages": await _phone_messages(chosen), "answer": answer}
     return render(request, "sandbox/_screen.html", context, user=user)

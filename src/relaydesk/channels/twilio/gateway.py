@@ -27,16 +27,20 @@ from relaydesk.channels.twilio.errors import describe_error, is_permanent
 log = logging.getLogger(__name__)
 
 TWILIO_API = "https://api.twilio.com"
+# Other Twilio domains the SDK calls, and where they live under an emulator's base:
+# https://content.twilio.com/v1/Content → <base>/content/v1/Content.
+REBASED_DOMAINS = {TWILIO_API: "", "https://content.twilio.com": "/content"}
 POOL_SIZE = 256  # at least CAMPAIGN_CONCURRENCY's upper bound
 
 
 class PooledHttpClient(HttpClient):  # type: ignore[misc]
     """The SDK's HTTP client, on a urllib3 connection pool, optionally rebased.
 
-    The SDK builds each request for https://api.twilio.com; with another `base_url` (the
-    emulator) it is sent there instead. urllib3 directly costs half the CPU per call of
-    the SDK's requests-based client (which re-reads proxy, netrc and certificate settings
-    from the environment on every call), and a campaign makes hundreds of calls a second.
+    The SDK builds each request for https://api.twilio.com (or content.twilio.com); with
+    another `base_url` (the emulator) it is sent there instead (REBASED_DOMAINS). urllib3
+    directly costs half the CPU per call of the SDK's requests-based client (which
+    re-reads proxy, netrc and certificate settings from the environment on every call),
+    and a campaign makes hundreds of calls a second.
     The environment is read once here: HTTPS_PROXY / NO_PROXY, REQUESTS_CA_BUNDLE or
     SSL_CERT_FILE (default: certifi's bundle, as requests uses).
     """
@@ -69,8 +73,7 @@ class PooledHttpClient(HttpClient):  # type: ignore[misc]
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
-        if url.startswith(TWILIO_API) and self.base_url != TWILIO_API:
-            url = self.base_url + url[len(TWILIO_API) :]
+        url = self.rebased(url)
         if params:
             url += ("&" if "?" in url else "?") + urlencode(_form(params), doseq=True)
         sent = dict(headers or {})
@@ -97,6 +100,15 @@ class PooledHttpClient(HttpClient):  # type: ignore[misc]
         response = Response(answer.status, answer.data.decode("utf-8", "replace"), answer.headers)
         self._test_only_last_response = response  # the SDK's own hook for tests: kept
         return response
+
+    def rebased(self, url: str) -> str:
+        """`url` moved onto the emulator's base; unchanged against live Twilio."""
+        if self.base_url == TWILIO_API:
+            return url
+        for origin, prefix in REBASED_DOMAINS.items():
+            if url.startswith(origin + "/"):
+                return self.base_url + prefix + url[len(origin) :]
+        return url
 
 
 def _form(values: dict[str, object]) -> dict[str, object]:
@@ -170,6 +182,18 @@ class RemoteMessage:
 
 
 @dataclass(frozen=True)
+class ContentTemplate:
+    """An approved Content API template (ContentSid) as a person would pick one."""
+
+    sid: str
+    friendly_name: str
+    language: str
+    variables: dict[str, str]
+    body: str  # what the recipient reads: twilio/text's body, else the first type's
+    types: list[str]
+
+
+@dataclass(frozen=True)
 class RemoteAccount:
     """The account the credentials belong to, as Twilio describes it."""
 
@@ -180,7 +204,7 @@ class RemoteAccount:
 
 
 class TwilioGateway:
-    """Create and list messages, and fetch the account, through the official SDK."""
+    """Create and list messages, fetch the account and templates, through the official SDK."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -250,6 +274,26 @@ class TwilioGateway:
             status=str(account.status) if account.status else None,
             type=str(account.type) if account.type else None,
         )
+
+    def content_templates(self, limit: int = 1000) -> list[ContentTemplate]:
+        """The account's Content API templates (all pages, up to `limit`)."""
+        with _translated_errors():
+            items = self.client.content.v1.contents.list(limit=limit, page_size=100)
+        return [_template(item) for item in items]
+
+
+def _template(item: Any) -> ContentTemplate:
+    types: dict[str, Any] = dict(item.types or {})
+    chosen = types.get("twilio/text") or next(iter(types.values()), None)
+    body = chosen.get("body") if isinstance(chosen, dict) else None
+    return ContentTemplate(
+        sid=str(item.sid),
+        friendly_name=str(item.friendly_name or ""),
+        language=str(item.language or ""),
+        variables={str(k): str(v) for k, v in (item.variables or {}).items()},
+        body=str(body or ""),
+        types=list(types),
+    )
 
 
 @contextmanager

@@ -1,0 +1,125 @@
+"""Fetching a received file from Twilio: credentials to Twilio's API host only.
+
+Twilio keeps media behind HTTP basic auth on its API host and answers with a redirect
+to a short-lived signed address on its CDN. The account's credentials go with the
+first request only, and only when it is addressed to the account's own media path on
+the API host; every redirect is followed without them, and a redirect into this
+server's own network is refused (except to the built-in emulator in sandbox mode).
+A webhook that names any other address is not fetched at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from relaydesk import netguard
+
+MAX_REDIRECTS = 5
+
+
+class DownloadError(Exception):
+    """The file could not be had; `transient` says whether trying later may help."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class TooLarge(DownloadError):
+    """The file is over the size limit (never retried)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where Twilio's API lives for this account, and how to sign in to it."""
+
+    api_base: str  # https://api.twilio.com, or the emulator's base
+    account_sid: str
+    auth_token: str
+    sandbox: bool
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    data: bytes
+    content_type: str
+
+
+def media_prefix(source: Source) -> str:
+    """The address prefix every media URL of this account starts with."""
+    return f"{source.api_base.rstrip('/')}/2010-04-01/Accounts/{source.account_sid}/Messages/"
+
+
+def download(url: str, source: Source, *, max_bytes: int, timeout: float) -> Downloaded:
+    """The file at a Twilio media URL (DownloadError / TooLarge when it cannot be had)."""
+    if not url.startswith(media_prefix(source)) or ".." in urlsplit(url).path:
+        raise DownloadError("the address is not one of this Twilio account's media files")
+    auth = (source.account_sid, source.auth_token)
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=True) as client:
+        current = url
+        for hop in range(MAX_REDIRECTS + 1):
+            if hop:
+                _check_redirect(current, source)
+            try:
+                # Credentials go with the first request only: never to a redirect target.
+                with client.stream("GET", current, auth=auth if hop == 0 else None) as answer:
+                    if answer.is_redirect:
+                        location = answer.headers.get("location")
+                        if not location:
+                            raise DownloadError("Twilio redirected without an address")
+                        current = urljoin(current, location)
+                        continue
+                    _check_status(answer)
+                    return Downloaded(_read_capped(answer, max_bytes), _type_of(answer))
+            except httpx.TimeoutException:
+                raise DownloadError("Twilio sent the file too slowly", transient=True) from None
+            except httpx.TransportError as exc:
+                raise DownloadError(f"could not reach Twilio: {exc}", transient=True) from None
+    raise DownloadError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _check_redirect(url: str, source: Source) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise DownloadError("Twilio redirected to a non-web address")
+    if source.sandbox:
+        return  # the emulator runs on this machine and redirects to itself
+    if scheme != "https":
+        raise DownloadError("Twilio redirected to an unencrypted address")
+    try:
+        netguard.check_public_url(url, setting="TWILIO_MODE=sandbox")
+    except netguard.BlockedAddress as exc:
+        raise DownloadError(f"refused redirect: {exc}") from None
+
+
+def _check_status(answer: httpx.Response) -> None:
+    code = answer.status_code
+    if code == 200:
+        return
+    if code in (401, 403):
+        raise DownloadError(f"Twilio refused the download ({code}): check the credentials")
+    if code == 404:
+        raise DownloadError("Twilio no longer has this file (404)")
+    transient = code == 429 or code >= 500
+    raise DownloadError(f"Twilio answered {code}", transient=transient)
+
+
+def _read_capped(answer: httpx.Response, max_bytes: int) -> bytes:
+    declared = answer.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise TooLarge(f"the file is {int(declared)} bytes, over the {max_bytes}-byte limit")
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in answer.iter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise TooLarge(f"the file is over the {max_bytes}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _type_of(answer: httpx.Response) -> str:
+    return answer.headers.get("content-type", "").split(";")[0].strip().lower()

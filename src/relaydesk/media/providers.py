@@ -1,0 +1,66 @@
+"""What the media engines share: OpenAI access and the error every engine raises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from relaydesk.errors import ProviderFailed
+
+if TYPE_CHECKING:
+    import openai
+
+T = TypeVar("T")
+
+
+class MediaProviderError(ProviderFailed):
+    """A media engine failed; `transient` says whether trying again later may help."""
+
+    def __init__(self, message: str, /, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class OpenAIAccess:
+    """How to reach OpenAI or a compatible server; the key never appears in a repr."""
+
+    api_key: str | None = field(repr=False)
+    base_url: str | None
+    timeout: float = 60.0
+
+    @classmethod
+    def from_settings(cls) -> OpenAIAccess:
+        """The access configured in the environment."""
+        from relaydesk.config import get_settings
+
+        settings = get_settings()
+        return cls(settings.openai_api_key, settings.openai_base_url, settings.llm_timeout_seconds)
+
+
+def call_openai(
+    access: OpenAIAccess,
+    model: str,
+    error: type[MediaProviderError],
+    request: Callable[[openai.OpenAI], T],
+) -> T:
+    """Run `request` with the SDK client; SDK failures become `error` with a short message."""
+    import openai
+
+    from relaydesk.ai.providers import LLMConfig, LLMError, openai_client, openai_error
+
+    config = LLMConfig(
+        provider="openai",
+        model=model,
+        api_key=access.api_key,
+        base_url=access.base_url,
+        timeout=access.timeout,
+    )
+    try:
+        return request(openai_client(config))
+    except LLMError as exc:
+        raise error(exc.message, transient=exc.transient) from None
+    except openai.APIError as exc:
+        failure = openai_error(config, exc)
+        raise error(failure.message, transient=failure.transient) from None

@@ -1,0 +1,144 @@
+"""Text to speech: ElevenLabs (official SDK) or the local espeak-ng, then ffmpeg.
+
+The result is a file Twilio can deliver: OGG/Opus for WhatsApp voice notes, MP3 for MMS.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from relaydesk.media import audio
+from relaydesk.media.audio import AudioFormat
+from relaydesk.media.providers import MediaProviderError
+
+MAX_TEXT_CHARS = 2_000  # a voice reply is a short answer; this also caps ElevenLabs' bill
+ESPEAK_DEFAULT_VOICE = "en"
+ESPEAK_TIMEOUT_SECONDS = 60.0
+ELEVENLABS_URL = "https://api.elevenlabs.io"
+ELEVENLABS_OUTPUT = "mp3_44100_128"
+ELEVENLABS_TIMEOUT_SECONDS = 60.0
+# espeak-ng voice names: "en", "en-us", "pl", "mb/mb-en1", "en+f3". Never an option.
+_ESPEAK_VOICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+/-]{0,63}")
+
+
+class SpeechError(MediaProviderError):
+    """A voice reply could not be synthesised."""
+
+    code = "speech_error"
+
+
+def synthesize(
+    text: str,
+    *,
+    fmt: AudioFormat,
+    provider: str | None = None,
+    voice: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+) -> bytes:
+    """Speak `text` as audio in `fmt`; None arguments come from settings."""
+    from relaydesk.config import get_settings
+
+    settings = get_settings()
+    chosen = provider or settings.tts_provider
+    # TTS_VOICE and TTS_MODEL belong to the configured provider, not to another one.
+    if chosen == settings.tts_provider:
+        voice = voice or settings.tts_voice
+    text = _shorten(text)
+    if chosen == "espeak":
+        wav = _espeak(text, voice or ESPEAK_DEFAULT_VOICE)
+    elif chosen == "elevenlabs":
+        mp3 = _elevenlabs(
+            text,
+            voice=voice,
+            model=model or settings.tts_model,
+            api_key=api_key or settings.elevenlabs_api_key,
+            base_url=base_url or settings.elevenlabs_base_url or ELEVENLABS_URL,
+        )
+        if fmt == "mp3":
+            return mp3
+        wav = mp3
+    else:
+        raise SpeechError(f"Unknown speech provider '{chosen}' (elevenlabs or espeak)")
+    try:
+        return audio.encode(wav, fmt)
+    except audio.AudioError as exc:
+        raise SpeechError(f"The voice reply could not be encoded: {exc.message}") from None
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    if not text:
+        raise SpeechError("There is no text to speak")
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    cut = text[:MAX_TEXT_CHARS]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut
+
+
+def _espeak(text: str, voice: str) -> bytes:
+    if not _ESPEAK_VOICE.fullmatch(voice):
+        raise SpeechError(f"'{voice}' is not an espeak-ng voice name (e.g. en, en-us, pl)")
+    try:
+        # The text goes through stdin: on the command line it could be read as an option.
+        result = subprocess.run(
+            ["espeak-ng", "-v", voice, "--stdout", "--stdin"],
+            input=text.encode(),
+            capture_output=True,
+            timeout=ESPEAK_TIMEOUT_SECONDS,
+        )
+    except FileNotFoundError:
+        raise SpeechError("espeak-ng is not installed; install it or use ElevenLabs") from None
+    except subprocess.TimeoutExpired:
+        raise SpeechError(f"espeak-ng took longer than {ESPEAK_TIMEOUT_SECONDS:g} s") from None
+    if result.returncode != 0 or not result.stdout:
+        said = result.stderr.decode(errors="replace").strip().splitlines()
+        raise SpeechError(f"espeak-ng failed: {said[-1] if said else 'no audio'}")
+    return result.stdout
+
+
+def _elevenlabs(
+    text: str, *, voice: str | None, model: str, api_key: str | None, base_url: str
+) -> bytes:
+    if not api_key:
+        raise SpeechError("ElevenLabs needs an API key: set ELEVENLABS_API_KEY")
+    if not voice:
+        raise SpeechError("ElevenLabs needs a voice: set TTS_VOICE to an ElevenLabs voice id")
+    import httpx
+    from elevenlabs import ElevenLabs
+    from elevenlabs.core.api_error import ApiError
+
+    client = ElevenLabs(api_key=api_key, base_url=base_url, timeout=ELEVENLABS_TIMEOUT_SECONDS)
+    try:
+        # The audio streams back in chunks; the request is only sent while iterating.
+        chunks = client.text_to_speech.convert(
+            voice,
+            text=text,
+            model_id=model,
+            output_format=ELEVENLABS_OUTPUT,
+            request_options={"max_retries": 0},  # the caller's job decides about retrying
+        )
+        return b"".join(chunks)
+    except ApiError as exc:
+        raise _elevenlabs_error(exc, api_key) from None
+    except httpx.TimeoutException:
+        raise SpeechError("ElevenLabs did not answer in time", transient=True) from None
+    except httpx.HTTPError:
+        raise SpeechError("Could not connect to ElevenLabs", transient=True) from None
+
+
+def _elevenlabs_error(exc: object, api_key: str) -> SpeechError:
+    status = getattr(exc, "status_code", None) or 0
+    body = getattr(exc, "body", None)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    said = detail.get("message") if isinstance(detail, dict) else detail
+    said = str(said or "").replace(api_key, "***")[:200]
+    if status == 401:
+        return SpeechError("ElevenLabs rejected the API key (401)")
+    if status == 429 or status >= 500:
+        return SpeechError(
+            f"ElevenLabs is busy or failing ({status}); try again later", transient=True
+        )
+    return SpeechError(f"ElevenLabs refused the request ({status}): {said or 'no reason given'}")

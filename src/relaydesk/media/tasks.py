@@ -1,0 +1,33 @@
+"""Background jobs of the media domain."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from relaydesk.media import service
+from relaydesk.messaging import hooks
+from relaydesk.messaging.ingest import InboundRecord
+from relaydesk.messaging.models import Message
+from relaydesk.tasks import periodic, task
+
+
+def _has_media(record: InboundRecord) -> bool:
+    return bool(record.media)
+
+
+@hooks.on_inbound("media", wants=_has_media)
+def inbound(session: Session, message: Message) -> None:
+    """A received message's files are recorded (before its automatic answer is queued)."""
+    service.record_inbound(session, message)
+
+
+@task("media.process")
+def process(message_id: int) -> None:
+    """Download and understand one message's pending files."""
+    service.process(message_id)
+
+
+@periodic("media.sweep", minutes="*/2")
+def sweep() -> None:
+    """Pick up files whose job was lost."""
+    service.sweep()
