@@ -162,6 +162,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     from relaydesk.automation.api import router as automation_router
     from relaydesk.campaigns.api import router as campaigns_router
     from relaydesk.jobs.api import router as jobs_router
+    from relaydesk.media.api import router as media_router
     from relaydesk.news.api import router as news_router
     from relaydesk.news.digest_api import router as digest_router
     from relaydesk.reminders.api import router as reminders_router
@@ -172,6 +173,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     app.include_router(reminders_router)
     app.include_router(campaigns_router)
     app.include_router(jobs_router)
+    app.include_router(media_router)
     app.include_router(news_router)
     app.include_router(digest_router)
     if settings.embedded_sandbox:

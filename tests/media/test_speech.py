@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from relaydesk.media.audio import AudioFormat
 from relaydesk.media.speech import MAX_TEXT_CHARS, SpeechError, synthesize
 from tests.elevenlabs_fake import FakeElevenLabs, sample_mp3
 from tests.elevenlabs_fake import elevenlabs_fake as elevenlabs_fake  # the fixture
@@ -19,10 +20,24 @@ def codecs(data: bytes) -> tuple[str, list[str]]:
     return info["format"]["format_name"], [s["codec_name"] for s in info["streams"]]
 
 
-def eleven(fake: FakeElevenLabs, text: str = "Your table is booked.", **changes: str) -> bytes:
-    options = {"voice": VOICE, "api_key": KEY, "base_url": fake.base_url, **changes}
-    fmt = "mp3" if options.pop("fmt", "ogg_opus") == "mp3" else "ogg_opus"
-    return synthesize(text, fmt=fmt, provider="elevenlabs", model="eleven_turbo_v2_5", **options)
+def eleven(
+    fake: FakeElevenLabs,
+    text: str = "Your table is booked.",
+    *,
+    fmt: AudioFormat = "ogg_opus",
+    voice: str = VOICE,
+    api_key: str = KEY,
+) -> bytes:
+    """Speak through ElevenLabs' SDK against the fake."""
+    return synthesize(
+        text,
+        fmt=fmt,
+        provider="elevenlabs",
+        voice=voice,
+        model="eleven_turbo_v2_5",
+        api_key=api_key,
+        base_url=fake.base_url,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -128,7 +143,10 @@ def test_elevenlabs_without_key_or_voice_is_not_attempted(
     elevenlabs_fake: FakeElevenLabs, missing: str
 ) -> None:
     with pytest.raises(SpeechError, match="ElevenLabs needs"):
-        eleven(elevenlabs_fake, **{missing: ""})
+        if missing == "api_key":
+            eleven(elevenlabs_fake, api_key="")
+        else:
+            eleven(elevenlabs_fake, voice="")
     assert elevenlabs_fake.requests == []
 
 

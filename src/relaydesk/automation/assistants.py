@@ -40,6 +40,7 @@ class AssistantData:
     session_timeout_minutes: int = 30
     end_keywords: list[str] | None = None
     knowledge_index: str | None = None
+    voice_replies: bool = False
 
 
 def clean_keywords(words: list[str] | None) -> list[str]:
@@ -102,6 +103,7 @@ def _validate(data: AssistantData) -> AssistantData:
         session_timeout_minutes=data.session_timeout_minutes,
         end_keywords=clean_keywords(data.end_keywords),
         knowledge_index=knowledge_index_or_none(data.knowledge_index),
+        voice_replies=bool(data.voice_replies),
     )
 
 
@@ -117,6 +119,7 @@ def as_dict(assistant: Assistant, numbers: list[str] | None = None) -> dict[str,
         "session_timeout_minutes": assistant.session_timeout_minutes,
         "end_keywords": list(assistant.end_keywords or []),
         "knowledge_index": assistant.knowledge_index,
+        "voice_replies": assistant.voice_replies,
         "numbers": numbers or [],
         "created_at": assistant.created_at,
         "updated_at": assistant.updated_at,

@@ -54,13 +54,45 @@ class Context:
 
 
 def describe_message(message: Message) -> str:
-    """A message's text for a model: body and attachment notes, scrubbed of Twilio links."""
-    parts = [message.body.strip()] if message.body and message.body.strip() else []
+    """A message's text for a model: body and attachment notes, scrubbed of Twilio links.
+
+    A voice note reads as what was said, an image as what it shows (or that an image
+    was received, when no vision model is configured); a shared location and a tapped
+    button say so.
+    """
+    raw = message.raw or {}
+    parts = []
+    button = raw.get("ButtonText") if message.direction == "inbound" else None
+    if button:
+        parts.append(f"[tapped the button: {button}]")
+    elif message.body and message.body.strip():
+        parts.append(message.body.strip())
     for item in message.media or []:
-        kind = str(item.get("content_type") or "").split("/")[0] or "file"
-        note = item.get("transcript") or item.get("description")
-        parts.append(f"[{kind} attachment{': ' + str(note) if note else ''}]")
+        parts.append(_attachment_note(item))
+    place = location_of(raw) if message.direction == "inbound" else None
+    if place:
+        parts.append(f"[shared a location: {place}]")
     return scrub_twilio(" ".join(parts))[:MAX_TURN_CHARS]
+
+
+def _attachment_note(item: dict[str, object]) -> str:
+    kind = str(item.get("kind") or str(item.get("content_type") or "").split("/")[0] or "file")
+    if item.get("transcript"):
+        return f"[voice message: {item['transcript']}]"
+    if item.get("description"):
+        return f"[{kind} received, showing: {item['description']}]"
+    if kind == "audio":
+        return "[a voice message was received; it could not be transcribed]"
+    return f"[{'an' if kind[:1] in 'aeiou' else 'a'} {kind} was received]"
+
+
+def location_of(raw: dict[str, str]) -> str | None:
+    """A shared location as words: its label, address and coordinates (None if none)."""
+    lat, lon = raw.get("Latitude"), raw.get("Longitude")
+    if not lat or not lon:
+        return None
+    named = ", ".join(p for p in (raw.get("Label"), raw.get("Address")) if p)
+    return f"{named} ({lat}, {lon})" if named else f"{lat}, {lon}"
 
 
 def _lines(rows: Sequence[Message]) -> list[Line]:

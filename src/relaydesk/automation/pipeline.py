@@ -33,6 +33,7 @@ from relaydesk.config import get_settings
 from relaydesk.contacts.models import Contact
 from relaydesk.db import dialect_insert, session_scope, utcnow
 from relaydesk.errors import RelaydeskError
+from relaydesk.media import service as media
 from relaydesk.messaging import service as messaging
 from relaydesk.messaging.ingest import opt_out_keyword
 from relaydesk.messaging.models import Conversation, Message
@@ -57,6 +58,7 @@ class LLMJob:
     assistant_id: int | None = None
     session_id: int | None = None  # the assistant session continued, if any
     knowledge_index: str | None = None  # ground the answer on this index
+    voice_replies: bool = False  # a voice note is answered with a voice note
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Answer:
     usage: list[Completion] = field(default_factory=list)
     job: LLMJob | None = None
     knowledge: list[dict[str, Any]] | None = None  # the passages the answer used
+    media_urls: list[str] = field(default_factory=list)  # a voice reply's audio
 
 
 def queue_for(session: Session, message: Message) -> None:
@@ -135,6 +138,8 @@ def run(run_id: int) -> str | None:
         attempts = session.scalar(select(AutomationRun.attempts).where(AutomationRun.id == run_id))
     if not claimed:
         return None
+    if _waits_for_media(run_id, token):
+        return "waiting"
     if attempts is not None and attempts > MAX_ATTEMPTS:
         answer = Answer("failed", detail=f"gave up after {MAX_ATTEMPTS} interrupted attempts")
         return _finish(run_id, token, answer)
@@ -142,6 +147,44 @@ def run(run_id: int) -> str | None:
         decision = decide(session, run_id)
     answer = _answer(decision, run_id)
     return _finish(run_id, token, answer)
+
+
+def _waits_for_media(run_id: int, token: str) -> bool:
+    """Hand the run back while its message's files are still being fetched and understood.
+
+    The media job queues `automation.resume` when it is done; the sweep is the net.
+    """
+    with session_scope() as session:
+        row = session.get(AutomationRun, run_id)
+        message = session.get(Message, row.inbound_message_id) if row else None
+        if row is None or message is None or not media.should_wait(session, message):
+            return False
+        session.execute(
+            update(AutomationRun)
+            .where(AutomationRun.id == run_id, AutomationRun.claim_token == token)
+            .values(
+                state="pending",
+                claim_token=None,
+                lease_until=None,
+                attempts=AutomationRun.attempts - 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return True
+
+
+def resume(message_id: int) -> None:
+    """Run the answer that waited for this message's files (if it is still waiting)."""
+    with session_scope(write=False) as session:
+        found = session.execute(
+            select(AutomationRun.id, AutomationRun.created_at).where(
+                AutomationRun.inbound_message_id == message_id, AutomationRun.state == "pending"
+            )
+        ).first()
+        debounce = timedelta(seconds=cfg.read_rules(session).debounce_seconds)
+    # Still inside its burst window: the run's own delayed job comes then.
+    if found is not None and found.created_at + debounce <= utcnow():
+        run(found.id)
 
 
 def decide(session: Session, run_id: int) -> Decision:
@@ -215,6 +258,7 @@ def decide(session: Session, run_id: int) -> Decision:
                 floor_id=0,
                 fallback=ai.fallback_message,
                 knowledge_index=ai.knowledge_index,
+                voice_replies=ai.voice_replies,
             ),
         )
     classic = cfg.read_auto_reply(session)
@@ -310,6 +354,7 @@ def _assistant_decision(
             assistant_id=assistant.id,
             session_id=live.id if live else None,
             knowledge_index=assistant.knowledge_index,
+            voice_replies=assistant.voice_replies,
         ),
     )
 
@@ -384,7 +429,25 @@ def _answer(decision: Decision, run_id: int) -> Answer:
             job,
         )
     detail = f"answered without knowledge: {note}" if note else None
-    return Answer(decision.outcome, decision.source, text, detail, usage, job, found)
+    answer = Answer(decision.outcome, decision.source, text, detail, usage, job, found)
+    if job.voice_replies:
+        _add_voice(answer, upto)
+    return answer
+
+
+def _add_voice(answer: Answer, message_id: int) -> None:
+    """Speak the answer when the customer sent a voice note (the text goes along)."""
+    assert answer.text is not None
+    with session_scope(write=False) as session:
+        message = session.get(Message, message_id)
+        if message is None or not media.has_voice_note(session, message_id):
+            return
+        channel = message.channel
+    try:
+        answer.media_urls = [media.voice_reply(answer.text, channel)]
+    except RelaydeskError as exc:
+        note = f"sent as text: the voice reply failed ({exc.message})"
+        answer.detail = f"{answer.detail}; {note}" if answer.detail else note
 
 
 def compose(greeting: str, answer: str, max_segments: int) -> str:
@@ -448,6 +511,7 @@ def _send(
     request = messaging.SendRequest(
         to=to,
         body=answer.text,
+        media_urls=answer.media_urls,
         source=answer.source or "auto_reply",
         from_=conversation.our_address,
     )

@@ -47,6 +47,9 @@ class AIConfigIn(BaseModel):
     knowledge_index: str | None = Field(
         None, max_length=64, description='A knowledge index to ground answers on; "" for none'
     )
+    voice_replies: bool | None = Field(
+        None, description="Answer a customer's voice note with a synthesised voice note"
+    )
 
 
 class UsageOut(BaseModel):
@@ -72,6 +75,7 @@ class AIConfigOut(BaseModel):
     base_url: str | None
     fallback_message: str
     knowledge_index: str | None
+    voice_replies: bool = False
     enabled_at: datetime | None
     api_key_set: bool
     api_key_source: Literal["env", "panel", "none"]
@@ -145,6 +149,9 @@ class AssistantIn(BaseModel):
     session_timeout_minutes: int = Field(30, ge=1, le=1440)
     end_keywords: list[str] | None = Field(None, max_length=30)
     knowledge_index: str | None = Field(None, max_length=64)
+    voice_replies: bool = Field(
+        False, description="Answer a customer's voice note with a synthesised voice note"
+    )
 
 
 class AssistantOut(BaseModel):
@@ -159,6 +166,7 @@ class AssistantOut(BaseModel):
     session_timeout_minutes: int
     end_keywords: list[str]
     knowledge_index: str | None
+    voice_replies: bool = False
     numbers: list[str]
     created_at: datetime
     updated_at: datetime

@@ -56,6 +56,7 @@ class AIConfig:
     base_url: str | None = None
     fallback_message: str = ""
     knowledge_index: str | None = None  # ground answers on this knowledge index
+    voice_replies: bool = False  # answer voice notes with a voice note
     enabled_at: datetime | None = None
     api_key: str | None = None  # panel-entered; never returned
 

@@ -35,6 +35,12 @@ def run(run_id: int) -> None:
     pipeline.run(run_id)
 
 
+@task("automation.resume")
+def resume(message_id: int) -> None:
+    """The message's files are understood: its waiting answer may go ahead."""
+    pipeline.resume(message_id)
+
+
 @periodic("automation.sweep", minutes="*")
 def sweep() -> None:
     """Re-queue runs whose job was lost or whose worker died mid-job (lease expired)."""

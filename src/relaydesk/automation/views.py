@@ -152,7 +152,11 @@ def ai_page(request: Request, user: PanelViewer, participant: Participant = "") 
 @router.post("/ai", response_class=HTMLResponse)
 def save_ai(request: Request, user: PanelOperator, form: FormDep) -> Response:
     """Save the AI form; the provider, base URL and key are for administrators only."""
-    data: dict[str, Any] = {"enabled": form.get("enabled") == "on", **_fields(form, AI_TEXT_FIELDS)}
+    data: dict[str, Any] = {
+        "enabled": form.get("enabled") == "on",
+        "voice_replies": form.get("voice_replies") == "on",
+        **_fields(form, AI_TEXT_FIELDS),
+    }
     if form.get("clear_api_key") == "on":
         data["api_key"] = ""
     elif form.get("api_key"):
@@ -250,6 +254,7 @@ def _assistant_data(form: FormData) -> assistants.AssistantData:
         data["session_timeout_minutes"] = timeout
     words = str(form.get("end_keywords") or "")
     data["end_keywords"] = [w.strip() for w in words.split(",") if w.strip()]
+    data["voice_replies"] = form.get("voice_replies") == "on"
     return assistants.AssistantData(**_validated(AssistantIn, data).model_dump())
 
 

@@ -122,4 +122,4 @@ def _read_capped(answer: httpx.Response, max_bytes: int) -> bytes:
 
 
 def _type_of(answer: httpx.Response) -> str:
-    return answer.headers.get("content-type", "").split(";")[0].strip().lower()
+    return str(answer.headers.get("content-type", "")).split(";")[0].strip().lower()

@@ -14,7 +14,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from sqlalchemy import select, update
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from relaydesk import netguard
 from relaydesk.config import get_settings
 from relaydesk.db import dialect_insert, session_scope, utcnow
-from relaydesk.errors import Invalid
+from relaydesk.errors import Invalid, ProviderFailed
 from relaydesk.media import kinds, store
 from relaydesk.media.download import DownloadError, Source, TooLarge, download
 from relaydesk.media.models import Attachment, MediaLink
@@ -164,15 +164,12 @@ def process(message_id: int) -> None:
     source = _twilio_source()
     settings = get_settings()
     with session_scope(write=False) as session:
-        used = sum(
-            session.scalars(
-                select(Attachment.size).where(
-                    Attachment.message_id == message_id, Attachment.state == "stored"
-                )
-            ).all()
-            or [0],
-            start=0,
-        )
+        sizes = session.scalars(
+            select(Attachment.size).where(
+                Attachment.message_id == message_id, Attachment.state == "stored"
+            )
+        ).all()
+        used = sum(size or 0 for size in sizes)
     retry = False
     for item in claimed:
         changes = _fetch(item, source, max(0, settings.media_max_bytes - used))
@@ -461,3 +458,18 @@ def _safe_name(name: str) -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = "".join(ch for ch in base if ch.isprintable() and ch not in '"<>|:*?')
     return cleaned.strip(" .")[:200] or "file"
+
+
+def voice_reply(text: str, channel: str) -> str:
+    """Speak `text` and publish it for Twilio: OGG/Opus on WhatsApp, MP3 on MMS."""
+    from relaydesk.media import audio, speech
+
+    fmt: Literal["ogg_opus", "mp3"] = "ogg_opus" if channel == "whatsapp" else "mp3"
+    try:
+        data = speech.synthesize(text, fmt=fmt)
+    except Exception as exc:
+        log.warning("voice reply failed: %s", exc)
+        raise ProviderFailed(f"text to speech failed: {str(exc)[:300]}") from None
+    with session_scope() as session:
+        link = publish(session, data, audio.content_type_for(fmt), purpose="voice_reply")
+        return link_url(link)

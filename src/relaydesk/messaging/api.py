@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from relaydesk.contacts.service import participant_number
 from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.errors import NotFound, VendorRefused
-from relaydesk.messaging import outbox, queries, scheduled, service
+from relaydesk.messaging import outbox, queries, scheduled, service, templates
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.schemas import (
     ConversationPage,
@@ -67,6 +67,17 @@ def send_message(payload: SendMessageIn, principal: Operator, session: WriteSess
     if outcome.state == "retrying":
         return JSONResponse(body, status_code=202)
     return body
+
+
+@router.get("/api/whatsapp/templates")
+def whatsapp_templates(
+    principal: Viewer, fresh: Annotated[bool, Query(description="skip the 60 s cache")] = False
+) -> list[dict[str, Any]]:
+    """Approved templates (Twilio Content API) to send outside the 24-hour window.
+
+    Send one with `POST /api/send-message` `{to, content_sid, content_variables}`.
+    """
+    return templates.list_templates(fresh=fresh)
 
 
 @router.get("/api/scheduled-messages", response_model=list[MessageOut])

@@ -265,7 +265,11 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
 def _preview(rec: InboundRecord) -> str:
     if rec.body:
         return rec.body[:200]
-    return f"[{len(rec.media)} attachment(s)]" if rec.media else ""
+    if rec.media:
+        return f"[{len(rec.media)} attachment(s)]"
+    if rec.raw.get("Latitude") and rec.raw.get("Longitude"):
+        return f"[location] {rec.raw.get('Label') or rec.raw.get('Address') or ''}".strip()[:200]
+    return ""
 
 
 _conv_bump = (

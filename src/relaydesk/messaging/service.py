@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -509,3 +509,23 @@ def mark_read(session: Session, participant: str) -> None:
         .where(Conversation.participant == participant, Conversation.unread_count > 0)
         .values(unread_count=0)
     )
+
+
+def whatsapp_window(session: Session, to: str, from_: str | None = None) -> dict[str, Any]:
+    """The 24-hour customer-service window with a WhatsApp customer: open, and until when."""
+    try:
+        address = parse_address(to, get_settings().default_region)
+    except InvalidNumber as exc:
+        raise Invalid(str(exc), field="to") from None
+    if address.channel != "whatsapp":
+        raise Invalid("The window applies to WhatsApp addresses (whatsapp:+48…)", field="to")
+    contact = contacts.find(session, address.e164, address.channel)
+    conversation = _conversation_for(session, contact.id, from_) if contact else None
+    last_in = conversation.last_inbound_at if conversation else None
+    closes = last_in + WHATSAPP_WINDOW if last_in else None
+    return {
+        "to": address.twilio,
+        "open": bool(closes and closes > utcnow()),
+        "last_inbound_at": last_in,
+        "closes_at": closes,
+    }

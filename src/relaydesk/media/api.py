@@ -1,0 +1,155 @@
+"""Files: stored attachments for signed-in users, uploads, and the public expiring links."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import filetype
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel
+
+from relaydesk.config import get_settings
+from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.errors import Invalid, NotFound, RelaydeskError
+from relaydesk.media import kinds, service, store
+from relaydesk.media.models import Attachment
+
+router = APIRouter(tags=["media"])
+
+INLINE = ("image/", "audio/", "video/")
+# Nothing a file says may run in our origin: no scripts, no plugins, no framing.
+SAFE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; media-src 'self'; sandbox",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+class Gone(RelaydeskError):
+    """The link has expired."""
+
+    status_code = 410
+    code = "gone"
+
+
+class TooLarge(RelaydeskError):
+    """The upload is over the size limit."""
+
+    status_code = 413
+    code = "too_large"
+
+
+class UploadOut(BaseModel):
+    """A stored upload and the public address Twilio fetches it from."""
+
+    url: str
+    content_type: str
+    size: int
+    filename: str | None
+    expires_at: datetime
+
+
+def _file_response(sha256: str, content_type: str, name: str, *, private: bool) -> Response:
+    try:
+        path = store.path_of(sha256)
+    except ValueError:
+        raise NotFound("No such file") from None
+    if not path.exists():
+        raise NotFound("The file is no longer stored")
+    inline = content_type.startswith(INLINE)
+    disposition = "inline" if inline else "attachment"
+    headers = {
+        **SAFE_HEADERS,
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+        "Cache-Control": "private, max-age=3600" if private else "public, max-age=300",
+    }
+    return FileResponse(
+        path, media_type=content_type or "application/octet-stream", headers=headers
+    )
+
+
+@router.get("/media/{attachment_id}", response_class=Response)
+def attachment_file(attachment_id: int, principal: Viewer, session: SessionDep) -> Response:
+    """A message's stored file (signed-in users and API tokens only)."""
+    row = session.get(Attachment, attachment_id)
+    if row is None or not row.sha256:
+        raise NotFound("No stored file with this id")
+    name = f"attachment-{row.id}{_extension(row.content_type)}"
+    return _file_response(row.sha256, row.content_type, name, private=True)
+
+
+@router.post("/api/media", status_code=201, response_model=UploadOut)
+async def upload(
+    request: Request,
+    principal: Operator,
+    session: WriteSessionDep,
+    file: Annotated[UploadFile, File(description="the file to attach")],
+) -> Any:
+    """Upload a file to attach to messages; the answer's `url` goes into `media_urls`.
+
+    The address is public (Twilio fetches it without credentials), unguessable, and
+    expires after MEDIA_LINK_TTL_MINUTES.
+    """
+    limit = get_settings().media_max_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"The file is over the {limit // kinds.MB} MB limit")
+    if not data:
+        raise Invalid("The file is empty", field="file")
+    verdict = kinds.check_inbound(file.content_type, data)
+    if verdict.problem:
+        raise Invalid(f"This file cannot be sent: {verdict.problem}", field="file")
+    link = service.publish(
+        session,
+        data,
+        verdict.content_type,
+        purpose="upload",
+        filename=file.filename,
+        user_id=principal.id if principal.kind == "user" else principal.owner_id,
+    )
+    return {
+        "url": service.link_url(link),
+        "content_type": link.content_type,
+        "size": link.size,
+        "filename": link.filename,
+        "expires_at": link.expires_at,
+    }
+
+
+@router.api_route("/m/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+def published(token: str, session: SessionDep) -> Response:
+    """A published file, for Twilio to fetch (no sign-in: the address is the secret)."""
+    from relaydesk.db import utcnow
+
+    link = service.find_link(session, token)
+    if link is None:
+        raise NotFound("No such file")
+    if link.expires_at <= utcnow():
+        raise Gone("This link has expired")
+    name = link.filename or f"file{_extension(link.content_type)}"
+    return _file_response(link.sha256, link.content_type, name, private=False)
+
+
+def _extension(content_type: str) -> str:
+    guessed = filetype.get_type(mime=content_type)
+    if guessed is not None:
+        return f".{guessed.extension}"
+    return {"text/vcard": ".vcf", "application/pdf": ".pdf", "text/plain": ".txt"}.get(
+        content_type, ""
+    )
+
+
+@router.get("/api/whatsapp/window")
+def whatsapp_window(
+    principal: Viewer,
+    session: SessionDep,
+    to: Annotated[str, Query(max_length=40, description="the customer, e.g. whatsapp:+48…")],
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+) -> dict[str, Any]:
+    """Whether free text may go to this WhatsApp customer now, and until when."""
+    from relaydesk.messaging.service import whatsapp_window as window
+
+    return window(session, to, from_)
