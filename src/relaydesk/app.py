@@ -32,6 +32,8 @@ MAX_API_BODY = 1024 * 1024
 # this leaves room for the multipart envelope around the file.
 _BACKUP_UPLOAD = 251 * 1024 * 1024
 UPLOAD_PATHS = {"/api/news/faiss/import": _BACKUP_UPLOAD, "/news/faiss/import": _BACKUP_UPLOAD}
+# Attachments: MEDIA_MAX_BYTES plus room for the multipart envelope.
+MEDIA_UPLOAD_PATHS = ("/api/media", "/sandbox/phone/messages", "/sandbox-phone/send")
 
 
 class BodyLimit:
@@ -231,5 +233,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
     install_panel(app)
-    app.add_middleware(BodyLimit, limit=MAX_API_BODY, larger=UPLOAD_PATHS)
+    media_limit = settings.media_max_bytes + 1024 * 1024
+    larger = {**UPLOAD_PATHS, **dict.fromkeys(MEDIA_UPLOAD_PATHS, media_limit)}
+    app.add_middleware(BodyLimit, limit=MAX_API_BODY, larger=larger)
     return app

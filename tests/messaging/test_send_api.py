@@ -230,7 +230,7 @@ def test_whatsapp_inside_the_window_and_templates_outside(
 ) -> None:
     template = {
         "to": "whatsapp:+48600100220",
-        "content_sid": "HX" + "a" * 32,
+        "content_sid": "HX4b4adba77b8189f09cc4069f16415ea0",  # a template the emulator has
         "content_variables": {"1": "Ania"},
     }
     answer = api.post("/api/send-message", json=template)

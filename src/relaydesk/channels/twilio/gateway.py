@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import certifi
 import urllib3
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -303,6 +303,8 @@ def _translated_errors() -> Iterator[None]:
         yield
     except TwilioRestException as exc:
         raise _classify_rest(exc) from exc
+    except TwilioException as exc:
+        raise _classify_rest(_page_error(exc)) from exc
     except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError) as exc:
         # A refused connection (or an unknown host) never reached Twilio; a reset one might.
         # (Before TimeoutError: urllib3 makes a failed connection a kind of timeout.)
@@ -331,6 +333,21 @@ def _translated_errors() -> Iterator[None]:
             permanent=False,
             ambiguous=True,
         ) from exc
+
+
+def _page_error(exc: TwilioException) -> TwilioRestException:
+    """The SDK reports a refused list page as ("Unable to fetch page", response)."""
+    response = exc.args[1] if len(exc.args) > 1 else None
+    if not isinstance(response, Response):
+        return TwilioRestException(0, "", msg=str(exc))
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    return TwilioRestException(
+        response.status_code, "", msg=body.get("message", str(exc)), code=body.get("code")
+    )
 
 
 def _classify_rest(exc: TwilioRestException) -> GatewayError:
