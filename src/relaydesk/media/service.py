@@ -338,10 +338,18 @@ def _refresh(session: Session, message_id: int) -> None:
     rows = session.scalars(
         select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.position)
     ).all()
+    outbound = session.scalar(select(Message.direction).where(Message.id == message_id)) == (
+        "outbound"
+    )
+    items = [view(row) for row in rows]
+    if outbound:
+        # What delivery hands to Twilio (never shown by the API: not in its schema).
+        for item, row in zip(items, rows, strict=True):
+            item["send_url"] = row.source_url
     session.execute(
         update(Message)
         .where(Message.id == message_id)
-        .values(media=[view(row) for row in rows], num_media=len(rows))
+        .values(media=items, num_media=len(rows))
         .execution_options(synchronize_session=False)
     )
 

@@ -142,7 +142,11 @@ class Snapshot:
             from_addr=m.from_addr,
             service_sid=m.messaging_service_sid if m.from_addr.startswith("MG") else None,
             body=m.body,
-            media_urls=[item["url"] for item in m.media if item.get("url")],
+            media_urls=[
+                str(item.get("send_url") or item["url"])
+                for item in m.media
+                if item.get("send_url") or item.get("url")
+            ],
             content_sid=m.content_sid,
             content_variables=m.content_variables,
             created_at=m.created_at,
