@@ -17,8 +17,12 @@ from typing import Any
 from relaydesk.media.providers import MediaProviderError, OpenAIAccess, call_openai
 
 OPENAI_DEFAULT_MODEL = "whisper-1"
-# Greedy-ish decoding: voice notes are short and the CPU is shared with everything else.
-LOCAL_BEAM_SIZE = 2
+# Greedy decoding at temperature 0, without faster-whisper's fallback to re-decoding at
+# higher temperatures: on a voice note cut mid-word that fallback re-ran the whole
+# decoder several times (a 30 s note took 2 s or 18 s by chance); the transcript of
+# clear speech is the same either way.
+LOCAL_BEAM_SIZE = 1
+LOCAL_TEMPERATURE = 0.0
 
 
 class TranscriptionError(MediaProviderError):
@@ -94,7 +98,10 @@ def _transcribe_local(wav: bytes, model: str | None, language: str | None) -> Tr
         language = None  # an English-only (.en) model cannot be told another language
     try:
         segments, info = whisper.transcribe(
-            io.BytesIO(wav), beam_size=LOCAL_BEAM_SIZE, language=language
+            io.BytesIO(wav),
+            beam_size=LOCAL_BEAM_SIZE,
+            temperature=LOCAL_TEMPERATURE,
+            language=language,
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
     except Exception as exc:  # PyAV and CTranslate2 raise assorted types on bad input
