@@ -38,7 +38,7 @@ def test_an_upload_is_published_and_sent_as_mms(api: httpx.Client, db: Any) -> N
     sent = api.post("/api/send-message", json={"to": "+48600400001", "media_urls": [link["url"]]})
     assert sent.status_code == 201, sent.text
     message = sent.json()
-    assert message["channel"] == "mms" and message["status"] in ("queued", "sent", "accepted")
+    assert message["channel"] == "mms" and message["status"] in ("queued", "sent", "delivered")
     [item] = message["media"]
     assert item["state"] == "stored" and item["url"].startswith("/media/")
     assert api.get(item["url"]).content == PNG

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from relaydesk.auth.sessions import SignedIn
 from relaydesk.automation import service as automation
 from relaydesk.automation.views import answering_mode
 from relaydesk.contacts.service import participant_number
 from relaydesk.db import session_scope
-from relaydesk.errors import NotFound
-from relaydesk.messaging import outbox, queries, scheduled, service
+from relaydesk.errors import Invalid, NotFound, RelaydeskError
+from relaydesk.media import kinds, store, vcard
+from relaydesk.media import service as media
+from relaydesk.messaging import outbox, queries, scheduled, service, templates
+from relaydesk.messaging.models import Message
 from relaydesk.messaging.segments import GSM7_BASIC, GSM7_EXTENSION
 from relaydesk.messaging.status import KNOWN
 from relaydesk.web.deps import PanelOperator, PanelViewer
@@ -140,6 +147,43 @@ def _sent_notice(request: Request, sent: outbox.Sent, user: Any) -> Response:
     )
 
 
+MediaUrls = Annotated[list[str] | None, Form(max_length=service.MAX_MEDIA)]
+ContentSid = Annotated[str, Form(max_length=40)]
+VariableParts = Annotated[list[str] | None, Form(max_length=100)]
+
+
+def _panel_request(
+    to: str,
+    body: str,
+    send_at: str,
+    media_urls: list[str] | None,
+    content_sid: str,
+    var_key: list[str] | None,
+    var_value: list[str] | None,
+    user: SignedIn,
+) -> service.SendRequest:
+    """What a panel form asks to send: text, files, or a template with its variables."""
+    keys, values = var_key or [], var_value or []
+    if len(keys) != len(values):
+        raise Invalid("Every template variable needs a value", field="content_variables")
+    return service.SendRequest(
+        to=to,
+        body=body,
+        media_urls=[url for url in media_urls or [] if url],
+        content_sid=content_sid or None,
+        content_variables=dict(zip(keys, values, strict=True)) if content_sid and keys else None,
+        source="operator",
+        user_id=user.user_id,
+        send_at=form_datetime(send_at, "send_at"),
+    )
+
+
+def _send(request: Request, wanted: service.SendRequest, user: Any) -> Response:
+    with session_scope() as session:
+        sent = outbox.send_now(session, wanted)
+    return _sent_notice(request, sent, user)
+
+
 @router.post("/messages/send", response_class=HTMLResponse)
 def send_from_panel(
     request: Request,
@@ -147,18 +191,14 @@ def send_from_panel(
     to: Annotated[str, Form(max_length=64)] = "",
     body: Annotated[str, Form(max_length=service.MAX_BODY * 2)] = "",
     send_at: Annotated[str, Form(max_length=40)] = "",
+    media_urls: MediaUrls = None,
+    content_sid: ContentSid = "",
+    var_key: VariableParts = None,
+    var_value: VariableParts = None,
 ) -> Response:
     """Send (or schedule) a message typed into the Messages tab's form."""
-    wanted = service.SendRequest(
-        to=to,
-        body=body,
-        source="operator",
-        user_id=user.user_id,
-        send_at=form_datetime(send_at, "send_at"),
-    )
-    with session_scope() as session:
-        sent = outbox.send_now(session, wanted)
-    return _sent_notice(request, sent, user)
+    wanted = _panel_request(to, body, send_at, media_urls, content_sid, var_key, var_value, user)
+    return _send(request, wanted, user)
 
 
 @router.post("/messages/{message_id}/delete", response_class=HTMLResponse)
@@ -187,8 +227,13 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
         grounded = automation.knowledge_for(
             session, number, [m["id"] for m in items if m["direction"] == "outbound"]
         )
-    for item in items:
-        item["knowledge"] = grounded.get(item["id"])
+        shared = _shared_by_customer(
+            session, [m["id"] for m in items if m["direction"] == "inbound"]
+        )
+        for item in items:
+            item["knowledge"] = grounded.get(item["id"])
+            item.update(shared.get(item["id"], {}))
+            item["media"] = [_with_cards(session, file) for file in item["media"]]
     channel = next((m["channel"] for m in reversed(items) if m["direction"] == "inbound"), "sms")
     return {
         "participant": number,
@@ -197,7 +242,79 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
         "before": before or "",
         "opted_out": opted_out,
         "channel": "whatsapp" if channel == "whatsapp" else "sms",
+        # While a file is still downloading the thread asks again by itself.
+        "media_pending": any(
+            file.get("state") in media.UNFINISHED for m in items for file in m["media"]
+        ),
     }
+
+
+CARD_MAX_BYTES = 64 * 1024
+
+
+def _shared_by_customer(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Locations and button taps, which Twilio reports as webhook fields, not as files."""
+    if not ids:
+        return {}
+    found: dict[int, dict[str, Any]] = {}
+    for message_id, raw in session.execute(
+        select(Message.id, Message.raw).where(Message.id.in_(ids))
+    ).all():
+        params = raw or {}
+        extra: dict[str, Any] = {}
+        place = _location(params)
+        if place:
+            extra["location"] = place
+        if params.get("ButtonText") or params.get("ButtonPayload"):
+            extra["button"] = str(params.get("ButtonText") or params.get("ButtonPayload"))[:200]
+        if extra:
+            found[message_id] = extra
+    return found
+
+
+def _location(params: dict[str, Any]) -> dict[str, str] | None:
+    try:
+        lat, lon = float(params.get("Latitude", "")), float(params.get("Longitude", ""))
+    except ValueError:
+        return None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return {
+        "label": str(params.get("Label") or "")[:200],
+        "address": str(params.get("Address") or "")[:300],
+        "coordinates": f"{lat:.6f}, {lon:.6f}",
+        "map_url": "https://www.openstreetmap.org/?"
+        + urlencode({"mlat": f"{lat:.6f}", "mlon": f"{lon:.6f}"})
+        + f"#map=16/{lat:.6f}/{lon:.6f}",
+    }
+
+
+def _with_cards(session: Session, file: dict[str, Any]) -> dict[str, Any]:
+    """A shared contact with the names and numbers read from its (small) vCard."""
+    if file.get("kind") != "contact" or file.get("state") != "stored":
+        return file
+    if (file.get("size") or 0) > CARD_MAX_BYTES:
+        return file
+    row = media.get(session, int(file["id"]))
+    if row is None or not row.sha256:
+        return file
+    try:
+        cards = vcard.parse(store.read(row.sha256))
+    except (OSError, ValueError):
+        return file
+    return {**file, "cards": cards}
+
+
+def _window_context(number: str, channel: str) -> dict[str, Any]:
+    """The WhatsApp 24-hour window with this customer (None outside WhatsApp)."""
+    if channel != "whatsapp":
+        return {"participant": number, "window": None}
+    with session_scope(write=False) as session:
+        try:
+            window = service.whatsapp_window(session, f"whatsapp:{number}")
+        except Invalid:
+            window = None
+    return {"participant": number, "window": window}
 
 
 def _bot_context(number: str) -> dict[str, Any]:
@@ -217,10 +334,63 @@ def chat_page(
     """The conversation with one customer as chat bubbles, with a composer."""
     number = participant_number(participant)
     context = {**_thread_context(number, before), **_bot_context(number)}
+    context.update(_window_context(number, context["channel"]))
     return render(
         request,
         "messages/chat.html",
-        {**context, "tab": "messages", "segment_rules": _segment_rules()},
+        {
+            **context,
+            "tab": "messages",
+            "segment_rules": _segment_rules(),
+            "attach_types": ",".join(ATTACHABLE),
+        },
+        user=user,
+    )
+
+
+# What the composer offers to attach: what WhatsApp or MMS accept from us.
+ATTACHABLE = sorted(kinds.WHATSAPP_OUTBOUND | kinds.MMS_IMAGES | kinds.MMS_OTHER)
+
+
+@router.get("/chat/{participant}/window", response_class=HTMLResponse)
+def chat_window(request: Request, participant: str, user: PanelViewer) -> Response:
+    """The WhatsApp window line above the composer (reloaded live)."""
+    number = participant_number(participant)
+    with session_scope(write=False) as session:
+        channel = session.scalar(
+            select(Message.channel)
+            .where(Message.participant == number, Message.direction == "inbound")
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+    context = _window_context(number, channel or "sms")
+    return render(request, "messages/_window.html", context, user=user)
+
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]{1,16})\s*\}\}")
+
+
+def _template_choice(template: dict[str, Any]) -> dict[str, Any]:
+    """A template with its variables in order (numbers by value), defaults filled in."""
+    defaults = dict(template.get("variables") or {})
+    names = set(defaults) | set(PLACEHOLDER.findall(template.get("body") or ""))
+    ordered = sorted(names, key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
+    return {**template, "fields": [(name, defaults.get(name, "")) for name in ordered]}
+
+
+@router.get("/chat/{participant}/templates", response_class=HTMLResponse)
+def chat_templates(request: Request, participant: str, user: PanelOperator) -> Response:
+    """The WhatsApp template picker (loaded when the chat opens; Twilio may be slow)."""
+    number = participant_number(participant)
+    error = None
+    try:
+        found = [_template_choice(t) for t in templates.list_templates()]
+    except RelaydeskError as exc:
+        found, error = [], exc.message
+    return render(
+        request,
+        "messages/_templates.html",
+        {"participant": number, "templates": found, "error": error},
         user=user,
     )
 
@@ -271,17 +441,13 @@ def chat_send(
     body: Annotated[str, Form(max_length=service.MAX_BODY * 2)] = "",
     channel: Annotated[str, Form(pattern="^(sms|whatsapp)$")] = "sms",
     send_at: Annotated[str, Form(max_length=40)] = "",
+    media_urls: MediaUrls = None,
+    content_sid: ContentSid = "",
+    var_key: VariableParts = None,
+    var_value: VariableParts = None,
 ) -> Response:
-    """Answer (or schedule an answer to) the customer from the chat's composer."""
+    """Answer (or schedule an answer to) the customer: text, files, or a WhatsApp template."""
     number = participant_number(participant)
     to = f"whatsapp:{number}" if channel == "whatsapp" else number
-    wanted = service.SendRequest(
-        to=to,
-        body=body,
-        source="operator",
-        user_id=user.user_id,
-        send_at=form_datetime(send_at, "send_at"),
-    )
-    with session_scope() as session:
-        sent = outbox.send_now(session, wanted)
-    return _sent_notice(request, sent, user)
+    wanted = _panel_request(to, body, send_at, media_urls, content_sid, var_key, var_value, user)
+    return _send(request, wanted, user)

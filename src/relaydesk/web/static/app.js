@@ -99,30 +99,220 @@
     });
   }
 
-  function syncOptOut(root) {
+  // ---- the chat composer: off for an unsubscribed customer, and for free text to a
+  // WhatsApp customer whose 24-hour window is closed (templates are offered instead) ----
+  function syncComposer() {
     var thread = document.getElementById("thread");
-    var composer = document.querySelector(".chat-composer form");
+    var composer = document.querySelector(".chat-composer form.composer");
     if (!thread || !composer) return;
     var optedOut = !!thread.querySelector(".opted-out");
-    composer.querySelectorAll("textarea, select, button, input").forEach(function (el) { el.disabled = optedOut; });
+    var windowLine = document.getElementById("wa-window");
+    var state = windowLine ? windowLine.dataset.window : "none";
+    var channel = composer.querySelector("select[name=channel]");
+    var blocked = state === "closed" && (!channel || channel.value === "whatsapp");
+    composer.querySelectorAll("textarea, select, button, input").forEach(function (el) {
+      el.disabled = optedOut || (blocked && el !== channel);
+    });
+    var attachLabel = composer.querySelector(".attach-button");
+    if (attachLabel) attachLabel.setAttribute("aria-disabled", String(optedOut || blocked));
     var note = document.querySelector("[data-opted-out-note]");
     if (note) note.hidden = !optedOut;
+    var windowNote = document.querySelector("[data-window-note]");
+    if (windowNote) windowNote.hidden = optedOut || !blocked;
+    var templates = document.querySelector("[data-templates]");
+    if (templates) {
+      templates.hidden = state === "none";
+      // Opened once when the window is found closed; the operator may fold it again.
+      if (blocked && !templates.dataset.opened) { templates.open = true; templates.dataset.opened = "1"; }
+    }
+  }
+
+  // ---- attachments: uploaded at once to /api/media, sent as media_urls with the message ----
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"]; } catch (e) { return ""; }
+  }
+  function showNotice(title, text, closeLabel) {
+    var notices = document.getElementById("notices");
+    if (!notices) return;
+    var p = document.createElement("p");
+    p.className = "notice notice-error";
+    p.setAttribute("role", "alert");
+    var strong = document.createElement("strong");
+    strong.textContent = title;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "notice-close";
+    close.dataset.dismiss = "";
+    close.setAttribute("aria-label", closeLabel || "Close");
+    close.textContent = "×";
+    p.append(strong, " ", text, close);
+    notices.prepend(p);
+  }
+  function humanSize(bytes) {
+    if (bytes < 1024) return bytes + " B";
+    if (bytes < 1024 * 1024) return Math.round(bytes / 1024) + " KB";
+    return (bytes / 1024 / 1024).toFixed(1) + " MB";
+  }
+  function attachWidgets(root) {
+    root.querySelectorAll("[data-attach-for]").forEach(function (widget) {
+      var form = document.querySelector(widget.dataset.attachFor);
+      if (!form || form.contains(widget)) return;
+      (form.querySelector(".field-body") || form).appendChild(widget);
+      syncRequired(form);
+    });
+  }
+  function syncRequired(form) {
+    if (!form.querySelector("[data-attach-list]")) return;
+    var body = form.querySelector("textarea[name=body]");
+    if (body) body.required = !form.querySelector("[data-attach-list] li"); // a file alone is a message
+    syncComposer();
+    // No sending while a file is still on its way up.
+    var busy = !!form.querySelector("[data-attach-list] li[aria-busy=true]");
+    var submit = form.querySelector("button[type=submit]");
+    if (submit) {
+      submit.setAttribute("aria-busy", String(busy));
+      if (busy) submit.disabled = true;
+    }
+  }
+  function attachFiles(input) {
+    var widget = input.closest("[data-attach-for]");
+    var form = input.form || widget.closest("form");
+    var list = widget.querySelector("[data-attach-list]");
+    var channel = form.querySelector("select[name=channel]");
+    var whatsapp = channel && channel.value === "whatsapp";
+    Array.prototype.forEach.call(input.files, function (file) {
+      if (whatsapp) {
+        if (list.children.length) showNotice(widget.dataset.oneFile, "", widget.dataset.closeLabel);
+        list.innerHTML = "";
+      } else if (list.children.length >= 10) {
+        showNotice(widget.dataset.tooMany, "", widget.dataset.closeLabel);
+        return;
+      }
+      uploadFile(widget, form, list, file);
+    });
+    input.value = "";
+  }
+  function uploadFile(widget, form, list, file) {
+    var item = document.createElement("li");
+    item.className = "attach-item";
+    item.setAttribute("aria-busy", "true");
+    var name = document.createElement("span");
+    name.className = "attach-name";
+    name.textContent = file.name;
+    var size = document.createElement("span");
+    size.className = "muted";
+    size.textContent = " · " + humanSize(file.size);
+    var progress = document.createElement("progress");
+    progress.max = 100;
+    progress.setAttribute("aria-label", widget.dataset.uploading);
+    var hidden = document.createElement("input");
+    hidden.type = "hidden";
+    hidden.name = "media_urls";
+    var remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "attach-remove secondary outline small";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", format(widget.dataset.removeLabel, { name: file.name }));
+    item.append(name, size, progress, hidden, remove);
+    list.appendChild(item);
+    syncRequired(form);
+    var request = new XMLHttpRequest();
+    remove.addEventListener("click", function () { request.abort(); item.remove(); syncRequired(form); });
+    request.upload.addEventListener("progress", function (event) {
+      if (event.lengthComputable) progress.value = Math.round((event.loaded / event.total) * 100);
+    });
+    request.addEventListener("load", function () {
+      var answer = {};
+      try { answer = JSON.parse(request.responseText); } catch (e) { answer = {}; }
+      if (request.status >= 200 && request.status < 300 && answer.url) {
+        hidden.value = answer.url;
+        item.dataset.contentType = answer.content_type;
+        item.setAttribute("aria-busy", "false");
+        progress.remove();
+      } else {
+        item.remove();
+        showNotice(widget.dataset.failedTitle, file.name + ": " + (answer.detail || request.statusText || request.status), widget.dataset.closeLabel);
+      }
+      syncRequired(form);
+    });
+    request.addEventListener("error", function () {
+      item.remove();
+      showNotice(widget.dataset.failedTitle, file.name, widget.dataset.closeLabel);
+      syncRequired(form);
+    });
+    var data = new FormData();
+    data.append("file", file);
+    request.open("POST", widget.dataset.uploadUrl);
+    request.setRequestHeader("X-CSRF-Token", csrfToken());
+    request.send(data);
+  }
+
+  // ---- WhatsApp templates: one set of variable fields per template, and a live preview ----
+  var PLACEHOLDER = /\{\{\s*([A-Za-z0-9_]{1,16})\s*\}\}/g;
+  function showTemplate(select) {
+    select.form.querySelectorAll("fieldset[data-template]").forEach(function (set) {
+      var chosen = set.dataset.template === select.value;
+      set.hidden = !chosen;
+      set.disabled = !chosen;
+      if (chosen) previewTemplate(set);
+    });
+  }
+  function previewTemplate(set) {
+    var values = {};
+    set.querySelectorAll("input[data-variable]").forEach(function (input) { values[input.dataset.variable] = input.value; });
+    set.querySelector("[data-template-preview]").textContent = set.dataset.body.replace(PLACEHOLDER, function (whole, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? values[key] : whole;
+    });
+  }
+
+  // ---- the image viewer: a modal dialog (Esc and the close button close it) ----
+  function openViewer(opener) {
+    var dialog = document.getElementById("media-viewer");
+    if (!dialog) return;
+    var img = dialog.querySelector("img");
+    img.src = opener.dataset.viewer;
+    img.alt = opener.dataset.viewerAlt || "";
+    dialog.showModal();
+    dialog.querySelector("[data-close-viewer]").focus();
   }
 
   function enhance(root) {
     localTimes(root);
     scrollThreads(root);
-    syncOptOut(root);
+    attachWidgets(root);
+    syncComposer();
     root.querySelectorAll("textarea[data-segments]").forEach(updateCounter);
+    root.querySelectorAll("select[data-template-select]").forEach(showTemplate);
   }
 
   document.addEventListener("input", function (event) {
-    if (event.target.matches && event.target.matches("textarea[data-segments]")) updateCounter(event.target);
+    if (!event.target.matches) return;
+    if (event.target.matches("textarea[data-segments]")) updateCounter(event.target);
+    if (event.target.matches("fieldset[data-template] input[data-variable]")) previewTemplate(event.target.closest("fieldset"));
   });
   document.addEventListener("change", function (event) {
-    if (event.target.matches && event.target.matches("select[data-autosubmit]")) event.target.form.submit();
+    if (!event.target.matches) return;
+    if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
+    if (event.target.matches("select[data-template-select]")) showTemplate(event.target);
+    if (event.target.matches("input[data-attach-input]")) attachFiles(event.target);
+    if (event.target.matches(".chat-composer form.composer select[name=channel]")) syncComposer();
+  });
+  document.addEventListener("keydown", function (event) {
+    // The attach "button" is a label: Enter and Space open the file picker like a button.
+    var label = event.target.closest && event.target.closest(".attach-button");
+    if (label && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      if (label.getAttribute("aria-disabled") !== "true") document.getElementById(label.htmlFor).click();
+    }
   });
   document.addEventListener("click", function (event) {
+    var opener = event.target.closest && event.target.closest("[data-viewer]");
+    if (opener) { openViewer(opener); return; }
+    var viewer = document.getElementById("media-viewer");
+    if (viewer && (event.target === viewer || (event.target.closest && event.target.closest("[data-close-viewer]")))) {
+      viewer.close();
+      return;
+    }
     var close = event.target.closest && event.target.closest("[data-dismiss]");
     if (close) { close.parentElement.remove(); return; }
     var copy = event.target.closest && event.target.closest("[data-copy]");
@@ -142,6 +332,8 @@
     var form = event.detail.elt;
     if (form && form.matches && form.matches("form[data-reset-on-success]") && event.detail.successful) {
       form.reset();
+      form.querySelectorAll("[data-attach-list]").forEach(function (list) { list.innerHTML = ""; });
+      syncRequired(form);
       form.querySelectorAll("textarea[data-segments]").forEach(updateCounter);
     }
     if (form && form.matches && form.matches("form[data-reset-body]") && event.detail.successful) {
