@@ -233,3 +233,26 @@ def test_a_text_message_gets_a_text_answer_even_with_voice_replies_on(
     finished(db, sid)
     [reply] = answers(db, "+48600300001")
     assert reply.media == [] and reply.body == "Echo: Hello there"
+
+
+def test_an_assistant_with_voice_replies_answers_a_voice_note_with_voice(
+    api: httpx.Client, db: Any, ai_on: Callable[..., Any], openai_fake: FakeOpenAI
+) -> None:
+    ai_on(enabled=False)
+    created = api.post(
+        "/api/assistants",
+        json={"name": "Recepcja", "system_prompt": "You take bookings.", "voice_replies": True},
+    )
+    assert created.status_code == 201 and created.json()["voice_replies"] is True
+    bound = api.post(
+        "/api/phone-numbers", json={"number": "+15005550006", "assistant_id": created.json()["id"]}
+    )
+    assert bound.status_code == 201, bound.text
+    sid = phone_sends(api, [("note.ogg", voice_note(BOOKING), "audio/ogg")])
+    assert finished(db, sid).outcome == "assistant"
+    [reply] = answers(db, "+48600300001")
+    assert reply.source == "assistant" and "friday" in reply.body.lower()
+    [item] = reply.media
+    assert item["kind"] == "audio" and item["state"] == "stored"
+    spoken = api.get(item["url"])
+    assert probe(spoken.content)["streams"][0]["codec_name"] == "opus"
