@@ -128,6 +128,43 @@ def test_interrupted_send_is_reconciled_not_resent(api: httpx.Client, db: Any, s
     assert len(emulator_messages("+48600100212")) == 1
 
 
+def test_a_failed_reconciliation_still_reconciles_on_the_next_attempt(
+    api: httpx.Client, db: Any
+) -> None:
+    """Twilio has the message, the SID was lost, and the check itself cannot reach Twilio.
+
+    (A server killed mid-send and restarted while Twilio, or the emulator, is still down:
+    the refused connection is not ambiguous, but the first attempt was.)
+    """
+    from sqlalchemy import update
+
+    from relaydesk.channels.twilio.gateway import TwilioGateway, make_client
+    from relaydesk.db import session_scope
+    from relaydesk.messaging import delivery
+
+    sent = api.post("/api/send-message", json={"to": "+48600100214", "body": "once"}).json()
+    with session_scope() as session:  # claimed, Twilio took it, the answer was lost
+        session.execute(
+            update(Message)
+            .where(Message.id == sent["id"])
+            .values(sid=None, status="pending", submit_state="in_flight", submit_started_at=None)
+        )
+    unreachable = TwilioGateway(make_client("http://127.0.0.1:9", "AC" + "0" * 32, "x", 2))
+    outcome = delivery.deliver(sent["id"], gateway=unreachable)
+    assert outcome.state == "retrying" and outcome.error is not None
+    assert not outcome.error.ambiguous  # a refused connection: nothing was sent now
+    stored = db.scalar(select(Message).where(Message.id == sent["id"]))
+    assert stored.submit_state == "in_flight"  # ...but the first attempt may have landed
+    with session_scope() as session:
+        session.execute(
+            update(Message).where(Message.id == sent["id"]).values(submit_started_at=None)
+        )
+    assert delivery.deliver(sent["id"]).state == "submitted"
+    db.expire_all()
+    assert db.scalar(select(Message.sid).where(Message.id == sent["id"])) == sent["sid"]
+    assert len(emulator_messages("+48600100214")) == 1
+
+
 def test_timeouts_are_ambiguous_and_reconciled(api: httpx.Client, db: Any) -> None:
     from relaydesk.channels.twilio.gateway import TwilioGateway, make_client
     from relaydesk.config import get_settings

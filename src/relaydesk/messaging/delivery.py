@@ -84,7 +84,9 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
         try:
             found = _find_existing(gateway, snapshot)
         except GatewayError as exc:
-            return record_failure(snapshot, exc)
+            # Nothing was sent now, but the earlier attempt may still have landed: the
+            # next attempt must ask Twilio again before sending.
+            return record_failure(snapshot, exc, may_have_landed=True)
         if found is not None:
             log.info("message %s was already at Twilio as %s; not resending", message_id, found.sid)
             # Callbacks sent while we were down are lost: take Twilio's current status.
@@ -391,8 +393,12 @@ def replay_orphan_events(session: Session, limit: int = 500) -> int:
     return len(by_sid)
 
 
-def record_failure(snap: Snapshot, exc: GatewayError) -> Outcome:
-    """Record a refused or failed Twilio call: give up, or retry later with backoff."""
+def record_failure(snap: Snapshot, exc: GatewayError, *, may_have_landed: bool = False) -> Outcome:
+    """Record a refused or failed Twilio call: give up, or retry later with backoff.
+
+    `may_have_landed`: an earlier attempt may have reached Twilio (this failure was the
+    check for it), so the message stays marked for reconciling whatever this error was.
+    """
     max_attempts = get_settings().max_send_attempts
     now = utcnow()
     with session_scope() as session:
@@ -429,7 +435,7 @@ def record_failure(snap: Snapshot, exc: GatewayError) -> Outcome:
             .values(
                 error_code=exc.code,
                 error_message=f"Attempt {snap.attempts} failed, retrying: {exc.message}",
-                submit_state="in_flight" if exc.ambiguous else "not_sent",
+                submit_state="in_flight" if exc.ambiguous or may_have_landed else "not_sent",
                 submit_started_at=None,
                 next_attempt_at=now + timedelta(seconds=delay),
                 updated_at=now,
