@@ -131,6 +131,10 @@ def server() -> Iterator[LiveServer]:
 
 
 TABLES = [
+    "voicebot_archives",
+    "voicebot_sync_runs",
+    "voicebot_evaluations",
+    "voicebot_conversations",
     "media_links",
     "attachments",
     "news_recipients",

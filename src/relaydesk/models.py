@@ -17,6 +17,7 @@ from relaydesk.media.models import Attachment, MediaLink
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent
 from relaydesk.news.models import NewsRecipient, NewsSource
 from relaydesk.reminders.models import Reminder, ReminderRun
+from relaydesk.voicebot.models import VoiceArchive, VoiceConversation, VoiceEvaluation, VoiceSyncRun
 
 __all__ = [
     "ApiToken",
@@ -45,5 +46,9 @@ __all__ = [
     "SendPacer",
     "Setting",
     "User",
+    "VoiceArchive",
+    "VoiceConversation",
+    "VoiceEvaluation",
+    "VoiceSyncRun",
     "WebSession",
 ]
