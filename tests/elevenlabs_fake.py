@@ -8,12 +8,15 @@ Conversational AI `GET /v1/convai/conversations`) is one `add_route` call and a 
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
 import subprocess
 import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +57,7 @@ class Reply:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def json(cls, status: int, payload: Any) -> Reply:
@@ -139,6 +143,19 @@ class OpenAPIDocument:
             problems.append(_problem(["body", *error.absolute_path], error.message))
         return problems
 
+    def response_errors(self, operation: dict[str, Any], status: int, payload: Any) -> list[str]:
+        """What is wrong with a JSON answer, per the operation's response schema."""
+        spec = operation.get("responses", {}).get(str(status))
+        if spec is None:
+            return [f"status {status} is not documented"]
+        schema = spec.get("content", {}).get("application/json", {}).get("schema")
+        if schema is None:
+            return []
+        return [
+            f"{'/'.join(str(p) for p in error.absolute_path)}: {error.message}"
+            for error in self._validator(schema).iter_errors(payload)
+        ]
+
     def _check_parameter(self, schema: dict[str, Any], value: str) -> str | None:
         validator = self._validator(schema)
         if validator.is_valid(value):
@@ -211,6 +228,8 @@ class _QuietServer(ThreadingHTTPServer):
 class _State:
     requests: list[Request] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)
+    rate_limits: list[str] = field(default_factory=list)  # Retry-After of each queued 429
+    per_path: Counter[str] = field(default_factory=Counter)
 
 
 class FakeElevenLabs:
@@ -224,6 +243,14 @@ class FakeElevenLabs:
         self._lock = threading.Lock()
         self._routes: list[_Route] = []
         self.add_route("POST", "/v1/text-to-speech/{voice_id}", self._text_to_speech)
+        # Conversational AI: conversations added with add_conversation (details objects).
+        self.conversations: dict[str, dict[str, Any]] = {}
+        self.directions: dict[str, str] = {}
+        self.latency = 0.0  # seconds every request waits before it is answered (benchmarks)
+        self.validate_responses = True
+        self.response_problems: list[str] = []  # answers that broke the spec (should stay [])
+        self.add_route("GET", "/v1/convai/conversations", self._list_conversations)
+        self.add_route("GET", "/v1/convai/conversations/{conversation_id}", self._get_conversation)
         self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -252,9 +279,39 @@ class FakeElevenLabs:
         self._httpd.server_close()
 
     def reset(self) -> None:
-        """Forget recorded requests and queued failures."""
+        """Forget recorded requests, counters and queued failures (not the conversations)."""
         with self._lock:
             self._state = _State()
+
+    def count(self, path: str) -> int:
+        """How many requests reached `path` exactly (valid or not)."""
+        with self._lock:
+            return self._state.per_path[path]
+
+    def count_prefix(self, prefix: str) -> int:
+        """How many requests reached paths starting with `prefix`."""
+        with self._lock:
+            return sum(n for p, n in self._state.per_path.items() if p.startswith(prefix))
+
+    def rate_limit_next(self, times: int = 1, retry_after: float | str = 1) -> None:
+        """Answer the next `times` valid requests 429 with this Retry-After header."""
+        with self._lock:
+            self._state.rate_limits.extend([str(retry_after)] * times)
+
+    def add_conversation(self, details: dict[str, Any], *, direction: str | None = None) -> None:
+        """Serve a conversation (a GetConversationResponseModel); same id: replaced.
+
+        `direction` is what the list says when the details have no phone_call to tell.
+        """
+        with self._lock:
+            self.conversations[str(details["conversation_id"])] = details
+            if direction is not None:
+                self.directions[str(details["conversation_id"])] = direction
+
+    def remove_conversation(self, conversation_id: str) -> None:
+        """Forget a conversation (its details answer 404 from now on)."""
+        with self._lock:
+            self.conversations.pop(conversation_id, None)
 
     def fail_next(self, status: int, times: int = 1) -> None:
         """Answer the next `times` valid requests with this error status (401, 429, 500...)."""
@@ -274,11 +331,62 @@ class FakeElevenLabs:
             return error_reply(400, "unsupported_format", f"The fake only makes MP3, not {fmt}")
         return Reply(200, sample_mp3(), "audio/mpeg")
 
+    def _list_conversations(self, request: Request, params: dict[str, str]) -> Reply:
+        query = request.query
+        after = int(query["call_start_after_unix"]) if "call_start_after_unix" in query else None
+        before = int(query["call_start_before_unix"]) if "call_start_before_unix" in query else None
+        with self._lock:
+            items = list(self.conversations.values())
+        chosen = [
+            d
+            for d in items
+            if (not query.get("agent_id") or d["agent_id"] == query["agent_id"])
+            and (after is None or _start(d) >= after)
+            and (before is None or _start(d) < before)
+        ]
+        chosen.sort(key=_order_key)  # newest first, like ElevenLabs
+        if query.get("cursor"):
+            try:
+                mark = json.loads(base64.urlsafe_b64decode(query["cursor"].encode()))
+            except ValueError:
+                return error_reply(400, "invalid_cursor", "The cursor is not valid")
+            chosen = [d for d in chosen if _order_key(d) > (mark[0], mark[1])]
+        size = int(query.get("page_size", 30))
+        page, more = chosen[:size], len(chosen) > size
+        cursor = None
+        if more:
+            key = _order_key(page[-1])
+            cursor = base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
+        include = query.get("summary_mode") == "include"
+        body = {
+            "conversations": [
+                summary_of(d, self.directions.get(d["conversation_id"]), include_summary=include)
+                for d in page
+            ],
+            "has_more": more,
+            "next_cursor": cursor,
+        }
+        return Reply.json(200, body)
+
+    def _get_conversation(self, request: Request, params: dict[str, str]) -> Reply:
+        with self._lock:
+            details = self.conversations.get(params["conversation_id"])
+        if details is None:
+            return error_reply(
+                404,
+                "conversation_not_found",
+                f"Conversation {params['conversation_id']} was not found",
+            )
+        return Reply.json(200, details)
+
     # Dispatch -------------------------------------------------------------------------
 
     def _answer(self, request: Request) -> Reply:
         with self._lock:
             self._state.requests.append(request)
+            self._state.per_path[request.path] += 1
+        if self.latency:
+            time.sleep(self.latency)
         for route in self._routes:
             match = route.regex.fullmatch(request.path)
             if match is not None and route.method == request.method:
@@ -298,7 +406,18 @@ class FakeElevenLabs:
         if failure is not None:
             kind, message = _ERRORS.get(failure, ("simulated_failure", "Simulated failure"))
             return error_reply(failure, kind, message)
-        return route.handler(request, match.groupdict())
+        with self._lock:
+            retry_after = self._state.rate_limits.pop(0) if self._state.rate_limits else None
+        if retry_after is not None:
+            reply = error_reply(429, *_ERRORS[429])
+            return Reply(429, reply.body, headers=(("Retry-After", retry_after),))
+        reply = route.handler(request, match.groupdict())
+        if self.validate_responses and reply.content_type == "application/json":
+            problems = self.spec.response_errors(found[1], reply.status, json.loads(reply.body))
+            if problems and reply.status < 400:
+                with self._lock:
+                    self.response_problems.extend(f"{request.path}: {p}" for p in problems)
+        return reply
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -343,10 +462,45 @@ class FakeElevenLabs:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
+                for name, value in reply.headers:
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(reply.body)
 
         return HTTPHandler
+
+
+def _start(details: dict[str, Any]) -> int:
+    return int(details["metadata"]["start_time_unix_secs"])
+
+
+def _order_key(details: dict[str, Any]) -> tuple[int, str]:
+    """Sort key of the list: newest first, then by id (the cursor is the last key seen)."""
+    return (-_start(details), str(details["conversation_id"]))
+
+
+def summary_of(
+    details: dict[str, Any], direction: str | None = None, *, include_summary: bool = False
+) -> dict[str, Any]:
+    """The list entry (ConversationSummaryResponseModel) ElevenLabs shows for a conversation."""
+    metadata = details["metadata"]
+    analysis = details.get("analysis") or {}
+    phone_call = metadata.get("phone_call") or {}
+    summary: dict[str, Any] = {
+        "agent_id": details["agent_id"],
+        "agent_name": details.get("agent_name"),
+        "conversation_id": details["conversation_id"],
+        "start_time_unix_secs": metadata["start_time_unix_secs"],
+        "call_duration_secs": metadata["call_duration_secs"],
+        "message_count": len(details.get("transcript") or []),
+        "status": details["status"],
+        "call_successful": analysis.get("call_successful", "unknown"),
+        "call_summary_title": analysis.get("call_summary_title"),
+        "direction": phone_call.get("direction", direction),
+    }
+    if include_summary:
+        summary["transcript_summary"] = analysis.get("transcript_summary")
+    return summary
 
 
 @pytest.fixture

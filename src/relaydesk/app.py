@@ -168,6 +168,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     from relaydesk.news.api import router as news_router
     from relaydesk.news.digest_api import router as digest_router
     from relaydesk.reminders.api import router as reminders_router
+    from relaydesk.voicebot.api import router as voicebot_router
 
     app.include_router(users_router)
     app.include_router(audit_router)
@@ -178,6 +179,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     app.include_router(media_router)
     app.include_router(news_router)
     app.include_router(digest_router)
+    app.include_router(voicebot_router)
     if settings.embedded_sandbox:
         from relaydesk.channels.sandbox.deps import require_sandbox_mode
         from relaydesk.channels.sandbox.emulator import router as emulator_router

@@ -33,6 +33,7 @@ TASK_MODULES = [
     "relaydesk.jobs.tasks",
     "relaydesk.news.jobs",
     "relaydesk.news.digest_tasks",
+    "relaydesk.voicebot.tasks",
     "relaydesk.maintenance",
 ]
 

@@ -222,6 +222,7 @@ def install_panel(app: FastAPI) -> None:
     from relaydesk.news.digest_views import router as digest_views_router
     from relaydesk.news.views import router as news_views_router
     from relaydesk.reminders.views import router as reminders_router
+    from relaydesk.voicebot.views import router as voicebot_router
     from relaydesk.web.live import router as live_router
 
     app.include_router(router)
@@ -232,6 +233,7 @@ def install_panel(app: FastAPI) -> None:
     app.include_router(campaigns_router)
     app.include_router(news_views_router)
     app.include_router(digest_views_router)
+    app.include_router(voicebot_router)
     app.include_router(admin_router)
     if get_settings().embedded_sandbox:
         from relaydesk.channels.sandbox.views import router as sandbox_router

@@ -1,0 +1,259 @@
+"""ElevenLabs Conversational AI over httpx: list conversations, read one, test the settings.
+
+The one place that talks to ElevenLabs for the voice-bot analytics; tests point it at
+the fake server on loopback. 429 and 5xx answers are retried with backoff (honouring
+Retry-After, with a cap on the total wait); 401/403/404 are permanent and become an
+ElevenLabsError whose message a person can act on. The API key is never in a message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from relaydesk.db import utcnow
+from relaydesk.errors import ProviderFailed
+from relaydesk.voicebot.settings import VoicebotConfig
+
+PAGE_SIZE = 100  # the API's maximum
+MAX_ATTEMPTS = 8
+MAX_TOTAL_WAIT = 120.0  # seconds of backoff a single request may spend before giving up
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+class ElevenLabsError(ProviderFailed):
+    """ElevenLabs refused or failed a request; `permanent` errors are not worth retrying."""
+
+    code = "elevenlabs_error"
+
+    def __init__(self, message: str, *, status: int | None = None, permanent: bool) -> None:
+        super().__init__(message, vendor_status=status)
+        self.status = status
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the conversation list."""
+
+    conversations: list[dict[str, Any]]
+    next_cursor: str | None
+    has_more: bool
+
+
+class ElevenLabsClient:
+    """A small client for the two Conversational AI endpoints the sync needs."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        max_total_wait: float = MAX_TOTAL_WAIT,
+        timeout: httpx.Timeout | float = TIMEOUT,
+    ) -> None:
+        self._sleep = sleep
+        self._max_total_wait = max_total_wait
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"xi-api-key": api_key, "accept": "application/json"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+        self.requests = 0  # HTTP requests sent, retries included
+
+    @classmethod
+    def from_config(cls, config: VoicebotConfig, **options: Any) -> ElevenLabsClient:
+        """A client for the stored settings (NotConfigured-style error when no key)."""
+        if not config.api_key:
+            raise ElevenLabsError(
+                "No ElevenLabs API key is set: add it in the voice-bot settings", permanent=True
+            )
+        return cls(config.api_key, config.base_url, **options)
+
+    def __enter__(self) -> ElevenLabsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def list_conversations(
+        self,
+        agent_id: str,
+        *,
+        after_unix: int | None = None,
+        before_unix: int | None = None,
+        cursor: str | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Page:
+        """One page of an agent's conversations that started in (after, before)."""
+        params: dict[str, Any] = {"agent_id": agent_id, "page_size": page_size}
+        if after_unix is not None:
+            params["call_start_after_unix"] = after_unix
+        if before_unix is not None:
+            params["call_start_before_unix"] = before_unix
+        if cursor:
+            params["cursor"] = cursor
+        body = self._get("/v1/convai/conversations", params, what=f"agent {agent_id}")
+        conversations = body.get("conversations") if isinstance(body, dict) else None
+        if not isinstance(conversations, list):
+            raise ElevenLabsError(
+                "ElevenLabs answered the conversation list without a 'conversations' list",
+                permanent=False,
+            )
+        next_cursor = body.get("next_cursor")
+        return Page(
+            conversations=[c for c in conversations if isinstance(c, dict)],
+            next_cursor=str(next_cursor) if next_cursor else None,
+            has_more=bool(body.get("has_more")) and bool(next_cursor),
+        )
+
+    def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """A conversation's details: transcript, metadata, analysis."""
+        body = self._get(
+            f"/v1/convai/conversations/{conversation_id}",
+            {},
+            what=f"conversation {conversation_id}",
+        )
+        if not isinstance(body, dict):
+            raise ElevenLabsError(
+                "ElevenLabs answered a conversation with no object", permanent=False
+            )
+        return body
+
+    # Transport -------------------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, Any], *, what: str) -> Any:
+        waited = 0.0
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            self.requests += 1
+            try:
+                response = self._http.get(path, params=params)
+            except httpx.TransportError as exc:
+                problem = f"ElevenLabs could not be reached ({exc.__class__.__name__})"
+                delay = _backoff(attempt)
+            else:
+                if response.status_code < 400:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise ElevenLabsError(
+                            "ElevenLabs answered with something that is not JSON",
+                            status=response.status_code,
+                            permanent=False,
+                        ) from None
+                if response.status_code != 429 and response.status_code < 500:
+                    raise _permanent(response, what)
+                problem = _transient_message(response)
+                delay = _retry_after(response) or _backoff(attempt)
+            if attempt == MAX_ATTEMPTS or waited + delay > self._max_total_wait:
+                raise ElevenLabsError(
+                    f"{problem}; gave up after {attempt} attempts", permanent=False
+                )
+            self._sleep(delay)
+            waited += delay
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (attempt - 1)))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (a number or an HTTP date), if any."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - utcnow()).total_seconds())
+
+
+def _vendor_message(response: httpx.Response) -> str:
+    """ElevenLabs' own explanation ({"detail": {"message": ...}} or a string), trimmed."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, dict):
+        detail = detail.get("message") or detail.get("status")
+    elif isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        detail = detail[0].get("msg")
+    return str(detail)[:300] if detail else ""
+
+
+def _transient_message(response: httpx.Response) -> str:
+    if response.status_code == 429:
+        return "ElevenLabs is rate limiting the requests (429)"
+    return f"ElevenLabs had a server error ({response.status_code})"
+
+
+def _permanent(response: httpx.Response, what: str) -> ElevenLabsError:
+    status = response.status_code
+    said = _vendor_message(response)
+    if status == 401:
+        text = "ElevenLabs refused the API key (401): check the key in the voice-bot settings"
+    elif status == 403:
+        text = (
+            "The ElevenLabs API key may not read Conversational AI conversations (403): "
+            "give the key the ConvAI read permission"
+        )
+    elif status == 404:
+        text = f"ElevenLabs does not know {what} (404): check the agent ids in the settings"
+    else:
+        text = f"ElevenLabs refused the request for {what} ({status})"
+    if said:
+        text = f"{text}. ElevenLabs said: {said}"
+    return ElevenLabsError(text, status=status, permanent=True)
+
+
+def test_connection(
+    config: VoicebotConfig, *, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
+    """List one page per agent: {ok, detail, agents: [{agent_id, ok, detail}]}."""
+    if not config.api_key:
+        return {"ok": False, "detail": "No ElevenLabs API key is set", "agents": []}
+    if not config.agent_ids:
+        return {"ok": False, "detail": "Add at least one agent id", "agents": []}
+    agents: list[dict[str, Any]] = []
+    with ElevenLabsClient.from_config(config, sleep=sleep, max_total_wait=10.0) as client:
+        for agent_id in config.agent_ids:
+            try:
+                page = client.list_conversations(agent_id, page_size=1)
+            except ElevenLabsError as exc:
+                agents.append({"agent_id": agent_id, "ok": False, "detail": exc.message})
+                if exc.status in (401, 403):
+                    break  # the key is wrong for every agent alike
+                continue
+            found = "has conversations" if page.conversations else "has no conversations yet"
+            agents.append(
+                {"agent_id": agent_id, "ok": True, "detail": f"Reached; the agent {found}"}
+            )
+    ok = len(agents) == len(config.agent_ids) and all(a["ok"] for a in agents)
+    if ok:
+        detail = f"Connected to ElevenLabs; {len(agents)} agent(s) answered"
+    else:
+        detail = next(a["detail"] for a in agents if not a["ok"])
+    return {"ok": ok, "detail": detail, "agents": agents}
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -1,0 +1,38 @@
+"""The voice-bot schedules: a daily incremental sync and the monthly CSV archive (UTC)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from relaydesk.db import session_scope
+from relaydesk.errors import Conflict
+from relaydesk.tasks import periodic
+from relaydesk.voicebot import settings, sync
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_DAYS = range(1, 6)  # the previous month is archived on days 1–5
+
+
+@periodic("voicebot.daily_sync", minutes="0", hours="2")
+def daily_sync() -> None:
+    """Sync from the first day of this month; quietly skipped when unset or already running."""
+    with session_scope() as session:
+        if not settings.read(session).ready:
+            return
+        try:
+            sync.start(session, trigger="daily", actor="system:voicebot-daily")
+        except Conflict:
+            log.info("voicebot: the daily sync found a sync already under way")
+
+
+@periodic("voicebot.monthly_archive", minutes="0", hours="3")
+def monthly_archive() -> None:
+    """On days 1–5, archive the previous month to CSV unless that was done already."""
+    if datetime.now(UTC).day not in ARCHIVE_DAYS:
+        return
+    # export.py builds on this module's siblings; imported here so the schedule loads alone.
+    from relaydesk.voicebot.export import archive_previous_month_if_missing
+
+    archive_previous_month_if_missing()
