@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import random
 import shutil
 import sqlite3
@@ -59,6 +60,23 @@ CHUNK = 20_000
 OUTCOMES = ("success",) * 6 + ("failure",) * 3 + ("unknown",)
 
 
+# Each call keeps its details as the sync stores them: a transcript of a few KB.
+DETAILS = json.dumps(
+    {
+        "transcript": [
+            {
+                "role": "agent" if i % 2 else "user",
+                "message": "Dzień dobry, chciałbym umówić wizytę na przyszły tydzień. " * 2,
+                "time_in_call_secs": i * 7,
+            }
+            for i in range(16)
+        ],
+        "metadata": {"termination_reason": "Call ended by remote party"},
+    },
+    ensure_ascii=False,
+)
+
+
 def _stamp(moment: datetime) -> str:
     # How SQLAlchemy stores UTC datetimes in SQLite.
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -83,14 +101,17 @@ def seed(db_path: Path, conversations: int, seed_value: int = 8) -> float:
             outcome = rng.choice(OUTCOMES)
             failed = rng.random() < 0.03
             duration = int(rng.expovariate(1 / 110))
+            agent = rng.choice(AGENTS)
+            start_iso = _stamp(start + timedelta(seconds=offset))
             conv_rows.append(
                 (
                     n,
                     f"conv_{n:08d}",
-                    rng.choice(AGENTS),
+                    agent,
                     "Voicebot",
                     "failed" if failed else "done",
-                    _stamp(start + timedelta(seconds=offset)),
+                    start_iso,
+                    start_iso[:10],
                     duration,
                     rng.randrange(2, 30),
                     rng.randrange(1, 15),
@@ -109,22 +130,24 @@ def seed(db_path: Path, conversations: int, seed_value: int = 8) -> float:
                     "phone_call",
                     "Rozmowa z klientem",
                     "Klient zapytał o termin wizyty i otrzymał odpowiedź.",
+                    DETAILS,
                     now,
                     now,
                 )
             )
             for criterion in CRITERIA:
-                eval_rows.append((n, criterion, rng.choice(OUTCOMES)))
+                eval_rows.append((n, start_iso, agent, criterion, rng.choice(OUTCOMES)))
         conv_sql = (
             "INSERT INTO voicebot_conversations (id, conversation_id, agent_id, agent_name, "
-            "status, start_time, duration_secs, message_count, agent_messages, direction, "
+            "status, start_time, day, duration_secs, message_count, agent_messages, direction, "
             "call_successful, termination_reason, cost, rating, likes, dislikes, has_error, "
             "transferred, dropout, customer_number, agent_number, phone_source, title, "
-            "summary, created_at, updated_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "summary, details, created_at, updated_at) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         eval_sql = (
-            "INSERT INTO voicebot_evaluations (conversation_pk, criterion, result) VALUES (?, ?, ?)"
+            "INSERT INTO voicebot_evaluations (conversation_pk, start_time, agent_id, criterion, "
+            "result) VALUES (?, ?, ?, ?, ?)"
         )
         for sql, rows in ((conv_sql, conv_rows), (eval_sql, eval_rows)):
             for i in range(0, len(rows), CHUNK):

@@ -62,7 +62,13 @@ def insert(rows: Iterable[dict[str, Any]]) -> None:
             session.flush()
             for criterion, result in data["evaluations"].items():
                 session.add(
-                    VoiceEvaluation(conversation_pk=row.id, criterion=criterion, result=result)
+                    VoiceEvaluation(
+                        conversation_pk=row.id,
+                        start_time=row.start_time,
+                        agent_id=row.agent_id,
+                        criterion=criterion,
+                        result=result,
+                    )
                 )
 
 

@@ -124,7 +124,11 @@ def calls(server: Any) -> list[dict[str, Any]]:
             session.flush()
             session.add(
                 VoiceEvaluation(
-                    conversation_pk=row.id, criterion="goal_met", result=data["evaluation"]
+                    conversation_pk=row.id,
+                    start_time=row.start_time,
+                    agent_id=row.agent_id,
+                    criterion="goal_met",
+                    result=data["evaluation"],
                 )
             )
     return rows

@@ -229,6 +229,7 @@ def row_from(summary: dict[str, Any] | None, details: dict[str, Any] | None) -> 
         "agent_name": _text(s.get("agent_name") or d.get("agent_name")),
         "status": status[:16],
         "start_time": datetime.fromtimestamp(start, UTC),
+        "day": datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d"),
         "duration_secs": duration,
         "message_count": message_count if message_count is not None else len(turns),
         "agent_messages": sum(1 for t in turns if t.get("role") == "agent"),

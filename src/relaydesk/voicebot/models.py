@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +23,27 @@ from sqlalchemy.orm import Mapped, mapped_column
 from relaydesk.db import Base, BigId, UTCDateTime, utcnow
 
 
+def _day_of_start(context: Any) -> str:
+    start = context.get_current_parameters()["start_time"]
+    return str(start.astimezone(UTC).strftime("%Y-%m-%d"))
+
+
+KPI_COLUMNS = (
+    "call_successful",
+    "direction",
+    "duration_secs",
+    "agent_messages",
+    "cost",
+    "rating",
+    "likes",
+    "dislikes",
+    "has_error",
+    "status",
+    "transferred",
+    "dropout",
+)
+
+
 class VoiceConversation(Base):
     """One ElevenLabs conversation (a call), flattened for SQL KPIs; `details` is the raw answer.
 
@@ -32,6 +53,13 @@ class VoiceConversation(Base):
 
     __tablename__ = "voicebot_conversations"
     __table_args__ = (
+        # Covering indexes for the KPIs (a period, or one agent's): every column the KPI
+        # query reads is in the index, in day order, so the per-day sums stream from the
+        # index without sorting and never read the rows with their details.
+        Index("ix_voicebot_conversations_kpis", "day", "start_time", *KPI_COLUMNS),
+        Index(
+            "ix_voicebot_conversations_agent_kpis", "agent_id", "day", "start_time", *KPI_COLUMNS
+        ),
         Index("ix_voicebot_conversations_start", "start_time"),
         Index("ix_voicebot_conversations_agent_start", "agent_id", "start_time"),
         Index("ix_voicebot_conversations_customer", "customer_number"),
@@ -43,6 +71,8 @@ class VoiceConversation(Base):
     agent_name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))  # initiated|in-progress|processing|done|failed
     start_time: Mapped[datetime] = mapped_column(UTCDateTime)  # call start, UTC
+    # start_time's UTC date, "YYYY-MM-DD" (filled from start_time when not given)
+    day: Mapped[str] = mapped_column(String(10), default=_day_of_start)
     duration_secs: Mapped[int] = mapped_column(Integer, default=0)
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     agent_messages: Mapped[int] = mapped_column(Integer, default=0)  # transcript turns, role agent
@@ -74,12 +104,20 @@ class VoiceEvaluation(Base):
     """One evaluation criterion's result for one conversation (pass rates in SQL)."""
 
     __tablename__ = "voicebot_evaluations"
-    __table_args__ = (UniqueConstraint("conversation_pk", "criterion"),)
+    __table_args__ = (
+        UniqueConstraint("conversation_pk", "criterion"),
+        # A period's pass rates: one index range per criterion and result (no join to
+        # the calls, no sort); the criteria themselves are found by skipping along it.
+        Index("ix_voicebot_evaluations_period", "criterion", "result", "start_time", "agent_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_pk: Mapped[int] = mapped_column(
         ForeignKey("voicebot_conversations.id", ondelete="CASCADE")
     )
+    # The call's start and agent, copied from it so a period's pass rates need no join.
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    agent_id: Mapped[str] = mapped_column(String(64))
     criterion: Mapped[str] = mapped_column(String(100))
     result: Mapped[str] = mapped_column(String(16))  # success | failure | unknown
 

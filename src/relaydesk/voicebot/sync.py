@@ -297,6 +297,7 @@ _SUMMARY_COLUMNS = (
     "agent_name",
     "status",
     "start_time",
+    "day",
     "duration_secs",
     "message_count",
     "direction",
@@ -325,18 +326,29 @@ def _replace_evaluations(session: Session, details: dict[str, dict[str, Any] | N
     if not details:
         return
     found = session.execute(
-        select(VoiceConversation.conversation_id, VoiceConversation.id).where(
-            VoiceConversation.conversation_id.in_(list(details))
+        select(
+            VoiceConversation.conversation_id,
+            VoiceConversation.id,
+            VoiceConversation.start_time,
+            VoiceConversation.agent_id,
+        ).where(VoiceConversation.conversation_id.in_(list(details)))
+    )
+    calls = {cid: (pk, start, agent) for cid, pk, start, agent in found}
+    session.execute(
+        delete(VoiceEvaluation).where(
+            VoiceEvaluation.conversation_pk.in_([pk for pk, _, _ in calls.values()])
         )
     )
-    pks: dict[str, int] = {cid: pk for cid, pk in found}
-    session.execute(
-        delete(VoiceEvaluation).where(VoiceEvaluation.conversation_pk.in_(list(pks.values())))
-    )
     rows = [
-        {"conversation_pk": pks[cid], "criterion": criterion, "result": result}
+        {
+            "conversation_pk": calls[cid][0],
+            "start_time": calls[cid][1],
+            "agent_id": calls[cid][2],
+            "criterion": criterion,
+            "result": result,
+        }
         for cid, data in details.items()
-        if cid in pks
+        if cid in calls
         for criterion, result in extract.evaluations_from(data)
     ]
     if rows:
