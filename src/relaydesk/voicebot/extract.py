@@ -35,19 +35,28 @@ CALLER_ENDED = (
     "hangup",
 )
 
-ERROR_DEFINITION = (
+
+def N_(text: str) -> str:
+    """Marks a sentence for the translation catalogs; translated where it is shown."""
+    return text
+
+
+ERROR_TEXT = N_(
     "A technical error: ElevenLabs marked the conversation as failed (status 'failed') "
     "or recorded an error in its metadata."
 )
-TRANSFER_DEFINITION = (
+TRANSFER_TEXT = N_(
     "A transfer: the agent called the transfer_to_number or transfer_to_agent tool during the call."
 )
-DROPOUT_DEFINITION = (
+DROPOUT_TEXT = N_(
     "A dropout: a call that did not reach its goal (the analysis did not mark it a "
     "success), was not transferred and had no technical error, and either the caller "
-    f"ended it (the termination reason says the remote party, user or client hung up or "
-    f"disconnected) or it lasted under {SHORT_CALL_SECS} seconds."
+    "ended it (the termination reason says the remote party, user or client hung up or "
+    "disconnected) or it lasted under %(seconds)d seconds."
 )
+ERROR_DEFINITION = ERROR_TEXT
+TRANSFER_DEFINITION = TRANSFER_TEXT
+DROPOUT_DEFINITION = DROPOUT_TEXT % {"seconds": SHORT_CALL_SECS}
 
 # The columns that only a conversation's details can fill (a refetch updates these).
 DETAIL_COLUMNS = (

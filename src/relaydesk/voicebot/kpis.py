@@ -8,6 +8,7 @@ evaluation results per criterion.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -277,34 +278,60 @@ def _criteria(session: Session) -> list[str]:
     return found
 
 
-def definitions() -> dict[str, str]:
-    """How each KPI is computed, one plain sentence each (the panel's tooltips)."""
-    from relaydesk.voicebot.extract import DROPOUT_DEFINITION, ERROR_DEFINITION, TRANSFER_TOOLS
+def definitions(gettext: Callable[[str], str] = lambda text: text) -> dict[str, str]:
+    """How each KPI is computed, one plain sentence each (the panel's tooltips).
 
-    tools = " or ".join(sorted(TRANSFER_TOOLS))
-    return {
-        "total": "Conversations that started in the period (UTC).",
-        "successful": "Conversations that ElevenLabs' analysis marked call_successful = success.",
-        "failed": "Conversations that ElevenLabs' analysis marked call_successful = failure.",
-        "unknown": "Conversations whose analysis gave no verdict (call_successful = unknown).",
-        "conversion_rate": "Successful conversations / all conversations × 100.",
-        "direction": "Inbound and outbound phone calls, each with its successful and failed "
-        "ones; calls without phone data count in neither.",
-        "duration": f"Call length (call_duration_secs): average, shortest, longest, short "
-        f"calls under {SHORT_CALL_SECS} s and long calls over {LONG_CALL_SECS} s.",
-        "avg_agent_messages": "Average number of transcript turns spoken by the bot per "
-        "conversation.",
-        "cost": "ElevenLabs cost (metadata.cost, in credits): the sum over the period and the "
-        "average per conversation that reports one.",
-        "errors": ERROR_DEFINITION,
-        "error_rate": "Conversations with an error / all conversations × 100.",
-        "avg_rating": "Average caller rating (1–5) over the conversations that have one; "
-        "likes and dislikes are counted separately.",
-        "evaluation": "Per evaluation criterion: success, failure and unknown results; pass "
-        "rate = success / (success + failure) × 100.",
-        "transfers": f"Conversations in which the bot called the {tools} tool, and their "
-        "share of all conversations.",
-        "dropouts": DROPOUT_DEFINITION,
-        "daily": "Per UTC day with calls: conversations, successful ones, conversion rate, "
-        "average duration and cost.",
+    The API answers in English; the panel passes its language's `gettext`.
+    """
+    from relaydesk.voicebot.extract import DROPOUT_TEXT, ERROR_TEXT, N_, TRANSFER_TOOLS
+
+    values = {
+        "short": SHORT_CALL_SECS,
+        "long": LONG_CALL_SECS,
+        "seconds": SHORT_CALL_SECS,
+        "tools": " / ".join(sorted(TRANSFER_TOOLS)),
     }
+    texts = {
+        "total": N_("Conversations that started in the period (UTC)."),
+        "successful": N_(
+            "Conversations that ElevenLabs' analysis marked call_successful = success."
+        ),
+        "failed": N_("Conversations that ElevenLabs' analysis marked call_successful = failure."),
+        "unknown": N_("Conversations whose analysis gave no verdict (call_successful = unknown)."),
+        "conversion_rate": N_("Successful conversations / all conversations × 100."),
+        "direction": N_(
+            "Inbound and outbound phone calls, each with its successful and failed ones; "
+            "calls without phone data count in neither."
+        ),
+        "duration": N_(
+            "Call length (call_duration_secs): average, shortest, longest, short calls under "
+            "%(short)d s and long calls over %(long)d s."
+        ),
+        "avg_agent_messages": N_(
+            "Average number of transcript turns spoken by the bot per conversation."
+        ),
+        "cost": N_(
+            "ElevenLabs cost (metadata.cost, in credits): the sum over the period and the "
+            "average per conversation that reports one."
+        ),
+        "errors": ERROR_TEXT,
+        "error_rate": N_("Conversations with an error / all conversations × 100."),
+        "avg_rating": N_(
+            "Average caller rating (1–5) over the conversations that have one; likes and "
+            "dislikes are counted separately."
+        ),
+        "evaluation": N_(
+            "Per evaluation criterion: success, failure and unknown results; pass rate = "
+            "success / (success + failure) × 100."
+        ),
+        "transfers": N_(
+            "Conversations in which the bot called the %(tools)s tool, and their share of all "
+            "conversations."
+        ),
+        "dropouts": DROPOUT_TEXT,
+        "daily": N_(
+            "Per UTC day with calls: conversations, successful ones, conversion rate, average "
+            "duration and cost."
+        ),
+    }
+    return {key: gettext(text) % values for key, text in texts.items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from relaydesk.db import session_scope
 from relaydesk.errors import Conflict
@@ -17,12 +17,20 @@ ARCHIVE_DAYS = range(1, 6)  # the previous month is archived on days 1–5
 
 @periodic("voicebot.daily_sync", minutes="0", hours="2")
 def daily_sync() -> None:
-    """Sync from the first day of this month; quietly skipped when unset or already running."""
+    """Sync from the first day of this month; quietly skipped when unset or already running.
+
+    On days 1–5 it starts from the first day of the previous month, so the calls of that
+    month's last evening are in before the 03:00 archive of the month is written.
+    """
+    today = datetime.now(UTC).date()
+    first = today.replace(day=1)
+    if today.day in ARCHIVE_DAYS:
+        first = (first - timedelta(days=1)).replace(day=1)
     with session_scope() as session:
         if not settings.read(session).ready:
             return
         try:
-            sync.start(session, trigger="daily", actor="system:voicebot-daily")
+            sync.start(session, trigger="daily", date_from=first, actor="system:voicebot-daily")
         except Conflict:
             log.info("voicebot: the daily sync found a sync already under way")
 

@@ -12,7 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from relaydesk.db import session_scope
-from relaydesk.voicebot import settings
+from relaydesk.i18n import translations
+from relaydesk.voicebot import kpis, settings
+from relaydesk.web.context import request_language
 from relaydesk.web.deps import PanelViewer
 from relaydesk.web.templating import render
 
@@ -35,5 +37,7 @@ def voicebot_page(request: Request, user: PanelViewer) -> Response:
         "ready": config.ready,
         "settings": shown,
         "per_page": PER_PAGE,
+        # The KPI tooltips in the page's language (the API gives them in English).
+        "kpi_definitions": kpis.definitions(translations(request_language(request, user)).gettext),
     }
     return render(request, "voicebot/index.html", context, user=user)

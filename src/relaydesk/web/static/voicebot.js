@@ -190,7 +190,8 @@
     } else {
       setCard("daily", "–", T.no_calls);
     }
-    setDefinitions(k.definitions || {});
+    // The page's own (translated) sentences win over the API's English ones.
+    setDefinitions(Object.assign({}, k.definitions || {}, T.definitions || {}));
   }
 
   // ---- charts ----
