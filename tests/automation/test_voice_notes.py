@@ -72,12 +72,22 @@ def inbound_message(db: Any, sid: str) -> Message:
 def settled(db: Any, message_id: int) -> list[Attachment]:
     """The message's attachments once none is pending any more."""
 
+    seen: list[str] = []
+
     def check() -> list[Attachment] | None:
         db.expire_all()
         rows = list(db.scalars(select(Attachment).where(Attachment.message_id == message_id)).all())
+        seen[:] = [f"{r.id}:{r.state}:{r.attempts}:{r.error}" for r in rows]
         return rows if rows and all(r.state not in ("pending", "working") for r in rows) else None
 
-    result: list[Attachment] = wait_for(check, timeout=60, what="the attachments")
+    try:
+        result: list[Attachment] = wait_for(check, timeout=120, what="the attachments")
+    except AssertionError:
+        processed = db.scalar(select(Message.processed_at).where(Message.id == message_id))
+        raise AssertionError(
+            f"message {message_id}: attachments {seen or 'none recorded'}; "
+            f"handed to its handlers at {processed}"
+        ) from None
     return result
 
 
