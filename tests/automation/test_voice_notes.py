@@ -266,3 +266,23 @@ def test_an_assistant_with_voice_replies_answers_a_voice_note_with_voice(
     assert item["kind"] == "audio" and item["state"] == "stored"
     spoken = api.get(item["url"])
     assert probe(spoken.content)["streams"][0]["codec_name"] == "opus"
+
+
+def test_a_file_whose_job_was_lost_is_picked_up_by_the_sweep(api: httpx.Client, db: Any) -> None:
+    from relaydesk.media import service as media
+
+    message = inbound_message(db, phone_sends(api, [("photo.png", png(), "image/png")]))
+    [stored] = settled(db, message.id)
+    assert stored.state == "stored"
+    # As if the worker died before its job ran: pending, never tried, a while ago.
+    db.execute(
+        update(Attachment)
+        .where(Attachment.id == stored.id)
+        .values(
+            state="pending", attempts=0, sha256=None, updated_at=utcnow() - timedelta(minutes=5)
+        )
+    )
+    db.commit()
+    media.sweep()
+    [again] = settled(db, message.id)
+    assert again.state == "stored" and again.attempts == 1 and again.sha256 == stored.sha256

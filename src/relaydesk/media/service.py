@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 RETRY_SECONDS = 20.0  # × attempts
 WORKING_LEASE = timedelta(minutes=10)
+LOST_AFTER = timedelta(seconds=45)
 # How long an automatic answer waits for a message's files to be understood.
 ANSWER_WAIT = timedelta(minutes=5)
 UNFINISHED = ("pending", "working")
@@ -294,12 +295,11 @@ def sweep() -> None:
             .values(state="pending", updated_at=now)
             .execution_options(synchronize_session=False)
         )
+        # Pending this long means its job was lost (or its retry is due): a second
+        # job is harmless, the claim lets only one of them work on a file.
         due = session.scalars(
             select(Attachment.message_id)
-            .where(
-                Attachment.state == "pending",
-                Attachment.updated_at < now - timedelta(seconds=RETRY_SECONDS * MAX_ATTEMPTS),
-            )
+            .where(Attachment.state == "pending", Attachment.updated_at < now - LOST_AFTER)
             .distinct()
             .limit(200)
         ).all()

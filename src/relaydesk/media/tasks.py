@@ -27,7 +27,7 @@ def process(message_id: int) -> None:
     service.process(message_id)
 
 
-@periodic("media.sweep", minutes="*/2")
+@periodic("media.sweep", minutes="*")
 def sweep() -> None:
     """Pick up files whose job was lost."""
     service.sweep()
