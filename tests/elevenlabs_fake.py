@@ -13,13 +13,12 @@ import functools
 import json
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -28,6 +27,8 @@ import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 import referencing
 import referencing.jsonschema
+
+from tests.fakes import LoopbackServer
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "elevenlabs_openapi.json"
 _SPEC_URI = "urn:elevenlabs-openapi"
@@ -215,15 +216,6 @@ class _Route:
     handler: Handler
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up is expected; anything else is a bug in the fake.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 @dataclass
 class _State:
     requests: list[Request] = field(default_factory=list)
@@ -251,11 +243,8 @@ class FakeElevenLabs:
         self.response_problems: list[str] = []  # answers that broke the spec (should stay [])
         self.add_route("GET", "/v1/convai/conversations", self._list_conversations)
         self.add_route("GET", "/v1/convai/conversations/{conversation_id}", self._get_conversation)
-        self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._server = LoopbackServer(self._handler_class())
+        self.base_url = f"http://127.0.0.1:{self._server.port}"
 
     @property
     def requests(self) -> list[Request]:
@@ -269,14 +258,11 @@ class FakeElevenLabs:
 
     def start(self) -> None:
         """Serve requests in a background thread."""
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
         """Stop serving and free the port (a second call does nothing)."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join(timeout=10)
-        self._httpd.server_close()
+        self._server.stop()
 
     def reset(self) -> None:
         """Forget recorded requests, counters and queued failures (not the conversations)."""

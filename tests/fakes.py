@@ -196,6 +196,28 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class LoopbackServer:
+    """A quiet threaded HTTP server on 127.0.0.1, answering from a background thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.port: int = self._httpd.server_address[1]
+
+    def start(self) -> None:
+        """Serve requests in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and free the port (a second call does nothing)."""
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._thread.join(timeout=10)
+        self._httpd.server_close()
+
+
 class FakeOpenAI:
     """An OpenAI-compatible server on 127.0.0.1; `base_url` ends in /v1 like the real one."""
 
@@ -210,22 +232,16 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._reply: Callable[[dict[str, Any]], str] = echo_last_user_message
         self._failures: list[int] = []
-        self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        self._server = LoopbackServer(self._handler_class())
+        self.base_url = f"http://127.0.0.1:{self._server.port}/v1"
 
     def start(self) -> None:
         """Serve requests in a background thread."""
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
         """Stop serving and free the port (a second call does nothing)."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join(timeout=10)
-        self._httpd.server_close()
+        self._server.stop()
 
     def reset(self) -> None:
         """Forget recorded requests, queued failures and a custom reply."""

@@ -56,6 +56,20 @@ class Forbidden(RelaydeskError):
     code = "forbidden"
 
 
+class TooLarge(RelaydeskError):
+    """An upload over its size limit."""
+
+    status_code = 413
+    code = "too_large"
+
+
+class Gone(RelaydeskError):
+    """The thing existed but is no longer available (an expired link)."""
+
+    status_code = 410
+    code = "gone"
+
+
 class VendorRefused(RelaydeskError):
     """Twilio permanently refused a message; carries Twilio's code and its meaning."""
 

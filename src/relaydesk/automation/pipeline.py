@@ -135,10 +135,17 @@ def run(run_id: int) -> str | None:
             )
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
-        attempts = session.scalar(select(AutomationRun.attempts).where(AutomationRun.id == run_id))
-    if not claimed:
+        found = session.execute(
+            select(AutomationRun.attempts, Message.id, Message.num_media > 0)
+            .select_from(AutomationRun)
+            .outerjoin(Message, Message.id == AutomationRun.inbound_message_id)
+            .where(AutomationRun.id == run_id)
+        ).first()
+    if not claimed or found is None:
         return None
-    if _waits_for_media(run_id, token):
+    attempts, message_id, with_files = found
+    # Only a message with files can make its answer wait (no extra transaction otherwise).
+    if with_files and _waits_for_media(run_id, token, message_id):
         return "waiting"
     if attempts is not None and attempts > MAX_ATTEMPTS:
         answer = Answer("failed", detail=f"gave up after {MAX_ATTEMPTS} interrupted attempts")
@@ -149,16 +156,16 @@ def run(run_id: int) -> str | None:
     return _finish(run_id, token, answer)
 
 
-def _waits_for_media(run_id: int, token: str) -> bool:
+def _waits_for_media(run_id: int, token: str, message_id: int) -> bool:
     """Hand the run back while its message's files are still being fetched and understood.
 
     The media job queues `automation.resume` when it is done; the sweep is the net.
     """
-    with session_scope() as session:
-        row = session.get(AutomationRun, run_id)
-        message = session.get(Message, row.inbound_message_id) if row else None
-        if row is None or message is None or not media.should_wait(session, message):
+    with session_scope(write=False) as session:
+        message = session.get(Message, message_id)
+        if message is None or not media.should_wait(session, message):
             return False
+    with session_scope() as session:
         session.execute(
             update(AutomationRun)
             .where(AutomationRun.id == run_id, AutomationRun.claim_token == token)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from relaydesk.config import get_settings
 from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.errors import Invalid, NotFound, RelaydeskError
+from relaydesk.errors import Gone, Invalid, NotFound, TooLarge
 from relaydesk.media import kinds, service, store
 from relaydesk.media.models import Attachment
 
@@ -26,20 +26,6 @@ SAFE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; media-src 'self'; sandbox",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
-
-
-class Gone(RelaydeskError):
-    """The link has expired."""
-
-    status_code = 410
-    code = "gone"
-
-
-class TooLarge(RelaydeskError):
-    """The upload is over the size limit."""
-
-    status_code = 413
-    code = "too_large"
 
 
 class UploadOut(BaseModel):

@@ -54,25 +54,21 @@ class Claimed:
 
 def record_inbound(session: Session, message: Message) -> None:
     """Record a received message's files as pending and queue their download."""
-    params = message.raw or {}
-    try:
-        count = min(int(params.get("NumMedia") or 0), 10)
-    except ValueError:
-        count = 0
+    from relaydesk.channels.twilio.webhooks import media_of
+
     now = utcnow()
     rows = [
         {
             "message_id": message.id,
             "position": i,
-            "source_url": params[f"MediaUrl{i}"],
-            "content_type": kinds.normalise(params.get(f"MediaContentType{i}")),
+            "source_url": item["url"],
+            "content_type": kinds.normalise(item["content_type"]),
             "state": "pending",
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
         }
-        for i in range(count)
-        if params.get(f"MediaUrl{i}")
+        for i, item in enumerate(media_of(message.raw or {}))
     ]
     if not rows:
         return

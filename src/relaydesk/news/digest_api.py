@@ -13,7 +13,7 @@ from starlette.formparsers import MultiPartParser
 
 from relaydesk.db import session_scope
 from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.errors import Invalid, RelaydeskError
+from relaydesk.errors import Invalid, TooLarge
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.queries import message_dict
 from relaydesk.messaging.schemas import MessageOut
@@ -40,13 +40,6 @@ _DIGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "No news indexed (code no_news), or the number unsubscribed"},
     502: {"description": "The index or the LLM could not answer"},
 }
-
-
-class TooLarge(RelaydeskError):
-    """An upload over its size limit."""
-
-    status_code = 413
-    code = "too_large"
 
 
 @router.get("/recipients", response_model=list[RecipientOut])

@@ -37,15 +37,7 @@ def parse_inbound(params: dict[str, str]) -> InboundRecord:
     if not sid or not from_addr or not to_addr:
         raise BadWebhook("an inbound webhook needs MessageSid, From and To")
     whatsapp = from_addr.lower().startswith(WHATSAPP_PREFIX)
-    try:
-        num_media = min(int(params.get("NumMedia") or 0), MAX_MEDIA)
-    except ValueError:
-        num_media = 0
-    media = [
-        {"url": params[f"MediaUrl{i}"], "content_type": params.get(f"MediaContentType{i}", "")}
-        for i in range(num_media)
-        if params.get(f"MediaUrl{i}")
-    ]
+    media = media_of(params)
     try:
         segments = max(int(params.get("NumSegments") or 1), 1)
     except ValueError:
@@ -65,6 +57,19 @@ def parse_inbound(params: dict[str, str]) -> InboundRecord:
         opt_out=opt_out_keyword(body, params.get("OptOutType")),
         raw=params,
     )
+
+
+def media_of(params: dict[str, str]) -> list[dict[str, str]]:
+    """The files of an inbound webhook: `{url, content_type}` for each MediaUrlN (≤ 10)."""
+    try:
+        num_media = min(int(params.get("NumMedia") or 0), MAX_MEDIA)
+    except ValueError:
+        num_media = 0
+    return [
+        {"url": params[f"MediaUrl{i}"], "content_type": params.get(f"MediaContentType{i}", "")}
+        for i in range(num_media)
+        if params.get(f"MediaUrl{i}")
+    ]
 
 
 def parse_status(params: dict[str, str], idempotency_token: str | None) -> StatusRecord:

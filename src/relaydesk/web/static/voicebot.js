@@ -699,35 +699,25 @@
   }
 
   // ---- wiring ----
+  // Any filter change redraws the cards, charts and table; a month or "whole month"
+  // drops the date range first.
+  function applyFilters(clearRange) {
+    if (clearRange) {
+      $("#vb-from").value = "";
+      $("#vb-to").value = "";
+    }
+    readFilters();
+    updateExport();
+    loadKpis();
+    loadCalls();
+  }
   $("#vb-filters").addEventListener("submit", function (event) {
     event.preventDefault();
-    readFilters();
-    updateExport();
-    loadKpis();
-    loadCalls();
+    applyFilters(false);
   });
-  $("#vb-month").addEventListener("change", function () {
-    $("#vb-from").value = "";
-    $("#vb-to").value = "";
-    readFilters();
-    updateExport();
-    loadKpis();
-    loadCalls();
-  });
-  $("#vb-agent").addEventListener("change", function () {
-    readFilters();
-    updateExport();
-    loadKpis();
-    loadCalls();
-  });
-  $("#vb-clear-range").addEventListener("click", function () {
-    $("#vb-from").value = "";
-    $("#vb-to").value = "";
-    readFilters();
-    updateExport();
-    loadKpis();
-    loadCalls();
-  });
+  $("#vb-month").addEventListener("change", function () { applyFilters(true); });
+  $("#vb-agent").addEventListener("change", function () { applyFilters(false); });
+  $("#vb-clear-range").addEventListener("click", function () { applyFilters(true); });
   $("#vb-outcome").addEventListener("change", function (event) {
     state.outcome = event.target.value;
     state.page = 1;
