@@ -20,6 +20,7 @@ from relaydesk.channels.twilio.webhooks import WebhookFrontDoor
 from relaydesk.config import get_settings
 from relaydesk.db import database_kind, get_engine
 from relaydesk.errors import RelaydeskError
+from relaydesk.heap import settle_after_startup
 from relaydesk.messaging.api import router as messaging_router
 from relaydesk.messaging.writer import get_writer
 from relaydesk.web.errors import is_panel_request, panel_error, panel_invalid
@@ -134,6 +135,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
             from relaydesk.tasks import start_embedded_worker
 
             consumer = start_embedded_worker()
+        settle_after_startup()
         try:
             yield
         finally:

@@ -20,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from relaydesk.config import get_settings
+from relaydesk.heap import settle_after_startup
 
 log = logging.getLogger(__name__)
 
@@ -195,4 +196,5 @@ def run_worker() -> None:
     )
     _sweep_soon()
     _consumers.append(consumer)
+    settle_after_startup()
     consumer.run()

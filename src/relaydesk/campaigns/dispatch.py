@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -35,9 +36,13 @@ from relaydesk.tasks import stopping as worker_stopping
 
 log = logging.getLogger(__name__)
 
-LOOKAHEAD_SECONDS = 1.0  # slots are claimed at most this far ahead
+LOOKAHEAD_SECONDS = 0.5  # slots are claimed at most this far ahead
+LOW_WATER_SECONDS = 0.15  # below this much reserve, claim whatever fits
+MAX_CLAIM = 50  # recipients per claim transaction
+MAX_AHEAD = 256  # claimed calls waiting for their slots, at most
+CATCH_UP = 1.05  # late calls go at most this many times faster than the rate
 STATUS_CHECK_SECONDS = 0.5
-TICK_SECONDS = 0.05  # how often the dispatcher hands out calls and records answers
+TICK_SECONDS = 0.05  # how often the dispatcher records answers
 RATE_LIMIT_CODES = frozenset({429, 20429})
 
 
@@ -210,10 +215,12 @@ def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
 class Dispatcher:
     """Runs one batch until no recipient is left, it is paused or canceled.
 
-    This thread claims recipients (creating their messages) and records Twilio's
-    answers in batches; a pool of threads only waits for each message's slot and makes
-    its Twilio call. The calls never touch the database, so many can be in flight at
-    once even on SQLite, whose single writer would otherwise make them queue.
+    This thread claims recipients ahead of time (creating their messages and reserving
+    their slots) and records Twilio's answers in batches. Each claimed call goes to a
+    pool thread at once; it waits for its slot and then for a free place among the
+    calls in flight (`CAMPAIGN_CONCURRENCY`). The calls never touch the database, so
+    many can be in flight at once even on SQLite, whose single writer would otherwise
+    make them queue, and the pace does not depend on how busy this thread is.
     """
 
     def __init__(self, batch_id: int, sender: str) -> None:
@@ -223,26 +230,37 @@ class Dispatcher:
         self.rate = settings.campaign_rate_mps
         self.concurrency = settings.campaign_concurrency
         self.pause_after = settings.campaign_pause_after_failures
-        self.per_claim = max(1, min(50, math.ceil(self.rate * LOOKAHEAD_SECONDS)))
-        # Claim a block once this many calls are free (1 for slow senders).
-        self.min_claim = max(1, min(self.per_claim, self.concurrency // 2))
-        self.failures = 0
+        # At most this many claimed calls wait for their slots (LOOKAHEAD_SECONDS' worth,
+        # each waiting in a pool thread).
+        self.ahead = max(1, min(MAX_AHEAD, math.ceil(self.rate * LOOKAHEAD_SECONDS)))
+        self.per_claim = max(1, min(MAX_CLAIM, self.ahead))
+        self.failures = 0  # calls refused in a row
+        self.accepted = False  # Twilio has accepted one of this dispatcher's calls
+        self.exhausted = False  # no pending recipient was left to claim
+        self.last_slot = 0.0  # the last slot claimed
+        self.last_at = 0.0  # when the last call was let go
+        self.min_gap = 1.0 / (self.rate * CATCH_UP)
         self.gateway = delivery.get_gateway()
+        self.lock = threading.Lock()
+        self.parked = 0  # handed to the pool, waiting for their slot
+        self.calling = 0  # in their Twilio call
+        self.places = threading.BoundedSemaphore(self.concurrency)
 
     def run(self) -> None:
         """Claim, pace and send until the batch is done or stopped.
 
-        A claimed recipient goes to the call pool at once (its thread waits for the
-        exact slot), so a pause stops everything not yet claimed. Claims take a block
-        once half the pool is free, or what is free when the sender's reserved slots
-        are about to run out; the loop records finished calls every TICK_SECONDS. The
-        database sees a few transactions a second whatever the rate, not one per
-        message.
+        Claims take a block of recipients while less than LOOKAHEAD_SECONDS of the
+        sender's slots are reserved; the loop records finished calls every
+        TICK_SECONDS. The database sees a few transactions a second whatever the
+        rate, not one per message. A pause, a cancel or a shutdown stops the claims;
+        what was already claimed (at most LOOKAHEAD_SECONDS of sending) still goes out
+        at its slot, because its messages exist and are promised to Twilio.
         """
         inflight: dict[Future[SentMessage], Claimed] = {}
         last_check, last_renew = 0.0, time.monotonic()
         status: str | None = "processing"
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="campaign") as pool:
+        threads = self.concurrency + self.ahead
+        with ThreadPoolExecutor(threads, thread_name_prefix="campaign") as pool:
             while True:
                 self._settle(inflight)
                 now = time.monotonic()
@@ -254,36 +272,86 @@ class Dispatcher:
                         last_renew = now
                 if status != "processing" or worker_stopping():
                     break
-                want = min(self.concurrency - len(inflight), self.per_claim)
-                lead = pacer_lead(self.sender) if want > 0 else LOOKAHEAD_SECONDS
-                # A block once enough calls are free, or whatever is free before the
-                # sender's slots run out (a slot not claimed in time is lost).
-                soon = lead < 2 * TICK_SECONDS
-                if want > 0 and lead <= LOOKAHEAD_SECONDS and (want >= self.min_claim or soon):
-                    claimed = claim(self.batch_id, self.sender, want, self.rate)
-                    for item in claimed:
-                        inflight[pool.submit(self._call, item)] = item
-                    if not claimed and not inflight:
-                        if _has_pending(self.batch_id):
-                            time.sleep(STATUS_CHECK_SECONDS)  # another dispatcher holds them
-                            continue
-                        break
-                    if claimed:
+                claimed = self._claim()
+                for item in claimed:
+                    with self.lock:
+                        self.parked += 1
+                    inflight[pool.submit(self._call, item)] = item
+                if claimed:
+                    continue
+                if not inflight and self.exhausted:
+                    if _has_pending(self.batch_id):
+                        time.sleep(STATUS_CHECK_SECONDS)  # another dispatcher holds them
+                        self.exhausted = False
                         continue
+                    break
                 time.sleep(TICK_SECONDS)
             self._settle(inflight, until_empty=True)
         if worker_stopping():
-            # The server is shutting down: what was in flight has finished; hand the
+            # The server is shutting down: what was claimed has been sent; hand the
             # batch back so the next start (its sweep) resumes it at once.
             _release(self.batch_id)
             return
         _finish(self.batch_id)
 
+    def _claim(self) -> list[Claimed]:
+        """Claim the next block of recipients when it is time."""
+        if self.exhausted:
+            return []
+        with self.lock:
+            parked, calling = self.parked, self.calling
+        if self.failures:
+            # Twilio is refusing: nothing ahead, so an automatic pause stops the rest.
+            want = 0 if parked else self.concurrency - calling
+        elif not self.accepted:
+            # Until Twilio has accepted a call, no more ahead than may be in flight.
+            want = min(self.ahead, self.concurrency) - parked
+        else:
+            want = self.ahead - parked
+        want = min(want, self.per_claim)
+        if want <= 0:
+            return []
+        # A block once the reserve has room for one, or whatever fits when the sender's
+        # slots are about to run out (a slot not claimed in time is lost). Our own
+        # reserve says when there is no need to ask; the shared pacer (other
+        # dispatchers of this sender may be ahead) decides.
+        own = self.last_slot - time.time()
+        if own >= LOW_WATER_SECONDS and (want < self.per_claim or own > LOOKAHEAD_SECONDS):
+            return []
+        lead = pacer_lead(self.sender)
+        if lead > LOOKAHEAD_SECONDS or (want < self.per_claim and lead >= LOW_WATER_SECONDS):
+            return []
+        claimed = claim(self.batch_id, self.sender, want, self.rate)
+        if claimed:
+            self.last_slot = claimed[-1].slot
+        elif not _has_pending(self.batch_id, ("pending",)):
+            # (A block can be all skipped, opted out.) Recipients never return to
+            # pending: once none is left, stop asking.
+            self.exhausted = True
+        return claimed
+
     def _call(self, item: Claimed) -> SentMessage:
+        """Wait for the slot, then for a place among the calls in flight, then call."""
         delay = item.slot - time.time()
         if delay > 0:
             time.sleep(delay)
-        return delivery.submit(self.gateway, item.message)
+        with self.places:
+            # A call made late (this process was busy) catches up, but at most CATCH_UP
+            # times faster than the rate: the sender never sees the late ones in a burst.
+            with self.lock:
+                at = max(time.time(), self.last_at + self.min_gap)
+                self.last_at = at
+            delay = at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            with self.lock:
+                self.parked -= 1
+                self.calling += 1
+            try:
+                return delivery.submit(self.gateway, item.message)
+            finally:
+                with self.lock:
+                    self.calling -= 1
 
     def _settle(
         self, inflight: dict[Future[SentMessage], Claimed], *, until_empty: bool = False
@@ -308,7 +376,7 @@ class Dispatcher:
                 failed.append((item, error))
         if sent:
             delivery.record_sent(sent)
-            self.failures = 0
+            self.failures, self.accepted = 0, True
         for item, error in failed:
             self._failed(item, error)
 
@@ -343,11 +411,11 @@ def _release(batch_id: int) -> None:
         )
 
 
-def _has_pending(batch_id: int) -> bool:
+def _has_pending(batch_id: int, states: tuple[str, ...] = ("pending", "claimed")) -> bool:
     with session_scope(write=False) as session:
         found = session.scalar(
             select(Recipient.id)
-            .where(Recipient.batch_id == batch_id, Recipient.status.in_(("pending", "claimed")))
+            .where(Recipient.batch_id == batch_id, Recipient.status.in_(states))
             .limit(1)
         )
     return found is not None

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from relaydesk.channels.sandbox import emulator, phone
 from relaydesk.channels.sandbox.runtime import start_emulator, stop_emulator
+from relaydesk.heap import settle_after_startup
 
 
 def create_sandbox_app(webhook_base: str | None = None) -> FastAPI:
@@ -17,6 +18,7 @@ def create_sandbox_app(webhook_base: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         start_emulator(webhook_base)
+        settle_after_startup()
         try:
             yield
         finally:
