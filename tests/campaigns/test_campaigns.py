@@ -279,9 +279,11 @@ def test_calls_waiting_for_their_slot_leave_the_places_to_calls_in_flight(
         # Two calls are held; more recipients are claimed behind them, and their slots
         # (1 ms apart) have come.
         wait_for(
-            lambda: calls["now"] == 2
-            and claimed() > 2 + 2 + 2
-            and time.time() > dispatcher.last_slot + 0.05,
+            lambda: (
+                calls["now"] == 2
+                and claimed() > 2 + 2 + 2
+                and time.time() > dispatcher.last_slot + 0.05
+            ),
             what="claims beyond the two held calls",
         )
         with lock:
