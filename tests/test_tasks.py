@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import select, text, update
 
 from relaydesk.messaging.models import Message
 from tests.conftest import missing, wait_for
@@ -53,6 +54,43 @@ def test_jobs_are_dropped_on_rollback(server: Any, db: Any) -> None:
         session.close()
     assert "messaging.deliver" not in queued_names()
     assert db.scalar(select(Message.id).where(Message.participant == "+48600100601")) is None
+
+
+def test_jobs_queued_in_a_savepoint_wait_for_the_real_commit(
+    server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A released savepoint is not a commit: other connections cannot see the rows yet.
+
+    (SQLAlchemy reports both as `after_commit`; a media job queued by an inbound
+    handler in its savepoint then ran before the message's files were committed, and
+    on PostgreSQL found nothing to do.) A savepoint rolled back drops its own jobs only.
+    """
+    from relaydesk import tasks
+    from relaydesk.db import get_write_sessionmaker
+
+    queued: list[tuple[str, tuple[Any, ...]]] = []
+    monkeypatch.setattr(
+        tasks, "enqueue", lambda name, *args, delay=None: queued.append((name, args))
+    )
+    session = get_write_sessionmaker()()
+    try:
+        session.execute(text("SELECT 1"))
+        with session.begin_nested():
+            tasks.enqueue_after_commit(session, "media.process", 1)
+        assert queued == []
+        with pytest.raises(RuntimeError), session.begin_nested():  # a handler that failed
+            tasks.enqueue_after_commit(session, "media.process", 2)
+            with session.begin_nested():
+                tasks.enqueue_after_commit(session, "media.process", 3)
+            raise RuntimeError("handler failed")
+        with session.begin_nested(), session.begin_nested():
+            tasks.enqueue_after_commit(session, "media.process", 4)
+        tasks.enqueue_after_commit(session, "media.process", 5)
+        assert queued == []
+        session.commit()
+        assert queued == [("media.process", (n,)) for n in (1, 4, 5)]
+    finally:
+        session.close()
 
 
 def test_sweep_delivers_a_message_whose_job_was_lost(server: Any, db: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from relaydesk.config import get_settings
 from relaydesk.heap import settle_after_startup
@@ -119,30 +119,58 @@ def enqueue(name: str, *args: Any, delay: float | None = None) -> None:
         wrapper(*args)
 
 
+@dataclass
+class _AfterCommit:
+    """A job waiting for its transaction; `owner` is the savepoint it was queued in."""
+
+    name: str
+    args: tuple[Any, ...]
+    delay: float | None
+    owner: SessionTransaction | None
+
+
 def enqueue_after_commit(
     session: Session, name: str, *args: Any, delay: float | None = None
 ) -> None:
-    """Queue a job once `session` commits; dropped if it rolls back."""
-    pending: list[tuple[str, tuple[Any, ...], float | None]] = session.info.setdefault(
-        "relaydesk_jobs", []
-    )
-    pending.append((name, args, delay))
+    """Queue a job once `session` really commits; dropped if its work is rolled back.
+
+    Inside a savepoint (`session.begin_nested()`) the job waits for the outer commit:
+    SQLAlchemy reports a released savepoint as a commit too, and a job queued then could
+    run before its rows are visible to other connections (on PostgreSQL it found a
+    message's files missing and left them pending). A savepoint rolled back drops only
+    the jobs queued inside it.
+    """
+    pending: list[_AfterCommit] = session.info.setdefault("relaydesk_jobs", [])
+    pending.append(_AfterCommit(name, args, delay, session.get_nested_transaction()))
 
 
 @event.listens_for(Session, "after_commit")
 def _flush_jobs(session: Session) -> None:
-    jobs = session.info.pop("relaydesk_jobs", None)
-    for name, args, delay in jobs or ():
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:
+        # A savepoint was released: its jobs now belong to the enclosing transaction.
+        parent = savepoint.parent
+        outer = parent if parent is not None and parent.nested else None
+        for job in session.info.get("relaydesk_jobs", ()):
+            if job.owner is savepoint:
+                job.owner = outer
+        return
+    for job in session.info.pop("relaydesk_jobs", None) or ():
         try:
-            enqueue(name, *args, delay=delay)
+            enqueue(job.name, *job.args, delay=job.delay)
         except Exception:
             # The rows are committed; the periodic sweeps pick the work up again.
-            log.exception("could not enqueue %s%s; the sweeper will retry", name, args)
+            log.exception("could not enqueue %s%s; the sweeper will retry", job.name, job.args)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_jobs(session: Session) -> None:
-    session.info.pop("relaydesk_jobs", None)
+    savepoint = session.get_nested_transaction()
+    if savepoint is None:
+        session.info.pop("relaydesk_jobs", None)
+        return
+    pending: list[_AfterCommit] = session.info.get("relaydesk_jobs", [])
+    pending[:] = [job for job in pending if job.owner is not savepoint]
 
 
 class EmbeddedConsumer(Consumer):  # type: ignore[misc]
