@@ -243,7 +243,6 @@ class Dispatcher:
         self.gateway = delivery.get_gateway()
         self.lock = threading.Lock()
         self.parked = 0  # handed to the pool, waiting for their slot
-        self.calling = 0  # in their Twilio call
         self.places = threading.BoundedSemaphore(self.concurrency)
 
     def run(self) -> None:
@@ -272,7 +271,7 @@ class Dispatcher:
                         last_renew = now
                 if status != "processing" or worker_stopping():
                     break
-                claimed = self._claim()
+                claimed = self._claim(len(inflight))
                 for item in claimed:
                     with self.lock:
                         self.parked += 1
@@ -294,20 +293,21 @@ class Dispatcher:
             return
         _finish(self.batch_id)
 
-    def _claim(self) -> list[Claimed]:
-        """Claim the next block of recipients when it is time."""
+    def _claim(self, unfinished: int) -> list[Claimed]:
+        """Claim the next block of recipients when it is time.
+
+        `unfinished`: claimed calls whose answers are not recorded yet.
+        """
         if self.exhausted:
             return []
-        with self.lock:
-            parked, calling = self.parked, self.calling
-        if self.failures:
-            # Twilio is refusing: nothing ahead, so an automatic pause stops the rest.
-            want = 0 if parked else self.concurrency - calling
-        elif not self.accepted:
-            # Until Twilio has accepted a call, no more ahead than may be in flight.
-            want = min(self.ahead, self.concurrency) - parked
+        if self.failures or not self.accepted:
+            # Until Twilio has accepted a call, and while it refuses them, nothing is
+            # claimed ahead: no more than may be in flight, so that an automatic pause
+            # leaves the rest pending.
+            want = self.concurrency - unfinished
         else:
-            want = self.ahead - parked
+            with self.lock:
+                want = self.ahead - self.parked
         want = min(want, self.per_claim)
         if want <= 0:
             return []
@@ -341,17 +341,11 @@ class Dispatcher:
             with self.lock:
                 at = max(time.time(), self.last_at + self.min_gap)
                 self.last_at = at
+                self.parked -= 1
             delay = at - time.time()
             if delay > 0:
                 time.sleep(delay)
-            with self.lock:
-                self.parked -= 1
-                self.calling += 1
-            try:
-                return delivery.submit(self.gateway, item.message)
-            finally:
-                with self.lock:
-                    self.calling -= 1
+            return delivery.submit(self.gateway, item.message)
 
     def _settle(
         self, inflight: dict[Future[SentMessage], Claimed], *, until_empty: bool = False
