@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -169,6 +170,7 @@ class _Syncer:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
 
     def report(self, message: str, *, force: bool = False) -> None:
         done = self.total.listed
@@ -196,7 +198,7 @@ class _Syncer:
             agents, cursors = list(run.agent_ids or []), dict(run.cursors or {})
             after, before = _unix(run.range_from), _unix(run.range_to)
             counts = _Counts(run.listed, run.fetched, run.created, run.updated)
-        try:
+        with _failing(run_id):
             for agent_id in agents:
                 state = cursors.get(agent_id) or {}
                 if state.get("done"):
@@ -220,12 +222,6 @@ class _Syncer:
                     )
                     if not page.has_more:
                         break
-        except RelaydeskError as exc:
-            _finish(run_id, "failed", exc.message)
-            raise
-        except Exception as exc:
-            _finish(run_id, "failed", f"{exc.__class__.__name__}: {exc}")
-            raise
         _finish(run_id, "done")
         return counts
 
@@ -355,6 +351,19 @@ def _replace_evaluations(session: Session, details: dict[str, dict[str, Any] | N
         session.execute(insert(VoiceEvaluation), rows)
 
 
+@contextmanager
+def _failing(run_id: int) -> Iterator[None]:
+    """A run whose work raises is marked failed with a readable reason; the error goes on."""
+    try:
+        yield
+    except RelaydeskError as exc:
+        _finish(run_id, "failed", exc.message)
+        raise
+    except Exception as exc:
+        _finish(run_id, "failed", f"{exc.__class__.__name__}: {exc}")
+        raise
+
+
 def _finish(run_id: int, status: str, error: str | None = None) -> None:
     with session_scope() as session:
         session.execute(
@@ -456,7 +465,6 @@ def run_sync(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
             syncer.run(run_id)
     finally:
         syncer.close()
-        syncer.client.close()
     syncer.report("Sync finished", force=True)
     return {
         "run_id": run_id,
@@ -496,28 +504,22 @@ def run_refetch(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     syncer = _Syncer(_client(config), progress)
     fetched = filled = 0
     try:
-        for offset in range(0, len(ids), REFETCH_BATCH):
-            if stopping():
-                _finish(run_id, "interrupted", "The worker stopped; start the re-fetch again")
-                break
-            batch = syncer.details(ids[offset : offset + REFETCH_BATCH])
-            found = {cid: data for cid, data in batch.items() if data is not None}
-            filled += _store_details(run_id, found, directions)
-            fetched += len(found)
-            progress(
-                offset + len(batch), len(ids), f"Fetched {fetched} of {len(ids)} conversations"
-            )
-        else:
-            _finish(run_id, "done")
-    except RelaydeskError as exc:
-        _finish(run_id, "failed", exc.message)
-        raise
-    except Exception as exc:
-        _finish(run_id, "failed", f"{exc.__class__.__name__}: {exc}")
-        raise
+        with _failing(run_id):
+            for offset in range(0, len(ids), REFETCH_BATCH):
+                if stopping():
+                    _finish(run_id, "interrupted", "The worker stopped; start the re-fetch again")
+                    break
+                batch = syncer.details(ids[offset : offset + REFETCH_BATCH])
+                found = {cid: data for cid, data in batch.items() if data is not None}
+                filled += _store_details(run_id, found, directions)
+                fetched += len(found)
+                progress(
+                    offset + len(batch), len(ids), f"Fetched {fetched} of {len(ids)} conversations"
+                )
+            else:
+                _finish(run_id, "done")
     finally:
         syncer.close()
-        syncer.client.close()
     progress(len(ids), len(ids), "Re-fetch finished", force=True)
     return {"run_id": run_id, "candidates": len(ids), "fetched": fetched, "numbers_found": filled}
 
