@@ -2,7 +2,8 @@
 
 The news files and the knowledge indexes both live in the data directory and are
 changed by jobs that may run in any worker process; these two helpers are what keeps
-a reader from seeing half a file and two writers from interleaving.
+a reader from seeing half a file and two writers from interleaving. `inside` is the
+one check every path built from a name passes before it is opened.
 """
 
 from __future__ import annotations
@@ -13,6 +14,37 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from relaydesk.errors import Invalid
+
+MAX_NAME_BYTES = 255  # the longest file name Linux file systems accept
+
+
+def inside(folder: Path, name: str) -> Path:
+    """`folder / name`, once proven to be an entry of `folder`; Invalid for any other name.
+
+    The name is refused when it could mean another folder (empty, '.', '..', a path
+    separator), when it holds a NUL byte or a control character, or when the path,
+    with every link followed, does not end directly inside `folder`.
+    """
+    shown = repr(name[:80])
+    if name in ("", ".", ".."):
+        raise Invalid(f"{shown} is not a name")
+    if any(ch in "/\\" or ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise Invalid(
+            f"{shown} is not a name: it must not contain '/', '\\', a NUL byte or another "
+            "control character"
+        )
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise Invalid(f"{shown} is too long for a name (at most {MAX_NAME_BYTES} bytes)")
+    path = folder / name
+    try:
+        leads_out = path.resolve().parent != folder.resolve()
+    except (OSError, RuntimeError):  # a loop of links
+        leads_out = True
+    if leads_out:
+        raise Invalid(f"{shown} leads outside its folder")
+    return path
 
 
 @contextmanager

@@ -94,8 +94,7 @@ def export_zip(root: Path, name: str) -> ExportedZip:
     The archive is complete before this returns, so a missing or damaged index is an
     exception here rather than a broken download.
     """
-    store.check_name(name)
-    path = root / name
+    path = store.index_path(root, name)
     if not path.is_dir():
         raise store.IndexNotFound(f"There is no index named '{name}'")
     for _ in range(3):

@@ -190,6 +190,11 @@ def check_name(name: str) -> str:
     return name
 
 
+def index_path(root: Path, name: str) -> Path:
+    """The folder of the index `name` under `root`; Invalid for a name that is not one."""
+    return ondisk.inside(root, check_name(name))
+
+
 # --- Listing, activating, deleting -------------------------------------------------------
 
 
@@ -327,8 +332,7 @@ _load_lock = threading.Lock()  # one load at a time: the same index is never rea
 
 def load(root: Path, name: str) -> LoadedIndex:
     """The index `name`, from memory while its files have not changed."""
-    check_name(name)
-    path = (root / name).absolute()
+    path = index_path(root, name).absolute()
     cached = _cached(path)
     if cached is not None:
         return cached
@@ -528,7 +532,7 @@ def build(
     total, message)` is called as chunks are embedded; an exception it raises aborts the
     build. The previous index stays as it was until the new one has been written whole.
     """
-    check_name(name)
+    index_path(root, name)
     started = time.monotonic()
     report = progress or _no_progress
     root.mkdir(parents=True, exist_ok=True)
@@ -696,7 +700,7 @@ def _settled_exists(path: Path) -> bool:
 
 
 def _existing(root: Path, name: str) -> Path:
-    path = root / name
+    path = index_path(root, name)
     if not path.is_dir() or path.is_symlink():
         raise IndexNotFound(f"There is no index named '{name}'")
     return path

@@ -14,7 +14,7 @@ from pathlib import Path
 from relaydesk.config import get_settings
 from relaydesk.ondisk import write_atomically
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def media_dir() -> Path:
@@ -24,7 +24,7 @@ def media_dir() -> Path:
 
 def path_of(sha256: str) -> Path:
     """The file holding the content with this digest (ValueError for anything else)."""
-    if not _SHA256.match(sha256):
+    if not _SHA256.fullmatch(sha256):
         raise ValueError("not a SHA-256 digest")
     return media_dir() / sha256[:2] / sha256
 

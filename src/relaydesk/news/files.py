@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from relaydesk.errors import Invalid, NotFound
 from relaydesk.news.sources import CATEGORY_PATTERN
-from relaydesk.ondisk import file_lock, write_atomically
+from relaydesk.ondisk import file_lock, inside, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,14 @@ def now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
+def category_file(directory: Path, category: str, kind: FileKind) -> Path:
+    """The path of a category's file; Invalid for a name that is not a category's."""
+    name = f"{category}.{kind}"
+    if not FILE_NAME.fullmatch(name):
+        raise Invalid(f"{category[:80]!r} is not a category name")
+    return inside(directory, name)
+
+
 # Reading ------------------------------------------------------------------------------
 
 
@@ -158,11 +166,12 @@ def _text(entry: dict[str, Any], key: str) -> str | None:
 
 def read_category(directory: Path, category: str) -> list[Article]:
     """The stored articles of a category (newest first), empty when it has none."""
+    text_path = category_file(directory, category, "txt")
     try:
-        content = (directory / f"{category}.txt").read_text(encoding="utf-8")
+        content = text_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
-    metadata = _read_metadata(directory / f"{category}.json")
+    metadata = _read_metadata(category_file(directory, category, "json"))
     articles = []
     for title, url, text in _parse_text(content):
         if not text:
@@ -206,12 +215,14 @@ def format_text(articles: Iterable[Article]) -> str:
 
 def write_category(directory: Path, category: str, articles: list[Article]) -> None:
     """Store a category's articles (in the order given) in its two files."""
+    text_path = category_file(directory, category, "txt")
+    json_path = category_file(directory, category, "json")
     directory.mkdir(parents=True, exist_ok=True)
     # The text first: it decides which articles exist, so a crash between the two
     # writes leaves texts whose metadata is missing rather than metadata without text.
-    write_atomically(directory / f"{category}.txt", format_text(articles).encode())
+    write_atomically(text_path, format_text(articles).encode())
     metadata = json.dumps([a.metadata() for a in articles], ensure_ascii=False, indent=2)
-    write_atomically(directory / f"{category}.json", metadata.encode())
+    write_atomically(json_path, metadata.encode())
 
 
 def directory_lock(directory: Path) -> contextlib.AbstractContextManager[None]:
@@ -226,10 +237,10 @@ def _entry(directory: Path, name: str) -> tuple[Path, os.stat_result] | None:
     """The path and status of a regular news file called `name`, or None."""
     if not FILE_NAME.fullmatch(name):
         return None
-    path = directory / name
     try:
+        path = inside(directory, name)
         status = path.lstat()
-    except FileNotFoundError:
+    except (Invalid, FileNotFoundError):
         return None
     # A symbolic link could point anywhere on the server.
     return (path, status) if stat.S_ISREG(status.st_mode) else None

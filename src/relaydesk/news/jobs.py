@@ -20,6 +20,7 @@ from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import Progress
 from relaydesk.knowledge import store
 from relaydesk.news import files, retrieval, scraper, service
+from relaydesk.news.sources import category_slugs
 from relaydesk.tasks import periodic
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ REFRESH = "news.refresh"  # scrape then build: what the daily schedule runs
 
 def start_scrape(session: Session, categories: list[str] | None, actor: str) -> Job:
     """Queue a scrape of all categories or the named ones (checked now, not in the worker)."""
-    service.categories(session, categories)
+    chosen = service.categories(session, categories)
+    if categories is not None:
+        categories = [c.name for c in chosen]  # stored as slugs, however they were typed
     job = jobs.start(session, SCRAPE, {"categories": categories}, actor)
     record(session, actor, "news.scrape.start", f"job:{job.id}", {"categories": categories})
     return job
@@ -40,6 +43,9 @@ def start_scrape(session: Session, categories: list[str] | None, actor: str) -> 
 def start_build(session: Session, name: str, categories: list[str] | None, actor: str) -> Job:
     """Queue an index build from the stored articles (of all or the named categories)."""
     store.check_name(name)
+    if categories is not None:
+        # Checked here, so that a name that is not one is a 422 and never a failed job.
+        categories = category_slugs(categories)
     params = {"name": name, "categories": categories}
     job = jobs.start(session, BUILD, params, actor)
     record(session, actor, "news.index.build", f"index:{name}", {"job": job.id})

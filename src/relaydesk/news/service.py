@@ -21,7 +21,7 @@ from relaydesk.admin.service import record
 from relaydesk.config import get_settings
 from relaydesk.errors import Conflict, Invalid, NotFound
 from relaydesk.news.models import NewsSource
-from relaydesk.news.sources import Category, Source, normalise_url
+from relaydesk.news.sources import Category, Source, category_slugs, normalise_url
 
 RETRIEVAL_KEY = "news.retrieval"
 SCHEDULE_KEY = "news.schedule"
@@ -114,9 +114,11 @@ def delete_source(session: Session, source_id: int, actor: str) -> None:
 
 
 def categories(session: Session, names: list[str] | None = None) -> list[Category]:
-    """The categories to scrape (all, or the named ones); Invalid for an unknown name."""
+    """The categories to scrape (all, or the named ones, by slug or label); Invalid for an
+    unknown name or one that is not a name."""
     groups = list_sources(session)
     if names is not None:
+        names = category_slugs(names)
         known = {g["category"] for g in groups}
         unknown = [n for n in names if n not in known]
         if unknown:

@@ -45,7 +45,18 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def category_slug(name: str) -> str:
-    """The file-safe name of a category: 'Poradnik Finansowy' → 'poradnik_finansowy'."""
+    """The file-safe name of a category: 'Poradnik Finansowy' → 'poradnik_finansowy'.
+
+    The one rule for category names, wherever they come from (API bodies, panel forms,
+    stored rows): a slug passes through unchanged, so checking a stored name is calling
+    this again.
+    """
+    shown = repr(name.strip()[:80])
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise Invalid(
+            f"category name {shown} must not contain control characters "
+            "(a line break, a tab or a NUL byte)"
+        )
     text = unicodedata.normalize("NFKD", name.strip().translate(_TRANSLITERATE))
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     slug = re.sub(r"\s+", "_", text)
@@ -55,14 +66,19 @@ def category_slug(name: str) -> str:
         return slug
     bad = sorted({ch for ch in slug if not (ch.isascii() and (ch.isalnum() or ch in "_-"))})
     if bad:
-        shown = " ".join(repr(ch) for ch in bad)
+        listed = " ".join(repr(ch) for ch in bad[:10])
         raise Invalid(
-            f"category name '{name}' may contain only letters, digits, spaces, '-' and '_' "
-            f"(not {shown})"
+            f"category name {shown} may contain only letters, digits, spaces, '-' and '_' "
+            f"(not {listed})"
         )
     if len(slug) > 63:
-        raise Invalid(f"category name '{name}' is too long (at most 63 characters)")
-    raise Invalid(f"category name '{name}' must start with a letter or a digit")
+        raise Invalid(f"category name {shown} is too long (at most 63 characters)")
+    raise Invalid(f"category name {shown} must start with a letter or a digit")
+
+
+def category_slugs(names: Iterable[str]) -> list[str]:
+    """Each name as its slug (`category_slug`), once each, in the order given."""
+    return list(dict.fromkeys(category_slug(name) for name in names))
 
 
 def check_url(url: str) -> str:

@@ -27,7 +27,7 @@ from relaydesk.voicebot.queries import ITEM_FIELDS, filtered, item_query
 
 BOM = "\ufeff"
 CSV_FIELDS = ITEM_FIELDS
-ARCHIVE_NAME = re.compile(r"^voicebot-\d{4}-(0[1-9]|1[0-2])\.csv$")
+ARCHIVE_NAME = re.compile(r"voicebot-\d{4}-(0[1-9]|1[0-2])\.csv")
 # A cell starting with one of these is a formula to Excel: free text is defused with a '.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TEXT_FIELDS = {"agent_name", "title", "summary"}
@@ -202,7 +202,7 @@ def archive_path(filename: str) -> Path:
     """The file of an archive; NotFound for any name that is not an archive's or that would
     lead out of the archive folder."""
     folder = archive_dir().resolve()
-    if not ARCHIVE_NAME.match(filename):
+    if not ARCHIVE_NAME.fullmatch(filename):
         raise NotFound("No such archive file")
     path = (folder / filename).resolve()
     if path.parent != folder or not path.is_file():
