@@ -7,11 +7,11 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import phonenumbers
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     worker_threads: int = Field(4, ge=1, le=64)
     max_send_attempts: int = Field(8, ge=1, le=50)
     send_claim_lease_seconds: float = Field(120.0, gt=0, le=3600)
+    # When to ask Twilio for the status of a sent message that has not become final
+    # (its callbacks may have come while the server was down): seconds after sending.
+    # Written "600,3600,43200,86400"; the last step is the last question.
+    status_check_after_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [600.0, 3600.0, 43200.0, 86400.0], max_length=20
+    )
 
     # AI and automatic answers.
     openai_api_key: str | None = None
@@ -140,6 +146,20 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"'{value}' must start with http:// or https://")
         return value
+
+    @field_validator("status_check_after_seconds", mode="before")
+    @classmethod
+    def _split_steps(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("status_check_after_seconds")
+    @classmethod
+    def _check_steps(cls, value: list[float]) -> list[float]:
+        if any(step <= 0 or step > 7 * 86400 for step in value):
+            raise ValueError("each step must be between 0 and 604800 seconds (7 days)")
+        return sorted(value)
 
     @field_validator("twilio_account_sid")
     @classmethod

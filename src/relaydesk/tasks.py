@@ -206,7 +206,13 @@ def start_embedded_worker() -> EmbeddedConsumer:
 
 def _sweep_soon() -> None:
     """Recover interrupted work right after a (re)start, not at the next minute."""
-    for name in ("messaging.sweep", "automation.sweep", "campaigns.sweep", "reminders.sweep"):
+    for name in (
+        "messaging.sweep",
+        "messaging.check_statuses",
+        "automation.sweep",
+        "campaigns.sweep",
+        "reminders.sweep",
+    ):
         if name in _registry.specs:
             try:
                 enqueue(name)

@@ -25,6 +25,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from relaydesk import owners
 from relaydesk.campaigns.models import Batch, Recipient, SendPacer
 from relaydesk.channels.twilio.gateway import GatewayError, SentMessage
 from relaydesk.config import get_settings
@@ -32,6 +33,7 @@ from relaydesk.db import Base, dialect_insert, session_scope, utcnow
 from relaydesk.errors import Conflict, RelaydeskError
 from relaydesk.messaging import delivery, queries
 from relaydesk.messaging import service as messaging
+from relaydesk.messaging.status import PENDING
 from relaydesk.tasks import stopping as worker_stopping
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ CATCH_UP = 1.05  # late calls go at most this many times faster than the rate
 STATUS_CHECK_SECONDS = 0.5
 TICK_SECONDS = 0.05  # how often the dispatcher records answers
 RATE_LIMIT_CODES = frozenset({429, 20429})
+# While earlier messages wait for a retry (Twilio unreachable), nothing new is claimed;
+# after this long the dispatcher hands the batch back to the minute sweep.
+HOLD_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def _start(batch_id: int) -> str | None:
             batch.status, batch.started_at = "processing", now
         if batch.status != "processing":
             return None
-        batch.dispatcher_until = now + lease()
+        batch.dispatcher_until, batch.dispatcher = now + lease(), owners.me()
         return batch.sender
 
 
@@ -85,7 +90,7 @@ def _status(batch_id: int, renew: bool) -> str | None:
         session.execute(
             update(Batch)
             .where(Batch.id == batch_id, Batch.status == "processing")
-            .values(dispatcher_until=utcnow() + lease())
+            .values(dispatcher_until=utcnow() + lease(), dispatcher=owners.me())
             .execution_options(synchronize_session=False)
         )
         return session.scalar(select(Batch.status).where(Batch.id == batch_id))
@@ -244,6 +249,13 @@ class Dispatcher:
         self.lock = threading.Lock()
         self.parked = 0  # handed to the pool, waiting for their slot
         self.places = threading.BoundedSemaphore(self.concurrency)
+        # Messages of this batch without an outcome that are not this dispatcher's calls
+        # in flight: left by a process that died, or waiting for a retry because Twilio
+        # could not be reached. Until they have one, nothing new is claimed: an outage
+        # must not hand the whole list to the retry queue (unpaced, and "completed").
+        self.waiting: set[int] = set()
+        self.held_since: float | None = None
+        self.last_wait_check = 0.0
 
     def run(self) -> None:
         """Claim, pace and send until the batch is done or stopped.
@@ -259,6 +271,8 @@ class Dispatcher:
         last_check, last_renew = 0.0, time.monotonic()
         status: str | None = "processing"
         threads = self.concurrency + self.ahead
+        self.waiting = set(_unresolved(self.batch_id))
+        handed_back = False
         with ThreadPoolExecutor(threads, thread_name_prefix="campaign") as pool:
             while True:
                 self._settle(inflight)
@@ -271,6 +285,12 @@ class Dispatcher:
                         last_renew = now
                 if status != "processing" or worker_stopping():
                     break
+                if self._held(now) and not inflight:
+                    if now - (self.held_since or now) >= HOLD_SECONDS:
+                        handed_back = True  # the minute sweep comes back for it
+                        break
+                    time.sleep(TICK_SECONDS)
+                    continue
                 claimed = self._claim(len(inflight))
                 for item in claimed:
                     with self.lock:
@@ -286,12 +306,40 @@ class Dispatcher:
                     break
                 time.sleep(TICK_SECONDS)
             self._settle(inflight, until_empty=True)
-        if worker_stopping():
-            # The server is shutting down: what was claimed has been sent; hand the
-            # batch back so the next start (its sweep) resumes it at once.
+        if worker_stopping() or handed_back:
+            # The server is shutting down (what was claimed has been sent), or earlier
+            # messages still wait for Twilio: hand the batch back to the sweep.
             _release(self.batch_id)
             return
         _finish(self.batch_id)
+
+    def _held(self, now: float) -> bool:
+        """True while earlier messages of the batch wait for an outcome (checked twice a second)."""
+        if not self.waiting:
+            self.held_since = None
+            return False
+        if now - self.last_wait_check >= STATUS_CHECK_SECONDS:
+            self.last_wait_check = now
+            with session_scope(write=False) as session:
+                states = queries.delivery_states(session, sorted(self.waiting))
+            for mid in list(self.waiting):
+                state = states.get(mid)
+                if state is not None and state["status"] == PENDING and state["sid"] is None:
+                    continue
+                self.waiting.discard(mid)
+                if state is None:
+                    continue  # deleted meanwhile
+                if state["sid"] is not None:
+                    self.failures, self.accepted = 0, True
+                else:
+                    # A retry gave up: a failure like a refusal.
+                    self._count_failure(state["error_message"])
+        if not self.waiting:
+            self.held_since = None
+            return False
+        if self.held_since is None:
+            self.held_since = now
+        return True
 
     def _claim(self, unfinished: int) -> list[Claimed]:
         """Claim the next block of recipients when it is time.
@@ -384,15 +432,24 @@ class Dispatcher:
                 item.message.id,
                 exc_info=error,
             )
+            self.waiting.add(item.message.id)
             return
         outcome = delivery.record_failure(item.message, error)
         if outcome.state == "retrying" and error.code in RATE_LIMIT_CODES:
             push_back(self.sender, 1.0)  # the message itself is retried with backoff
             return
+        if outcome.state == "retrying":
+            # Twilio could not be reached: wait for this message's retry before
+            # claiming anyone else.
+            self.waiting.add(item.message.id)
+            return
         if outcome.state in ("refused", "failed"):
-            self.failures += 1
-            if self.failures >= self.pause_after:
-                _auto_pause(self.batch_id, self.pause_after, outcome.error)
+            self._count_failure(outcome.error.message if outcome.error else None)
+
+    def _count_failure(self, detail: str | None) -> None:
+        self.failures += 1
+        if self.failures >= self.pause_after:
+            _auto_pause(self.batch_id, self.pause_after, detail)
 
 
 def _release(batch_id: int) -> None:
@@ -400,9 +457,28 @@ def _release(batch_id: int) -> None:
         session.execute(
             update(Batch)
             .where(Batch.id == batch_id)
-            .values(dispatcher_until=None)
+            .values(dispatcher_until=None, dispatcher=None)
             .execution_options(synchronize_session=False)
         )
+
+
+def _queued_messages(session: Session, batch_id: int) -> list[int]:
+    return [
+        mid
+        for mid in session.scalars(
+            select(Recipient.message_id).where(
+                Recipient.batch_id == batch_id, Recipient.status == "queued"
+            )
+        )
+        if mid is not None
+    ]
+
+
+def _unresolved(batch_id: int) -> list[int]:
+    """Messages of the batch that Twilio has neither accepted nor finally refused yet."""
+    with session_scope(write=False) as session:
+        states = queries.delivery_states(session, _queued_messages(session, batch_id))
+    return sorted(mid for mid, state in states.items() if state["status"] == PENDING)
 
 
 def _has_pending(batch_id: int, states: tuple[str, ...] = ("pending", "claimed")) -> bool:
@@ -415,8 +491,8 @@ def _has_pending(batch_id: int, states: tuple[str, ...] = ("pending", "claimed")
     return found is not None
 
 
-def _auto_pause(batch_id: int, count: int, error: object) -> None:
-    detail = getattr(error, "message", None) or "Twilio refused the messages"
+def _auto_pause(batch_id: int, count: int, detail: str | None) -> None:
+    detail = detail or "Twilio refused the messages"
     with session_scope() as session:
         changed = session.execute(
             update(Batch)
@@ -433,7 +509,10 @@ def _auto_pause(batch_id: int, count: int, error: object) -> None:
 
 
 def _finish(batch_id: int) -> None:
-    """Mark a batch completed (or failed, when nothing could be sent) once all are claimed."""
+    """Mark a batch completed (or failed, when nothing could be sent) once all have an outcome.
+
+    An outcome: accepted by Twilio, refused, skipped, or given up after the retries.
+    """
     now = utcnow()
     with session_scope() as session:
         batch = session.get(Batch, batch_id)
@@ -446,16 +525,15 @@ def _finish(batch_id: int) -> None:
         )
         if left is not None:
             return
-        queued = list(
-            session.scalars(
-                select(Recipient.message_id).where(
-                    Recipient.batch_id == batch_id, Recipient.status == "queued"
-                )
-            )
-        )
-        states = queries.delivery_states(session, [m for m in queued if m is not None])
+        queued = _queued_messages(session, batch_id)
+        states = queries.delivery_states(session, queued)
+        if any(s["status"] == PENDING for s in states.values()):
+            # Not every recipient has an outcome yet (a retry, or a claim of a process
+            # that died): "completed" would not be true. The sweep looks again.
+            batch.dispatcher_until, batch.dispatcher = None, None
+            return
         refused = all(s["status"] == "failed" and s["sid"] is None for s in states.values())
-        batch.finished_at, batch.dispatcher_until = now, None
+        batch.finished_at, batch.dispatcher_until, batch.dispatcher = now, None, None
         if not queued or (len(states) == len(queued) and refused):
             batch.status = "failed"
             batch.note = batch.note or "No message could be sent (all numbers skipped or refused)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
+from relaydesk import owners
 from relaydesk.campaigns import dispatch as dispatcher
 from relaydesk.campaigns.models import Batch
 from relaydesk.db import session_scope, utcnow
@@ -21,7 +22,15 @@ def sweep() -> None:
     """Restart campaigns whose dispatcher died (lease over) and start due scheduled ones."""
     now = utcnow()
     with session_scope(write=False) as session:
-        due = list(
+        # A dispatcher of a process that is gone from this machine: no need to wait.
+        running = session.execute(
+            select(Batch.id, Batch.dispatcher).where(
+                Batch.status == "processing", Batch.dispatcher_until >= now
+            )
+        ).all()
+        dead = set(owners.dead_among({owner for _, owner in running}))
+        due = [batch_id for batch_id, owner in running if owner in dead]
+        due += list(
             session.scalars(
                 select(Batch.id).where(
                     or_(

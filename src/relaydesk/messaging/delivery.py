@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from relaydesk import owners
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.errors import describe_error
 from relaydesk.channels.twilio.gateway import (
@@ -28,10 +29,11 @@ from relaydesk.channels.twilio.gateway import (
 )
 from relaydesk.config import get_settings
 from relaydesk.db import Base, session_scope, utcnow
+from relaydesk.messaging import reconcile
 from relaydesk.messaging.ingest import lock_sids
 from relaydesk.messaging.models import Message, MessageEvent
 from relaydesk.messaging.service import send_time_refusal
-from relaydesk.messaging.status import PENDING, SCHEDULED, can_move
+from relaydesk.messaging.status import FINAL, PENDING, SCHEDULED, can_move
 from relaydesk.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
@@ -186,6 +188,7 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
         .values(
             attempts=Message.attempts + 1,
             submit_started_at=now,
+            claimed_by=owners.me(),
             # Remember what we are about to do; a crash leaves this mark behind.
             submit_state="in_flight",
             # If this process dies mid-call, the sweeper retries after the lease.
@@ -201,6 +204,39 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
     assert msg is not None
     session.refresh(msg)
     return msg, before.submit_state == "in_flight"
+
+
+def release_abandoned(session: Session) -> int:
+    """Make the claims of processes that died on this machine due now; returns how many.
+
+    Their Twilio calls died with them, so nobody is waiting for the lease to protect a
+    call in flight. The message keeps its in-flight mark: the next attempt still asks
+    Twilio whether the call got there before sending anything.
+    """
+    holders = set(
+        session.scalars(
+            select(Message.claimed_by)
+            .where(Message.status == PENDING, Message.submit_started_at.is_not(None))
+            .distinct()
+        )
+    )
+    dead = owners.dead_among(holders)
+    if not dead:
+        return 0
+    now = utcnow()
+    released = session.execute(
+        update(Message)
+        .where(
+            Message.status == PENDING,
+            Message.submit_started_at.is_not(None),
+            Message.claimed_by.in_(dead),
+        )
+        .values(submit_started_at=None, claimed_by=None, next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if released:
+        log.warning("took over %s message claim(s) of processes that are gone", released)
+    return int(released or 0)
 
 
 def _refused_at_send_time(session: Session, msg: Message) -> bool:
@@ -258,13 +294,20 @@ def record_sent(items: list[Sent]) -> None:
     if not items:
         return
     now = utcnow()
+    check_at = reconcile.first_check(now)
     with session_scope() as session:
         lock_sids(session, [item.sid for item in items])
         conn = session.connection()
         conn.execute(
             _store_sid,
             [
-                {"mid": item.message_id, "new_sid": item.sid, "segments": item.segments, "at": now}
+                {
+                    "mid": item.message_id,
+                    "new_sid": item.sid,
+                    "segments": item.segments,
+                    "at": now,
+                    "check_at": check_at,
+                }
                 for item in items
             ],
         )
@@ -288,6 +331,7 @@ _store_sid = (
         sid=bindparam("new_sid"),
         submit_state="submitted",
         next_attempt_at=None,
+        status_check_at=bindparam("check_at"),
         error_code=None,
         error_message=None,
         num_segments=func.coalesce(bindparam("segments", type_=Integer), _messages.c.num_segments),
@@ -353,6 +397,8 @@ def _replay_early_batch(session: Session, by_sid: dict[str, int]) -> None:
             "status_changed_at": change["at"],
             "updated_at": change["at"],
         }
+        if change["status"] in FINAL:
+            values["status_check_at"] = None
         code = change.get("error_code")
         if code:
             values["error_code"] = code

@@ -397,6 +397,8 @@ def apply_status(
     if not st.can_move(current, new):
         return False
     values: dict[str, Any] = {"status": new, "status_changed_at": at, "updated_at": at}
+    if new in st.FINAL:
+        values["status_check_at"] = None  # nothing more to ask Twilio
     if error_code:
         values["error_code"] = error_code
         values["error_message"] = describe_error(error_code)

@@ -78,6 +78,13 @@ class Message(Base):
             sqlite_where=text("status = 'scheduled'"),
             postgresql_where=text("status = 'scheduled'"),
         ),
+        # Sent messages whose status Twilio has not reported as final yet (reconciliation).
+        Index(
+            "ix_messages_status_check",
+            "status_check_at",
+            sqlite_where=text("status_check_at IS NOT NULL"),
+            postgresql_where=text("status_check_at IS NOT NULL"),
+        ),
         Index(
             "ix_messages_unprocessed",
             "id",
@@ -118,6 +125,11 @@ class Message(Base):
     # None, "in_flight" (Twilio may have it: reconcile before retrying), "not_sent",
     # "submitted" or "refused".
     submit_state: Mapped[str | None] = mapped_column(String(12))
+    # The process holding the claim (relaydesk.owners): a dead one's claim is taken over
+    # at once instead of after the lease.
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    # When to ask Twilio for this message's status, while it is not final (None: never).
+    status_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

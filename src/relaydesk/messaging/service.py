@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from relaydesk import owners
 from relaydesk.admin import service as audit
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.config import get_settings
@@ -186,6 +187,7 @@ def send_many(
                 "attempts": 1 if claimed else 0,
                 "submit_state": "in_flight" if claimed else None,
                 "submit_started_at": now if claimed else None,
+                "claimed_by": owners.me() if claimed else None,
                 "next_attempt_at": now + claimed_for
                 if claimed_for is not None
                 else (r.send_at or now),

@@ -19,6 +19,8 @@ RANK: dict[str, int] = {
     "failed": 5,
     "read": 6,
 }
+# Nothing follows these (a delivered WhatsApp message may still be read; we do not wait).
+FINAL = frozenset({"delivered", "undelivered", "failed", "read", "canceled"})
 CANCELABLE_FROM = frozenset({"scheduled", "queued", "accepted"})
 INBOUND_STATUSES = frozenset({"receiving", "received"})
 KNOWN = frozenset(RANK) | {"canceled"} | INBOUND_STATUSES

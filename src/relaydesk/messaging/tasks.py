@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from relaydesk.db import session_scope, utcnow
-from relaydesk.messaging import delivery, hooks, spool
+from relaydesk.messaging import delivery, hooks, reconcile, spool
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.status import PENDING, SCHEDULED
 from relaydesk.tasks import enqueue, periodic, task
@@ -53,6 +53,8 @@ def inbound_received(message_ids: list[int]) -> None:
 @periodic("messaging.sweep", minutes="*")
 def sweep() -> None:
     """Re-queue work whose job was lost (crash between commit and enqueue, or a restart)."""
+    with session_scope() as session:
+        delivery.release_abandoned(session)
     now = utcnow()
     with session_scope(write=False) as session:
         due = session.scalars(
@@ -85,3 +87,9 @@ def sweep() -> None:
     with session_scope() as session:
         delivery.replay_orphan_events(session)
     spool.replay()
+
+
+@periodic("messaging.check_statuses", minutes="*")
+def check_statuses() -> None:
+    """Ask Twilio for the statuses of sent messages that never became final."""
+    reconcile.check_due(delivery.get_gateway())

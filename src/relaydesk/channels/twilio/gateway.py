@@ -179,6 +179,7 @@ class RemoteMessage:
     body: str
     status: str
     date_created: datetime | None
+    error_code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -252,17 +253,13 @@ class TwilioGateway:
         """Messages Twilio holds for `to` created on or after the day of `since`."""
         with _translated_errors():
             items = self.client.messages.list(to=to, date_sent_after=since, limit=limit)
-        return [
-            RemoteMessage(
-                sid=str(m.sid),
-                to=str(m.to),
-                from_=str(m.from_),
-                body=str(m.body or ""),
-                status=str(m.status),
-                date_created=m.date_created,
-            )
-            for m in items
-        ]
+        return [_remote(m) for m in items]
+
+    def fetch_message(self, sid: str) -> RemoteMessage:
+        """One message as Twilio has it now (its current status); GatewayError if not."""
+        with _translated_errors():
+            found = self.client.messages(sid).fetch()
+        return _remote(found)
 
     def fetch_account(self) -> RemoteAccount:
         """The account of the client's credentials; raises GatewayError like the others."""
@@ -280,6 +277,19 @@ class TwilioGateway:
         with _translated_errors():
             items = self.client.content.v1.contents.list(limit=limit, page_size=100)
         return [_template(item) for item in items]
+
+
+def _remote(m: Any) -> RemoteMessage:
+    code = m.error_code
+    return RemoteMessage(
+        sid=str(m.sid),
+        to=str(m.to),
+        from_=str(m.from_),
+        body=str(m.body or ""),
+        status=str(m.status),
+        date_created=m.date_created,
+        error_code=int(code) if code not in (None, "", 0, "0") else None,
+    )
 
 
 def _template(item: Any) -> ContentTemplate:

@@ -1,0 +1,190 @@
+"""Real relaydesk processes for crash tests: started, killed with SIGKILL, started again.
+
+A deployment is what a user runs: the default `relaydesk serve` (in-process worker,
+SQLite queue), or `serve --no-worker` plus `relaydesk worker` with Redis. Its database is
+a SQLite file in its data directory, or a new database in the suite's PostgreSQL
+cluster when the suite runs on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.conftest import AUTH_TOKEN, BACKEND, missing, wait_for
+from tests.pgserver import free_port
+
+CLI = [sys.executable, "-m", "relaydesk.cli"]
+ACCOUNT_SID = "AC" + "7e" * 16
+
+
+def database_url(data_dir: Path) -> str:
+    """A new, empty database for one deployment on the suite's backend."""
+    if BACKEND != "postgresql":
+        return f"sqlite:///{data_dir}/app.db"
+    import psycopg
+
+    parts = urlsplit(os.environ["DATABASE_URL"].replace("+psycopg", ""))
+    name = f"crash_{secrets.token_hex(6)}"
+    admin = f"host={parts.hostname} port={parts.port} user={parts.username} dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # a fixed-shape generated name
+    return f"postgresql+psycopg://{parts.username}@{parts.hostname}:{parts.port}/{name}"
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway redis-server on loopback; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        missing("redis-server is not installed")
+    assert binary is not None
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        wait_for(lambda: _redis_up(port), timeout=30, what="redis-server")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _redis_up(port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(port=port).ping())
+    except redis.RedisError:
+        return False
+
+
+class Deployment:
+    """One installation (data directory, database, port) whose processes can be killed."""
+
+    def __init__(self, data_dir: Path, *, redis_url: str | None = None, **env: str) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.split = redis_url is not None
+        self.env = {
+            **os.environ,
+            "DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url(data_dir),
+            "PORT": str(self.port),
+            "TWILIO_MODE": "sandbox",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "LOG_LEVEL": "INFO",
+            **({"REDIS_URL": redis_url} if redis_url else {}),
+            **env,
+        }
+        for name in ("WORKER_THREADS", "SANDBOX_STATUS_DELAY_MS"):
+            if name not in env:
+                self.env.pop(name, None)  # the suite's own tuning, not a user's default
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[IO[bytes]] = []
+        self.run("migrate")
+        made = self.run("token", "create", "crash-test", "--role", "operator")
+        self.token = made.strip().splitlines()[-1]
+
+    def run(self, *args: str) -> str:
+        """Run a CLI command of this installation; its standard output."""
+        done = subprocess.run(
+            [*CLI, *args], env=self.env, check=True, capture_output=True, text=True, timeout=180
+        )
+        return done.stdout
+
+    def start(self) -> None:
+        """Start the processes (serve, or serve --no-worker + worker) and wait until up."""
+        commands = [["serve", "--no-worker"], ["worker"]] if self.split else [["serve"]]
+        for args in commands:
+            log = (self.data_dir / f"process{len(self.logs)}.log").open("wb")
+            self.logs.append(log)
+            self.processes.append(
+                subprocess.Popen([*CLI, *args], env=self.env, stdout=log, stderr=log)
+            )
+        wait_for(self.up, timeout=90, what="the server to answer /health")
+
+    def up(self) -> bool:
+        """True when the web process answers its health check."""
+        try:
+            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL every process, as a power cut or the OOM killer would."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        self.processes.clear()
+
+    def stop(self) -> None:
+        """Stop the processes politely (end of the test)."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        self.processes.clear()
+        for log in self.logs:
+            log.close()
+
+    def client(self) -> httpx.Client:
+        """An API client with an operator token."""
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
+
+    def emulator_messages(self) -> list[Any]:
+        """The emulator's own Messages list (what "Twilio" accepted), through the twilio SDK."""
+        from relaydesk.channels.twilio.gateway import make_client
+
+        client = make_client(f"{self.url}/sandbox/twilio", ACCOUNT_SID, AUTH_TOKEN)
+        return [m for m in client.messages.list(page_size=1000) if m.direction != "inbound"]
+
+    def sent_to(self) -> Counter[str]:
+        """How many messages the emulator accepted for each number."""
+        return Counter(str(m.to) for m in self.emulator_messages())
+
+    def logs_text(self) -> str:
+        """Everything the processes printed (for failure messages)."""
+        return "\n".join(
+            path.read_text(errors="replace")[-4000:]
+            for path in sorted(self.data_dir.glob("process*.log"))
+        )
+
+
+def wait_until(check: Any, timeout: float, what: str, deployment: Deployment) -> Any:
+    """wait_for, with the processes' output in the failure message."""
+    try:
+        return wait_for(check, timeout=timeout, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- process output ---\n{deployment.logs_text()}") from None
+
+
+def poll(seconds: float) -> None:
+    """Pause between two looks at a running system (not a timing assertion)."""
+    time.sleep(seconds)
