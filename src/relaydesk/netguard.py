@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 
 class BlockedAddress(ValueError):
@@ -42,3 +45,54 @@ def check_public_url(url: str, *, setting: str) -> None:
             f"{parts.hostname} resolves to the internal address {found}; requests to the "
             f"server's own network are refused unless {setting}=true"
         )
+
+
+def check_peer(event: str, info: dict[str, Any], *, setting: str) -> None:
+    """httpcore trace hook: refuse (BlockedAddress) a new connection to an internal address.
+
+    Called once the TCP connection stands and before the request is written, so nothing
+    is sent to such an address, whatever the name resolved to when it was checked.
+    """
+    if event != "connection.connect_tcp.complete":
+        return
+    stream = info.get("return_value")
+    if stream is None:
+        return
+    peer = stream.get_extra_info("server_addr")
+    found = internal_address(str(peer[0])) if peer else None
+    if peer and found is None:
+        return
+    stream.close()
+    reached = f"the internal address {found}" if found else "an address that cannot be checked"
+    raise BlockedAddress(
+        f"the connection reached {reached}; requests to the server's own network are "
+        f"refused unless {setting}=true"
+    )
+
+
+class BlockedConnection(httpx.ConnectError):
+    """A connection GuardedTransport refused; clients see it as a failed connection."""
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """An httpx transport that sends nothing over a connection to an internal address.
+
+    The check is on the address each new connection really reached, so a name that
+    resolves to a public address for a check and to an internal one a moment later
+    (DNS rebinding), or a redirect into the network, gets nothing either.
+    """
+
+    def __init__(self, *, setting: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._setting = setting
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` over a connection whose peer has been checked."""
+        request.extensions = {**request.extensions, "trace": self._trace}
+        try:
+            return super().handle_request(request)
+        except BlockedAddress as exc:
+            raise BlockedConnection(str(exc), request=request) from None
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        check_peer(event, info, setting=self._setting)

@@ -15,8 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
+
+import httpx
+
+from relaydesk.config import get_settings
+from relaydesk.netguard import BlockedConnection, GuardedTransport
 
 if TYPE_CHECKING:
     import openai
@@ -31,6 +36,7 @@ LOCAL_CONTEXT_TOKENS = 2048
 # OpenAI-compatible servers without authentication still need a bearer value.
 _PLACEHOLDER_KEY = "not-needed"
 _OPENAI_URL = "https://api.openai.com/v1"
+PRIVATE_NETWORKS_SETTING = "LLM_ALLOW_PRIVATE_NETWORKS"
 
 
 @dataclass(frozen=True)
@@ -129,12 +135,44 @@ def retrying(call: Callable[[], T], *, label: str, retries: int, backoff_seconds
 
 
 @functools.lru_cache(maxsize=8)
-def _openai_client(api_key: str, base_url: str, timeout: float) -> openai.OpenAI:
-    """One client (and connection pool) per key, server and timeout."""
+def _openai_client(api_key: str, base_url: str, timeout: float, guarded: bool) -> openai.OpenAI:
+    """One client (and connection pool) per key, server, timeout and guard."""
     import openai
 
+    # The guard sits in the transport, so it holds for every connection the client
+    # opens (retries and redirects too), not only for the address checked when saved.
+    http_client = (
+        httpx.Client(
+            transport=GuardedTransport(setting=PRIVATE_NETWORKS_SETTING),
+            timeout=timeout,
+            follow_redirects=True,
+        )
+        if guarded
+        else None
+    )
     # max_retries=0: complete() owns retrying, so attempts and backoff are counted once.
-    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+    return openai.OpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=0,
+        # openai 3 types this as an httpx2 client and accepts an httpx one, as openai 2 does.
+        http_client=cast(Any, http_client),
+    )
+
+
+def guarded(base_url: str | None) -> bool:
+    """Whether requests to `base_url` may reach only public addresses.
+
+    The deployer's own OPENAI_BASE_URL (an Ollama on the same machine) is trusted; any
+    other address was typed in the panel, and the API key goes there only while it is
+    public, unless LLM_ALLOW_PRIVATE_NETWORKS=true. Read at every use: a server
+    restarted without the setting stops using a private address saved while it was on.
+    """
+    settings = get_settings()
+    return bool(base_url) and not (
+        settings.llm_allow_private_networks or base_url == settings.openai_base_url
+    )
 
 
 def openai_client(config: LLMConfig) -> openai.OpenAI:
@@ -148,7 +186,10 @@ def openai_client(config: LLMConfig) -> openai.OpenAI:
     except ImportError:
         raise LLMNotConfigured("The OpenAI provider needs the openai package") from None
     return _openai_client(
-        config.api_key or _PLACEHOLDER_KEY, config.base_url or _OPENAI_URL, config.timeout
+        config.api_key or _PLACEHOLDER_KEY,
+        config.base_url or _OPENAI_URL,
+        config.timeout,
+        guarded(config.base_url),
     )
 
 
@@ -197,6 +238,8 @@ def openai_error(config: LLMConfig, exc: openai.APIError) -> LLMError:
         return LLMError(
             f"The AI provider did not answer within {config.timeout:g} s", transient=True
         )
+    if isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, BlockedConnection):
+        return LLMNotConfigured(f"{who} was not asked: {exc.__cause__}")
     if isinstance(exc, openai.APIConnectionError):
         return LLMError(f"Could not connect to {who}", transient=True)
     if not isinstance(exc, openai.APIStatusError):

@@ -166,22 +166,11 @@ class Fetcher:
             raise FetchError(f"'{url}' is not a valid address") from None
 
     def _check_peer(self, event: str, info: dict[str, Any]) -> None:
-        """Refuse a new connection that ended up at an internal address after all.
-
-        Called by httpcore's trace hook once the TCP connection stands and before the
-        request is written, so nothing is sent to such an address.
-        """
-        if event != "connection.connect_tcp.complete":
-            return
-        stream = info.get("return_value")
-        peer = stream.get_extra_info("server_addr") if stream is not None else None
-        if stream is not None and peer and netguard.internal_address(str(peer[0])) is not None:
-            stream.close()
-            raise FetchError(
-                f"refused: the connection reached the internal address {peer[0]}; "
-                f"requests to the server's own network are refused unless {SETTING}=true",
-                skipped=True,
-            )
+        """Refuse a new connection that ended up at an internal address after all."""
+        try:
+            netguard.check_peer(event, info, setting=SETTING)
+        except netguard.BlockedAddress as exc:
+            raise FetchError(f"refused: {exc}", skipped=True) from None
 
     def _redirect_target(self, url: str, location: str) -> str:
         try:
