@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import OperationalError
 
 from relaydesk.messaging.models import Message
 from tests.conftest import missing, wait_for
@@ -172,7 +173,9 @@ def test_webhook_is_spooled_when_the_database_fails(
     original = writer.write_batch
 
     def broken(records: Any) -> str:
-        raise RuntimeError("disk I/O error")
+        # What SQLite raises when its disk fails (the database is unavailable, not the
+        # webhook at fault: it waits in the spool rather than among the dead letters).
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
     writer.write_batch = broken  # type: ignore[assignment]
     try:

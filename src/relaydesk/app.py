@@ -21,6 +21,7 @@ from relaydesk.config import get_settings
 from relaydesk.db import database_kind, get_engine
 from relaydesk.errors import RelaydeskError
 from relaydesk.heap import settle_after_startup
+from relaydesk.messaging import spool
 from relaydesk.messaging.api import router as messaging_router
 from relaydesk.messaging.writer import get_writer
 from relaydesk.web.errors import is_panel_request, panel_error, panel_invalid
@@ -225,6 +226,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         except Exception:
             log.exception("health check: database unreachable")
             db_ok = False
+        spooled = spool.counts()
         body = {
             "status": "ok" if db_ok else "error",
             "version": __version__,
@@ -232,6 +234,9 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
             "twilio_mode": current_account().mode,
             "signature_validation": settings.twilio_validate_signature,
             "webhook_backlog": get_writer().backlog(),
+            # Webhooks on disk: waiting for the database, and dead letters for an admin.
+            "spool_backlog": spooled.waiting,
+            "dead_letters": spooled.dead,
             "warnings": settings.warnings(),
         }
         return JSONResponse(body, status_code=200 if db_ok else 503)

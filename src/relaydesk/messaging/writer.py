@@ -40,15 +40,18 @@ class WebhookWriter:
     def __init__(self) -> None:
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._replayer = spool.Replayer()
 
     def start(self) -> None:
-        """Start the writer thread."""
+        """Start the writer thread, and the spool's replay (a web process may run no sweep)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
             self._thread.start()
+        self._replayer.start()
 
     def stop(self) -> None:
         """Finish what is queued, then stop."""
+        self._replayer.stop()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
@@ -59,7 +62,7 @@ class WebhookWriter:
         return self._queue.qsize()
 
     async def submit(self, record: InboundRecord | StatusRecord) -> str:
-        """Store one webhook; returns "stored" or "spooled" once it is durable."""
+        """Store one webhook; returns "stored", "spooled" or "dead" once it is on disk."""
         if self._thread is None:
             result = await asyncio.to_thread(_write_one, record)
             if isinstance(result, BaseException):
@@ -92,12 +95,26 @@ class WebhookWriter:
         try:
             outcome = write_batch([item.record for item in batch])
             results: list[str | BaseException] = [outcome] * len(batch)
-        except Exception:
-            log.exception("batch of %d webhooks failed; storing them one by one", len(batch))
-            results = [_write_one(item.record) for item in batch]
+        except Exception as exc:
+            if spool.is_transient(exc):
+                # The database is unavailable: trying each webhook again would only make
+                # every request wait once more for the same lock or connection.
+                log.warning(
+                    "database unavailable (%s); spooling %d webhooks",
+                    spool.describe(exc),
+                    len(batch),
+                )
+                results = [_set_aside(item.record, exc) for item in batch]
+            else:
+                log.exception("batch of %d webhooks failed; storing them one by one", len(batch))
+                results = [_write_one(item.record) for item in batch]
         for item, result in zip(batch, results, strict=True):
             if item.loop is not None and item.future is not None:
                 item.loop.call_soon_threadsafe(_resolve, item.future, result)
+
+    def replay_soon(self) -> None:
+        """Replay the spool now rather than at the next period."""
+        self._replayer.wake()
 
 
 def _resolve(future: asyncio.Future[str], result: str | BaseException) -> None:
@@ -125,13 +142,25 @@ def _write_one(record: InboundRecord | StatusRecord) -> str | BaseException:
     try:
         return write_batch([record])
     except Exception as exc:
-        log.exception("could not store webhook %s; spooling it", record.sid)
-        try:
-            spool.write("inbound" if isinstance(record, InboundRecord) else "status", record.raw)
-        except OSError:
-            log.exception("spooling failed too")
-            return exc
-        return "spooled"
+        if not spool.is_transient(exc):
+            log.exception("could not store webhook %.64r", record.sid)
+        return _set_aside(record, exc)
+
+
+def _set_aside(record: InboundRecord | StatusRecord, error: BaseException) -> str | BaseException:
+    """Keep a webhook the database did not take on disk: "spooled", "dead" or the error.
+
+    Only a webhook that is on disk may be acknowledged; the error becomes a 5xx.
+    """
+    try:
+        if spool.is_transient(error):
+            spool.keep(record)
+            return "spooled"
+        spool.bury(record, error)
+        return "dead"
+    except Exception:
+        log.exception("could not write webhook %.64r to the spool either", record.sid)
+        return error
 
 
 _writer: WebhookWriter | None = None

@@ -12,82 +12,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaydesk.channels.twilio.account import TwilioAccount, current_account_async
+from relaydesk.channels.twilio.parsing import BadWebhook, parse_inbound, parse_status
+from relaydesk.channels.twilio.parsing import media_of as media_of  # media reads files with it
 from relaydesk.channels.twilio.signature import SignatureChecker
 from relaydesk.config import get_settings
-from relaydesk.contacts.numbers import WHATSAPP_PREFIX, loose_e164
-from relaydesk.messaging.ingest import InboundRecord, StatusRecord, opt_out_keyword
-from relaydesk.messaging.status import KNOWN
+from relaydesk.messaging.ingest import InboundRecord, StatusRecord
 from relaydesk.messaging.writer import get_writer
 
 log = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_WEBHOOK_BYTES = 64 * 1024
-MAX_MEDIA = 10
-
-
-class BadWebhook(ValueError):
-    """The webhook lacks what Twilio always sends."""
-
-
-def parse_inbound(params: dict[str, str]) -> InboundRecord:
-    """Turn inbound webhook parameters into a record (every parameter is kept in `raw`)."""
-    sid = params.get("MessageSid") or params.get("SmsMessageSid") or params.get("SmsSid")
-    from_addr, to_addr = params.get("From", ""), params.get("To", "")
-    if not sid or not from_addr or not to_addr:
-        raise BadWebhook("an inbound webhook needs MessageSid, From and To")
-    whatsapp = from_addr.lower().startswith(WHATSAPP_PREFIX)
-    media = media_of(params)
-    try:
-        segments = max(int(params.get("NumSegments") or 1), 1)
-    except ValueError:
-        segments = 1
-    body = params.get("Body", "")
-    return InboundRecord(
-        sid=sid[:64],
-        channel="whatsapp" if whatsapp else ("mms" if media else "sms"),
-        contact_channel="whatsapp" if whatsapp else "sms",
-        participant=loose_e164(from_addr),
-        from_addr=from_addr[:64],
-        to_addr=to_addr[:64],
-        body=body,
-        media=media,
-        num_segments=segments,
-        profile_name=(params.get("ProfileName") or None),
-        opt_out=opt_out_keyword(body, params.get("OptOutType")),
-        raw=params,
-    )
-
-
-def media_of(params: dict[str, str]) -> list[dict[str, str]]:
-    """The files of an inbound webhook: `{url, content_type}` for each MediaUrlN (≤ 10)."""
-    try:
-        num_media = min(int(params.get("NumMedia") or 0), MAX_MEDIA)
-    except ValueError:
-        num_media = 0
-    return [
-        {"url": params[f"MediaUrl{i}"], "content_type": params.get(f"MediaContentType{i}", "")}
-        for i in range(num_media)
-        if params.get(f"MediaUrl{i}")
-    ]
-
-
-def parse_status(params: dict[str, str], idempotency_token: str | None) -> StatusRecord:
-    """Turn status-callback parameters into a record."""
-    sid = params.get("MessageSid") or params.get("SmsSid")
-    status = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
-    if not sid or not status:
-        raise BadWebhook("a status callback needs MessageSid and MessageStatus")
-    if status not in KNOWN:
-        log.warning("unknown message status %r for %s; stored as an event only", status, sid)
-    code = params.get("ErrorCode", "")
-    return StatusRecord(
-        sid=sid[:64],
-        status=status,
-        error_code=int(code) if code.isdigit() and int(code) > 0 else None,
-        raw=params,
-        idempotency_token=idempotency_token,
-    )
 
 
 def candidate_urls(request: Request, account: TwilioAccount) -> list[str]:
