@@ -1,4 +1,4 @@
-"""The `relaydesk` command: serve, worker, migrate, users, tokens, backup, sandbox."""
+"""The `relaydesk` command: serve, worker, migrate, users, tokens, spool, backup, sandbox."""
 
 from __future__ import annotations
 
@@ -372,6 +372,102 @@ def token_revoke(token_id: int) -> None:
         revoked = auth.revoke_token(session, token_id, "cli")
         name = revoked.name
     click.echo(f"revoked token {token_id} ({name})")
+
+
+@main.group()
+def spool() -> None:
+    """Webhooks kept on disk: waiting for the database, or dead letters."""
+
+
+@spool.command("status")
+@friendly
+def spool_status() -> None:
+    """How many webhooks wait for the database and how many are dead letters."""
+    _settings()
+    from relaydesk.messaging import spool as webhook_spool
+
+    counts = webhook_spool.counts()
+    click.echo(f"waiting for the database: {counts.waiting}")
+    click.echo(f"dead letters:             {counts.dead}")
+    if counts.dead:
+        click.echo("  list them with 'relaydesk spool dead'")
+
+
+@spool.command("replay")
+@friendly
+def spool_replay() -> None:
+    """Store the waiting webhooks now (the sweep does it every minute)."""
+    _settings()
+    from relaydesk.messaging import spool as webhook_spool
+
+    handled = webhook_spool.replay()
+    counts = webhook_spool.counts()
+    click.echo(f"replayed {handled}; still waiting {counts.waiting}; dead letters {counts.dead}")
+
+
+@spool.command("dead")
+@friendly
+def spool_dead() -> None:
+    """List dead letters, newest first: webhooks that failed to be stored, with the error."""
+    _settings()
+    from relaydesk.messaging import spool as webhook_spool
+
+    rows = [
+        [e.id, e.failed_at, e.kind, e.sid[:40] or "-", e.tries, _one_line(e.error or "")]
+        for e in webhook_spool.dead_letters()
+    ]
+    if not rows:
+        click.echo("no dead letters")
+        return
+    _table(["ID", "FAILED", "KIND", "SID", "TRIES", "ERROR"], rows)
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+@spool.command("retry")
+@click.argument("ids", metavar="[ID]...", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Retry every dead letter.")
+@friendly
+def spool_retry(ids: tuple[str, ...], every: bool) -> None:
+    """Try dead letters again, e.g. after an upgrade fixed what made them fail."""
+    if bool(ids) == every:
+        raise click.UsageError(
+            "name the dead letters to retry (see 'relaydesk spool dead') or use --all"
+        )
+    _settings()
+    from relaydesk.messaging import spool as webhook_spool
+
+    outcome = webhook_spool.retry(None if every else list(ids), actor="cli")
+    click.echo(f"stored {outcome.stored}; still failing {outcome.failing}")
+    for entry_id, error in outcome.errors.items():
+        click.echo(f"  {entry_id}: {_one_line(error)}")
+    if outcome.untried:
+        raise click.ClickException(
+            f"the database became unavailable; {outcome.untried} dead letter(s) were not tried"
+        )
+    if outcome.failing:
+        raise click.ClickException(f"{outcome.failing} dead letter(s) still fail")
+
+
+@spool.command("drop")
+@click.argument("ids", metavar="ID...", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly
+def spool_drop(ids: tuple[str, ...], yes: bool) -> None:
+    """Delete dead letters for good (recorded in the audit log)."""
+    _settings()
+    from relaydesk.messaging import spool as webhook_spool
+
+    if not yes:
+        click.confirm(
+            f"Delete {len(ids)} dead letter(s)? The webhooks in them are lost for good",
+            abort=True,
+        )
+    dropped = webhook_spool.drop(list(ids), actor="cli")
+    click.echo(f"dropped {len(dropped)} dead letter(s)")
 
 
 @main.command()

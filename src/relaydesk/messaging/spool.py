@@ -106,7 +106,7 @@ def _bury(entry: SpoolEntry, error: BaseException) -> None:
     dead = replace(entry, error=describe(error), failed_at=utcnow(), tries=entry.tries + 1)
     spoolfile.append_dead(dead)
     log.error(
-        "a %s webhook (%.64r) cannot be stored and is now a dead letter %s: %s",
+        "%s webhook %.64r cannot be stored; set aside as dead letter %s: %s",
         entry.kind,
         entry.sid,
         entry.id,
