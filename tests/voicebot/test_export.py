@@ -48,7 +48,9 @@ def test_csv_export_round_trips_polish_text_and_utc_dates(server: Any, api: http
     answer = api.get("/api/voicebot/export-csv", params={"month": "2025-03"})
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "text/csv; charset=utf-8"
-    assert answer.headers["content-disposition"] == 'attachment; filename="voicebot-2025-03.csv"'
+    assert answer.headers["content-disposition"] == (
+        "attachment; filename=\"voicebot-2025-03.csv\"; filename*=UTF-8''voicebot-2025-03.csv"
+    )
     read = read_csv(answer.content)
     assert list(read[0]) == list(export.CSV_FIELDS)
     newest_first = sorted(rows, key=lambda r: r["start_time"], reverse=True)

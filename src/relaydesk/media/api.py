@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import filetype
 from fastapi import APIRouter, File, Query, Request, UploadFile
@@ -16,6 +15,7 @@ from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.errors import Gone, Invalid, NotFound, TooLarge
 from relaydesk.media import kinds, service, store
 from relaydesk.media.models import Attachment
+from relaydesk.names import content_disposition
 
 router = APIRouter(tags=["media"])
 
@@ -45,11 +45,9 @@ def _file_response(sha256: str, content_type: str, name: str, *, private: bool) 
         raise NotFound("No such file") from None
     if not path.exists():
         raise NotFound("The file is no longer stored")
-    inline = content_type.startswith(INLINE)
-    disposition = "inline" if inline else "attachment"
     headers = {
         **SAFE_HEADERS,
-        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+        "Content-Disposition": content_disposition(name, inline=content_type.startswith(INLINE)),
         "Cache-Control": "private, max-age=3600" if private else "public, max-age=300",
     }
     return FileResponse(

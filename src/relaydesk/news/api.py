@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from relaydesk.db import session_scope
 from relaydesk.deps import Admin, Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.names import content_disposition
 from relaydesk.news import files, indexes, jobs, retrieval, service
 from relaydesk.news.schemas import (
     BuildIn,
@@ -163,7 +164,7 @@ def export_index(principal: Viewer, name: IndexName = None) -> Response:
         iter(exported),
         media_type="application/zip",
         headers={
-            "Content-Disposition": f'attachment; filename="{exported.filename}"',
+            "Content-Disposition": content_disposition(exported.filename),
             "Content-Length": str(exported.size),
         },
     )

@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from relaydesk.errors import Invalid
+from relaydesk.names import unaccented
 
 SourceKind = Literal["feed", "page"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
@@ -17,9 +18,6 @@ SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 CATEGORY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MAX_URL_LENGTH = 2048
 
-# Letters without a Unicode decomposition: NFKD alone would drop them instead of
-# turning "Łódź" into "lodz".
-_TRANSLITERATE = str.maketrans({"ł": "l", "Ł": "L", "ß": "ss", "ø": "o", "Ø": "O", "đ": "d"})
 # Query parameters that only tell the publisher where a click came from: the same
 # article reached from two newsletters must count once.
 _TRACKING_PARAMS = frozenset(
@@ -57,8 +55,7 @@ def category_slug(name: str) -> str:
             f"category name {shown} must not contain control characters "
             "(a line break, a tab or a NUL byte)"
         )
-    text = unicodedata.normalize("NFKD", name.strip().translate(_TRANSLITERATE))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = unaccented(name.strip()).lower()
     slug = re.sub(r"\s+", "_", text)
     if not slug:
         raise Invalid("a category needs a name")

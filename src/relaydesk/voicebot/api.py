@@ -13,6 +13,7 @@ from relaydesk.deps import Admin, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.errors import Invalid
 from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import view as job_view
+from relaydesk.names import content_disposition
 from relaydesk.voicebot import export, kpis, queries, settings
 from relaydesk.voicebot.schemas import (
     AgentOut,
@@ -37,10 +38,12 @@ MonthParam = Annotated[
 ]
 FromParam = Annotated[date | None, Query(alias="from", description="First day (UTC)")]
 ToParam = Annotated[date | None, Query(alias="to", description="Last day (UTC), inclusive")]
-AgentParam = Annotated[str | None, Query(max_length=64, description="One agent's calls only")]
 OutcomeParam = Annotated[Outcome | None, Query(description="call_successful")]
 BAD_PERIOD: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Not a month, 'from' after 'to', or both kinds given"}
+    422: {
+        "description": "Not a month, 'from' after 'to', both kinds given, or an agent id "
+        "that is not one"
+    }
 }
 
 
@@ -52,6 +55,19 @@ def period(
 
 
 PeriodDep = Annotated[tuple[datetime, datetime], Depends(period)]
+
+
+def agent_filter(
+    agent_id: Annotated[
+        str | None,
+        Query(description="One agent's calls only: its ElevenLabs id (letters, digits, - and _)"),
+    ] = None,
+) -> str | None:
+    """The agent filter (a request dependency); empty means every agent."""
+    return settings.check_agent_id(agent_id) if agent_id else None
+
+
+AgentParam = Annotated[str | None, Depends(agent_filter)]
 
 
 # --- Settings and sync -----------------------------------------------------------------------
@@ -148,9 +164,7 @@ def sync_logs(principal: Viewer, session: SessionDep, limit: int = Query(50, ge=
 
 
 @router.get("/kpis", response_model=KpisOut, responses=BAD_PERIOD)
-def get_kpis(
-    principal: Viewer, session: SessionDep, span: PeriodDep, agent_id: AgentParam = None
-) -> Any:
+def get_kpis(principal: Viewer, session: SessionDep, span: PeriodDep, agent_id: AgentParam) -> Any:
     """The KPIs of the conversations that started in the period (UTC)."""
     start, end = span
     return kpis.compute(session, start=start, end=end, agent_id=agent_id)
@@ -161,7 +175,7 @@ def list_conversations(
     principal: Viewer,
     session: SessionDep,
     span: PeriodDep,
-    agent_id: AgentParam = None,
+    agent_id: AgentParam,
     outcome: OutcomeParam = None,
     page: int = Query(1, ge=1, le=100_000),
     per_page: int = Query(25, ge=1, le=queries.MAX_PER_PAGE),
@@ -212,7 +226,7 @@ def list_agents(principal: Viewer, session: SessionDep) -> Any:
 def export_csv(
     principal: Operator,
     span: PeriodDep,
-    agent_id: AgentParam = None,
+    agent_id: AgentParam,
     outcome: OutcomeParam = None,
 ) -> Response:
     """The period's conversations (the table's filters) as CSV: UTF-8 with BOM, for Excel."""
@@ -222,7 +236,7 @@ def export_csv(
     return StreamingResponse(
         body,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": content_disposition(name)},
     )
 
 
@@ -257,4 +271,8 @@ def list_archives(principal: Viewer, session: SessionDep) -> Any:
 def download_archive(archive_id: int, principal: Operator, session: SessionDep) -> Response:
     """One archive's CSV file."""
     path, name = export.download(session, archive_id)
-    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=name)
+    return FileResponse(
+        path,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": content_disposition(name)},
+    )

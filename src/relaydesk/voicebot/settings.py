@@ -15,7 +15,9 @@ from relaydesk.errors import Invalid
 CONFIG_KEY = "voicebot"
 API_KEY_SETTING = "voicebot.api_key"
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
-AGENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# ElevenLabs ids such as "21m00Tcm4TlvDq8ikWAM" or "agent_01jx…"; they reach URLs,
+# filters and download names, so nothing else is accepted.
+AGENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_AGENTS = 20
 
 
@@ -67,6 +69,16 @@ def view(session: Session) -> dict[str, Any]:
     }
 
 
+def check_agent_id(value: str, *, field: str = "agent_id") -> str:
+    """`value` if it is an ElevenLabs agent id, else Invalid saying what one looks like."""
+    if not AGENT_ID.fullmatch(value):
+        raise Invalid(
+            f"{value[:70]!r} is not an ElevenLabs agent id (1 to 64 letters, digits, - and _)",
+            field=field,
+        )
+    return value
+
+
 def clean_agent_ids(values: list[str] | str) -> list[str]:
     """Agent ids from a list or from text (commas, spaces, new lines), de-duplicated."""
     items = re.split(r"[\s,;]+", values) if isinstance(values, str) else values
@@ -75,11 +87,7 @@ def clean_agent_ids(values: list[str] | str) -> list[str]:
         value = str(raw).strip()
         if not value:
             continue
-        if not AGENT_ID.match(value):
-            raise Invalid(
-                f"'{value[:70]}' is not an ElevenLabs agent id (letters, digits, - and _)",
-                field="agent_ids",
-            )
+        check_agent_id(value, field="agent_ids")
         if value not in out:
             out.append(value)
     if len(out) > MAX_AGENTS:
