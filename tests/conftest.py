@@ -8,6 +8,7 @@ With CI=true a missing prerequisite fails the run instead of skipping.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -274,6 +275,15 @@ def twilio_post(server: LiveServer) -> Callable[..., httpx.Response]:
         )
 
     return post
+
+
+@pytest.fixture
+def empty_spool() -> Iterator[None]:
+    """The webhook spool starts empty (other tests may leave webhooks or dead letters)."""
+    folder = _DATA_DIR / "spool"
+    shutil.rmtree(folder, ignore_errors=True)
+    yield
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
