@@ -78,11 +78,24 @@ def _redis_up(port: int) -> bool:
 class Deployment:
     """One installation (data directory, database, port) whose processes can be killed."""
 
-    def __init__(self, data_dir: Path, *, redis_url: str | None = None, **env: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        redis_url: str | None = None,
+        standalone_sandbox: bool = False,
+        **env: str,
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.split = redis_url is not None
+        # `relaydesk sandbox` as its own process: "Twilio" lives on while relaydesk is
+        # down (its callbacks are lost), or goes down while relaydesk runs (an outage).
+        self.sandbox_port = free_port() if standalone_sandbox else None
+        self.sandbox_process: subprocess.Popen[bytes] | None = None
+        if self.sandbox_port is not None:
+            env = {"TWILIO_API_BASE_URL": f"http://127.0.0.1:{self.sandbox_port}", **env}
         self.env = {
             **os.environ,
             "DATA_DIR": str(data_dir),
@@ -111,16 +124,45 @@ class Deployment:
         )
         return done.stdout
 
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.data_dir / f"process{len(self.logs)}.log").open("wb")
+        self.logs.append(log)
+        return subprocess.Popen([*CLI, *args], env=self.env, stdout=log, stderr=log)
+
     def start(self) -> None:
         """Start the processes (serve, or serve --no-worker + worker) and wait until up."""
+        if self.sandbox_port is not None and self.sandbox_process is None:
+            self.start_sandbox()
         commands = [["serve", "--no-worker"], ["worker"]] if self.split else [["serve"]]
         for args in commands:
-            log = (self.data_dir / f"process{len(self.logs)}.log").open("wb")
-            self.logs.append(log)
-            self.processes.append(
-                subprocess.Popen([*CLI, *args], env=self.env, stdout=log, stderr=log)
-            )
+            self.processes.append(self._spawn(*args))
         wait_for(self.up, timeout=90, what="the server to answer /health")
+
+    def start_sandbox(self) -> None:
+        """Start the standalone emulator (on the same data directory as before)."""
+        assert self.sandbox_port is not None
+        self.sandbox_process = self._spawn(
+            "sandbox", "--port", str(self.sandbox_port), "--webhook-base", self.url
+        )
+        wait_for(
+            lambda: _answers(f"{self.sandbox_base}/2010-04-01/Accounts/{ACCOUNT_SID}.json"),
+            timeout=90,
+            what="the standalone emulator",
+        )
+
+    def kill_sandbox(self) -> None:
+        """SIGKILL the standalone emulator: Twilio is unreachable."""
+        assert self.sandbox_process is not None
+        self.sandbox_process.send_signal(signal.SIGKILL)
+        self.sandbox_process.wait(timeout=30)
+        self.sandbox_process = None
+
+    @property
+    def sandbox_base(self) -> str:
+        """The emulator's REST API base (embedded under /sandbox/twilio, or its own server)."""
+        if self.sandbox_port is not None:
+            return f"http://127.0.0.1:{self.sandbox_port}"
+        return f"{self.url}/sandbox/twilio"
 
     def up(self) -> bool:
         """True when the web process answers its health check."""
@@ -139,6 +181,9 @@ class Deployment:
 
     def stop(self) -> None:
         """Stop the processes politely (end of the test)."""
+        if self.sandbox_process is not None:
+            self.processes.append(self.sandbox_process)
+            self.sandbox_process = None
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
@@ -162,7 +207,7 @@ class Deployment:
         """The emulator's own Messages list (what "Twilio" accepted), through the twilio SDK."""
         from relaydesk.channels.twilio.gateway import make_client
 
-        client = make_client(f"{self.url}/sandbox/twilio", ACCOUNT_SID, AUTH_TOKEN)
+        client = make_client(self.sandbox_base, ACCOUNT_SID, AUTH_TOKEN)
         return [m for m in client.messages.list(page_size=1000) if m.direction != "inbound"]
 
     def sent_to(self) -> Counter[str]:
@@ -175,6 +220,13 @@ class Deployment:
             path.read_text(errors="replace")[-4000:]
             for path in sorted(self.data_dir.glob("process*.log"))
         )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def wait_until(check: Any, timeout: float, what: str, deployment: Deployment) -> Any:

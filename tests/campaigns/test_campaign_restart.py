@@ -105,3 +105,53 @@ def test_a_killed_campaign_finishes_after_a_restart_with_every_recipient_once(
         assert final["pending"] == final["sending"] == final["failed"] == 0
     finally:
         watch.stop()
+
+
+def test_twilio_unreachable_mid_campaign_holds_the_rest_until_it_is_back(tmp_path: Path) -> None:
+    """An outage must not hand the whole list to the retry queue and call it completed."""
+    deployment = Deployment(tmp_path, standalone_sandbox=True, CAMPAIGN_RATE_MPS="4")
+    try:
+        deployment.start()
+        with deployment.client() as client:
+            created = client.post(
+                "/api/multi-sms/batches",
+                json={"numbers": "\n".join(RECIPIENTS), "body": "Raz!"},
+            )
+            assert created.status_code == 201, created.text
+            batch_id = created.json()["id"]
+            watch = BatchWatch(deployment, batch_id)
+            try:
+                wait_until(
+                    lambda: sum(deployment.sent_to().values()) >= 6,
+                    timeout=120,
+                    what="the first recipients at the emulator",
+                    deployment=deployment,
+                )
+                deployment.kill_sandbox()
+
+                def retrying() -> bool:
+                    rows = client.get(f"/api/multi-sms/batches/{batch_id}/recipients").json()
+                    return any("retrying" in (r["error_message"] or "") for r in rows)
+
+                wait_until(retrying, 120, "a message waiting for its retry", deployment)
+                during = client.get(f"/api/multi-sms/batches/{batch_id}").json()
+                assert during["status"] == "processing"
+                # Claims stopped: most of the list is still waiting its turn.
+                assert during["counters"]["pending"] >= len(RECIPIENTS) // 2, during
+
+                deployment.start_sandbox()
+                wait_until(
+                    lambda: watch.last.get("status") == "completed",
+                    timeout=300,
+                    what="the campaign to complete once Twilio is back",
+                    deployment=deployment,
+                )
+            finally:
+                watch.stop()
+        counts = deployment.sent_to()
+        assert sorted(counts) == sorted(RECIPIENTS)
+        assert set(counts.values()) == {1}, [n for n, c in counts.items() if c > 1]
+        assert watch.untrue == [], "completed while recipients had no outcome"
+        assert watch.last["counters"]["sent"] == len(RECIPIENTS)
+    finally:
+        deployment.stop()

@@ -26,6 +26,7 @@ from relaydesk.messaging.status import FINAL
 log = logging.getLogger(__name__)
 
 CHECKS_PER_RUN = 200  # Twilio calls per run at most (the run repeats every minute)
+CHECK_LEASE = timedelta(minutes=5)
 
 
 def first_check(sent_at: datetime) -> datetime | None:
@@ -59,17 +60,28 @@ def check_due(gateway: TwilioGateway, limit: int = CHECKS_PER_RUN) -> int:
             .values(status_check_at=None)
             .execution_options(synchronize_session=False)
         )
+        ids = list(
+            session.scalars(
+                select(Message.id)
+                .where(Message.status_check_at <= now)
+                .order_by(Message.status_check_at)
+                .limit(limit)
+            )
+        )
+        # Claimed by moving the check later: a second run (another worker, the start-up
+        # sweep beside the minute's) skips them; a run that dies leaves them for later.
         due = session.execute(
-            select(
+            update(Message)
+            .where(Message.id.in_(ids), Message.status_check_at <= now)
+            .values(status_check_at=now + CHECK_LEASE)
+            .returning(
                 Message.id,
                 Message.sid,
                 Message.status,
                 Message.created_at,
                 Message.scheduled_at,
             )
-            .where(Message.status_check_at <= now)
-            .order_by(Message.status_check_at)
-            .limit(limit)
+            .execution_options(synchronize_session=False)
         ).all()
     if not due:
         return 0
