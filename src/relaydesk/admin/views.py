@@ -1,4 +1,4 @@
-"""Administration pages: Twilio settings, users and API tokens, the audit log."""
+"""Administration pages: Twilio settings, users and API tokens, the audit log, the spool."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from relaydesk.auth.sessions import SignedIn
 from relaydesk.channels.twilio import settings as twilio_settings
 from relaydesk.channels.twilio.schemas import TwilioSettingsIn
 from relaydesk.db import session_scope
+from relaydesk.messaging import spool
 from relaydesk.web.deps import PanelAdmin
 from relaydesk.web.templating import render
 
@@ -169,5 +170,41 @@ def audit_page(
     """Who changed what, newest first."""
     with session_scope(write=False) as session:
         items, nxt = audit.list_audit(session, limit=50, cursor=cursor, action=action or None)
-    context = {"tab": "audit", "items": items, "next": nxt, "action": action or ""}
+    context = {"tab": "audit", "items": items, "next": nxt, "action": action or "", **_spool()}
     return render(request, "admin/audit.html", context, user=user)
+
+
+# The newest dead letters shown; "Retry all" and the CLI reach the rest.
+DEAD_LETTERS_SHOWN = 100
+DEAD_LETTER_ID = r"^[0-9a-f]{12}$"
+
+
+def _spool(**extra: Any) -> dict[str, Any]:
+    """The webhook spool's counts and newest dead letters (files on disk, no database)."""
+    return {
+        "spool_counts": spool.counts(),
+        "dead_letters": spool.dead_letters()[:DEAD_LETTERS_SHOWN],
+        **extra,
+    }
+
+
+@router.post("/audit/spool/retry", response_class=HTMLResponse)
+def retry_dead_letters(
+    request: Request,
+    user: PanelAdmin,
+    entry_id: Annotated[str | None, Form(alias="id", pattern=DEAD_LETTER_ID)] = None,
+) -> Response:
+    """Try one dead letter again (all of them without an id)."""
+    outcome = spool.retry(None if entry_id is None else [entry_id], user.actor)
+    return render(request, "admin/_spool.html", _spool(outcome=outcome), user=user)
+
+
+@router.post("/audit/spool/drop", response_class=HTMLResponse)
+def drop_dead_letter(
+    request: Request,
+    user: PanelAdmin,
+    entry_id: Annotated[str, Form(alias="id", pattern=DEAD_LETTER_ID)],
+) -> Response:
+    """Delete one dead letter for good (recorded in the audit log)."""
+    spool.drop([entry_id], user.actor)
+    return render(request, "admin/_spool.html", _spool(dropped=True), user=user)
