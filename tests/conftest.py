@@ -101,6 +101,8 @@ class LiveServer:
             port=_PORT,
             log_level="warning",
             lifespan="on",
+            # As `relaydesk serve`: the app applies X-Forwarded-* itself.
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -24,6 +24,7 @@ from relaydesk.heap import settle_after_startup
 from relaydesk.messaging import spool
 from relaydesk.messaging.api import router as messaging_router
 from relaydesk.messaging.writer import get_writer
+from relaydesk.proxies import ForwardedHeaders
 from relaydesk.web.errors import is_panel_request, panel_error, panel_invalid
 from relaydesk.web.views import install_panel
 
@@ -113,8 +114,9 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
 
 
 def create_app(*, run_worker: bool = False) -> ASGIApp:
-    """The ASGI application to serve: Twilio's webhooks first, then the FastAPI app."""
-    return WebhookFrontDoor(create_fastapi_app(run_worker=run_worker))
+    """The ASGI application to serve: forwarded headers applied (from trusted proxies
+    only), then Twilio's webhooks, then the FastAPI app."""
+    return ForwardedHeaders(WebhookFrontDoor(create_fastapi_app(run_worker=run_worker)))
 
 
 def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:

@@ -189,7 +189,10 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int | No
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level.lower(),
-        "proxy_headers": True,
+        # The app applies X-Forwarded-* from these proxies itself (relaydesk.proxies):
+        # uvicorn doing it first would hide whether the peer was a proxy at all.
+        "proxy_headers": False,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         "access_log": False,
         # Open live-update streams never end by themselves: give them a moment, then close.
         "timeout_graceful_shutdown": 3,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     public_base_url: str | None = None
+    # The reverse proxies whose X-Forwarded-For/-Proto/-Host are believed, in uvicorn's
+    # variable and syntax: IPs and CIDR networks separated by commas, "*" for any peer,
+    # "" for none. Read by the app (relaydesk.proxies) and given to uvicorn alike.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     secret_key: str | None = None
     log_level: str = "INFO"
 
@@ -134,6 +139,26 @@ class Settings(BaseSettings):
         if value not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"'{value}' is not a two-letter country code such as PL or GB")
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        text = value.strip()
+        if text in ("*", ""):
+            return text
+        items = [item.strip() for item in text.split(",")]
+        for item in items:
+            try:
+                if "/" in item:
+                    ipaddress.ip_network(item)
+                else:
+                    ipaddress.ip_address(item)
+            except ValueError:
+                raise ValueError(
+                    f"'{item}' is not an IP address or a network such as 10.0.0.0/8; list "
+                    "the proxies' addresses separated by commas, or give * to trust every peer"
+                ) from None
+        return ",".join(items)
 
     @field_validator(
         "public_base_url", "twilio_api_base_url", "openai_base_url", "elevenlabs_base_url"

@@ -35,12 +35,15 @@ def login_url(next_url: str) -> str:
 
 
 def same_origin(request: Request) -> bool:
-    """False when the browser says the request came from another site."""
+    """False when the browser says the request came from another site.
+
+    The Host header is the one the browser used: a trusted proxy's X-Forwarded-Host has
+    replaced it already, and anyone else's was dropped (relaydesk.proxies).
+    """
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin or origin == "null":
         return origin is None
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host", "")
-    return urlsplit(origin).netloc == host
+    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def verify_csrf(request: Request, user: SignedIn, sent: str | None) -> None:

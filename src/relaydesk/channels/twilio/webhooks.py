@@ -26,17 +26,17 @@ MAX_WEBHOOK_BYTES = 64 * 1024
 
 
 def candidate_urls(request: Request, account: TwilioAccount) -> list[str]:
-    """Every URL Twilio may have signed: the public one and the one we received."""
+    """Every URL Twilio may have signed: the public one and the one we received.
+
+    Behind a trusted proxy the received URL already has the scheme and host the proxy
+    was asked for (relaydesk.proxies); anyone else's X-Forwarded-* never count.
+    """
     path = request.url.path
     query = f"?{request.url.query}" if request.url.query else ""
     urls = []
     if account.sources.get("public_base_url") != "default":
         urls.append(f"{account.public_base_url}{path}{query}")
     urls.append(str(request.url))
-    proto = request.headers.get("x-forwarded-proto")
-    host = request.headers.get("x-forwarded-host")
-    if proto or host:
-        urls.append(f"{proto or request.url.scheme}://{host or request.url.netloc}{path}{query}")
     return urls
 
 
