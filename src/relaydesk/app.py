@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk import __version__
@@ -19,7 +20,7 @@ from relaydesk.channels.twilio.settings_api import router as twilio_settings_rou
 from relaydesk.channels.twilio.webhooks import WebhookFrontDoor
 from relaydesk.config import get_settings
 from relaydesk.db import database_kind, get_engine
-from relaydesk.errors import RelaydeskError
+from relaydesk.errors import RelaydeskError, Unavailable
 from relaydesk.heap import settle_after_startup
 from relaydesk.messaging import spool
 from relaydesk.messaging.api import router as messaging_router
@@ -208,6 +209,19 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
             return panel_error(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(request: Request, exc: SQLAlchemyError) -> Response:
+        # Also a commit that failed after the route returned: the client must hear that
+        # nothing was saved, never the 2xx the route had prepared.
+        log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+        return await _domain_error(
+            request,
+            Unavailable(
+                "The database could not complete the request and nothing was saved; "
+                "try again in a moment"
+            ),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -24,11 +24,16 @@ def _read_session() -> Iterator[Session]:
 
 def _write_session() -> Iterator[Session]:
     with session_scope() as session:
+        session.info["boundary"] = "request"
         yield session
 
 
-SessionDep = Annotated[Session, Depends(_read_session)]
-WriteSessionDep = Annotated[Session, Depends(_write_session)]
+# scope="function": the session ends when the route returns, before the response is sent.
+# A write route's work is committed (or its failure turned into a 5xx) before the client
+# hears 2xx; routes and services never commit themselves. FastAPI's default scope, the
+# request, would commit only after the response had gone out.
+SessionDep = Annotated[Session, Depends(_read_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(_write_session, scope="function")]
 
 
 def current_principal(request: Request) -> Principal:

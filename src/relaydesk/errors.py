@@ -70,6 +70,13 @@ class Gone(RelaydeskError):
     code = "gone"
 
 
+class Unavailable(RelaydeskError):
+    """The request could not be completed now (the database refused it); nothing changed."""
+
+    status_code = 503
+    code = "unavailable"
+
+
 class VendorRefused(RelaydeskError):
     """Twilio permanently refused a message; carries Twilio's code and its meaning."""
 

@@ -171,6 +171,45 @@ def test_records_wait_in_the_spool_while_the_database_is_locked(
 
 
 @sqlite_only
+def test_a_replay_cut_short_by_a_lock_keeps_the_rest_for_the_next_one(
+    server: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database locks up after the first record: the others wait, none is lost or dead."""
+    from relaydesk import db as database
+    from relaydesk.config import get_settings
+    from relaydesk.messaging import spool
+
+    monkeypatch.setattr(database, "WRITE_LOCK_TIMEOUT", 0.5)
+    monkeypatch.setattr(spool, "CHUNK", 1)
+    sids = [new_sid() for _ in range(3)]
+    spool_lines(
+        "webhooks.jsonl", *({"kind": "inbound", "params": inbound(sid, sid)} for sid in sids)
+    )
+    holder = sqlite3.connect(get_settings().sqlite_path, timeout=30, isolation_level=None)
+    original = spool.store_inbound
+    locked: list[bool] = []
+
+    def store(session: Any, records: Any) -> Any:
+        if records[0].sid == sids[1] and not locked:
+            locked.append(True)
+            holder.execute("BEGIN IMMEDIATE")  # another process takes the database
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return original(session, records)
+
+    monkeypatch.setattr(spool, "store_inbound", store)
+    try:
+        spool.replay()
+        assert stored_bodies(db, *sids) == {sids[0]: sids[0]}
+        assert spool.counts() == spool.SpoolCounts(waiting=2, dead=0)
+        holder.rollback()
+        spool.replay()
+    finally:
+        holder.close()
+    assert stored_bodies(db, *sids) == {sid: sid for sid in sids}
+    assert spool.counts() == spool.SpoolCounts(waiting=0, dead=0)
+
+
+@sqlite_only
 def test_webhooks_spooled_during_a_database_lock_are_stored_by_the_sweep(
     twilio_post: Post, db: Any, locked_database: sqlite3.Connection
 ) -> None:

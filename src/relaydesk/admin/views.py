@@ -65,7 +65,7 @@ async def save_twilio(request: Request, user: PanelAdmin) -> Response:
             twilio_settings.update_twilio_settings(session, payload, user.actor)
 
     await run_in_threadpool(save)
-    context = {**_settings_context(), "saved": True}
+    context = {**await run_in_threadpool(_settings_context), "saved": True}
     return render(request, "admin/_twilio_form.html", context, user=user)
 
 

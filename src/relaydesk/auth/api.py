@@ -37,8 +37,6 @@ def create_user(payload: UserCreateIn, principal: Admin, session: WriteSessionDe
     user = service.create_user(
         session, payload.email, payload.password, payload.role, principal.actor
     )
-    # Commit before answering: a client that reads right after must see the user.
-    session.commit()
     return user
 
 
@@ -61,7 +59,6 @@ def update_user(
         password=payload.password,
         actor=principal,
     )
-    session.commit()
     return user
 
 
@@ -77,7 +74,6 @@ def create_token(payload: TokenCreateIn, principal: Admin, session: WriteSession
     token, plain = service.create_token(
         session, payload.name, payload.role, principal.actor, user_id=principal.user_id
     )
-    session.commit()
     return {**TokenOut.model_validate(token).model_dump(), "token": plain}
 
 
@@ -85,5 +81,4 @@ def create_token(payload: TokenCreateIn, principal: Admin, session: WriteSession
 def revoke_token(token_id: int, principal: Admin, session: WriteSessionDep) -> Response:
     """Revoke an API token at once; it stays listed as revoked."""
     service.revoke_token(session, token_id, principal.actor)
-    session.commit()
     return Response(status_code=204)

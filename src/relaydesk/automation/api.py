@@ -46,7 +46,6 @@ def read_auto_reply(principal: Viewer, session: SessionDep) -> Any:
 def update_auto_reply(payload: AutoReplyIn, principal: Operator, session: WriteSessionDep) -> Any:
     """Switch the classic auto-reply; switching it on switches AI replies off."""
     view = service.update_auto_reply(session, payload.enabled, payload.message, principal.actor)
-    session.commit()
     return view
 
 
@@ -60,7 +59,6 @@ def read_ai_config(principal: Viewer, session: SessionDep) -> Any:
 def update_ai_config(payload: AIConfigIn, principal: Operator, session: WriteSessionDep) -> Any:
     """Change the AI settings (provider, base URL and key: administrators only)."""
     view = service.update_ai(session, payload, principal.actor, principal.role)
-    session.commit()
     return view
 
 
@@ -80,7 +78,6 @@ def read_rules(principal: Viewer, session: SessionDep) -> Any:
 def update_rules(payload: RulesIn, principal: Operator, session: WriteSessionDep) -> Any:
     """Change the rules for every automatic answer."""
     view = service.update_rules(session, payload, principal.actor)
-    session.commit()
     return view
 
 
@@ -112,7 +109,6 @@ def update_conversation_automation(
     view = service.set_conversation_automation(
         session, participant, payload.enabled, principal.actor
     )
-    session.commit()
     return view
 
 
@@ -130,7 +126,6 @@ def list_assistants(principal: Viewer, session: SessionDep) -> Any:
 def create_assistant(payload: AssistantIn, principal: Operator, session: WriteSessionDep) -> Any:
     """A new assistant (end keywords default to words that are not opt-out keywords)."""
     created = assistants.create(session, _assistant_data(payload), principal.actor)
-    session.commit()
     return assistants.as_dict(created)
 
 
@@ -147,7 +142,6 @@ def update_assistant(
 ) -> Any:
     """Replace an assistant's fields."""
     changed = assistants.update(session, assistant_id, _assistant_data(payload), principal.actor)
-    session.commit()
     return assistants.as_dict(changed, assistants.numbers_of(session, assistant_id))
 
 
@@ -155,7 +149,6 @@ def update_assistant(
 def delete_assistant(assistant_id: int, principal: Operator, session: WriteSessionDep) -> Response:
     """Delete an assistant and unbind its numbers."""
     assistants.delete(session, assistant_id, principal.actor)
-    session.commit()
     return Response(status_code=204)
 
 
@@ -177,7 +170,6 @@ def list_numbers(principal: Viewer, session: SessionDep) -> Any:
 def bind_number(payload: PhoneNumberIn, principal: Operator, session: WriteSessionDep) -> Any:
     """Bind one of our numbers to an assistant (an existing binding moves)."""
     row = assistants.bind(session, payload.number, payload.assistant_id, principal.actor)
-    session.commit()
     return next(n for n in assistants.list_numbers(session) if n["id"] == row.id)
 
 
@@ -185,5 +177,4 @@ def bind_number(payload: PhoneNumberIn, principal: Operator, session: WriteSessi
 def unbind_number(number_id: int, principal: Operator, session: WriteSessionDep) -> Response:
     """Remove a number's binding (the global modes answer there again)."""
     assistants.unbind(session, number_id, principal.actor)
-    session.commit()
     return Response(status_code=204)

@@ -22,7 +22,6 @@ router = APIRouter(prefix="/api/multi-sms", tags=["campaigns"])
 def create_batch(payload: BatchIn, principal: Operator, session: WriteSessionDep) -> Any:
     """Create a campaign; it is sent in the background at the configured rate."""
     batch = service.create(session, payload.numbers, payload.body, payload.send_at, principal.actor)
-    session.commit()
     return service.batch_view(session, batch.id)
 
 
@@ -65,5 +64,4 @@ def change_batch(
 ) -> Any:
     """Pause, resume or cancel a campaign."""
     service.change_state(session, batch_id, action, principal.actor)
-    session.commit()
     return service.batch_view(session, batch_id)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import filetype
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
@@ -66,8 +66,7 @@ def attachment_file(attachment_id: int, principal: Viewer, session: SessionDep) 
 
 
 @router.post("/api/media", status_code=201, response_model=UploadOut)
-async def upload(
-    request: Request,
+def upload(
     principal: Operator,
     session: WriteSessionDep,
     file: Annotated[UploadFile, File(description="the file to attach")],
@@ -77,8 +76,10 @@ async def upload(
     The address is public (Twilio fetches it without credentials), unguessable, and
     expires after MEDIA_LINK_TTL_MINUTES.
     """
+    # A plain function, run in a worker thread: storing the file and its row must not
+    # hold up the event loop (SQLite's write lock can take seconds to come).
     limit = get_settings().media_max_bytes
-    data = await file.read(limit + 1)
+    data = file.file.read(limit + 1)
     if len(data) > limit:
         raise TooLarge(f"The file is over the {limit // kinds.MB} MB limit")
     if not data:

@@ -38,13 +38,12 @@ router = APIRouter(tags=["messages"])
         },
     },
 )
-def send_message(payload: SendMessageIn, principal: Operator, session: WriteSessionDep) -> Any:
+def send_message(payload: SendMessageIn, principal: Operator) -> Any:
     """Send an SMS, MMS or WhatsApp message; Twilio's answer is in the response.
 
     With `send_at` the message is stored with status `scheduled` (201) and sent then.
     """
     sent = outbox.send_now(
-        session,
         service.SendRequest(
             to=payload.to,
             body=payload.body,
@@ -98,7 +97,6 @@ def list_scheduled(
 def cancel_scheduled(message_id: int, principal: Operator, session: WriteSessionDep) -> Any:
     """Cancel a scheduled message before its time (audited); answers the canceled message."""
     canceled = scheduled.cancel(session, message_id, principal.actor)
-    session.commit()
     return canceled
 
 

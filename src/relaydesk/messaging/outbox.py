@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from relaydesk.db import session_scope
 from relaydesk.messaging import delivery, queries, service
 from relaydesk.messaging.models import Message
@@ -20,15 +18,19 @@ class Sent:
     outcome: delivery.Outcome
 
 
-def send_now(session: Session, request: service.SendRequest) -> Sent:
-    """Store the message, commit, and make the first delivery attempt right away.
+def send_now(request: service.SendRequest) -> Sent:
+    """Store the message, then make the first delivery attempt right away.
 
-    A message with `send_at` is only stored (outcome "scheduled"); a delayed job sends it.
+    This is a boundary of its own, like a task: the message is committed before Twilio
+    is called (a crash then leaves a stored message for the sweep, never a sent one
+    without a row), so the caller passes no session. A message with `send_at` is only
+    stored (outcome "scheduled"); a delayed job sends it.
     """
-    message = service.send(session, request, deliver_inline=True)
-    session.commit()
+    with session_scope() as session:
+        message = service.send(session, request, deliver_inline=True)
+        view = queries.message_dict(message)
     if request.send_at is not None:
-        return Sent(queries.message_dict(message), delivery.Outcome("scheduled"))
+        return Sent(view, delivery.Outcome("scheduled"))
     outcome = delivery.deliver(message.id)
     with session_scope(write=False) as fresh:
         stored = fresh.get(Message, message.id)

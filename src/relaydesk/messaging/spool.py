@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 
 from sqlalchemy import select, text
@@ -142,27 +144,31 @@ def replay(*, wait: bool = True) -> int:
 
 def _replay_file(path: Path) -> tuple[int, bool]:
     """Store one work file's records; (records handled, whether the file is done)."""
-    entries = spoolfile.read(path)
     handled = 0
-    for start in range(0, len(entries), CHUNK):
-        chunk = entries[start : start + CHUNK]
-        error = _attempt(chunk)
+    for chunk in _chunks(spoolfile.entries(path)):
+        error = _attempt([entry for _, entry in chunk])
         if error is None:
             handled += len(chunk)
             continue
         if is_transient(error) and not _database_answers():
-            spoolfile.keep_only(path, entries[start:])
+            spoolfile.keep_from(path, chunk[0][0])
             return handled, False
-        for offset, entry in enumerate(chunk):
+        for offset, entry in chunk:
             outcome, error = _store_one(entry)
             if outcome == STOPPED:
-                spoolfile.keep_only(path, entries[start + offset :])
+                spoolfile.keep_from(path, offset)
                 return handled, False
             if outcome == FAILED and error is not None:
                 _bury(entry, error)
             handled += 1
-    spoolfile.keep_only(path, [])
+    spoolfile.finished(path)
     return handled, True
+
+
+def _chunks(items: Iterator[tuple[int, SpoolEntry]]) -> Iterator[list[tuple[int, SpoolEntry]]]:
+    """Groups of CHUNK entries, read as they are needed (a spool may be large)."""
+    while chunk := list(islice(items, CHUNK)):
+        yield chunk
 
 
 def _store_one(entry: SpoolEntry) -> tuple[str, BaseException | None]:

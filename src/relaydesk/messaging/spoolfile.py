@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -176,16 +177,16 @@ def _append(path: Path, data: bytes) -> None:
         _fsync_dir(path.parent)
 
 
-def _write_whole(path: Path, entries: list[SpoolEntry]) -> None:
+def _write_whole(path: Path, items: list[SpoolEntry]) -> None:
     """Replace a file's content atomically (a crash leaves the old or the new one)."""
-    if not entries:
+    if not items:
         path.unlink(missing_ok=True)
         _fsync_dir(path.parent)
         return
     partial = path.with_name(path.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        for entry in entries:
+        for entry in items:
             view = memoryview(entry.to_line())
             while view:
                 view = view[os.write(fd, view) :]
@@ -230,21 +231,45 @@ def time_key() -> str:
     return f"{utcnow().strftime('%Y%m%d%H%M%S%f')}{secrets.randbelow(1000):03d}"
 
 
+def entries(path: Path) -> Iterator[tuple[int, SpoolEntry]]:
+    """Each entry of a spool file with the byte offset of its line (read as it goes).
+
+    Lines are split on b"\\n" only: a line from an older version may hold U+2028.
+    """
+    if not path.exists():
+        return
+    with open(path, "rb") as handle:
+        offset = 0
+        for raw in handle:
+            start, offset = offset, offset + len(raw)
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            if text.strip():
+                yield start, parse_line(text)
+
+
 def read(path: Path) -> list[SpoolEntry]:
-    """Every entry of a spool file (missing file: none)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    # Split on newlines only: a line from an older version may hold U+2028 in a body.
-    lines = data.decode("utf-8", "replace").split("\n")
-    return [parse_line(line) for line in lines if line.strip()]
+    """Every entry of a (small) spool file; a missing file has none."""
+    return [entry for _, entry in entries(path)]
 
 
-def keep_only(path: Path, entries: list[SpoolEntry]) -> None:
-    """Leave only `entries` in a work file (the rest were stored or set aside)."""
+def keep_from(path: Path, offset: int) -> None:
+    """Drop a work file's lines before `offset` (stored or set aside); the rest stay."""
     with files_lock():
-        _write_whole(path, entries)
+        partial = path.with_name(path.name + ".partial")
+        with open(path, "rb") as source, open(partial, "wb") as target:
+            source.seek(offset)
+            shutil.copyfileobj(source, target)
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(partial, path)
+        _fsync_dir(path.parent)
+
+
+def finished(path: Path) -> None:
+    """Remove a work file whose every line was stored or set aside."""
+    with files_lock():
+        path.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
 
 
 def dead_letters() -> list[SpoolEntry]:
@@ -282,7 +307,15 @@ def _lines(path: Path) -> int:
     cached = _line_counts.get(path)
     if cached and cached[:2] == (stat.st_size, stat.st_mtime_ns):
         return cached[2]
-    count = sum(1 for line in path.read_bytes().split(b"\n") if line.strip())
+    count, last = 0, b"\n"
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                count += block.count(b"\n")
+                last = block[-1:]
+    except OSError:
+        return 0
+    count += last != b"\n"  # a last line cut short by a crash still counts
     _line_counts[path] = (stat.st_size, stat.st_mtime_ns, count)
     return count
 

@@ -179,9 +179,7 @@ def _panel_request(
 
 
 def _send(request: Request, wanted: service.SendRequest, user: Any) -> Response:
-    with session_scope() as session:
-        sent = outbox.send_now(session, wanted)
-    return _sent_notice(request, sent, user)
+    return _sent_notice(request, outbox.send_now(wanted), user)
 
 
 @router.post("/messages/send", response_class=HTMLResponse)

@@ -53,7 +53,6 @@ def list_sources(principal: Viewer, session: SessionDep) -> Any:
 def add_source(payload: SourceIn, principal: Operator, session: WriteSessionDep) -> Any:
     """Add a source to a category (created on first use)."""
     row = service.add_source(session, payload.category, payload.url, payload.kind, principal.actor)
-    session.commit()
     return service.source_dict(row)
 
 
@@ -61,7 +60,6 @@ def add_source(payload: SourceIn, principal: Operator, session: WriteSessionDep)
 def delete_source(source_id: int, principal: Operator, session: WriteSessionDep) -> Response:
     """Remove a source (the category's files stay until deleted)."""
     service.delete_source(session, source_id, principal.actor)
-    session.commit()
     return Response(status_code=204)
 
 
@@ -72,7 +70,6 @@ def delete_source(source_id: int, principal: Operator, session: WriteSessionDep)
 def scrape(principal: Operator, session: WriteSessionDep, payload: ScrapeIn | None = None) -> Any:
     """Start a scrape of all (or the named) categories; follow it at /api/jobs/{job_id}."""
     job = jobs.start_scrape(session, payload.categories if payload else None, principal.actor)
-    session.commit()
     return {"job_id": job.id}
 
 
@@ -98,7 +95,6 @@ def get_file(name: str, principal: Viewer) -> Response:
 def delete_files(principal: Admin, session: WriteSessionDep) -> Any:
     """Delete every news file (the indexes keep what they hold)."""
     deleted = indexes.delete_all_files(session, principal.actor)
-    session.commit()
     return {"deleted": deleted}
 
 
@@ -106,7 +102,6 @@ def delete_files(principal: Admin, session: WriteSessionDep) -> Any:
 def delete_file(name: str, principal: Admin, session: WriteSessionDep) -> Response:
     """Delete one news file."""
     indexes.delete_file(session, name, principal.actor)
-    session.commit()
     return Response(status_code=204)
 
 
@@ -120,7 +115,6 @@ def build_index(
     """Start building an index from the news files; unchanged passages keep their vectors."""
     payload = payload or BuildIn()
     job = jobs.start_build(session, payload.name, payload.categories, principal.actor)
-    session.commit()
     return {"job_id": job.id}
 
 
@@ -134,7 +128,6 @@ def list_indexes(principal: Viewer) -> Any:
 def activate_index(name: str, principal: Operator, session: WriteSessionDep) -> Any:
     """Make an index the active one."""
     indexes.activate(session, name, principal.actor)
-    session.commit()
     return indexes.list_indexes()
 
 
@@ -142,7 +135,6 @@ def activate_index(name: str, principal: Operator, session: WriteSessionDep) -> 
 def delete_index(name: str, principal: Admin, session: WriteSessionDep) -> Response:
     """Delete an index (deleting the active one leaves none active)."""
     indexes.delete(session, name, principal.actor)
-    session.commit()
     return Response(status_code=204)
 
 
@@ -232,5 +224,4 @@ def put_settings(payload: SettingsIn, principal: Operator, session: WriteSession
         retrieval=service.Retrieval(**retrieval_in.model_dump()) if retrieval_in else None,
         schedule=service.Schedule(**schedule_in.model_dump()) if schedule_in else None,
     )
-    session.commit()
     return service.settings_view(session)

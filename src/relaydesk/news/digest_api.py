@@ -56,7 +56,6 @@ def create_recipient(payload: RecipientIn, principal: Operator, session: WriteSe
         payload.phone, payload.send_time, payload.timezone, payload.mode, payload.prompt
     )
     recipient = recipients.create(session, fields, principal.actor, enabled=payload.enabled)
-    session.commit()
     return recipients.as_dict(recipient)
 
 
@@ -68,7 +67,6 @@ def update_recipient(
     recipient = recipients.update_recipient(
         session, recipient_id, principal.actor, payload.model_dump(exclude_unset=True)
     )
-    session.commit()
     return recipients.as_dict(recipient)
 
 
@@ -76,7 +74,6 @@ def update_recipient(
 def delete_recipient(recipient_id: int, principal: Operator, session: WriteSessionDep) -> Response:
     """Delete a recipient (audited); digests already sent stay in the history."""
     recipients.delete_recipient(session, recipient_id, principal.actor)
-    session.commit()
     return Response(status_code=204)
 
 
@@ -84,7 +81,6 @@ def delete_recipient(recipient_id: int, principal: Operator, session: WriteSessi
 def toggle_recipient(recipient_id: int, principal: Operator, session: WriteSessionDep) -> Any:
     """Disable an enabled recipient or enable a disabled one."""
     recipient = recipients.toggle(session, recipient_id, principal.actor)
-    session.commit()
     return recipients.as_dict(recipient)
 
 

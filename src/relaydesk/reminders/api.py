@@ -36,7 +36,6 @@ def create_reminder(payload: ReminderIn, principal: Operator, session: WriteSess
         payload.start_at,
         principal.actor,
     )
-    session.commit()
     return service.as_dict(reminder)
 
 
@@ -54,7 +53,6 @@ def update_reminder(
     reminder = service.update_reminder(
         session, reminder_id, principal.actor, **payload.model_dump(exclude_none=True)
     )
-    session.commit()
     return service.as_dict(reminder)
 
 
@@ -62,7 +60,6 @@ def update_reminder(
 def delete_reminder(reminder_id: int, principal: Operator, session: WriteSessionDep) -> Response:
     """Delete a reminder and its history (audited); the messages it sent stay."""
     service.delete_reminder(session, reminder_id, principal.actor)
-    session.commit()
     return Response(status_code=204)
 
 

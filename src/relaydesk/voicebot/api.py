@@ -89,7 +89,6 @@ def save_settings(payload: SettingsIn, principal: Admin, session: WriteSessionDe
         api_key=payload.api_key if "api_key" in given else False,
         actor=principal.actor,
     )
-    session.commit()
     return view
 
 
@@ -133,7 +132,6 @@ def sync(principal: Operator, session: WriteSessionDep, payload: SyncIn | None =
         date_to=payload.date_to,
         actor=principal.actor,
     )
-    session.commit()
     return _started(job)
 
 
@@ -148,7 +146,6 @@ def refetch_details(principal: Operator, session: WriteSessionDep) -> Any:
     from relaydesk.voicebot import sync as voice_sync
 
     job = voice_sync.start_refetch(session, principal.actor)
-    session.commit()
     return _started(job)
 
 
@@ -253,7 +250,6 @@ def archive(
 ) -> Any:
     """Archive a month to CSV now (again: the file is replaced)."""
     row = export.archive_month(session, month, "manual")
-    session.commit()
     return export.archive_view(row)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from relaydesk.auth.sessions import ABSOLUTE_TIMEOUT, SignedIn, load_session
@@ -34,6 +35,18 @@ def signed_in(request: Request) -> SignedIn | None:
         request.state.signed_in = user
     result: SignedIn | None = request.state.signed_in
     return result
+
+
+async def signed_in_async(request: Request) -> SignedIn | None:
+    """`signed_in` for async code: the database lookup runs in a worker thread.
+
+    On SQLite a lookup can wait for a busy writer; on the event loop that wait would
+    stall every other request and webhook of the process.
+    """
+    if "signed_in" in request.state._state:
+        cached: SignedIn | None = request.state.signed_in
+        return cached
+    return await run_in_threadpool(signed_in, request)
 
 
 def is_secure(request: Request) -> bool:

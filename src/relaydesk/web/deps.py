@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.errors import Forbidden, RelaydeskError
-from relaydesk.web.context import signed_in
+from relaydesk.web.context import signed_in_async
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
@@ -77,7 +77,7 @@ def require_user(role: str) -> object:
     """A dependency: a signed-in user with at least `role`, CSRF-checked when writing."""
 
     async def check(request: Request) -> SignedIn:
-        user = signed_in(request)
+        user = await signed_in_async(request)
         if user is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise LoginRequired(target if request.method == "GET" else "/")

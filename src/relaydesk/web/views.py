@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import update
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk.auth import service as auth
@@ -25,6 +26,7 @@ from relaydesk.web.context import (
     session_token,
     set_session_cookie,
     signed_in,
+    signed_in_async,
 )
 from relaydesk.web.deps import PanelViewer, check_csrf, same_origin
 from relaydesk.web.templating import STATIC_DIR, render
@@ -139,20 +141,24 @@ def logout(request: Request, user: PanelViewer) -> Response:
     return response
 
 
+def _remember_language(user_id: int, language: str) -> None:
+    with session_scope() as session:
+        session.execute(update(User).where(User.id == user_id).values(language=language))
+
+
 @router.post("/language")
 async def choose_language(request: Request) -> Response:
     """Remember the chosen language (for the user, and in a cookie for the login page)."""
     form = await request.form()
     language = str(form.get("language", ""))
     target = safe_next(str(form.get("next", "")) or None)
-    user = signed_in(request)
+    user = await signed_in_async(request)
     if user is not None:
         await check_csrf(request, user)
     if language not in LANGUAGES:
         return RedirectResponse(target, status_code=303)
     if user is not None:
-        with session_scope() as session:
-            session.execute(update(User).where(User.id == user.user_id).values(language=language))
+        await run_in_threadpool(_remember_language, user.user_id, language)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         LANGUAGE_COOKIE, language, max_age=365 * 86400, samesite="lax", secure=is_secure(request)

@@ -31,8 +31,6 @@ def update_twilio_settings(
 ) -> dict[str, Any]:
     """Change the panel's Twilio settings; omitted fields stay, "" or null clears one."""
     view = twilio_settings.update_twilio_settings(session, changes, principal.actor)
-    # Commit before answering: the next request (and this process's cache) must see it.
-    session.commit()
     return view
 
 
