@@ -76,6 +76,7 @@ from typing import Any
 import httpx
 
 from benchlib import (
+    BENCH_ACCOUNT_SID,
     BENCH_AUTH_TOKEN,
     HOST,
     REPO,
@@ -91,7 +92,7 @@ from benchlib import (
     thread_cpu,
 )
 from relaydesk.channels.twilio.signature import sign
-from relaydesk.config import SANDBOX_ACCOUNT_SID, SANDBOX_DEFAULT_FROM, Settings
+from relaydesk.config import SANDBOX_DEFAULT_FROM, Settings
 
 sys.path.insert(0, str(REPO))  # for tests.fakes
 from tests.fakes import FakeOpenAI
@@ -170,7 +171,7 @@ def build_webhooks(port: int, first: int, count: int, tag: str) -> list[Webhook]
             "To": OUR_NUMBER,
             "NumSegments": "1",
             "MessageSid": sid,
-            "AccountSid": SANDBOX_ACCOUNT_SID,
+            "AccountSid": BENCH_ACCOUNT_SID,
             "From": customer,
             "ApiVersion": "2010-04-01",
         }

@@ -26,6 +26,10 @@ from relaydesk.config import Settings
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 BENCH_AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
+# One account for every process of a run, servers and standalone emulators alike whatever
+# their DATA_DIR (each would otherwise generate its own); TWILIO_MODE keeps an Account SID
+# in the environment from meaning live Twilio.
+BENCH_ACCOUNT_SID = "AC" + "be" * 16
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -59,6 +63,8 @@ def server_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
         {
             "DATA_DIR": str(data_dir),
             "PORT": str(port),
+            "TWILIO_MODE": "sandbox",
+            "TWILIO_ACCOUNT_SID": BENCH_ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": BENCH_AUTH_TOKEN,
             "LOG_LEVEL": "WARNING",
             "SANDBOX_STATUS_DELAY_MS": "0",

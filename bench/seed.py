@@ -36,13 +36,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchlib import BENCH_ACCOUNT_SID
 from relaydesk.channels.twilio.errors import describe_error
-from relaydesk.config import SANDBOX_ACCOUNT_SID, SANDBOX_DEFAULT_FROM
+from relaydesk.config import SANDBOX_DEFAULT_FROM
 from relaydesk.maintenance import ANALYSIS_LIMIT
 from relaydesk.messaging.segments import count_segments
 
 OUR_ADDRESS = SANDBOX_DEFAULT_FROM
-ACCOUNT_SID = SANDBOX_ACCOUNT_SID
+ACCOUNT_SID = BENCH_ACCOUNT_SID
 CHUNK = 50_000
 BODY_POOL = 20_000
 DEFAULT_SEED = 20261122

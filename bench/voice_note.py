@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
+    BENCH_ACCOUNT_SID,
     BENCH_AUTH_TOKEN,
     Server,
     code_under_test,
@@ -36,7 +37,6 @@ from benchlib import (
     run_cli,
     server_env,
 )
-from relaydesk.config import SANDBOX_ACCOUNT_SID
 from relaydesk.media import audio, transcribe
 from relaydesk.media.download import Source, download
 
@@ -70,14 +70,14 @@ def send_note(base: str, note: bytes) -> str:
         f"{base}/sandbox/phone/messages",
         data={"from": "whatsapp:+48600900900"},
         files=[("media", ("note.ogg", note, "audio/ogg"))],
-        auth=(SANDBOX_ACCOUNT_SID, BENCH_AUTH_TOKEN),
+        auth=(BENCH_ACCOUNT_SID, BENCH_AUTH_TOKEN),
         timeout=30,
     )
     answer.raise_for_status()
     sent = answer.json()
     media_sid = sent["media"][0]["sid"]
     return (
-        f"{base}/sandbox/twilio/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}"
+        f"{base}/sandbox/twilio/2010-04-01/Accounts/{BENCH_ACCOUNT_SID}"
         f"/Messages/{sent['sid']}/Media/{media_sid}"
     )
 
@@ -103,7 +103,7 @@ def main() -> None:
         server = Server(data_dir, port, env, data_dir / "server.log")
         server.start()
         base = f"http://127.0.0.1:{port}"
-        source = Source(f"{base}/sandbox/twilio", SANDBOX_ACCOUNT_SID, BENCH_AUTH_TOKEN, True)
+        source = Source(f"{base}/sandbox/twilio", BENCH_ACCOUNT_SID, BENCH_AUTH_TOKEN, True)
         try:
             print(
                 f"\n{'note':>6} {'size':>8} {'download':>9} {'convert':>8} "

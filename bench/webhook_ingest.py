@@ -64,6 +64,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from benchlib import (
+    BENCH_ACCOUNT_SID,
     BENCH_AUTH_TOKEN,
     HOST,
     Server,
@@ -79,7 +80,6 @@ from benchlib import (
     thread_cpu,
 )
 from relaydesk.channels.twilio.signature import sign
-from relaydesk.config import SANDBOX_ACCOUNT_SID
 from relaydesk.messaging.segments import count_segments
 from seed import INBOUND_SENTENCES, OUR_ADDRESS, make_body, participant_number, seed_database
 
@@ -175,7 +175,7 @@ def build_webhook(port: int, rng: random.Random, customers: list[str]) -> Webhoo
         "ToZip": "",
         "NumSegments": str(segments),
         "MessageSid": sid,
-        "AccountSid": SANDBOX_ACCOUNT_SID,
+        "AccountSid": BENCH_ACCOUNT_SID,
         "From": rng.choice(customers),
         "ApiVersion": "2010-04-01",
     }

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from relaydesk.cli import FIRST_ADMIN_EMAIL
+from relaydesk.config import sandbox_credentials
 from tests.conftest import BACKEND, wait_for
 from tests.pgserver import free_port
 
@@ -188,11 +189,17 @@ def test_serve_creates_first_admin_and_answers_with_a_cli_token(cli_env: dict[st
 def external_sandbox(
     cli_env: dict[str, str], app_port: int, sandbox_port: int, **knobs: str
 ) -> tuple[Proc, dict[str, str]]:
-    """Start `relaydesk sandbox` as its own process; returns it and the app's environment."""
+    """Start `relaydesk sandbox` as its own process; returns it and the app's environment.
+
+    The emulator keeps its own DATA_DIR, so it is given the app's account in the
+    environment (with TWILIO_MODE, which an Account SID alone would switch to live).
+    """
     sandbox_env = {
         **cli_env,
         "DATA_DIR": cli_env["DATA_DIR"] + "-twilio",
         "SANDBOX_STATUS_DELAY_MS": "0",
+        "TWILIO_MODE": "sandbox",
+        "TWILIO_ACCOUNT_SID": sandbox_auth(cli_env)[0],
         **knobs,
     }
     sandbox = Proc(
@@ -209,6 +216,12 @@ def external_sandbox(
         "TWILIO_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}",
     }
     return sandbox, app_env
+
+
+def sandbox_auth(cli_env: dict[str, str]) -> tuple[str, str]:
+    """The sandbox account of the app on `cli_env`'s DATA_DIR (its token set by the tests)."""
+    generated = sandbox_credentials(Path(cli_env["DATA_DIR"]))
+    return generated.account_sid, cli_env.get("TWILIO_AUTH_TOKEN") or generated.auth_token
 
 
 def test_several_web_processes_refuse_the_embedded_sandbox(cli_env: dict[str, str]) -> None:
@@ -238,9 +251,7 @@ def test_standalone_sandbox_process(cli_env: dict[str, str]) -> None:
             timeout=30,
         )
         assert sent.status_code == 201, sent.text
-        from relaydesk.config import get_settings
-
-        auth = (get_settings().account_sid, get_settings().auth_token)
+        auth = sandbox_auth(cli_env)
         injected = httpx.post(
             f"http://127.0.0.1:{sandbox_port}/sandbox/phone/messages",
             auth=auth,
@@ -292,9 +303,7 @@ def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str
     if BACKEND == "postgresql":
         assert run(cli_env, "migrate").returncode == 0
     app_port, sandbox_port = free_port(), free_port()
-    from relaydesk.config import get_settings
-
-    auth = (get_settings().account_sid, get_settings().auth_token)
+    auth = sandbox_auth(cli_env)
     # Twilio (the standalone emulator) stays up; it answers 3 s after taking a message.
     sandbox, app_env = external_sandbox(cli_env, app_port, sandbox_port, SANDBOX_LATENCY_MS="3000")
     twilio_store = Path(cli_env["DATA_DIR"] + "-twilio") / "sandbox.db"

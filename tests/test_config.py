@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,75 @@ def test_processes_starting_together_agree_on_one_generated_secret_key(tmp_path:
     assert len(keys) == 8 and len(set(keys)) == 1
     assert [p.name for p in tmp_path.iterdir()] == [".secret_key"]
     assert (tmp_path / ".secret_key").stat().st_mode & 0o777 == 0o600
+
+
+# The credentials every installation shared before they were generated per DATA_DIR.
+OLD_SANDBOX_SID = "AC" + "5a" * 16
+OLD_SANDBOX_TOKEN = "sandbox" + "0" * 25
+
+
+def test_sandbox_credentials_are_generated_per_data_dir_and_kept_across_restarts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    first = make(monkeypatch, one)
+    assert re.fullmatch(r"AC[0-9a-f]{32}", first.account_sid)
+    assert re.fullmatch(r"[0-9a-f]{32}", first.auth_token)
+    assert first.account_sid != OLD_SANDBOX_SID and first.auth_token != OLD_SANDBOX_TOKEN
+    stored = one / ".sandbox_credentials"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert first.auth_token in stored.read_text()
+
+    again = make(monkeypatch, one)  # a restart on the same DATA_DIR
+    assert (again.account_sid, again.auth_token) == (first.account_sid, first.auth_token)
+    other = make(monkeypatch, two)
+    assert other.account_sid != first.account_sid and other.auth_token != first.auth_token
+
+
+def test_twilio_credentials_from_the_environment_win_over_the_generated_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    generated = make(monkeypatch, tmp_path)
+    token_only = make(monkeypatch, tmp_path, TWILIO_AUTH_TOKEN="t" * 32)
+    assert (token_only.account_sid, token_only.auth_token) == (generated.account_sid, "t" * 32)
+    both = make(
+        monkeypatch,
+        tmp_path,
+        TWILIO_MODE="sandbox",
+        TWILIO_ACCOUNT_SID="AC" + "2" * 32,
+        TWILIO_AUTH_TOKEN="u" * 32,
+    )
+    assert (both.account_sid, both.auth_token) == ("AC" + "2" * 32, "u" * 32)
+
+
+def test_damaged_sandbox_credentials_file_is_one_readable_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".sandbox_credentials").write_text("{not json")
+    with pytest.raises(ConfigError) as caught:
+        make(monkeypatch, tmp_path)
+    assert ".sandbox_credentials" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_processes_starting_together_agree_on_one_set_of_sandbox_credentials(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    from relaydesk.config import sandbox_credentials
+
+    found: list[tuple[str, str]] = []
+
+    def start() -> None:
+        credentials = sandbox_credentials(tmp_path)
+        found.append((credentials.account_sid, credentials.auth_token))
+
+    starters = [threading.Thread(target=start) for _ in range(8)]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join()
+    assert len(found) == 8 and len(set(found)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [".sandbox_credentials"]

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from relaydesk.config import ConfigError, Settings, get_settings
+from relaydesk.config import SANDBOX_CREDENTIALS_FILE, ConfigError, Settings, get_settings
 from relaydesk.errors import RelaydeskError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -514,7 +514,7 @@ def backup(path: Path) -> None:
 @friendly
 def sandbox(host: str, port: int, webhook_base: str | None) -> None:
     """Run the Twilio emulator as its own process (point TWILIO_API_BASE_URL at it)."""
-    _settings()
+    settings = _settings()
     import uvicorn
 
     from relaydesk.channels.sandbox.app import create_sandbox_app
@@ -522,7 +522,36 @@ def sandbox(host: str, port: int, webhook_base: str | None) -> None:
     click.echo(
         f"  Twilio sandbox on http://{host}:{port}  (TWILIO_API_BASE_URL=http://{host}:{port})"
     )
+    click.echo(
+        f"  Account SID {settings.account_sid}; its auth token: relaydesk sandbox-credentials"
+    )
     uvicorn.run(create_sandbox_app(webhook_base), host=host, port=port, access_log=False)
+
+
+@main.command("sandbox-credentials")
+@friendly
+def sandbox_credentials() -> None:
+    """Print the Account SID and auth token the sandbox emulator accepts (Basic auth, signing)."""
+    settings = _settings()
+    if settings.twilio_mode == "live" and settings.mode_env_var == "TWILIO_MODE":
+        raise click.ClickException(
+            "TWILIO_MODE=live: relaydesk talks to Twilio here, not to the sandbox emulator"
+        )
+    click.echo(f"Account SID: {settings.account_sid}")
+    click.echo(f"Auth token:  {settings.auth_token}")
+    from_env = [
+        name
+        for name, value in (
+            ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+            ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+        )
+        if value
+    ]
+    generated = settings.data_dir / SANDBOX_CREDENTIALS_FILE
+    if len(from_env) < 2:
+        click.echo(f"Generated for this DATA_DIR in {generated}; keep them private.")
+    if from_env:
+        click.echo(f"Set in the environment: {', '.join(from_env)} (they win).")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
+import re
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,13 +20,23 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
-# Fixed credentials of the built-in Twilio emulator when none are configured.
-SANDBOX_ACCOUNT_SID = "AC" + "5a" * 16
-SANDBOX_AUTH_TOKEN = "sandbox" + "0" * 25
 SANDBOX_DEFAULT_FROM = "+15005550006"  # Twilio's magic "valid sender" test number
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "please-change", "xxx", "test"}
 SECRET_FIELDS = ("secret_key", "twilio_auth_token", "openai_api_key", "elevenlabs_api_key")
+
+
+@dataclass(frozen=True)
+class SandboxCredentials:
+    """The built-in emulator's account: an Account SID and its auth token."""
+
+    account_sid: str
+    auth_token: str
+
+
+SANDBOX_CREDENTIALS_FILE = ".sandbox_credentials"
+_SANDBOX_SID = re.compile(r"^AC[0-9a-f]{32}$")
+_SANDBOX_TOKEN = re.compile(r"^[0-9a-f]{32}$")
 
 
 class ConfigError(Exception):
@@ -131,6 +145,8 @@ class Settings(BaseSettings):
 
     # Whether TWILIO_MODE itself was given (the validator fills in a default otherwise).
     _mode_given: bool = PrivateAttr(False)
+    # The emulator's generated account, read from DATA_DIR on first use.
+    _sandbox_credentials: SandboxCredentials | None = PrivateAttr(None)
 
     @field_validator("default_region")
     @classmethod
@@ -245,14 +261,21 @@ class Settings(BaseSettings):
         return "TWILIO_ACCOUNT_SID" if self.twilio_account_sid else None
 
     @property
+    def sandbox_credentials(self) -> SandboxCredentials:
+        """This installation's emulator account (generated once in DATA_DIR)."""
+        if self._sandbox_credentials is None:
+            self._sandbox_credentials = sandbox_credentials(self.data_dir)
+        return self._sandbox_credentials
+
+    @property
     def account_sid(self) -> str:
         """The Account SID the app and the emulator use."""
-        return self.twilio_account_sid or SANDBOX_ACCOUNT_SID
+        return self.twilio_account_sid or self.sandbox_credentials.account_sid
 
     @property
     def auth_token(self) -> str:
         """The auth token that signs webhooks and authenticates API calls."""
-        return self.twilio_auth_token or SANDBOX_AUTH_TOKEN
+        return self.twilio_auth_token or self.sandbox_credentials.auth_token
 
     @property
     def default_from(self) -> str | None:
@@ -343,22 +366,54 @@ def load_settings() -> Settings:
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     if not settings.secret_key:
         settings.secret_key = _persistent_secret(settings.data_dir)
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        # Read (or made) now, so a damaged file stops the start with a clear line.
+        _ = settings.sandbox_credentials
     return settings
+
+
+def sandbox_credentials(data_dir: Path) -> SandboxCredentials:
+    """The emulator's account of this DATA_DIR, generated on first use (mode 0600)."""
+    path = data_dir / SANDBOX_CREDENTIALS_FILE
+    text = _create_once(path, _new_sandbox_credentials, "sandbox credentials")
+    try:
+        data = json.loads(text)
+        credentials = SandboxCredentials(str(data["account_sid"]), str(data["auth_token"]))
+    except (ValueError, TypeError, KeyError):
+        credentials = None
+    if credentials is None or not (
+        _SANDBOX_SID.match(credentials.account_sid) and _SANDBOX_TOKEN.match(credentials.auth_token)
+    ):
+        raise ConfigError(
+            f"{path} is damaged; delete it to generate new sandbox credentials "
+            "(clients using the old ones must then be given the new ones)"
+        )
+    return credentials
+
+
+def _new_sandbox_credentials() -> str:
+    # Shaped like Twilio's: "AC" and 32 hex digits, and a 32-hex-digit token.
+    account = {"account_sid": "AC" + secrets.token_hex(16), "auth_token": secrets.token_hex(16)}
+    return json.dumps(account) + "\n"
 
 
 def _persistent_secret(data_dir: Path) -> str:
     """Generate SECRET_KEY once and keep it in the data directory (mode 0600)."""
-    path = data_dir / ".secret_key"
+    return _create_once(data_dir / ".secret_key", lambda: secrets.token_urlsafe(48), "SECRET_KEY")
+
+
+def _create_once(path: Path, make: Callable[[], str], what: str) -> str:
+    """The stripped content of `path`, written by `make()` (mode 0600) if it does not exist."""
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
     # Written under a temporary name and linked into place: a process starting at the
-    # same moment either wins the link or reads the complete key of the one that did.
-    tmp = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    # same moment either wins the link or reads the complete value of the one that did.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+        handle.write(value)
         handle.flush()
         os.fsync(handle.fileno())
     try:
@@ -367,8 +422,8 @@ def _persistent_secret(data_dir: Path) -> str:
         return path.read_text().strip()
     finally:
         tmp.unlink()
-    log.info("generated a new SECRET_KEY in %s", path)
-    return key
+    log.info("generated new %s in %s", what, path)
+    return value.strip()
 
 
 @lru_cache(maxsize=1)

@@ -18,13 +18,7 @@ from sqlalchemy import select
 
 from relaydesk.admin.models import AuditEntry, Setting
 from relaydesk.channels.twilio.account import PanelValues, TwilioAccount, invalidate, resolve
-from relaydesk.config import (
-    SANDBOX_ACCOUNT_SID,
-    SANDBOX_AUTH_TOKEN,
-    SANDBOX_DEFAULT_FROM,
-    Settings,
-    get_settings,
-)
+from relaydesk.config import SANDBOX_DEFAULT_FROM, Settings, get_settings
 from relaydesk.messaging.models import Message
 from tests.conftest import AUTH_TOKEN, SPECS, wait_for
 
@@ -137,7 +131,7 @@ def test_view_names_sources_webhook_urls_and_env_variables(api: httpx.Client) ->
     assert view["auth_token"] == {"set": True, "masked": "••••" + AUTH_TOKEN[-4:], "source": "env"}
     assert view["account_sid"] == {"value": None, "source": "default"}
     assert view["signature_validation"] == {"value": True, "source": "default"}
-    assert view["active"]["account_sid"] == SANDBOX_ACCOUNT_SID
+    assert view["active"]["account_sid"] == get_settings().account_sid
     assert view["active"]["default_from"] == SANDBOX_DEFAULT_FROM
     assert view["env_names"]["account_sid"] == "TWILIO_ACCOUNT_SID"
     assert view["webhook_urls"]["inbound"].endswith("/twilio/inbound")
@@ -259,7 +253,7 @@ def test_connection_test_reaches_the_emulator_with_the_sandbox_credentials(
     assert result["ok"] is True, result
     assert result["mode"] == "sandbox"
     assert result["account"] == {
-        "sid": SANDBOX_ACCOUNT_SID,
+        "sid": get_settings().account_sid,
         "friendly_name": "relaydesk sandbox",
         "status": "active",
         "type": "Trial",
@@ -292,9 +286,9 @@ def test_live_mode_sends_through_the_configured_api_and_turns_the_sandbox_off(
 ) -> None:
     # The emulator's own account, reached through a different API base: only the live
     # path can have delivered the message, since the embedded emulator answers 404.
+    sandbox_sid = get_settings().account_sid
     switched = api.put(
-        URL,
-        json={"mode": "live", "account_sid": SANDBOX_ACCOUNT_SID, "default_from": "+15005550006"},
+        URL, json={"mode": "live", "account_sid": sandbox_sid, "default_from": "+15005550006"}
     )
     assert switched.status_code == 200, switched.text
     view = switched.json()
@@ -311,8 +305,8 @@ def test_live_mode_sends_through_the_configured_api_and_turns_the_sandbox_off(
 
     wait_for(delivered, what="the status callback of the live send")
 
-    embedded = f"{api.base_url}/sandbox/twilio/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}.json"
-    credentials = (SANDBOX_ACCOUNT_SID, AUTH_TOKEN)
+    embedded = f"{api.base_url}/sandbox/twilio/2010-04-01/Accounts/{sandbox_sid}.json"
+    credentials = (sandbox_sid, AUTH_TOKEN)
     off = httpx.get(embedded, auth=credentials)
     assert off.status_code == 404
     assert off.json() == {"detail": SANDBOX_OFF}
@@ -377,19 +371,20 @@ def test_emulator_fetch_account_is_twilio_shaped_and_checks_credentials(server: 
     schema = spec["components"]["schemas"]["api.v2010.account"]
     enums = spec["components"]["schemas"]
     base = f"{server.url}/sandbox/twilio/2010-04-01/Accounts"
+    sid = get_settings().account_sid
 
-    answer = httpx.get(f"{base}/{SANDBOX_ACCOUNT_SID}.json", auth=(SANDBOX_ACCOUNT_SID, AUTH_TOKEN))
+    answer = httpx.get(f"{base}/{sid}.json", auth=(sid, AUTH_TOKEN))
     assert answer.status_code == 200
     account = answer.json()
     assert set(account) == set(schema["properties"])
     assert account["status"] in enums["account_enum_status"]["enum"]
     assert account["type"] in enums["account_enum_type"]["enum"]
-    assert account["uri"] == f"/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}.json"
+    assert account["uri"] == f"/2010-04-01/Accounts/{sid}.json"
     assert time.strptime(account["date_created"], "%a, %d %b %Y %H:%M:%S +0000")
 
-    wrong = httpx.get(f"{base}/{SANDBOX_ACCOUNT_SID}.json", auth=(SANDBOX_ACCOUNT_SID, "nope"))
+    wrong = httpx.get(f"{base}/{sid}.json", auth=(sid, "nope"))
     assert (wrong.status_code, wrong.json()["code"]) == (401, 20003)
-    other = httpx.get(f"{base}/{LIVE_SID}.json", auth=(SANDBOX_ACCOUNT_SID, AUTH_TOKEN))
+    other = httpx.get(f"{base}/{LIVE_SID}.json", auth=(sid, AUTH_TOKEN))
     assert (other.status_code, other.json()["code"]) == (404, 20404)
 
 
@@ -410,12 +405,13 @@ LIVE_PANEL = {"mode": "live", "account_sid": LIVE_SID, "auth_token": PANEL_TOKEN
 
 
 def test_without_anything_configured_the_sandbox_defaults_apply() -> None:
-    account = resolve(settings_with(), panel())
+    settings = settings_with()
+    account = resolve(settings, panel())
 
     assert account == TwilioAccount(
         mode="sandbox",
-        account_sid=SANDBOX_ACCOUNT_SID,
-        auth_token=SANDBOX_AUTH_TOKEN,
+        account_sid=settings.sandbox_credentials.account_sid,
+        auth_token=settings.sandbox_credentials.auth_token,
         default_from=SANDBOX_DEFAULT_FROM,
         whatsapp_from=None,
         messaging_service_sid=None,
@@ -437,8 +433,13 @@ def test_panel_values_apply_in_live_mode_only() -> None:
     assert live.sources["account_sid"] == live.sources["mode"] == "panel"
 
     # The same values kept while in sandbox mode leave the emulator's credentials alone.
-    sandbox = resolve(settings_with(), panel(**{**stored.values, "mode": "sandbox"}))
-    assert (sandbox.account_sid, sandbox.auth_token) == (SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+    settings = settings_with()
+    sandbox = resolve(settings, panel(**{**stored.values, "mode": "sandbox"}))
+    generated = settings.sandbox_credentials
+    assert (sandbox.account_sid, sandbox.auth_token) == (
+        generated.account_sid,
+        generated.auth_token,
+    )
     assert sandbox.default_from == SANDBOX_DEFAULT_FROM
     assert sandbox.public_base_url == "https://r.example"  # not a credential: used in both
 
@@ -477,10 +478,11 @@ def test_environment_mode_cannot_be_overridden_by_the_panel() -> None:
 
 
 def test_incomplete_live_settings_fall_back_to_the_sandbox_and_say_why() -> None:
-    account = resolve(settings_with(), panel(mode="live", account_sid=LIVE_SID))
+    settings = settings_with()
+    account = resolve(settings, panel(mode="live", account_sid=LIVE_SID))
 
     assert account.mode == "sandbox"
-    assert account.account_sid == SANDBOX_ACCOUNT_SID
+    assert account.account_sid == settings.sandbox_credentials.account_sid
     assert "an auth token" in account.problems[0]
     assert "sender" in account.problems[0]
 
