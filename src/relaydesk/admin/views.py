@@ -14,8 +14,10 @@ from relaydesk.auth.models import ROLES
 from relaydesk.auth.service import Principal
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.channels.twilio import settings as twilio_settings
+from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.schemas import TwilioSettingsIn
 from relaydesk.db import session_scope
+from relaydesk.errors import Conflict
 from relaydesk.messaging import spool
 from relaydesk.web.deps import PanelAdmin
 from relaydesk.web.templating import render
@@ -74,6 +76,18 @@ async def test_twilio(request: Request, user: PanelAdmin) -> Response:
     """Try the Twilio credentials in effect and say what happened."""
     result = await run_in_threadpool(twilio_settings.test_connection)
     return render(request, "admin/_test_result.html", {"result": result}, user=user)
+
+
+@router.post("/settings/sandbox-credentials", response_class=HTMLResponse)
+def reveal_sandbox_token(request: Request, user: PanelAdmin) -> Response:
+    """The sandbox's auth token for an admin who asked to see it (audited; never cached)."""
+    account = current_account()
+    if not account.sandbox:
+        raise Conflict("The sandbox is off: relaydesk is connected to live Twilio")
+    with session_scope() as session:
+        audit.record(session, user.actor, "settings.sandbox.reveal", target="sandbox")
+    context = {"auth_token": account.auth_token}
+    return render(request, "admin/_sandbox_token.html", context, user=user)
 
 
 def _users_context(new_token: str | None = None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from relaydesk.channels.twilio.account import (
 )
 from relaydesk.channels.twilio.gateway import TWILIO_API, GatewayError, TwilioGateway, make_client
 from relaydesk.channels.twilio.schemas import TwilioSettingsIn
-from relaydesk.config import Settings, get_settings
+from relaydesk.config import SANDBOX_CREDENTIALS_FILE, Settings, get_settings
 from relaydesk.contacts.numbers import WHATSAPP_PREFIX, InvalidNumber, normalize
 from relaydesk.errors import Conflict, Invalid
 
@@ -86,6 +86,19 @@ def twilio_settings_view(session: Session) -> dict[str, Any]:
         "live_missing": live_missing({n: configured(n)["value"] for n in PANEL_KEYS}),
         "problems": list(account.problems),
         "env_names": dict(ENV_NAMES),
+        "sandbox": _sandbox_view(account, settings) if account.sandbox else None,
+    }
+
+
+def _sandbox_view(account: TwilioAccount, settings: Settings) -> dict[str, Any]:
+    """The emulator's account; its token only masked (the panel shows it on request)."""
+    return {
+        "account_sid": account.account_sid,
+        "auth_token": {
+            "masked": _masked(account.auth_token),
+            "source": "env" if settings.twilio_auth_token else "generated",
+        },
+        "credentials_file": str(settings.data_dir / SANDBOX_CREDENTIALS_FILE),
     }
 
 
