@@ -454,3 +454,38 @@ def openai_fake() -> Iterator[FakeOpenAI]:
     fake.start()
     yield fake
     fake.stop()
+
+
+class RecordingServer:
+    """A service on another loopback port that must not be reached: records every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self) -> None:
+                with recorder._lock:
+                    recorder.requests.append((self.command, self.path))
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_HEAD = _record
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = LoopbackServer(Handler)
+        self.port = self._server.port
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RecordingServer:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()

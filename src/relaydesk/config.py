@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     sandbox_latency_ms: int = Field(0, ge=0, le=60_000)
     sandbox_sender_mps: float = Field(0.0, ge=0)
     sandbox_api_rps: float = Field(0.0, ge=0)
+    # Status callbacks and media URLs given to the emulator may lead to this machine or
+    # the LAN (a test receiver); relaydesk's own address is always allowed.
+    sandbox_allow_private_networks: bool = False
 
     # Whether TWILIO_MODE itself was given (the validator fills in a default otherwise).
     _mode_given: bool = PrivateAttr(False)

@@ -19,12 +19,16 @@ class BlockedAddress(ValueError):
     """The URL resolves to a private, loopback, link-local or otherwise internal address."""
 
 
+class Unresolvable(BlockedAddress):
+    """The host name does not resolve: nothing can be sent to it now."""
+
+
 def internal_address(host: str, port: int | None = None) -> str | None:
     """The first internal address `host` resolves to, or None when every one is public."""
     try:
         infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        raise BlockedAddress(f"'{host}' cannot be resolved ({exc.strerror})") from None
+        raise Unresolvable(f"'{host}' cannot be resolved ({exc.strerror})") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:

@@ -17,7 +17,7 @@ def create_sandbox_app(webhook_base: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        start_emulator(webhook_base)
+        start_emulator(webhook_base, standalone=True)
         settle_after_startup()
         try:
             yield

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import httpx
 import urllib3
 
+from relaydesk.channels.sandbox.outbound import Outbound, shown
 from relaydesk.channels.sandbox.render import API_VERSION
 from relaydesk.channels.sandbox.store import StoredMessage
 from relaydesk.channels.sandbox.validation import is_whatsapp
@@ -58,13 +59,12 @@ def status_params(msg: StoredMessage) -> dict[str, str]:
     return params
 
 
-def post_signed(
-    pool: urllib3.PoolManager, url: str, params: Mapping[str, str], token: str
-) -> int | None:
+def post_signed(outbound: Outbound, url: str, params: Mapping[str, str], token: str) -> int | None:
     """POST a signed form; retry once if the connection is refused. Returns the HTTP status.
 
-    On a urllib3 pool: the emulator's status lanes post hundreds a second, and httpx
-    costs about twice the CPU per request.
+    Raises netguard.BlockedAddress when the guard refuses the address. On urllib3: the
+    emulator's status lanes post hundreds a second, and httpx costs about twice the CPU
+    per request.
     """
     url = target_url(url)
     headers = signed_headers(url, params, token)
@@ -72,15 +72,15 @@ def post_signed(
     timeout = urllib3.Timeout(connect=TIMEOUT.connect, read=TIMEOUT.read)
     for attempt in (1, 2):
         try:
-            answer = pool.request(
-                "POST", url, body=body, headers=headers, timeout=timeout, retries=False
-            )
+            answer = outbound.request("POST", url, body=body, headers=headers, timeout=timeout)
             return answer.status
         except urllib3.exceptions.NewConnectionError as exc:
             # Twilio's default retry policy: one more try, only when the connection failed.
-            log.warning("callback to %s failed to connect (attempt %d): %s", url, attempt, exc)
+            log.warning(
+                "callback to %s failed to connect (attempt %d): %s", shown(url), attempt, exc
+            )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            log.warning("callback to %s failed: %s", url, exc)
+            log.warning("callback to %s failed: %s", shown(url), exc)
             return None
     return None
 

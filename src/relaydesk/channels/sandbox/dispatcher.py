@@ -15,11 +15,11 @@ import threading
 import time
 import zlib
 
-import urllib3
-
+from relaydesk import netguard
 from relaydesk.channels.sandbox.callbacks import post_signed, status_params
 from relaydesk.channels.sandbox.knobs import Control
 from relaydesk.channels.sandbox.lifecycle import TERMINAL, advance
+from relaydesk.channels.sandbox.outbound import Outbound, shown
 from relaydesk.channels.sandbox.store import SandboxStore, StoredMessage
 from relaydesk.config import Settings
 
@@ -31,9 +31,9 @@ CALLBACK_LANES = 8
 class _Lanes:
     """Threads that post status callbacks; each message keeps to one lane (in order)."""
 
-    def __init__(self, auth_token: str, count: int = CALLBACK_LANES) -> None:
+    def __init__(self, outbound: Outbound, auth_token: str, count: int = CALLBACK_LANES) -> None:
+        self._outbound = outbound  # its connection pools are shared by the lanes
         self._auth_token = auth_token
-        self._pool = urllib3.PoolManager(maxsize=count)  # shared by the lanes
         self._queues: list[queue.SimpleQueue[StoredMessage | None]] = [
             queue.SimpleQueue() for _ in range(count)
         ]
@@ -57,15 +57,23 @@ class _Lanes:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._pool.clear()
 
     def _run(self, lane: queue.SimpleQueue[StoredMessage | None]) -> None:
         while (msg := lane.get()) is not None:
             assert msg.status_callback is not None
             try:
                 status = post_signed(
-                    self._pool, msg.status_callback, status_params(msg), self._auth_token
+                    self._outbound, msg.status_callback, status_params(msg), self._auth_token
                 )
+            except netguard.BlockedAddress as exc:
+                log.warning(
+                    "sandbox: status callback of %s (%s) to %s refused: %s",
+                    msg.sid,
+                    msg.status,
+                    shown(msg.status_callback),
+                    exc,
+                )
+                continue
             except Exception:
                 log.exception("sandbox: status callback for %s failed", msg.sid)
                 continue
@@ -79,10 +87,13 @@ class Dispatcher:
     a message is never refused, its `sent` step just waits for the sender's next free slot.
     """
 
-    def __init__(self, store: SandboxStore, control: Control, settings: Settings) -> None:
+    def __init__(
+        self, store: SandboxStore, control: Control, settings: Settings, outbound: Outbound
+    ) -> None:
         self._store = store
         self._control = control
         self._settings = settings
+        self._outbound = outbound
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, str]] = []
         self._due: dict[str, float] = {}  # the live entry per SID; older heap entries are stale
@@ -107,7 +118,7 @@ class Dispatcher:
         for sid, due in self._store.pending():
             self.schedule(sid, min(due, horizon))
         self._stopping = False
-        self._lanes = _Lanes(self._settings.auth_token)
+        self._lanes = _Lanes(self._outbound, self._settings.auth_token)
         self._thread = threading.Thread(target=self._run, name="sandbox-dispatcher", daemon=True)
         self._thread.start()
 

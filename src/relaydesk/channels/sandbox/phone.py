@@ -15,8 +15,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from relaydesk import netguard
 from relaydesk.channels.sandbox.callbacks import TIMEOUT, apost_signed, inbound_params
 from relaydesk.channels.sandbox.deps import require_sandbox_access
+from relaydesk.channels.sandbox.errors import ApiError
 from relaydesk.channels.sandbox.knobs import Knobs, KnobsUpdate, bare_number
 from relaydesk.channels.sandbox.lifecycle import default_sender
 from relaydesk.channels.sandbox.media import MAX_FILES, Upload
@@ -89,8 +91,14 @@ async def text_relaydesk(
         incoming.extra_params(),
     )
     try:
+        # relaydesk's own address, allowed by the guard unless misconfigured.
+        emu.outbound.check(emu.inbound_url)
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             resp = await apost_signed(client, emu.inbound_url, params, emu.settings.auth_token)
+    except netguard.BlockedAddress as exc:
+        log.warning("sandbox: inbound webhook refused: %s", exc)
+        answer["webhook_error"] = f"refused: {exc}"
+        return answer
     except httpx.HTTPError as exc:
         log.warning("sandbox: inbound webhook %s failed: %s", emu.inbound_url, exc)
         answer["webhook_error"] = f"{exc.__class__.__name__}: {exc}"
@@ -182,5 +190,9 @@ def _send_replies(emu: Emulator, inbound: StoredMessage, twiml: str) -> list[Sto
             content_variables=None,
             status_callback=callback,
         )
-        sent.append(create_outbound(emu, req, direction="outbound-reply"))
+        try:
+            sent.append(create_outbound(emu, req, direction="outbound-reply"))
+        except ApiError as exc:
+            # Twilio drops a <Message> it cannot send and reports it in its debugger.
+            log.warning("sandbox: TwiML reply to %s not sent: %s", req.to, exc.message)
     return sent

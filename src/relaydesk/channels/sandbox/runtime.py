@@ -6,8 +6,9 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from relaydesk.channels.sandbox.dispatcher import Dispatcher
+from relaydesk.channels.sandbox.dispatcher import CALLBACK_LANES, Dispatcher
 from relaydesk.channels.sandbox.knobs import Control
+from relaydesk.channels.sandbox.outbound import Outbound
 from relaydesk.channels.sandbox.store import SandboxStore
 from relaydesk.config import Settings, get_settings
 
@@ -24,7 +25,12 @@ class Emulator:
     store: SandboxStore
     control: Control
     dispatcher: Dispatcher
-    webhook_base: str | None = None
+    outbound: Outbound
+
+    @property
+    def webhook_base(self) -> str | None:
+        """Where a standalone emulator's relaydesk listens, if given."""
+        return self.outbound.webhook_base
 
     @property
     def inbound_url(self) -> str:
@@ -43,20 +49,25 @@ _lock = threading.Lock()
 _current: Emulator | None = None
 
 
-def start_emulator(webhook_base: str | None = None) -> Emulator:
-    """Open `<DATA_DIR>/sandbox.db`, resume pending status steps and start the dispatcher."""
+def start_emulator(webhook_base: str | None = None, *, standalone: bool = False) -> Emulator:
+    """Open `<DATA_DIR>/sandbox.db`, resume pending status steps and start the dispatcher.
+
+    A `standalone` emulator runs without relaydesk's database (`relaydesk sandbox`).
+    """
     global _current
     with _lock:
         if _current is not None:
             if webhook_base:
-                _current.webhook_base = webhook_base
+                _current.outbound.webhook_base = webhook_base
             return _current
         settings = get_settings()
         store = SandboxStore(settings.data_dir / DB_NAME)
         control = Control(settings)
-        dispatcher = Dispatcher(store, control, settings)
+        panel_base = None if standalone else _panel_public_base
+        outbound = Outbound(settings, webhook_base, panel_base, maxsize=CALLBACK_LANES)
+        dispatcher = Dispatcher(store, control, settings, outbound)
         dispatcher.start()
-        _current = Emulator(settings, store, control, dispatcher, webhook_base)
+        _current = Emulator(settings, store, control, dispatcher, outbound)
         log.info("sandbox: Twilio emulator started (%s)", store.path)
         return _current
 
@@ -68,8 +79,17 @@ def stop_emulator() -> None:
         emulator, _current = _current, None
     if emulator is not None:
         emulator.dispatcher.stop()
+        emulator.outbound.close()
         emulator.store.close()
         log.info("sandbox: Twilio emulator stopped")
+
+
+def _panel_public_base() -> str | None:
+    """The public base URL relaydesk uses now (the panel may have changed it)."""
+    # Imported here: a standalone emulator never calls this and has no database.
+    from relaydesk.channels.twilio.account import current_account
+
+    return current_account().public_base_url
 
 
 def get_emulator() -> Emulator:

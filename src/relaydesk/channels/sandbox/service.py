@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
+from relaydesk import netguard
+from relaydesk.channels.sandbox.errors import ApiError
 from relaydesk.channels.sandbox.lifecycle import new_sid, segments_for
 from relaydesk.channels.sandbox.media import Upload, media_path, new_media_sid
+from relaydesk.channels.sandbox.outbound import shown
 from relaydesk.channels.sandbox.runtime import Emulator
 from relaydesk.channels.sandbox.store import StoredMedia, StoredMessage
 from relaydesk.channels.sandbox.validation import CreateRequest
+
+log = logging.getLogger(__name__)
 
 
 def create_outbound(
     emu: Emulator, req: CreateRequest, *, direction: str = "outbound-api"
 ) -> StoredMessage:
-    """Store a validated outbound message and plan its first status step."""
+    """Store a validated outbound message and plan its first status step.
+
+    Raises ApiError 21620 for a media URL the network guard refuses.
+    """
+    check_media_urls(emu, req.media_urls)
     now = time.time()
     via_service = req.messaging_service_sid is not None
     msg = StoredMessage(
@@ -42,6 +52,20 @@ def create_outbound(
     emu.store.insert(msg, due)
     emu.dispatcher.schedule(msg.sid, due)
     return msg
+
+
+def check_media_urls(emu: Emulator, urls: Sequence[str]) -> None:
+    """Refuse, as Twilio refuses media it cannot use (21620), files at internal addresses."""
+    for url in urls:
+        try:
+            emu.outbound.check(url)
+        except netguard.Unresolvable:
+            continue  # nothing is fetched now; the phone page asks the guard again later
+        except netguard.BlockedAddress as exc:
+            log.warning("sandbox: media URL %s refused: %s", shown(url), exc)
+            raise ApiError(
+                400, 21620, f"Invalid media URL(s): {shown(url)} refused: {exc}"
+            ) from None
 
 
 def create_inbound(
