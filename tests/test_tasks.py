@@ -172,7 +172,7 @@ def test_webhook_is_spooled_when_the_database_fails(
 
     original = writer.write_batch
 
-    def broken(records: Any) -> str:
+    def broken(records: Any, lock_wait: float | None = None) -> str:
         # What SQLite raises when its disk fails (the database is unavailable, not the
         # webhook at fault: it waits in the spool rather than among the dead letters).
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))

@@ -80,11 +80,14 @@ def _begin_immediate(conn: Any) -> None:
     """Take SQLite's write lock, polling finely while another process holds it.
 
     SQLite's own busy handler sleeps 1, 2, 5 … 100 ms between tries; with several web
-    processes writing, those sleeps (not the work) would set the latency.
+    processes writing, those sleeps (not the work) would set the latency. The execution
+    option `sqlite_lock_timeout` shortens the wait for callers that have somewhere else
+    to go (the webhook writer spools instead).
     """
+    timeout = conn.get_execution_options().get("sqlite_lock_timeout", WRITE_LOCK_TIMEOUT)
     conn.exec_driver_sql("PRAGMA busy_timeout=0")
     try:
-        deadline = time.monotonic() + WRITE_LOCK_TIMEOUT
+        deadline = time.monotonic() + timeout
         delay = 0.0001
         while True:
             try:

@@ -51,6 +51,12 @@ def waiting_files() -> list[Path]:
     return [f for f in files if f.exists() and f.stat().st_size]
 
 
+def spool_waiting() -> int:
+    from relaydesk.messaging import spool
+
+    return spool.counts().waiting
+
+
 def stored_bodies(db: Any, *sids: str) -> dict[str, str]:
     db.expire_all()
     rows = db.execute(select(Message.sid, Message.body).where(Message.sid.in_(sids))).all()
@@ -231,7 +237,33 @@ def test_webhooks_spooled_during_a_database_lock_are_stored_by_the_sweep(
     assert dead_file() == []
 
 
-def permanent_failure(records: Any) -> str:
+@sqlite_only
+def test_while_the_database_is_unavailable_webhooks_do_not_wait_for_it(
+    twilio_post: Post,
+    db: Any,
+    locked_database: sqlite3.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twilio waits 15 s: after one failed write the next webhooks do not wait out the lock.
+
+    Once a write succeeds again, what waits in the spool is stored at once.
+    """
+    from relaydesk import db as database
+
+    first, second, third = new_sid(), new_sid(), new_sid()
+    assert twilio_post("/twilio/inbound", inbound(first, "1")).status_code == 200
+    # From now on a writer would wait ten minutes for the lock (longer than the client).
+    monkeypatch.setattr(database, "WRITE_LOCK_TIMEOUT", 600.0)
+    assert twilio_post("/twilio/inbound", inbound(second, "2")).status_code == 200
+    assert stored_bodies(db, first, second) == {}
+    assert spool_waiting() == 2
+    locked_database.rollback()
+    assert twilio_post("/twilio/inbound", inbound(third, "3")).status_code == 200
+    assert stored_bodies(db, third) == {third: "3"}
+    wait_for(lambda: len(stored_bodies(db, first, second)) == 2, what="the spool's replay")
+
+
+def permanent_failure(records: Any, lock_wait: float | None = None) -> str:
     raise DataError("INSERT INTO messages …", {}, Exception("integer out of range"))
 
 
@@ -263,7 +295,7 @@ def test_a_webhook_the_database_cannot_take_now_waits_in_the_spool(
 ) -> None:
     from relaydesk.messaging import spool, writer
 
-    def unavailable(records: Any) -> str:
+    def unavailable(records: Any, lock_wait: float | None = None) -> str:
         raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
 
     sid = new_sid()

@@ -25,6 +25,9 @@ from relaydesk.messaging.ingest import (
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+# While the database is unavailable a batch waits this long for SQLite's write lock
+# instead of 10 s: Twilio gives up after 15 s, and the spool keeps the webhook anyway.
+BRIEF_LOCK_WAIT = 0.5
 
 
 @dataclass
@@ -41,6 +44,8 @@ class WebhookWriter:
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._replayer = spool.Replayer()
+        # True since a batch found the database unavailable, until one is stored again.
+        self._unavailable = False
 
     def start(self) -> None:
         """Start the writer thread, and the spool's replay (a web process may run no sweep)."""
@@ -92,25 +97,28 @@ class WebhookWriter:
             self._process(batch)
 
     def _process(self, batch: list[_Item]) -> None:
-        try:
-            outcome = write_batch([item.record for item in batch])
-            results: list[str | BaseException] = [outcome] * len(batch)
-        except Exception as exc:
-            if spool.is_transient(exc):
-                # The database is unavailable: trying each webhook again would only make
-                # every request wait once more for the same lock or connection.
-                log.warning(
-                    "database unavailable (%s); spooling %d webhooks",
-                    spool.describe(exc),
-                    len(batch),
-                )
-                results = [_set_aside(item.record, exc) for item in batch]
-            else:
-                log.exception("batch of %d webhooks failed; storing them one by one", len(batch))
-                results = [_write_one(item.record) for item in batch]
+        results = self._store(batch)
         for item, result in zip(batch, results, strict=True):
             if item.loop is not None and item.future is not None:
                 item.loop.call_soon_threadsafe(_resolve, item.future, result)
+
+    def _store(self, batch: list[_Item]) -> list[str | BaseException]:
+        records = [item.record for item in batch]
+        try:
+            outcome = write_batch(records, BRIEF_LOCK_WAIT if self._unavailable else None)
+        except Exception as exc:
+            if not spool.is_transient(exc):
+                log.exception("batch of %d webhooks failed; storing them one by one", len(batch))
+                return [_write_one(record) for record in records]
+            if not self._unavailable:
+                log.warning("database unavailable (%s); spooling webhooks", spool.describe(exc))
+            self._unavailable = True
+            return [_set_aside(record, exc) for record in records]
+        if self._unavailable:
+            self._unavailable = False
+            log.warning("database available again; storing the spooled webhooks")
+            self._replayer.wake()
+        return [outcome] * len(batch)
 
     def replay_soon(self) -> None:
         """Replay the spool now rather than at the next period."""
@@ -126,11 +134,13 @@ def _resolve(future: asyncio.Future[str], result: str | BaseException) -> None:
         future.set_result(result)
 
 
-def write_batch(records: list[InboundRecord | StatusRecord]) -> str:
-    """Store a batch of webhooks in one transaction."""
+def write_batch(records: list[InboundRecord | StatusRecord], lock_wait: float | None = None) -> str:
+    """Store a batch of webhooks in one transaction (waiting at most `lock_wait` on SQLite)."""
     inbound = [r for r in records if isinstance(r, InboundRecord)]
     statuses = [r for r in records if isinstance(r, StatusRecord)]
     with session_scope() as session:
+        if lock_wait is not None:
+            session.connection(execution_options={"sqlite_lock_timeout": lock_wait})
         if inbound:
             store_inbound(session, inbound)
         if statuses:
