@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Annotated
 
@@ -106,24 +107,31 @@ def login(
         return _login_page(
             request, target, _("The form expired; please sign in again."), email, status=403
         )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in email):
+        # No account has such an address (and PostgreSQL cannot even compare a NUL).
+        return _login_page(request, target, _("Wrong email or password."), "", status=401)
     ip = client_ip(request)
     with session_scope() as session:
-        wait = sessions.login_retry_after(session, email, ip)
-        if wait:
-            minutes = max(1, round(wait / 60))
-            return _login_page(
+        # Checked before the password: while it waits, an address learns nothing, not
+        # even whether a guess was right.
+        throttle = sessions.login_throttle(session, email, ip)
+        if throttle is not None:
+            minutes = math.ceil(throttle.seconds / 60)
+            page = _login_page(
                 request,
                 target,
                 _("Too many failed attempts. Try again in %(minutes)d min.") % {"minutes": minutes},
                 email,
                 status=429,
             )
+            page.headers["Retry-After"] = str(throttle.seconds)
+            return page
         user = auth.authenticate_password(session, email, password)
         if user is None:
             sessions.record_failure(session, email, ip)
             session.commit()
             return _login_page(request, target, _("Wrong email or password."), email, status=401)
-        sessions.clear_failures(session, user.email)
+        sessions.clear_failures(session, user.email, ip)
         token = sessions.start_session(session, user, ip, request.headers.get("user-agent"))
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, request, token)
