@@ -416,7 +416,14 @@ def spool_dead() -> None:
     from relaydesk.messaging import spool as webhook_spool
 
     rows = [
-        [e.id, e.failed_at, e.kind, e.sid[:40] or "-", e.tries, _one_line(e.error or "")]
+        [
+            e.id,
+            e.failed_at,
+            _one_line(e.kind, 20),
+            _one_line(e.sid, 40) or "-",
+            e.tries,
+            _one_line(e.error or ""),
+        ]
         for e in webhook_spool.dead_letters()
     ]
     if not rows:
@@ -426,7 +433,8 @@ def spool_dead() -> None:
 
 
 def _one_line(text: str, width: int = 100) -> str:
-    flat = " ".join(text.split())
+    """Text from a webhook made safe for a terminal: one line, no control characters."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 

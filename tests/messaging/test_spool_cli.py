@@ -107,3 +107,13 @@ def test_cli_shows_retries_and_drops_dead_letters(cli_env: dict[str, str]) -> No
         ("cli", "spool.drop"),
     ]
     assert poisoned in str(audit[-1].details)
+
+    # What a webhook carried never reaches the terminal as control characters.
+    lines(
+        folder / "dead.jsonl",
+        {"kind": "inbound\u001b[2J", "params": {"MessageSid": "SM\u001b]0;pwned\u0007x"}},
+    )
+    listed = run(cli_env, "spool", "dead")
+    assert listed.returncode == 0, listed.stderr
+    assert "SM ]0;pwned x" in listed.stdout
+    assert "\x1b" not in listed.stdout and "\x07" not in listed.stdout

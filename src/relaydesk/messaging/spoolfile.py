@@ -218,6 +218,9 @@ def take() -> list[Path]:
     if not directory.exists():
         return []
     with files_lock():
+        # A rewrite holds this lock until its file is in place: any .partial is a crash's.
+        for stale in directory.glob("*.partial"):
+            stale.unlink(missing_ok=True)
         pending = directory / PENDING
         if pending.exists() and pending.stat().st_size:
             pending.rename(directory / f"webhooks.{time_key()}.replaying")
