@@ -324,6 +324,23 @@ def test_a_webhook_that_cannot_even_reach_the_disk_gets_5xx(
         folder().unlink()
 
 
+@sqlite_only
+def test_a_retry_while_the_database_is_locked_changes_nothing(
+    server: Any, locked_database: sqlite3.Connection
+) -> None:
+    from relaydesk.errors import Unavailable
+    from relaydesk.messaging import spool
+
+    spool_lines(
+        "dead.jsonl",
+        {"id": "0123456789ab", "kind": "inbound", "params": inbound(new_sid()), "error": "x"},
+    )
+    before = dead_file()
+    with pytest.raises(Unavailable):
+        spool.retry(None, actor="test")
+    assert dead_file() == before
+
+
 def test_a_record_that_fails_again_while_the_database_answers_is_set_aside(
     server: Any, db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

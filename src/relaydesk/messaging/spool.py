@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from relaydesk.admin import service as audit
 from relaydesk.channels.twilio.parsing import BadWebhook, parse_inbound, parse_status
 from relaydesk.db import session_scope, utcnow
-from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.errors import Invalid, NotFound, Unavailable
 from relaydesk.messaging import spoolfile
 from relaydesk.messaging.ingest import InboundRecord, StatusRecord, record_statuses, store_inbound
 from relaydesk.messaging.models import MessageEvent
@@ -287,7 +287,7 @@ def retry(ids: list[str] | None, actor: str) -> RetryOutcome:
         if not chosen:
             return RetryOutcome()
         if not _database_answers():
-            raise Conflict("The database is not available now; nothing was retried")
+            raise Unavailable("The database is not available now; nothing was retried")
         outcome = RetryOutcome()
         stored: set[str] = set()
         changed: dict[str, SpoolEntry] = {}
