@@ -139,10 +139,6 @@ class Outbound:
         pool = self._pool_for(url)
         return pool.request(method, url, redirect=False, retries=False, **kwargs)
 
-    def is_own(self, url: str) -> bool:
-        """True when `url` is on relaydesk's own address (origin and path prefix)."""
-        return self._own(_parsed(url))
-
     def close(self) -> None:
         """Close every pooled connection."""
         self._open.clear()
@@ -161,6 +157,7 @@ class Outbound:
         return self._checked
 
     def _own(self, parts: Url) -> bool:
+        """True when the URL is on relaydesk's own address (origin and path prefix)."""
         origin = _origin(parts)
         path = parts.path or "/"
         for base in self._own_bases():
