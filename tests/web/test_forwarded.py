@@ -198,3 +198,16 @@ def test_serve_runs_uvicorn_with_the_same_proxies(
     # The app applies the headers itself; uvicorn applying them first would hide the
     # peer that decides whether X-Forwarded-Host may be believed.
     assert ran["proxy_headers"] is False
+
+
+def test_cookies_are_secure_only_when_a_trusted_proxy_says_https(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "panel.example.com"}
+    for proxies, secure in (("192.0.2.10", False), ("127.0.0.1", True)):
+        trust(monkeypatch, proxies)
+        page = httpx.get(server.url + "/login", headers=headers, timeout=30)
+        assert page.status_code == 200
+        cookie = page.headers["set-cookie"]
+        assert cookie.startswith("relaydesk_login_csrf="), cookie
+        assert ("Secure" in cookie) is secure, (proxies, cookie)
