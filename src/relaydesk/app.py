@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk import __version__
@@ -20,11 +22,12 @@ from relaydesk.channels.twilio.settings_api import router as twilio_settings_rou
 from relaydesk.channels.twilio.webhooks import WebhookFrontDoor
 from relaydesk.config import get_settings
 from relaydesk.db import database_kind, get_engine
-from relaydesk.errors import RelaydeskError, Unavailable
+from relaydesk.errors import Invalid, RelaydeskError, Unavailable
 from relaydesk.heap import settle_after_startup
 from relaydesk.messaging import spool
 from relaydesk.messaging.api import router as messaging_router
 from relaydesk.messaging.writer import get_writer
+from relaydesk.openapi import describe
 from relaydesk.proxies import ForwardedHeaders
 from relaydesk.web.errors import is_panel_request, panel_error, panel_invalid
 from relaydesk.web.views import install_panel
@@ -32,6 +35,16 @@ from relaydesk.web.views import install_panel
 log = logging.getLogger(__name__)
 
 MAX_API_BODY = 1024 * 1024
+FRAMEWORK_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
 # Index backups are uploaded whole; the import itself enforces its exact limit (250 MB),
 # this leaves room for the multipart envelope around the file.
 _BACKUP_UPLOAD = 251 * 1024 * 1024
@@ -58,18 +71,30 @@ class BodyLimit:
                 await _too_large(limit, send)
                 return
         seen = 0
+        over = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
+                over = True
                 raise _BodyTooLarge
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
+        started = False
+
+        async def answer(message: Message) -> None:
+            # A body of unknown length (chunked) went over the limit while a route read
+            # it: whatever the route makes of that (FastAPI says 400), the answer is 413.
+            nonlocal started
+            if not over:
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+        with suppress(_BodyTooLarge):
+            await self.app(scope, limited, answer)
+        if over and not started:
             await _too_large(limit, send)
 
 
@@ -210,6 +235,32 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _framework_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown paths, wrong methods, unreadable bodies: the same shape as our own errors.
+        detail = exc.detail if isinstance(exc.detail, str) else "The request was refused"
+        if exc.status_code == 400:
+            detail = (
+                "The request body could not be read: send UTF-8 JSON (or multipart/form-data "
+                "for uploads) matching its Content-Type"
+            )
+        error = RelaydeskError(detail)
+        error.status_code = exc.status_code
+        error.code = FRAMEWORK_CODES.get(exc.status_code, "error")
+        response = await _domain_error(request, error)
+        for name, value in (exc.headers or {}).items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: Exception) -> Response:
+        # A value the database cannot hold (a number beyond 64 bits): the input's fault.
+        log.info("refused a value out of range on %s %s: %s", request.method, request.url, exc)
+        return await _domain_error(
+            request, Invalid("A value in the request is out of range or not storable")
+        )
+
     @app.exception_handler(SQLAlchemyError)
     async def _database_error(request: Request, exc: SQLAlchemyError) -> Response:
         # Also a commit that failed after the route returned: the client must hear that
@@ -258,6 +309,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
     install_panel(app)
+    app.openapi = functools.partial(describe, app)  # type: ignore[method-assign]
     media_limit = settings.media_max_bytes + 1024 * 1024
     larger = {**UPLOAD_PATHS, **dict.fromkeys(MEDIA_UPLOAD_PATHS, media_limit)}
     app.add_middleware(BodyLimit, limit=MAX_API_BODY, larger=larger)

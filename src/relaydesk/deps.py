@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from relaydesk.auth.models import ROLE_RANK
@@ -34,6 +34,11 @@ def _write_session() -> Iterator[Session]:
 # request, would commit only after the response had gone out.
 SessionDep = Annotated[Session, Depends(_read_session, scope="function")]
 WriteSessionDep = Annotated[Session, Depends(_write_session, scope="function")]
+
+
+# Row ids are 64-bit: a larger number in a path is a 422, never a database error.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id")]
 
 
 def current_principal(request: Request) -> Principal:

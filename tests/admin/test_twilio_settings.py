@@ -309,7 +309,7 @@ def test_live_mode_sends_through_the_configured_api_and_turns_the_sandbox_off(
     credentials = (sandbox_sid, AUTH_TOKEN)
     off = httpx.get(embedded, auth=credentials)
     assert off.status_code == 404
-    assert off.json() == {"detail": SANDBOX_OFF}
+    assert off.json() == {"detail": SANDBOX_OFF, "code": "not_found"}
     assert api.get("/sandbox/phone/messages").status_code == 404
 
     back = api.put(URL, json={"mode": "sandbox"})

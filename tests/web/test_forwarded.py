@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,10 @@ def seen(peer: str, proxies: str, headers: dict[str, str]) -> list[str]:
         ) as client:
             return (await client.get("/", headers=headers)).text
 
-    return asyncio.run(ask()).split("|")
+    # On a thread of its own: the browser tests' driver may have left this thread an
+    # event loop marked running, and asyncio.run refuses to start inside one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, ask()).result().split("|")
 
 
 FORWARDED = {

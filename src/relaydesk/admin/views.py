@@ -17,6 +17,7 @@ from relaydesk.channels.twilio import settings as twilio_settings
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.schemas import TwilioSettingsIn
 from relaydesk.db import session_scope
+from relaydesk.deps import Id
 from relaydesk.errors import Conflict
 from relaydesk.messaging import spool
 from relaydesk.web.deps import PanelAdmin
@@ -133,7 +134,7 @@ def create_user(
 @router.post("/users/{user_id}", response_class=HTMLResponse)
 def update_user(
     request: Request,
-    user_id: int,
+    user_id: Id,
     user: PanelAdmin,
     role: Annotated[str | None, Form(max_length=16)] = None,
     is_active: Annotated[str | None, Form(pattern="^(true|false)$")] = None,
@@ -167,7 +168,7 @@ def create_token(
 
 
 @router.post("/tokens/{token_id}/revoke", response_class=HTMLResponse)
-def revoke_token(request: Request, token_id: int, user: PanelAdmin) -> Response:
+def revoke_token(request: Request, token_id: Id, user: PanelAdmin) -> Response:
     """Revoke an API token at once."""
     with session_scope() as session:
         auth.revoke_token(session, token_id, user.actor)

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from relaydesk.config import get_settings
+from relaydesk.credentials import PROBLEM as KEY_PROBLEM
+from relaydesk.credentials import header_safe
 from relaydesk.netguard import BlockedConnection, GuardedTransport
 
 if TYPE_CHECKING:
@@ -180,6 +182,10 @@ def openai_client(config: LLMConfig) -> openai.OpenAI:
     if not config.api_key and not config.base_url:
         raise LLMNotConfigured(
             "OpenAI needs an API key: set OPENAI_API_KEY or enter it in the AI tab"
+        )
+    if config.api_key and not header_safe(config.api_key):
+        raise LLMNotConfigured(
+            f"The stored OpenAI API key cannot be sent: {KEY_PROBLEM}. Enter it again."
         )
     try:
         import openai  # noqa: F401 (only to say clearly when the package is missing)

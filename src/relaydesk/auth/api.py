@@ -17,7 +17,7 @@ from relaydesk.auth.schemas import (
     UserOut,
     UserUpdateIn,
 )
-from relaydesk.deps import Admin, SessionDep, WriteSessionDep
+from relaydesk.deps import Admin, Id, SessionDep, WriteSessionDep
 
 router = APIRouter(tags=["users and tokens"])
 _CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -41,14 +41,14 @@ def create_user(payload: UserCreateIn, principal: Admin, session: WriteSessionDe
 
 
 @router.get("/api/users/{user_id}", response_model=UserOut)
-def get_user(user_id: int, principal: Admin, session: SessionDep) -> Any:
+def get_user(user_id: Id, principal: Admin, session: SessionDep) -> Any:
     """One user."""
     return service.get_user(session, user_id)
 
 
 @router.patch("/api/users/{user_id}", response_model=UserOut, responses=_CONFLICT)
 def update_user(
-    user_id: int, payload: UserUpdateIn, principal: Admin, session: WriteSessionDep
+    user_id: Id, payload: UserUpdateIn, principal: Admin, session: WriteSessionDep
 ) -> Any:
     """Change a user's role, active flag or password; deactivating revokes their tokens."""
     user = service.update_user(
@@ -78,7 +78,7 @@ def create_token(payload: TokenCreateIn, principal: Admin, session: WriteSession
 
 
 @router.delete("/api/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, principal: Admin, session: WriteSessionDep) -> Response:
+def revoke_token(token_id: Id, principal: Admin, session: WriteSessionDep) -> Response:
     """Revoke an API token at once; it stays listed as revoked."""
     service.revoke_token(session, token_id, principal.actor)
     return Response(status_code=204)

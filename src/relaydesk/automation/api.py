@@ -25,7 +25,7 @@ from relaydesk.automation.schemas import (
     TestIn,
     TestOut,
 )
-from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 
 router = APIRouter(tags=["automation"])
 
@@ -130,7 +130,7 @@ def create_assistant(payload: AssistantIn, principal: Operator, session: WriteSe
 
 
 @router.get("/api/assistants/{assistant_id}", response_model=AssistantOut)
-def get_assistant(assistant_id: int, principal: Viewer, session: SessionDep) -> Any:
+def get_assistant(assistant_id: Id, principal: Viewer, session: SessionDep) -> Any:
     """One assistant."""
     found = assistants.get(session, assistant_id)
     return assistants.as_dict(found, assistants.numbers_of(session, assistant_id))
@@ -138,7 +138,7 @@ def get_assistant(assistant_id: int, principal: Viewer, session: SessionDep) -> 
 
 @router.put("/api/assistants/{assistant_id}", response_model=AssistantOut, responses=_ERRORS)
 def update_assistant(
-    assistant_id: int, payload: AssistantIn, principal: Operator, session: WriteSessionDep
+    assistant_id: Id, payload: AssistantIn, principal: Operator, session: WriteSessionDep
 ) -> Any:
     """Replace an assistant's fields."""
     changed = assistants.update(session, assistant_id, _assistant_data(payload), principal.actor)
@@ -146,14 +146,14 @@ def update_assistant(
 
 
 @router.delete("/api/assistants/{assistant_id}", status_code=204)
-def delete_assistant(assistant_id: int, principal: Operator, session: WriteSessionDep) -> Response:
+def delete_assistant(assistant_id: Id, principal: Operator, session: WriteSessionDep) -> Response:
     """Delete an assistant and unbind its numbers."""
     assistants.delete(session, assistant_id, principal.actor)
     return Response(status_code=204)
 
 
 @router.post("/api/assistants/{assistant_id}/test", response_model=TestOut, responses=_ERRORS)
-async def test_assistant(assistant_id: int, payload: TestIn, principal: Operator) -> Any:
+async def test_assistant(assistant_id: Id, payload: TestIn, principal: Operator) -> Any:
     """What the assistant would answer (with its greeting on a new session); sends nothing."""
     return await run_in_threadpool(
         service.preview, payload.participant, payload.message, assistant_id=assistant_id
@@ -174,7 +174,7 @@ def bind_number(payload: PhoneNumberIn, principal: Operator, session: WriteSessi
 
 
 @router.delete("/api/phone-numbers/{number_id}", status_code=204)
-def unbind_number(number_id: int, principal: Operator, session: WriteSessionDep) -> Response:
+def unbind_number(number_id: Id, principal: Operator, session: WriteSessionDep) -> Response:
     """Remove a number's binding (the global modes answer there again)."""
     assistants.unbind(session, number_id, principal.actor)
     return Response(status_code=204)

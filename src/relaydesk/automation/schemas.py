@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from relaydesk.credentials import KeyField
+
 
 class AutoReplyIn(BaseModel):
     """Classic auto-reply: a switch and the text sent to every new message."""
@@ -41,7 +43,7 @@ class AIConfigIn(BaseModel):
     system_prompt: str | None = Field(None, max_length=8000)
     history_limit: int | None = Field(None, ge=1, le=100)
     max_reply_segments: int | None = Field(None, ge=1, le=10)
-    api_key: str | None = Field(None, max_length=500)
+    api_key: KeyField = Field(None, max_length=500)
     base_url: str | None = Field(None, max_length=500)
     fallback_message: str | None = Field(None, max_length=1600)
     knowledge_index: str | None = Field(

@@ -19,6 +19,7 @@ from relaydesk.automation.schemas import AIConfigIn, AssistantIn, RulesIn
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.contacts.service import participant_number
 from relaydesk.db import session_scope
+from relaydesk.deps import Id
 from relaydesk.errors import Invalid, RelaydeskError
 from relaydesk.messaging.models import Conversation
 from relaydesk.messaging.queries import message_dict
@@ -285,7 +286,7 @@ def bind_number(request: Request, user: PanelOperator, form: FormDep) -> Respons
 
 
 @router.post("/assistants/numbers/{number_id}/delete", response_class=HTMLResponse)
-def unbind_number(request: Request, number_id: int, user: PanelOperator) -> Response:
+def unbind_number(request: Request, number_id: Id, user: PanelOperator) -> Response:
     """Remove a number's binding."""
     with session_scope() as session:
         assistants.unbind(session, number_id, user.actor)
@@ -303,14 +304,14 @@ def _assistant_context(assistant_id: int) -> dict[str, Any]:
 
 
 @router.get("/assistants/{assistant_id}", response_class=HTMLResponse)
-def assistant_page(request: Request, assistant_id: int, user: PanelViewer) -> Response:
+def assistant_page(request: Request, assistant_id: Id, user: PanelViewer) -> Response:
     """One assistant: its settings and a test box."""
     return render(request, "automation/assistant.html", _assistant_context(assistant_id), user=user)
 
 
 @router.post("/assistants/{assistant_id}", response_class=HTMLResponse)
 def update_assistant(
-    request: Request, assistant_id: int, user: PanelOperator, form: FormDep
+    request: Request, assistant_id: Id, user: PanelOperator, form: FormDep
 ) -> Response:
     """Save an assistant's settings."""
     data = _assistant_data(form)
@@ -321,7 +322,7 @@ def update_assistant(
 
 
 @router.post("/assistants/{assistant_id}/delete", response_class=HTMLResponse)
-def delete_assistant(request: Request, assistant_id: int, user: PanelOperator) -> Response:
+def delete_assistant(request: Request, assistant_id: Id, user: PanelOperator) -> Response:
     """Delete an assistant (asked to confirm in the browser first); its numbers are unbound."""
     with session_scope() as session:
         assistants.delete(session, assistant_id, user.actor)
@@ -330,7 +331,7 @@ def delete_assistant(request: Request, assistant_id: int, user: PanelOperator) -
 
 @router.post("/assistants/{assistant_id}/test", response_class=HTMLResponse)
 async def test_assistant(
-    request: Request, assistant_id: int, user: PanelOperator, form: FormDep
+    request: Request, assistant_id: Id, user: PanelOperator, form: FormDep
 ) -> Response:
     """What the assistant would answer (its greeting first on a new session); nothing is sent."""
     return await _preview(request, user, form, assistant_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from relaydesk.campaigns import service
 from relaydesk.campaigns.schemas import BatchIn, BatchOut, PreviewIn, PreviewOut, RecipientOut
-from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 
 router = APIRouter(prefix="/api/multi-sms", tags=["campaigns"])
 
@@ -40,13 +40,13 @@ def list_batches(
 
 
 @router.get("/batches/{batch_id}", response_model=BatchOut)
-def get_batch(batch_id: int, principal: Viewer, session: SessionDep) -> Any:
+def get_batch(batch_id: Id, principal: Viewer, session: SessionDep) -> Any:
     """One campaign with its counters."""
     return service.batch_view(session, batch_id)
 
 
 @router.get("/batches/{batch_id}/recipients", response_model=list[RecipientOut])
-def batch_recipients(batch_id: int, principal: Viewer, session: SessionDep) -> Any:
+def batch_recipients(batch_id: Id, principal: Viewer, session: SessionDep) -> Any:
     """Every recipient with its status and, for failures, Twilio's error and its meaning."""
     return service.recipients_view(session, batch_id)
 
@@ -57,7 +57,7 @@ def batch_recipients(batch_id: int, principal: Viewer, session: SessionDep) -> A
     responses={409: {"description": "The campaign's state does not allow it"}},
 )
 def change_batch(
-    batch_id: int,
+    batch_id: Id,
     action: Literal["pause", "resume", "cancel"],
     principal: Operator,
     session: WriteSessionDep,

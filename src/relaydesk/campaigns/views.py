@@ -13,7 +13,8 @@ from relaydesk.auth.sessions import SignedIn
 from relaydesk.campaigns import service
 from relaydesk.campaigns.service import MAX_INPUT_CHARS
 from relaydesk.db import session_scope
-from relaydesk.messaging.service import MAX_BODY
+from relaydesk.deps import Id
+from relaydesk.messaging.service import MAX_INPUT
 from relaydesk.messaging.views import CHANGED
 from relaydesk.messaging.views import _segment_rules as segment_rules
 from relaydesk.web.deps import PanelOperator, PanelViewer
@@ -36,7 +37,7 @@ REASONS = (
 )
 
 Numbers = Annotated[str, Form(max_length=MAX_INPUT_CHARS)]
-Body = Annotated[str, Form(max_length=MAX_BODY * 2)]
+Body = Annotated[str, Form(max_length=MAX_INPUT)]
 DateText = Annotated[str, Form(max_length=40)]
 Fingerprint = Annotated[str, Form(max_length=64)]
 
@@ -152,7 +153,7 @@ def campaign_history(request: Request, user: PanelViewer) -> Response:
 
 
 @router.get("/multi-sms/batches/{batch_id}/recipients", response_class=HTMLResponse)
-def campaign_recipients(request: Request, batch_id: int, user: PanelViewer) -> Response:
+def campaign_recipients(request: Request, batch_id: Id, user: PanelViewer) -> Response:
     """Every recipient of a campaign with its status, Twilio's error or the skip reason."""
     with session_scope(write=False) as session:
         batch = service.batch_view(session, batch_id)
@@ -164,7 +165,7 @@ def campaign_recipients(request: Request, batch_id: int, user: PanelViewer) -> R
 @router.post("/multi-sms/batches/{batch_id}/{action}", response_class=HTMLResponse)
 def campaign_action(
     request: Request,
-    batch_id: int,
+    batch_id: Id,
     action: Literal["pause", "resume", "cancel"],
     user: PanelOperator,
 ) -> Response:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from relaydesk.deps import SessionDep, Viewer
+from relaydesk.deps import Id, SessionDep, Viewer
 from relaydesk.jobs import service
 from relaydesk.jobs.schemas import JobOut
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}})
-def get_job(job_id: int, principal: Viewer, session: SessionDep) -> Any:
+def get_job(job_id: Id, principal: Viewer, session: SessionDep) -> Any:
     """A job's status and progress (poll it while it runs)."""
     return service.view(service.get(session, job_id))
 

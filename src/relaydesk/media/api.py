@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from relaydesk.config import get_settings
-from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.errors import Gone, Invalid, NotFound, TooLarge
 from relaydesk.media import kinds, service, store
 from relaydesk.media.models import Attachment
@@ -56,7 +56,7 @@ def _file_response(sha256: str, content_type: str, name: str, *, private: bool) 
 
 
 @router.get("/media/{attachment_id}", response_class=Response)
-def attachment_file(attachment_id: int, principal: Viewer, session: SessionDep) -> Response:
+def attachment_file(attachment_id: Id, principal: Viewer, session: SessionDep) -> Response:
     """A message's stored file (signed-in users and API tokens only)."""
     row = session.get(Attachment, attachment_id)
     if row is None or not row.sha256:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from relaydesk.contacts.service import participant_number
-from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.errors import NotFound, VendorRefused
 from relaydesk.messaging import outbox, queries, scheduled, service, templates
 from relaydesk.messaging.models import Message
@@ -68,7 +68,10 @@ def send_message(payload: SendMessageIn, principal: Operator) -> Any:
     return body
 
 
-@router.get("/api/whatsapp/templates")
+@router.get(
+    "/api/whatsapp/templates",
+    responses={502: {"description": "Twilio's Content API could not be read"}},
+)
 def whatsapp_templates(
     principal: Viewer, fresh: Annotated[bool, Query(description="skip the 60 s cache")] = False
 ) -> list[dict[str, Any]]:
@@ -94,7 +97,7 @@ def list_scheduled(
     response_model=MessageOut,
     responses={409: {"description": "Already handed to Twilio, or not a scheduled message"}},
 )
-def cancel_scheduled(message_id: int, principal: Operator, session: WriteSessionDep) -> Any:
+def cancel_scheduled(message_id: Id, principal: Operator, session: WriteSessionDep) -> Any:
     """Cancel a scheduled message before its time (audited); answers the canceled message."""
     canceled = scheduled.cancel(session, message_id, principal.actor)
     return canceled
@@ -125,7 +128,7 @@ def list_messages(
 
 
 @router.get("/api/messages/{message_id}", response_model=MessageOut)
-def get_message(message_id: int, principal: Viewer, session: SessionDep) -> Any:
+def get_message(message_id: Id, principal: Viewer, session: SessionDep) -> Any:
     """One message."""
     message = session.get(Message, message_id)
     if message is None:
@@ -134,7 +137,7 @@ def get_message(message_id: int, principal: Viewer, session: SessionDep) -> Any:
 
 
 @router.delete("/api/messages/{message_id}", status_code=204)
-def delete_message(message_id: int, principal: Operator, session: WriteSessionDep) -> Response:
+def delete_message(message_id: Id, principal: Operator, session: WriteSessionDep) -> Response:
     """Delete a message from history (audited)."""
     service.delete_message(session, message_id, principal.actor)
     return Response(status_code=204)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from relaydesk.messaging.service import MAX_INPUT
+
 
 class MediaOut(BaseModel):
     """An attachment of a message."""
@@ -113,7 +115,7 @@ class SendMessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: str = Field(min_length=1, max_length=64, examples=["+48600100200"])
-    body: str | None = Field(default=None, max_length=20000)
+    body: str | None = Field(default=None, max_length=MAX_INPUT)
     media_urls: list[str] = Field(default_factory=list, max_length=20)
     content_sid: str | None = Field(default=None, max_length=64)
     content_variables: dict[str, str] | None = None

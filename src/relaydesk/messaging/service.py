@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from relaydesk.contacts.models import Contact
 
 MAX_BODY = 1600
+# What a form or the API accepts as text at all; the service then says if it is too long.
+MAX_INPUT = 20_000
 MAX_MEDIA = 10
 WHATSAPP_WINDOW = timedelta(hours=24)
 CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")

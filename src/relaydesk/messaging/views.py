@@ -16,6 +16,7 @@ from relaydesk.automation import service as automation
 from relaydesk.automation.views import answering_mode
 from relaydesk.contacts.service import participant_number
 from relaydesk.db import session_scope
+from relaydesk.deps import Id
 from relaydesk.errors import Invalid, NotFound, RelaydeskError
 from relaydesk.media import kinds, store, vcard
 from relaydesk.media import service as media
@@ -121,7 +122,7 @@ def scheduled_list(request: Request, user: PanelViewer) -> Response:
 
 
 @router.post("/messages/scheduled/{message_id}/cancel", response_class=HTMLResponse)
-def cancel_scheduled(request: Request, message_id: int, user: PanelOperator) -> Response:
+def cancel_scheduled(request: Request, message_id: Id, user: PanelOperator) -> Response:
     """Cancel a scheduled message before its time (asked to confirm in the browser first)."""
     with session_scope() as session:
         scheduled.cancel(session, message_id, user.actor)
@@ -187,7 +188,7 @@ def send_from_panel(
     request: Request,
     user: PanelOperator,
     to: Annotated[str, Form(max_length=64)] = "",
-    body: Annotated[str, Form(max_length=service.MAX_BODY * 2)] = "",
+    body: Annotated[str, Form(max_length=service.MAX_INPUT)] = "",
     send_at: Annotated[str, Form(max_length=40)] = "",
     media_urls: MediaUrls = None,
     content_sid: ContentSid = "",
@@ -200,7 +201,7 @@ def send_from_panel(
 
 
 @router.post("/messages/{message_id}/delete", response_class=HTMLResponse)
-def delete_from_panel(request: Request, message_id: int, user: PanelOperator) -> Response:
+def delete_from_panel(request: Request, message_id: Id, user: PanelOperator) -> Response:
     """Delete one message from history (asked to confirm in the browser first)."""
     with session_scope() as session:
         service.delete_message(session, message_id, user.actor)
@@ -436,7 +437,7 @@ def chat_send(
     request: Request,
     participant: str,
     user: PanelOperator,
-    body: Annotated[str, Form(max_length=service.MAX_BODY * 2)] = "",
+    body: Annotated[str, Form(max_length=service.MAX_INPUT)] = "",
     channel: Annotated[str, Form(pattern="^(sms|whatsapp)$")] = "sms",
     send_at: Annotated[str, Form(max_length=40)] = "",
     media_urls: MediaUrls = None,

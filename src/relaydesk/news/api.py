@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from relaydesk.db import session_scope
-from relaydesk.deps import Admin, Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.deps import Admin, Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.names import content_disposition
 from relaydesk.news import files, indexes, jobs, retrieval, service
 from relaydesk.news.schemas import (
@@ -57,7 +57,7 @@ def add_source(payload: SourceIn, principal: Operator, session: WriteSessionDep)
 
 
 @router.delete("/sources/{source_id}", status_code=204)
-def delete_source(source_id: int, principal: Operator, session: WriteSessionDep) -> Response:
+def delete_source(source_id: Id, principal: Operator, session: WriteSessionDep) -> Response:
     """Remove a source (the category's files stay until deleted)."""
     service.delete_source(session, source_id, principal.actor)
     return Response(status_code=204)
@@ -66,7 +66,12 @@ def delete_source(source_id: int, principal: Operator, session: WriteSessionDep)
 # --- Scraping and files --------------------------------------------------------------------
 
 
-@router.post("/scrape", response_model=JobStarted, status_code=202)
+@router.post(
+    "/scrape",
+    response_model=JobStarted,
+    status_code=202,
+    responses={409: {"description": "A scrape is already running"}},
+)
 def scrape(principal: Operator, session: WriteSessionDep, payload: ScrapeIn | None = None) -> Any:
     """Start a scrape of all (or the named) categories; follow it at /api/jobs/{job_id}."""
     job = jobs.start_scrape(session, payload.categories if payload else None, principal.actor)
@@ -108,7 +113,12 @@ def delete_file(name: str, principal: Admin, session: WriteSessionDep) -> Respon
 # --- Indexes -------------------------------------------------------------------------------
 
 
-@router.post("/indices/build", response_model=JobStarted, status_code=202)
+@router.post(
+    "/indices/build",
+    response_model=JobStarted,
+    status_code=202,
+    responses={409: {"description": "A build is already running"}},
+)
 def build_index(
     principal: Operator, session: WriteSessionDep, payload: BuildIn | None = None
 ) -> Any:
@@ -147,7 +157,10 @@ def faiss_status(principal: Viewer, session: SessionDep) -> Any:
 @router.get(
     "/faiss/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}},
+    responses={
+        200: {"content": {"application/zip": {}}},
+        404: {"description": "No index is active and none was named, or no such index"},
+    },
 )
 def export_index(principal: Viewer, name: IndexName = None) -> Response:
     """A ZIP backup of the active (or named) index with a checksummed manifest."""
@@ -195,7 +208,14 @@ def import_index(
 # --- Retrieval and settings ----------------------------------------------------------------
 
 
-@router.post("/test-faiss", response_model=TestOut)
+@router.post(
+    "/test-faiss",
+    response_model=TestOut,
+    responses={
+        409: {"description": "No index is active yet, or the AI is not configured"},
+        502: {"description": "The AI or the embeddings provider could not answer"},
+    },
+)
 def test_faiss(payload: TestIn, principal: Operator) -> Any:
     """Ask the active index: an answer from the AI tab's model, or the passages without one."""
     result = retrieval.answer(

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartParser
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from relaydesk.db import session_scope
-from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.errors import Invalid, TooLarge
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.queries import message_dict
@@ -61,7 +61,7 @@ def create_recipient(payload: RecipientIn, principal: Operator, session: WriteSe
 
 @router.patch("/recipients/{recipient_id}", response_model=RecipientOut, responses=_ERRORS)
 def update_recipient(
-    recipient_id: int, payload: RecipientPatch, principal: Operator, session: WriteSessionDep
+    recipient_id: Id, payload: RecipientPatch, principal: Operator, session: WriteSessionDep
 ) -> Any:
     """Change a recipient's settings or `enabled` (audited)."""
     recipient = recipients.update_recipient(
@@ -71,14 +71,14 @@ def update_recipient(
 
 
 @router.delete("/recipients/{recipient_id}", status_code=204, responses=_ERRORS)
-def delete_recipient(recipient_id: int, principal: Operator, session: WriteSessionDep) -> Response:
+def delete_recipient(recipient_id: Id, principal: Operator, session: WriteSessionDep) -> Response:
     """Delete a recipient (audited); digests already sent stay in the history."""
     recipients.delete_recipient(session, recipient_id, principal.actor)
     return Response(status_code=204)
 
 
 @router.post("/recipients/{recipient_id}/toggle", response_model=RecipientOut, responses=_ERRORS)
-def toggle_recipient(recipient_id: int, principal: Operator, session: WriteSessionDep) -> Any:
+def toggle_recipient(recipient_id: Id, principal: Operator, session: WriteSessionDep) -> Any:
     """Disable an enabled recipient or enable a disabled one."""
     recipient = recipients.toggle(session, recipient_id, principal.actor)
     return recipients.as_dict(recipient)
@@ -107,7 +107,7 @@ def preview_dict(digest: Digest) -> dict[str, Any]:
 @router.post(
     "/recipients/{recipient_id}/test", response_model=DigestPreview, responses=_DIGEST_ERRORS
 )
-def test_recipient(recipient_id: int, principal: Operator) -> Any:
+def test_recipient(recipient_id: Id, principal: Operator) -> Any:
     """The digest the recipient would get now, with its sources; nothing is sent."""
     return preview_dict(recipients.preview(recipient_id))
 
@@ -118,7 +118,7 @@ def test_recipient(recipient_id: int, principal: Operator) -> Any:
     status_code=201,
     responses=_DIGEST_ERRORS,
 )
-def send_recipient(recipient_id: int, principal: Operator, session: SessionDep) -> Any:
+def send_recipient(recipient_id: Id, principal: Operator, session: SessionDep) -> Any:
     """Send a digest now (audited); today's scheduled digest still goes out at its time."""
     message_id = recipients.send_now(recipient_id, principal.actor)
     message = session.get(Message, message_id)
@@ -152,7 +152,15 @@ async def _document(request: Request) -> Any:
     """The JSON document sent as the body or as the one file of a multipart form."""
     data = await _read_capped(request)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await MultiPartParser(request.headers, _once(data), max_files=1).parse()
+        try:
+            form = await MultiPartParser(request.headers, _once(data), max_files=1).parse()
+        except (MultiPartException, KeyError, ValueError):
+            # No boundary in the Content-Type, or a body that is not the form it says.
+            raise Invalid(
+                "The upload is not valid multipart/form-data; send the file as a form field "
+                "or the JSON itself as the body",
+                field="file",
+            ) from None
         files = [v for v in form.values() if isinstance(v, UploadFile)]
         if not files:
             raise Invalid("Attach the news_config.json file to the form", field="file")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from relaydesk.news.recipients import MAX_PROMPT
 
@@ -38,6 +38,18 @@ class RecipientPatch(BaseModel):
     mode: Mode | None = None
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
     enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> RecipientPatch:
+        # null clears the prompt and resets the time zone; these have nothing to clear to.
+        cleared = [
+            name
+            for name in ("phone", "send_time", "mode", "enabled")
+            if name in self.model_fields_set and getattr(self, name) is None
+        ]
+        if cleared:
+            raise ValueError(f"{', '.join(cleared)} cannot be null: leave it out to keep it")
+        return self
 
 
 class RecipientOut(BaseModel):

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.db import session_scope, utcnow
+from relaydesk.deps import Id
 from relaydesk.news import recipients
 from relaydesk.news.digest import DEFAULT_TIMEZONE
 from relaydesk.web.deps import PanelOperator, PanelViewer
@@ -72,7 +73,7 @@ def create_recipient(
 
 
 @router.post("/news/recipients/{recipient_id}/toggle", response_class=HTMLResponse)
-def toggle_recipient(request: Request, recipient_id: int, user: PanelOperator) -> Response:
+def toggle_recipient(request: Request, recipient_id: Id, user: PanelOperator) -> Response:
     """Enable or disable the recipient's daily digest."""
     with session_scope() as session:
         recipient = recipients.toggle(session, recipient_id, user.actor)
@@ -81,7 +82,7 @@ def toggle_recipient(request: Request, recipient_id: int, user: PanelOperator) -
 
 
 @router.post("/news/recipients/{recipient_id}/delete", response_class=HTMLResponse)
-def delete_recipient(request: Request, recipient_id: int, user: PanelOperator) -> Response:
+def delete_recipient(request: Request, recipient_id: Id, user: PanelOperator) -> Response:
     """Delete a recipient (the browser asks to confirm first)."""
     with session_scope() as session:
         phone = recipients.get(session, recipient_id).phone
@@ -90,7 +91,7 @@ def delete_recipient(request: Request, recipient_id: int, user: PanelOperator) -
 
 
 @router.post("/news/recipients/{recipient_id}/test", response_class=HTMLResponse)
-def test_recipient(request: Request, recipient_id: int, user: PanelOperator) -> Response:
+def test_recipient(request: Request, recipient_id: Id, user: PanelOperator) -> Response:
     """The digest the recipient would get now, with its segments and sources; not sent."""
     digest = recipients.preview(recipient_id)
     context: dict[str, Any] = {"digest": digest, "recipient_id": recipient_id}
@@ -98,7 +99,7 @@ def test_recipient(request: Request, recipient_id: int, user: PanelOperator) -> 
 
 
 @router.post("/news/recipients/{recipient_id}/send", response_class=HTMLResponse)
-def send_recipient(request: Request, recipient_id: int, user: PanelOperator) -> Response:
+def send_recipient(request: Request, recipient_id: Id, user: PanelOperator) -> Response:
     """Send a digest now (asked to confirm first); the scheduled one still follows."""
     recipients.send_now(recipient_id, user.actor)
     with session_scope(write=False) as session:

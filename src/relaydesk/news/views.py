@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.db import session_scope
+from relaydesk.deps import Id
 from relaydesk.errors import Invalid
 from relaydesk.jobs import service as job_service
 from relaydesk.jobs.service import ACTIVE
@@ -132,7 +133,7 @@ def add_source(
 
 
 @router.delete("/news/sources/{source_id}", response_class=HTMLResponse)
-def delete_source(request: Request, source_id: int, user: PanelOperator) -> Response:
+def delete_source(request: Request, source_id: Id, user: PanelOperator) -> Response:
     """Remove a source."""
     with session_scope() as session:
         service.delete_source(session, source_id, user.actor)
@@ -171,7 +172,7 @@ def start_build(request: Request, user: PanelOperator, name: Short = "") -> Resp
 
 
 @router.get("/news/jobs/{job_id}", response_class=HTMLResponse)
-def job_progress(request: Request, job_id: int, user: PanelViewer) -> Response:
+def job_progress(request: Request, job_id: Id, user: PanelViewer) -> Response:
     """A job's progress bar, or its result once it has ended."""
     with session_scope(write=False) as session:
         view = job_service.view(job_service.get(session, job_id))

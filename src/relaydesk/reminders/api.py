@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from relaydesk.deps import Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.reminders import service
 from relaydesk.reminders.schemas import ReminderIn, ReminderOut, ReminderPatch, ReminderRunOut
 
@@ -40,14 +40,14 @@ def create_reminder(payload: ReminderIn, principal: Operator, session: WriteSess
 
 
 @router.get("/api/reminders/{reminder_id}", response_model=ReminderOut, responses=_ERRORS)
-def get_reminder(reminder_id: int, principal: Viewer, session: SessionDep) -> Any:
+def get_reminder(reminder_id: Id, principal: Viewer, session: SessionDep) -> Any:
     """One reminder."""
     return service.as_dict(service.get(session, reminder_id))
 
 
 @router.patch("/api/reminders/{reminder_id}", response_model=ReminderOut, responses=_ERRORS)
 def update_reminder(
-    reminder_id: int, payload: ReminderPatch, principal: Operator, session: WriteSessionDep
+    reminder_id: Id, payload: ReminderPatch, principal: Operator, session: WriteSessionDep
 ) -> Any:
     """Change the text or the interval; `enabled: false` pauses, `true` resumes (audited)."""
     reminder = service.update_reminder(
@@ -57,7 +57,7 @@ def update_reminder(
 
 
 @router.delete("/api/reminders/{reminder_id}", status_code=204, responses=_ERRORS)
-def delete_reminder(reminder_id: int, principal: Operator, session: WriteSessionDep) -> Response:
+def delete_reminder(reminder_id: Id, principal: Operator, session: WriteSessionDep) -> Response:
     """Delete a reminder and its history (audited); the messages it sent stay."""
     service.delete_reminder(session, reminder_id, principal.actor)
     return Response(status_code=204)
@@ -67,7 +67,7 @@ def delete_reminder(reminder_id: int, principal: Operator, session: WriteSession
     "/api/reminders/{reminder_id}/runs", response_model=list[ReminderRunOut], responses=_ERRORS
 )
 def list_runs(
-    reminder_id: int,
+    reminder_id: Id,
     principal: Viewer,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -9,8 +9,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.db import session_scope
+from relaydesk.deps import Id
 from relaydesk.errors import Invalid
-from relaydesk.messaging.service import MAX_BODY
+from relaydesk.messaging.service import MAX_INPUT
 from relaydesk.reminders import service
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.forms import form_datetime
@@ -54,7 +55,7 @@ def create_reminder(
     request: Request,
     user: PanelOperator,
     to: Annotated[str, Form(max_length=64)] = "",
-    body: Annotated[str, Form(max_length=MAX_BODY * 2)] = "",
+    body: Annotated[str, Form(max_length=MAX_INPUT)] = "",
     interval_minutes: Annotated[str, Form(max_length=10)] = "",
     start_at: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
@@ -72,7 +73,7 @@ def create_reminder(
 
 
 @router.post("/reminders/{reminder_id}/pause", response_class=HTMLResponse)
-def pause_reminder(request: Request, reminder_id: int, user: PanelOperator) -> Response:
+def pause_reminder(request: Request, reminder_id: Id, user: PanelOperator) -> Response:
     """Stop sending until resumed."""
     with session_scope() as session:
         service.update_reminder(session, reminder_id, user.actor, enabled=False)
@@ -80,7 +81,7 @@ def pause_reminder(request: Request, reminder_id: int, user: PanelOperator) -> R
 
 
 @router.post("/reminders/{reminder_id}/resume", response_class=HTMLResponse)
-def resume_reminder(request: Request, reminder_id: int, user: PanelOperator) -> Response:
+def resume_reminder(request: Request, reminder_id: Id, user: PanelOperator) -> Response:
     """Send again, from the next slot of the reminder's cadence."""
     with session_scope() as session:
         service.update_reminder(session, reminder_id, user.actor, enabled=True)
@@ -88,7 +89,7 @@ def resume_reminder(request: Request, reminder_id: int, user: PanelOperator) -> 
 
 
 @router.post("/reminders/{reminder_id}/delete", response_class=HTMLResponse)
-def delete_reminder(request: Request, reminder_id: int, user: PanelOperator) -> Response:
+def delete_reminder(request: Request, reminder_id: Id, user: PanelOperator) -> Response:
     """Delete a reminder (asked to confirm in the browser first)."""
     with session_scope() as session:
         service.delete_reminder(session, reminder_id, user.actor)
@@ -96,7 +97,7 @@ def delete_reminder(request: Request, reminder_id: int, user: PanelOperator) -> 
 
 
 @router.get("/reminders/{reminder_id}/runs", response_class=HTMLResponse)
-def reminder_runs(request: Request, reminder_id: int, user: PanelViewer) -> Response:
+def reminder_runs(request: Request, reminder_id: Id, user: PanelViewer) -> Response:
     """The reminder's latest runs."""
     with session_scope(write=False) as session:
         runs = service.list_runs(session, reminder_id, RUNS_SHOWN)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
-from relaydesk.deps import Admin, Operator, SessionDep, Viewer, WriteSessionDep
+from relaydesk.deps import Admin, Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.errors import Invalid
 from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import view as job_view
@@ -92,7 +92,11 @@ def save_settings(payload: SettingsIn, principal: Admin, session: WriteSessionDe
     return view
 
 
-@router.post("/test-connection", response_model=TestConnectionOut)
+@router.post(
+    "/test-connection",
+    response_model=TestConnectionOut,
+    responses={409: {"description": "The stored key cannot be sent (enter it again)"}},
+)
 def test_connection(
     principal: Admin, session: SessionDep, payload: TestConnectionIn | None = None
 ) -> Any:
@@ -264,7 +268,7 @@ def list_archives(principal: Viewer, session: SessionDep) -> Any:
     response_class=FileResponse,
     responses={200: {"content": {"text/csv": {}}}, 404: {"description": "No such archive"}},
 )
-def download_archive(archive_id: int, principal: Operator, session: SessionDep) -> Response:
+def download_archive(archive_id: Id, principal: Operator, session: SessionDep) -> Response:
     """One archive's CSV file."""
     path, name = export.download(session, archive_id)
     return FileResponse(

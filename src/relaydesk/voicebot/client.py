@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 
+from relaydesk.credentials import PROBLEM as KEY_PROBLEM
+from relaydesk.credentials import header_safe
 from relaydesk.db import utcnow
-from relaydesk.errors import ProviderFailed
+from relaydesk.errors import NotConfigured, ProviderFailed
 from relaydesk.voicebot.settings import VoicebotConfig
 
 PAGE_SIZE = 100  # the API's maximum
@@ -76,6 +78,11 @@ class ElevenLabsClient:
         if not config.api_key:
             raise ElevenLabsError(
                 "No ElevenLabs API key is set: add it in the voice-bot settings", permanent=True
+            )
+        if not header_safe(config.api_key):
+            # Not ElevenLabs' refusal (502): the stored setting must be fixed here.
+            raise NotConfigured(
+                f"The stored ElevenLabs API key cannot be sent: {KEY_PROBLEM}. Enter it again."
             )
         return cls(config.api_key, config.base_url, **options)
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from relaydesk.credentials import KeyField
 from relaydesk.jobs.schemas import JobOut
 
 Outcome = Literal["success", "failure", "unknown"]
@@ -20,8 +21,9 @@ class SettingsIn(BaseModel):
     agent_ids: list[str] | str | None = Field(
         None, description="ElevenLabs agent ids: a list, or text separated by commas or spaces"
     )
-    api_key: str | None = Field(
+    api_key: KeyField = Field(
         None,
+        max_length=500,
         description="The ElevenLabs API key (write-only; never returned). Left out: kept; "
         'null or "": removed.',
     )

@@ -23,9 +23,18 @@ NOT_PANEL = (
 
 
 def is_panel_request(request: Request) -> bool:
-    """True for the panel's pages and fragments (the API and webhooks answer JSON/XML)."""
+    """True for the panel's pages and fragments (the API and webhooks answer JSON/XML).
+
+    A client that sends credentials of its own (a token) or asks for JSON is a program,
+    whatever the path (files under /media are fetched by both).
+    """
     path = request.url.path
-    return not path.startswith(NOT_PANEL) and path not in ("/stats", "/health")
+    if path.startswith(NOT_PANEL) or path in ("/stats", "/health"):
+        return False
+    if request.headers.get("authorization"):
+        return False
+    accept = request.headers.get("accept", "")
+    return not ("application/json" in accept and "text/html" not in accept)
 
 
 def _titles(lang: str) -> dict[str, str]:

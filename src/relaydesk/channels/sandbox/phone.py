@@ -42,7 +42,15 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["sandbox: phone"], dependencies=[Depends(require_sandbox_access)])
 
 
-@router.post("/phone/messages", status_code=201)
+@router.post(
+    "/phone/messages",
+    status_code=201,
+    responses={
+        400: {"description": "The body is not JSON, a form or multipart/form-data"},
+        413: {"description": "A file or the whole message is too large"},
+        422: {"description": "No sender, no text and no file, or a file of a wrong type"},
+    },
+)
 async def send_from_phone(request: Request) -> JSONResponse:
     """A customer texts us: store it and post Twilio's signed webhook to our inbound URL.
 

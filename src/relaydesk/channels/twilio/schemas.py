@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from relaydesk.credentials import KeyField
+
 
 class TwilioSettingsIn(BaseModel):
     """Changes to the panel's Twilio settings: omitted fields stay, null or "" clears one.
@@ -18,7 +20,7 @@ class TwilioSettingsIn(BaseModel):
 
     mode: Literal["sandbox", "live"] | None = None
     account_sid: str | None = Field(None, max_length=100)
-    auth_token: str | None = Field(None, max_length=200)
+    auth_token: KeyField = Field(None, max_length=200)
     clear_auth_token: bool = False
     default_from: str | None = Field(None, max_length=60)
     whatsapp_from: str | None = Field(None, max_length=70)
