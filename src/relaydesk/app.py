@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -139,6 +142,39 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
     return "; ".join(dict.fromkeys(problems)), fields
 
 
+LISTEN_WAIT_SECONDS = 30.0
+
+
+class _WhenListening(threading.Thread):
+    """Runs some start-up actions once this server accepts connections."""
+
+    def __init__(self, host: str, port: int, actions: list[Callable[[], None]]) -> None:
+        super().__init__(name="start-when-listening", daemon=True)
+        # A server listening on every interface is reached on loopback.
+        wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+        self.address = (wildcard.get(host, host), port)
+        self.actions = actions
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + LISTEN_WAIT_SECONDS
+        while not self._listening():
+            if self.stopped.wait(0.05):
+                return  # shut down before it ever listened
+            if time.monotonic() > deadline:
+                log.warning("the server does not answer on %s:%s; starting anyway", *self.address)
+                break
+        for action in self.actions:
+            action()
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(self.address, timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+
 def create_app(*, run_worker: bool = False) -> ASGIApp:
     """The ASGI application to serve: forwarded headers applied (from trusted proxies
     only), then Twilio's webhooks, then the FastAPI app."""
@@ -155,21 +191,34 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
             log.warning("%s", warning)
         writer = get_writer()
         writer.start()
-        consumer = None
+        consumers: list[Any] = []
+        later: list[Callable[[], None]] = []
         if settings.embedded_sandbox:
             from relaydesk.channels.sandbox.runtime import start_emulator
 
-            start_emulator()
+            later.append(start_emulator(dispatch=False).dispatcher.start)
         if run_worker:
             from relaydesk.tasks import start_embedded_worker
 
-            consumer = start_embedded_worker()
+            later.append(lambda: consumers.append(start_embedded_worker()))
+        starter = None
+        if settings.embedded_sandbox:
+            # The built-in emulator is this server: its callbacks, and the worker's calls
+            # to it (a restart resumes interrupted sends at once), wait until it answers.
+            starter = _WhenListening(settings.host, settings.port, later)
+            starter.start()
+        else:
+            for action in later:
+                action()
         settle_after_startup()
         try:
             yield
         finally:
             writer.stop()
-            if consumer is not None:
+            if starter is not None:
+                starter.stopped.set()
+                starter.join(timeout=LISTEN_WAIT_SECONDS)
+            for consumer in consumers:
                 consumer.stop(graceful=True)
             if settings.embedded_sandbox:
                 from relaydesk.channels.sandbox.runtime import stop_emulator

@@ -49,10 +49,14 @@ _lock = threading.Lock()
 _current: Emulator | None = None
 
 
-def start_emulator(webhook_base: str | None = None, *, standalone: bool = False) -> Emulator:
+def start_emulator(
+    webhook_base: str | None = None, *, standalone: bool = False, dispatch: bool = True
+) -> Emulator:
     """Open `<DATA_DIR>/sandbox.db`, resume pending status steps and start the dispatcher.
 
     A `standalone` emulator runs without relaydesk's database (`relaydesk sandbox`).
+    Without `dispatch` the caller starts `dispatcher` itself (once relaydesk listens:
+    callbacks posted before that would be lost, as Twilio does not retry them).
     """
     global _current
     with _lock:
@@ -66,7 +70,8 @@ def start_emulator(webhook_base: str | None = None, *, standalone: bool = False)
         panel_base = None if standalone else _panel_public_base
         outbound = Outbound(settings, webhook_base, panel_base, maxsize=CALLBACK_LANES)
         dispatcher = Dispatcher(store, control, settings, outbound)
-        dispatcher.start()
+        if dispatch:
+            dispatcher.start()
         _current = Emulator(settings, store, control, dispatcher, outbound)
         log.info("sandbox: Twilio emulator started (%s)", store.path)
         return _current
