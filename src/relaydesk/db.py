@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -177,6 +185,26 @@ def session_scope(write: bool = True) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def bounded_wait(session: Session, seconds: float) -> Connection:
+    """Begin `session`'s transaction, waiting at most `seconds` for any lock.
+
+    SQLite: its write lock, taken at BEGIN. PostgreSQL: each row or table lock the
+    transaction asks for (`lock_timeout`). A wait that runs out raises OperationalError,
+    for callers that have somewhere else to go (the webhook spool).
+    """
+    conn = session.connection(execution_options={"sqlite_lock_timeout": seconds})
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(seconds * 1000))}")
+    return conn
+
+
+def is_lock_wait(exc: BaseException) -> bool:
+    """True when `exc` says another transaction holds a lock we waited for in vain."""
+    cause = getattr(exc, "orig", None) or exc
+    # PostgreSQL's lock_not_available; SQLite's busy write lock.
+    return getattr(cause, "sqlstate", None) == "55P03" or "database is locked" in str(cause)
 
 
 def dialect_insert(session_or_engine: Session | Engine) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,26 +140,36 @@ def test_a_replay_repeated_after_a_crash_keeps_every_webhook_once(server: Any, d
 
 
 @pytest.fixture
-def locked_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[sqlite3.Connection]:
-    """Another connection holds SQLite's write lock until the test releases it."""
+def locked_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Another connection locks the database for writes until the test rolls it back.
+
+    SQLite: its write lock. PostgreSQL: the messages and events tables, as a long
+    migration or a manual `LOCK TABLE` would.
+    """
     from relaydesk import db as database
     from relaydesk.config import get_settings
 
     # Writers give up after half a second instead of ten (no test waits on the clock).
     monkeypatch.setattr(database, "WRITE_LOCK_TIMEOUT", 0.5)
-    holder = sqlite3.connect(get_settings().sqlite_path, timeout=30, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+    holder: Any
+    if BACKEND == "postgresql":
+        import psycopg
+
+        url = get_settings().sqlalchemy_url.replace("postgresql+psycopg", "postgresql")
+        holder = psycopg.connect(url)
+        holder.execute("LOCK TABLE messages, message_events IN EXCLUSIVE MODE")
+    else:
+        holder = sqlite3.connect(get_settings().sqlite_path, timeout=30, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
     try:
         yield holder
     finally:
-        if holder.in_transaction:
-            holder.rollback()
+        holder.rollback()
         holder.close()
 
 
-@sqlite_only
 def test_records_wait_in_the_spool_while_the_database_is_locked(
-    server: Any, db: Any, locked_database: sqlite3.Connection
+    server: Any, db: Any, locked_database: Any
 ) -> None:
     from relaydesk.messaging import spool
 
@@ -191,23 +202,30 @@ def test_a_replay_cut_short_by_a_lock_keeps_the_rest_for_the_next_one(
     spool_lines(
         "webhooks.jsonl", *({"kind": "inbound", "params": inbound(sid, sid)} for sid in sids)
     )
-    holder = sqlite3.connect(get_settings().sqlite_path, timeout=30, isolation_level=None)
+    holder = sqlite3.connect(
+        get_settings().sqlite_path, timeout=30, isolation_level=None, check_same_thread=False
+    )
     original = spool.store_inbound
-    locked: list[bool] = []
+    taking = threading.Thread(target=holder.execute, args=("BEGIN IMMEDIATE",))
+    released = threading.Event()
 
     def store(session: Any, records: Any) -> Any:
-        if records[0].sid == sids[1] and not locked:
-            locked.append(True)
-            holder.execute("BEGIN IMMEDIATE")  # another process takes the database
+        if records[0].sid == sids[1] and not released.is_set():
+            if taking.ident is None:
+                # Another process takes the database as soon as this transaction lets go.
+                taking.start()
             raise OperationalError("INSERT", {}, Exception("database is locked"))
         return original(session, records)
 
     monkeypatch.setattr(spool, "store_inbound", store)
     try:
         spool.replay()
+        taking.join(timeout=30)
+        assert holder.in_transaction
         assert stored_bodies(db, *sids) == {sids[0]: sids[0]}
         assert spool.counts() == spool.SpoolCounts(waiting=2, dead=0)
         holder.rollback()
+        released.set()
         spool.replay()
     finally:
         holder.close()
@@ -215,9 +233,8 @@ def test_a_replay_cut_short_by_a_lock_keeps_the_rest_for_the_next_one(
     assert spool.counts() == spool.SpoolCounts(waiting=0, dead=0)
 
 
-@sqlite_only
 def test_webhooks_spooled_during_a_database_lock_are_stored_by_the_sweep(
-    twilio_post: Post, db: Any, locked_database: sqlite3.Connection
+    twilio_post: Post, db: Any, locked_database: Any
 ) -> None:
     """Through the real server: a poisoned callback and a customer's message, both 200."""
     from relaydesk.messaging import tasks
@@ -237,11 +254,10 @@ def test_webhooks_spooled_during_a_database_lock_are_stored_by_the_sweep(
     assert dead_file() == []
 
 
-@sqlite_only
 def test_while_the_database_is_unavailable_webhooks_do_not_wait_for_it(
     twilio_post: Post,
     db: Any,
-    locked_database: sqlite3.Connection,
+    locked_database: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Twilio waits 15 s: after one failed write the next webhooks do not wait out the lock.
@@ -324,9 +340,8 @@ def test_a_webhook_that_cannot_even_reach_the_disk_gets_5xx(
         folder().unlink()
 
 
-@sqlite_only
 def test_a_retry_while_the_database_is_locked_changes_nothing(
-    server: Any, locked_database: sqlite3.Connection
+    server: Any, locked_database: Any
 ) -> None:
     from relaydesk.errors import Unavailable
     from relaydesk.messaging import spool

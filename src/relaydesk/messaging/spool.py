@@ -28,9 +28,10 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from relaydesk import db as database
 from relaydesk.admin import service as audit
 from relaydesk.channels.twilio.parsing import BadWebhook, parse_inbound, parse_status
-from relaydesk.db import session_scope, utcnow
+from relaydesk.db import bounded_wait, is_lock_wait, session_scope, utcnow
 from relaydesk.errors import Invalid, NotFound, Unavailable
 from relaydesk.messaging import spoolfile
 from relaydesk.messaging.ingest import InboundRecord, StatusRecord, record_statuses, store_inbound
@@ -45,6 +46,9 @@ CHUNK = 100
 MAX_ROUNDS = 5
 # How often a web process looks at its spool (it runs no sweep with --no-worker).
 REPLAY_EVERY_SECONDS = 30.0
+# A webhook write waits at most this long for a lock (SQLite's write lock, a row or table
+# lock on PostgreSQL) before the spool takes the webhook: Twilio waits 15 s for the answer.
+LOCK_WAIT = 5.0
 MAX_ERROR_LENGTH = 500
 _TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 STORED, FAILED, STOPPED = "stored", "failed", "stopped"
@@ -175,7 +179,8 @@ def _store_one(entry: SpoolEntry) -> tuple[str, BaseException | None]:
     """Store one record: STORED, FAILED (its own fault) or STOPPED (database unavailable)."""
     error = _attempt([entry])
     if error is not None and is_transient(error):
-        if not _database_answers():
+        # A lock held elsewhere leaves reads (and a test query) working: still unavailable.
+        if is_lock_wait(error) or not _database_answers():
             return STOPPED, error
         # The database takes other writes: one more try, then the record is at fault.
         error = _attempt([entry])
@@ -195,11 +200,17 @@ def _attempt(entries: list[SpoolEntry]) -> BaseException | None:
     return None
 
 
+def lock_budget(lock_wait: float | None = None) -> float:
+    """How long a webhook write may wait for a lock (Twilio waits 15 s for its answer)."""
+    return min(lock_wait or LOCK_WAIT, database.WRITE_LOCK_TIMEOUT)
+
+
 def _store(entries: list[SpoolEntry]) -> None:
     records = [_record(entry) for entry in entries]
     inbound = [r for r in records if isinstance(r, InboundRecord)]
     statuses = [r for r in records if isinstance(r, StatusRecord)]
     with session_scope() as session:
+        bounded_wait(session, lock_budget())
         if inbound:
             store_inbound(session, inbound)
         if statuses:
@@ -293,6 +304,9 @@ def retry(ids: list[str] | None, actor: str) -> RetryOutcome:
         changed: dict[str, SpoolEntry] = {}
         for position, entry in enumerate(chosen):
             result, error = _store_one(entry)
+            if result == STOPPED and position == 0:
+                # Reads work, writes wait for a lock held elsewhere (PostgreSQL).
+                raise Unavailable("The database is not available now; nothing was retried")
             if result == STOPPED:
                 outcome.untried = len(chosen) - position
                 break

@@ -13,7 +13,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from relaydesk.db import session_scope
+from relaydesk.db import bounded_wait, session_scope
 from relaydesk.messaging import spool
 from relaydesk.messaging.ingest import (
     InboundRecord,
@@ -25,8 +25,8 @@ from relaydesk.messaging.ingest import (
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-# While the database is unavailable a batch waits this long for SQLite's write lock
-# instead of 10 s: Twilio gives up after 15 s, and the spool keeps the webhook anyway.
+# While the database is unavailable a batch waits only this long for a lock (instead
+# of spool.LOCK_WAIT): the spool keeps the webhook anyway.
 BRIEF_LOCK_WAIT = 0.5
 
 
@@ -135,12 +135,13 @@ def _resolve(future: asyncio.Future[str], result: str | BaseException) -> None:
 
 
 def write_batch(records: list[InboundRecord | StatusRecord], lock_wait: float | None = None) -> str:
-    """Store a batch of webhooks in one transaction (waiting at most `lock_wait` on SQLite)."""
+    """Store a batch of webhooks in one transaction, waiting at most `lock_wait` for locks."""
     inbound = [r for r in records if isinstance(r, InboundRecord)]
     statuses = [r for r in records if isinstance(r, StatusRecord)]
     with session_scope() as session:
-        if lock_wait is not None:
-            session.connection(execution_options={"sqlite_lock_timeout": lock_wait})
+        # A lock held elsewhere (a long migration, a backup) must not hold the webhook
+        # past Twilio's timeout: the wait runs out, and the spool keeps the webhook.
+        bounded_wait(session, spool.lock_budget(lock_wait))
         if inbound:
             store_inbound(session, inbound)
         if statuses:
