@@ -691,10 +691,22 @@ async def _send_paced(
             close = True
             answers.sent[i] = time.monotonic()
             try:
-                if stream is None:
-                    stream = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
-                stream[1].write(hooks[i].data)
-                status, close = await asyncio.wait_for(_read_answer(stream[0]), timeout)
+                for reused in (stream is not None, False):
+                    if stream is None:
+                        opening = asyncio.open_connection(HOST, port)
+                        stream = await asyncio.wait_for(opening, timeout)
+                    try:
+                        stream[1].write(hooks[i].data)
+                        status, close = await asyncio.wait_for(_read_answer(stream[0]), timeout)
+                        break
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        if not reused:
+                            raise
+                        # An idle connection the server had closed (its keep-alive
+                        # timeout) before this request: a client sends it again on a
+                        # new one, as Twilio opens its own.
+                        stream[1].close()
+                        stream = None
             except TimeoutError:
                 status = TIMED_OUT  # Twilio gives up after 15 s: not acknowledged
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):

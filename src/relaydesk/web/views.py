@@ -129,7 +129,6 @@ def login(
         user = auth.authenticate_password(session, email, password)
         if user is None:
             sessions.record_failure(session, email, ip)
-            session.commit()
             return _login_page(request, target, _("Wrong email or password."), email, status=401)
         sessions.clear_failures(session, user.email, ip)
         token = sessions.start_session(session, user, ip, request.headers.get("user-agent"))
