@@ -92,7 +92,7 @@ from benchlib import (
     thread_cpu,
 )
 from relaydesk.channels.twilio.signature import sign
-from relaydesk.config import SANDBOX_DEFAULT_FROM, Settings
+from relaydesk.core.config import SANDBOX_DEFAULT_FROM, Settings
 
 sys.path.insert(0, str(REPO))  # for tests.fakes
 from tests.fakes import FakeOpenAI

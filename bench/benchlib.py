@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from relaydesk.config import Settings
+from relaydesk.core.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"

@@ -38,7 +38,7 @@ from typing import Any
 
 from benchlib import BENCH_ACCOUNT_SID
 from relaydesk.channels.twilio.errors import describe_error
-from relaydesk.config import SANDBOX_DEFAULT_FROM
+from relaydesk.core.config import SANDBOX_DEFAULT_FROM
 from relaydesk.maintenance import ANALYSIS_LIMIT
 from relaydesk.messaging.segments import count_segments
 

@@ -35,7 +35,7 @@ BENCH_KEY = "xi-bench-key-0123456789"
 
 def _prepare_environment(data_dir: Path, base_url: str) -> None:
     """Point relaydesk at a fresh data directory and the fake (before settings are read)."""
-    from relaydesk.config import Settings
+    from relaydesk.core.config import Settings
 
     names = {name.upper() for name in Settings.model_fields}
     for name in list(os.environ):
@@ -52,7 +52,7 @@ def _prepare_environment(data_dir: Path, base_url: str) -> None:
 
 
 def _sync_once() -> tuple[float, dict[str, Any]]:
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
     from relaydesk.jobs import service as jobs
     from relaydesk.jobs.models import Job
     from relaydesk.voicebot import sync
@@ -86,7 +86,7 @@ def measure_sync(conversations: int, latency_ms: float) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="relaydesk-bench-voicebot-") as tmp:
             _prepare_environment(Path(tmp), fake.base_url)
             from relaydesk import migrations
-            from relaydesk.db import session_scope
+            from relaydesk.core.db import session_scope
             from relaydesk.voicebot import settings, sync
 
             migrations.upgrade()

@@ -177,8 +177,8 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    from relaydesk.db import get_engine
-    from relaydesk.tasks import get_huey
+    from relaydesk.core.db import get_engine
+    from relaydesk.core.tasks import get_huey
 
     get_huey().flush()
     # The previous test's background work (a campaign's dispatcher, a callback) may still
@@ -227,7 +227,7 @@ class FreshReads:
 @pytest.fixture
 def db() -> Iterator[Any]:
     """A read-only session for checking rows (see FreshReads)."""
-    from relaydesk.db import get_sessionmaker
+    from relaydesk.core.db import get_sessionmaker
 
     session = get_sessionmaker()()
     try:
@@ -241,7 +241,7 @@ def db() -> Iterator[Any]:
 def make_token(server: LiveServer) -> Callable[[str], str]:
     """Create an API token with a role; returns the plain token."""
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     def make(role: str = "admin") -> str:
         with session_scope() as session:

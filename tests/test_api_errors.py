@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from relaydesk.admin import settings_store
-from relaydesk.db import session_scope
+from relaydesk.core import settings_store
+from relaydesk.core.db import session_scope
 
 HUGE = str(2**70)
 

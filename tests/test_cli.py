@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from relaydesk.cli import FIRST_ADMIN_EMAIL
-from relaydesk.config import sandbox_credentials
+from relaydesk.core.config import sandbox_credentials
 from tests.conftest import BACKEND, wait_for
 from tests.pgserver import free_port
 
@@ -373,7 +373,7 @@ def signs_in(env: dict[str, str], email: str, password: str) -> bool:
     code = (
         "import sys\n"
         "from relaydesk.auth.service import authenticate_password\n"
-        "from relaydesk.db import session_scope\n"
+        "from relaydesk.core.db import session_scope\n"
         "with session_scope() as s:\n"
         "    print(authenticate_password(s, sys.argv[1], sys.argv[2]) is not None)\n"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relaydesk.config import ConfigError, Settings, load_settings
+from relaydesk.core.config import ConfigError, Settings, load_settings
 
 
 def make(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Settings:
@@ -97,7 +97,7 @@ def test_disabled_signature_check_is_warned(
 def test_processes_starting_together_agree_on_one_generated_secret_key(tmp_path: Path) -> None:
     import threading
 
-    from relaydesk.config import _persistent_secret
+    from relaydesk.core.config import _persistent_secret
 
     keys: list[str] = []
     starters = [
@@ -167,7 +167,7 @@ def test_processes_starting_together_agree_on_one_set_of_sandbox_credentials(
 ) -> None:
     import threading
 
-    from relaydesk.config import sandbox_credentials
+    from relaydesk.core.config import sandbox_credentials
 
     found: list[tuple[str, str]] = []
 

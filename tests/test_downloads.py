@@ -18,7 +18,7 @@ import httpx
 import pytest
 from starlette.responses import Response
 
-from relaydesk.names import content_disposition
+from relaydesk.core.names import content_disposition
 from tests.voicebot.test_kpis import conversation, insert
 
 HOSTILE = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from relaydesk.heap import settle_after_startup
+from relaydesk.core.heap import settle_after_startup
 from tests.conftest import LiveServer
 
 

@@ -9,7 +9,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from relaydesk.i18n import from_accept_language, pick_language, translations
+from relaydesk.core.i18n import from_accept_language, pick_language, translations
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "relaydesk"
 CATALOGS = SRC / "translations"

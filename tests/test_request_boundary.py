@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
-from relaydesk.db import get_engine
+from relaydesk.core.db import get_engine
 from relaydesk.media.models import MediaLink
 from relaydesk.messaging.models import Conversation, Message
 

@@ -22,13 +22,13 @@ from tests.pgserver import free_port
 
 
 def queued_names() -> list[str]:
-    from relaydesk.tasks import get_huey
+    from relaydesk.core.tasks import get_huey
 
     return [t.name for t in get_huey().pending()] + [t.name for t in get_huey().scheduled()]
 
 
 def test_jobs_are_queued_only_after_commit(server: Any) -> None:
-    from relaydesk.db import get_write_sessionmaker
+    from relaydesk.core.db import get_write_sessionmaker
     from relaydesk.messaging import service
 
     factory = get_write_sessionmaker()
@@ -43,7 +43,7 @@ def test_jobs_are_queued_only_after_commit(server: Any) -> None:
 
 
 def test_jobs_are_dropped_on_rollback(server: Any, db: Any) -> None:
-    from relaydesk.db import get_write_sessionmaker
+    from relaydesk.core.db import get_write_sessionmaker
     from relaydesk.messaging import service
 
     session = get_write_sessionmaker()()
@@ -66,8 +66,8 @@ def test_jobs_queued_in_a_savepoint_wait_for_the_real_commit(
     handler in its savepoint then ran before the message's files were committed, and
     on PostgreSQL found nothing to do.) A savepoint rolled back drops its own jobs only.
     """
-    from relaydesk import tasks
-    from relaydesk.db import get_write_sessionmaker
+    from relaydesk.core import tasks
+    from relaydesk.core.db import get_write_sessionmaker
 
     queued: list[tuple[str, tuple[Any, ...]]] = []
     monkeypatch.setattr(
@@ -95,9 +95,9 @@ def test_jobs_queued_in_a_savepoint_wait_for_the_real_commit(
 
 
 def test_sweep_delivers_a_message_whose_job_was_lost(server: Any, db: Any) -> None:
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
+    from relaydesk.core.tasks import get_huey
     from relaydesk.messaging import service, tasks
-    from relaydesk.tasks import get_huey
 
     with session_scope() as session:
         message = service.send(
@@ -115,7 +115,7 @@ def test_sweep_delivers_a_message_whose_job_was_lost(server: Any, db: Any) -> No
 def test_inbound_handlers_run_once_and_lost_jobs_are_swept(
     server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
 ) -> None:
-    from relaydesk.db import session_scope, utcnow
+    from relaydesk.core.db import session_scope, utcnow
     from relaydesk.messaging import hooks, tasks
 
     calls: list[str] = []
@@ -218,8 +218,9 @@ def test_redis_backend_runs_jobs_in_a_separate_worker(tmp_path: Path) -> None:
     }
     code = (
         "import sys\n"
-        "from relaydesk import migrations, tasks\n"
-        "from relaydesk.db import session_scope\n"
+        "from relaydesk import migrations\n"
+        "from relaydesk.core import tasks\n"
+        "from relaydesk.core.db import session_scope\n"
         "from relaydesk.messaging import service\n"
         "migrations.upgrade()\n"
         "assert type(tasks.get_huey()).__name__ == 'RedisHuey'\n"
@@ -264,7 +265,7 @@ def test_sweep_applies_callbacks_that_raced_the_send(server: Any, db: Any) -> No
     from relaydesk.channels.sandbox.knobs import KnobsUpdate
     from relaydesk.channels.sandbox.runtime import get_emulator
     from relaydesk.channels.twilio.webhooks import parse_status
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
     from relaydesk.messaging import tasks
     from relaydesk.messaging.models import MessageEvent
     from relaydesk.messaging.writer import write_batch
@@ -296,7 +297,7 @@ def test_planner_statistics_are_refreshed(
 ) -> None:
     from sqlalchemy import text
 
-    from relaydesk.db import get_engine
+    from relaydesk.core.db import get_engine
     from relaydesk.maintenance import refresh_planner_statistics
     from tests.conftest import BACKEND
 

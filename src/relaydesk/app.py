@@ -23,15 +23,15 @@ from relaydesk import __version__
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.settings_api import router as twilio_settings_router
 from relaydesk.channels.twilio.webhooks import WebhookFrontDoor
-from relaydesk.config import get_settings
-from relaydesk.db import database_kind, get_engine
-from relaydesk.errors import Invalid, RelaydeskError, Unavailable
-from relaydesk.heap import settle_after_startup
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import database_kind, get_engine
+from relaydesk.core.errors import Invalid, RelaydeskError, Unavailable
+from relaydesk.core.heap import settle_after_startup
+from relaydesk.core.proxies import ForwardedHeaders
 from relaydesk.messaging import spool
 from relaydesk.messaging.api import router as messaging_router
 from relaydesk.messaging.writer import get_writer
 from relaydesk.openapi import describe
-from relaydesk.proxies import ForwardedHeaders
 from relaydesk.web.errors import is_panel_request, panel_error, panel_invalid
 from relaydesk.web.views import install_panel
 
@@ -198,7 +198,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
 
             later.append(start_emulator(dispatch=False).dispatcher.start)
         if run_worker:
-            from relaydesk.tasks import start_embedded_worker
+            from relaydesk.core.tasks import start_embedded_worker
 
             later.append(lambda: consumers.append(start_embedded_worker()))
         starter = None

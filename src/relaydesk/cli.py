@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from relaydesk.config import SANDBOX_CREDENTIALS_FILE, ConfigError, Settings, get_settings
-from relaydesk.errors import RelaydeskError
+from relaydesk.core.config import SANDBOX_CREDENTIALS_FILE, ConfigError, Settings, get_settings
+from relaydesk.core.errors import RelaydeskError
 
 F = TypeVar("F", bound=Callable[..., Any])
 FIRST_ADMIN_EMAIL = "admin@relaydesk.local"
@@ -93,7 +93,7 @@ def _prepare_database(settings: Settings) -> None:
 
 def _ensure_first_admin(settings: Settings) -> None:
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope(write=False) as session:
         if auth.count_users(session) > 0:
@@ -125,7 +125,7 @@ def _ensure_first_admin(settings: Settings) -> None:
 def _ask_email() -> str:
     """Ask for an email until it looks like one."""
     from relaydesk.auth.service import normalize_email
-    from relaydesk.errors import Invalid
+    from relaydesk.core.errors import Invalid
 
     while True:
         answer: str = click.prompt("  Administrator email", default=FIRST_ADMIN_EMAIL)
@@ -189,7 +189,7 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int | No
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level.lower(),
-        # The app applies X-Forwarded-* from these proxies itself (relaydesk.proxies):
+        # The app applies X-Forwarded-* from these proxies itself (relaydesk.core.proxies):
         # uvicorn doing it first would hide whether the peer was a proxy at all.
         "proxy_headers": False,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
@@ -216,7 +216,7 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int | No
 def worker() -> None:
     """Run background jobs (start several on several machines with Redis)."""
     _settings()
-    from relaydesk.tasks import run_worker
+    from relaydesk.core.tasks import run_worker
 
     run_worker()
 
@@ -238,7 +238,7 @@ def user_create(email: str, password: str, role: str) -> None:
     """Create a user."""
     _settings()
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         created = auth.create_user(session, email, password, role, "cli")
@@ -252,7 +252,7 @@ def user_list() -> None:
     """List users."""
     _settings()
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope(write=False) as session:
         rows = [
@@ -301,7 +301,7 @@ def user_enable(email: str) -> None:
 
 def _update_user(email: str, **changes: Any) -> int:
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         found = auth.get_user_by_email(session, email)
@@ -338,7 +338,7 @@ def token_create(name: str, role: str) -> None:
     """Create an API token; the token is printed alone on the last line."""
     _settings()
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         _, plain = auth.create_token(session, name, role, "cli")
@@ -352,7 +352,7 @@ def token_list() -> None:
     """List API tokens, newest first, revoked ones included."""
     _settings()
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope(write=False) as session:
         rows = [
@@ -369,7 +369,7 @@ def token_revoke(token_id: int) -> None:
     """Revoke an API token at once (see 'relaydesk token list' for ids)."""
     _settings()
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         revoked = auth.revoke_token(session, token_id, "cli")

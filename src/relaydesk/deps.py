@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.service import Principal, authenticate_token
-from relaydesk.db import get_sessionmaker, session_scope
-from relaydesk.errors import Forbidden, Unauthorized
+from relaydesk.core.db import get_sessionmaker, session_scope
+from relaydesk.core.errors import Forbidden, Unauthorized
 
 
 def _read_session() -> Iterator[Session]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from relaydesk.db import get_engine
-from relaydesk.tasks import periodic
+from relaydesk.core.db import get_engine
+from relaydesk.core.tasks import periodic
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def analyze() -> None:
 def purge_sessions() -> None:
     """Every half hour: forget expired panel sessions and old failed sign-ins."""
     from relaydesk.auth.sessions import purge_expired
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         removed = purge_expired(session)

@@ -1,6 +1,5 @@
 """Imports every domain's tables so metadata (and Alembic) sees them all."""
 
-from relaydesk.admin.models import AuditEntry, Setting
 from relaydesk.auth.models import ApiToken, LoginFailure, User, WebSession
 from relaydesk.automation.models import (
     Assistant,
@@ -12,6 +11,7 @@ from relaydesk.automation.models import (
 )
 from relaydesk.campaigns.models import Batch, Recipient, SendPacer
 from relaydesk.contacts.models import Contact
+from relaydesk.core.models import AuditEntry, Setting
 from relaydesk.jobs.models import Job
 from relaydesk.media.models import Attachment, MediaLink
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent

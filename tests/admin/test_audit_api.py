@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from relaydesk.admin import service as audit
-from relaydesk.db import session_scope
+from relaydesk.core import audit
+from relaydesk.core.db import session_scope
 
 
 def record(*actions: str, actor: str = "test") -> None:

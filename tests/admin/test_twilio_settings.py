@@ -16,9 +16,9 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from relaydesk.admin.models import AuditEntry, Setting
 from relaydesk.channels.twilio.account import PanelValues, TwilioAccount, invalidate, resolve
-from relaydesk.config import SANDBOX_DEFAULT_FROM, Settings, get_settings
+from relaydesk.core.config import SANDBOX_DEFAULT_FROM, Settings, get_settings
+from relaydesk.core.models import AuditEntry, Setting
 from relaydesk.messaging.models import Message
 from tests.conftest import AUTH_TOKEN, SPECS, wait_for
 
@@ -488,7 +488,7 @@ def test_incomplete_live_settings_fall_back_to_the_sandbox_and_say_why() -> None
 
 
 def test_a_changed_secret_key_is_a_clear_error_not_garbage(monkeypatch: pytest.MonkeyPatch) -> None:
-    from relaydesk.admin.crypto import SecretUnreadable, decrypt, encrypt
+    from relaydesk.core.crypto import SecretUnreadable, decrypt, encrypt
 
     settings = get_settings()
     monkeypatch.setattr(settings, "secret_key", "first-key-" + "a" * 30)

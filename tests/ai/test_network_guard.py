@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from relaydesk.config import get_settings
+from relaydesk.core.config import get_settings
 
 KEY = "sk-guard-secret-0123456789"
 REBOUND = "ai.rebind.relaydesk.test"  # public for the check, loopback for the connection

@@ -8,7 +8,7 @@ from argon2 import PasswordHasher
 
 from relaydesk.auth import service as auth
 from relaydesk.auth.models import User
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
 
 PASSWORD = "correct horse battery"
 

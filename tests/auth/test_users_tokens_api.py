@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from relaydesk.admin.models import AuditEntry
 from relaydesk.auth.models import ApiToken, User
+from relaydesk.core.models import AuditEntry
 
 ADMIN_ROUTES = [
     ("GET", "/api/users", None),
@@ -34,7 +34,7 @@ PASSWORD = "password-123"
 def make_user(email: str, role: str = "operator") -> int:
     """A user made the way the CLI makes one; returns its id."""
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         return auth.create_user(session, email, PASSWORD, role, "test").id
@@ -43,7 +43,7 @@ def make_user(email: str, role: str = "operator") -> int:
 def user_token(user_id: int, role: str = "admin") -> str:
     """A token a user made for themselves in the panel."""
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         _, plain = auth.create_token(session, f"user-{user_id}", role, "test", user_id=user_id)
@@ -155,7 +155,7 @@ def test_users_are_created_listed_and_changed(api: httpx.Client, db: Any) -> Non
 
 def test_a_new_password_is_audited_without_the_password(api: httpx.Client, db: Any) -> None:
     from relaydesk.auth.service import authenticate_password
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     user_id = make_user("reset@example.com")
     answer = api.patch(f"/api/users/{user_id}", json={"password": "brand-new-secret"})
@@ -232,7 +232,7 @@ def test_deactivating_a_user_revokes_their_tokens(
     disabled_users: list[int],
 ) -> None:
     from relaydesk.auth.service import authenticate_password
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     ola = make_user("ola@example.com", "operator")
     theirs = [user_token(ola, "operator"), user_token(ola, "viewer")]

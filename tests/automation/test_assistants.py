@@ -96,7 +96,7 @@ def test_a_new_session_greets_and_answers_the_question(
 def test_a_session_ends_after_the_quiet_timeout(
     db: Any, inbound: Inbound, assistant: dict[str, Any]
 ) -> None:
-    from relaydesk.db import session_scope, utcnow
+    from relaydesk.core.db import session_scope, utcnow
 
     customer = "+48600300002"
     finished(db, inbound(customer, "Pierwsze pytanie"))

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from relaydesk.config import get_settings
+from relaydesk.core.config import get_settings
 from relaydesk.knowledge import store
 from relaydesk.knowledge.embeddings import get_embedder
 from tests.automation.conftest import finished

@@ -64,7 +64,7 @@ def test_a_worker_killed_mid_job_leaves_work_that_is_answered_once(
     api: httpx.Client, db: Any, inbound: Inbound, rules: Callable[..., Any]
 ) -> None:
     from relaydesk.automation import pipeline, tasks
-    from relaydesk.db import session_scope, utcnow
+    from relaydesk.core.db import session_scope, utcnow
 
     rules(debounce_seconds=60)  # the queued job waits; this test plays the workers itself
     auto_reply(api)
@@ -91,7 +91,7 @@ def test_the_sweep_takes_over_runs_whose_lease_expired(
     api: httpx.Client, db: Any, inbound: Inbound, rules: Callable[..., Any]
 ) -> None:
     from relaydesk.automation import tasks
-    from relaydesk.db import session_scope, utcnow
+    from relaydesk.core.db import session_scope, utcnow
 
     rules(debounce_seconds=60)
     auto_reply(api)
@@ -476,7 +476,7 @@ def test_ai_test_reports_a_missing_provider_clearly(api: httpx.Client) -> None:
 def test_a_base_url_into_the_servers_own_network_is_refused(
     api: httpx.Client, monkeypatch: Any
 ) -> None:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "llm_allow_private_networks", False)
     for url in ("http://127.0.0.1:11434/v1", "http://169.254.169.254/v1", "http://10.0.0.7/v1"):
@@ -490,7 +490,7 @@ def test_a_customer_who_unsubscribes_while_the_model_thinks_gets_nothing(
     api: httpx.Client, db: Any, inbound: Inbound, rules: Callable[..., Any]
 ) -> None:
     from relaydesk.automation import pipeline
-    from relaydesk.db import session_scope, utcnow
+    from relaydesk.core.db import session_scope, utcnow
 
     rules(debounce_seconds=60)  # the queued job waits; this test plays the worker
     auto_reply(api)

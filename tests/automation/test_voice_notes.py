@@ -18,8 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from relaydesk.config import get_settings
-from relaydesk.db import utcnow
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import utcnow
 from relaydesk.media.models import Attachment, MediaLink
 from relaydesk.messaging.models import Message
 from tests.automation.conftest import answers, finished

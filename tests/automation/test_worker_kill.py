@@ -19,7 +19,7 @@ from tests.pgserver import free_port
 SETUP = """
 from relaydesk import migrations
 from relaydesk.automation import settings as cfg
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
 from relaydesk.messaging.ingest import InboundRecord, store_inbound
 
 migrations.upgrade()

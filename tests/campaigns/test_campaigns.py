@@ -22,7 +22,7 @@ from tests.conftest import wait_for
 @pytest.fixture
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """A high send rate so campaigns finish quickly in tests."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "campaign_rate_mps", 100.0)
 
@@ -31,7 +31,7 @@ def emulator_sent() -> Counter[str]:
     """Messages the sandbox emulator accepted, per recipient (its own store)."""
     from relaydesk.channels.sandbox.runtime import get_emulator
     from relaydesk.channels.sandbox.store import MessageQuery
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     query = MessageQuery(account_sid=get_settings().account_sid)
     found = get_emulator().store.list_page(query, 100_000)
@@ -86,7 +86,7 @@ def test_create_reports_counts_and_cost(api: httpx.Client) -> None:
 def test_over_the_limit_is_refused_and_nothing_is_created(
     api: httpx.Client, db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "campaign_max_recipients", 3)
     numbers = "\n".join(f"60010040{i}" for i in range(4))
@@ -170,7 +170,7 @@ def test_pause_resume_and_cancel(api: httpx.Client, db: Any) -> None:
 def test_consecutive_failures_pause_the_campaign(
     api: httpx.Client, fast: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "campaign_pause_after_failures", 2)
     monkeypatch.setattr(get_settings(), "campaign_concurrency", 1)
@@ -195,7 +195,7 @@ def test_two_dispatchers_on_one_campaign_send_each_recipient_once(
     api: httpx.Client, db: Any, fast: None
 ) -> None:
     from relaydesk.campaigns import dispatch
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     numbers = "\n".join(f"6001008{i:02d}" for i in range(40))
@@ -227,8 +227,8 @@ def test_calls_waiting_for_their_slot_leave_the_places_to_calls_in_flight(
     at 500/s and 100 ms latency the rate fell to 91%.
     """
     from relaydesk.campaigns import dispatch
-    from relaydesk.config import get_settings
-    from relaydesk.db import session_scope
+    from relaydesk.core.config import get_settings
+    from relaydesk.core.db import session_scope
     from relaydesk.messaging import delivery
 
     monkeypatch.setattr(get_settings(), "campaign_rate_mps", 1000.0)
@@ -343,7 +343,7 @@ def test_a_stopping_worker_hands_the_campaign_back_for_the_next_start(
     api: httpx.Client, db: Any, fast: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from relaydesk.campaigns import dispatch, tasks
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     bid = api.post(

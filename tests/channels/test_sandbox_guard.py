@@ -16,9 +16,9 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from relaydesk import netguard
 from relaydesk.channels.twilio.gateway import make_client
-from relaydesk.config import get_settings
+from relaydesk.core import netguard
+from relaydesk.core.config import get_settings
 from tests.conftest import wait_for
 from tests.fakes import RecordingServer
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from relaydesk.ai.providers import LLMError, LLMNotConfigured
-from relaydesk.config import Settings, load_settings
+from relaydesk.core.config import Settings, load_settings
 from relaydesk.knowledge import embeddings, store
 from relaydesk.knowledge.embeddings import LocalEmbedder, OpenAIEmbedder, get_embedder
 from tests.fakes import FakeOpenAI

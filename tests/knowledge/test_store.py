@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from relaydesk.ai.providers import LLMError
-from relaydesk.errors import Invalid
+from relaydesk.core.errors import Invalid
 from relaydesk.knowledge import store
 from relaydesk.knowledge.embeddings import LocalEmbedder
 from relaydesk.knowledge.store import Document

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from relaydesk.config import get_settings
-from relaydesk.db import utcnow
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import utcnow
 from relaydesk.media.models import MediaLink
 from tests.conftest import wait_for
 

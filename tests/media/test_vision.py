@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from relaydesk.config import get_settings
+from relaydesk.core.config import get_settings
 from relaydesk.media.providers import OpenAIAccess
 from relaydesk.media.vision import DEFAULT_PROMPT, VisionError, describe_image, vision_enabled
 from tests.fakes import FakeOpenAI

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from relaydesk.admin.models import AuditEntry
+from relaydesk.core.models import AuditEntry
 from relaydesk.messaging.models import Conversation, Message
 
 Post = Callable[..., httpx.Response]

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from relaydesk.admin.models import AuditEntry
 from relaydesk.contacts.models import Contact
+from relaydesk.core.models import AuditEntry
 from relaydesk.messaging.models import Message
 from tests.conftest import wait_for
 
@@ -31,7 +31,7 @@ def emulator_messages(to: str) -> list[Any]:
 
 def make_due(message_id: int) -> None:
     """Move the message's send time into the past (instead of waiting for it)."""
-    from relaydesk.db import session_scope, utcnow
+    from relaydesk.core.db import session_scope, utcnow
 
     past = utcnow() - timedelta(seconds=1)
     with session_scope() as session:

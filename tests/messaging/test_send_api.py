@@ -112,7 +112,7 @@ def test_interrupted_send_is_reconciled_not_resent(api: httpx.Client, db: Any, s
     """A process died after Twilio accepted the message but before the SID was stored."""
     from sqlalchemy import update
 
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
     from relaydesk.messaging import delivery
 
     sent = api.post("/api/send-message", json={"to": "+48600100212", "body": "only once"}).json()
@@ -139,7 +139,7 @@ def test_a_failed_reconciliation_still_reconciles_on_the_next_attempt(
     from sqlalchemy import update
 
     from relaydesk.channels.twilio.gateway import TwilioGateway, make_client
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
     from relaydesk.messaging import delivery
 
     sent = api.post("/api/send-message", json={"to": "+48600100214", "body": "once"}).json()
@@ -167,7 +167,7 @@ def test_a_failed_reconciliation_still_reconciles_on_the_next_attempt(
 
 def test_timeouts_are_ambiguous_and_reconciled(api: httpx.Client, db: Any) -> None:
     from relaydesk.channels.twilio.gateway import TwilioGateway, make_client
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
     from relaydesk.messaging import delivery
 
     settings = get_settings()
@@ -194,7 +194,7 @@ class _stored_message:
         self.to, self.body = to, body
 
     def __enter__(self) -> int:
-        from relaydesk.db import session_scope
+        from relaydesk.core.db import session_scope
         from relaydesk.messaging import service
 
         with session_scope() as session:

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 
 from relaydesk.contacts.models import Contact
-from relaydesk.db import session_scope, utcnow
-from relaydesk.errors import Conflict, Invalid
+from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.errors import Conflict, Invalid
 from relaydesk.messaging import service
 from relaydesk.messaging.models import Conversation, Message, MessageCounter
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
 
-from relaydesk.admin.models import AuditEntry
+from relaydesk.core.models import AuditEntry
 from relaydesk.messaging.models import Message, MessageEvent
 from tests.conftest import BACKEND, wait_for
 from tests.messaging.test_webhooks import Post, inbound, new_sid
@@ -27,7 +27,7 @@ sqlite_only = pytest.mark.skipif(
 
 
 def folder() -> Path:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     return get_settings().data_dir / "spool"
 
@@ -146,8 +146,8 @@ def locked_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     SQLite: its write lock. PostgreSQL: the messages and events tables, as a long
     migration or a manual `LOCK TABLE` would.
     """
-    from relaydesk import db as database
-    from relaydesk.config import get_settings
+    from relaydesk.core import db as database
+    from relaydesk.core.config import get_settings
 
     # Writers give up after half a second instead of ten (no test waits on the clock).
     monkeypatch.setattr(database, "WRITE_LOCK_TIMEOUT", 0.5)
@@ -192,8 +192,8 @@ def test_a_replay_cut_short_by_a_lock_keeps_the_rest_for_the_next_one(
     server: Any, db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database locks up after the first record: the others wait, none is lost or dead."""
-    from relaydesk import db as database
-    from relaydesk.config import get_settings
+    from relaydesk.core import db as database
+    from relaydesk.core.config import get_settings
     from relaydesk.messaging import spool
 
     monkeypatch.setattr(database, "WRITE_LOCK_TIMEOUT", 0.5)
@@ -264,7 +264,7 @@ def test_while_the_database_is_unavailable_webhooks_do_not_wait_for_it(
 
     Once a write succeeds again, what waits in the spool is stored at once.
     """
-    from relaydesk import db as database
+    from relaydesk.core import db as database
 
     first, second, third = new_sid(), new_sid(), new_sid()
     assert twilio_post("/twilio/inbound", inbound(first, "1")).status_code == 200
@@ -343,7 +343,7 @@ def test_a_webhook_that_cannot_even_reach_the_disk_gets_5xx(
 def test_a_retry_while_the_database_is_locked_changes_nothing(
     server: Any, locked_database: Any
 ) -> None:
-    from relaydesk.errors import Unavailable
+    from relaydesk.core.errors import Unavailable
     from relaydesk.messaging import spool
 
     spool_lines(

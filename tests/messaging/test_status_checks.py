@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import create_engine, select, text, update
 
 from relaydesk.channels.twilio.gateway import make_client
-from relaydesk.db import session_scope, utcnow
+from relaydesk.core.db import session_scope, utcnow
 from relaydesk.messaging import reconcile
 from relaydesk.messaging.delivery import get_gateway
 from relaydesk.messaging.models import Message, MessageEvent

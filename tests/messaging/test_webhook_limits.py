@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("empty_spool")
 
 def spool_is_empty() -> bool:
     """Nothing was set aside on disk: neither waiting for the database nor dead."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     folder = get_settings().data_dir / "spool"
     files = list(folder.glob("*.jsonl")) + list(folder.glob("*.replaying"))

@@ -274,7 +274,7 @@ def test_emulator_callbacks_drive_a_sent_message_to_delivered(api: httpx.Client,
 def test_public_base_url_is_a_valid_signing_url(server: Any, db: Any) -> None:
     """Behind a proxy Twilio signs the public URL, not the one the app sees."""
     from relaydesk.channels.twilio.signature import sign
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
     from tests.conftest import AUTH_TOKEN
 
     settings = get_settings()
@@ -293,7 +293,7 @@ def test_public_base_url_is_a_valid_signing_url(server: Any, db: Any) -> None:
 
 
 def test_disabled_validation_accepts_unsigned_and_health_warns(server: Any, db: Any) -> None:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     settings = get_settings()
     settings.twilio_validate_signature = False

@@ -73,7 +73,7 @@ def news_index(monkeypatch: pytest.MonkeyPatch) -> FakeIndex:
 
 def set_state(recipient_id: int, **values: Any) -> None:
     """Write stored state directly (active_since, last_sent_on…), as a past run would have."""
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         session.execute(
@@ -116,7 +116,7 @@ def settle_deliveries(server: Any) -> Iterator[None]:
     this test's message would otherwise race it (a deadlock on PostgreSQL).
     """
     yield
-    from relaydesk.db import get_sessionmaker
+    from relaydesk.core.db import get_sessionmaker
     from tests.conftest import wait_for
 
     def settled() -> bool:

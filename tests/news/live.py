@@ -96,7 +96,7 @@ def wipe_news_data() -> None:
 
 def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let the live server's scraper reach the loopback site (SCRAPER_ALLOW_PRIVATE_NETWORKS)."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "scraper_allow_private_networks", True)
 

@@ -42,7 +42,7 @@ def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def built(server: LiveServer) -> Iterator[dict[str, str]]:
     """Scrape the loopback site and build the 'news' index once for the tests that ask it."""
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     wipe_news_data()
     site = Site()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from relaydesk.admin.models import AuditEntry
+from relaydesk.core.models import AuditEntry
 from tests.conftest import LiveServer
 from tests.news.digest_fakes import FakeIndex, digests_to
 from tests.news.digest_fakes import news_index as news_index  # a fixture

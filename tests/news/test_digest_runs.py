@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from relaydesk.errors import ProviderFailed
+from relaydesk.core.errors import ProviderFailed
 from relaydesk.messaging.segments import count_segments
 from tests.conftest import wait_for
 from tests.news.digest_fakes import FakeIndex, digests_to, set_state, stored, warsaw
@@ -199,7 +199,7 @@ def test_a_digest_in_the_autumn_fold_goes_out_once(
 def test_a_long_answer_is_cut_to_the_segment_limit(
     api: httpx.Client, db: Any, news_index: FakeIndex
 ) -> None:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
     from relaydesk.news.recipients import run_due
 
     make(api, "+48600100909", mode="custom_prompt", prompt="Co słychać w gospodarce?")

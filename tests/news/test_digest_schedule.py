@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from relaydesk.errors import Invalid
+from relaydesk.core.errors import Invalid
 from relaydesk.news.digest import due_day, next_send_at, parse_send_time, send_instant
 
 WARSAW = ZoneInfo("Europe/Warsaw")

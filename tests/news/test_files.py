@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relaydesk.errors import Invalid, NotFound
+from relaydesk.core.errors import Invalid, NotFound
 from relaydesk.news import files
 from relaydesk.news.files import Article
 

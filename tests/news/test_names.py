@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from relaydesk.errors import Invalid
+from relaydesk.core.errors import Invalid
+from relaydesk.core.ondisk import inside
 from relaydesk.knowledge import store
 from relaydesk.media import store as media_store
 from relaydesk.news import files
-from relaydesk.ondisk import inside
 from tests.news.live import finished_job, wipe_news_data
 
 BAD_NAMES = [
@@ -39,7 +39,7 @@ BAD_NAMES = [
 @pytest.fixture
 def secret() -> Iterator[Path]:
     """An article file outside the news folder (in DATA_DIR and next to it)."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     wipe_news_data()
     data_dir = get_settings().data_dir

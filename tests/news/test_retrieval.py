@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from relaydesk.errors import Conflict, NotFound, ProviderFailed
+from relaydesk.core.errors import Conflict, NotFound, ProviderFailed
 from relaydesk.knowledge import store
 from relaydesk.knowledge.embeddings import LocalEmbedder
 from relaydesk.news import retrieval, service
@@ -137,7 +137,7 @@ def test_a_summary_takes_the_best_passages_of_every_category(
 def test_an_embedding_provider_that_fails_is_a_provider_error(
     indexed: None, api: httpx.Client, openai_fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     settings = get_settings()
     monkeypatch.setattr(settings, "embedding_provider", "openai")

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from relaydesk import netguard
-from relaydesk.config import Settings
+from relaydesk.core import netguard
+from relaydesk.core.config import Settings
 from relaydesk.news import files
 from relaydesk.news.scraper import ScrapeOptions, ScrapeReport, scrape
 from relaydesk.news.sources import Category, Source

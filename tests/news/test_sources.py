@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from relaydesk.errors import Invalid
+from relaydesk.core.errors import Invalid
 from relaydesk.news.sources import (
     Category,
     Source,

@@ -35,7 +35,7 @@ def new_reminder(api: httpx.Client) -> Callable[..., dict[str, Any]]:
 
 def set_next_run(reminder_id: int, when: datetime) -> None:
     """Move the reminder's next slot (to make it due without waiting)."""
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         session.execute(update(Reminder).where(Reminder.id == reminder_id).values(next_run_at=when))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from relaydesk.admin.models import AuditEntry
+from relaydesk.core.models import AuditEntry
 from tests.reminders.conftest import later
 
 NewReminder = Callable[..., dict[str, Any]]

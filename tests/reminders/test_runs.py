@@ -97,7 +97,7 @@ def test_without_a_start_time_the_first_message_goes_out_at_once(
 
 
 def test_workers_racing_for_one_slot_send_it_once(db: Any, new_reminder: NewReminder) -> None:
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
     from relaydesk.reminders import service, tasks
 
     reminder = new_reminder("+48600100603", "Tylko raz")

@@ -26,7 +26,7 @@ from twilio.rest import Client
 from relaydesk.channels.sandbox.app import create_sandbox_app
 from relaydesk.channels.sandbox.runtime import stop_emulator
 from relaydesk.channels.twilio.gateway import make_client
-from relaydesk.config import Settings, get_settings
+from relaydesk.core.config import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC_PATH = REPO.parent / "shared" / "specs" / "twilio_api_v2010.json"

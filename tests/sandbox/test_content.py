@@ -18,7 +18,7 @@ from relaydesk.channels.twilio.gateway import (
     PooledHttpClient,
     TwilioGateway,
 )
-from relaydesk.config import Settings
+from relaydesk.core.config import Settings
 
 from .conftest import SandboxServer, _nullable_to_json_schema
 

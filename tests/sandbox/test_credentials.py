@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from relaydesk.channels.twilio.gateway import make_client
-from relaydesk.config import Settings
+from relaydesk.core.config import Settings
 from tests.conftest import wait_for
 from tests.pgserver import free_port
 

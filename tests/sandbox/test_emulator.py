@@ -13,7 +13,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from relaydesk.config import Settings
+from relaydesk.core.config import Settings
 
 from .conftest import Captured, Receiver, SandboxServer, SpecValidator
 

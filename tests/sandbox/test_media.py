@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from relaydesk.channels.sandbox.media import cdn_query
-from relaydesk.config import Settings
+from relaydesk.core.config import Settings
 from tests.conftest import wait_for
 
 from .conftest import Captured, Receiver, SandboxServer, SpecValidator
@@ -304,6 +304,6 @@ def test_relaydesk_stores_the_media_params_of_a_phone_message(
 
 
 def _app_settings() -> Settings:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     return get_settings()

@@ -8,7 +8,7 @@ import socket
 import httpx
 import pytest
 
-from relaydesk.config import Settings
+from relaydesk.core.config import Settings
 
 from .conftest import Captured, Receiver, SandboxServer, SpecValidator
 

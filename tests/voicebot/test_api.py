@@ -139,7 +139,7 @@ def test_a_conversation_opens_with_transcript_and_a_link_to_the_chat(
     api: httpx.Client,
 ) -> None:
     from relaydesk.contacts.models import Contact
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     details = {
         "transcript": [

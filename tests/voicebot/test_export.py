@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from relaydesk.errors import NotFound
+from relaydesk.core.errors import NotFound
 from relaydesk.voicebot import export
 from tests.voicebot.test_kpis import conversation, insert
 
@@ -192,7 +192,7 @@ def test_the_download_path_never_leaves_the_archive_folder(server: Any, name: st
 
 
 def test_an_archive_row_naming_another_file_is_not_served(server: Any, api: httpx.Client) -> None:
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
     from relaydesk.voicebot.models import VoiceArchive
 
     with session_scope() as session:

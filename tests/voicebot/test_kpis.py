@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from relaydesk.errors import Invalid
+from relaydesk.core.errors import Invalid
 from relaydesk.voicebot import kpis
 
 CRITERIA = ("goal_reached", "greeting", "politeness")
@@ -51,7 +51,7 @@ def conversation(n: int, start_time: datetime, **fields: Any) -> dict[str, Any]:
 
 def insert(rows: Iterable[dict[str, Any]]) -> None:
     """Store conversations and their evaluation results directly (no sync involved)."""
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
     from relaydesk.voicebot.models import VoiceConversation, VoiceEvaluation
 
     with session_scope() as session:

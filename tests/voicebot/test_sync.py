@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from relaydesk.config import get_settings
-from relaydesk.db import session_scope, utcnow
-from relaydesk.errors import Conflict, NotConfigured
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.errors import Conflict, NotConfigured
 from relaydesk.jobs.models import Job
 from relaydesk.voicebot import settings, sync
 from relaydesk.voicebot.client import ElevenLabsClient, ElevenLabsError, test_connection

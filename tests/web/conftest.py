@@ -22,7 +22,7 @@ MakeUser = Callable[..., str]
 def make_user(server: LiveServer) -> MakeUser:
     """Create a panel user with a role; returns the email (password: PASSWORD)."""
     from relaydesk.auth import service as auth
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     def make(role: str = "operator", email: str | None = None, password: str = PASSWORD) -> str:
         address = email or f"{role}-{secrets.token_hex(3)}@example.com"

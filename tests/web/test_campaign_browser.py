@@ -23,7 +23,7 @@ TEXT = "Spring sale: 20% off everything until Sunday!"
 @pytest.fixture(autouse=True)
 def fast_campaigns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Campaigns go out at 50 messages/s (the server runs in this process)."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "campaign_rate_mps", 50.0)
 
@@ -99,7 +99,7 @@ def test_open_recipients_stay_open_and_fill_in_while_a_campaign_sends(
 ) -> None:
     from playwright.sync_api import expect
 
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "campaign_rate_mps", 4.0)
     numbers = ", ".join(f"+486001003{i:02d}" for i in range(12))

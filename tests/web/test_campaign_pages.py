@@ -27,7 +27,7 @@ SCHEDULED = f"{LATER:%Y-%m-%d}T09:00:00+00:00"
 @pytest.fixture(autouse=True)
 def fast_campaigns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Campaigns go out at 50 messages/s (the server runs in this process)."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "campaign_rate_mps", 50.0)
 
@@ -111,7 +111,7 @@ def test_live_count_shows_valid_duplicates_invalid_and_segments(panel: Panel) ->
 
 
 def test_live_count_warns_over_the_limit(panel: Panel, monkeypatch: pytest.MonkeyPatch) -> None:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "campaign_max_recipients", 2)
     client = panel("operator")
@@ -236,7 +236,7 @@ def test_errors_are_readable_notices(
 def test_over_the_limit_is_refused_with_a_notice(
     panel: Panel, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "campaign_max_recipients", 2)
     client = panel("operator")

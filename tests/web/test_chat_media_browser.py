@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import update
 
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
 from relaydesk.media import service as media
 from relaydesk.media import store
 from relaydesk.media.models import Attachment

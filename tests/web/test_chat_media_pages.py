@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from relaydesk.db import session_scope, utcnow
+from relaydesk.core.db import session_scope, utcnow
 from relaydesk.media import service as media
 from relaydesk.media import store
 from relaydesk.media.models import Attachment

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from relaydesk.config import ConfigError, get_settings
-from relaydesk.proxies import ForwardedHeaders
+from relaydesk.core.config import ConfigError, get_settings
+from relaydesk.core.proxies import ForwardedHeaders
 from tests.conftest import AUTH_TOKEN, LiveServer
 from tests.test_config import make
 from tests.web.conftest import csrf_of

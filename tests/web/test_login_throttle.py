@@ -155,7 +155,7 @@ def test_an_account_attacked_from_many_addresses_only_slows_addresses_that_faile
     browsers: Any, make_user: MakeUser, clock: Clock, api: httpx.Client
 ) -> None:
     from relaydesk.auth.models import LoginFailure
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     email = make_user("admin")
     # A botnet's guesses, one per address, already made (each a real failed sign-in).

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from relaydesk.admin.models import AuditEntry, Setting
 from relaydesk.auth.models import User, WebSession
+from relaydesk.core.models import AuditEntry, Setting
 from tests.conftest import LiveServer
 from tests.web.conftest import PASSWORD, MakeUser, csrf_of, login_form_token, sign_in
 
@@ -209,7 +209,7 @@ def test_saved_auth_token_is_never_shown_again(
     panel: Panel, db: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     from relaydesk.channels.twilio import account
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     # The test environment sets TWILIO_AUTH_TOKEN, which would win over the panel.
     monkeypatch.setattr(get_settings(), "twilio_auth_token", None)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from relaydesk.config import get_settings
+from relaydesk.core.config import get_settings
 from tests.fakes import RecordingServer
 
 Panel = Callable[[str], httpx.Client]

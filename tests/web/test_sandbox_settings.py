@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from relaydesk.admin.models import AuditEntry
-from relaydesk.config import get_settings
+from relaydesk.core.config import get_settings
+from relaydesk.core.models import AuditEntry
 from tests.conftest import AUTH_TOKEN
 from tests.web.conftest import MakeUser, browser_sign_in, csrf_of
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from relaydesk.admin.models import AuditEntry
+from relaydesk.core.models import AuditEntry
 from relaydesk.messaging.models import Message
 from tests.messaging.test_webhooks import inbound, new_sid
 from tests.web.conftest import MakeUser, browser_sign_in, csrf_of
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("empty_spool")
 
 def dead_letter(params: dict[str, str], error: str = "DataError: integer out of range") -> str:
     """A dead letter as an older version left it (its cause since fixed); returns its id."""
-    from relaydesk.db import utcnow
+    from relaydesk.core.db import utcnow
     from relaydesk.messaging import spoolfile
 
     entry = spoolfile.new_entry("inbound", params, None, utcnow())

@@ -74,7 +74,7 @@ def call(
 @pytest.fixture
 def calls(server: Any) -> list[dict[str, Any]]:
     """Three calls of this UTC month over two days: 2 successful, 1 inbound transferred."""
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
     from relaydesk.voicebot.models import VoiceConversation, VoiceEvaluation
 
     first = datetime.now(UTC).replace(day=1, hour=9, minute=0, second=0, microsecond=0)
@@ -290,7 +290,7 @@ def test_admin_saves_the_key_and_agents_and_fetching_becomes_possible(
 @pytest.fixture
 def fake_elevenlabs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The fake ElevenLabs on loopback, with two calls of this month for the sync to find."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
     from tests.elevenlabs_fake import FakeElevenLabs
     from tests.voicebot.fixtures import month_of_conversations
 

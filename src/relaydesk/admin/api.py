@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from relaydesk.admin import service
 from relaydesk.admin.schemas import AuditPage
+from relaydesk.core import audit
 from relaydesk.deps import Admin, SessionDep
 
 router = APIRouter(tags=["audit"])
@@ -23,5 +23,5 @@ def list_audit(
     actor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Any:
     """The audit log, newest first; `action` matches as a prefix (`user.`)."""
-    items, nxt = service.list_audit(session, limit=limit, cursor=cursor, action=action, actor=actor)
+    items, nxt = audit.list_audit(session, limit=limit, cursor=cursor, action=action, actor=actor)
     return {"items": items, "next": nxt}

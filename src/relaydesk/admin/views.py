@@ -8,7 +8,6 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from relaydesk.admin import service as audit
 from relaydesk.auth import service as auth
 from relaydesk.auth.models import ROLES
 from relaydesk.auth.service import Principal
@@ -16,9 +15,10 @@ from relaydesk.auth.sessions import SignedIn
 from relaydesk.channels.twilio import settings as twilio_settings
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.schemas import TwilioSettingsIn
-from relaydesk.db import session_scope
+from relaydesk.core import audit
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Conflict
 from relaydesk.deps import Id
-from relaydesk.errors import Conflict
 from relaydesk.messaging import spool
 from relaydesk.web.deps import PanelAdmin
 from relaydesk.web.templating import render

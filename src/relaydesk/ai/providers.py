@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from relaydesk.config import get_settings
-from relaydesk.credentials import PROBLEM as KEY_PROBLEM
-from relaydesk.credentials import header_safe
-from relaydesk.netguard import BlockedConnection, GuardedTransport
+from relaydesk.core.config import get_settings
+from relaydesk.core.credentials import PROBLEM as KEY_PROBLEM
+from relaydesk.core.credentials import header_safe
+from relaydesk.core.netguard import BlockedConnection, GuardedTransport
 
 if TYPE_CHECKING:
     import openai

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
 
 ROLES = ("admin", "operator", "viewer")
 # Higher outranks lower: an admin may do what an operator may, and so on.

@@ -14,10 +14,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import service as audit
 from relaydesk.auth.models import ROLE_RANK, ROLES, ApiToken, User
-from relaydesk.db import utcnow
-from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.core import audit
+from relaydesk.core.db import utcnow
+from relaydesk.core.errors import Conflict, Invalid, NotFound
 
 TOKEN_PREFIX = "rd_"  # noqa: S105 (a prefix, not a secret)
 _hasher = PasswordHasher()
@@ -311,7 +311,7 @@ def authenticate_token(session: Session, plain: str) -> Principal | None:
 
 def _touch_token(token_id: int) -> None:
     """Record that a token was used; once a minute is enough, so reads stay reads."""
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         session.execute(

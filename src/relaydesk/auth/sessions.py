@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import service as audit
 from relaydesk.auth.models import LoginFailure, User, WebSession
-from relaydesk.db import utcnow
+from relaydesk.core import audit
+from relaydesk.core.db import utcnow
 
 # A working day of inactivity signs a browser out; a week signs it out regardless.
 IDLE_TIMEOUT = timedelta(hours=12)
@@ -115,7 +115,7 @@ def load_session(session: Session, token: str | None) -> SignedIn | None:
 
 def _touch(session_id: int) -> None:
     """Keep an active session alive; once a minute is enough, so page loads stay reads."""
-    from relaydesk.db import session_scope
+    from relaydesk.core.db import session_scope
 
     with session_scope() as session:
         session.execute(

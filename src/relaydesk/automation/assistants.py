@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import settings_store
-from relaydesk.admin.service import record
 from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import Assistant, AssistantSession, PhoneNumber
-from relaydesk.config import get_settings
 from relaydesk.contacts.numbers import InvalidNumber, normalize
-from relaydesk.db import utcnow
-from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.core import settings_store
+from relaydesk.core.audit import record
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import utcnow
+from relaydesk.core.errors import Conflict, Invalid, NotFound
 from relaydesk.messaging.ingest import HELP_WORDS, START_WORDS, STOP_WORDS
 
 # Document 002 ended sessions on "end, stop, goodbye, bye, quit, exit, cancel"; four of

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig
 from relaydesk.ai.text import scrub_twilio
 from relaydesk.automation.models import ConversationSummary
-from relaydesk.db import dialect_insert, session_scope, utcnow
+from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.messaging.models import Message
 
 # Older messages summarised in one go at most (the first summary of a long history).

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from relaydesk.admin import settings_store
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import PhoneNumber
-from relaydesk.db import session_scope
+from relaydesk.core import settings_store
+from relaydesk.core.db import session_scope
 from relaydesk.messaging.ingest import InboundRecord
 
 CACHE_SECONDS = 1.0

@@ -14,8 +14,8 @@ from typing import Any
 
 from relaydesk.ai.providers import ChatTurn
 from relaydesk.ai.text import scrub_twilio
-from relaydesk.config import get_settings
-from relaydesk.errors import Invalid, RelaydeskError
+from relaydesk.core.config import get_settings
+from relaydesk.core.errors import Invalid, RelaydeskError
 
 log = logging.getLogger(__name__)
 

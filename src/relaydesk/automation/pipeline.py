@@ -29,10 +29,10 @@ from relaydesk.automation import assistants, context
 from relaydesk.automation import grounding as grounding_of
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import AssistantSession, AutomationRun, LLMUsage
-from relaydesk.config import get_settings
 from relaydesk.contacts.models import Contact
-from relaydesk.db import dialect_insert, session_scope, utcnow
-from relaydesk.errors import RelaydeskError
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import dialect_insert, session_scope, utcnow
+from relaydesk.core.errors import RelaydeskError
 from relaydesk.media import service as media
 from relaydesk.messaging import service as messaging
 from relaydesk.messaging.ingest import opt_out_keyword
@@ -88,7 +88,7 @@ class Answer:
 
 def queue_for(session: Session, message: Message) -> None:
     """Create the message's run and queue it (called in the transaction that claims it)."""
-    from relaydesk.tasks import enqueue_after_commit
+    from relaydesk.core.tasks import enqueue_after_commit
 
     insert = dialect_insert(session)(AutomationRun)
     run_id = session.scalar(

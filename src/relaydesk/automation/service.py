@@ -9,21 +9,21 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.admin.service import record
 from relaydesk.ai.providers import LLMConfig, LLMError, LLMNotConfigured
 from relaydesk.automation import assistants, context, pipeline
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import AutomationRun, LLMUsage
 from relaydesk.automation.schemas import AIConfigIn, RulesIn
-from relaydesk.config import get_settings
 from relaydesk.contacts import service as contacts
 from relaydesk.contacts.models import Contact
-from relaydesk.db import session_scope, utcnow
-from relaydesk.errors import Forbidden, Invalid, NotConfigured, NotFound, ProviderFailed
+from relaydesk.core.audit import record
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.errors import Forbidden, Invalid, NotConfigured, NotFound, ProviderFailed
+from relaydesk.core.netguard import BlockedAddress, check_public_url
 from relaydesk.messaging.models import Conversation, Message
 from relaydesk.messaging.segments import count_segments
-from relaydesk.netguard import BlockedAddress, check_public_url
 
 ADMIN_ONLY_AI_FIELDS = ("api_key", "base_url", "provider")
 

@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import settings_store
 from relaydesk.ai.providers import LLMConfig, default_local_model_path
-from relaydesk.config import get_settings
-from relaydesk.db import utcnow
+from relaydesk.core import settings_store
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import utcnow
 
 AUTO_REPLY_KEY = "automation.auto_reply"
 AI_KEY = "automation.ai"

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from relaydesk.automation import gate, pipeline
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import AutomationRun
-from relaydesk.db import session_scope, utcnow
+from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.tasks import enqueue, periodic, task
 from relaydesk.messaging import hooks
 from relaydesk.messaging.models import Message
-from relaydesk.tasks import enqueue, periodic, task
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from relaydesk.automation.grounding import knowledge_indexes
 from relaydesk.automation.schemas import AIConfigIn, AssistantIn, RulesIn
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.contacts.service import participant_number
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Invalid, RelaydeskError
 from relaydesk.deps import Id
-from relaydesk.errors import Invalid, RelaydeskError
 from relaydesk.messaging.models import Conversation
 from relaydesk.messaging.queries import message_dict
 from relaydesk.web.deps import PanelOperator, PanelViewer

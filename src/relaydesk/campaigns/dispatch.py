@@ -25,16 +25,16 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk import owners
 from relaydesk.campaigns.models import Batch, Recipient, SendPacer
 from relaydesk.channels.twilio.gateway import GatewayError, SentMessage
-from relaydesk.config import get_settings
-from relaydesk.db import Base, dialect_insert, session_scope, utcnow
-from relaydesk.errors import Conflict, RelaydeskError
+from relaydesk.core import owners
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import Base, dialect_insert, session_scope, utcnow
+from relaydesk.core.errors import Conflict, RelaydeskError
+from relaydesk.core.tasks import stopping as worker_stopping
 from relaydesk.messaging import delivery, queries
 from relaydesk.messaging import service as messaging
 from relaydesk.messaging.status import PENDING
-from relaydesk.tasks import stopping as worker_stopping
 
 log = logging.getLogger(__name__)
 

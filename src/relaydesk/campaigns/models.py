@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
 
 
 class Batch(Base):
@@ -41,7 +41,7 @@ class Batch(Base):
     note: Mapped[str | None] = mapped_column(Text)  # why it paused or failed
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     dispatcher_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    dispatcher: Mapped[str | None] = mapped_column(String(80))  # relaydesk.owners.me()
+    dispatcher: Mapped[str | None] = mapped_column(String(80))  # relaydesk.core.owners.me()
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

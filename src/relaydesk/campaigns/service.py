@@ -9,17 +9,17 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.admin.service import record
 from relaydesk.campaigns.models import Batch, Recipient
 from relaydesk.campaigns.parsing import Parsed, parse_numbers
 from relaydesk.channels.twilio.account import current_account
-from relaydesk.config import get_settings
-from relaydesk.db import utcnow
-from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.core.audit import record
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import utcnow
+from relaydesk.core.errors import Conflict, Invalid, NotFound
+from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import queries
 from relaydesk.messaging.segments import count_segments
 from relaydesk.messaging.service import MAX_BODY, check_send_time
-from relaydesk.tasks import enqueue_after_commit
 
 FINAL = frozenset({"completed", "failed", "canceled"})
 # A start time typed to the minute in a form is "now" for up to a minute.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from relaydesk import owners
 from relaydesk.campaigns import dispatch as dispatcher
 from relaydesk.campaigns.models import Batch
-from relaydesk.db import session_scope, utcnow
-from relaydesk.tasks import enqueue, periodic, task
+from relaydesk.core import owners
+from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.tasks import enqueue, periodic, task
 
 
 @task("campaigns.dispatch")

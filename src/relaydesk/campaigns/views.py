@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.campaigns import service
 from relaydesk.campaigns.service import MAX_INPUT_CHARS
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
 from relaydesk.deps import Id
 from relaydesk.messaging.service import MAX_INPUT
 from relaydesk.messaging.views import CHANGED

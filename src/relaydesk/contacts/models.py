@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
 
 
 class Contact(Base):

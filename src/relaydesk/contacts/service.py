@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.config import get_settings
 from relaydesk.contacts.models import Contact
 from relaydesk.contacts.numbers import InvalidNumber, normalize
-from relaydesk.db import dialect_insert, utcnow
-from relaydesk.errors import Invalid
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import dialect_insert, utcnow
+from relaydesk.core.errors import Invalid
 
 IN_CHUNK = 500  # values per IN (...) list: well under every database's parameter limit
 

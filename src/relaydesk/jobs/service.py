@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.db import session_scope, utcnow
-from relaydesk.errors import Conflict, NotFound, RelaydeskError
+from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.errors import Conflict, NotFound, RelaydeskError
+from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.jobs.models import Job
-from relaydesk.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 

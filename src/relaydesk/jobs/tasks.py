@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from relaydesk.core.tasks import periodic, task
 from relaydesk.jobs import service
-from relaydesk.tasks import periodic, task
 
 
 @task("jobs.run")

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from relaydesk import ondisk
-from relaydesk.errors import Invalid
+from relaydesk.core import ondisk
+from relaydesk.core.errors import Invalid
 from relaydesk.knowledge import disk, store
 from relaydesk.knowledge.embeddings import Embedder, describe_embedder
 from relaydesk.knowledge.manifest import (

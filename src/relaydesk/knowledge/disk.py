@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from relaydesk.core.ondisk import file_lock, fsync_dir
 from relaydesk.knowledge.manifest import FormatError, valid_name
-from relaydesk.ondisk import file_lock, fsync_dir
 
 LOCK_FILE = ".lock"
 STALE_WORK_SECONDS = 3600  # a staging directory lives seconds; an hour means its writer died

@@ -26,10 +26,10 @@ from relaydesk.ai.providers import (
     openai_error,
     retrying,
 )
-from relaydesk.netguard import BlockedAddress, check_public_url
+from relaydesk.core.netguard import BlockedAddress, check_public_url
 
 if TYPE_CHECKING:
-    from relaydesk.config import Settings
+    from relaydesk.core.config import Settings
 
 Vectors = NDArray[np.float32]
 

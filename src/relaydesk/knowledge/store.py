@@ -28,9 +28,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-from relaydesk import ondisk
 from relaydesk.ai.providers import LLMError
-from relaydesk.errors import Conflict, Invalid, NotFound, RelaydeskError
+from relaydesk.core import ondisk
+from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
 from relaydesk.knowledge import chunking, disk
 from relaydesk.knowledge.embeddings import Embedder, Vectors, describe_embedder
 from relaydesk.knowledge.manifest import (

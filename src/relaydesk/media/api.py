@@ -10,12 +10,12 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
-from relaydesk.config import get_settings
+from relaydesk.core.config import get_settings
+from relaydesk.core.errors import Gone, Invalid, NotFound, TooLarge
+from relaydesk.core.names import content_disposition
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.errors import Gone, Invalid, NotFound, TooLarge
 from relaydesk.media import kinds, service, store
 from relaydesk.media.models import Attachment
-from relaydesk.names import content_disposition
 
 router = APIRouter(tags=["media"])
 
@@ -107,7 +107,7 @@ def upload(
 @router.api_route("/m/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 def published(token: str, session: SessionDep) -> Response:
     """A published file, for Twilio to fetch (no sign-in: the address is the secret)."""
-    from relaydesk.db import utcnow
+    from relaydesk.core.db import utcnow
 
     link = service.find_link(session, token)
     if link is None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from relaydesk.errors import Invalid
+from relaydesk.core.errors import Invalid
 
 AudioFormat = Literal["ogg_opus", "mp3"]
 

@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from relaydesk import netguard
+from relaydesk.core import netguard
 
 MAX_REDIRECTS = 5
 

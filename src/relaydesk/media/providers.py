@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from relaydesk.errors import ProviderFailed
+from relaydesk.core.errors import ProviderFailed
 
 if TYPE_CHECKING:
     import openai
@@ -33,7 +33,7 @@ class OpenAIAccess:
     @classmethod
     def from_settings(cls) -> OpenAIAccess:
         """The access configured in the environment."""
-        from relaydesk.config import get_settings
+        from relaydesk.core.config import get_settings
 
         settings = get_settings()
         return cls(settings.openai_api_key, settings.openai_base_url, settings.llm_timeout_seconds)

@@ -20,15 +20,15 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from relaydesk import netguard
-from relaydesk.config import get_settings
-from relaydesk.db import dialect_insert, session_scope, utcnow
-from relaydesk.errors import Invalid, ProviderFailed
+from relaydesk.core import netguard
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import dialect_insert, session_scope, utcnow
+from relaydesk.core.errors import Invalid, ProviderFailed
+from relaydesk.core.tasks import enqueue, enqueue_after_commit
 from relaydesk.media import kinds, store
 from relaydesk.media.download import DownloadError, Source, TooLarge, download
 from relaydesk.media.models import Attachment, MediaLink
 from relaydesk.messaging.models import Message
-from relaydesk.tasks import enqueue, enqueue_after_commit
 
 if TYPE_CHECKING:
     from relaydesk.media.providers import OpenAIAccess

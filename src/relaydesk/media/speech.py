@@ -39,7 +39,7 @@ def synthesize(
     base_url: str | None = None,
 ) -> bytes:
     """Speak `text` as audio in `fmt`; None arguments come from settings."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     settings = get_settings()
     chosen = provider or settings.tts_provider

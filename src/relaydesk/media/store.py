@@ -11,8 +11,8 @@ import hashlib
 import re
 from pathlib import Path
 
-from relaydesk.config import get_settings
-from relaydesk.ondisk import write_atomically
+from relaydesk.core.config import get_settings
+from relaydesk.core.ondisk import write_atomically
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

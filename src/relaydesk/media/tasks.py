@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from relaydesk.core.tasks import periodic, task
 from relaydesk.media import service
 from relaydesk.messaging import hooks
 from relaydesk.messaging.ingest import InboundRecord
 from relaydesk.messaging.models import Message
-from relaydesk.tasks import periodic, task
 
 
 def _has_media(record: InboundRecord) -> bool:

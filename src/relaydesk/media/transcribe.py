@@ -51,7 +51,7 @@ def transcribe(
     openai: OpenAIAccess | None = None,
 ) -> Transcript:
     """Transcribe a WAV recording (see audio.to_wav16k); None arguments come from settings."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     settings = get_settings()
     chosen = provider or settings.transcription_provider

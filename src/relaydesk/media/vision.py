@@ -26,7 +26,7 @@ class VisionError(MediaProviderError):
 
 def vision_enabled() -> bool:
     """Whether images should be described at all (VISION_PROVIDER=openai)."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     return get_settings().vision_provider == "openai"
 
@@ -40,7 +40,7 @@ def describe_image(
     prompt: str | None = None,
 ) -> str:
     """A short description of the image, including any text in it."""
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     content_type = content_type.split(";")[0].strip().lower()
     if not content_type.startswith("image/"):

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from relaydesk.contacts.service import participant_number
+from relaydesk.core.errors import NotFound, VendorRefused
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.errors import NotFound, VendorRefused
 from relaydesk.messaging import outbox, queries, scheduled, service, templates
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.schemas import (

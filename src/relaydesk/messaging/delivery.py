@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk import owners
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.errors import describe_error
 from relaydesk.channels.twilio.gateway import (
@@ -27,14 +26,15 @@ from relaydesk.channels.twilio.gateway import (
     TwilioGateway,
     cached_gateway,
 )
-from relaydesk.config import get_settings
-from relaydesk.db import Base, session_scope, utcnow
+from relaydesk.core import owners
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import Base, session_scope, utcnow
+from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import reconcile
 from relaydesk.messaging.ingest import lock_sids
 from relaydesk.messaging.models import Message, MessageEvent
 from relaydesk.messaging.service import send_time_refusal
 from relaydesk.messaging.status import FINAL, PENDING, SCHEDULED, can_move
-from relaydesk.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.errors import describe_error
 from relaydesk.contacts.models import Contact
-from relaydesk.db import Base, UTCDateTime, utcnow
+from relaydesk.core.db import Base, UTCDateTime, utcnow
+from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import hooks
 from relaydesk.messaging import status as st
 from relaydesk.messaging.models import Conversation, Message, MessageCounter
-from relaydesk.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
 
 
 class Conversation(Base):
@@ -125,7 +125,7 @@ class Message(Base):
     # None, "in_flight" (Twilio may have it: reconcile before retrying), "not_sent",
     # "submitted" or "refused".
     submit_state: Mapped[str | None] = mapped_column(String(12))
-    # The process holding the claim (relaydesk.owners): a dead one's claim is taken over
+    # The process holding the claim (relaydesk.core.owners): a dead one's claim is taken over
     # at once instead of after the lease.
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     # When to ask Twilio for this message's status, while it is not final (None: never).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
 from relaydesk.messaging import delivery, queries, service
 from relaydesk.messaging.models import Message
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,8 +9,9 @@ from sqlalchemy import Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
 from relaydesk.contacts.models import Contact
-from relaydesk.db import utcnow
-from relaydesk.errors import Invalid
+from relaydesk.core.db import utcnow
+from relaydesk.core.errors import Invalid
+from relaydesk.core.pagination import cursor_id, decode_cursor, encode_cursor
 from relaydesk.messaging.models import Conversation, Message, MessageCounter
 
 DEFAULT_LIMIT = 50
@@ -37,24 +37,6 @@ _LIST_COLUMNS = load_only(
     Message.media,
     Message.scheduled_at,
 )
-
-
-def encode_cursor(*parts: Any) -> str:
-    """An opaque cursor for keyset pagination."""
-    text = "|".join(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, count: int) -> list[str]:
-    """The parts of a cursor made by encode_cursor; Invalid when it was tampered with."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("The cursor is not one this API gave out", field="cursor") from None
-    parts = text.split("|")
-    if len(parts) != count:
-        raise Invalid("The cursor is not one this API gave out", field="cursor")
-    return parts
 
 
 def message_dict(m: Message) -> dict[str, Any]:
@@ -148,14 +130,6 @@ def list_messages(
     nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     prev = encode_cursor(rows[0].id) if cursor and rows else None
     return items, nxt, prev
-
-
-def cursor_id(cursor: str, field: str = "cursor") -> int:
-    """The message/entry id inside a one-part cursor; Invalid when it was tampered with."""
-    (value,) = decode_cursor(cursor, 1)
-    if not value.isdigit():
-        raise Invalid("The cursor is not one this API gave out", field=field)
-    return int(value)
 
 
 def list_conversations(

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import service as audit
-from relaydesk.db import utcnow
-from relaydesk.errors import Conflict, NotFound
+from relaydesk.core import audit
+from relaydesk.core.db import utcnow
+from relaydesk.core.errors import Conflict, NotFound
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.queries import message_dict
 from relaydesk.messaging.status import SCHEDULED

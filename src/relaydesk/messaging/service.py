@@ -11,21 +11,20 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk import owners
-from relaydesk.admin import service as audit
 from relaydesk.channels.twilio.account import current_account
-from relaydesk.config import get_settings
 from relaydesk.contacts import service as contacts
 from relaydesk.contacts.numbers import Address, InvalidNumber, parse_address
-from relaydesk.db import dialect_insert, utcnow
-from relaydesk.errors import Conflict, Invalid, NotFound, RelaydeskError
+from relaydesk.core import audit, owners
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import dialect_insert, utcnow
+from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
+from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.media import service as media
 from relaydesk.media.service import OutboundFile
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
 from relaydesk.messaging.models import Conversation, Message
 from relaydesk.messaging.segments import count_segments
 from relaydesk.messaging.status import PENDING, SCHEDULED
-from relaydesk.tasks import enqueue_after_commit
 
 if TYPE_CHECKING:
     from relaydesk.contacts.models import Contact

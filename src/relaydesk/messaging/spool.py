@@ -28,11 +28,11 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from relaydesk import db as database
-from relaydesk.admin import service as audit
 from relaydesk.channels.twilio.parsing import BadWebhook, parse_inbound, parse_status
-from relaydesk.db import bounded_wait, is_lock_wait, session_scope, utcnow
-from relaydesk.errors import Invalid, NotFound, Unavailable
+from relaydesk.core import audit
+from relaydesk.core import db as database
+from relaydesk.core.db import bounded_wait, is_lock_wait, session_scope, utcnow
+from relaydesk.core.errors import Invalid, NotFound, Unavailable
 from relaydesk.messaging import spoolfile
 from relaydesk.messaging.ingest import InboundRecord, StatusRecord, record_statuses, store_inbound
 from relaydesk.messaging.models import MessageEvent

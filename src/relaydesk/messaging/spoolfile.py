@@ -24,8 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from relaydesk.config import get_settings
-from relaydesk.db import utcnow
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import utcnow
 
 PENDING = "webhooks.jsonl"
 DEAD = "dead.jsonl"

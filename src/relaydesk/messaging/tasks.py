@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from relaydesk.db import session_scope, utcnow
+from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.tasks import enqueue, periodic, task
 from relaydesk.messaging import delivery, hooks, reconcile, spool
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.status import PENDING, SCHEDULED
-from relaydesk.tasks import enqueue, periodic, task
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from relaydesk.channels.twilio.gateway import GatewayError
-from relaydesk.errors import RelaydeskError
+from relaydesk.core.errors import RelaydeskError
 from relaydesk.messaging.delivery import get_gateway
 
 CACHE_SECONDS = 60.0

@@ -15,9 +15,9 @@ from relaydesk.auth.sessions import SignedIn
 from relaydesk.automation import service as automation
 from relaydesk.automation.views import answering_mode
 from relaydesk.contacts.service import participant_number
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Invalid, NotFound, RelaydeskError
 from relaydesk.deps import Id
-from relaydesk.errors import Invalid, NotFound, RelaydeskError
 from relaydesk.media import kinds, store, vcard
 from relaydesk.media import service as media
 from relaydesk.messaging import outbox, queries, scheduled, service, templates

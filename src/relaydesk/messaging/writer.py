@@ -13,7 +13,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from relaydesk.db import bounded_wait, session_scope
+from relaydesk.core.db import bounded_wait, session_scope
 from relaydesk.messaging import spool
 from relaydesk.messaging.ingest import (
     InboundRecord,

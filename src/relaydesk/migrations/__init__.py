@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from relaydesk.db import get_engine
+from relaydesk.core.db import get_engine
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import relaydesk.models  # noqa: F401  (registers every table)
-from relaydesk.db import Base, get_engine
+from relaydesk.core.db import Base, get_engine
 
 config = context.config
 target_metadata = Base.metadata

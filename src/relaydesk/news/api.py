@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
+from relaydesk.core.names import content_disposition
 from relaydesk.deps import Admin, Id, Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.names import content_disposition
 from relaydesk.news import files, indexes, jobs, retrieval, service
 from relaydesk.news.schemas import (
     BuildIn,

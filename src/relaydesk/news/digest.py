@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from relaydesk.ai.text import trim_to_segments
-from relaydesk.errors import Conflict, Invalid, ProviderFailed, RelaydeskError
+from relaydesk.core.errors import Conflict, Invalid, ProviderFailed, RelaydeskError
 from relaydesk.messaging.segments import count_segments
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Invalid, TooLarge
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.errors import Invalid, TooLarge
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.queries import message_dict
 from relaydesk.messaging.schemas import MessageOut

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from relaydesk.core.tasks import periodic
 from relaydesk.news import recipients
-from relaydesk.tasks import periodic
 
 
 @periodic("news.digests", minutes="*")

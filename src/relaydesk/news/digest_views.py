@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from relaydesk.auth.sessions import SignedIn
-from relaydesk.db import session_scope, utcnow
+from relaydesk.core.db import session_scope, utcnow
 from relaydesk.deps import Id
 from relaydesk.news import recipients
 from relaydesk.news.digest import DEFAULT_TIMEZONE

@@ -18,7 +18,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from protego import Protego
 
-from relaydesk import __version__, netguard
+from relaydesk import __version__
+from relaydesk.core import netguard
 
 SETTING = "SCRAPER_ALLOW_PRIVATE_NETWORKS"
 ROBOTS_AGENT = "relaydesk"

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from relaydesk.errors import Invalid, NotFound
+from relaydesk.core.errors import Invalid, NotFound
+from relaydesk.core.ondisk import file_lock, inside, write_atomically
 from relaydesk.news.sources import CATEGORY_PATTERN
-from relaydesk.ondisk import file_lock, inside, write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from relaydesk.admin.service import record
 from relaydesk.ai.providers import describe
 from relaydesk.automation.settings import llm_config, read_ai
+from relaydesk.core.audit import record
 from relaydesk.knowledge import backup, store
 from relaydesk.knowledge.manifest import Manifest
 from relaydesk.news import files, retrieval, service

@@ -12,16 +12,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from relaydesk.admin.service import record
-from relaydesk.db import session_scope
-from relaydesk.errors import Conflict, Invalid
+from relaydesk.core.audit import record
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Conflict, Invalid
+from relaydesk.core.tasks import periodic
 from relaydesk.jobs import service as jobs
 from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import Progress
 from relaydesk.knowledge import store
 from relaydesk.news import files, retrieval, scraper, service
 from relaydesk.news.sources import category_slugs
-from relaydesk.tasks import periodic
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import service as audit
-from relaydesk.errors import Invalid, RelaydeskError
+from relaydesk.core import audit
+from relaydesk.core.errors import Invalid, RelaydeskError
 from relaydesk.news import recipients
 from relaydesk.news.models import NewsRecipient
 

@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import service as audit
-from relaydesk.config import get_settings
 from relaydesk.contacts.numbers import InvalidNumber, parse_address
-from relaydesk.db import session_scope, utcnow
-from relaydesk.errors import Conflict, Invalid, NotFound, RelaydeskError
+from relaydesk.core import audit
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
 from relaydesk.messaging import service as messaging
 from relaydesk.news.digest import (
     DEFAULT_TIMEZONE,

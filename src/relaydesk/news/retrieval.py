@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from relaydesk.ai.providers import ChatTurn, LLMConfig, LLMError, LLMNotConfigured, complete
 from relaydesk.automation.settings import AIConfig, llm_config, read_ai
-from relaydesk.config import get_settings
-from relaydesk.db import session_scope
-from relaydesk.errors import Conflict, Invalid, NotConfigured, ProviderFailed
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Conflict, Invalid, NotConfigured, ProviderFailed
 from relaydesk.knowledge import store
 from relaydesk.knowledge.embeddings import Embedder, get_embedder
 from relaydesk.news import service

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from relaydesk.config import Settings, get_settings
+from relaydesk.core.config import Settings, get_settings
 from relaydesk.news import files
 from relaydesk.news.extract import (
     HTML_TYPES,

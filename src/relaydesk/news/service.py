@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import settings_store
-from relaydesk.admin.service import record
-from relaydesk.config import get_settings
-from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.core import settings_store
+from relaydesk.core.audit import record
+from relaydesk.core.config import get_settings
+from relaydesk.core.errors import Conflict, Invalid, NotFound
 from relaydesk.news.models import NewsSource
 from relaydesk.news.sources import Category, Source, category_slugs, normalise_url
 

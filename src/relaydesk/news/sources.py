@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from relaydesk.errors import Invalid
-from relaydesk.names import unaccented
+from relaydesk.core.errors import Invalid
+from relaydesk.core.names import unaccented
 
 SourceKind = Literal["feed", "page"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)

@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from relaydesk.auth.sessions import SignedIn
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Invalid
 from relaydesk.deps import Id
-from relaydesk.errors import Invalid
 from relaydesk.jobs import service as job_service
 from relaydesk.jobs.service import ACTIVE
 from relaydesk.news import indexes, jobs, retrieval, service

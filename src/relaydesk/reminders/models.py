@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
 
 
 class Reminder(Base):

@@ -15,15 +15,15 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import service as audit
-from relaydesk.config import get_settings
 from relaydesk.contacts.numbers import Address, InvalidNumber, parse_address
-from relaydesk.db import utcnow
-from relaydesk.errors import Conflict, Invalid, NotFound
+from relaydesk.core import audit
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import utcnow
+from relaydesk.core.errors import Conflict, Invalid, NotFound
+from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import service as messaging
 from relaydesk.reminders.models import Reminder, ReminderRun
 from relaydesk.reminders.schemas import MAX_INTERVAL_MINUTES
-from relaydesk.tasks import enqueue_after_commit
 
 # A start time typed into a form a moment ago is "now", not an error.
 START_GRACE = timedelta(minutes=1)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from relaydesk.db import session_scope, utcnow
+from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.tasks import enqueue, periodic, task
 from relaydesk.reminders import service
-from relaydesk.tasks import enqueue, periodic, task
 
 SWEEP_BATCH = 500
 

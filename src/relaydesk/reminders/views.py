@@ -8,9 +8,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from relaydesk.auth.sessions import SignedIn
-from relaydesk.db import session_scope
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Invalid
 from relaydesk.deps import Id
-from relaydesk.errors import Invalid
 from relaydesk.messaging.service import MAX_INPUT
 from relaydesk.reminders import service
 from relaydesk.web.deps import PanelOperator, PanelViewer

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
+from relaydesk.core.errors import Invalid
+from relaydesk.core.names import content_disposition
 from relaydesk.deps import Admin, Id, Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.errors import Invalid
 from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import view as job_view
-from relaydesk.names import content_disposition
 from relaydesk.voicebot import export, kpis, queries, settings
 from relaydesk.voicebot.schemas import (
     AgentOut,

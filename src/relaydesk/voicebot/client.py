@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from relaydesk.credentials import PROBLEM as KEY_PROBLEM
-from relaydesk.credentials import header_safe
-from relaydesk.db import utcnow
-from relaydesk.errors import NotConfigured, ProviderFailed
+from relaydesk.core.credentials import PROBLEM as KEY_PROBLEM
+from relaydesk.core.credentials import header_safe
+from relaydesk.core.db import utcnow
+from relaydesk.core.errors import NotConfigured, ProviderFailed
 from relaydesk.voicebot.settings import VoicebotConfig
 
 PAGE_SIZE = 100  # the API's maximum

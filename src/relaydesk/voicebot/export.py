@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from relaydesk.config import get_settings
-from relaydesk.db import dialect_insert, get_sessionmaker, session_scope, utcnow
-from relaydesk.errors import Invalid, NotFound
-from relaydesk.ondisk import file_lock, write_atomically
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import dialect_insert, get_sessionmaker, session_scope, utcnow
+from relaydesk.core.errors import Invalid, NotFound
+from relaydesk.core.ondisk import file_lock, write_atomically
 from relaydesk.voicebot.kpis import month_period
 from relaydesk.voicebot.models import VoiceArchive
 from relaydesk.voicebot.queries import ITEM_FIELDS, filtered, item_query

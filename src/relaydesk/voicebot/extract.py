@@ -14,8 +14,8 @@ from typing import Any
 
 import phonenumbers
 
-from relaydesk.config import get_settings
 from relaydesk.contacts.numbers import InvalidNumber, normalize
+from relaydesk.core.config import get_settings
 
 TRANSFER_TOOLS = ("transfer_to_number", "transfer_to_agent")
 SHORT_CALL_SECS = 30

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from relaydesk.db import utcnow
-from relaydesk.errors import Invalid
+from relaydesk.core.db import utcnow
+from relaydesk.core.errors import Invalid
 from relaydesk.voicebot.models import VoiceConversation, VoiceEvaluation
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")

@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
 
 
 def _day_of_start(context: Any) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from relaydesk.contacts.models import Contact
-from relaydesk.errors import Invalid, NotFound
+from relaydesk.core.errors import Invalid, NotFound
 from relaydesk.voicebot.kpis import day_of, in_period
 from relaydesk.voicebot.models import VoiceConversation
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relaydesk.credentials import KeyField
+from relaydesk.core.credentials import KeyField
 from relaydesk.jobs.schemas import JobOut
 
 Outcome = Literal["success", "failure", "unknown"]

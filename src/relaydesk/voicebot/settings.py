@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from relaydesk.admin import settings_store
-from relaydesk.config import get_settings
-from relaydesk.errors import Invalid
+from relaydesk.core import settings_store
+from relaydesk.core.config import get_settings
+from relaydesk.core.errors import Invalid
 
 CONFIG_KEY = "voicebot"
 API_KEY_SETTING = "voicebot.api_key"

@@ -22,13 +22,13 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.admin.service import record
-from relaydesk.db import dialect_insert, session_scope, utcnow
-from relaydesk.errors import Conflict, Invalid, NotConfigured, RelaydeskError
+from relaydesk.core.audit import record
+from relaydesk.core.db import dialect_insert, session_scope, utcnow
+from relaydesk.core.errors import Conflict, Invalid, NotConfigured, RelaydeskError
+from relaydesk.core.tasks import stopping
 from relaydesk.jobs import service as jobs
 from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import Progress
-from relaydesk.tasks import stopping
 from relaydesk.voicebot import extract, settings
 from relaydesk.voicebot.client import ElevenLabsClient, ElevenLabsError, Page
 from relaydesk.voicebot.models import VoiceConversation, VoiceEvaluation, VoiceSyncRun

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from relaydesk.db import session_scope
-from relaydesk.errors import Conflict
-from relaydesk.tasks import periodic
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Conflict
+from relaydesk.core.tasks import periodic
 from relaydesk.voicebot import settings, sync
 
 log = logging.getLogger(__name__)

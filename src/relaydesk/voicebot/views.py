@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from relaydesk.db import session_scope
-from relaydesk.i18n import translations
+from relaydesk.core.db import session_scope
+from relaydesk.core.i18n import translations
 from relaydesk.voicebot import kpis, settings
 from relaydesk.web.context import request_language
 from relaydesk.web.deps import PanelViewer

@@ -7,8 +7,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from relaydesk.auth.sessions import ABSOLUTE_TIMEOUT, SignedIn, load_session
-from relaydesk.db import get_sessionmaker
-from relaydesk.i18n import pick_language
+from relaydesk.core.db import get_sessionmaker
+from relaydesk.core.i18n import pick_language
 
 SESSION_COOKIE = "relaydesk_session"
 # With HTTPS the cookie gets the __Host- prefix: Secure, Path=/, never shared with subdomains.

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.sessions import SignedIn
-from relaydesk.errors import Forbidden, RelaydeskError
+from relaydesk.core.errors import Forbidden, RelaydeskError
 from relaydesk.web.context import signed_in_async
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -38,7 +38,7 @@ def same_origin(request: Request) -> bool:
     """False when the browser says the request came from another site.
 
     The Host header is the one the browser used: a trusted proxy's X-Forwarded-Host has
-    replaced it already, and anyone else's was dropped (relaydesk.proxies).
+    replaced it already, and anyone else's was dropped (relaydesk.core.proxies).
     """
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin or origin == "null":

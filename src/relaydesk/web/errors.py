@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from relaydesk.errors import RelaydeskError
-from relaydesk.i18n import translations
+from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.i18n import translations
 from relaydesk.web.context import request_language
 from relaydesk.web.deps import LoginRequired, login_url
 from relaydesk.web.templating import render
@@ -77,6 +77,6 @@ def panel_error(request: Request, exc: RelaydeskError) -> Response:
 
 def panel_invalid(request: Request, message: str) -> Response:
     """A request the panel's forms should not have produced (too long, wrong choice)."""
-    from relaydesk.errors import Invalid
+    from relaydesk.core.errors import Invalid
 
     return panel_error(request, Invalid(message))

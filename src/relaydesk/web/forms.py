@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from relaydesk.errors import Invalid
+from relaydesk.core.errors import Invalid
 
 
 def form_datetime(value: str, field: str) -> datetime | None:

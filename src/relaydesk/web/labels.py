@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from relaydesk.i18n import translations
+from relaydesk.core.i18n import translations
 
 
 def N_(text: str) -> str:

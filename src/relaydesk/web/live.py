@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from relaydesk.auth.sessions import load_session
-from relaydesk.db import get_sessionmaker
+from relaydesk.core.db import get_sessionmaker
 from relaydesk.messaging.models import Message
 from relaydesk.web.context import session_token
 from relaydesk.web.deps import PanelViewer

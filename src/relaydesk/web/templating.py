@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from relaydesk import __version__
 from relaydesk.auth.sessions import SignedIn
-from relaydesk.i18n import LANGUAGES, translations
+from relaydesk.core.i18n import LANGUAGES, translations
 from relaydesk.web.context import environment_mode, request_language, signed_in
 from relaydesk.web.labels import labels
 

@@ -16,10 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relaydesk.auth import service as auth
 from relaydesk.auth import sessions
 from relaydesk.auth.models import User
-from relaydesk.config import get_settings
-from relaydesk.db import session_scope
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import session_scope
+from relaydesk.core.i18n import LANGUAGES
 from relaydesk.deps import CurrentPrincipal
-from relaydesk.i18n import LANGUAGES
 from relaydesk.web.context import (
     LANGUAGE_COOKIE,
     clear_session_cookie,
@@ -95,7 +95,7 @@ def login(
     next: Annotated[str, Form(max_length=2000)] = HOME,
 ) -> Response:
     """Check the password, start a session, go where the user was going."""
-    from relaydesk.i18n import translations
+    from relaydesk.core.i18n import translations
     from relaydesk.web.context import request_language
 
     _ = translations(request_language(request)).gettext

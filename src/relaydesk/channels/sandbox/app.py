@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from relaydesk.channels.sandbox import emulator, phone
 from relaydesk.channels.sandbox.runtime import start_emulator, stop_emulator
-from relaydesk.heap import settle_after_startup
+from relaydesk.core.heap import settle_after_startup
 
 
 def create_sandbox_app(webhook_base: str | None = None) -> FastAPI:

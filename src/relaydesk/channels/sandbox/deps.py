@@ -8,7 +8,7 @@ import secrets
 
 from fastapi import HTTPException, Request, status
 
-from relaydesk.config import Settings, get_settings
+from relaydesk.core.config import Settings, get_settings
 
 
 def basic_credentials_ok(request: Request, settings: Settings) -> bool:
@@ -34,8 +34,8 @@ def bearer_operator_ok(request: Request, settings: Settings) -> bool:
     if not request.headers.get("authorization", "").lower().startswith("bearer "):
         return False
     from relaydesk.auth.models import ROLE_RANK
+    from relaydesk.core.errors import Unauthorized
     from relaydesk.deps import current_principal
-    from relaydesk.errors import Unauthorized
 
     try:
         principal = current_principal(request)

@@ -15,13 +15,13 @@ import threading
 import time
 import zlib
 
-from relaydesk import netguard
 from relaydesk.channels.sandbox.callbacks import post_signed, status_params
 from relaydesk.channels.sandbox.knobs import Control
 from relaydesk.channels.sandbox.lifecycle import TERMINAL, advance
 from relaydesk.channels.sandbox.outbound import Outbound, shown
 from relaydesk.channels.sandbox.store import SandboxStore, StoredMessage
-from relaydesk.config import Settings
+from relaydesk.core import netguard
+from relaydesk.core.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from relaydesk.config import Settings
+from relaydesk.core.config import Settings
 
 
 class FailureRule(BaseModel):

@@ -9,7 +9,7 @@ from relaydesk.channels.sandbox.knobs import FailureRule
 from relaydesk.channels.sandbox.store import StoredMessage
 from relaydesk.channels.sandbox.validation import is_whatsapp
 from relaydesk.channels.twilio.errors import describe_error
-from relaydesk.config import SANDBOX_DEFAULT_FROM, Settings
+from relaydesk.core.config import SANDBOX_DEFAULT_FROM, Settings
 from relaydesk.messaging.segments import count_segments
 
 # No further status callbacks follow these.

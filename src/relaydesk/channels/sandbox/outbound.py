@@ -20,8 +20,8 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util import Url, parse_url
 
-from relaydesk import netguard
-from relaydesk.config import Settings
+from relaydesk.core import netguard
+from relaydesk.core.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from relaydesk import netguard
 from relaydesk.channels.sandbox.callbacks import TIMEOUT, apost_signed, inbound_params
 from relaydesk.channels.sandbox.deps import require_sandbox_access
 from relaydesk.channels.sandbox.errors import ApiError
@@ -36,6 +35,7 @@ from relaydesk.channels.sandbox.service import create_inbound, create_outbound
 from relaydesk.channels.sandbox.store import StoredMessage
 from relaydesk.channels.sandbox.twiml import message_replies
 from relaydesk.channels.sandbox.validation import CreateRequest
+from relaydesk.core import netguard
 
 log = logging.getLogger(__name__)
 

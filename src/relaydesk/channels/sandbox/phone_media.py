@@ -11,11 +11,11 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from starlette.concurrency import run_in_threadpool
 
-from relaydesk import netguard
 from relaydesk.channels.sandbox.media import cdn_url, content_type_for
 from relaydesk.channels.sandbox.outbound import Outbound, shown
 from relaydesk.channels.sandbox.runtime import Emulator
 from relaydesk.channels.sandbox.store import StoredMessage
+from relaydesk.core import netguard
 
 log = logging.getLogger(__name__)
 

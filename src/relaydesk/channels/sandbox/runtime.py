@@ -10,7 +10,7 @@ from relaydesk.channels.sandbox.dispatcher import CALLBACK_LANES, Dispatcher
 from relaydesk.channels.sandbox.knobs import Control
 from relaydesk.channels.sandbox.outbound import Outbound
 from relaydesk.channels.sandbox.store import SandboxStore
-from relaydesk.config import Settings, get_settings
+from relaydesk.core.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

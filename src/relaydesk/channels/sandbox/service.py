@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-from relaydesk import netguard
 from relaydesk.channels.sandbox.errors import ApiError
 from relaydesk.channels.sandbox.lifecycle import new_sid, segments_for
 from relaydesk.channels.sandbox.media import Upload, media_path, new_media_sid
@@ -14,6 +13,7 @@ from relaydesk.channels.sandbox.outbound import shown
 from relaydesk.channels.sandbox.runtime import Emulator
 from relaydesk.channels.sandbox.store import StoredMedia, StoredMessage
 from relaydesk.channels.sandbox.validation import CreateRequest
+from relaydesk.core import netguard
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from relaydesk.channels.sandbox.render import message_json
 from relaydesk.channels.sandbox.runtime import get_emulator
 from relaydesk.channels.sandbox.validation import valid_phone
 from relaydesk.contacts.service import participant_number
-from relaydesk.errors import Invalid, NotFound
+from relaydesk.core.errors import Invalid, NotFound
 from relaydesk.web.context import environment_mode
 from relaydesk.web.deps import PanelOperator
 from relaydesk.web.templating import render

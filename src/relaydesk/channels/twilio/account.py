@@ -16,10 +16,10 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from relaydesk.admin import settings_store
 from relaydesk.channels.twilio.gateway import TWILIO_API
-from relaydesk.config import SANDBOX_DEFAULT_FROM, Settings, get_settings
-from relaydesk.db import session_scope
+from relaydesk.core import settings_store
+from relaydesk.core.config import SANDBOX_DEFAULT_FROM, Settings, get_settings
+from relaydesk.core.db import session_scope
 
 Mode = Literal["sandbox", "live"]
 Source = Literal["env", "panel", "default"]

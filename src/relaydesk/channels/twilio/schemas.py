@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relaydesk.credentials import KeyField
+from relaydesk.core.credentials import KeyField
 
 
 class TwilioSettingsIn(BaseModel):

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException
 
-from relaydesk.admin import settings_store
 from relaydesk.channels.twilio.account import (
     ENV_NAMES,
     PANEL_KEYS,
@@ -25,9 +24,10 @@ from relaydesk.channels.twilio.account import (
 )
 from relaydesk.channels.twilio.gateway import TWILIO_API, GatewayError, TwilioGateway, make_client
 from relaydesk.channels.twilio.schemas import TwilioSettingsIn
-from relaydesk.config import SANDBOX_CREDENTIALS_FILE, Settings, get_settings
 from relaydesk.contacts.numbers import WHATSAPP_PREFIX, InvalidNumber, normalize
-from relaydesk.errors import Conflict, Invalid
+from relaydesk.core import settings_store
+from relaydesk.core.config import SANDBOX_CREDENTIALS_FILE, Settings, get_settings
+from relaydesk.core.errors import Conflict, Invalid
 
 log = logging.getLogger(__name__)
 

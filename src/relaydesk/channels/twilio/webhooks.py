@@ -15,7 +15,7 @@ from relaydesk.channels.twilio.account import TwilioAccount, current_account_asy
 from relaydesk.channels.twilio.parsing import BadWebhook, parse_inbound, parse_status
 from relaydesk.channels.twilio.parsing import media_of as media_of  # media reads files with it
 from relaydesk.channels.twilio.signature import SignatureChecker
-from relaydesk.config import get_settings
+from relaydesk.core.config import get_settings
 from relaydesk.messaging.ingest import InboundRecord, StatusRecord
 from relaydesk.messaging.writer import get_writer
 
@@ -29,7 +29,7 @@ def candidate_urls(request: Request, account: TwilioAccount) -> list[str]:
     """Every URL Twilio may have signed: the public one and the one we received.
 
     Behind a trusted proxy the received URL already has the scheme and host the proxy
-    was asked for (relaydesk.proxies); anyone else's X-Forwarded-* never count.
+    was asked for (relaydesk.core.proxies); anyone else's X-Forwarded-* never count.
     """
     path = request.url.path
     query = f"?{request.url.query}" if request.url.query else ""

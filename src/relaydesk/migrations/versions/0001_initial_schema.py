@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import relaydesk.db
+import relaydesk.core.db
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False),
-        sa.Column("at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.Column("action", sa.String(length=100), nullable=False),
         sa.Column("target", sa.String(length=200), nullable=True),
@@ -39,10 +39,10 @@ def upgrade() -> None:
         sa.Column("phone", sa.String(length=20), nullable=False),
         sa.Column("channel", sa.String(length=10), nullable=False),
         sa.Column("profile_name", sa.String(length=200), nullable=True),
-        sa.Column("opted_out_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opted_out_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("opt_out_reason", sa.String(length=200), nullable=True),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
         sa.UniqueConstraint("phone", "channel", name=op.f("uq_contacts_phone_channel")),
     )
@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=100), nullable=False),
         sa.Column("value", sa.JSON(), nullable=False),
         sa.Column("is_secret", sa.Boolean(), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=100), nullable=True),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_settings")),
     )
@@ -69,8 +69,8 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=True),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_login_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
@@ -82,9 +82,9 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("user_id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=True),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_used_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_api_tokens_user_id_users"), ondelete="SET NULL"
         ),
@@ -101,14 +101,14 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=10), nullable=False),
         sa.Column("our_address", sa.String(length=64), nullable=False),
         sa.Column("last_message_id", sa.BigInteger(), nullable=True),
-        sa.Column("last_message_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_message_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_body", sa.String(length=200), nullable=True),
         sa.Column("last_direction", sa.String(length=8), nullable=True),
-        sa.Column("last_inbound_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_inbound_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("message_count", sa.Integer(), nullable=False),
         sa.Column("unread_count", sa.Integer(), nullable=False),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contacts.id"],
@@ -151,13 +151,13 @@ def upgrade() -> None:
         sa.Column("raw", sa.JSON(), nullable=True),
         sa.Column("user_id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("submit_started_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("submit_started_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("submit_state", sa.String(length=12), nullable=True),
-        sa.Column("processed_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("status_changed_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("processed_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status_changed_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
@@ -208,7 +208,7 @@ def upgrade() -> None:
         sa.Column("applied", sa.Boolean(), nullable=False),
         sa.Column("idempotency_token", sa.String(length=128), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("received_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import relaydesk.db
+import relaydesk.core.db
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -29,8 +29,8 @@ def upgrade() -> None:
         sa.Column("temperature", sa.Float(), nullable=True),
         sa.Column("session_timeout_minutes", sa.Integer(), nullable=False),
         sa.Column("end_keywords", sa.JSON(), nullable=False),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assistants")),
         sa.UniqueConstraint("name", name=op.f("uq_assistants_name")),
     )
@@ -41,7 +41,7 @@ def upgrade() -> None:
         sa.Column("calls", sa.BigInteger(), nullable=False),
         sa.Column("prompt_tokens", sa.BigInteger(), nullable=False),
         sa.Column("completion_tokens", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("provider", "model", name=op.f("pk_llm_usage")),
     )
     op.create_table(
@@ -51,7 +51,7 @@ def upgrade() -> None:
         sa.Column(
             "assistant_id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False
         ),
-        sa.Column("bound_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("bound_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["assistant_id"],
             ["assistants.id"],
@@ -71,9 +71,9 @@ def upgrade() -> None:
             "assistant_id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False
         ),
         sa.Column("first_message_id", sa.BigInteger(), nullable=False),
-        sa.Column("started_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_activity_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_activity_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("end_reason", sa.String(length=20), nullable=True),
         sa.ForeignKeyConstraint(
             ["assistant_id"],
@@ -101,7 +101,7 @@ def upgrade() -> None:
         ),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("covers_until_id", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
@@ -129,14 +129,14 @@ def upgrade() -> None:
             "reply_message_id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=True
         ),
         sa.Column("claim_token", sa.String(length=32), nullable=True),
-        sa.Column("lease_until", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("provider", sa.String(length=20), nullable=True),
         sa.Column("model", sa.String(length=100), nullable=True),
         sa.Column("prompt_tokens", sa.Integer(), nullable=False),
         sa.Column("completion_tokens", sa.Integer(), nullable=False),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
@@ -171,12 +171,14 @@ def upgrade() -> None:
 
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("opted_in_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("opted_in_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True)
         )
 
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("human_replied_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "human_replied_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True
+            )
         )
         batch_op.add_column(
             sa.Column("automation_enabled", sa.Boolean(), server_default=sa.true(), nullable=False)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import relaydesk.db
+import relaydesk.core.db
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -31,17 +31,17 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("interval_minutes", sa.Integer(), nullable=False),
         sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False),
-        sa.Column("start_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("next_run_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("start_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_run_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("run_count", sa.Integer(), nullable=False),
-        sa.Column("last_run_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_run_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_outcome", sa.String(length=10), nullable=True),
         sa.Column("last_reason", sa.String(length=32), nullable=True),
         sa.Column("last_detail", sa.Text(), nullable=True),
         sa.Column("last_message_id", ID, nullable=True),
         sa.Column("created_by", sa.String(length=200), nullable=False),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["last_message_id"],
             ["messages.id"],
@@ -58,8 +58,8 @@ def upgrade() -> None:
         sa.Column("id", ID, nullable=False),
         sa.Column("reminder_id", ID, nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("due_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ran_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ran_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("outcome", sa.String(length=10), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
@@ -84,7 +84,7 @@ def upgrade() -> None:
     # Adding a nullable column and an index: no table rebuild, even on SQLite.
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("scheduled_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("scheduled_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.create_index(
             "ix_messages_scheduled",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import relaydesk.db
+import relaydesk.core.db
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -30,15 +30,15 @@ def upgrade() -> None:
         sa.Column("duplicates", sa.Integer(), nullable=False),
         sa.Column("invalid", sa.JSON(), nullable=False),
         sa.Column("segments_per_message", sa.Integer(), nullable=False),
-        sa.Column("send_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("send_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
-        sa.Column("dispatcher_until", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dispatcher_until", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_by", sa.String(length=100), nullable=True),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_multi_sms_batches")),
     )
     with op.batch_alter_table("multi_sms_batches", schema=None) as batch_op:
@@ -59,7 +59,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("message_id", sa.BigInteger(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column("claimed_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"],
             ["multi_sms_batches.id"],

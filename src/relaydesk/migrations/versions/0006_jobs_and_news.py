@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import relaydesk.db
+import relaydesk.core.db
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -31,10 +31,10 @@ def upgrade() -> None:
         sa.Column("result", sa.JSON(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_by", sa.String(length=200), nullable=True),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("heartbeat_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("label", sa.String(length=100), nullable=False),
         sa.Column("url", sa.String(length=2048), nullable=False),
         sa.Column("kind", sa.String(length=10), nullable=False),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_news_sources")),
         sa.UniqueConstraint("category", "url", name=op.f("uq_news_sources_category_url")),
     )
@@ -60,8 +60,8 @@ def upgrade() -> None:
         sa.Column("mode", sa.String(length=20), nullable=False),
         sa.Column("prompt", sa.Text(), nullable=True),
         sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False),
-        sa.Column("active_since", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_sent_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("active_since", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_sent_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_sent_on", sa.String(length=10), nullable=True),
         sa.Column("last_outcome", sa.String(length=10), nullable=True),
         sa.Column("last_detail", sa.Text(), nullable=True),
@@ -69,8 +69,8 @@ def upgrade() -> None:
             "last_message_id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=True
         ),
         sa.Column("created_by", sa.String(length=200), nullable=True),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["last_message_id"],
             ["messages.id"],

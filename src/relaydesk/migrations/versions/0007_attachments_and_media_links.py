@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import relaydesk.db
+import relaydesk.core.db
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -30,8 +30,8 @@ def upgrade() -> None:
         sa.Column("filename", sa.String(length=200), nullable=True),
         sa.Column("purpose", sa.String(length=16), nullable=False),
         sa.Column("user_id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=True),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -57,8 +57,8 @@ def upgrade() -> None:
         sa.Column("transcript", sa.Text(), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],

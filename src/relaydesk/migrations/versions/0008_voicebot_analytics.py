@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import relaydesk.db
+import relaydesk.core.db
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("trigger", sa.String(length=16), nullable=False),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_voicebot_archives")),
         sa.UniqueConstraint("month", name=op.f("uq_voicebot_archives_month")),
     )
@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("agent_id", sa.String(length=64), nullable=False),
         sa.Column("agent_name", sa.String(length=200), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("start_time", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("start_time", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("duration_secs", sa.Integer(), nullable=False),
         sa.Column("message_count", sa.Integer(), nullable=False),
@@ -62,9 +62,11 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=True),
         sa.Column("details", sa.JSON(), nullable=True),
         sa.Column("list_fingerprint", sa.String(length=64), nullable=True),
-        sa.Column("details_fetched_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "details_fetched_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("created_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_voicebot_conversations")),
         sa.UniqueConstraint(
             "conversation_id", name=op.f("uq_voicebot_conversations_conversation_id")
@@ -125,8 +127,8 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False),
         sa.Column("trigger", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("range_from", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("range_to", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("range_from", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("range_to", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("agent_ids", sa.JSON(), nullable=False),
         sa.Column("cursors", sa.JSON(), nullable=False),
         sa.Column("listed", sa.Integer(), nullable=False),
@@ -135,9 +137,9 @@ def upgrade() -> None:
         sa.Column("updated", sa.Integer(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("job_id", sa.BigInteger(), nullable=True),
-        sa.Column("started_at", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("heartbeat_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_voicebot_sync_runs")),
     )
     op.create_table(
@@ -146,7 +148,7 @@ def upgrade() -> None:
         sa.Column(
             "conversation_pk", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False
         ),
-        sa.Column("start_time", relaydesk.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("start_time", relaydesk.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("agent_id", sa.String(length=64), nullable=False),
         sa.Column("criterion", sa.String(length=100), nullable=False),
         sa.Column("result", sa.String(length=16), nullable=False),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import relaydesk.db
+import relaydesk.core.db
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -23,7 +23,9 @@ def upgrade() -> None:
     with op.batch_alter_table("messages") as batch:
         batch.add_column(sa.Column("claimed_by", sa.String(length=80), nullable=True))
         batch.add_column(
-            sa.Column("status_check_at", relaydesk.db.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "status_check_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True
+            )
         )
     op.create_index(
         "ix_messages_status_check",

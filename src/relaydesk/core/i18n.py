@@ -12,7 +12,7 @@ from babel.support import NullTranslations, Translations
 
 LANGUAGES = {"en": "English", "pl": "Polski"}
 DEFAULT_LANGUAGE = "en"
-CATALOG_DIR = Path(__file__).resolve().parent / "translations"
+CATALOG_DIR = Path(__file__).resolve().parents[1] / "translations"
 DOMAIN = "messages"
 
 

@@ -9,8 +9,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from relaydesk.config import get_settings
-from relaydesk.errors import RelaydeskError
+from relaydesk.core.config import get_settings
+from relaydesk.core.errors import RelaydeskError
 
 # Fixed, so the same SECRET_KEY always yields the same key; versioned so a future
 # scheme can derive a different one without clashing.

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from relaydesk.errors import Invalid
+from relaydesk.core.errors import Invalid
 
 MAX_NAME_BYTES = 255  # the longest file name Linux file systems accept
 

@@ -19,8 +19,8 @@ from huey.consumer import Consumer
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from relaydesk.config import get_settings
-from relaydesk.heap import settle_after_startup
+from relaydesk.core.config import get_settings
+from relaydesk.core.heap import settle_after_startup
 
 log = logging.getLogger(__name__)
 

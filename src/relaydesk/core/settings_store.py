@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from relaydesk.admin.crypto import SecretUnreadable, decrypt, encrypt
-from relaydesk.admin.models import Setting
-from relaydesk.admin.service import record
-from relaydesk.db import utcnow
+from relaydesk.core.audit import record
+from relaydesk.core.crypto import SecretUnreadable, decrypt, encrypt
+from relaydesk.core.db import utcnow
+from relaydesk.core.models import Setting
 
 log = logging.getLogger(__name__)
 

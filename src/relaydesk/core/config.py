@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     # The reverse proxies whose X-Forwarded-For/-Proto/-Host are believed, in uvicorn's
     # variable and syntax: IPs and CIDR networks separated by commas, "*" for any peer,
-    # "" for none. Read by the app (relaydesk.proxies) and given to uvicorn alike.
+    # "" for none. Read by the app (relaydesk.core.proxies) and given to uvicorn alike.
     forwarded_allow_ips: str = "127.0.0.1,::1"
     secret_key: str | None = None
     log_level: str = "INFO"

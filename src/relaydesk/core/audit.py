@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from relaydesk.admin.models import AuditEntry
-from relaydesk.db import utcnow
-from relaydesk.messaging.queries import cursor_id, encode_cursor
+from relaydesk.core.db import utcnow
+from relaydesk.core.models import AuditEntry
+from relaydesk.core.pagination import cursor_id, encode_cursor
 
 
 def record(

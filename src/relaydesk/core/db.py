@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from relaydesk.config import get_settings
+from relaydesk.core.config import get_settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -154,7 +154,7 @@ def get_engine() -> Engine:
     # Every table must be mapped before the first flush: a worker process imports only
     # its task modules, and a flush sorts tables by their foreign keys (e.g. users).
     import relaydesk.models  # noqa: F401
-    from relaydesk.config import get_settings
+    from relaydesk.core.config import get_settings
 
     return make_engine(get_settings().sqlalchemy_url)
 

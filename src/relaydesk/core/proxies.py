@@ -21,7 +21,7 @@ from typing import cast
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from relaydesk.config import get_settings
+from relaydesk.core.config import get_settings
 
 FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 # A host name or a bracketed IPv6 literal, with an optional port: nothing that could
