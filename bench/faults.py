@@ -150,8 +150,8 @@ from benchlib import (
     server_env,
 )
 from campaign_rate import MAX_INPUT_CHARS, connect_ro, recipient_numbers
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.channels.twilio.signature import sign
-from relaydesk.messaging.segments import count_segments
 from seed import INBOUND_SENTENCES, OUR_ADDRESS, make_body
 
 SCENARIOS = ("campaign-kill", "webhook-kill", "db-lock", "redis-restart", "poisoned")

@@ -38,9 +38,9 @@ from typing import Any
 
 from benchlib import BENCH_ACCOUNT_SID
 from relaydesk.channels.twilio.errors import describe_error
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.core.config import SANDBOX_DEFAULT_FROM
 from relaydesk.maintenance import ANALYSIS_LIMIT
-from relaydesk.messaging.segments import count_segments
 
 OUR_ADDRESS = SANDBOX_DEFAULT_FROM
 ACCOUNT_SID = BENCH_ACCOUNT_SID

@@ -79,8 +79,8 @@ from benchlib import (
     session_cpu,
     thread_cpu,
 )
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.channels.twilio.signature import sign
-from relaydesk.messaging.segments import count_segments
 from seed import INBOUND_SENTENCES, OUR_ADDRESS, make_body, participant_number, seed_database
 
 CUSTOMERS = 5_000

@@ -264,10 +264,10 @@ def test_sweep_applies_callbacks_that_raced_the_send(server: Any, db: Any) -> No
     """A callback stored before its SID was known still moves the message (safety net)."""
     from relaydesk.channels.sandbox.knobs import KnobsUpdate
     from relaydesk.channels.sandbox.runtime import get_emulator
-    from relaydesk.channels.twilio.webhooks import parse_status
     from relaydesk.core.db import session_scope
     from relaydesk.messaging import tasks
     from relaydesk.messaging.models import MessageEvent
+    from relaydesk.messaging.webhooks import parse_status
     from relaydesk.messaging.writer import write_batch
 
     get_emulator().control.update(KnobsUpdate(status_delay_ms=600_000))

@@ -22,7 +22,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relaydesk import __version__
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.settings_api import router as twilio_settings_router
-from relaydesk.channels.twilio.webhooks import WebhookFrontDoor
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import database_kind, get_engine
 from relaydesk.core.errors import Invalid, RelaydeskError, Unavailable
@@ -30,6 +29,7 @@ from relaydesk.core.heap import settle_after_startup
 from relaydesk.core.proxies import ForwardedHeaders
 from relaydesk.messaging import spool
 from relaydesk.messaging.api import router as messaging_router
+from relaydesk.messaging.webhooks import WebhookFrontDoor
 from relaydesk.messaging.writer import get_writer
 from relaydesk.openapi import describe
 from relaydesk.web.errors import is_panel_request, panel_error, panel_invalid

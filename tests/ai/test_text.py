@@ -1,7 +1,7 @@
 import pytest
 
 from relaydesk.ai.text import contains_twilio_reference, scrub_twilio, trim_to_segments
-from relaydesk.messaging.segments import count_segments
+from relaydesk.channels.twilio.segments import count_segments
 
 SID_HEX = "0123456789abcdef0123456789abcdef"
 

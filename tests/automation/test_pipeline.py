@@ -323,7 +323,7 @@ def test_ai_reads_the_conversation_scrubbed_of_twilio_links(
 def test_long_answers_are_trimmed_at_a_sentence_to_the_segment_limit(
     db: Any, inbound: Inbound, ai_on: Callable[..., Any], openai_fake: FakeOpenAI
 ) -> None:
-    from relaydesk.messaging.segments import count_segments
+    from relaydesk.channels.twilio.segments import count_segments
 
     ai_on(max_reply_segments=1)
     sentence = "Tak, mamy świeży chleb codziennie od siódmej rano. "

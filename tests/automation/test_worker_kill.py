@@ -20,7 +20,8 @@ SETUP = """
 from relaydesk import migrations
 from relaydesk.automation import settings as cfg
 from relaydesk.core.db import session_scope
-from relaydesk.messaging.ingest import InboundRecord, store_inbound
+from relaydesk.messaging.ingest import store_inbound
+from relaydesk.channels.twilio.parsing import InboundRecord
 
 migrations.upgrade()
 with session_scope() as s:

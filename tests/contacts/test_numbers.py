@@ -1,6 +1,6 @@
 import pytest
 
-from relaydesk.contacts.numbers import InvalidNumber, loose_e164, normalize, parse_address
+from relaydesk.channels.twilio.numbers import InvalidNumber, loose_e164, normalize, parse_address
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 import pytest
 
-from relaydesk.messaging.segments import count_segments
+from relaydesk.channels.twilio.segments import count_segments
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.core.errors import ProviderFailed
-from relaydesk.messaging.segments import count_segments
 from tests.conftest import wait_for
 from tests.news.digest_fakes import FakeIndex, digests_to, set_state, stored, warsaw
 from tests.news.digest_fakes import news_index as news_index  # a fixture

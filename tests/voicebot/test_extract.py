@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from relaydesk.contacts.numbers import loose_e164, parse_address
+from relaydesk.channels.twilio.numbers import loose_e164, parse_address
 from relaydesk.voicebot import extract
 from tests.elevenlabs_fake import elevenlabs_spec, summary_of
 from tests.voicebot.fixtures import month_of_conversations

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.messaging.models import Message
-from relaydesk.messaging.segments import count_segments
 from tests.web.conftest import MakeUser, browser_sign_in
 
 NewPage = Callable[..., Any]

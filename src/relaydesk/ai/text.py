@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from relaydesk.messaging.segments import count_segments
+from relaydesk.channels.twilio.segments import count_segments
 
 # A URL's last character is not sentence punctuation: "see https://…/Media/ME1." keeps its dot.
 _URL_TAIL = r"(?:[^\s<>\"']*[^\s<>\"'.,;:!?)\]])?"

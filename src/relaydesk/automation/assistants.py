@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import Assistant, AssistantSession, PhoneNumber
-from relaydesk.contacts.numbers import InvalidNumber, normalize
+from relaydesk.channels.twilio.numbers import InvalidNumber, normalize
+from relaydesk.contacts.consent import HELP_WORDS, START_WORDS, STOP_WORDS
 from relaydesk.core import settings_store
 from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
-from relaydesk.messaging.ingest import HELP_WORDS, START_WORDS, STOP_WORDS
 
 # Document 002 ended sessions on "end, stop, goodbye, bye, quit, exit, cancel"; four of
 # those are Twilio opt-out words, which unsubscribe the customer instead (opt-out wins).

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import PhoneNumber
+from relaydesk.channels.twilio.parsing import InboundRecord
 from relaydesk.core import settings_store
 from relaydesk.core.db import session_scope
-from relaydesk.messaging.ingest import InboundRecord
 
 CACHE_SECONDS = 1.0
 

@@ -29,13 +29,13 @@ from relaydesk.automation import assistants, context
 from relaydesk.automation import grounding as grounding_of
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import AssistantSession, AutomationRun, LLMUsage
+from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.contacts.models import Contact
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import RelaydeskError
 from relaydesk.media import service as media
 from relaydesk.messaging import service as messaging
-from relaydesk.messaging.ingest import opt_out_keyword
 from relaydesk.messaging.models import Conversation, Message
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from relaydesk.automation import settings as cfg
 from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import AutomationRun, LLMUsage
 from relaydesk.automation.schemas import AIConfigIn, RulesIn
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.contacts import service as contacts
 from relaydesk.contacts.models import Contact
 from relaydesk.core.audit import record
@@ -23,7 +24,6 @@ from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Forbidden, Invalid, NotConfigured, NotFound, ProviderFailed
 from relaydesk.core.netguard import BlockedAddress, check_public_url
 from relaydesk.messaging.models import Conversation, Message
-from relaydesk.messaging.segments import count_segments
 
 ADMIN_ONLY_AI_FIELDS = ("api_key", "base_url", "provider")
 

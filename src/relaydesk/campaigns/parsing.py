@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from relaydesk.contacts.numbers import InvalidNumber, parse_address
+from relaydesk.channels.twilio.numbers import InvalidNumber, parse_address
 
 # Commas, semicolons, tabs and line breaks always separate; spaces separate only where
 # they do not sit inside one number ("+48 600 100 200" is one number).

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 from relaydesk.campaigns.models import Batch, Recipient
 from relaydesk.campaigns.parsing import Parsed, parse_numbers
 from relaydesk.channels.twilio.account import current_account
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import queries
-from relaydesk.messaging.segments import count_segments
 from relaydesk.messaging.service import MAX_BODY, check_send_time
 
 FINAL = frozenset({"completed", "failed", "canceled"})

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from relaydesk.channels.twilio.numbers import InvalidNumber, normalize
 from relaydesk.contacts.models import Contact
-from relaydesk.contacts.numbers import InvalidNumber, normalize
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, utcnow
 from relaydesk.core.errors import Invalid
@@ -62,20 +62,3 @@ def get_or_create_many(
         for contact in session.scalars(select(Contact).where(Contact.phone.in_(phones))):
             found[(contact.phone, contact.channel)] = contact
     return {key: found[key] for key in wanted}
-
-
-def mark_opted_out_by_message(session: Session, message_id: int, reason: str) -> None:
-    """Twilio says the recipient of this message unsubscribed: never message them again."""
-    from relaydesk.messaging.models import Conversation, Message
-
-    contact_id = session.scalar(
-        select(Conversation.contact_id)
-        .join(Message, Message.conversation_id == Conversation.id)
-        .where(Message.id == message_id)
-    )
-    if contact_id is not None:
-        session.execute(
-            update(Contact)
-            .where(Contact.id == contact_id, Contact.opted_out_at.is_(None))
-            .values(opted_out_at=utcnow(), opt_out_reason=reason)
-        )

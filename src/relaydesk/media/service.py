@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from relaydesk.channels.twilio.parsing import media_of
 from relaydesk.core import netguard
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
@@ -54,8 +55,6 @@ class Claimed:
 
 def record_inbound(session: Session, message: Message) -> None:
     """Record a received message's files as pending and queue their download."""
-    from relaydesk.channels.twilio.webhooks import media_of
-
     now = utcnow()
     rows = [
         {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from relaydesk.channels.twilio.parsing import InboundRecord
 from relaydesk.core.tasks import periodic, task
 from relaydesk.media import service
 from relaydesk.messaging import hooks
-from relaydesk.messaging.ingest import InboundRecord
 from relaydesk.messaging.models import Message
 
 

@@ -26,12 +26,13 @@ from relaydesk.channels.twilio.gateway import (
     TwilioGateway,
     cached_gateway,
 )
+from relaydesk.contacts import consent
 from relaydesk.core import owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, session_scope, utcnow
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import reconcile
-from relaydesk.messaging.ingest import lock_sids
+from relaydesk.messaging.ingest import lock_sids, opt_out_recipient
 from relaydesk.messaging.models import Message, MessageEvent
 from relaydesk.messaging.service import send_time_refusal
 from relaydesk.messaging.status import FINAL, PENDING, SCHEDULED, can_move
@@ -409,10 +410,8 @@ def _replay_early_batch(session: Session, by_sid: dict[str, int]) -> None:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if code == 21610:
-            from relaydesk.contacts import service as contacts
-
-            contacts.mark_opted_out_by_message(session, mid, "Twilio error 21610")
+        if consent.means_unsubscribed(code):
+            opt_out_recipient(session, mid, f"Twilio error {code}")
 
 
 _events = Base.metadata.tables["message_events"]
@@ -469,10 +468,8 @@ def record_failure(snap: Snapshot, exc: GatewayError, *, may_have_landed: bool =
                 )
                 .execution_options(synchronize_session=False)
             )
-            if exc.code == 21610:
-                from relaydesk.contacts import service as contacts
-
-                contacts.mark_opted_out_by_message(session, snap.id, "Twilio error 21610")
+            if consent.means_unsubscribed(exc.code):
+                opt_out_recipient(session, snap.id, f"Twilio error {exc.code}")
             return Outcome("refused" if exc.permanent else "failed", exc)
         delay = backoff_seconds(snap.attempts)
         session.execute(

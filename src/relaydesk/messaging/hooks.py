@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from relaydesk.channels.twilio.parsing import InboundRecord
 from relaydesk.messaging.models import Message
-
-if TYPE_CHECKING:
-    from relaydesk.messaging.ingest import InboundRecord
 
 # Modules whose import registers inbound handlers with @on_inbound.
 # Order matters: media records a message's files before automation queues its answer.
@@ -24,7 +21,7 @@ HANDLER_MODULES: list[str] = ["relaydesk.media.tasks", "relaydesk.automation.tas
 
 InboundHandler = Callable[[Session, Message], None]
 # Asked when a message is stored: does this handler have anything to do with it?
-Wants = Callable[["InboundRecord"], bool]
+Wants = Callable[[InboundRecord], bool]
 _inbound_handlers: list[tuple[str, InboundHandler]] = []
 _wants: dict[str, Wants] = {}
 _loaded = False

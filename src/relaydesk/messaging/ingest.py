@@ -7,7 +7,6 @@ transaction; every statement is an index lookup, so the cost does not grow with 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -17,6 +16,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.errors import describe_error
+from relaydesk.channels.twilio.parsing import InboundRecord, StatusRecord, parse_inbound
+from relaydesk.contacts import consent
 from relaydesk.contacts.models import Contact
 from relaydesk.core.db import Base, UTCDateTime, utcnow
 from relaydesk.core.tasks import enqueue_after_commit
@@ -26,59 +27,23 @@ from relaydesk.messaging.models import Conversation, Message, MessageCounter
 
 log = logging.getLogger(__name__)
 
-STOP_WORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"}
-)
-START_WORDS = frozenset({"START", "UNSTOP", "YES"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
+
+def read_inbound(params: dict[str, str]) -> InboundRecord:
+    """An inbound webhook's record, with the consent keyword it carries (STOP, START, HELP)."""
+    record = parse_inbound(params)
+    record.opt_out = consent.opt_out_keyword(record.body, record.raw.get("OptOutType"))
+    return record
 
 
-@dataclass
-class InboundRecord:
-    """One inbound webhook, parsed."""
-
-    sid: str
-    channel: str  # sms | mms | whatsapp
-    contact_channel: str  # sms | whatsapp
-    participant: str  # customer E.164
-    from_addr: str
-    to_addr: str
-    body: str
-    media: list[dict[str, Any]]
-    num_segments: int
-    profile_name: str | None
-    opt_out: str | None  # "STOP" | "START" | "HELP" | None
-    raw: dict[str, str]
-    received_at: datetime = field(default_factory=utcnow)
-
-
-@dataclass
-class StatusRecord:
-    """One status callback, parsed."""
-
-    sid: str
-    status: str
-    error_code: int | None
-    raw: dict[str, str]
-    idempotency_token: str | None
-    received_at: datetime = field(default_factory=utcnow)
-
-
-def opt_out_keyword(body: str, opt_out_type: str | None) -> str | None:
-    """'STOP', 'START' or 'HELP' when the whole message is one of Twilio's keywords.
-
-    Twilio's Advanced Opt-Out names the keyword it matched in `OptOutType`; that wins.
-    """
-    if opt_out_type in ("STOP", "START", "HELP"):
-        return opt_out_type
-    word = body.strip().strip(".!").upper()
-    if word in STOP_WORDS:
-        return "STOP"
-    if word in START_WORDS:
-        return "START"
-    if word in HELP_WORDS:
-        return "HELP"
-    return None
+def opt_out_recipient(session: Session, message_id: int, reason: str) -> None:
+    """Twilio says the recipient of this message unsubscribed: never message them again."""
+    contact_id = session.scalar(
+        select(Conversation.contact_id)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .where(Message.id == message_id)
+    )
+    if contact_id is not None:
+        consent.opt_out(session, contact_id, reason)
 
 
 @lru_cache(maxsize=4)
@@ -410,8 +375,6 @@ def apply_status(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    if error_code == 21610:
-        from relaydesk.contacts import service as contacts
-
-        contacts.mark_opted_out_by_message(session, message_id, "Twilio error 21610")
+    if consent.means_unsubscribed(error_code):
+        opt_out_recipient(session, message_id, f"Twilio error {error_code}")
     return True

@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from relaydesk.channels.twilio.gateway import GatewayError, TwilioGateway
+from relaydesk.channels.twilio.parsing import StatusRecord
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, session_scope, utcnow
-from relaydesk.messaging.ingest import StatusRecord, record_statuses
+from relaydesk.messaging.ingest import record_statuses
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.status import FINAL
 

@@ -12,8 +12,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.account import current_account
+from relaydesk.channels.twilio.numbers import Address, InvalidNumber, parse_address
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.contacts import service as contacts
-from relaydesk.contacts.numbers import Address, InvalidNumber, parse_address
 from relaydesk.core import audit, owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, utcnow
@@ -23,7 +24,6 @@ from relaydesk.media import service as media
 from relaydesk.media.service import OutboundFile
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
 from relaydesk.messaging.models import Conversation, Message
-from relaydesk.messaging.segments import count_segments
 from relaydesk.messaging.status import PENDING, SCHEDULED
 
 if TYPE_CHECKING:

@@ -28,13 +28,13 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from relaydesk.channels.twilio.parsing import BadWebhook, parse_inbound, parse_status
+from relaydesk.channels.twilio.parsing import BadWebhook, InboundRecord, StatusRecord, parse_status
 from relaydesk.core import audit
 from relaydesk.core import db as database
 from relaydesk.core.db import bounded_wait, is_lock_wait, session_scope, utcnow
 from relaydesk.core.errors import Invalid, NotFound, Unavailable
 from relaydesk.messaging import spoolfile
-from relaydesk.messaging.ingest import InboundRecord, StatusRecord, record_statuses, store_inbound
+from relaydesk.messaging.ingest import read_inbound, record_statuses, store_inbound
 from relaydesk.messaging.models import MessageEvent
 from relaydesk.messaging.spoolfile import DAMAGED, ENTRY_ID, SpoolCounts, SpoolEntry
 
@@ -220,7 +220,7 @@ def _store(entries: list[SpoolEntry]) -> None:
 def _record(entry: SpoolEntry) -> InboundRecord | StatusRecord:
     record: InboundRecord | StatusRecord
     if entry.kind == "inbound":
-        record = parse_inbound(entry.params)
+        record = read_inbound(entry.params)
     elif entry.kind == "status":
         record = parse_status(entry.params, entry.token)
     elif entry.kind == DAMAGED:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.automation import service as automation
 from relaydesk.automation.views import answering_mode
+from relaydesk.channels.twilio.segments import GSM7_BASIC, GSM7_EXTENSION
 from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, NotFound, RelaydeskError
@@ -22,7 +23,6 @@ from relaydesk.media import kinds, store, vcard
 from relaydesk.media import service as media
 from relaydesk.messaging import outbox, queries, scheduled, service, templates
 from relaydesk.messaging.models import Message
-from relaydesk.messaging.segments import GSM7_BASIC, GSM7_EXTENSION
 from relaydesk.messaging.status import KNOWN
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.forms import form_datetime

@@ -13,14 +13,10 @@ import queue
 import threading
 from dataclasses import dataclass
 
+from relaydesk.channels.twilio.parsing import InboundRecord, StatusRecord
 from relaydesk.core.db import bounded_wait, session_scope
 from relaydesk.messaging import spool
-from relaydesk.messaging.ingest import (
-    InboundRecord,
-    StatusRecord,
-    record_statuses,
-    store_inbound,
-)
+from relaydesk.messaging.ingest import record_statuses, store_inbound
 
 log = logging.getLogger(__name__)
 

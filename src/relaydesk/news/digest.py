@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from relaydesk.ai.text import trim_to_segments
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.core.errors import Conflict, Invalid, ProviderFailed, RelaydeskError
-from relaydesk.messaging.segments import count_segments
 
 if TYPE_CHECKING:
     from relaydesk.news.retrieval import Passage

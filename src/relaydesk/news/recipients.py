@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.contacts.numbers import InvalidNumber, parse_address
+from relaydesk.channels.twilio.numbers import InvalidNumber, parse_address
 from relaydesk.core import audit
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow

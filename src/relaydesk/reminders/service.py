@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.contacts.numbers import Address, InvalidNumber, parse_address
+from relaydesk.channels.twilio.numbers import Address, InvalidNumber, parse_address
 from relaydesk.core import audit
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow

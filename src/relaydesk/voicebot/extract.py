@@ -14,7 +14,7 @@ from typing import Any
 
 import phonenumbers
 
-from relaydesk.contacts.numbers import InvalidNumber, normalize
+from relaydesk.channels.twilio.numbers import InvalidNumber, normalize
 from relaydesk.core.config import get_settings
 
 TRANSFER_TOOLS = ("transfer_to_number", "transfer_to_agent")

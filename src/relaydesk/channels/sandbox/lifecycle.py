@@ -9,8 +9,8 @@ from relaydesk.channels.sandbox.knobs import FailureRule
 from relaydesk.channels.sandbox.store import StoredMessage
 from relaydesk.channels.sandbox.validation import is_whatsapp
 from relaydesk.channels.twilio.errors import describe_error
+from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.core.config import SANDBOX_DEFAULT_FROM, Settings
-from relaydesk.messaging.segments import count_segments
 
 # No further status callbacks follow these.
 TERMINAL = frozenset({"delivered", "undelivered", "failed", "received", "canceled", "read"})

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from relaydesk.contacts.numbers import WHATSAPP_PREFIX, loose_e164
-from relaydesk.messaging.ingest import InboundRecord, StatusRecord, opt_out_keyword
-from relaydesk.messaging.status import KNOWN
+from relaydesk.channels.twilio.numbers import WHATSAPP_PREFIX, loose_e164
+from relaydesk.core.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,58 @@ TOKEN_LENGTH = 128
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _ASCII_DIGITS = re.compile("[0-9]+")
+
+
+# Twilio's message statuses (message_enum_status in its API description).
+MESSAGE_STATUSES = frozenset(
+    {
+        "accepted",
+        "scheduled",
+        "canceled",
+        "queued",
+        "sending",
+        "sent",
+        "failed",
+        "delivered",
+        "undelivered",
+        "receiving",
+        "received",
+        "read",
+        "partially_delivered",
+    }
+)
+
+
+@dataclass
+class InboundRecord:
+    """One inbound webhook, parsed."""
+
+    sid: str
+    channel: str  # sms | mms | whatsapp
+    contact_channel: str  # sms | whatsapp
+    participant: str  # customer E.164
+    from_addr: str
+    to_addr: str
+    body: str
+    media: list[dict[str, Any]]
+    num_segments: int
+    profile_name: str | None
+    # "STOP" | "START" | "HELP" | None, filled by the reader: consent is not Twilio's rule.
+    opt_out: str | None
+    raw: dict[str, str]
+    received_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class StatusRecord:
+    """One status callback, parsed."""
+
+    sid: str
+    status: str
+    error_code: int | None
+    raw: dict[str, str]
+    idempotency_token: str | None
+    received_at: datetime = field(default_factory=utcnow)
 
 
 class BadWebhook(ValueError):
@@ -92,7 +146,7 @@ def parse_inbound(params: dict[str, str]) -> InboundRecord:
         media=media,
         num_segments=bounded_int(raw.get("NumSegments"), 1, MAX_SEGMENTS, 1),
         profile_name=(raw.get("ProfileName") or "")[:PROFILE_NAME_LENGTH] or None,
-        opt_out=opt_out_keyword(body, raw.get("OptOutType")),
+        opt_out=None,
         raw=raw,
     )
 
@@ -117,7 +171,7 @@ def parse_status(params: dict[str, str], idempotency_token: str | None) -> Statu
     status = (raw.get("MessageStatus") or raw.get("SmsStatus") or "").strip().lower()
     if not sid or not status:
         raise BadWebhook("a status callback needs MessageSid and MessageStatus")
-    if status not in KNOWN:
+    if status not in MESSAGE_STATUSES:
         log.warning("unknown message status %.40r for %.64r; stored as an event only", status, sid)
     token = storable(idempotency_token)[:TOKEN_LENGTH] if idempotency_token else None
     return StatusRecord(

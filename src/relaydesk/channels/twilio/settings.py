@@ -23,8 +23,8 @@ from relaydesk.channels.twilio.account import (
     resolve,
 )
 from relaydesk.channels.twilio.gateway import TWILIO_API, GatewayError, TwilioGateway, make_client
+from relaydesk.channels.twilio.numbers import WHATSAPP_PREFIX, InvalidNumber, normalize
 from relaydesk.channels.twilio.schemas import TwilioSettingsIn
-from relaydesk.contacts.numbers import WHATSAPP_PREFIX, InvalidNumber, normalize
 from relaydesk.core import settings_store
 from relaydesk.core.config import SANDBOX_CREDENTIALS_FILE, Settings, get_settings
 from relaydesk.core.errors import Conflict, Invalid

@@ -12,11 +12,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaydesk.channels.twilio.account import TwilioAccount, current_account_async
-from relaydesk.channels.twilio.parsing import BadWebhook, parse_inbound, parse_status
-from relaydesk.channels.twilio.parsing import media_of as media_of  # media reads files with it
+from relaydesk.channels.twilio.parsing import BadWebhook, InboundRecord, StatusRecord, parse_status
 from relaydesk.channels.twilio.signature import SignatureChecker
 from relaydesk.core.config import get_settings
-from relaydesk.messaging.ingest import InboundRecord, StatusRecord
+from relaydesk.messaging.ingest import read_inbound
 from relaydesk.messaging.writer import get_writer
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ async def _handle(
 
 async def inbound(request: Request) -> Response:
     """POST /twilio/inbound — a customer's SMS, MMS or WhatsApp message."""
-    refused = await _handle(request, lambda params, _: parse_inbound(params))
+    refused = await _handle(request, lambda params, _: read_inbound(params))
     return refused or Response(EMPTY_TWIML, media_type="text/xml")
 
 

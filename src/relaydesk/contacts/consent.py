@@ -1,0 +1,52 @@
+"""Consent: the keywords that unsubscribe and resubscribe, and Twilio's "unsubscribed" error.
+
+One place decides what counts as opting out, for the webhook path, the automatic answers
+and the delivery path alike.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from relaydesk.contacts.models import Contact
+from relaydesk.core.db import utcnow
+
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"}
+)
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+# Twilio refuses a message to someone who replied STOP to this sender with this code.
+UNSUBSCRIBED_ERROR = 21610
+
+
+def opt_out_keyword(body: str, opt_out_type: str | None) -> str | None:
+    """'STOP', 'START' or 'HELP' when the whole message is one of Twilio's keywords.
+
+    Twilio's Advanced Opt-Out names the keyword it matched in `OptOutType`; that wins.
+    """
+    if opt_out_type in ("STOP", "START", "HELP"):
+        return opt_out_type
+    word = body.strip().strip(".!").upper()
+    if word in STOP_WORDS:
+        return "STOP"
+    if word in START_WORDS:
+        return "START"
+    if word in HELP_WORDS:
+        return "HELP"
+    return None
+
+
+def means_unsubscribed(error_code: int | None) -> bool:
+    """True when Twilio's error says the recipient has unsubscribed from this sender."""
+    return error_code == UNSUBSCRIBED_ERROR
+
+
+def opt_out(session: Session, contact_id: int, reason: str) -> None:
+    """Never message this contact again (until they text START); keeps the first reason."""
+    session.execute(
+        update(Contact)
+        .where(Contact.id == contact_id, Contact.opted_out_at.is_(None))
+        .values(opted_out_at=utcnow(), opt_out_reason=reason)
+    )
