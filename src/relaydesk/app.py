@@ -21,14 +21,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk import __version__
 from relaydesk.channels.twilio.account import current_account
-from relaydesk.channels.twilio.settings_api import router as twilio_settings_router
+from relaydesk.core import domains
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import database_kind, get_engine
 from relaydesk.core.errors import Invalid, RelaydeskError, Unavailable
 from relaydesk.core.heap import settle_after_startup
 from relaydesk.core.proxies import ForwardedHeaders
 from relaydesk.messaging import spool
-from relaydesk.messaging.api import router as messaging_router
 from relaydesk.messaging.webhooks import WebhookFrontDoor
 from relaydesk.messaging.writer import get_writer
 from relaydesk.openapi import describe
@@ -237,29 +236,8 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    app.include_router(messaging_router)
-    app.include_router(twilio_settings_router)
-    from relaydesk.admin.api import router as audit_router
-    from relaydesk.auth.api import router as users_router
-    from relaydesk.automation.api import router as automation_router
-    from relaydesk.campaigns.api import router as campaigns_router
-    from relaydesk.jobs.api import router as jobs_router
-    from relaydesk.media.api import router as media_router
-    from relaydesk.news.api import router as news_router
-    from relaydesk.news.digest_api import router as digest_router
-    from relaydesk.reminders.api import router as reminders_router
-    from relaydesk.voicebot.api import router as voicebot_router
-
-    app.include_router(users_router)
-    app.include_router(audit_router)
-    app.include_router(automation_router)
-    app.include_router(reminders_router)
-    app.include_router(campaigns_router)
-    app.include_router(jobs_router)
-    app.include_router(media_router)
-    app.include_router(news_router)
-    app.include_router(digest_router)
-    app.include_router(voicebot_router)
+    for module in domains.load("api"):
+        app.include_router(module.router)
     if settings.embedded_sandbox:
         from relaydesk.channels.sandbox.deps import require_sandbox_mode
         from relaydesk.channels.sandbox.emulator import router as emulator_router

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -19,8 +19,9 @@ from relaydesk.automation.schemas import AIConfigIn, AssistantIn, RulesIn
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
-from relaydesk.core.errors import Invalid, RelaydeskError
+from relaydesk.core.errors import Invalid, NotFound, RelaydeskError
 from relaydesk.deps import Id
+from relaydesk.messaging import views as messaging_views
 from relaydesk.messaging.models import Conversation
 from relaydesk.messaging.queries import message_dict
 from relaydesk.web.deps import PanelOperator, PanelViewer
@@ -356,3 +357,47 @@ def answering_mode(session: Session, number: str) -> dict[str, Any]:
     if service.auto_reply_view(session)["enabled"]:
         return {"kind": "auto_reply"}
     return {"kind": "none"}
+
+
+# The chat page (messaging's) shows the bot's state and which knowledge an answer used.
+@messaging_views.chat_part
+def _bot_context(number: str) -> dict[str, Any]:
+    """Whether the bot answers this customer now (None before any conversation exists)."""
+    with session_scope(write=False) as session:
+        try:
+            state = service.conversation_state(session, number)
+        except NotFound:
+            return {"participant": number, "bot": None}
+        return {"participant": number, "bot": state, "answering": answering_mode(session, number)}
+
+
+@router.get("/chat/{participant}/bot", response_class=HTMLResponse)
+def chat_bot(request: Request, participant: str, user: PanelViewer) -> Response:
+    """The bot's status line and switch (reloaded live)."""
+    number = participant_number(participant)
+    return render(request, "messages/_bot.html", _bot_context(number), user=user)
+
+
+@router.post("/chat/{participant}/bot", response_class=HTMLResponse)
+def chat_bot_switch(
+    request: Request,
+    participant: str,
+    user: PanelOperator,
+    enabled: Annotated[str | None, Form(max_length=10)] = None,
+) -> Response:
+    """Switch automatic answers on or off for this customer (on also ends a takeover pause)."""
+    number = participant_number(participant)
+    with session_scope() as session:
+        service.set_conversation_automation(session, number, enabled == "on", user.actor)
+    return render(request, "messages/_bot.html", _bot_context(number), user=user)
+
+
+@messaging_views.thread_part
+def _grounding(session: Session, number: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which knowledge each automatic answer in the thread was grounded in."""
+    grounded = service.knowledge_for(
+        session, number, [m["id"] for m in items if m["direction"] == "outbound"]
+    )
+    for item in items:
+        item["knowledge"] = grounded.get(item["id"])
+    return {}

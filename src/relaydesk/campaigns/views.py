@@ -15,8 +15,7 @@ from relaydesk.campaigns.service import MAX_INPUT_CHARS
 from relaydesk.core.db import session_scope
 from relaydesk.deps import Id
 from relaydesk.messaging.service import MAX_INPUT
-from relaydesk.messaging.views import CHANGED
-from relaydesk.messaging.views import _segment_rules as segment_rules
+from relaydesk.messaging.views import CHANGED, segment_rules
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.forms import form_datetime
 from relaydesk.web.labels import N_

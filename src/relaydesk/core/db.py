@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from relaydesk.core import domains
 from relaydesk.core.config import get_settings
 
 NAMING_CONVENTION = {
@@ -153,9 +154,7 @@ def get_engine() -> Engine:
     """The process-wide engine built from settings."""
     # Every table must be mapped before the first flush: a worker process imports only
     # its task modules, and a flush sorts tables by their foreign keys (e.g. users).
-    import relaydesk.models  # noqa: F401
-    from relaydesk.core.config import get_settings
-
+    domains.load_models()
     return make_engine(get_settings().sqlalchemy_url)
 
 

@@ -19,24 +19,11 @@ from huey.consumer import Consumer
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
+from relaydesk.core import domains
 from relaydesk.core.config import get_settings
 from relaydesk.core.heap import settle_after_startup
 
 log = logging.getLogger(__name__)
-
-# Modules whose import registers tasks; later domains add theirs here.
-TASK_MODULES = [
-    "relaydesk.messaging.tasks",
-    "relaydesk.media.tasks",
-    "relaydesk.automation.tasks",
-    "relaydesk.reminders.tasks",
-    "relaydesk.campaigns.tasks",
-    "relaydesk.jobs.tasks",
-    "relaydesk.news.jobs",
-    "relaydesk.news.digest_tasks",
-    "relaydesk.voicebot.tasks",
-    "relaydesk.maintenance",
-]
 
 
 @dataclass
@@ -87,7 +74,7 @@ def _build_huey() -> Huey:
         huey = SqliteHuey(
             "relaydesk", filename=str(settings.data_dir / "queue.db"), utc=True, timeout=10
         )
-    for module in TASK_MODULES:
+    for module in domains.task_modules():
         importlib.import_module(module)
     _registry.wrappers.clear()
     for name, spec in _registry.specs.items():

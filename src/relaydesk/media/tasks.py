@@ -21,6 +21,16 @@ def inbound(session: Session, message: Message) -> None:
     service.record_inbound(session, message)
 
 
+class _OutboundFiles:
+    """The files of messages we send: checked before storing, kept with the message."""
+
+    inspect = staticmethod(service.inspect_outbound)
+    record = staticmethod(service.record_outbound)
+
+
+hooks.on_outbound_files(_OutboundFiles())
+
+
 @task("media.process")
 def process(message_id: int) -> None:
     """Download and understand one message's pending files."""

@@ -1,23 +1,21 @@
 """Follow-up work for stored inbound messages, registered by later domains.
 
-Handler modules are listed here (not discovered) so that the web process, which stores
-messages, and the workers, which run the handlers, always agree on whether there is
-follow-up work at all.
+Handler modules come from the registry of domains (core.domains), not discovery, so that
+the web process, which stores messages, and the workers, which run the handlers, always
+agree on whether there is follow-up work at all.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.parsing import InboundRecord
+from relaydesk.core import domains
 from relaydesk.messaging.models import Message
-
-# Modules whose import registers inbound handlers with @on_inbound.
-# Order matters: media records a message's files before automation queues its answer.
-HANDLER_MODULES: list[str] = ["relaydesk.media.tasks", "relaydesk.automation.tasks"]
 
 InboundHandler = Callable[[Session, Message], None]
 # Asked when a message is stored: does this handler have anything to do with it?
@@ -56,11 +54,45 @@ def wanted(record: InboundRecord) -> bool:
     return any(name not in _wants or _wants[name](record) for name, _ in inbound_handlers())
 
 
-def inbound_handlers() -> list[tuple[str, InboundHandler]]:
-    """The registered handlers, in registration order."""
+def _load() -> None:
     global _loaded
     if not _loaded:
-        for module in HANDLER_MODULES:
+        # The registry's order: media records a message's files before automation answers.
+        for module in domains.inbound_modules():
             importlib.import_module(module)
         _loaded = True
+
+
+def inbound_handlers() -> list[tuple[str, InboundHandler]]:
+    """The registered handlers, in registration order."""
+    _load()
     return list(_inbound_handlers)
+
+
+class OutboundFiles(Protocol):
+    """What a later domain (media) does with the files of a message we send."""
+
+    def inspect(self, session: Session, urls: list[str], channel: str) -> list[Any]:
+        """The files behind these links, checked for this channel; Invalid says why not."""
+        ...
+
+    def record(self, session: Session, message_id: int, files: list[Any]) -> None:
+        """Keep the checked files with the stored message."""
+        ...
+
+
+_outbound_files: OutboundFiles | None = None
+
+
+def on_outbound_files(handler: OutboundFiles) -> None:
+    """Register the one handler of outbound files (media does, when its tasks load)."""
+    global _outbound_files
+    _outbound_files = handler
+
+
+def outbound_files() -> OutboundFiles:
+    """The registered handler of outbound files; a message with files needs one."""
+    _load()
+    if _outbound_files is None:
+        raise RuntimeError("no domain handles the files of outbound messages")
+    return _outbound_files

@@ -20,8 +20,7 @@ from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
 from relaydesk.core.tasks import enqueue_after_commit
-from relaydesk.media import service as media
-from relaydesk.media.service import OutboundFile
+from relaydesk.messaging import hooks
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
 from relaydesk.messaging.models import Conversation, Message
 from relaydesk.messaging.status import PENDING, SCHEDULED
@@ -91,7 +90,7 @@ class _Ready:
     address: Address
     body: str
     send_at: datetime | None
-    files: list[OutboundFile] = field(default_factory=list)
+    files: list[Any] = field(default_factory=list)  # media's checked files
 
 
 def send_many(
@@ -129,7 +128,7 @@ def send_many(
             _check_content(body, req, address.channel)
             send_at = check_send_time(req.send_at, now)
             files = (
-                media.inspect_outbound(session, req.media_urls, _channel(address, req))
+                hooks.outbound_files().inspect(session, req.media_urls, _channel(address, req))
                 if req.media_urls
                 else []
             )
@@ -235,7 +234,7 @@ def send_many(
         )
     for (r, _, _), mid in zip(accepted, ids, strict=True):
         if r.files:
-            media.record_outbound(session, mid, r.files)
+            hooks.outbound_files().record(session, mid, r.files)
     for (r, _, _), mid in zip(accepted, ids, strict=True):
         results[r.index] = mid
         if r.send_at is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -12,15 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relaydesk.auth.sessions import SignedIn
-from relaydesk.automation import service as automation
-from relaydesk.automation.views import answering_mode
 from relaydesk.channels.twilio.segments import GSM7_BASIC, GSM7_EXTENSION
 from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
-from relaydesk.core.errors import Invalid, NotFound, RelaydeskError
+from relaydesk.core.errors import Invalid, RelaydeskError
 from relaydesk.deps import Id
-from relaydesk.media import kinds, store, vcard
-from relaydesk.media import service as media
 from relaydesk.messaging import outbox, queries, scheduled, service, templates
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.status import KNOWN
@@ -35,7 +32,36 @@ STATUS_CHOICES = sorted(KNOWN)
 CHANGED = "rd:changed"  # the client-side event that makes live fragments reload
 
 
-def _segment_rules() -> dict[str, str]:
+# Later domains add to the chat page when their views load: what they know about the
+# messages of a thread (a ThreadPart may annotate the items and returns extra context)
+# and about the conversation (a ChatPart's context joins the page's).
+ThreadPart = Callable[[Session, str, list[dict[str, Any]]], dict[str, Any]]
+ChatPart = Callable[[str], dict[str, Any]]
+_thread_parts: list[ThreadPart] = []
+_chat_parts: list[ChatPart] = []
+
+
+def thread_part(func: ThreadPart) -> ThreadPart:
+    """Register something a later domain adds to every thread (files, sources)."""
+    _thread_parts.append(func)
+    return func
+
+
+def chat_part(func: ChatPart) -> ChatPart:
+    """Register something a later domain adds to the chat page (the bot's state)."""
+    _chat_parts.append(func)
+    return func
+
+
+def chat_extras(number: str) -> dict[str, Any]:
+    """What the registered chat parts add for this customer."""
+    extras: dict[str, Any] = {}
+    for part in _chat_parts:
+        extras.update(part(number))
+    return extras
+
+
+def segment_rules() -> dict[str, str]:
     """The GSM-7 alphabet, for the browser's segment counter (same rules as the server)."""
     return {"basic": "".join(sorted(GSM7_BASIC)), "extension": "".join(sorted(GSM7_EXTENSION))}
 
@@ -95,7 +121,7 @@ def messages_page(
     return render(
         request,
         "messages/index.html",
-        {**context, "tab": "messages", "segment_rules": _segment_rules()},
+        {**context, "tab": "messages", "segment_rules": segment_rules()},
         user=user,
     )
 
@@ -219,20 +245,18 @@ Before = Annotated[str | None, Query(max_length=200)]
 
 
 def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
     with session_scope(write=False) as session:
         items, older, opted_out = queries.thread(
             session, number, limit=THREAD_PAGE, before=before or None
-        )
-        grounded = automation.knowledge_for(
-            session, number, [m["id"] for m in items if m["direction"] == "outbound"]
         )
         shared = _shared_by_customer(
             session, [m["id"] for m in items if m["direction"] == "inbound"]
         )
         for item in items:
-            item["knowledge"] = grounded.get(item["id"])
             item.update(shared.get(item["id"], {}))
-            item["media"] = [_with_cards(session, file) for file in item["media"]]
+        for part in _thread_parts:
+            extras.update(part(session, number, items))
     channel = next((m["channel"] for m in reversed(items) if m["direction"] == "inbound"), "sms")
     return {
         "participant": number,
@@ -241,14 +265,8 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
         "before": before or "",
         "opted_out": opted_out,
         "channel": "whatsapp" if channel == "whatsapp" else "sms",
-        # While a file is still downloading the thread asks again by itself.
-        "media_pending": any(
-            file.get("state") in media.UNFINISHED for m in items for file in m["media"]
-        ),
+        **extras,
     }
-
-
-CARD_MAX_BYTES = 64 * 1024
 
 
 def _shared_by_customer(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -288,22 +306,6 @@ def _location(params: dict[str, Any]) -> dict[str, str] | None:
     }
 
 
-def _with_cards(session: Session, file: dict[str, Any]) -> dict[str, Any]:
-    """A shared contact with the names and numbers read from its (small) vCard."""
-    if file.get("kind") != "contact" or file.get("state") != "stored":
-        return file
-    if (file.get("size") or 0) > CARD_MAX_BYTES:
-        return file
-    row = media.get(session, int(file["id"]))
-    if row is None or not row.sha256:
-        return file
-    try:
-        cards = vcard.parse(store.read(row.sha256))
-    except (OSError, ValueError):
-        return file
-    return {**file, "cards": cards}
-
-
 def _window_context(number: str, channel: str) -> dict[str, Any]:
     """The WhatsApp 24-hour window with this customer (None outside WhatsApp)."""
     if channel != "whatsapp":
@@ -316,23 +318,13 @@ def _window_context(number: str, channel: str) -> dict[str, Any]:
     return {"participant": number, "window": window}
 
 
-def _bot_context(number: str) -> dict[str, Any]:
-    """Whether the bot answers this customer now (None before any conversation exists)."""
-    with session_scope(write=False) as session:
-        try:
-            state = automation.conversation_state(session, number)
-        except NotFound:
-            return {"participant": number, "bot": None}
-        return {"participant": number, "bot": state, "answering": answering_mode(session, number)}
-
-
 @router.get("/chat/{participant}", response_class=HTMLResponse)
 def chat_page(
     request: Request, participant: str, user: PanelViewer, before: Before = None
 ) -> Response:
     """The conversation with one customer as chat bubbles, with a composer."""
     number = participant_number(participant)
-    context = {**_thread_context(number, before), **_bot_context(number)}
+    context = {**_thread_context(number, before), **chat_extras(number)}
     context.update(_window_context(number, context["channel"]))
     return render(
         request,
@@ -340,15 +332,10 @@ def chat_page(
         {
             **context,
             "tab": "messages",
-            "segment_rules": _segment_rules(),
-            "attach_types": ",".join(ATTACHABLE),
+            "segment_rules": segment_rules(),
         },
         user=user,
     )
-
-
-# What the composer offers to attach: what WhatsApp or MMS accept from us.
-ATTACHABLE = sorted(kinds.WHATSAPP_OUTBOUND | kinds.MMS_IMAGES | kinds.MMS_OTHER)
 
 
 @router.get("/chat/{participant}/window", response_class=HTMLResponse)
@@ -392,27 +379,6 @@ def chat_templates(request: Request, participant: str, user: PanelOperator) -> R
         {"participant": number, "templates": found, "error": error},
         user=user,
     )
-
-
-@router.get("/chat/{participant}/bot", response_class=HTMLResponse)
-def chat_bot(request: Request, participant: str, user: PanelViewer) -> Response:
-    """The bot's status line and switch (reloaded live)."""
-    number = participant_number(participant)
-    return render(request, "messages/_bot.html", _bot_context(number), user=user)
-
-
-@router.post("/chat/{participant}/bot", response_class=HTMLResponse)
-def chat_bot_switch(
-    request: Request,
-    participant: str,
-    user: PanelOperator,
-    enabled: Annotated[str | None, Form(max_length=10)] = None,
-) -> Response:
-    """Switch automatic answers on or off for this customer (on also ends a takeover pause)."""
-    number = participant_number(participant)
-    with session_scope() as session:
-        automation.set_conversation_automation(session, number, enabled == "on", user.actor)
-    return render(request, "messages/_bot.html", _bot_context(number), user=user)
 
 
 @router.get("/chat/{participant}/thread", response_class=HTMLResponse)

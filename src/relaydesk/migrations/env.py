@@ -5,8 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import relaydesk.models  # noqa: F401  (registers every table)
+from relaydesk.core import domains
 from relaydesk.core.db import Base, get_engine
+
+domains.load_models()  # every table in the metadata
 
 config = context.config
 target_metadata = Base.metadata

@@ -14,7 +14,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from relaydesk import __version__
+from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.sessions import SignedIn
+from relaydesk.core import domains
 from relaydesk.core.i18n import LANGUAGES, translations
 from relaydesk.web.context import environment_mode, request_language, signed_in
 from relaydesk.web.labels import labels
@@ -56,6 +58,8 @@ def environment() -> Environment:
     env.filters["when"] = _when
     env.filters["tojson_attr"] = lambda v: Markup(json.dumps(v, ensure_ascii=False))  # noqa: S704
     env.globals["LANGUAGES"] = LANGUAGES
+    env.globals["nav_tabs"] = domains.tabs()
+    env.globals["ROLE_RANK"] = ROLE_RANK
     env.globals["static_version"] = _static_version()
     return env
 

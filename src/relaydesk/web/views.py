@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relaydesk.auth import service as auth
 from relaydesk.auth import sessions
 from relaydesk.auth.models import User
+from relaydesk.core import domains
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
 from relaydesk.core.i18n import LANGUAGES
@@ -30,6 +31,7 @@ from relaydesk.web.context import (
     signed_in_async,
 )
 from relaydesk.web.deps import PanelViewer, check_csrf, same_origin
+from relaydesk.web.live import router as live_router
 from relaydesk.web.templating import STATIC_DIR, render
 
 router = APIRouter(include_in_schema=False)
@@ -228,26 +230,10 @@ class SecurityHeaders:
 
 def install_panel(app: FastAPI) -> None:
     """Mount the panel's pages, static files and headers on the application."""
-    from relaydesk.admin.views import router as admin_router
-    from relaydesk.automation.views import router as automation_router
-    from relaydesk.campaigns.views import router as campaigns_router
-    from relaydesk.messaging.views import router as messages_router
-    from relaydesk.news.digest_views import router as digest_views_router
-    from relaydesk.news.views import router as news_views_router
-    from relaydesk.reminders.views import router as reminders_router
-    from relaydesk.voicebot.views import router as voicebot_router
-    from relaydesk.web.live import router as live_router
-
     app.include_router(router)
     app.include_router(live_router)
-    app.include_router(messages_router)
-    app.include_router(automation_router)
-    app.include_router(reminders_router)
-    app.include_router(campaigns_router)
-    app.include_router(news_views_router)
-    app.include_router(digest_views_router)
-    app.include_router(voicebot_router)
-    app.include_router(admin_router)
+    for module in domains.load("views"):
+        app.include_router(module.router)
     if get_settings().embedded_sandbox:
         from relaydesk.channels.sandbox.views import router as sandbox_router
 
