@@ -415,7 +415,7 @@ def test_the_daily_schedule_refreshes_once_per_local_day(
     from sqlalchemy import select
 
     from relaydesk.jobs.models import Job
-    from relaydesk.news.jobs import scheduled_refresh
+    from relaydesk.news.tasks import scheduled_refresh
 
     scheduled_refresh()  # no schedule yet: nothing happens
     add_sources(api, publish(site))

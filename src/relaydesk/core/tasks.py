@@ -32,7 +32,7 @@ TASK_MODULES = [
     "relaydesk.reminders.tasks",
     "relaydesk.campaigns.tasks",
     "relaydesk.jobs.tasks",
-    "relaydesk.news.jobs",
+    "relaydesk.news.tasks",
     "relaydesk.news.digest_tasks",
     "relaydesk.voicebot.tasks",
     "relaydesk.maintenance",

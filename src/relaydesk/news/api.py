@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from relaydesk.core.db import session_scope
 from relaydesk.core.names import content_disposition
 from relaydesk.deps import Admin, Id, Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.news import files, indexes, jobs, retrieval, service
+from relaydesk.news import files, indexes, retrieval, service, tasks
 from relaydesk.news.schemas import (
     BuildIn,
     CategoryOut,
@@ -74,7 +74,7 @@ def delete_source(source_id: Id, principal: Operator, session: WriteSessionDep) 
 )
 def scrape(principal: Operator, session: WriteSessionDep, payload: ScrapeIn | None = None) -> Any:
     """Start a scrape of all (or the named) categories; follow it at /api/jobs/{job_id}."""
-    job = jobs.start_scrape(session, payload.categories if payload else None, principal.actor)
+    job = tasks.start_scrape(session, payload.categories if payload else None, principal.actor)
     return {"job_id": job.id}
 
 
@@ -124,7 +124,7 @@ def build_index(
 ) -> Any:
     """Start building an index from the news files; unchanged passages keep their vectors."""
     payload = payload or BuildIn()
-    job = jobs.start_build(session, payload.name, payload.categories, principal.actor)
+    job = tasks.start_build(session, payload.name, payload.categories, principal.actor)
     return {"job_id": job.id}
 
 

@@ -19,7 +19,7 @@ from relaydesk.core.errors import Invalid
 from relaydesk.deps import Id
 from relaydesk.jobs import service as job_service
 from relaydesk.jobs.service import ACTIVE
-from relaydesk.news import indexes, jobs, retrieval, service
+from relaydesk.news import indexes, retrieval, service, tasks
 from relaydesk.news.fetcher import human_size
 from relaydesk.news.schemas import RetrievalSettings, ScheduleSettings, TestIn
 from relaydesk.web.deps import PanelAdmin, PanelOperator, PanelViewer
@@ -28,7 +28,7 @@ from relaydesk.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 CHANGED = "news-changed"
-JOB_KINDS = (jobs.SCRAPE, jobs.BUILD, jobs.REFRESH)
+JOB_KINDS = (tasks.SCRAPE, tasks.BUILD, tasks.REFRESH)
 Text = Annotated[str, Form(max_length=2048)]
 Short = Annotated[str, Form(max_length=100)]
 
@@ -155,7 +155,7 @@ def _job_fragment(request: Request, user: SignedIn, job: dict[str, Any]) -> Resp
 def start_scrape(request: Request, user: PanelOperator) -> Response:
     """Start scraping every category; the progress fragment polls until it ends."""
     with session_scope() as session:
-        job = jobs.start_scrape(session, None, user.actor)
+        job = tasks.start_scrape(session, None, user.actor)
         session.flush()
         view = job_service.view(job)
     return render(request, "news/_job.html", {"job": view}, user=user)
@@ -165,7 +165,7 @@ def start_scrape(request: Request, user: PanelOperator) -> Response:
 def start_build(request: Request, user: PanelOperator, name: Short = "") -> Response:
     """Start building an index (default 'news') from the saved files."""
     with session_scope() as session:
-        job = jobs.start_build(session, name.strip() or service.DEFAULT_INDEX, None, user.actor)
+        job = tasks.start_build(session, name.strip() or service.DEFAULT_INDEX, None, user.actor)
         session.flush()
         view = job_service.view(job)
     return render(request, "news/_job.html", {"job": view}, user=user)
