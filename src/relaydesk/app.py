@@ -243,6 +243,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     from relaydesk.auth.api import router as users_router
     from relaydesk.automation.api import router as automation_router
     from relaydesk.campaigns.api import router as campaigns_router
+    from relaydesk.indexes.api import router as indexes_router
     from relaydesk.jobs.api import router as jobs_router
     from relaydesk.media.api import router as media_router
     from relaydesk.news.api import router as news_router
@@ -258,6 +259,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(media_router)
     app.include_router(news_router)
+    app.include_router(indexes_router)
     app.include_router(digest_router)
     app.include_router(voicebot_router)
     if settings.embedded_sandbox:

@@ -24,7 +24,7 @@ from relaydesk.core.errors import Conflict, Invalid, ProviderFailed, RelaydeskEr
 from relaydesk.messaging.segments import count_segments
 
 if TYPE_CHECKING:
-    from relaydesk.news.retrieval import Passage
+    from relaydesk.indexes.retrieval import Passage
 
 DEFAULT_TIMEZONE = "Europe/Warsaw"
 MODES = ("all_categories", "custom_prompt")
@@ -176,7 +176,7 @@ def compose(mode: str, prompt: str | None, max_segments: int) -> Digest:
     """
     # Imported when used: the index (FAISS, embedders) stays out of code paths that only
     # list or edit recipients.
-    from relaydesk.news import retrieval
+    from relaydesk.indexes import retrieval
 
     max_chars = max_segments * CHARS_PER_SEGMENT
     try:

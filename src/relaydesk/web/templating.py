@@ -36,6 +36,15 @@ def _when(value: datetime | None) -> Markup:
     )
 
 
+def human_size(size: int) -> str:
+    """A byte count as people read it: '5.2 MB'."""
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1_000_000:
+        return f"{size / 1000:.1f} kB"
+    return f"{size / 1_000_000:.1f} MB"
+
+
 def _static_version() -> str:
     """Changes whenever a static file does, so browsers never keep a stale script."""
     newest = max((p.stat().st_mtime_ns for p in STATIC_DIR.rglob("*") if p.is_file()), default=0)
@@ -56,6 +65,7 @@ def environment() -> Environment:
     env.filters["when"] = _when
     env.filters["tojson_attr"] = lambda v: Markup(json.dumps(v, ensure_ascii=False))  # noqa: S704
     env.globals["LANGUAGES"] = LANGUAGES
+    env.globals["human_size"] = human_size
     env.globals["static_version"] = _static_version()
     return env
 

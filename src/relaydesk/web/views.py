@@ -231,6 +231,7 @@ def install_panel(app: FastAPI) -> None:
     from relaydesk.admin.views import router as admin_router
     from relaydesk.automation.views import router as automation_router
     from relaydesk.campaigns.views import router as campaigns_router
+    from relaydesk.indexes.views import router as indexes_views_router
     from relaydesk.messaging.views import router as messages_router
     from relaydesk.news.digest_views import router as digest_views_router
     from relaydesk.news.views import router as news_views_router
@@ -245,6 +246,7 @@ def install_panel(app: FastAPI) -> None:
     app.include_router(reminders_router)
     app.include_router(campaigns_router)
     app.include_router(news_views_router)
+    app.include_router(indexes_views_router)
     app.include_router(digest_views_router)
     app.include_router(voicebot_router)
     app.include_router(admin_router)
