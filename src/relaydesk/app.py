@@ -243,11 +243,11 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     from relaydesk.auth.api import router as users_router
     from relaydesk.automation.api import router as automation_router
     from relaydesk.campaigns.api import router as campaigns_router
+    from relaydesk.digests.api import router as digest_router
     from relaydesk.indexes.api import router as indexes_router
     from relaydesk.jobs.api import router as jobs_router
     from relaydesk.media.api import router as media_router
     from relaydesk.news.api import router as news_router
-    from relaydesk.news.digest_api import router as digest_router
     from relaydesk.reminders.api import router as reminders_router
     from relaydesk.voicebot.api import router as voicebot_router
 

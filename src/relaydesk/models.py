@@ -12,10 +12,11 @@ from relaydesk.automation.models import (
 from relaydesk.campaigns.models import Batch, Recipient, SendPacer
 from relaydesk.contacts.models import Contact
 from relaydesk.core.models import AuditEntry, Setting
+from relaydesk.digests.models import NewsRecipient
 from relaydesk.jobs.models import Job
 from relaydesk.media.models import Attachment, MediaLink
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageEvent
-from relaydesk.news.models import NewsRecipient, NewsSource
+from relaydesk.news.models import NewsSource
 from relaydesk.reminders.models import Reminder, ReminderRun
 from relaydesk.voicebot.models import VoiceArchive, VoiceConversation, VoiceEvaluation, VoiceSyncRun
 

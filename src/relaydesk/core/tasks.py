@@ -33,7 +33,7 @@ TASK_MODULES = [
     "relaydesk.campaigns.tasks",
     "relaydesk.jobs.tasks",
     "relaydesk.news.tasks",
-    "relaydesk.news.digest_tasks",
+    "relaydesk.digests.tasks",
     "relaydesk.voicebot.tasks",
     "relaydesk.maintenance",
 ]

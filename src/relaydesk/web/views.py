@@ -231,9 +231,9 @@ def install_panel(app: FastAPI) -> None:
     from relaydesk.admin.views import router as admin_router
     from relaydesk.automation.views import router as automation_router
     from relaydesk.campaigns.views import router as campaigns_router
+    from relaydesk.digests.views import router as digest_views_router
     from relaydesk.indexes.views import router as indexes_views_router
     from relaydesk.messaging.views import router as messages_router
-    from relaydesk.news.digest_views import router as digest_views_router
     from relaydesk.news.views import router as news_views_router
     from relaydesk.reminders.views import router as reminders_router
     from relaydesk.voicebot.views import router as voicebot_router

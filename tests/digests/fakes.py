@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from relaydesk.digests.models import NewsRecipient
 from relaydesk.messaging.models import Message
-from relaydesk.news.models import NewsRecipient
 
 
 @dataclass
