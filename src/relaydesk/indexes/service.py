@@ -4,7 +4,7 @@ how many passages a question gets; and the embedder configured for them.
 The knowledge package does the work on disk; this adds who did what (the audit log),
 the status card's view of the active index, and the models in effect. The news domain
 builds indexes from its articles and the digests and automation domains ask them; this
-package knows none of them.
+package imports none of them (only automation's AI settings, for the models' keys).
 """
 
 from __future__ import annotations
