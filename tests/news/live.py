@@ -7,6 +7,7 @@ The live server runs in the test process, so a test may change its settings obje
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -88,10 +89,11 @@ def publish(site: Site) -> dict[str, str]:
 
 def wipe_news_data() -> None:
     """Remove the live server's news files and indexes (they are not database rows)."""
+    from relaydesk.indexes.service import index_root
     from relaydesk.news import service
 
     shutil.rmtree(service.news_dir(), ignore_errors=True)
-    shutil.rmtree(service.index_root(), ignore_errors=True)
+    shutil.rmtree(index_root(), ignore_errors=True)
 
 
 def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,3 +128,16 @@ def add_sources(client: httpx.Client, feeds: dict[str, str]) -> None:
     for category, url in feeds.items():
         answer = client.post("/api/news/sources", json={"category": category, "url": url})
         assert answer.status_code == 201, answer.text
+
+
+def audit_actions(api: httpx.Client) -> list[str]:
+    return [e["action"] for e in api.get("/api/audit", params={"action": "news."}).json()["items"]]
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No news files or indexes from other tests (before or after); the loopback site reachable."""
+    wipe_news_data()
+    allow_loopback(monkeypatch)
+    yield
+    wipe_news_data()

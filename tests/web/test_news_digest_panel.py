@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.news.digest_fakes import FakeIndex, digests_to
-from tests.news.digest_fakes import news_index as news_index  # a fixture
-from tests.news.digest_fakes import settle_deliveries as settle_deliveries  # autouse
+from tests.digests.fakes import FakeIndex, digests_to
+from tests.digests.fakes import news_index as news_index  # a fixture
+from tests.digests.fakes import settle_deliveries as settle_deliveries  # autouse
 from tests.web.conftest import MakeUser, browser_sign_in
 from tests.web.test_accessibility import LOW_CONTRAST, UNLABELLED
 from tests.web.test_automation_pages import as_htmx

@@ -63,7 +63,7 @@ def knowledge_indexes() -> list[str]:
 
 def find(index: str, query: str) -> Grounding:
     """The best passages of `index` for the customer's words (retrieval settings apply)."""
-    from relaydesk.news import retrieval
+    from relaydesk.indexes import retrieval
 
     text = scrub_twilio(query).strip()[-QUERY_CHARS:]
     if not text:

@@ -92,13 +92,15 @@ DOMAINS: tuple[Domain, ...] = (
         tasks=("tasks",),
         tabs=(Tab("multi_sms", "/multi-sms", N_("Multi-SMS")),),
     ),
+    Domain("relaydesk.indexes", api=("api",), views=("views",), models=None),
     Domain(
         "relaydesk.news",
-        api=("api", "digest_api"),
-        views=("views", "digest_views"),
-        tasks=("jobs", "digest_tasks"),
+        api=("api",),
+        views=("views",),
+        tasks=("tasks",),
         tabs=(Tab("news", "/news", N_("News")),),
     ),
+    Domain("relaydesk.digests", api=("api",), views=("views",), tasks=("tasks",)),
     Domain(
         "relaydesk.voicebot",
         api=("api",),

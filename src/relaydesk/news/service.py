@@ -1,4 +1,4 @@
-"""News sources, where the news files and indexes live, and the retrieval settings.
+"""News sources, the article files as the API and panel manage them, and the daily schedule.
 
 Sources are rows; a category is simply the `category` (slug) their rows share, and the
 label shown for it is the one typed with its first source. Settings are JSON values in
@@ -20,25 +20,20 @@ from relaydesk.core import settings_store
 from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.errors import Conflict, Invalid, NotFound
+from relaydesk.indexes.service import RETRIEVAL_KEY, Retrieval, read_retrieval
+from relaydesk.news import files
 from relaydesk.news.models import NewsSource
 from relaydesk.news.sources import Category, Source, category_slugs, normalise_url
 
-RETRIEVAL_KEY = "news.retrieval"
 SCHEDULE_KEY = "news.schedule"
 SCHEDULE_STATE_KEY = "news.schedule.state"
 DEFAULT_INDEX = "news"
 DEFAULT_TIMEZONE = "Europe/Warsaw"
-MAX_TOP_K = 50
 
 
 def news_dir() -> Path:
     """Where the per-category article files are kept."""
     return get_settings().data_dir / "news"
-
-
-def index_root() -> Path:
-    """Where the named vector indexes are kept."""
-    return get_settings().data_dir / "indexes"
 
 
 # --- Sources -------------------------------------------------------------------------------
@@ -140,21 +135,37 @@ def categories(session: Session, names: list[str] | None = None) -> list[Categor
     ]
 
 
+# --- Files ---------------------------------------------------------------------------------
+
+
+def list_files() -> list[dict[str, Any]]:
+    """The stored category files (name, category, kind, size in bytes, modified)."""
+    return [asdict(f) for f in files.list_files(news_dir())]
+
+
+def file_groups() -> list[dict[str, Any]]:
+    """The files by category, each with its .json and .txt entry (either may be missing)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for f in files.list_files(news_dir()):
+        group = groups.setdefault(f.category, {"category": f.category, "json": None, "txt": None})
+        group[f.kind] = asdict(f)
+    return list(groups.values())
+
+
+def delete_file(session: Session, name: str, actor: str) -> None:
+    """Delete one news file (NotFound / Invalid for anything that is not one)."""
+    files.delete_file(news_dir(), name)
+    record(session, actor, "news.file.delete", f"news_file:{name}", None)
+
+
+def delete_all_files(session: Session, actor: str) -> list[str]:
+    """Delete every news file; the names deleted."""
+    deleted = files.delete_all(news_dir())
+    record(session, actor, "news.file.delete_all", "news_files", {"deleted": deleted})
+    return deleted
+
+
 # --- Settings ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Retrieval:
-    """How many passages a question gets and how similar they must be (cosine, 0..1)."""
-
-    top_k: int = 5
-    min_score: float = 0.25
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
-            raise Invalid(f"top_k must be a whole number from 1 to {MAX_TOP_K}", field="top_k")
-        if not 0 <= float(self.min_score) <= 1:
-            raise Invalid("min_score must be between 0 and 1", field="min_score")
 
 
 @dataclass(frozen=True)
@@ -201,15 +212,6 @@ def parse_hhmm(text: str) -> time:
 def _stored(session: Session, key: str) -> dict[str, Any]:
     value = settings_store.read(session, [key]).values.get(key)
     return dict(value) if isinstance(value, dict) else {}
-
-
-def read_retrieval(session: Session) -> Retrieval:
-    """The stored retrieval settings (defaults where nothing usable is stored)."""
-    data = _stored(session, RETRIEVAL_KEY)
-    try:
-        return Retrieval(int(data.get("top_k", 5)), float(data.get("min_score", 0.25)))
-    except (Invalid, TypeError, ValueError):
-        return Retrieval()
 
 
 def read_schedule(session: Session) -> Schedule:

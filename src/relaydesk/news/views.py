@@ -1,5 +1,8 @@
 """Panel page of the news module: the News tab and its htmx fragments.
 
+The index sections (status card, index list, test box) are the indexes package's
+fragments (indexes/views.py); this page includes them.
+
 Every section is a fragment of its own that reloads itself when the page's
 `news-changed` event fires (a job finished, a source or an index changed), so an
 action in one section keeps the others current without a page reload.
@@ -9,48 +12,32 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.core.db import session_scope
-from relaydesk.core.errors import Invalid
 from relaydesk.deps import Id
+from relaydesk.indexes.schemas import RetrievalSettings
+from relaydesk.indexes.service import Retrieval
+from relaydesk.indexes.views import changed, indexes_context, status_context
 from relaydesk.jobs import service as job_service
 from relaydesk.jobs.service import ACTIVE
-from relaydesk.news import indexes, jobs, retrieval, service
-from relaydesk.news.fetcher import human_size
-from relaydesk.news.schemas import RetrievalSettings, ScheduleSettings, TestIn
+from relaydesk.news import service, tasks
+from relaydesk.news.schemas import ScheduleSettings
 from relaydesk.web.deps import PanelAdmin, PanelOperator, PanelViewer
+from relaydesk.web.forms import form_problem
 from relaydesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-CHANGED = "news-changed"
-JOB_KINDS = (jobs.SCRAPE, jobs.BUILD, jobs.REFRESH)
+JOB_KINDS = (tasks.SCRAPE, tasks.BUILD, tasks.REFRESH)
 Text = Annotated[str, Form(max_length=2048)]
 Short = Annotated[str, Form(max_length=100)]
 
 
-def _changed() -> dict[str, str]:
-    return {"HX-Trigger": CHANGED}
-
-
-def _form_problem(exc: ValidationError) -> Invalid:
-    """A schema's refusal of form values, as a notice the person can act on."""
-    problems = [
-        f"{'.'.join(str(p) for p in err['loc']) or 'form'}: {err['msg']}" for err in exc.errors()
-    ]
-    return Invalid("; ".join(dict.fromkeys(problems)))
-
-
 # --- Context of each section ---------------------------------------------------------------
-
-
-def _status() -> dict[str, Any]:
-    with session_scope(write=False) as session:
-        return {"status": indexes.status(session)}
 
 
 def _sources() -> dict[str, Any]:
@@ -59,11 +46,7 @@ def _sources() -> dict[str, Any]:
 
 
 def _files() -> dict[str, Any]:
-    return {"file_groups": indexes.file_groups(), "human_size": human_size}
-
-
-def _indexes() -> dict[str, Any]:
-    return {"indexes": indexes.list_indexes(), "human_size": human_size}
+    return {"file_groups": service.file_groups()}
 
 
 def _settings() -> dict[str, Any]:
@@ -94,20 +77,14 @@ def news_page(request: Request, user: PanelViewer) -> Response:
     """The News tab: index status, sources, scraping and building, files, indexes, tests."""
     context = {
         "tab": "news",
-        **_status(),
+        **status_context(),
         **_sources(),
         **_files(),
-        **_indexes(),
+        **indexes_context(),
         **_settings(),
         "running": _running_jobs(),
     }
     return render(request, "news/index.html", context, user=user)
-
-
-@router.get("/news/status", response_class=HTMLResponse)
-def status_card(request: Request, user: PanelViewer) -> Response:
-    """The index status card."""
-    return _section(request, user, "_status.html", _status())
 
 
 @router.get("/news/sources", response_class=HTMLResponse)
@@ -129,7 +106,7 @@ def add_source(
         row = service.add_source(session, category, url, kind, user.actor)
         added = service.source_dict(row)
     context = {**_sources(), "added": added}
-    return render(request, "news/_sources.html", context, headers=_changed(), user=user)
+    return render(request, "news/_sources.html", context, headers=changed(), user=user)
 
 
 @router.delete("/news/sources/{source_id}", response_class=HTMLResponse)
@@ -138,7 +115,7 @@ def delete_source(request: Request, source_id: Id, user: PanelOperator) -> Respo
     with session_scope() as session:
         service.delete_source(session, source_id, user.actor)
     context = {**_sources(), "removed": True}
-    return render(request, "news/_sources.html", context, headers=_changed(), user=user)
+    return render(request, "news/_sources.html", context, headers=changed(), user=user)
 
 
 # --- Jobs ----------------------------------------------------------------------------------
@@ -147,7 +124,7 @@ def delete_source(request: Request, source_id: Id, user: PanelOperator) -> Respo
 def _job_fragment(request: Request, user: SignedIn, job: dict[str, Any]) -> Response:
     # The fragment that sees the job end tells the other sections to reload.
     finished = job["status"] not in ACTIVE
-    headers = _changed() if finished else None
+    headers = changed() if finished else None
     return render(request, "news/_job.html", {"job": job}, headers=headers, user=user)
 
 
@@ -155,7 +132,7 @@ def _job_fragment(request: Request, user: SignedIn, job: dict[str, Any]) -> Resp
 def start_scrape(request: Request, user: PanelOperator) -> Response:
     """Start scraping every category; the progress fragment polls until it ends."""
     with session_scope() as session:
-        job = jobs.start_scrape(session, None, user.actor)
+        job = tasks.start_scrape(session, None, user.actor)
         session.flush()
         view = job_service.view(job)
     return render(request, "news/_job.html", {"job": view}, user=user)
@@ -165,7 +142,7 @@ def start_scrape(request: Request, user: PanelOperator) -> Response:
 def start_build(request: Request, user: PanelOperator, name: Short = "") -> Response:
     """Start building an index (default 'news') from the saved files."""
     with session_scope() as session:
-        job = jobs.start_build(session, name.strip() or service.DEFAULT_INDEX, None, user.actor)
+        job = tasks.start_build(session, name.strip() or service.DEFAULT_INDEX, None, user.actor)
         session.flush()
         view = job_service.view(job)
     return render(request, "news/_job.html", {"job": view}, user=user)
@@ -179,7 +156,7 @@ def job_progress(request: Request, job_id: Id, user: PanelViewer) -> Response:
     return _job_fragment(request, user, view)
 
 
-# --- Files and indexes ---------------------------------------------------------------------
+# --- Files ---------------------------------------------------------------------------------
 
 
 @router.get("/news/files", response_class=HTMLResponse)
@@ -192,89 +169,21 @@ def files_section(request: Request, user: PanelViewer) -> Response:
 def delete_file(request: Request, name: str, user: PanelAdmin) -> Response:
     """Delete one file."""
     with session_scope() as session:
-        indexes.delete_file(session, name, user.actor)
+        service.delete_file(session, name, user.actor)
     context = {**_files(), "deleted": [name]}
-    return render(request, "news/_files.html", context, headers=_changed(), user=user)
+    return render(request, "news/_files.html", context, headers=changed(), user=user)
 
 
 @router.delete("/news/files", response_class=HTMLResponse)
 def delete_all_files(request: Request, user: PanelAdmin) -> Response:
     """Delete every file."""
     with session_scope() as session:
-        deleted = indexes.delete_all_files(session, user.actor)
+        deleted = service.delete_all_files(session, user.actor)
     context = {**_files(), "deleted": deleted}
-    return render(request, "news/_files.html", context, headers=_changed(), user=user)
+    return render(request, "news/_files.html", context, headers=changed(), user=user)
 
 
-@router.get("/news/indexes", response_class=HTMLResponse)
-def indexes_section(request: Request, user: PanelViewer) -> Response:
-    """The index list."""
-    return _section(request, user, "_indexes.html", _indexes())
-
-
-@router.post("/news/indexes/{name}/activate", response_class=HTMLResponse)
-def activate_index(request: Request, name: str, user: PanelOperator) -> Response:
-    """Make an index the active one."""
-    with session_scope() as session:
-        indexes.activate(session, name, user.actor)
-    context = {**_indexes(), "done": ("activated", name)}
-    return render(request, "news/_indexes.html", context, headers=_changed(), user=user)
-
-
-@router.delete("/news/indexes/{name}", response_class=HTMLResponse)
-def delete_index(request: Request, name: str, user: PanelAdmin) -> Response:
-    """Delete an index."""
-    with session_scope() as session:
-        indexes.delete(session, name, user.actor)
-    context = {**_indexes(), "done": ("deleted", name)}
-    return render(request, "news/_indexes.html", context, headers=_changed(), user=user)
-
-
-@router.post("/news/faiss/import", response_class=HTMLResponse)
-def import_index(
-    request: Request,
-    user: PanelAdmin,
-    file: Annotated[UploadFile, File()],
-    name: Annotated[str, Form(max_length=63)] = "",
-    activate: Annotated[bool, Form()] = False,
-) -> Response:
-    """Restore an index from a backup ZIP (refusals come back as a notice)."""
-    with session_scope() as session:
-        manifest = indexes.import_backup(
-            session, file.file, name.strip() or None, activate, user.actor
-        )
-    context = {**_indexes(), "done": ("imported", manifest.name)}
-    return render(request, "news/_indexes.html", context, headers=_changed(), user=user)
-
-
-# --- Test box and settings -----------------------------------------------------------------
-
-
-@router.post("/news/test", response_class=HTMLResponse)
-def test_question(
-    request: Request,
-    user: PanelOperator,
-    query: Annotated[str, Form(max_length=4000)] = "",
-    mode: Short = "answer",
-    top_k: Short = "",
-    min_score: Short = "",
-) -> Response:
-    """Ask the active index; shows the answer (or why there is none) and the passages."""
-    try:
-        asked = TestIn.model_validate(
-            {
-                "query": query.strip(),
-                "mode": mode,
-                "top_k": top_k.strip() or None,
-                "min_score": min_score.strip() or None,
-            }
-        )
-    except ValidationError as exc:
-        raise _form_problem(exc) from None
-    result = retrieval.answer(
-        asked.query, mode=asked.mode, top_k=asked.top_k, min_score=asked.min_score
-    )
-    return render(request, "news/_answer.html", {"result": result}, user=user)
+# --- Settings ------------------------------------------------------------------------------
 
 
 @router.post("/news/settings", response_class=HTMLResponse)
@@ -298,12 +207,12 @@ def save_settings(
             }
         )
     except ValidationError as exc:
-        raise _form_problem(exc) from None
+        raise form_problem(exc) from None
     with session_scope() as session:
         service.save_settings(
             session,
             user.actor,
-            retrieval=service.Retrieval(**retrieval_in.model_dump()),
+            retrieval=Retrieval(**retrieval_in.model_dump()),
             schedule=service.Schedule(**schedule_in.model_dump()),
         )
     context = {**_settings(), "saved": True}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from relaydesk.core.errors import Invalid
 
 
@@ -16,3 +18,11 @@ def form_datetime(value: str, field: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         raise Invalid(f"'{text[:40]}' is not a date and time", field=field) from None
+
+
+def form_problem(exc: ValidationError) -> Invalid:
+    """A schema's refusal of form values, as a notice the person can act on."""
+    problems = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'form'}: {err['msg']}" for err in exc.errors()
+    ]
+    return Invalid("; ".join(dict.fromkeys(problems)))

@@ -38,6 +38,15 @@ def _when(value: datetime | None) -> Markup:
     )
 
 
+def human_size(size: int) -> str:
+    """A byte count as people read it: '5.2 MB'."""
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1_000_000:
+        return f"{size / 1000:.1f} kB"
+    return f"{size / 1_000_000:.1f} MB"
+
+
 def _static_version() -> str:
     """Changes whenever a static file does, so browsers never keep a stale script."""
     newest = max((p.stat().st_mtime_ns for p in STATIC_DIR.rglob("*") if p.is_file()), default=0)
@@ -60,6 +69,7 @@ def environment() -> Environment:
     env.globals["LANGUAGES"] = LANGUAGES
     env.globals["nav_tabs"] = domains.tabs()
     env.globals["ROLE_RANK"] = ROLE_RANK
+    env.globals["human_size"] = human_size
     env.globals["static_version"] = _static_version()
     return env
 

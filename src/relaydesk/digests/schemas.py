@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from relaydesk.news.recipients import MAX_PROMPT
+from relaydesk.digests.service import MAX_PROMPT
 
 Mode = Literal["all_categories", "custom_prompt"]
 

@@ -16,11 +16,12 @@ from relaydesk.core.audit import record
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict, Invalid
 from relaydesk.core.tasks import periodic
+from relaydesk.indexes.service import embedder, index_root
 from relaydesk.jobs import service as jobs
 from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import Progress
 from relaydesk.knowledge import store
-from relaydesk.news import files, retrieval, scraper, service
+from relaydesk.news import files, scraper, service
 from relaydesk.news.sources import category_slugs
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,8 @@ def _build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     if not articles:
         raise Invalid("There are no scraped articles to index yet: run a scrape first")
     documents = [store.Document(a.url, a.title, a.category, a.text, a.published) for a in articles]
-    root = service.index_root()
-    result = store.build(root, name, documents, retrieval.embedder(), progress)
+    root = index_root()
+    result = store.build(root, name, documents, embedder(), progress)
     # The first index becomes the active one: a fresh install needs no extra click.
     activated = store.active_name(root) is None
     if activated:
@@ -99,7 +100,7 @@ def run_build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
 def run_refresh(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Scrape every category, then update the active index (or 'news')."""
     scraped = _scrape({"categories": None}, progress)
-    name = store.active_name(service.index_root()) or service.DEFAULT_INDEX
+    name = store.active_name(index_root()) or service.DEFAULT_INDEX
     built = _build({"name": name, "categories": None}, progress)
     return {"scrape": scraped, "build": built}
 

@@ -17,8 +17,8 @@ from fastapi.responses import HTMLResponse, Response
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.deps import Id
-from relaydesk.news import recipients
-from relaydesk.news.digest import DEFAULT_TIMEZONE
+from relaydesk.digests import service
+from relaydesk.digests.schedule import DEFAULT_TIMEZONE
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.templating import render
 
@@ -38,7 +38,7 @@ def _fragment(
 ) -> Response:
     now = utcnow()
     with session_scope(write=False) as session:
-        rows = [recipients.as_dict(r, now) for r in recipients.list_recipients(session)]
+        rows = [service.as_dict(r, now) for r in service.list_recipients(session)]
     context = {
         "recipients": rows,
         "zones": _zones(),
@@ -63,12 +63,12 @@ def create_recipient(
     send_time: Annotated[str, Form(max_length=8)] = "",
     timezone: Short = DEFAULT_TIMEZONE,
     mode: Annotated[str, Form(max_length=20)] = "all_categories",
-    prompt: Annotated[str, Form(max_length=recipients.MAX_PROMPT * 2)] = "",
+    prompt: Annotated[str, Form(max_length=service.MAX_PROMPT * 2)] = "",
 ) -> Response:
     """Add a recipient; errors come back as a notice and the form keeps what was typed."""
-    fields = recipients.clean(phone, send_time, timezone, mode, prompt)
+    fields = service.clean(phone, send_time, timezone, mode, prompt)
     with session_scope() as session:
-        recipients.create(session, fields, user.actor)
+        service.create(session, fields, user.actor)
     return _fragment(request, user, "created", fields.phone)
 
 
@@ -76,7 +76,7 @@ def create_recipient(
 def toggle_recipient(request: Request, recipient_id: Id, user: PanelOperator) -> Response:
     """Enable or disable the recipient's daily digest."""
     with session_scope() as session:
-        recipient = recipients.toggle(session, recipient_id, user.actor)
+        recipient = service.toggle(session, recipient_id, user.actor)
         state, phone = ("enabled" if recipient.enabled else "disabled"), recipient.phone
     return _fragment(request, user, state, phone)
 
@@ -85,15 +85,15 @@ def toggle_recipient(request: Request, recipient_id: Id, user: PanelOperator) ->
 def delete_recipient(request: Request, recipient_id: Id, user: PanelOperator) -> Response:
     """Delete a recipient (the browser asks to confirm first)."""
     with session_scope() as session:
-        phone = recipients.get(session, recipient_id).phone
-        recipients.delete_recipient(session, recipient_id, user.actor)
+        phone = service.get(session, recipient_id).phone
+        service.delete_recipient(session, recipient_id, user.actor)
     return _fragment(request, user, "deleted", phone)
 
 
 @router.post("/news/recipients/{recipient_id}/test", response_class=HTMLResponse)
 def test_recipient(request: Request, recipient_id: Id, user: PanelOperator) -> Response:
     """The digest the recipient would get now, with its segments and sources; not sent."""
-    digest = recipients.preview(recipient_id)
+    digest = service.preview(recipient_id)
     context: dict[str, Any] = {"digest": digest, "recipient_id": recipient_id}
     return render(request, "news/_digest_preview.html", context, user=user)
 
@@ -101,7 +101,7 @@ def test_recipient(request: Request, recipient_id: Id, user: PanelOperator) -> R
 @router.post("/news/recipients/{recipient_id}/send", response_class=HTMLResponse)
 def send_recipient(request: Request, recipient_id: Id, user: PanelOperator) -> Response:
     """Send a digest now (asked to confirm first); the scheduled one still follows."""
-    recipients.send_now(recipient_id, user.actor)
+    service.send_now(recipient_id, user.actor)
     with session_scope(write=False) as session:
-        phone = recipients.get(session, recipient_id).phone
+        phone = service.get(session, recipient_id).phone
     return _fragment(request, user, "sent", phone)

@@ -19,9 +19,9 @@ from relaydesk.automation.settings import AIConfig, llm_config, read_ai
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict, Invalid, NotConfigured, ProviderFailed
+from relaydesk.indexes import service
 from relaydesk.knowledge import store
-from relaydesk.knowledge.embeddings import Embedder, get_embedder
-from relaydesk.news import service
+from relaydesk.knowledge.embeddings import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +67,6 @@ class Answer:
     sources: list[Passage]
     model: str | None
     note: str | None
-
-
-def embedder() -> Embedder:
-    """The configured embedder, with the AI tab's OpenAI key and server when set there."""
-    with session_scope(write=False) as session:
-        config, _ = read_ai(session)
-    try:
-        return get_embedder(get_settings(), api_key=config.api_key, base_url=config.base_url)
-    except LLMNotConfigured as exc:
-        raise NotConfigured(exc.message) from None
 
 
 def _settings() -> service.Retrieval:
@@ -158,7 +148,7 @@ def search(
         configured.min_score if min_score is None else min_score,
     )
     loaded = _load(index)
-    vector = _query_vector(loaded, embedder(), query)
+    vector = _query_vector(loaded, service.embedder(), query)
     return _search(loaded, vector, limits.top_k, limits.min_score, category)
 
 
@@ -251,7 +241,7 @@ def answer(
     """
     configured = _settings()
     loaded = _load(index)
-    vector = _query_vector(loaded, embedder(), query)
+    vector = _query_vector(loaded, service.embedder(), query)
     if mode == "answer":
         limits = service.Retrieval(
             configured.top_k if top_k is None else top_k,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from relaydesk.core.errors import Invalid
-from relaydesk.news.digest import due_day, next_send_at, parse_send_time, send_instant
+from relaydesk.digests.schedule import due_day, next_send_at, parse_send_time, send_instant
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)

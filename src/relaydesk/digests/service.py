@@ -26,19 +26,17 @@ from relaydesk.core import audit
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
-from relaydesk.messaging import service as messaging
-from relaydesk.news.digest import (
+from relaydesk.digests.compose import Digest, NoNews, compose
+from relaydesk.digests.models import NewsRecipient
+from relaydesk.digests.schedule import (
     DEFAULT_TIMEZONE,
     MODES,
-    Digest,
-    NoNews,
-    compose,
     due_day,
     next_send_at,
     parse_send_time,
     zone,
 )
-from relaydesk.news.models import NewsRecipient
+from relaydesk.messaging import service as messaging
 
 MAX_PROMPT = 2000
 # A digest that failed (index or LLM down) is tried again at a later tick, at most this

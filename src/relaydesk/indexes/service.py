@@ -1,67 +1,90 @@
-"""The news files and knowledge indexes as the API and panel manage them, audited.
+"""The knowledge indexes as the API and panel manage them, audited; where they live;
+how many passages a question gets; and the embedder configured for them.
 
 The knowledge package does the work on disk; this adds who did what (the audit log),
-the status card's view of the active index, and the chat model in effect.
+the status card's view of the active index, and the models in effect. The news domain
+builds indexes from its articles and the digests and automation domains ask them; this
+package imports none of them (only automation's AI settings, for the models' keys).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from relaydesk.ai.providers import describe
+from relaydesk.ai.providers import LLMNotConfigured, describe
 from relaydesk.automation.settings import llm_config, read_ai
+from relaydesk.core import settings_store
 from relaydesk.core.audit import record
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Invalid, NotConfigured
 from relaydesk.knowledge import backup, store
+from relaydesk.knowledge.embeddings import Embedder, get_embedder
 from relaydesk.knowledge.manifest import Manifest
-from relaydesk.news import files, retrieval, service
 
+# The settings row keeps the name it was stored under when the news module held it.
+RETRIEVAL_KEY = "news.retrieval"
+MAX_TOP_K = 50
 MAX_IMPORT_BYTES = backup.MAX_IMPORT_BYTES  # read at each import (tests lower it)
 
 
-def list_files() -> list[dict[str, Any]]:
-    """The stored category files (name, category, kind, size in bytes, modified)."""
-    return [asdict(f) for f in files.list_files(service.news_dir())]
+def index_root() -> Path:
+    """Where the named vector indexes are kept."""
+    return get_settings().data_dir / "indexes"
 
 
-def file_groups() -> list[dict[str, Any]]:
-    """The files by category, each with its .json and .txt entry (either may be missing)."""
-    groups: dict[str, dict[str, Any]] = {}
-    for f in files.list_files(service.news_dir()):
-        group = groups.setdefault(f.category, {"category": f.category, "json": None, "txt": None})
-        group[f.kind] = asdict(f)
-    return list(groups.values())
+@dataclass(frozen=True)
+class Retrieval:
+    """How many passages a question gets and how similar they must be (cosine, 0..1)."""
+
+    top_k: int = 5
+    min_score: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
+            raise Invalid(f"top_k must be a whole number from 1 to {MAX_TOP_K}", field="top_k")
+        if not 0 <= float(self.min_score) <= 1:
+            raise Invalid("min_score must be between 0 and 1", field="min_score")
 
 
-def delete_file(session: Session, name: str, actor: str) -> None:
-    """Delete one news file (NotFound / Invalid for anything that is not one)."""
-    files.delete_file(service.news_dir(), name)
-    record(session, actor, "news.file.delete", f"news_file:{name}", None)
+def read_retrieval(session: Session) -> Retrieval:
+    """The stored retrieval settings (defaults where nothing usable is stored)."""
+    value = settings_store.read(session, [RETRIEVAL_KEY]).values.get(RETRIEVAL_KEY)
+    data = dict(value) if isinstance(value, dict) else {}
+    try:
+        return Retrieval(int(data.get("top_k", 5)), float(data.get("min_score", 0.25)))
+    except (Invalid, TypeError, ValueError):
+        return Retrieval()
 
 
-def delete_all_files(session: Session, actor: str) -> list[str]:
-    """Delete every news file; the names deleted."""
-    deleted = files.delete_all(service.news_dir())
-    record(session, actor, "news.file.delete_all", "news_files", {"deleted": deleted})
-    return deleted
+def embedder() -> Embedder:
+    """The configured embedder, with the AI tab's OpenAI key and server when set there."""
+    with session_scope(write=False) as session:
+        config, _ = read_ai(session)
+    try:
+        return get_embedder(get_settings(), api_key=config.api_key, base_url=config.base_url)
+    except LLMNotConfigured as exc:
+        raise NotConfigured(exc.message) from None
 
 
 def list_indexes() -> list[dict[str, Any]]:
     """Every index with its size, model and whether it is active or damaged."""
-    return [asdict(i) for i in store.list_indexes(service.index_root())]
+    return [asdict(i) for i in store.list_indexes(index_root())]
 
 
 def activate(session: Session, name: str, actor: str) -> None:
     """Make `name` the index questions go to."""
-    store.activate(service.index_root(), name)
+    store.activate(index_root(), name)
     record(session, actor, "news.index.activate", f"index:{name}", None)
 
 
 def delete(session: Session, name: str, actor: str) -> None:
     """Remove an index (deleting the active one leaves none active)."""
-    store.delete(service.index_root(), name)
+    store.delete(index_root(), name)
     record(session, actor, "news.index.delete", f"index:{name}", None)
 
 
@@ -69,14 +92,14 @@ def import_backup(
     session: Session, upload: IO[bytes], name: str | None, activate: bool, actor: str
 ) -> Manifest:
     """Restore an index from an uploaded ZIP; BackupRefused says why one is not taken."""
-    root = service.index_root()
+    root = index_root()
     activate = activate or store.active_name(root) is None
     manifest = backup.import_zip(
         root,
         upload,
         name,
         max_bytes=MAX_IMPORT_BYTES,
-        embedder=retrieval.embedder(),
+        embedder=embedder(),
         activate=activate,
     )
     record(
@@ -91,7 +114,7 @@ def import_backup(
 
 def export_backup(name: str | None) -> backup.ExportedZip:
     """A ZIP of the named or the active index."""
-    root = service.index_root()
+    root = index_root()
     chosen = name or store.active_name(root)
     if chosen is None:
         raise store.IndexNotFound("No index is active and none was named: nothing to export")
@@ -100,7 +123,7 @@ def export_backup(name: str | None) -> backup.ExportedZip:
 
 def status(session: Session) -> dict[str, Any]:
     """The status card: the active index, its models and size, and whether it can be backed up."""
-    root = service.index_root()
+    root = index_root()
     problem = None
     try:
         # Loaded here (then kept in memory) so "loaded" means ready to answer, not merely
@@ -115,7 +138,7 @@ def status(session: Session) -> dict[str, Any]:
     embedding = current.embedding_model
     if embedding is None:
         try:
-            configured = retrieval.embedder()
+            configured = embedder()
             embedding = configured.model
         except Exception:  # only a label for the card: a broken setup shows in build/test
             embedding = None

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from relaydesk.core.models import AuditEntry
 from tests.conftest import LiveServer
-from tests.news.digest_fakes import FakeIndex, digests_to
-from tests.news.digest_fakes import news_index as news_index  # a fixture
-from tests.news.digest_fakes import settle_deliveries as settle_deliveries  # autouse
+from tests.digests.fakes import FakeIndex, digests_to
+from tests.digests.fakes import news_index as news_index  # a fixture
+from tests.digests.fakes import settle_deliveries as settle_deliveries  # autouse
 
 
 def create(api: httpx.Client, **fields: Any) -> dict[str, Any]:

@@ -13,9 +13,9 @@ import httpx
 from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.core.errors import ProviderFailed
 from tests.conftest import wait_for
-from tests.news.digest_fakes import FakeIndex, digests_to, set_state, stored, warsaw
-from tests.news.digest_fakes import news_index as news_index  # a fixture
-from tests.news.digest_fakes import settle_deliveries as settle_deliveries  # autouse
+from tests.digests.fakes import FakeIndex, digests_to, set_state, stored, warsaw
+from tests.digests.fakes import news_index as news_index  # a fixture
+from tests.digests.fakes import settle_deliveries as settle_deliveries  # autouse
 
 # Past every date the tests run on: the server's own minute tick (real time) never finds
 # these recipients due, only the explicit `now` the tests pass.
@@ -35,7 +35,7 @@ def make(api: httpx.Client, phone: str, send_time: str = "08:00", **fields: Any)
 def test_a_due_digest_goes_out_once_and_a_restart_sends_nothing_more(
     api: httpx.Client, db: Any, news_index: FakeIndex
 ) -> None:
-    from relaydesk.news.recipients import run_due
+    from relaydesk.digests.service import run_due
 
     rid = make(api, "+48600100901")
     assert run_due(warsaw("2030-03-05 07:59")) == []
@@ -70,7 +70,7 @@ def test_a_due_digest_goes_out_once_and_a_restart_sends_nothing_more(
 def test_two_workers_running_at_once_send_one_digest(
     api: httpx.Client, db: Any, news_index: FakeIndex
 ) -> None:
-    from relaydesk.news.recipients import Outcome, run_due
+    from relaydesk.digests.service import Outcome, run_due
 
     make(api, "+48600100902")
     make(api, "+48600100903", "07:30")
@@ -106,8 +106,8 @@ def test_an_opted_out_number_is_skipped_and_its_day_counts_as_handled(
     news_index: FakeIndex,
     twilio_post: Callable[..., httpx.Response],
 ) -> None:
+    from relaydesk.digests.service import run_due
     from relaydesk.messaging.service import refusal
-    from relaydesk.news.recipients import run_due
 
     rid = make(api, "+48600100904")
     params = {"MessageSid": "SM" + secrets.token_hex(16), "To": "+15005550006"}
@@ -134,7 +134,7 @@ def test_an_opted_out_number_is_skipped_and_its_day_counts_as_handled(
 def test_without_indexed_news_nothing_is_sent(
     api: httpx.Client, db: Any, news_index: FakeIndex
 ) -> None:
-    from relaydesk.news.recipients import run_due
+    from relaydesk.digests.service import run_due
 
     rid = make(api, "+48600100905")
     news_index.empty = True
@@ -149,7 +149,7 @@ def test_without_indexed_news_nothing_is_sent(
 def test_a_failing_index_is_retried_after_ten_minutes_not_every_tick(
     api: httpx.Client, db: Any, news_index: FakeIndex
 ) -> None:
-    from relaydesk.news.recipients import run_due
+    from relaydesk.digests.service import run_due
 
     rid = make(api, "+48600100906")
     news_index.error = ProviderFailed("The language model could not answer: timeout")
@@ -174,7 +174,7 @@ def test_a_failing_index_is_retried_after_ten_minutes_not_every_tick(
 def test_a_digest_in_the_spring_gap_goes_out_once_when_the_clocks_jump(
     api: httpx.Client, db: Any, news_index: FakeIndex
 ) -> None:
-    from relaydesk.news.recipients import run_due
+    from relaydesk.digests.service import run_due
 
     make(api, "+48600100907", "02:30")
     # 31 March 2030 in Warsaw: 02:00 → 03:00 at 01:00 UTC.
@@ -187,7 +187,7 @@ def test_a_digest_in_the_spring_gap_goes_out_once_when_the_clocks_jump(
 def test_a_digest_in_the_autumn_fold_goes_out_once(
     api: httpx.Client, db: Any, news_index: FakeIndex
 ) -> None:
-    from relaydesk.news.recipients import run_due
+    from relaydesk.digests.service import run_due
 
     make(api, "+48600100908", "02:30")
     # 27 October 2030: 02:30 happens at 00:30 UTC (CEST) and again at 01:30 UTC (CET).
@@ -200,7 +200,7 @@ def test_a_long_answer_is_cut_to_the_segment_limit(
     api: httpx.Client, db: Any, news_index: FakeIndex
 ) -> None:
     from relaydesk.core.config import get_settings
-    from relaydesk.news.recipients import run_due
+    from relaydesk.digests.service import run_due
 
     make(api, "+48600100909", mode="custom_prompt", prompt="Co słychać w gospodarce?")
     news_index.llm_text = " ".join(f"Zdanie numer {n} o gospodarce i żółwiach." for n in range(60))
@@ -217,7 +217,7 @@ def test_a_long_answer_is_cut_to_the_segment_limit(
 def test_a_manual_send_does_not_use_up_the_scheduled_digest(
     api: httpx.Client, db: Any, news_index: FakeIndex
 ) -> None:
-    from relaydesk.news.recipients import run_due
+    from relaydesk.digests.service import run_due
 
     rid = make(api, "+48600100910")
     sent = api.post(f"/api/news/recipients/{rid}/send")
@@ -229,7 +229,7 @@ def test_a_manual_send_does_not_use_up_the_scheduled_digest(
 
 
 def test_disabled_recipients_get_nothing(api: httpx.Client, db: Any, news_index: FakeIndex) -> None:
-    from relaydesk.news.recipients import run_due
+    from relaydesk.digests.service import run_due
 
     rid = make(api, "+48600100911")
     assert api.post(f"/api/news/recipients/{rid}/toggle").json()["enabled"] is False

@@ -1,4 +1,4 @@
-"""news.retrieval as the digests and grounded replies call it (in the live server's process)."""
+"""indexes.retrieval as the digests and grounded replies call it (in the live server's process)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from relaydesk.core.errors import Conflict, NotFound, ProviderFailed
+from relaydesk.indexes import retrieval, service
 from relaydesk.knowledge import store
 from relaydesk.knowledge.embeddings import LocalEmbedder
-from relaydesk.news import retrieval, service
 from tests.conftest import LiveServer
 from tests.fakes import FakeOpenAI
 from tests.news.live import wipe_news_data

@@ -14,18 +14,18 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, TooLarge
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.messaging.models import Message
-from relaydesk.messaging.queries import message_dict
-from relaydesk.messaging.schemas import MessageOut
-from relaydesk.news import legacy, recipients
-from relaydesk.news.digest import Digest
-from relaydesk.news.digest_schemas import (
+from relaydesk.digests import configfile, service
+from relaydesk.digests.compose import Digest
+from relaydesk.digests.schemas import (
     DigestPreview,
     ImportOut,
     RecipientIn,
     RecipientOut,
     RecipientPatch,
 )
+from relaydesk.messaging.models import Message
+from relaydesk.messaging.queries import message_dict
+from relaydesk.messaging.schemas import MessageOut
 
 router = APIRouter(prefix="/api/news", tags=["news"])
 
@@ -45,18 +45,18 @@ _DIGEST_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.get("/recipients", response_model=list[RecipientOut])
 def list_recipients(principal: Viewer, session: SessionDep) -> Any:
     """Every digest recipient with its next digest and the last one's outcome."""
-    return [recipients.as_dict(r) for r in recipients.list_recipients(session)]
+    return [service.as_dict(r) for r in service.list_recipients(session)]
 
 
 @router.post("/recipients", response_model=RecipientOut, status_code=201, responses=_ERRORS)
 def create_recipient(payload: RecipientIn, principal: Operator, session: WriteSessionDep) -> Any:
     """Send `phone` a digest every day at `send_time` in `timezone` (the first: tomorrow if
     today's time has passed)."""
-    fields = recipients.clean(
+    fields = service.clean(
         payload.phone, payload.send_time, payload.timezone, payload.mode, payload.prompt
     )
-    recipient = recipients.create(session, fields, principal.actor, enabled=payload.enabled)
-    return recipients.as_dict(recipient)
+    recipient = service.create(session, fields, principal.actor, enabled=payload.enabled)
+    return service.as_dict(recipient)
 
 
 @router.patch("/recipients/{recipient_id}", response_model=RecipientOut, responses=_ERRORS)
@@ -64,24 +64,24 @@ def update_recipient(
     recipient_id: Id, payload: RecipientPatch, principal: Operator, session: WriteSessionDep
 ) -> Any:
     """Change a recipient's settings or `enabled` (audited)."""
-    recipient = recipients.update_recipient(
+    recipient = service.update_recipient(
         session, recipient_id, principal.actor, payload.model_dump(exclude_unset=True)
     )
-    return recipients.as_dict(recipient)
+    return service.as_dict(recipient)
 
 
 @router.delete("/recipients/{recipient_id}", status_code=204, responses=_ERRORS)
 def delete_recipient(recipient_id: Id, principal: Operator, session: WriteSessionDep) -> Response:
     """Delete a recipient (audited); digests already sent stay in the history."""
-    recipients.delete_recipient(session, recipient_id, principal.actor)
+    service.delete_recipient(session, recipient_id, principal.actor)
     return Response(status_code=204)
 
 
 @router.post("/recipients/{recipient_id}/toggle", response_model=RecipientOut, responses=_ERRORS)
 def toggle_recipient(recipient_id: Id, principal: Operator, session: WriteSessionDep) -> Any:
     """Disable an enabled recipient or enable a disabled one."""
-    recipient = recipients.toggle(session, recipient_id, principal.actor)
-    return recipients.as_dict(recipient)
+    recipient = service.toggle(session, recipient_id, principal.actor)
+    return service.as_dict(recipient)
 
 
 def preview_dict(digest: Digest) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def preview_dict(digest: Digest) -> dict[str, Any]:
 )
 def test_recipient(recipient_id: Id, principal: Operator) -> Any:
     """The digest the recipient would get now, with its sources; nothing is sent."""
-    return preview_dict(recipients.preview(recipient_id))
+    return preview_dict(service.preview(recipient_id))
 
 
 @router.post(
@@ -120,7 +120,7 @@ def test_recipient(recipient_id: Id, principal: Operator) -> Any:
 )
 def send_recipient(recipient_id: Id, principal: Operator, session: SessionDep) -> Any:
     """Send a digest now (audited); today's scheduled digest still goes out at its time."""
-    message_id = recipients.send_now(recipient_id, principal.actor)
+    message_id = service.send_now(recipient_id, principal.actor)
     message = session.get(Message, message_id)
     assert message is not None
     return message_dict(message)
@@ -129,7 +129,7 @@ def send_recipient(recipient_id: Id, principal: Operator, session: SessionDep) -
 @router.get("/config")
 def get_config(principal: Viewer, session: SessionDep) -> Any:
     """The recipients in the original app's news_config.json format."""
-    return legacy.export(session)
+    return configfile.export(session)
 
 
 async def _read_capped(request: Request) -> bytes:
@@ -202,9 +202,9 @@ async def import_config(request: Request, principal: Operator) -> Any:
 
     def run() -> dict[str, Any]:
         with session_scope() as session:
-            report = legacy.import_config(session, document, principal.actor)
+            report = configfile.import_config(session, document, principal.actor)
             session.flush()
-            created = [recipients.as_dict(recipients.get(session, i)) for i in report.created]
+            created = [service.as_dict(service.get(session, i)) for i in report.created]
             return {
                 "created": created,
                 "duplicates": report.duplicates,

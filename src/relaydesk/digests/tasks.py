@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from relaydesk.core.tasks import periodic
-from relaydesk.news import recipients
+from relaydesk.digests import service
 
 
 @periodic("news.digests", minutes="*")
 def send_due_digests() -> None:
     """Send the digests owed now, once each (state is in the database: restarts are safe)."""
-    recipients.run_due()
+    service.run_due()

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from relaydesk.core import audit
 from relaydesk.core.errors import Invalid, RelaydeskError
-from relaydesk.news import recipients
-from relaydesk.news.models import NewsRecipient
+from relaydesk.digests import service
+from relaydesk.digests.models import NewsRecipient
 
 MAX_ENTRIES = 1000
 _LIST_KEYS = ("recipients", "news_recipients", "subscribers", "numbers")
@@ -50,7 +50,7 @@ def export(session: Session) -> dict[str, Any]:
                 "enabled": r.enabled,
                 "last_sent": r.last_sent_at.astimezone(UTC).isoformat() if r.last_sent_at else None,
             }
-            for r in recipients.list_recipients(session)
+            for r in service.list_recipients(session)
         ],
         "exported_at": datetime.now(UTC).isoformat(),
     }
@@ -131,7 +131,7 @@ def _enabled(entry: dict[str, Any]) -> bool:
     raise Invalid(f"'enabled' must be true or false, not '{text[:20]}'", field="enabled")
 
 
-def read_entry(entry: Any, default_zone: str | None) -> tuple[recipients.Fields, bool]:
+def read_entry(entry: Any, default_zone: str | None) -> tuple[service.Fields, bool]:
     """One entry as validated recipient settings and its enabled flag, or Invalid."""
     if not isinstance(entry, dict):
         raise Invalid("the entry is not an object")
@@ -143,7 +143,7 @@ def read_entry(entry: Any, default_zone: str | None) -> tuple[recipients.Fields,
         raise Invalid("the entry has no send time", field="send_time")
     raw_prompt = _first(entry, _PROMPT)
     prompt = str(raw_prompt).strip() if raw_prompt is not None else None
-    fields = recipients.clean(
+    fields = service.clean(
         str(phone),
         _time(when, entry.get("minute")),
         _first(entry, _ZONE) or default_zone,
@@ -180,7 +180,7 @@ def import_config(session: Session, data: Any, actor: str) -> ImportReport:
         if existing is not None:
             report.duplicates.append({"index": index, "phone": fields.phone, "id": existing})
             continue
-        report.created.append(recipients.create(session, fields, actor, enabled=enabled).id)
+        report.created.append(service.create(session, fields, actor, enabled=enabled).id)
     audit.record(
         session,
         actor,

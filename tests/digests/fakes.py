@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from relaydesk.digests.models import NewsRecipient
 from relaydesk.messaging.models import Message
-from relaydesk.news.models import NewsRecipient
 
 
 @dataclass
@@ -24,7 +24,7 @@ class FakeIndex:
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     def answer(self, query: str, **options: Any) -> Any:
-        from relaydesk.news.retrieval import Answer, Passage
+        from relaydesk.indexes.retrieval import Answer, Passage
 
         self.calls.append({"query": query, **options})
         if self.error is not None:
@@ -63,8 +63,8 @@ class FakeIndex:
 
 @pytest.fixture
 def news_index(monkeypatch: pytest.MonkeyPatch) -> FakeIndex:
-    """Put a fake index behind `relaydesk.news.retrieval.answer` (no FAISS index needed)."""
-    from relaydesk.news import retrieval
+    """Put a fake index behind `relaydesk.indexes.retrieval.answer` (no FAISS index needed)."""
+    from relaydesk.indexes import retrieval
 
     fake = FakeIndex()
     monkeypatch.setattr(retrieval, "answer", fake.answer)
