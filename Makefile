@@ -46,6 +46,7 @@ test: $(DEV_STAMP) $(VENDOR_STAMP) lint typecheck test-sqlite test-postgresql
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports  # the layers in pyproject.toml: a wrong-way import fails here
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy

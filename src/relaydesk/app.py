@@ -20,6 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk import __version__
+from relaydesk.channels.sandbox.deps import require_sandbox_mode
+from relaydesk.channels.sandbox.emulator import router as emulator_router
+from relaydesk.channels.sandbox.phone import router as phone_router
+from relaydesk.channels.sandbox.runtime import start_emulator, stop_emulator
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.core import domains
 from relaydesk.core.config import get_settings
@@ -27,6 +31,7 @@ from relaydesk.core.db import database_kind, get_engine
 from relaydesk.core.errors import Invalid, RelaydeskError, Unavailable
 from relaydesk.core.heap import settle_after_startup
 from relaydesk.core.proxies import ForwardedHeaders
+from relaydesk.core.tasks import start_embedded_worker
 from relaydesk.messaging import spool
 from relaydesk.messaging.webhooks import WebhookFrontDoor
 from relaydesk.messaging.writer import get_writer
@@ -193,12 +198,8 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         consumers: list[Any] = []
         later: list[Callable[[], None]] = []
         if settings.embedded_sandbox:
-            from relaydesk.channels.sandbox.runtime import start_emulator
-
             later.append(start_emulator(dispatch=False).dispatcher.start)
         if run_worker:
-            from relaydesk.core.tasks import start_embedded_worker
-
             later.append(lambda: consumers.append(start_embedded_worker()))
         starter = None
         if settings.embedded_sandbox:
@@ -220,8 +221,6 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
             for consumer in consumers:
                 consumer.stop(graceful=True)
             if settings.embedded_sandbox:
-                from relaydesk.channels.sandbox.runtime import stop_emulator
-
                 stop_emulator()
 
     app = FastAPI(
@@ -239,10 +238,6 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     for module in domains.load("api"):
         app.include_router(module.router)
     if settings.embedded_sandbox:
-        from relaydesk.channels.sandbox.deps import require_sandbox_mode
-        from relaydesk.channels.sandbox.emulator import router as emulator_router
-        from relaydesk.channels.sandbox.phone import router as phone_router
-
         # Off (404) while the panel has switched this process to live Twilio.
         sandbox_on = [Depends(require_sandbox_mode)]
         app.include_router(

@@ -1,4 +1,10 @@
-"""The `relaydesk` command: serve, worker, migrate, users, tokens, spool, backup, sandbox."""
+"""The `relaydesk` command: serve, worker, migrate, users, tokens, spool, backup, sandbox.
+
+Each command imports what it needs inside its function: loading the whole application
+(web framework, every domain, vendor SDKs) takes about a second, which a quick command
+such as `relaydesk token create` or `--help` should not pay. This is the one place,
+besides heavy optional libraries, where imports are deliberately function-local.
+"""
 
 from __future__ import annotations
 

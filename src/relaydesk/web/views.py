@@ -16,15 +16,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relaydesk.auth import service as auth
 from relaydesk.auth import sessions
 from relaydesk.auth.models import User
+from relaydesk.channels.sandbox.views import router as sandbox_router
 from relaydesk.core import domains
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
-from relaydesk.core.i18n import LANGUAGES
+from relaydesk.core.i18n import LANGUAGES, translations
 from relaydesk.deps import CurrentPrincipal
 from relaydesk.web.context import (
     LANGUAGE_COOKIE,
     clear_session_cookie,
     is_secure,
+    request_language,
     session_token,
     set_session_cookie,
     signed_in,
@@ -97,9 +99,6 @@ def login(
     next: Annotated[str, Form(max_length=2000)] = HOME,
 ) -> Response:
     """Check the password, start a session, go where the user was going."""
-    from relaydesk.core.i18n import translations
-    from relaydesk.web.context import request_language
-
     _ = translations(request_language(request)).gettext
     target = safe_next(next)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -235,8 +234,6 @@ def install_panel(app: FastAPI) -> None:
     for module in domains.load("views"):
         app.include_router(module.router)
     if get_settings().embedded_sandbox:
-        from relaydesk.channels.sandbox.views import router as sandbox_router
-
         app.include_router(sandbox_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
