@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from relaydesk.core.db import get_engine
+from relaydesk.auth.sessions import purge_expired
+from relaydesk.core.db import get_engine, session_scope
 from relaydesk.core.tasks import periodic
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,6 @@ def analyze() -> None:
 @periodic("maintenance.sessions", minutes="*/30")
 def purge_sessions() -> None:
     """Every half hour: forget expired panel sessions and old failed sign-ins."""
-    from relaydesk.auth.sessions import purge_expired
-    from relaydesk.core.db import session_scope
-
     with session_scope() as session:
         removed = purge_expired(session)
     if removed:

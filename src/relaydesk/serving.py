@@ -35,6 +35,8 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 
 def _web_process(options: dict[str, Any]) -> None:
     """Entry point of one web process (started with the spawn method)."""
+    # Only the spawned web processes load the server and the application; the parent,
+    # which supervises them, stays small.
     import uvicorn
 
     from relaydesk.app import create_app

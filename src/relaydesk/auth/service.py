@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.auth.models import ROLE_RANK, ROLES, ApiToken, User
 from relaydesk.core import audit
-from relaydesk.core.db import utcnow
+from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
 
 TOKEN_PREFIX = "rd_"  # noqa: S105 (a prefix, not a secret)
@@ -311,8 +311,6 @@ def authenticate_token(session: Session, plain: str) -> Principal | None:
 
 def _touch_token(token_id: int) -> None:
     """Record that a token was used; once a minute is enough, so reads stay reads."""
-    from relaydesk.core.db import session_scope
-
     with session_scope() as session:
         session.execute(
             update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())

@@ -15,6 +15,8 @@ from relaydesk.deps import Admin, Id, Operator, SessionDep, Viewer, WriteSession
 from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import view as job_view
 from relaydesk.voicebot import export, kpis, queries, settings
+from relaydesk.voicebot import sync as voice_sync
+from relaydesk.voicebot.client import test_connection as try_connection
 from relaydesk.voicebot.schemas import (
     AgentOut,
     ArchiveOut,
@@ -101,8 +103,6 @@ def test_connection(
     principal: Admin, session: SessionDep, payload: TestConnectionIn | None = None
 ) -> Any:
     """Ask ElevenLabs whether the key (given, or saved) works and the agents exist."""
-    from relaydesk.voicebot.client import test_connection as try_connection
-
     config = settings.read(session)
     if payload is not None and payload.api_key:
         config = dataclasses.replace(config, api_key=payload.api_key.strip())
@@ -124,8 +124,6 @@ def _started(job: Job) -> dict[str, Any]:
 )
 def sync(principal: Operator, session: WriteSessionDep, payload: SyncIn | None = None) -> Any:
     """Fetch the conversations of the days asked for (default this month) in the background."""
-    from relaydesk.voicebot import sync as voice_sync
-
     payload = payload or SyncIn()
     if payload.date_from and payload.date_to and payload.date_from > payload.date_to:
         raise Invalid("'from' is after 'to'", field="from")
@@ -147,8 +145,6 @@ def sync(principal: Operator, session: WriteSessionDep, payload: SyncIn | None =
 )
 def refetch_details(principal: Operator, session: WriteSessionDep) -> Any:
     """Fetch again the details of conversations that have no phone numbers."""
-    from relaydesk.voicebot import sync as voice_sync
-
     job = voice_sync.start_refetch(session, principal.actor)
     return _started(job)
 
@@ -156,8 +152,6 @@ def refetch_details(principal: Operator, session: WriteSessionDep) -> Any:
 @router.get("/sync-logs", response_model=list[dict[str, Any]])
 def sync_logs(principal: Viewer, session: SessionDep, limit: int = Query(50, ge=1, le=500)) -> Any:
     """The latest sync runs first: when, what was asked, counts and error."""
-    from relaydesk.voicebot import sync as voice_sync
-
     return voice_sync.logs(session, limit)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Invalid
+from relaydesk.voicebot.extract import DROPOUT_TEXT, ERROR_TEXT, N_, TRANSFER_TOOLS
 from relaydesk.voicebot.models import VoiceConversation, VoiceEvaluation
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -283,8 +284,6 @@ def definitions(gettext: Callable[[str], str] = lambda text: text) -> dict[str, 
 
     The API answers in English; the panel passes its language's `gettext`.
     """
-    from relaydesk.voicebot.extract import DROPOUT_TEXT, ERROR_TEXT, N_, TRANSFER_TOOLS
-
     values = {
         "short": SHORT_CALL_SECS,
         "long": LONG_CALL_SECS,

@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from relaydesk.auth.sessions import ABSOLUTE_TIMEOUT, SignedIn, load_session
+from relaydesk.channels.twilio.account import current_account
 from relaydesk.core.db import get_sessionmaker
 from relaydesk.core.i18n import pick_language
 
@@ -51,8 +52,6 @@ async def signed_in_async(request: Request) -> SignedIn | None:
 
 def is_secure(request: Request) -> bool:
     """True when the browser reaches us over HTTPS (directly or through a proxy)."""
-    from relaydesk.channels.twilio.account import current_account
-
     public = current_account().public_base_url or ""
     return request.url.scheme == "https" or public.startswith("https://")
 
@@ -89,6 +88,4 @@ def request_language(request: Request, user: SignedIn | None = None) -> str:
 
 def environment_mode() -> str:
     """'sandbox' or 'live', for the header badge."""
-    from relaydesk.channels.twilio.account import current_account
-
     return current_account().mode

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.errors import Invalid, RelaydeskError
 from relaydesk.core.i18n import translations
 from relaydesk.web.context import request_language
 from relaydesk.web.deps import LoginRequired, login_url
@@ -77,6 +77,4 @@ def panel_error(request: Request, exc: RelaydeskError) -> Response:
 
 def panel_invalid(request: Request, message: str) -> Response:
     """A request the panel's forms should not have produced (too long, wrong choice)."""
-    from relaydesk.core.errors import Invalid
-
     return panel_error(request, Invalid(message))

@@ -8,7 +8,11 @@ import secrets
 
 from fastapi import HTTPException, Request, status
 
+from relaydesk.auth.models import ROLE_RANK
+from relaydesk.channels.twilio.account import current_account_async
 from relaydesk.core.config import Settings, get_settings
+from relaydesk.core.errors import Unauthorized
+from relaydesk.deps import current_principal
 
 
 def basic_credentials_ok(request: Request, settings: Settings) -> bool:
@@ -33,10 +37,6 @@ def bearer_operator_ok(request: Request, settings: Settings) -> bool:
         return False  # a standalone emulator has no relaydesk users
     if not request.headers.get("authorization", "").lower().startswith("bearer "):
         return False
-    from relaydesk.auth.models import ROLE_RANK
-    from relaydesk.core.errors import Unauthorized
-    from relaydesk.deps import current_principal
-
     try:
         principal = current_principal(request)
     except Unauthorized:
@@ -62,7 +62,5 @@ SANDBOX_OFF = "the sandbox is off: relaydesk is connected to live Twilio"
 async def require_sandbox_mode() -> None:
     """FastAPI dependency of the embedded emulator: 404 once the panel switched to live."""
     # Imported here: the standalone emulator never mounts this and has no database.
-    from relaydesk.channels.twilio.account import current_account_async
-
     if not (await current_account_async()).sandbox:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=SANDBOX_OFF)

@@ -10,6 +10,7 @@ from relaydesk.channels.sandbox.dispatcher import CALLBACK_LANES, Dispatcher
 from relaydesk.channels.sandbox.knobs import Control
 from relaydesk.channels.sandbox.outbound import Outbound
 from relaydesk.channels.sandbox.store import SandboxStore
+from relaydesk.channels.twilio.account import current_account
 from relaydesk.core.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ def stop_emulator() -> None:
 def _panel_public_base() -> str | None:
     """The public base URL relaydesk uses now (the panel may have changed it)."""
     # Imported here: a standalone emulator never calls this and has no database.
-    from relaydesk.channels.twilio.account import current_account
-
     return current_account().public_base_url
 
 
