@@ -15,15 +15,17 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
 
 import grimp
 
-ROOT = Path(__file__).resolve().parents[1] / "src" / "relaydesk"
+ROOT = Path(os.environ.get("STRUCTURE_SRC", Path(__file__).resolve().parents[1] / "src")) / "relaydesk"
 PACKAGE = "relaydesk"
 # The file names every domain shares; anything else at a domain's top level counts.
 SKELETON = {"__init__", "models", "schemas", "service", "api", "views", "tasks"}
@@ -53,13 +55,32 @@ def _top(module: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-def mutual_package_pairs() -> list[tuple[str, str]]:
+def _unit(module: str) -> str:
+    """The module's place in the layer contract (pyproject.toml): a package, or a part of one.
+
+    The panel's shell (web.views, web.live) sits above the domains and its kit (deps,
+    the other web modules) below them; auth's REST routes sit above that kit; the Twilio
+    integration and the emulator are different layers of `channels`.
+    """
+    parts = module.split(".")
+    if module in ("relaydesk.web.views", "relaydesk.web.live"):
+        return "web-shell"
+    if parts[1:2] == ["deps"] or parts[1:2] == ["web"]:
+        return "web-kit"
+    if module == "relaydesk.auth.api":
+        return "auth-api"
+    if parts[1:2] == ["channels"] and len(parts) > 2:
+        return f"channels.{parts[2]}"
+    return _top(module)
+
+
+def mutual_package_pairs(unit: Callable[[str], str] = _top) -> list[tuple[str, str]]:
     """Top-level packages (or modules) of relaydesk that import each other."""
     graph = grimp.build_graph(PACKAGE, include_external_packages=False)
     edges: set[tuple[str, str]] = set()
     for importer in graph.modules:
         for imported in graph.find_modules_directly_imported_by(importer):
-            a, b = _top(importer), _top(imported)
+            a, b = unit(importer), unit(imported)
             if a and b and a != b:
                 edges.add((a, b))
     return sorted(
@@ -106,11 +127,13 @@ def main() -> int:
     sys.path.insert(0, str(ROOT.parent))
     local = function_local_imports()
     pairs = mutual_package_pairs()
+    unit_pairs = mutual_package_pairs(_unit)
     breaks = skeleton_breaks()
     report = {
         "function_local_imports": sum(local.values()),
         "modules_with_function_local_imports": len(local),
         "mutual_package_pairs": [f"{a} <-> {b}" for a, b in pairs],
+        "mutual_layer_unit_pairs": [f"{a} <-> {b}" for a, b in unit_pairs],
         "skeleton_breaking_files": sum(len(v) for v in breaks.values()),
         "skeleton_breaks": breaks,
         **any_counts(),
@@ -129,6 +152,9 @@ def main() -> int:
     print(f"package pairs importing each other: {len(pairs)}")
     for line in report["mutual_package_pairs"]:
         print(f"  {line}")
+    print(f"  of which between the layer contract's units: {len(unit_pairs)}")
+    for line in report["mutual_layer_unit_pairs"]:
+        print(f"    {line}")
     print(f"files outside the domain skeleton: {report['skeleton_breaking_files']}")
     for package, files in breaks.items():
         print(f"  {package}: {', '.join(files)}")
