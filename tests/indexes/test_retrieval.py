@@ -9,28 +9,28 @@ import pytest
 
 from relaydesk.core.errors import Conflict, NotFound, ProviderFailed
 from relaydesk.indexes import retrieval, service
-from relaydesk.knowledge import store
+from relaydesk.knowledge import indexing, store
 from relaydesk.knowledge.embeddings import LocalEmbedder
 from tests.conftest import LiveServer
 from tests.fakes import FakeOpenAI
 from tests.news.live import wipe_news_data
 
 DOCUMENTS = [
-    store.Document(
+    indexing.Document(
         "https://news.example/harbour",
         "Harbour crane arrives",
         "economy",
         "A new container crane arrived at the harbour on a barge from Rotterdam; it lifts "
         "forty tonnes and will double the number of ships unloaded each day.",
     ),
-    store.Document(
+    indexing.Document(
         "https://news.example/library",
         "City library opens at night",
         "culture",
         "The city library will stay open until midnight on Fridays from next month, so "
         "that students can read and study after their evening classes.",
     ),
-    store.Document(
+    indexing.Document(
         "https://news.example/ferry",
         "Ferry timetable changes",
         "economy",
@@ -45,8 +45,8 @@ def indexed(server: LiveServer) -> Iterator[None]:
     """An index 'main' (active) and an index 'other', built from DOCUMENTS."""
     wipe_news_data()
     root = service.index_root()
-    store.build(root, "main", DOCUMENTS, LocalEmbedder())
-    store.build(root, "other", DOCUMENTS[:1], LocalEmbedder())
+    indexing.build(root, "main", DOCUMENTS, LocalEmbedder())
+    indexing.build(root, "other", DOCUMENTS[:1], LocalEmbedder())
     store.activate(root, "main")
     yield
     wipe_news_data()
@@ -68,7 +68,7 @@ def use_model(api: httpx.Client, fake: FakeOpenAI) -> None:
 def test_search_needs_an_index_and_an_active_one(wiped: None) -> None:
     with pytest.raises(Conflict, match="no knowledge index yet"):
         retrieval.search("harbour crane")
-    store.build(service.index_root(), "spare", DOCUMENTS, LocalEmbedder())
+    indexing.build(service.index_root(), "spare", DOCUMENTS, LocalEmbedder())
     with pytest.raises(Conflict, match="No knowledge index is active"):
         retrieval.search("harbour crane")
     with pytest.raises(NotFound, match="no index named 'missing'"):

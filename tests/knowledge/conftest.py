@@ -9,7 +9,7 @@ import pytest
 
 from relaydesk.ai.providers import LLMError
 from relaydesk.knowledge.embeddings import LocalEmbedder, Vectors, default_local_model_path
-from relaydesk.knowledge.store import Document
+from relaydesk.knowledge.indexing import Document
 from tests.conftest import missing
 
 DOCS = [

@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 import pytest
 
-from relaydesk.knowledge import backup, store
+from relaydesk.knowledge import backup, indexing, search, store
 from relaydesk.knowledge.backup import BackupRefused, BackupTooLarge
 from relaydesk.knowledge.embeddings import LocalEmbedder
 from relaydesk.knowledge.manifest import sha256
@@ -29,7 +29,7 @@ QUESTIONS = [
 
 def answers(index: store.LoadedIndex, embedder: LocalEmbedder) -> list[list[tuple[str, float]]]:
     return [
-        [(h.chunk.id, round(h.score, 6)) for h in store.search_text(index, embedder, q, 4, -1)]
+        [(h.chunk.id, round(h.score, 6)) for h in search.search_text(index, embedder, q, 4, -1)]
         for q in QUESTIONS
     ]
 
@@ -70,7 +70,7 @@ def with_manifest(files: dict[str, bytes], **changes: object) -> dict[str, bytes
 @pytest.fixture
 def news(root: Path, local_embedder: LocalEmbedder) -> bytes:
     """The documents indexed as the active 'news'; its export."""
-    store.build(root, "news", DOCS, local_embedder)
+    indexing.build(root, "news", DOCS, local_embedder)
     store.activate(root, "news")
     return exported(root)
 
@@ -98,7 +98,7 @@ def test_export_then_import_gives_identical_answers(
 def test_importing_over_an_index_replaces_it_and_can_activate(
     root: Path, local_embedder: LocalEmbedder, news: bytes
 ) -> None:
-    store.build(root, "news", DOCS[:1], local_embedder)
+    indexing.build(root, "news", DOCS[:1], local_embedder)
     assert store.load(root, "news").vectors == 1
     manifest = backup.import_zip(root, io.BytesIO(news), activate=True)
     assert manifest.name == "news"

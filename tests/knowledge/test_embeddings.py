@@ -10,7 +10,7 @@ import pytest
 
 from relaydesk.ai.providers import LLMError, LLMNotConfigured
 from relaydesk.core.config import Settings, load_settings
-from relaydesk.knowledge import embeddings, store
+from relaydesk.knowledge import embeddings, indexing, search, store
 from relaydesk.knowledge.embeddings import LocalEmbedder, OpenAIEmbedder, get_embedder
 from tests.fakes import FakeOpenAI
 from tests.fakes import openai_fake as openai_fake  # the fixture, for pytest to find
@@ -106,10 +106,10 @@ def test_an_index_built_through_openai_answers_questions(
     openai_fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     embedder = openai_for(openai_fake)
-    store.build(tmp_path, "news", DOCS, embedder)
+    indexing.build(tmp_path, "news", DOCS, embedder)
     index = store.load(tmp_path, "news")
     assert index.manifest.provider == "openai" and index.manifest.dimension == 1536
-    hits = store.search_text(index, embedder, "storm warning ferries", top_k=1)
+    hits = search.search_text(index, embedder, "storm warning ferries", top_k=1)
     assert hits[0].chunk.url == "https://news.example/weather"
 
 

@@ -20,6 +20,7 @@ from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict, Invalid, NotConfigured, ProviderFailed
 from relaydesk.indexes import service
+from relaydesk.knowledge import search as index_search
 from relaydesk.knowledge import store
 from relaydesk.knowledge.embeddings import Embedder
 
@@ -92,7 +93,7 @@ def _excerpt(text: str) -> str:
     return text[: cut if cut > 0 else EXCERPT_CHARS].rstrip(" ,;:") + "…"
 
 
-def _passages(hits: list[store.Hit]) -> list[Passage]:
+def _passages(hits: list[index_search.Hit]) -> list[Passage]:
     return [
         Passage(
             title=h.chunk.title,
@@ -111,7 +112,7 @@ def _query_vector(loaded: store.LoadedIndex, model: Embedder, query: str) -> Any
     if not query.strip():
         raise Invalid("The question is empty", field="query")
     try:
-        store.check_compatible(loaded, model)  # may ask an OpenAI server for its dimension
+        index_search.check_compatible(loaded, model)  # may ask an OpenAI server for its dimension
         return model.embed([query.strip()])[0]
     except LLMNotConfigured as exc:
         raise NotConfigured(exc.message) from None
@@ -126,7 +127,7 @@ def _search(
     min_score: float,
     category: str | None = None,
 ) -> list[Passage]:
-    hits = store.search(loaded, vector, top_k=top_k, min_score=min_score, category=category)
+    hits = index_search.search(loaded, vector, top_k=top_k, min_score=min_score, category=category)
     return _passages(hits)
 
 

@@ -20,7 +20,7 @@ from relaydesk.indexes.service import embedder, index_root
 from relaydesk.jobs import service as jobs
 from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import Progress
-from relaydesk.knowledge import store
+from relaydesk.knowledge import indexing, store
 from relaydesk.news import files, scraper, service
 from relaydesk.news.sources import category_slugs
 
@@ -66,9 +66,11 @@ def _build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     articles = files.load_articles(service.news_dir(), categories)
     if not articles:
         raise Invalid("There are no scraped articles to index yet: run a scrape first")
-    documents = [store.Document(a.url, a.title, a.category, a.text, a.published) for a in articles]
+    documents = [
+        indexing.Document(a.url, a.title, a.category, a.text, a.published) for a in articles
+    ]
     root = index_root()
-    result = store.build(root, name, documents, embedder(), progress)
+    result = indexing.build(root, name, documents, embedder(), progress)
     # The first index becomes the active one: a fresh install needs no extra click.
     activated = store.active_name(root) is None
     if activated:
