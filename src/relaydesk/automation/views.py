@@ -25,6 +25,7 @@ from relaydesk.messaging import views as messaging_views
 from relaydesk.messaging.models import Conversation
 from relaydesk.messaging.queries import message_dict
 from relaydesk.web.deps import PanelOperator, PanelViewer
+from relaydesk.web.forms import form_problem
 from relaydesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -68,11 +69,7 @@ def _validated(schema: type[Model], data: dict[str, Any]) -> Model:
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'form'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise Invalid("; ".join(dict.fromkeys(problems))) from None
+        raise form_problem(exc) from None
 
 
 # --- Auto-reply tab ----------------------------------------------------------------------
