@@ -13,12 +13,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from relaydesk.core import clock as core_clock
 from tests.fakes import openai_fake as openai_fake
 from tests.pgserver import PgCluster, find_bindir, free_port
 
@@ -286,6 +288,38 @@ def empty_spool() -> Iterator[None]:
     shutil.rmtree(folder, ignore_errors=True)
     yield
     shutil.rmtree(folder, ignore_errors=True)
+
+
+class FrozenClock:
+    """relaydesk's clock (`relaydesk.core.clock`) held at a moment a test chose."""
+
+    def __init__(self) -> None:
+        self.at = core_clock.system_now()
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def freeze(self, at: datetime | None = None) -> datetime:
+        """Stop the clock at `at` (aware; default the present moment); returns it in UTC."""
+        # Kept in UTC: moving a zoned time would add wall-clock hours across a DST change.
+        self.at = core_clock.system_now() if at is None else at.astimezone(UTC)
+        core_clock.set_source(self)
+        return self.at
+
+    def move(self, delta: timedelta) -> datetime:
+        """Move the frozen clock by `delta` (forward or back); returns the new time."""
+        self.at += delta
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Iterator[FrozenClock]:
+    """Freeze or move relaydesk's clock in this test; back to the system clock after it."""
+    frozen = FrozenClock()
+    try:
+        yield frozen
+    finally:
+        core_clock.reset()
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
