@@ -29,6 +29,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO.parent / "shared" / "specs"
+UNIT_TESTS = REPO / "tests" / "unit"  # pure logic: no app, no database (tests/unit)
 
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="relaydesk-test-"))
 _PORT = free_port()
@@ -64,17 +65,30 @@ def missing(reason: str) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _pg
     if BACKEND != "postgresql":
         return
     if os.environ.get("TEST_DATABASE_URL"):
         os.environ["DATABASE_URL"] = os.environ["TEST_DATABASE_URL"]
         return
-    bindir = find_bindir()
-    if bindir is None:
+    if find_bindir() is None:
         if IN_CI:
             raise pytest.UsageError("CI=true but PostgreSQL is not installed (initdb/pg_ctl)")
         raise pytest.UsageError("RELAYDESK_TEST_DB=postgresql but PostgreSQL is not installed")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the throwaway PostgreSQL cluster, unless every test collected is a unit test.
+
+    After collection and before the first test: nothing reads DATABASE_URL earlier.
+    Under xdist each worker collects and starts its own cluster (the controller none).
+    """
+    global _pg
+    if BACKEND != "postgresql" or os.environ.get("TEST_DATABASE_URL") or _pg is not None:
+        return
+    if all(UNIT_TESTS in Path(str(item.path)).parents for item in session.items):
+        return
+    bindir = find_bindir()
+    assert bindir is not None  # checked in pytest_configure
     _pg = PgCluster(bindir)
     os.environ["DATABASE_URL"] = _pg.start()
 
