@@ -98,6 +98,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _pg.stop()
 
 
+BROWSER_FIXTURES = frozenset({"browser", "new_page"})  # Playwright driving Chromium
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that drives Chromium is a `browser` test, whichever module holds it."""
+    for item in items:
+        if BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"relaydesk database backend: {BACKEND}"
 

@@ -196,6 +196,7 @@ def test_webhook_is_spooled_when_the_database_fails(
     assert db.scalar(select(Message.body).where(Message.sid == "SM" + "a1" * 16)) == "nie zgub mnie"
 
 
+@pytest.mark.e2e
 def test_redis_backend_runs_jobs_in_a_separate_worker(tmp_path: Path) -> None:
     """REDIS_URL switches huey to Redis; a `relaydesk worker` process consumes the jobs."""
     redis_bin = shutil.which("redis-server")

@@ -20,6 +20,9 @@ import pytest
 
 from tests.processes import Deployment, poll, redis_server, wait_until
 
+# Real relaydesk processes (serve, worker, CLI subprocesses): the e2e tier.
+pytestmark = pytest.mark.e2e
+
 RECIPIENTS = [f"+48600900{i:03d}" for i in range(30)]
 
 
