@@ -72,7 +72,7 @@ def _sync_once() -> tuple[float, dict[str, Any]]:
 
 def measure_sync(conversations: int, latency_ms: float) -> dict[str, Any]:
     """Sync `conversations` from the fake answering after `latency_ms`; throughput figures."""
-    from tests.elevenlabs_fake import FakeElevenLabs
+    from tests.fakes.elevenlabs import FakeElevenLabs
     from tests.voicebot.fixtures import AGENTS, month_of_conversations
 
     fake = FakeElevenLabs(api_key=BENCH_KEY)
