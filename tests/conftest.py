@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from relaydesk.core import clock as core_clock
 from tests.fakes import openai_fake as openai_fake
@@ -159,38 +161,49 @@ def server() -> Iterator[LiveServer]:
     live.stop()
 
 
-TABLES = [
-    "voicebot_archives",
-    "voicebot_sync_runs",
-    "voicebot_evaluations",
-    "voicebot_conversations",
-    "media_links",
-    "attachments",
-    "news_recipients",
-    "news_sources",
-    "jobs",
-    "multi_sms_recipients",
-    "multi_sms_batches",
-    "send_pacers",
-    "reminder_runs",
-    "reminders",
-    "automation_runs",
-    "assistant_sessions",
-    "conversation_summaries",
-    "phone_numbers",
-    "assistants",
-    "llm_usage",
-    "message_events",
-    "messages",
-    "conversations",
-    "contacts",
-    "api_tokens",
-    "web_sessions",
-    "login_failures",
-    "audit_log",
-    "settings",
-    "users",
-]
+# Tables whose rows the migrations create: reset, not emptied.
+SEEDED = {"message_counters": "UPDATE message_counters SET count = 0"}
+IDLE_TIMEOUT = 60.0  # longest a job may run on after its test (a campaign's dispatcher)
+
+
+def wait_until_idle() -> None:
+    """Drop the queued jobs and wait until no job runs in this process's worker.
+
+    The previous test's background work (a campaign's dispatcher, a callback) would
+    otherwise write while its rows are deleted: rows reappear in the next test, and on
+    PostgreSQL its row locks and ours can deadlock. A job that finishes may queue
+    another one, so the queue is dropped again once the worker is idle.
+    """
+    from relaydesk.core.tasks import get_huey, running_jobs
+
+    huey = get_huey()
+    huey.flush()
+    wait_for(lambda: not running_jobs(), timeout=IDLE_TIMEOUT, what="the worker to be idle")
+    huey.flush()
+
+
+def empty_tables() -> None:
+    """Delete every row of every table (children first), as the models declare them."""
+    from relaydesk.core import domains
+    from relaydesk.core.db import Base, get_engine
+
+    domains.load_models()  # every domain's tables in the metadata
+    tables = list(reversed(Base.metadata.sorted_tables))
+    # A job outside the worker (a thread of the emulator, a callback being answered) may
+    # still write: on PostgreSQL the database may abort one of two deadlocked
+    # transactions; ours is simply tried again.
+    for attempt in range(5):
+        try:
+            with get_engine().begin() as conn:
+                for table in tables:
+                    if table.name in SEEDED:
+                        conn.execute(text(SEEDED[table.name]))
+                    else:
+                        conn.execute(table.delete())
+            return
+        except OperationalError as exc:
+            if "deadlock" not in str(exc).lower() or attempt == 4:
+                raise
 
 
 @pytest.fixture(autouse=True)
@@ -200,26 +213,8 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     request.getfixturevalue("server")
-    from sqlalchemy import text
-    from sqlalchemy.exc import OperationalError
-
-    from relaydesk.core.db import get_engine
-    from relaydesk.core.tasks import get_huey
-
-    get_huey().flush()
-    # The previous test's background work (a campaign's dispatcher, a callback) may still
-    # be writing: on PostgreSQL its row locks and ours can deadlock, and the database
-    # aborts one of the two transactions. Ours is simply tried again.
-    for attempt in range(5):
-        try:
-            with get_engine().begin() as conn:
-                for table in TABLES:
-                    conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed names)
-                conn.execute(text("UPDATE message_counters SET count = 0"))
-            break
-        except OperationalError as exc:
-            if "deadlock" not in str(exc).lower() or attempt == 4:
-                raise
+    wait_until_idle()
+    empty_tables()
     from relaydesk.channels.sandbox.runtime import get_emulator
 
     get_emulator().reset()

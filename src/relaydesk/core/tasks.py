@@ -8,10 +8,12 @@ jobs declared for every minute) run every SWEEP_SECONDS, a minute by default.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +45,8 @@ class _Registry:
     wrappers: dict[str, Any] = field(default_factory=dict)
     huey: Huey | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    running: Counter[str] = field(default_factory=Counter)  # jobs running in this process
+    running_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _registry = _Registry()
@@ -72,6 +76,28 @@ def periodic(name: str, *, minutes: str = "*", hours: str = "*") -> Callable[[An
     return decorator
 
 
+def _counted(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` as job `name`, listed by `running_jobs()` while it runs."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _registry.running_lock:
+            _registry.running[name] += 1
+        try:
+            return func(*args, **kwargs)
+        finally:
+            with _registry.running_lock:
+                _registry.running[name] -= 1
+
+    return run
+
+
+def running_jobs() -> list[str]:
+    """The names of the jobs this process's worker threads are running at this moment."""
+    with _registry.running_lock:
+        return sorted(_registry.running.elements())
+
+
 def _build_huey() -> Huey:
     settings = get_settings()
     if settings.redis_url:
@@ -85,12 +111,11 @@ def _build_huey() -> Huey:
         importlib.import_module(module)
     _registry.wrappers.clear()
     for name, spec in _registry.specs.items():
+        func = _counted(name, spec.func)
         if spec.periodic is not None:
-            wrapper = huey.periodic_task(spec.periodic, name=name)(spec.func)
+            wrapper = huey.periodic_task(spec.periodic, name=name)(func)
         else:
-            wrapper = huey.task(name=name, retries=spec.retries, retry_delay=spec.retry_delay)(
-                spec.func
-            )
+            wrapper = huey.task(name=name, retries=spec.retries, retry_delay=spec.retry_delay)(func)
         _registry.wrappers[name] = wrapper
     return huey
 
