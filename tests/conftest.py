@@ -2,7 +2,9 @@
 
 Select the database with RELAYDESK_TEST_DB=sqlite (default) or postgresql; set
 TEST_DATABASE_URL to use an existing PostgreSQL server instead of a throwaway one.
-With CI=true a missing prerequisite fails the run instead of skipping.
+With CI=true a missing prerequisite fails the run instead of skipping. Each pytest
+process (each xdist worker of `make test-fast`) has its own data directory, SQLite
+file, task queue, port and throwaway PostgreSQL cluster.
 """
 
 from __future__ import annotations
