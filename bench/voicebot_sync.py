@@ -2,7 +2,7 @@
 
 What it measures
     A month of synthetic conversations for two agents (tests/voicebot/fixtures.py) is
-    served by the fake ElevenLabs server on loopback (tests/elevenlabs_fake.py), which
+    served by the fake ElevenLabs server on loopback (tests/fakes/elevenlabs.py), which
     waits `latency_ms` before answering every request, like a far-away API. One full
     sync job runs in this process, as the worker would run it, against a fresh SQLite
     database in a temporary DATA_DIR: it lists every page (100 conversations a page),
