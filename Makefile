@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 VENDOR := src/relaydesk/web/static/vendor
 VENDOR_STAMP := $(VENDOR)/.installed
 
-.PHONY: run test lint typecheck test-sqlite test-postgresql bench translations clean
+.PHONY: run test test-fast lint typecheck test-sqlite test-postgresql bench translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,18 @@ run: $(STAMP) $(VENDOR_STAMP)
 
 ## test: lint, type checks and the whole suite on SQLite and on PostgreSQL
 test: $(DEV_STAMP) $(VENDOR_STAMP) lint typecheck test-sqlite test-postgresql
+
+## test-fast: the edit loop: unit tier and quickest in-process tests, in parallel, on SQLite
+# About a minute or less on 2 cores: the pure logic (tests/unit) and the API, webhook,
+# sending, campaign and reminder tests against the live app, each xdist worker with its
+# own data directory, database and port. Never e2e (real processes), browser (Chromium)
+# or slow tests; `make test` runs everything, on both databases.
+FAST_TESTS := tests/unit tests/test_config.py tests/test_api_errors.py \
+  tests/test_request_boundary.py tests/messaging tests/channels tests/campaigns \
+  tests/reminders tests/voicebot/test_kpis.py
+test-fast: $(DEV_STAMP)
+	RELAYDESK_TEST_DB=sqlite $(BIN)/pytest -q -n auto --dist worksteal \
+	  -m "not e2e and not browser and not slow" $(FAST_TESTS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench scripts

@@ -5,7 +5,7 @@ What it measures
     relaydesk hands the automatic answer to Twilio (the Messages.create call reaches
     Twilio), in two modes, each on a fresh server:
       - ai       the global AI auto-reply against a fake OpenAI-compatible model that
-                 answers at once (tests/fakes.py FakeOpenAI on loopback, in this
+                 answers at once (tests/fakes/openai.py FakeOpenAI on loopback, in this
                  process), so the figures are relaydesk's own overhead, not a model's
                  thinking time;
       - classic  the static auto-reply (no model).

@@ -2,7 +2,7 @@
 
 What it measures
     A month of synthetic conversations for two agents (tests/voicebot/fixtures.py) is
-    served by the fake ElevenLabs server on loopback (tests/elevenlabs_fake.py), which
+    served by the fake ElevenLabs server on loopback (tests/fakes/elevenlabs.py), which
     waits `latency_ms` before answering every request, like a far-away API. One full
     sync job runs in this process, as the worker would run it, against a fresh SQLite
     database in a temporary DATA_DIR: it lists every page (100 conversations a page),
@@ -72,7 +72,7 @@ def _sync_once() -> tuple[float, dict[str, Any]]:
 
 def measure_sync(conversations: int, latency_ms: float) -> dict[str, Any]:
     """Sync `conversations` from the fake answering after `latency_ms`; throughput figures."""
-    from tests.elevenlabs_fake import FakeElevenLabs
+    from tests.fakes.elevenlabs import FakeElevenLabs
     from tests.voicebot.fixtures import AGENTS, month_of_conversations
 
     fake = FakeElevenLabs(api_key=BENCH_KEY)

@@ -2,7 +2,9 @@
 
 Select the database with RELAYDESK_TEST_DB=sqlite (default) or postgresql; set
 TEST_DATABASE_URL to use an existing PostgreSQL server instead of a throwaway one.
-With CI=true a missing prerequisite fails the run instead of skipping.
+With CI=true a missing prerequisite fails the run instead of skipping. Each pytest
+process (each xdist worker of `make test-fast`) has its own data directory, SQLite
+file, task queue, port and throwaway PostgreSQL cluster.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from relaydesk.core import clock as core_clock
 from tests.fakes import openai_fake as openai_fake
 from tests.pgserver import PgCluster, find_bindir, free_port
 
@@ -27,6 +33,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO.parent / "shared" / "specs"
+UNIT_TESTS = REPO / "tests" / "unit"  # pure logic: no app, no database (tests/unit)
 
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="relaydesk-test-"))
 _PORT = free_port()
@@ -62,17 +69,30 @@ def missing(reason: str) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _pg
     if BACKEND != "postgresql":
         return
     if os.environ.get("TEST_DATABASE_URL"):
         os.environ["DATABASE_URL"] = os.environ["TEST_DATABASE_URL"]
         return
-    bindir = find_bindir()
-    if bindir is None:
+    if find_bindir() is None:
         if IN_CI:
             raise pytest.UsageError("CI=true but PostgreSQL is not installed (initdb/pg_ctl)")
         raise pytest.UsageError("RELAYDESK_TEST_DB=postgresql but PostgreSQL is not installed")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the throwaway PostgreSQL cluster, unless every test collected is a unit test.
+
+    After collection and before the first test: nothing reads DATABASE_URL earlier.
+    Under xdist each worker collects and starts its own cluster (the controller none).
+    """
+    global _pg
+    if BACKEND != "postgresql" or os.environ.get("TEST_DATABASE_URL") or _pg is not None:
+        return
+    if all(UNIT_TESTS in Path(str(item.path)).parents for item in session.items):
+        return
+    bindir = find_bindir()
+    assert bindir is not None  # checked in pytest_configure
     _pg = PgCluster(bindir)
     os.environ["DATABASE_URL"] = _pg.start()
 
@@ -80,6 +100,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _pg is not None:
         _pg.stop()
+
+
+BROWSER_FIXTURES = frozenset({"browser", "new_page"})  # Playwright driving Chromium
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that drives Chromium is a `browser` test, whichever module holds it."""
+    for item in items:
+        if BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -133,38 +163,49 @@ def server() -> Iterator[LiveServer]:
     live.stop()
 
 
-TABLES = [
-    "voicebot_archives",
-    "voicebot_sync_runs",
-    "voicebot_evaluations",
-    "voicebot_conversations",
-    "media_links",
-    "attachments",
-    "news_recipients",
-    "news_sources",
-    "jobs",
-    "multi_sms_recipients",
-    "multi_sms_batches",
-    "send_pacers",
-    "reminder_runs",
-    "reminders",
-    "automation_runs",
-    "assistant_sessions",
-    "conversation_summaries",
-    "phone_numbers",
-    "assistants",
-    "llm_usage",
-    "message_events",
-    "messages",
-    "conversations",
-    "contacts",
-    "api_tokens",
-    "web_sessions",
-    "login_failures",
-    "audit_log",
-    "settings",
-    "users",
-]
+# Tables whose rows the migrations create: reset, not emptied.
+SEEDED = {"message_counters": "UPDATE message_counters SET count = 0"}
+IDLE_TIMEOUT = 60.0  # longest a job may run on after its test (a campaign's dispatcher)
+
+
+def wait_until_idle() -> None:
+    """Drop the queued jobs and wait until no job runs in this process's worker.
+
+    The previous test's background work (a campaign's dispatcher, a callback) would
+    otherwise write while its rows are deleted: rows reappear in the next test, and on
+    PostgreSQL its row locks and ours can deadlock. A job that finishes may queue
+    another one, so the queue is dropped again once the worker is idle.
+    """
+    from relaydesk.core.tasks import get_huey, running_jobs
+
+    huey = get_huey()
+    huey.flush()
+    wait_for(lambda: not running_jobs(), timeout=IDLE_TIMEOUT, what="the worker to be idle")
+    huey.flush()
+
+
+def empty_tables() -> None:
+    """Delete every row of every table (children first), as the models declare them."""
+    from relaydesk.core import domains
+    from relaydesk.core.db import Base, get_engine
+
+    domains.load_models()  # every domain's tables in the metadata
+    tables = list(reversed(Base.metadata.sorted_tables))
+    # A job outside the worker (a thread of the emulator, a callback being answered) may
+    # still write: on PostgreSQL the database may abort one of two deadlocked
+    # transactions; ours is simply tried again.
+    for attempt in range(5):
+        try:
+            with get_engine().begin() as conn:
+                for table in tables:
+                    if table.name in SEEDED:
+                        conn.execute(text(SEEDED[table.name]))
+                    else:
+                        conn.execute(table.delete())
+            return
+        except OperationalError as exc:
+            if "deadlock" not in str(exc).lower() or attempt == 4:
+                raise
 
 
 @pytest.fixture(autouse=True)
@@ -174,26 +215,8 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     request.getfixturevalue("server")
-    from sqlalchemy import text
-    from sqlalchemy.exc import OperationalError
-
-    from relaydesk.core.db import get_engine
-    from relaydesk.core.tasks import get_huey
-
-    get_huey().flush()
-    # The previous test's background work (a campaign's dispatcher, a callback) may still
-    # be writing: on PostgreSQL its row locks and ours can deadlock, and the database
-    # aborts one of the two transactions. Ours is simply tried again.
-    for attempt in range(5):
-        try:
-            with get_engine().begin() as conn:
-                for table in TABLES:
-                    conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed names)
-                conn.execute(text("UPDATE message_counters SET count = 0"))
-            break
-        except OperationalError as exc:
-            if "deadlock" not in str(exc).lower() or attempt == 4:
-                raise
+    wait_until_idle()
+    empty_tables()
     from relaydesk.channels.sandbox.runtime import get_emulator
 
     get_emulator().reset()
@@ -286,6 +309,38 @@ def empty_spool() -> Iterator[None]:
     shutil.rmtree(folder, ignore_errors=True)
     yield
     shutil.rmtree(folder, ignore_errors=True)
+
+
+class FrozenClock:
+    """relaydesk's clock (`relaydesk.core.clock`) held at a moment a test chose."""
+
+    def __init__(self) -> None:
+        self.at = core_clock.system_now()
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def freeze(self, at: datetime | None = None) -> datetime:
+        """Stop the clock at `at` (aware; default the present moment); returns it in UTC."""
+        # Kept in UTC: moving a zoned time would add wall-clock hours across a DST change.
+        self.at = core_clock.system_now() if at is None else at.astimezone(UTC)
+        core_clock.set_source(self)
+        return self.at
+
+    def move(self, delta: timedelta) -> datetime:
+        """Move the frozen clock by `delta` (forward or back); returns the new time."""
+        self.at += delta
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Iterator[FrozenClock]:
+    """Freeze or move relaydesk's clock in this test; back to the system clock after it."""
+    frozen = FrozenClock()
+    try:
+        yield frozen
+    finally:
+        core_clock.reset()
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:

@@ -1,9 +1,10 @@
 """Real relaydesk processes for crash tests: started, killed with SIGKILL, started again.
 
-A deployment is what a user runs: the default `relaydesk serve` (in-process worker,
-SQLite queue), or `serve --no-worker` plus `relaydesk worker` with Redis. Its database is
-a SQLite file in its data directory, or a new database in the suite's PostgreSQL
-cluster when the suite runs on PostgreSQL.
+A deployment is what a user runs (but with its sweeps every second instead of every
+minute, SWEEP_SECONDS=1): the default `relaydesk serve` (in-process worker, SQLite
+queue), or `serve --no-worker` plus `relaydesk worker` with Redis. Its database is a
+SQLite file in its data directory, or a new database in the suite's PostgreSQL cluster
+when the suite runs on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ class Deployment:
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "LOG_LEVEL": "INFO",
+            # The sweeps that recover a crash run every second, not every minute: a test
+            # waits for the recovery, never for the wall clock.
+            "SWEEP_SECONDS": "1",
             **({"REDIS_URL": redis_url} if redis_url else {}),
             **env,
         }

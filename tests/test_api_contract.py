@@ -16,8 +16,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.processes import Deployment
+
+# Real relaydesk processes (serve, worker, CLI subprocesses): the e2e tier.
+pytestmark = pytest.mark.e2e
 
 ST = Path(sys.executable).with_name("st")
 SEED = os.environ.get("CONTRACT_SEED", "20261205")

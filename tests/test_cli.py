@@ -23,6 +23,9 @@ from relaydesk.core.config import sandbox_credentials
 from tests.conftest import BACKEND, wait_for
 from tests.pgserver import free_port
 
+# Real relaydesk processes (serve, worker, CLI subprocesses): the e2e tier.
+pytestmark = pytest.mark.e2e
+
 RELAYDESK = [sys.executable, "-m", "relaydesk.cli"]
 
 

@@ -50,10 +50,19 @@ def test_account_sid_switches_to_live(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert any("PUBLIC_BASE_URL" in w for w in settings.warnings())
 
 
+def test_sweeps_run_every_minute_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert make(monkeypatch, tmp_path).sweep_seconds == 60
+    assert make(monkeypatch, tmp_path, SWEEP_SECONDS="2").sweep_seconds == 2
+
+
 @pytest.mark.parametrize(
     ("env", "words"),
     [
         ({"PORT": "0"}, "PORT"),
+        ({"SWEEP_SECONDS": "0"}, "SWEEP_SECONDS"),
+        ({"SWEEP_SECONDS": "61"}, "SWEEP_SECONDS"),
         ({"DEFAULT_REGION": "Polska"}, "two-letter country code"),
         ({"TWILIO_MODE": "production"}, "TWILIO_MODE"),
         ({"TWILIO_MESSAGING_SERVICE_SID": "SM123"}, "Messaging Service SID"),

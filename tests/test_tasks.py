@@ -6,8 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +198,7 @@ def test_webhook_is_spooled_when_the_database_fails(
     assert db.scalar(select(Message.body).where(Message.sid == "SM" + "a1" * 16)) == "nie zgub mnie"
 
 
+@pytest.mark.e2e
 def test_redis_backend_runs_jobs_in_a_separate_worker(tmp_path: Path) -> None:
     """REDIS_URL switches huey to Redis; a `relaydesk worker` process consumes the jobs."""
     redis_bin = shutil.which("redis-server")
@@ -316,3 +319,53 @@ def test_planner_statistics_are_refreshed(
         with get_engine().connect() as conn:
             tables = {row[0] for row in conn.execute(text("SELECT tbl FROM sqlite_stat1"))}
         assert "messages" in tables
+
+
+class PeriodicOnly:
+    """The part of huey a scheduler uses: the jobs due now, and where queued ones go."""
+
+    def __init__(self, due: list[Any]) -> None:
+        self.due = due
+        self.queued: list[str] = []
+
+    def read_schedule(self, now: Any) -> list[Any]:
+        return []
+
+    def read_periodic(self, now: Any) -> list[Any]:
+        return self.due
+
+    def enqueue(self, task: Any) -> None:
+        self.queued.append(task.name)
+
+
+@pytest.mark.parametrize("seconds", [60, 1])
+def test_sweeps_run_every_sweep_seconds_and_other_periodic_jobs_keep_their_time(
+    monkeypatch: pytest.MonkeyPatch, seconds: int
+) -> None:
+    from relaydesk.core import tasks
+    from relaydesk.core.config import get_settings
+
+    huey = tasks.get_huey()
+    # 05:07 UTC: only the every-minute jobs (the sweeps) are due; at 02:00 more are.
+    sweeps = sorted(task.name for task in huey.read_periodic(datetime(2026, 1, 1, 5, 7)))
+    due_at_two = huey.read_periodic(datetime(2026, 1, 1, 2, 0))
+    others = sorted({task.name for task in due_at_two} - set(sweeps))
+    assert "messaging.sweep" in sweeps and "campaigns.sweep" in sweeps
+    assert others == ["maintenance.sessions", "voicebot.daily_sync"]
+
+    queued: list[str] = []
+    monkeypatch.setattr(tasks, "enqueue", lambda name, *args, delay=None: queued.append(name))
+    monkeypatch.setattr(get_settings(), "sweep_seconds", seconds)
+    stop = threading.Event()
+    stop.set()  # the scheduler's loop sleeps on this flag: no waiting in the test
+    fake = PeriodicOnly(due_at_two)
+    scheduler = tasks.SweepScheduler(huey=fake, stop_flag=stop, interval=1, periodic=True)
+    scheduler.loop(datetime(2026, 1, 1, 2, 0))
+    if seconds == 60:
+        # huey's own minute check, unchanged: everything due at 02:00, sweeps included.
+        assert sorted(fake.queued) == sorted(sweeps + others)
+    else:
+        assert sorted(fake.queued) == others  # the sweeps come from the faster loop
+    time.sleep(1.1)
+    scheduler.loop(datetime(2026, 1, 1, 2, 0, 1))
+    assert sorted(queued) == ([] if seconds == 60 else sweeps)

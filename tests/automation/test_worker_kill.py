@@ -12,9 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
+
 from tests.conftest import wait_for
 from tests.fakes import FakeOpenAI
 from tests.pgserver import free_port
+
+# Real relaydesk processes (serve, worker, CLI subprocesses): the e2e tier.
+pytestmark = pytest.mark.e2e
 
 SETUP = """
 from relaydesk import migrations

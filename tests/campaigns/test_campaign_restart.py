@@ -1,11 +1,12 @@
 """A campaign whose server is killed with SIGKILL mid-run finishes after a restart.
 
-What a user runs, with its default settings (leases, sweeps): the real `relaydesk
-serve` (or `serve --no-worker` plus `relaydesk worker` with Redis), the campaign made
-through the API, SIGKILL once some recipients have gone out, the same installation
-started again. The outcome is read from the outside: the emulator's own Messages list
-(what "Twilio" accepted) and the batch as the API shows it, which must never say
-"completed" while a recipient has no outcome.
+What a user runs, with its default settings (leases), but its sweeps every second
+instead of every minute (SWEEP_SECONDS=1): the real `relaydesk serve` (or `serve
+--no-worker` plus `relaydesk worker` with Redis), the campaign made through the API,
+SIGKILL once some recipients have gone out, the same installation started again. The
+outcome is read from the outside: the emulator's own Messages list (what "Twilio"
+accepted) and the batch as the API shows it, which must never say "completed" while a
+recipient has no outcome.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import httpx
 import pytest
 
 from tests.processes import Deployment, poll, redis_server, wait_until
+
+# Real relaydesk processes (serve, worker, CLI subprocesses): the e2e tier.
+pytestmark = pytest.mark.e2e
 
 RECIPIENTS = [f"+48600900{i:03d}" for i in range(30)]
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.fakes import FakeOpenAI
-from tests.news.conftest import Site
+from tests.fakes.news_site import Site
 from tests.news.live import (
     QUESTION,
     add_sources,

@@ -3,60 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 import pytest
 
 from relaydesk.media.download import DownloadError, Source, TooLarge, download
-from tests.fakes import LoopbackServer
+from tests.fakes import AnsweringServer
 
 SID = "AC" + "7" * 32
 TOKEN = "secret-token-123"
 MEDIA = f"/2010-04-01/Accounts/{SID}/Messages/MM{'1' * 32}/Media/ME{'2' * 32}"
 
 
-class Recorder:
-    """A loopback HTTP server answering with a fixed function; it records every request."""
-
-    def __init__(self, answer: Any) -> None:
-        self.seen: list[tuple[str, dict[str, str]]] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                recorder.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-                status, headers, body = answer(self.path)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = LoopbackServer(Handler)
-        self.base = f"http://127.0.0.1:{self.server.port}"
-        self.server.start()
-
-    def close(self) -> None:
-        self.server.stop()
-
-
 @pytest.fixture
-def cdn() -> Iterator[Recorder]:
-    server = Recorder(lambda path: (200, {"Content-Type": "image/png"}, b"\x89PNG-bytes"))
+def cdn() -> Iterator[AnsweringServer]:
+    server = AnsweringServer(lambda path: (200, {"Content-Type": "image/png"}, b"\x89PNG-bytes"))
     yield server
     server.close()
 
 
-def twilio_redirecting_to(target: str) -> Recorder:
-    return Recorder(lambda path: (307, {"Location": f"{target}/signed?sig=abc"}, b""))
+def twilio_redirecting_to(target: str) -> AnsweringServer:
+    return AnsweringServer(lambda path: (307, {"Location": f"{target}/signed?sig=abc"}, b""))
 
 
-def test_credentials_go_to_twilio_only_and_never_to_the_redirect_target(cdn: Recorder) -> None:
+def test_credentials_go_to_twilio_only_and_never_to_the_redirect_target(
+    cdn: AnsweringServer,
+) -> None:
     api = twilio_redirecting_to(cdn.base)
     try:
         got = download(
@@ -71,7 +42,7 @@ def test_credentials_go_to_twilio_only_and_never_to_the_redirect_target(cdn: Rec
     assert cdn_path == "/signed?sig=abc" and "authorization" not in cdn_headers
 
 
-def test_an_address_outside_the_accounts_media_is_never_requested(cdn: Recorder) -> None:
+def test_an_address_outside_the_accounts_media_is_never_requested(cdn: AnsweringServer) -> None:
     source = Source(cdn.base, SID, TOKEN, True)
     other_account = MEDIA.replace(SID, "AC" + "8" * 32)
     for url in (
@@ -84,7 +55,7 @@ def test_an_address_outside_the_accounts_media_is_never_requested(cdn: Recorder)
     assert cdn.seen == []
 
 
-def test_live_mode_refuses_a_redirect_into_the_servers_own_network(cdn: Recorder) -> None:
+def test_live_mode_refuses_a_redirect_into_the_servers_own_network(cdn: AnsweringServer) -> None:
     api = twilio_redirecting_to(cdn.base.replace("http://", "https://"))
     try:
         with pytest.raises(DownloadError, match=r"refused redirect.*internal address"):
@@ -96,14 +67,14 @@ def test_live_mode_refuses_a_redirect_into_the_servers_own_network(cdn: Recorder
     assert cdn.seen == []
 
 
-def test_a_file_over_the_limit_is_not_read_to_the_end(cdn: Recorder) -> None:
+def test_a_file_over_the_limit_is_not_read_to_the_end(cdn: AnsweringServer) -> None:
     with pytest.raises(TooLarge):
         download(cdn.base + MEDIA, Source(cdn.base, SID, TOKEN, True), max_bytes=5, timeout=5)
 
 
 def test_server_errors_are_worth_retrying_and_refusals_are_not() -> None:
     codes = iter([503, 401])
-    server = Recorder(lambda path: (next(codes), {}, b"{}"))
+    server = AnsweringServer(lambda path: (next(codes), {}, b"{}"))
     source = Source(server.base, SID, TOKEN, True)
     try:
         with pytest.raises(DownloadError) as busy:

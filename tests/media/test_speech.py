@@ -7,8 +7,8 @@ import pytest
 
 from relaydesk.media.audio import AudioFormat
 from relaydesk.media.speech import MAX_TEXT_CHARS, SpeechError, synthesize
-from tests.elevenlabs_fake import FakeElevenLabs, sample_mp3
-from tests.elevenlabs_fake import elevenlabs_fake as elevenlabs_fake  # the fixture
+from tests.fakes.elevenlabs import FakeElevenLabs, sample_mp3
+from tests.fakes.elevenlabs import elevenlabs_fake as elevenlabs_fake  # the fixture
 from tests.media import probe, require_audio_tools
 
 KEY = "xi-test-key-0123456789"

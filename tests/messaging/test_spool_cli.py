@@ -7,11 +7,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from tests.messaging.test_webhooks import inbound, new_sid
 from tests.test_cli import RELAYDESK
 from tests.test_cli import cli_env as cli_env  # the fixture: a fresh DATA_DIR and database
+
+# Real relaydesk processes (serve, worker, CLI subprocesses): the e2e tier.
+pytestmark = pytest.mark.e2e
 
 FIXED_ID = "c0ffee000001"
 

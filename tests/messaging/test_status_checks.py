@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, select, text, update
 
 from relaydesk.channels.twilio.gateway import make_client
@@ -23,6 +24,7 @@ from tests.messaging.test_send_api import set_knobs
 from tests.processes import ACCOUNT_SID, Deployment, wait_until
 
 
+@pytest.mark.e2e
 def test_a_status_missed_while_the_server_was_down_is_fetched_from_twilio(
     tmp_path: Path,
 ) -> None:

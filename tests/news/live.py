@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import wait_for
-from tests.news.conftest import Site, rss
+from tests.fakes.news_site import Site, rss
 
 # Three articles; only the lighthouse one says when and in what colour it is repainted.
 ARTICLES = {

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.news.conftest import Site
+from tests.fakes.news_site import Site
 from tests.news.live import (
     add_sources,
     audit_actions,

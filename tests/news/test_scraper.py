@@ -14,7 +14,7 @@ from relaydesk.core.config import Settings
 from relaydesk.news import files
 from relaydesk.news.scraper import ScrapeOptions, ScrapeReport, scrape
 from relaydesk.news.sources import Category, Source
-from tests.news.conftest import Site, article, rss
+from tests.fakes.news_site import Site, article, rss
 
 RSS = "application/rss+xml; charset=utf-8"
 

@@ -14,8 +14,9 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from relaydesk.core.config import Settings
+from tests.fakes.twilio_callbacks import Captured, Receiver
 
-from .conftest import Captured, Receiver, SandboxServer, SpecValidator
+from .conftest import SandboxServer, SpecValidator
 
 SENDER = "+15005550006"
 SID = re.compile(r"^SM[0-9a-f]{32}$")

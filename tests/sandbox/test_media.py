@@ -15,8 +15,9 @@ from sqlalchemy import select
 from relaydesk.channels.sandbox.media import cdn_query
 from relaydesk.core.config import Settings
 from tests.conftest import wait_for
+from tests.fakes.twilio_callbacks import Captured, Receiver
 
-from .conftest import Captured, Receiver, SandboxServer, SpecValidator
+from .conftest import SandboxServer, SpecValidator
 
 CUSTOMER = "+48600100200"
 MEDIA_URL = re.compile(

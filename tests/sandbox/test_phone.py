@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from relaydesk.core.config import Settings
+from tests.fakes.twilio_callbacks import Captured, Receiver
 
-from .conftest import Captured, Receiver, SandboxServer, SpecValidator
+from .conftest import SandboxServer, SpecValidator
 
 CUSTOMER = "+48600100200"
 SID = re.compile(r"^SM[0-9a-f]{32}$")

@@ -9,7 +9,7 @@ import pytest
 
 from relaydesk.channels.twilio.numbers import loose_e164, parse_address
 from relaydesk.voicebot import extract
-from tests.elevenlabs_fake import elevenlabs_spec, summary_of
+from tests.fakes.elevenlabs import elevenlabs_spec, summary_of
 from tests.voicebot.fixtures import month_of_conversations
 
 CUSTOMER = "+48601234567"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from relaydesk.core.errors import Invalid
 from relaydesk.voicebot import kpis
 
 CRITERIA = ("goal_reached", "greeting", "politeness")
@@ -299,19 +298,3 @@ def test_a_bad_period_is_refused_with_422(api: httpx.Client, params: dict[str, s
     answer = api.get("/api/voicebot/kpis", params=params)
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"]
-
-
-def test_period_defaults_to_the_current_month_and_includes_the_last_day() -> None:
-    start, end = kpis.period_of(None, None, None)
-    today = datetime.now(UTC).date()
-    assert start.date() == today.replace(day=1) and start <= datetime.now(UTC) < end
-    assert kpis.period_of(None, date(2025, 3, 5), date(2025, 3, 5)) == (
-        datetime(2025, 3, 5, tzinfo=UTC),
-        datetime(2025, 3, 6, tzinfo=UTC),
-    )
-    assert kpis.period_of("2024-12", None, None) == (
-        datetime(2024, 12, 1, tzinfo=UTC),
-        datetime(2025, 1, 1, tzinfo=UTC),
-    )
-    with pytest.raises(Invalid):
-        kpis.period_of("2024-00", None, None)

@@ -8,15 +8,7 @@ from typing import Any
 import pytest
 
 from relaydesk.voicebot import export, settings, sync, tasks
-
-
-def frozen(moment: datetime) -> type[datetime]:
-    class Frozen(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Frozen:  # type: ignore[override]
-            return cls.fromtimestamp(moment.timestamp(), tz)
-
-    return Frozen
+from tests.conftest import FrozenClock
 
 
 @pytest.fixture
@@ -40,12 +32,12 @@ def started(monkeypatch: pytest.MonkeyPatch, server: Any) -> list[dict[str, Any]
     ],
 )
 def test_the_daily_sync_range(
-    monkeypatch: pytest.MonkeyPatch,
     started: list[dict[str, Any]],
+    clock: FrozenClock,
     today: datetime,
     expected_from: date,
 ) -> None:
-    monkeypatch.setattr(tasks, "datetime", frozen(today))
+    clock.freeze(today)
     tasks.daily_sync()
     [call] = started
     assert call["trigger"] == "daily" and call["date_from"] == expected_from
@@ -61,10 +53,10 @@ def test_the_daily_sync_is_skipped_until_configured(
 
 @pytest.mark.parametrize(("day", "runs"), [(1, True), (5, True), (6, False), (28, False)])
 def test_the_monthly_archive_runs_on_days_one_to_five(
-    monkeypatch: pytest.MonkeyPatch, day: int, runs: bool
+    monkeypatch: pytest.MonkeyPatch, clock: FrozenClock, day: int, runs: bool
 ) -> None:
     calls: list[bool] = []
-    monkeypatch.setattr(tasks, "datetime", frozen(datetime(2026, 4, day, 3, 0, tzinfo=UTC)))
+    clock.freeze(datetime(2026, 4, day, 3, 0, tzinfo=UTC))
     monkeypatch.setattr(export, "archive_previous_month_if_missing", lambda: calls.append(True))
     tasks.monthly_archive()
     assert calls == ([True] if runs else [])

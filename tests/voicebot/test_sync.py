@@ -18,7 +18,7 @@ from relaydesk.voicebot import settings, sync
 from relaydesk.voicebot.client import ElevenLabsClient, ElevenLabsError, test_connection
 from relaydesk.voicebot.models import VoiceConversation, VoiceEvaluation, VoiceSyncRun
 from tests.conftest import wait_for
-from tests.elevenlabs_fake import FakeElevenLabs
+from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.voicebot.fixtures import AGENTS, Call, month_of_conversations
 
 KEY = "xi-test-key-0123456789"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.news.conftest import Site
+from tests.fakes.news_site import Site
 from tests.news.live import QUESTION, allow_loopback, publish, wipe_news_data
 from tests.web.conftest import MakeUser, browser_sign_in, csrf_of
 
@@ -17,7 +17,7 @@ NewPage = Callable[..., Any]
 
 @pytest.fixture
 def site() -> Iterator[Site]:
-    """The loopback news site (tests/news/conftest.py's, outside that folder)."""
+    """The loopback news site (tests/fakes/news_site.py), outside the news tests' folder."""
     web = Site()
     yield web
     web.close()

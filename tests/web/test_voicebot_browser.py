@@ -291,7 +291,7 @@ def test_admin_saves_the_key_and_agents_and_fetching_becomes_possible(
 def fake_elevenlabs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The fake ElevenLabs on loopback, with two calls of this month for the sync to find."""
     from relaydesk.core.config import get_settings
-    from tests.elevenlabs_fake import FakeElevenLabs
+    from tests.fakes.elevenlabs import FakeElevenLabs
     from tests.voicebot.fixtures import month_of_conversations
 
     now = datetime.now(UTC)

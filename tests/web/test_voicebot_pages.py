@@ -10,19 +10,25 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from tests.conftest import FrozenClock
 from tests.web.test_automation_pages import main_of
 
 Panel = Callable[[str], httpx.Client]
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "admin"])
-def test_voice_bot_tab_is_in_the_nav_and_renders_for_every_role(panel: Panel, role: str) -> None:
-    page = panel(role).get("/voicebot")
+def test_voice_bot_tab_is_in_the_nav_and_renders_for_every_role(
+    panel: Panel, role: str, clock: FrozenClock
+) -> None:
+    client = panel(role)
+    clock.freeze(datetime(2025, 3, 31, 23, 59, tzinfo=UTC))  # the last minute of a month
+    page = client.get("/voicebot")
     assert page.status_code == 200
     assert '<a href="/voicebot" aria-current="page">Voice bot</a>' in page.text
     content = main_of(page.text)
-    # The default month is the current UTC one; the script and the vendored chart library load.
-    assert f'data-month="{datetime.now(UTC):%Y-%m}"' in content
+    # The default month is the clock's UTC one (in Warsaw it is April already); the script
+    # and the vendored chart library load.
+    assert 'data-month="2025-03"' in content
     assert 'src="/static/vendor/chart.umd.min.js?v=' in content
     assert 'src="/static/voicebot.js?v=' in content
     for kpi in ("total", "conversion", "duration", "transfers", "dropouts", "cost", "rating"):

@@ -222,7 +222,7 @@ def decide(session: Session, run_id: int) -> Decision:
 
     if contact is not None and contact.opted_out_at is not None:
         return Decision("opted_out", detail="the customer has unsubscribed")
-    blocked = _stepped_back(conversation, rules)
+    blocked = stepped_back(conversation, rules)
     if blocked:
         return blocked
     later = session.scalar(
@@ -276,7 +276,8 @@ def decide(session: Session, run_id: int) -> Decision:
     return Decision("no_mode", detail="no automatic answer is switched on")
 
 
-def _stepped_back(conversation: Conversation, rules: cfg.Rules) -> Decision | None:
+def stepped_back(conversation: Conversation, rules: cfg.Rules) -> Decision | None:
+    """Why the bot keeps out of this conversation now (switched off, a person answering)."""
     if not conversation.automation_enabled:
         return Decision("bot_off", detail="automatic answers are off in this conversation")
     human = conversation.human_replied_at
@@ -479,7 +480,7 @@ def _finish(run_id: int, token: str, answer: Answer) -> str | None:
             assert conversation is not None
             # A person may have stepped in while the model was thinking; an unsubscribe
             # meanwhile is refused by the send itself.
-            blocked = _stepped_back(conversation, cfg.read_rules(session))
+            blocked = stepped_back(conversation, cfg.read_rules(session))
             if blocked is not None and answer.outcome != "keyword_reply":
                 outcome, detail = blocked.outcome, blocked.detail
             else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
@@ -12,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.campaigns import service
 from relaydesk.campaigns.service import MAX_INPUT_CHARS
+from relaydesk.core import clock
 from relaydesk.core.db import session_scope
 from relaydesk.deps import Id
 from relaydesk.messaging.service import MAX_INPUT
@@ -52,7 +52,7 @@ def _starts_soon(batch: dict[str, Any]) -> bool:
     if batch["status"] == "processing":
         return True
     send_at = batch["send_at"]
-    return batch["status"] == "pending" and (send_at is None or send_at <= datetime.now(UTC))
+    return batch["status"] == "pending" and (send_at is None or send_at <= clock.now())
 
 
 def _history() -> dict[str, Any]:

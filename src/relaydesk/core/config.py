@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     status_check_after_seconds: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [600.0, 3600.0, 43200.0, 86400.0], max_length=20
     )
+    # How often the sweeps run (the periodic jobs that pick up work a crash or a lost job
+    # left behind, and work that became due): every minute; tests need not wait that long.
+    sweep_seconds: int = Field(60, ge=1, le=60)
 
     # AI and automatic answers.
     openai_api_key: str | None = None

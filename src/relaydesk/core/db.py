@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from relaydesk.core import domains
+from relaydesk.core import clock, domains
 from relaydesk.core.config import get_settings
 
 NAMING_CONVENTION = {
@@ -61,8 +61,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
+    """The current time, timezone-aware, in UTC (from the injectable `core.clock`)."""
+    return clock.now()
 
 
 class Base(DeclarativeBase):

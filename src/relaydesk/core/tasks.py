@@ -2,20 +2,24 @@
 
 Domains declare jobs with `@task("domain.event")` in their `tasks.py`; jobs take ids,
 never objects. `enqueue_after_commit(session, ...)` queues a job only once the
-session's transaction has committed, and forgets it on rollback.
+session's transaction has committed, and forgets it on rollback. The sweeps (periodic
+jobs declared for every minute) run every SWEEP_SECONDS, a minute by default.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Scheduler
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -32,6 +36,7 @@ class _TaskSpec:
     retries: int = 0
     retry_delay: int = 0
     periodic: Any = None
+    every_minute: bool = False  # a sweep: runs every SWEEP_SECONDS instead
 
 
 @dataclass
@@ -40,6 +45,8 @@ class _Registry:
     wrappers: dict[str, Any] = field(default_factory=dict)
     huey: Huey | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    running: Counter[str] = field(default_factory=Counter)  # jobs running in this process
+    running_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _registry = _Registry()
@@ -56,13 +63,39 @@ def task(name: str, *, retries: int = 0, retry_delay: int = 0) -> Callable[[Any]
 
 
 def periodic(name: str, *, minutes: str = "*", hours: str = "*") -> Callable[[Any], Any]:
-    """Declare a job that runs on a cron-like schedule (UTC)."""
+    """Declare a job that runs on a cron-like schedule (UTC); every minute is a sweep."""
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-        _registry.specs[name] = _TaskSpec(func, periodic=crontab(minute=minutes, hour=hours))
+        _registry.specs[name] = _TaskSpec(
+            func,
+            periodic=crontab(minute=minutes, hour=hours),
+            every_minute=minutes == "*" and hours == "*",
+        )
         return func
 
     return decorator
+
+
+def _counted(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` as job `name`, listed by `running_jobs()` while it runs."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _registry.running_lock:
+            _registry.running[name] += 1
+        try:
+            return func(*args, **kwargs)
+        finally:
+            with _registry.running_lock:
+                _registry.running[name] -= 1
+
+    return run
+
+
+def running_jobs() -> list[str]:
+    """The names of the jobs this process's worker threads are running at this moment."""
+    with _registry.running_lock:
+        return sorted(_registry.running.elements())
 
 
 def _build_huey() -> Huey:
@@ -78,12 +111,11 @@ def _build_huey() -> Huey:
         importlib.import_module(module)
     _registry.wrappers.clear()
     for name, spec in _registry.specs.items():
+        func = _counted(name, spec.func)
         if spec.periodic is not None:
-            wrapper = huey.periodic_task(spec.periodic, name=name)(spec.func)
+            wrapper = huey.periodic_task(spec.periodic, name=name)(func)
         else:
-            wrapper = huey.task(name=name, retries=spec.retries, retry_delay=spec.retry_delay)(
-                spec.func
-            )
+            wrapper = huey.task(name=name, retries=spec.retries, retry_delay=spec.retry_delay)(func)
         _registry.wrappers[name] = wrapper
     return huey
 
@@ -160,7 +192,54 @@ def _drop_jobs(session: Session) -> None:
     pending[:] = [job for job in pending if job.owner is not savepoint]
 
 
-class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+class SweepScheduler(Scheduler):  # type: ignore[misc]
+    """huey's scheduler, which queues the sweeps every SWEEP_SECONDS instead of every minute.
+
+    Every other periodic job keeps its crontab. At the default (60 seconds) it is huey's
+    scheduler unchanged. Below that (tests that must not wait a minute for a crash to be
+    recovered) the sweeps are queued from this loop, which huey runs every second.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sweep_seconds = get_settings().sweep_seconds
+        self._next_sweep = time.monotonic() + self.sweep_seconds
+
+    def _faster(self) -> bool:
+        return bool(self.periodic) and self.sweep_seconds < 60
+
+    def loop(self, now: Any = None) -> None:
+        if self._faster() and self._next_sweep <= time.monotonic():
+            self._next_sweep = time.monotonic() + self.sweep_seconds
+            for name, spec in _registry.specs.items():
+                if spec.every_minute:
+                    try:
+                        enqueue(name)
+                    except Exception:
+                        log.exception("could not queue the sweep %s", name)
+        super().loop(now)
+
+    def enqueue_periodic_tasks(self, now: Any) -> None:
+        if not self._faster():
+            super().enqueue_periodic_tasks(now)
+            return
+        for task in self.huey.read_periodic(now):
+            spec = _registry.specs.get(task.name)
+            if spec is not None and spec.every_minute:
+                continue  # queued by loop() every SWEEP_SECONDS
+            try:
+                self.huey.enqueue(task)
+            except Exception:
+                log.exception("could not queue the periodic job %s", task.name)
+
+
+class WorkerConsumer(Consumer):  # type: ignore[misc]
+    """huey's consumer with the sweep scheduler (`relaydesk worker`)."""
+
+    scheduler_class = SweepScheduler
+
+
+class EmbeddedConsumer(WorkerConsumer):
     """A huey consumer that runs inside the web server and leaves its signals alone."""
 
     def _set_signal_handlers(self) -> None:
@@ -209,7 +288,8 @@ def _sweep_soon() -> None:
 
 def run_worker() -> None:
     """Run a standalone consumer until interrupted (`relaydesk worker`)."""
-    consumer = get_huey().create_consumer(
+    consumer = WorkerConsumer(
+        get_huey(),
         workers=get_settings().worker_threads,
         worker_type="thread",
         initial_delay=0.05,

@@ -11,13 +11,13 @@ read is reported with the reason; the others are imported.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from relaydesk.core import audit
+from relaydesk.core import audit, clock
 from relaydesk.core.errors import Invalid, RelaydeskError
 from relaydesk.digests import service
 from relaydesk.digests.models import NewsRecipient
@@ -52,7 +52,7 @@ def export(session: Session) -> dict[str, Any]:
             }
             for r in service.list_recipients(session)
         ],
-        "exported_at": datetime.now(UTC).isoformat(),
+        "exported_at": clock.now().isoformat(),
     }
 
 

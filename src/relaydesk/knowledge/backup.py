@@ -19,11 +19,10 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from relaydesk.core import ondisk
+from relaydesk.core import clock, ondisk
 from relaydesk.core.errors import Invalid
 from relaydesk.knowledge import disk, store
 from relaydesk.knowledge.embeddings import Embedder, describe_embedder
@@ -128,7 +127,7 @@ def export_zip(root: Path, name: str) -> ExportedZip:
         for handle in files.values():
             handle.close()
         raise
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = clock.now().strftime("%Y%m%d-%H%M%S")
     return ExportedZip(f"relaydesk-index-{name}-{stamp}.zip", out, size)
 
 
@@ -169,7 +168,7 @@ def _open_snapshot(path: Path) -> dict[str, IO[bytes]]:
 
 
 def _member(name: str, method: int) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
+    info = zipfile.ZipInfo(name, date_time=clock.now().timetuple()[:6])
     info.compress_type = method
     info.external_attr = (stat.S_IFREG | 0o644) << 16
     return info

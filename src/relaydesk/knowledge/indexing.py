@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import faiss
 import numpy as np
 
 from relaydesk.ai.providers import LLMError
-from relaydesk.core import ondisk
+from relaydesk.core import clock, ondisk
 from relaydesk.core.errors import Invalid
 from relaydesk.knowledge import chunking, disk
 from relaydesk.knowledge.embeddings import Embedder, Vectors, describe_embedder
@@ -248,4 +247,4 @@ def write_directory(
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return clock.now().isoformat(timespec="seconds")

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from relaydesk.core import clock
 from relaydesk.core.errors import Invalid, NotFound
 from relaydesk.core.ondisk import file_lock, inside, write_atomically
 from relaydesk.news.sources import CATEGORY_PATTERN
@@ -118,7 +119,7 @@ def content_hash(text: str) -> str:
 
 def now_iso() -> str:
     """The current UTC time as stored in `fetched_at`."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
+    return clock.now().replace(microsecond=0).isoformat()
 
 
 def category_file(directory: Path, category: str, kind: FileKind) -> Path:

@@ -7,11 +7,11 @@ from the database themselves, and report progress through the job row.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from relaydesk.core import clock
 from relaydesk.core.audit import record
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict, Invalid
@@ -112,7 +112,7 @@ def scheduled_refresh() -> None:
     """Start the daily scrape and build once the configured local time has come."""
     with session_scope() as session:
         schedule = service.read_schedule(session)
-        day = schedule.due_on(datetime.now(UTC))
+        day = schedule.due_on(clock.now())
         if day is None or service.last_scheduled(session) == day:
             return
         try:

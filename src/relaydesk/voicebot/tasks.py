@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from relaydesk.core import clock
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict
 from relaydesk.core.tasks import periodic
@@ -22,7 +23,7 @@ def daily_sync() -> None:
     On days 1–5 it starts from the first day of the previous month, so the calls of that
     month's last evening are in before the 03:00 archive of the month is written.
     """
-    today = datetime.now(UTC).date()
+    today = clock.now().date()
     first = today.replace(day=1)
     if today.day in ARCHIVE_DAYS:
         first = (first - timedelta(days=1)).replace(day=1)
@@ -38,7 +39,7 @@ def daily_sync() -> None:
 @periodic("voicebot.monthly_archive", minutes="0", hours="3")
 def monthly_archive() -> None:
     """On days 1–5, archive the previous month to CSV unless that was done already."""
-    if datetime.now(UTC).day not in ARCHIVE_DAYS:
+    if clock.now().day not in ARCHIVE_DAYS:
         return
     # export.py builds on this module's siblings; imported here so the schedule loads alone.
     from relaydesk.voicebot.export import archive_previous_month_if_missing

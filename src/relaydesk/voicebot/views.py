@@ -6,11 +6,10 @@ lists from /api/voicebot/*, so a change of month or agent redraws without a relo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from relaydesk.core import clock
 from relaydesk.core.db import session_scope
 from relaydesk.core.i18n import translations
 from relaydesk.voicebot import kpis, settings
@@ -32,7 +31,7 @@ def voicebot_page(request: Request, user: PanelViewer) -> Response:
     context = {
         "tab": "voicebot",
         # KPIs count calls by their UTC start, so the default month is the UTC one.
-        "month": datetime.now(UTC).strftime("%Y-%m"),
+        "month": clock.now().strftime("%Y-%m"),
         "agent_ids": config.agent_ids,
         "ready": config.ready,
         "settings": shown,

@@ -28,9 +28,9 @@ import pytest
 import referencing
 import referencing.jsonschema
 
-from tests.fakes import LoopbackServer
+from tests.fakes.loopback import LoopbackServer
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "elevenlabs_openapi.json"
+SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "specs" / "elevenlabs_openapi.json"
 _SPEC_URI = "urn:elevenlabs-openapi"
 _ERRORS = {
     401: ("invalid_api_key", "Invalid API key"),

@@ -1,4 +1,4 @@
-"""Vendor fakes: small real HTTP servers on loopback.
+"""The OpenAI fake: a small real HTTP server on loopback.
 
 FakeOpenAI speaks the part of the OpenAI REST API relaydesk uses (chat completions, also
 with image parts, embeddings, audio transcriptions and the model list), checks the bearer
@@ -13,14 +13,15 @@ import json
 import math
 import re
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from tests.fakes.loopback import LoopbackServer
 
 ROLES = ("system", "user", "assistant")
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o")
@@ -185,37 +186,6 @@ def _transcription_error(fields: dict[str, dict[str, Any]]) -> str | None:
     if response_format not in TRANSCRIPTION_FORMATS:
         return f"response_format '{response_format}' is not supported by the fake"
     return None
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out and hung up is expected; anything else is a bug in the fake.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class LoopbackServer:
-    """A quiet threaded HTTP server on 127.0.0.1, answering from a background thread."""
-
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.port: int = self._httpd.server_address[1]
-
-    def start(self) -> None:
-        """Serve requests in a background thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and free the port (a second call does nothing)."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join(timeout=10)
-        self._httpd.server_close()
 
 
 class FakeOpenAI:
@@ -454,38 +424,3 @@ def openai_fake() -> Iterator[FakeOpenAI]:
     fake.start()
     yield fake
     fake.stop()
-
-
-class RecordingServer:
-    """A service on another loopback port that must not be reached: records every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _record(self) -> None:
-                with recorder._lock:
-                    recorder.requests.append((self.command, self.path))
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = do_HEAD = _record
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = LoopbackServer(Handler)
-        self.port = self._server.port
-        self.base_url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> RecordingServer:
-        self._server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.stop()
