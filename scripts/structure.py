@@ -25,7 +25,9 @@ from pathlib import Path
 
 import grimp
 
-ROOT = Path(os.environ.get("STRUCTURE_SRC", Path(__file__).resolve().parents[1] / "src")) / "relaydesk"
+ROOT = (
+    Path(os.environ.get("STRUCTURE_SRC", Path(__file__).resolve().parents[1] / "src")) / "relaydesk"
+)
 PACKAGE = "relaydesk"
 # The file names every domain shares; anything else at a domain's top level counts.
 SKELETON = {"__init__", "models", "schemas", "service", "api", "views", "tasks"}
