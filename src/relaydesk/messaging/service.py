@@ -22,8 +22,7 @@ from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import hooks
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
-from relaydesk.messaging.models import Conversation, Message
-from relaydesk.messaging.status import PENDING, SCHEDULED
+from relaydesk.messaging.models import Conversation, Message, MessageStatus, SubmitState
 
 if TYPE_CHECKING:
     from relaydesk.contacts.models import Contact
@@ -174,7 +173,7 @@ def send_many(
                 "body": r.body,
                 "media": [],  # filled from the attachments below
                 "num_media": len(r.req.media_urls),
-                "status": SCHEDULED if r.send_at else PENDING,
+                "status": MessageStatus.SCHEDULED if r.send_at else MessageStatus.PENDING,
                 "num_segments": info.segments if info else 1,
                 "encoding": info.encoding if info else None,
                 "source": r.req.source,
@@ -185,7 +184,7 @@ def send_many(
                 else None,
                 "user_id": r.req.user_id,
                 "attempts": 1 if claimed else 0,
-                "submit_state": "in_flight" if claimed else None,
+                "submit_state": SubmitState.IN_FLIGHT if claimed else None,
                 "submit_started_at": now if claimed else None,
                 "claimed_by": owners.me() if claimed else None,
                 "next_attempt_at": now + claimed_for
