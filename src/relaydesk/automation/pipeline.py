@@ -39,7 +39,7 @@ from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.contacts.models import Contact
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
-from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.errors import OptedOut, RelaydeskError
 from relaydesk.media import service as media
 from relaydesk.messaging import service as messaging
 from relaydesk.messaging.models import Conversation, Message
@@ -541,7 +541,7 @@ def _send(
         with session.begin_nested():
             sent = messaging.send(session, request)
     except RelaydeskError as exc:
-        if exc.extra.get("code", exc.code) == "opted_out":
+        if isinstance(exc, OptedOut):
             return None, (RunOutcome.OPTED_OUT, "the customer unsubscribed meanwhile")
         return None, (RunOutcome.FAILED, f"the answer could not be sent: {exc.message}")
     return sent.id, None

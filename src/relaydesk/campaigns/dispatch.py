@@ -30,7 +30,7 @@ from relaydesk.channels.twilio.gateway import GatewayError, SentMessage
 from relaydesk.core import owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, dialect_insert, session_scope, utcnow
-from relaydesk.core.errors import Conflict, RelaydeskError
+from relaydesk.core.errors import Conflict, RelaydeskError, WindowClosed
 from relaydesk.core.tasks import stopping as worker_stopping
 from relaydesk.messaging import delivery, queries
 from relaydesk.messaging import service as messaging
@@ -197,9 +197,7 @@ def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
         for (rid, _), outcome in zip(rows, outcomes, strict=True):
             if isinstance(outcome, RelaydeskError):
                 # Opted out or outside the WhatsApp window: skipped, with the reason.
-                skipped = isinstance(outcome, Conflict) or (
-                    outcome.extra.get("code") == "whatsapp_window_closed"
-                )
+                skipped = isinstance(outcome, Conflict | WindowClosed)
                 state = RecipientStatus.SKIPPED if skipped else RecipientStatus.FAILED
                 refused.append({"rid": rid, "state": state, "why": outcome.message})
             else:

@@ -18,7 +18,13 @@ from relaydesk.contacts import service as contacts
 from relaydesk.core import audit, owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, utcnow
-from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
+from relaydesk.core.errors import (
+    Invalid,
+    NotFound,
+    OptedOut,
+    RelaydeskError,
+    WindowClosed,
+)
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import hooks
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
@@ -292,13 +298,12 @@ def _refusal(
     conversation: Conversation | None,
     content_sid: str | None,
     send_at: datetime | None,
-) -> Conflict | Invalid | None:
+) -> OptedOut | WindowClosed | None:
     """Why nothing may go to `address` now or at `send_at`: an opt-out or a closed window."""
     if contact is not None and contact.opted_out_at is not None:
-        return Conflict(
+        return OptedOut(
             f"{address.e164} unsubscribed on {contact.opted_out_at:%Y-%m-%d %H:%M} UTC "
-            f"({contact.opt_out_reason or 'opted out'}); nothing can be sent until they text START",
-            code="opted_out",
+            f"({contact.opt_out_reason or 'opted out'}); nothing can be sent until they text START"
         )
     if address.channel == "whatsapp" and not content_sid:
         last_in = conversation.last_inbound_at if conversation else None
@@ -310,11 +315,10 @@ def _refusal(
                 if last_in
                 else "they have never written to this number"
             )
-            return Invalid(
+            return WindowClosed(
                 f"The WhatsApp 24-hour window with this customer is closed{when} ({since}): "
                 "WhatsApp allows free text only within 24 hours of the customer's last "
                 "message; send an approved template (content_sid) instead",
-                code="whatsapp_window_closed",
                 field="body",
                 last_inbound_at=last_in.isoformat() if last_in else None,
             )
@@ -323,7 +327,7 @@ def _refusal(
 
 def refusal(
     session: Session, to: str, *, at: datetime | None = None, content_sid: str | None = None
-) -> Conflict | Invalid | None:
+) -> OptedOut | WindowClosed | None:
     """Why a message to `to` would be refused now (or at `at`), without storing anything."""
     try:
         address = parse_address(to, get_settings().default_region)
@@ -334,7 +338,7 @@ def refusal(
     return _refusal(address, contact, conversation, content_sid, at)
 
 
-def send_time_refusal(session: Session, message: Message) -> Conflict | Invalid | None:
+def send_time_refusal(session: Session, message: Message) -> OptedOut | WindowClosed | None:
     """Why a scheduled message may no longer go out now (the customer opted out meanwhile…)."""
     channel = "whatsapp" if message.channel == "whatsapp" else "sms"
     address = Address(channel, message.participant)

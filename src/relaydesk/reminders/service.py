@@ -297,7 +297,7 @@ def run(session: Session, reminder_id: int) -> ReminderRun | None:
             entry.message_id = messaging.send(session, request).id
     except (Conflict, Invalid) as exc:  # opted out, WhatsApp window closed…
         entry.outcome = ReminderOutcome.SKIPPED
-        entry.reason = str(exc.extra.get("code", exc.code))
+        entry.reason = exc.code
         entry.detail = exc.message
     session.add(entry)
     reminder.last_outcome = entry.outcome
