@@ -19,6 +19,7 @@ from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import queries
+from relaydesk.messaging.models import MessageStatus
 from relaydesk.messaging.service import MAX_BODY, check_send_time
 
 FINAL = frozenset({BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED})
@@ -42,11 +43,13 @@ def recipient_state(status: str, message: dict[str, Any] | None) -> str:
         return "sending"  # only ever seen inside the claiming transaction
     if status != RecipientStatus.QUEUED or message is None:
         return status
-    status = message["status"]
-    if status in ("delivered", "read"):
+    sent = message["status"]
+    if sent in (MessageStatus.DELIVERED, MessageStatus.READ):
         return "delivered"
-    if status in ("undelivered", "failed", "canceled"):
-        return "undelivered" if status == "undelivered" else "failed"
+    if sent == MessageStatus.UNDELIVERED:
+        return "undelivered"
+    if sent in (MessageStatus.FAILED, MessageStatus.CANCELED):
+        return "failed"
     if message["sid"] is None:
         return "sending"
     return "sent"
