@@ -266,9 +266,8 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
                 "The request body could not be read: send UTF-8 JSON (or multipart/form-data "
                 "for uploads) matching its Content-Type"
             )
-        error = RelaydeskError(detail)
+        error = RelaydeskError(detail, code=FRAMEWORK_CODES.get(exc.status_code, "error"))
         error.status_code = exc.status_code
-        error.code = FRAMEWORK_CODES.get(exc.status_code, "error")
         response = await _domain_error(request, error)
         for name, value in (exc.headers or {}).items():
             response.headers.setdefault(name, value)

@@ -40,7 +40,7 @@ def test_each_request_gets_its_own_outcome_and_the_rest_are_stored(server: Any, 
     assert isinstance(bad_number, Invalid) and bad_number.extra.get("field") == "to"
     assert isinstance(opted_out, Conflict) and "unsubscribed" in opted_out.message
     assert isinstance(window, Invalid) and "24-hour window" in window.message
-    assert window.extra["code"] == "whatsapp_window_closed"
+    assert window.code == "whatsapp_window_closed"
     assert isinstance(empty, Invalid) and "empty" in empty.message
 
     stored = {m.id: m for m in db.scalars(select(Message).where(Message.id.in_([first, polish])))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -19,7 +20,39 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
+
+
+class RunState(StrEnum):
+    """pending → working (claimed under a token and a lease) → done."""
+
+    PENDING = "pending"
+    WORKING = "working"
+    DONE = "done"
+
+
+class RunOutcome(StrEnum):
+    """What the pipeline did about an inbound message (a run's outcome)."""
+
+    # Answered.
+    KEYWORD_REPLY = "keyword_reply"  # HELP / START text
+    AI = "ai"
+    ASSISTANT = "assistant"
+    AUTO_REPLY = "auto_reply"
+    # Not answered, and why.
+    KEYWORD = "keyword"  # START / HELP that Twilio answers, or with no text configured
+    OPT_OUT = "opt_out"  # the message was an unsubscribe (STOP)
+    OPTED_OUT = "opted_out"  # the customer had unsubscribed
+    BOT_OFF = "bot_off"
+    PAUSED = "paused"  # a person is answering
+    MERGED = "merged"  # answered together with a later message of the burst
+    LOOP_GUARD = "loop_guard"
+    RETRO = "retro"  # received before the answering mode was switched on
+    NO_MODE = "no_mode"
+    SESSION_ENDED = "session_ended"  # an end keyword closed the assistant session
+    FAILED = "failed"
+    # Not an end: the run waits for the message's files (never stored).
+    WAITING = "waiting"
 
 
 class AutomationRun(Base):
@@ -45,8 +78,10 @@ class AutomationRun(Base):
         ForeignKey("conversations.id", ondelete="CASCADE")
     )
     participant: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str] = mapped_column(String(10))  # pending | working | done
-    outcome: Mapped[str | None] = mapped_column(String(20))
+    state: Mapped[RunState] = mapped_column(state_type(RunState, length=10, name="state"))
+    outcome: Mapped[RunOutcome | None] = mapped_column(
+        state_type(RunOutcome, length=20, name="outcome")
+    )
     detail: Mapped[str | None] = mapped_column(Text)
     reply_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL")

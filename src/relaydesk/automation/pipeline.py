@@ -28,12 +28,18 @@ from relaydesk.ai.text import trim_to_segments
 from relaydesk.automation import assistants, context
 from relaydesk.automation import grounding as grounding_of
 from relaydesk.automation import settings as cfg
-from relaydesk.automation.models import AssistantSession, AutomationRun, LLMUsage
+from relaydesk.automation.models import (
+    AssistantSession,
+    AutomationRun,
+    LLMUsage,
+    RunOutcome,
+    RunState,
+)
 from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.contacts.models import Contact
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
-from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.errors import OptedOut, RelaydeskError
 from relaydesk.media import service as media
 from relaydesk.messaging import service as messaging
 from relaydesk.messaging.models import Conversation, Message
@@ -65,7 +71,7 @@ class LLMJob:
 class Decision:
     """What to do about one inbound message."""
 
-    outcome: str
+    outcome: RunOutcome
     source: str | None = None
     text: str | None = None
     detail: str | None = None
@@ -76,7 +82,7 @@ class Decision:
 class Answer:
     """The outcome after the model (if any) was asked."""
 
-    outcome: str
+    outcome: RunOutcome
     source: str | None = None
     text: str | None = None
     detail: str | None = None
@@ -96,7 +102,7 @@ def queue_for(session: Session, message: Message) -> None:
             inbound_message_id=message.id,
             conversation_id=message.conversation_id,
             participant=message.participant,
-            state="pending",
+            state=RunState.PENDING,
             attempts=0,
             prompt_tokens=0,
             completion_tokens=0,
@@ -112,7 +118,7 @@ def queue_for(session: Session, message: Message) -> None:
     enqueue_after_commit(session, "automation.run", run_id, delay=delay or None)
 
 
-def run(run_id: int) -> str | None:
+def run(run_id: int) -> RunOutcome | None:
     """Decide, ask the model if needed, and store at most one answer; returns the outcome."""
     token = secrets.token_hex(8)
     now = utcnow()
@@ -123,12 +129,12 @@ def run(run_id: int) -> str | None:
             .where(
                 AutomationRun.id == run_id,
                 or_(
-                    AutomationRun.state == "pending",
-                    and_(AutomationRun.state == "working", AutomationRun.lease_until < now),
+                    AutomationRun.state == RunState.PENDING,
+                    and_(AutomationRun.state == RunState.WORKING, AutomationRun.lease_until < now),
                 ),
             )
             .values(
-                state="working",
+                state=RunState.WORKING,
                 claim_token=token,
                 lease_until=now + lease,
                 attempts=AutomationRun.attempts + 1,
@@ -146,9 +152,11 @@ def run(run_id: int) -> str | None:
     attempts, message_id, with_files = found
     # Only a message with files can make its answer wait (no extra transaction otherwise).
     if with_files and _waits_for_media(run_id, token, message_id):
-        return "waiting"
+        return RunOutcome.WAITING
     if attempts is not None and attempts > MAX_ATTEMPTS:
-        answer = Answer("failed", detail=f"gave up after {MAX_ATTEMPTS} interrupted attempts")
+        answer = Answer(
+            RunOutcome.FAILED, detail=f"gave up after {MAX_ATTEMPTS} interrupted attempts"
+        )
         return _finish(run_id, token, answer)
     with session_scope(write=False) as session:
         decision = decide(session, run_id)
@@ -170,7 +178,7 @@ def _waits_for_media(run_id: int, token: str, message_id: int) -> bool:
             update(AutomationRun)
             .where(AutomationRun.id == run_id, AutomationRun.claim_token == token)
             .values(
-                state="pending",
+                state=RunState.PENDING,
                 claim_token=None,
                 lease_until=None,
                 attempts=AutomationRun.attempts - 1,
@@ -185,7 +193,8 @@ def resume(message_id: int) -> None:
     with session_scope(write=False) as session:
         found = session.execute(
             select(AutomationRun.id, AutomationRun.created_at).where(
-                AutomationRun.inbound_message_id == message_id, AutomationRun.state == "pending"
+                AutomationRun.inbound_message_id == message_id,
+                AutomationRun.state == RunState.PENDING,
             )
         ).first()
         debounce = timedelta(seconds=cfg.read_rules(session).debounce_seconds)
@@ -200,7 +209,7 @@ def decide(session: Session, run_id: int) -> Decision:
     assert row is not None
     message = session.get(Message, row.inbound_message_id)
     if message is None or message.conversation_id is None:
-        return Decision("no_mode", detail="the message was deleted")
+        return Decision(RunOutcome.NO_MODE, detail="the message was deleted")
     conversation = session.get(Conversation, message.conversation_id)
     assert conversation is not None
     contact = session.get(Contact, conversation.contact_id)
@@ -209,19 +218,21 @@ def decide(session: Session, run_id: int) -> Decision:
 
     keyword = opt_out_keyword(message.body, opt_out_type)
     if keyword == "STOP":
-        return Decision("opt_out", detail="the customer unsubscribed")
+        return Decision(RunOutcome.OPT_OUT, detail="the customer unsubscribed")
     if keyword in ("START", "HELP"):
         text = rules.start_message if keyword == "START" else rules.help_message
         if opt_out_type:
-            return Decision("keyword", detail=f"{keyword}: Twilio's Advanced Opt-Out answered")
+            return Decision(
+                RunOutcome.KEYWORD, detail=f"{keyword}: Twilio's Advanced Opt-Out answered"
+            )
         if not text.strip():
-            return Decision("keyword", detail=f"{keyword}: no answer is configured")
+            return Decision(RunOutcome.KEYWORD, detail=f"{keyword}: no answer is configured")
         if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
-            return Decision("loop_guard", detail=f"{keyword}: too many automatic answers")
-        return Decision("keyword_reply", source="auto_reply", text=text, detail=keyword)
+            return Decision(RunOutcome.LOOP_GUARD, detail=f"{keyword}: too many automatic answers")
+        return Decision(RunOutcome.KEYWORD_REPLY, source="auto_reply", text=text, detail=keyword)
 
     if contact is not None and contact.opted_out_at is not None:
-        return Decision("opted_out", detail="the customer has unsubscribed")
+        return Decision(RunOutcome.OPTED_OUT, detail="the customer has unsubscribed")
     blocked = stepped_back(conversation, rules)
     if blocked:
         return blocked
@@ -240,10 +251,10 @@ def decide(session: Session, run_id: int) -> Decision:
         if later_msg is not None and not opt_out_keyword(
             later_msg.body, (later_msg.raw or {}).get("OptOutType")
         ):
-            return Decision("merged", detail=f"answered together with message {later}")
+            return Decision(RunOutcome.MERGED, detail=f"answered together with message {later}")
     if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
         return Decision(
-            "loop_guard",
+            RunOutcome.LOOP_GUARD,
             detail=f"{rules.loop_guard_per_hour} automatic answers in the last hour already",
         )
 
@@ -253,9 +264,9 @@ def decide(session: Session, run_id: int) -> Decision:
         return _assistant_decision(session, message, conversation, bound, ai)
     if ai.enabled:
         if ai.enabled_at is None or message.created_at < ai.enabled_at:
-            return Decision("retro", detail="received before AI replies were switched on")
+            return Decision(RunOutcome.RETRO, detail="received before AI replies were switched on")
         return Decision(
-            "ai",
+            RunOutcome.AI,
             source="ai",
             job=LLMJob(
                 llm=cfg.llm_config(ai),
@@ -271,21 +282,23 @@ def decide(session: Session, run_id: int) -> Decision:
     classic = cfg.read_auto_reply(session)
     if classic.enabled and classic.message.strip():
         if classic.enabled_at is None or message.created_at < classic.enabled_at:
-            return Decision("retro", detail="received before the auto-reply was switched on")
-        return Decision("auto_reply", source="auto_reply", text=classic.message)
-    return Decision("no_mode", detail="no automatic answer is switched on")
+            return Decision(
+                RunOutcome.RETRO, detail="received before the auto-reply was switched on"
+            )
+        return Decision(RunOutcome.AUTO_REPLY, source="auto_reply", text=classic.message)
+    return Decision(RunOutcome.NO_MODE, detail="no automatic answer is switched on")
 
 
 def stepped_back(conversation: Conversation, rules: cfg.Rules) -> Decision | None:
     """Why the bot keeps out of this conversation now (switched off, a person answering)."""
     if not conversation.automation_enabled:
-        return Decision("bot_off", detail="automatic answers are off in this conversation")
+        return Decision(RunOutcome.BOT_OFF, detail="automatic answers are off in this conversation")
     human = conversation.human_replied_at
     if human is not None:
         until = human + timedelta(minutes=rules.takeover_minutes)
         if until > utcnow():
             return Decision(
-                "paused", detail=f"a person is answering; paused until {until:%H:%M} UTC"
+                RunOutcome.PAUSED, detail=f"a person is answering; paused until {until:%H:%M} UTC"
             )
     return None
 
@@ -316,12 +329,14 @@ def _assistant_decision(
 ) -> Decision:
     binding, assistant = bound
     if message.created_at < binding.bound_at:
-        return Decision("retro", detail="received before the number was given its assistant")
+        return Decision(
+            RunOutcome.RETRO, detail="received before the number was given its assistant"
+        )
     live = assistants.open_session(session, conversation.id, assistant, message.created_at)
     word = assistants.ends_session(message.body, list(assistant.end_keywords or []))
     if word is not None:
         return Decision(
-            "session_ended",
+            RunOutcome.SESSION_ENDED,
             detail=f"the customer wrote '{word}'",
             job=LLMJob(
                 llm=cfg.llm_config(ai),
@@ -349,7 +364,7 @@ def _assistant_decision(
         greeting = assistant.first_message
     prompt = assistant_prompt(assistant.system_prompt or ai.system_prompt, greeting)
     return Decision(
-        "assistant",
+        RunOutcome.ASSISTANT,
         source="assistant",
         job=LLMJob(
             llm=cfg.llm_config(ai, model=assistant.model, temperature=assistant.temperature),
@@ -391,7 +406,7 @@ def complete(llm: LLMConfig, turns: list[ChatTurn]) -> Completion:
 
 def _answer(decision: Decision, run_id: int) -> Answer:
     job = decision.job
-    if job is None or decision.outcome == "session_ended":
+    if job is None or decision.outcome == RunOutcome.SESSION_ENDED:
         return Answer(decision.outcome, decision.source, decision.text, decision.detail, job=job)
     with session_scope(write=False) as session:
         row = session.get(AutomationRun, run_id)
@@ -419,7 +434,7 @@ def _answer(decision: Decision, run_id: int) -> Answer:
         usage.append(done)
     except LLMError as exc:
         return Answer(
-            "failed",
+            RunOutcome.FAILED,
             decision.source,
             job.fallback.strip() or None,
             f"the model could not answer: {exc}",
@@ -429,7 +444,7 @@ def _answer(decision: Decision, run_id: int) -> Answer:
     text = compose(job.greeting, done.text, job.max_segments)
     if not text:
         return Answer(
-            "failed",
+            RunOutcome.FAILED,
             decision.source,
             job.fallback.strip() or None,
             "the model gave an empty answer",
@@ -466,12 +481,12 @@ def compose(greeting: str, answer: str, max_segments: int) -> str:
     return trim_to_segments(body, max(1, max_segments))
 
 
-def _finish(run_id: int, token: str, answer: Answer) -> str | None:
+def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
     """Store the outcome and the answer in one transaction, only while the claim holds."""
     now = utcnow()
     with session_scope() as session:
         row = session.get(AutomationRun, run_id)
-        if row is None or row.state != "working" or row.claim_token != token:
+        if row is None or row.state != RunState.WORKING or row.claim_token != token:
             return None  # another worker took over after our lease ran out
         message = session.get(Message, row.inbound_message_id)
         outcome, detail, reply_id = answer.outcome, answer.detail, None
@@ -481,13 +496,13 @@ def _finish(run_id: int, token: str, answer: Answer) -> str | None:
             # A person may have stepped in while the model was thinking; an unsubscribe
             # meanwhile is refused by the send itself.
             blocked = stepped_back(conversation, cfg.read_rules(session))
-            if blocked is not None and answer.outcome != "keyword_reply":
+            if blocked is not None and answer.outcome != RunOutcome.KEYWORD_REPLY:
                 outcome, detail = blocked.outcome, blocked.detail
             else:
                 reply_id, problem = _send(session, conversation, answer)
                 if problem:
                     outcome, detail = problem
-        row.state, row.outcome, row.detail = "done", outcome, (detail or None)
+        row.state, row.outcome, row.detail = RunState.DONE, outcome, (detail or None)
         row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
         row.knowledge = answer.knowledge
         _record_usage(session, row, answer.usage)
@@ -498,7 +513,7 @@ def _finish(run_id: int, token: str, answer: Answer) -> str | None:
                     update(AutomationRun)
                     .where(
                         AutomationRun.conversation_id == message.conversation_id,
-                        AutomationRun.outcome == "merged",
+                        AutomationRun.outcome == RunOutcome.MERGED,
                         AutomationRun.reply_message_id.is_(None),
                         AutomationRun.id < run_id,
                     )
@@ -510,7 +525,7 @@ def _finish(run_id: int, token: str, answer: Answer) -> str | None:
 
 def _send(
     session: Session, conversation: Conversation, answer: Answer
-) -> tuple[int | None, tuple[str, str] | None]:
+) -> tuple[int | None, tuple[RunOutcome, str] | None]:
     """Store the answer through the one send function; (message id, or outcome and why)."""
     assert answer.text is not None
     to = conversation.participant
@@ -527,9 +542,9 @@ def _send(
         with session.begin_nested():
             sent = messaging.send(session, request)
     except RelaydeskError as exc:
-        if exc.extra.get("code", exc.code) == "opted_out":
-            return None, ("opted_out", "the customer unsubscribed meanwhile")
-        return None, ("failed", f"the answer could not be sent: {exc.message}")
+        if isinstance(exc, OptedOut):
+            return None, (RunOutcome.OPTED_OUT, "the customer unsubscribed meanwhile")
+        return None, (RunOutcome.FAILED, f"the answer could not be sent: {exc.message}")
     return sent.id, None
 
 
@@ -581,7 +596,7 @@ def _track_session(
     if job is None or job.assistant_id is None or message.conversation_id is None:
         return
     conv_id = message.conversation_id
-    if answer.outcome == "session_ended":
+    if answer.outcome == RunOutcome.SESSION_ENDED:
         assistants.close_stale(session, conv_id, job.session_id, now)
         if job.session_id is not None:
             live = session.get(AssistantSession, job.session_id)

@@ -13,7 +13,7 @@ from relaydesk.ai.providers import LLMConfig, LLMError, LLMNotConfigured
 from relaydesk.automation import assistants, context, pipeline
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.grounding import knowledge_index_or_none
-from relaydesk.automation.models import AutomationRun, LLMUsage
+from relaydesk.automation.models import AutomationRun, LLMUsage, RunOutcome, RunState
 from relaydesk.automation.schemas import AIConfigIn, RulesIn
 from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.contacts import service as contacts
@@ -316,8 +316,8 @@ def conversation_state(session: Session, participant: str) -> dict[str, Any]:
         .order_by(AutomationRun.id.desc())
         .limit(20)
     ).all()
-    last_run = next((r for r in runs if r.state == "done"), None)
-    failure = next((r for r in runs if r.outcome == "failed"), None)
+    last_run = next((r for r in runs if r.state == RunState.DONE), None)
+    failure = next((r for r in runs if r.outcome == RunOutcome.FAILED), None)
     return {
         "participant": number,
         "enabled": conversation.automation_enabled,
@@ -379,7 +379,7 @@ def last_activity(session: Session) -> datetime | None:
     """When the pipeline last finished a run (for the panel's status line)."""
     return session.scalar(
         select(AutomationRun.finished_at)
-        .where(AutomationRun.state == "done")
+        .where(AutomationRun.state == RunState.DONE)
         .order_by(AutomationRun.id.desc())
         .limit(1)
     )

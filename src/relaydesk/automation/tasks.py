@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.automation import gate, pipeline
 from relaydesk.automation import settings as cfg
-from relaydesk.automation.models import AutomationRun
+from relaydesk.automation.models import AutomationRun, RunState
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.tasks import enqueue, periodic, task
 from relaydesk.messaging import hooks
@@ -52,10 +52,10 @@ def sweep() -> None:
             .where(
                 or_(
                     and_(
-                        AutomationRun.state == "pending",
+                        AutomationRun.state == RunState.PENDING,
                         AutomationRun.created_at < now - debounce - LOST_AFTER,
                     ),
-                    and_(AutomationRun.state == "working", AutomationRun.lease_until < now),
+                    and_(AutomationRun.state == RunState.WORKING, AutomationRun.lease_until < now),
                 )
             )
             .order_by(AutomationRun.id)

@@ -193,7 +193,7 @@ async def _preview(
         if assistant_id is None:  # the AI tab's token table shows the test's tokens too
             context["ai"] = {"usage": await run_in_threadpool(_usage)}
     except RelaydeskError as exc:
-        context["error"], context["code"] = exc.message, str(exc.extra.get("code", exc.code))
+        context["error"], context["code"] = exc.message, exc.code
         status = exc.status_code
     return render(request, "automation/_preview.html", context, status_code=status, user=user)
 

@@ -25,16 +25,16 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.campaigns.models import Batch, Recipient, SendPacer
+from relaydesk.campaigns.models import Batch, BatchStatus, Recipient, RecipientStatus, SendPacer
 from relaydesk.channels.twilio.gateway import GatewayError, SentMessage
 from relaydesk.core import owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, dialect_insert, session_scope, utcnow
-from relaydesk.core.errors import Conflict, RelaydeskError
+from relaydesk.core.errors import Conflict, RelaydeskError, WindowClosed
 from relaydesk.core.tasks import stopping as worker_stopping
 from relaydesk.messaging import delivery, queries
 from relaydesk.messaging import service as messaging
-from relaydesk.messaging.status import PENDING
+from relaydesk.messaging.models import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ MAX_AHEAD = 256  # claimed calls waiting for their slots, at most
 CATCH_UP = 1.05  # late calls go at most this many times faster than the rate
 STATUS_CHECK_SECONDS = 0.5
 TICK_SECONDS = 0.05  # how often the dispatcher records answers
+# Recipients without an outcome yet.
+UNSETTLED = (RecipientStatus.PENDING, RecipientStatus.CLAIMED)
 RATE_LIMIT_CODES = frozenset({429, 20429})
 # While earlier messages wait for a retry (Twilio unreachable), nothing new is claimed;
 # after this long the dispatcher hands the batch back to the minute sweep.
@@ -72,24 +74,24 @@ def _start(batch_id: int) -> str | None:
         batch = session.get(Batch, batch_id)
         if batch is None:
             return None
-        if batch.status == "pending":
+        if batch.status == BatchStatus.PENDING:
             if batch.send_at is not None and batch.send_at > now + timedelta(seconds=1):
                 return None  # its delayed job (or the sweep) comes back at send_at
-            batch.status, batch.started_at = "processing", now
-        if batch.status != "processing":
+            batch.status, batch.started_at = BatchStatus.PROCESSING, now
+        if batch.status != BatchStatus.PROCESSING:
             return None
         batch.dispatcher_until, batch.dispatcher = now + lease(), owners.me()
         return batch.sender
 
 
-def _status(batch_id: int, renew: bool) -> str | None:
+def _status(batch_id: int, renew: bool) -> BatchStatus | None:
     if not renew:
         with session_scope(write=False) as session:
             return session.scalar(select(Batch.status).where(Batch.id == batch_id))
     with session_scope() as session:
         session.execute(
             update(Batch)
-            .where(Batch.id == batch_id, Batch.status == "processing")
+            .where(Batch.id == batch_id, Batch.status == BatchStatus.PROCESSING)
             .values(dispatcher_until=utcnow() + lease(), dispatcher=owners.me())
             .execution_options(synchronize_session=False)
         )
@@ -140,7 +142,7 @@ _recipients = Base.metadata.tables["multi_sms_recipients"]
 _mark_queued = (
     update(_recipients)
     .where(_recipients.c.id == bindparam("rid"))
-    .values(status="queued", message_id=bindparam("mid"))
+    .values(status=RecipientStatus.QUEUED, message_id=bindparam("mid"))
 )
 _mark_refused = (
     update(_recipients)
@@ -160,7 +162,7 @@ def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
     with session_scope() as session:
         query = (
             select(Recipient.id)
-            .where(Recipient.batch_id == batch_id, Recipient.status == "pending")
+            .where(Recipient.batch_id == batch_id, Recipient.status == RecipientStatus.PENDING)
             .order_by(Recipient.id)
             .limit(count)
         )
@@ -170,13 +172,13 @@ def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
         if not ids:
             return []
         batch = session.get(Batch, batch_id)
-        if batch is None or batch.status != "processing":
+        if batch is None or batch.status != BatchStatus.PROCESSING:
             return []
         rows = sorted(
             session.execute(
                 update(Recipient)
-                .where(Recipient.id.in_(ids), Recipient.status == "pending")
-                .values(status="claimed", claimed_at=now)
+                .where(Recipient.id.in_(ids), Recipient.status == RecipientStatus.PENDING)
+                .values(status=RecipientStatus.CLAIMED, claimed_at=now)
                 .returning(Recipient.id, Recipient.number)
                 .execution_options(synchronize_session=False)
             ).all()
@@ -195,10 +197,8 @@ def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
         for (rid, _), outcome in zip(rows, outcomes, strict=True):
             if isinstance(outcome, RelaydeskError):
                 # Opted out or outside the WhatsApp window: skipped, with the reason.
-                skipped = isinstance(outcome, Conflict) or (
-                    outcome.extra.get("code") == "whatsapp_window_closed"
-                )
-                state = "skipped" if skipped else "failed"
+                skipped = isinstance(outcome, Conflict | WindowClosed)
+                state = RecipientStatus.SKIPPED if skipped else RecipientStatus.FAILED
                 refused.append({"rid": rid, "state": state, "why": outcome.message})
             else:
                 queued.append({"rid": rid, "mid": outcome})
@@ -269,7 +269,7 @@ class Dispatcher:
         """
         inflight: dict[Future[SentMessage], Claimed] = {}
         last_check, last_renew = 0.0, time.monotonic()
-        status: str | None = "processing"
+        status: BatchStatus | None = BatchStatus.PROCESSING
         threads = self.concurrency + self.ahead
         self.waiting = set(_unresolved(self.batch_id))
         handed_back = False
@@ -283,7 +283,7 @@ class Dispatcher:
                     last_check = now
                     if renew:
                         last_renew = now
-                if status != "processing" or worker_stopping():
+                if status != BatchStatus.PROCESSING or worker_stopping():
                     break
                 if self._held(now) and not inflight:
                     if now - (self.held_since or now) >= HOLD_SECONDS:
@@ -324,7 +324,11 @@ class Dispatcher:
                 states = queries.delivery_states(session, sorted(self.waiting))
             for mid in list(self.waiting):
                 state = states.get(mid)
-                if state is not None and state["status"] == PENDING and state["sid"] is None:
+                if (
+                    state is not None
+                    and state["status"] == MessageStatus.PENDING
+                    and state["sid"] is None
+                ):
                     continue
                 self.waiting.discard(mid)
                 if state is None:
@@ -372,7 +376,7 @@ class Dispatcher:
         claimed = claim(self.batch_id, self.sender, want, self.rate)
         if claimed:
             self.last_slot = claimed[-1].slot
-        elif not _has_pending(self.batch_id, ("pending",)):
+        elif not _has_pending(self.batch_id, (RecipientStatus.PENDING,)):
             # (A block can be all skipped, opted out.) Recipients never return to
             # pending: once none is left, stop asking.
             self.exhausted = True
@@ -467,7 +471,7 @@ def _queued_messages(session: Session, batch_id: int) -> list[int]:
         mid
         for mid in session.scalars(
             select(Recipient.message_id).where(
-                Recipient.batch_id == batch_id, Recipient.status == "queued"
+                Recipient.batch_id == batch_id, Recipient.status == RecipientStatus.QUEUED
             )
         )
         if mid is not None
@@ -478,10 +482,10 @@ def _unresolved(batch_id: int) -> list[int]:
     """Messages of the batch that Twilio has neither accepted nor finally refused yet."""
     with session_scope(write=False) as session:
         states = queries.delivery_states(session, _queued_messages(session, batch_id))
-    return sorted(mid for mid, state in states.items() if state["status"] == PENDING)
+    return sorted(mid for mid, state in states.items() if state["status"] == MessageStatus.PENDING)
 
 
-def _has_pending(batch_id: int, states: tuple[str, ...] = ("pending", "claimed")) -> bool:
+def _has_pending(batch_id: int, states: tuple[RecipientStatus, ...] = UNSETTLED) -> bool:
     with session_scope(write=False) as session:
         found = session.scalar(
             select(Recipient.id)
@@ -496,9 +500,9 @@ def _auto_pause(batch_id: int, count: int, detail: str | None) -> None:
     with session_scope() as session:
         changed = session.execute(
             update(Batch)
-            .where(Batch.id == batch_id, Batch.status == "processing")
+            .where(Batch.id == batch_id, Batch.status == BatchStatus.PROCESSING)
             .values(
-                status="paused",
+                status=BatchStatus.PAUSED,
                 note=f"Paused after {count} failures in a row; last: {detail}",
                 updated_at=utcnow(),
             )
@@ -516,29 +520,31 @@ def _finish(batch_id: int) -> None:
     now = utcnow()
     with session_scope() as session:
         batch = session.get(Batch, batch_id)
-        if batch is None or batch.status != "processing":
+        if batch is None or batch.status != BatchStatus.PROCESSING:
             return
         left = session.scalar(
             select(Recipient.id)
-            .where(Recipient.batch_id == batch_id, Recipient.status.in_(("pending", "claimed")))
+            .where(Recipient.batch_id == batch_id, Recipient.status.in_(UNSETTLED))
             .limit(1)
         )
         if left is not None:
             return
         queued = _queued_messages(session, batch_id)
         states = queries.delivery_states(session, queued)
-        if any(s["status"] == PENDING for s in states.values()):
+        if any(s["status"] == MessageStatus.PENDING for s in states.values()):
             # Not every recipient has an outcome yet (a retry, or a claim of a process
             # that died): "completed" would not be true. The sweep looks again.
             batch.dispatcher_until, batch.dispatcher = None, None
             return
-        refused = all(s["status"] == "failed" and s["sid"] is None for s in states.values())
+        refused = all(
+            s["status"] == MessageStatus.FAILED and s["sid"] is None for s in states.values()
+        )
         batch.finished_at, batch.dispatcher_until, batch.dispatcher = now, None, None
         if not queued or (len(states) == len(queued) and refused):
-            batch.status = "failed"
+            batch.status = BatchStatus.FAILED
             batch.note = batch.note or "No message could be sent (all numbers skipped or refused)"
         else:
-            batch.status = "completed"
+            batch.status = BatchStatus.COMPLETED
 
 
 def dispatch(batch_id: int) -> None:

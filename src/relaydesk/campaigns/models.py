@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -18,7 +19,28 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
+
+
+class BatchStatus(StrEnum):
+    """A campaign's life: pending → processing ⇄ paused → completed | failed | canceled."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RecipientStatus(StrEnum):
+    """One recipient: pending → claimed → queued (a message exists) | skipped | failed."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"  # a dispatcher is making its message
+    QUEUED = "queued"
+    SKIPPED = "skipped"
+    FAILED = "failed"  # no message could be made
 
 
 class Batch(Base):
@@ -29,8 +51,7 @@ class Batch(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     body: Mapped[str] = mapped_column(Text)
-    # pending | processing | paused | completed | failed | canceled
-    status: Mapped[str] = mapped_column(String(12))
+    status: Mapped[BatchStatus] = mapped_column(state_type(BatchStatus, length=12, name="status"))
     sender: Mapped[str] = mapped_column(String(64))
     total: Mapped[int] = mapped_column(Integer)  # entries found in the pasted text
     valid: Mapped[int] = mapped_column(Integer)
@@ -62,8 +83,9 @@ class Recipient(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("multi_sms_batches.id", ondelete="CASCADE"))
     input: Mapped[str] = mapped_column(String(64))
     number: Mapped[str] = mapped_column(String(20))
-    # pending | queued (a message exists) | skipped | failed (no message could be made)
-    status: Mapped[str] = mapped_column(String(10))
+    status: Mapped[RecipientStatus] = mapped_column(
+        state_type(RecipientStatus, length=10, name="status")
+    )
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

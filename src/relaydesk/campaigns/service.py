@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.campaigns.models import Batch, Recipient
+from relaydesk.campaigns.models import Batch, BatchStatus, Recipient, RecipientStatus
 from relaydesk.campaigns.parsing import Parsed, parse_numbers
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.segments import count_segments
@@ -19,9 +19,19 @@ from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import queries
+from relaydesk.messaging.models import MessageStatus
 from relaydesk.messaging.service import MAX_BODY, check_send_time
 
-FINAL = frozenset({"completed", "failed", "canceled"})
+FINAL = frozenset({BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED})
+# What a person may do to a batch: the statuses it may come from, and where it goes.
+ACTIONS: dict[str, tuple[frozenset[BatchStatus], BatchStatus]] = {
+    "pause": (frozenset({BatchStatus.PENDING, BatchStatus.PROCESSING}), BatchStatus.PAUSED),
+    "resume": (frozenset({BatchStatus.PAUSED}), BatchStatus.PROCESSING),
+    "cancel": (
+        frozenset({BatchStatus.PENDING, BatchStatus.PROCESSING, BatchStatus.PAUSED}),
+        BatchStatus.CANCELED,
+    ),
+}
 # A start time typed to the minute in a form is "now" for up to a minute.
 SEND_AT_GRACE = timedelta(minutes=1)
 MAX_INPUT_CHARS = 200_000
@@ -29,15 +39,17 @@ MAX_INPUT_CHARS = 200_000
 
 def recipient_state(status: str, message: dict[str, Any] | None) -> str:
     """A recipient's status, read through the message it produced (callbacks included)."""
-    if status == "claimed":
+    if status == RecipientStatus.CLAIMED:
         return "sending"  # only ever seen inside the claiming transaction
-    if status != "queued" or message is None:
+    if status != RecipientStatus.QUEUED or message is None:
         return status
-    status = message["status"]
-    if status in ("delivered", "read"):
+    sent = message["status"]
+    if sent in (MessageStatus.DELIVERED, MessageStatus.READ):
         return "delivered"
-    if status in ("undelivered", "failed", "canceled"):
-        return "undelivered" if status == "undelivered" else "failed"
+    if sent == MessageStatus.UNDELIVERED:
+        return "undelivered"
+    if sent in (MessageStatus.FAILED, MessageStatus.CANCELED):
+        return "failed"
     if message["sid"] is None:
         return "sending"
     return "sent"
@@ -114,7 +126,7 @@ def create(
     parsed, send_at, now = plan.parsed, plan.send_at, utcnow()
     batch = Batch(
         body=plan.body,
-        status="pending",
+        status=BatchStatus.PENDING,
         sender=plan.sender,
         total=parsed.total,
         valid=plan.valid,
@@ -132,7 +144,12 @@ def create(
     session.execute(
         insert(Recipient),
         [
-            {"batch_id": batch.id, "input": raw, "number": address, "status": "pending"}
+            {
+                "batch_id": batch.id,
+                "input": raw,
+                "number": address,
+                "status": RecipientStatus.PENDING,
+            }
             for raw, address in parsed.numbers
         ],
     )
@@ -256,12 +273,7 @@ def recipients_view(session: Session, batch_id: int) -> list[dict[str, Any]]:
 def change_state(session: Session, batch_id: int, action: str, actor: str) -> Batch:
     """Pause, resume or cancel a batch (with a clear 409 when it cannot)."""
     batch = get(session, batch_id)
-    allowed = {
-        "pause": ({"pending", "processing"}, "paused"),
-        "resume": ({"paused"}, "processing"),
-        "cancel": ({"pending", "processing", "paused"}, "canceled"),
-    }
-    sources, target = allowed[action]
+    sources, target = ACTIONS[action]
     if batch.status not in sources:
         verb = {"pause": "paused", "resume": "resumed", "cancel": "canceled"}[action]
         raise Conflict(f"A {batch.status} campaign cannot be {verb}", code="campaign_state")
@@ -270,7 +282,7 @@ def change_state(session: Session, batch_id: int, action: str, actor: str) -> Ba
     if action == "resume":
         values.update(consecutive_failures=0, note=None, dispatcher_until=None)
         if batch.started_at is None:
-            values["status"] = "pending"
+            values["status"] = BatchStatus.PENDING
     if action == "cancel":
         values["finished_at"] = now
     changed = session.execute(
@@ -284,8 +296,8 @@ def change_state(session: Session, batch_id: int, action: str, actor: str) -> Ba
     if action == "cancel":
         session.execute(
             update(Recipient)
-            .where(Recipient.batch_id == batch_id, Recipient.status == "pending")
-            .values(status="skipped", reason="campaign canceled")
+            .where(Recipient.batch_id == batch_id, Recipient.status == RecipientStatus.PENDING)
+            .values(status=RecipientStatus.SKIPPED, reason="campaign canceled")
             .execution_options(synchronize_session=False)
         )
     record(session, actor, f"campaign.{action}", f"batch:{batch_id}", None)
@@ -301,7 +313,7 @@ def pending_count(session: Session, batch_id: int) -> int:
         session.scalar(
             select(func.count())
             .select_from(Recipient)
-            .where(Recipient.batch_id == batch_id, Recipient.status == "pending")
+            .where(Recipient.batch_id == batch_id, Recipient.status == RecipientStatus.PENDING)
         )
         or 0
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from relaydesk.campaigns import dispatch as dispatcher
-from relaydesk.campaigns.models import Batch
+from relaydesk.campaigns.models import Batch, BatchStatus
 from relaydesk.core import owners
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.tasks import enqueue, periodic, task
@@ -25,7 +25,7 @@ def sweep() -> None:
         # A dispatcher of a process that is gone from this machine: no need to wait.
         running = session.execute(
             select(Batch.id, Batch.dispatcher).where(
-                Batch.status == "processing", Batch.dispatcher_until >= now
+                Batch.status == BatchStatus.PROCESSING, Batch.dispatcher_until >= now
             )
         ).all()
         dead = set(owners.dead_among({owner for _, owner in running}))
@@ -34,9 +34,9 @@ def sweep() -> None:
             session.scalars(
                 select(Batch.id).where(
                     or_(
-                        (Batch.status == "processing")
+                        (Batch.status == BatchStatus.PROCESSING)
                         & (Batch.dispatcher_until.is_(None) | (Batch.dispatcher_until < now)),
-                        (Batch.status == "pending")
+                        (Batch.status == BatchStatus.PENDING)
                         & (Batch.send_at.is_(None) | (Batch.send_at <= now)),
                     )
                 )

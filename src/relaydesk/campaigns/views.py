@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.campaigns import service
+from relaydesk.campaigns.models import BatchStatus
 from relaydesk.campaigns.service import MAX_INPUT_CHARS
 from relaydesk.core import clock
 from relaydesk.core.db import session_scope
@@ -49,10 +50,10 @@ def _fingerprint(numbers: str, body: str, send_at_local: str) -> str:
 
 def _starts_soon(batch: dict[str, Any]) -> bool:
     """A batch whose counters or status may move any second (the history polls for it)."""
-    if batch["status"] == "processing":
+    if batch["status"] == BatchStatus.PROCESSING:
         return True
     send_at = batch["send_at"]
-    return batch["status"] == "pending" and (send_at is None or send_at <= clock.now())
+    return batch["status"] == BatchStatus.PENDING and (send_at is None or send_at <= clock.now())
 
 
 def _history() -> dict[str, Any]:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Enum,
     MetaData,
     create_engine,
     event,
@@ -58,6 +60,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def state_type(enum: type[StrEnum], *, length: int, name: str) -> Enum:
+    """A state machine's column: `enum`'s values in VARCHAR(`length`), with a CHECK.
+
+    The CHECK constraint is named ck_<table>_<name> by the naming convention; the
+    column reads back as members of `enum`, and a value outside it is refused before
+    it reaches the database (and by the database for SQL written by hand).
+    """
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=True,
+        validate_strings=True,
+        length=length,
+        name=name,
+        values_callable=_values,
+    )
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
 
 
 def utcnow() -> datetime:

@@ -1,4 +1,10 @@
-"""Domain errors that carry their HTTP status and a message a person understands."""
+"""Domain errors that carry their HTTP status, a message a person understands and a code.
+
+The code is the machine-readable half of the API's error body `{detail, code}`: each
+class has a stable one, and a raising site may pass a more specific one (`code=`) where
+a program needs to tell cases apart (e.g. "csrf" among the Forbidden errors). Codes are
+part of the API: once answered, never renamed.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,12 @@ class RelaydeskError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, /, **extra: Any) -> None:
+    def __init__(self, message: str, /, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
+        # More fields for the API's body (e.g. `field`, `twilio_code`).
         self.extra = extra
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,6 +51,12 @@ class Conflict(RelaydeskError):
     code = "conflict"
 
 
+class OptedOut(Conflict):
+    """The customer unsubscribed: nothing may be sent until they text START."""
+
+    code = "opted_out"
+
+
 class Unauthorized(RelaydeskError):
     """No valid credentials."""
 
@@ -54,6 +69,12 @@ class Forbidden(RelaydeskError):
 
     status_code = 403
     code = "forbidden"
+
+
+class WindowClosed(Invalid):
+    """WhatsApp's 24-hour window with the customer is closed: only a template may go."""
+
+    code = "whatsapp_window_closed"
 
 
 class TooLarge(RelaydeskError):

@@ -25,11 +25,12 @@ CHARS_PER_SEGMENT = 153
 class NoNews(Conflict):
     """Nothing is indexed (or nothing matched): no digest, rather than an empty SMS."""
 
+    code = "no_news"
+
     def __init__(self, reason: str | None = None) -> None:
         super().__init__(
             reason
-            or "No news matched: scrape the sources and build an index first, or check the prompt",
-            code="no_news",
+            or "No news matched: scrape the sources and build an index first, or check the prompt"
         )
 
 

@@ -7,11 +7,20 @@ moving the class here needed no migration.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
+
+
+class DigestOutcome(StrEnum):
+    """The last digest of a recipient: sent, skipped (nothing to send, or refused) or failed."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
 
 
 class NewsRecipient(Base):
@@ -34,7 +43,9 @@ class NewsRecipient(Base):
     active_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sent_on: Mapped[str | None] = mapped_column(String(10))  # YYYY-MM-DD, local
-    last_outcome: Mapped[str | None] = mapped_column(String(10))  # sent | skipped | failed
+    last_outcome: Mapped[DigestOutcome | None] = mapped_column(
+        state_type(DigestOutcome, length=10, name="last_outcome")
+    )
     last_detail: Mapped[str | None] = mapped_column(Text)
     last_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL")

@@ -27,7 +27,7 @@ from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
 from relaydesk.digests.compose import Digest, NoNews, compose
-from relaydesk.digests.models import NewsRecipient
+from relaydesk.digests.models import DigestOutcome, NewsRecipient
 from relaydesk.digests.schedule import (
     DEFAULT_TIMEZONE,
     MODES,
@@ -233,7 +233,7 @@ def send_now(recipient_id: int, actor: str) -> int:
         message = messaging.send(session, request)
         now = utcnow()
         recipient.last_sent_at = now
-        recipient.last_outcome = "sent"
+        recipient.last_outcome = DigestOutcome.SENT
         recipient.last_detail = None
         recipient.last_message_id = message.id
         audit.record(
@@ -284,7 +284,7 @@ def due_now(session: Session, now: datetime) -> list[Due]:
             continue
         if day is None:
             continue
-        if r.last_outcome == "failed" and now - r.updated_at < RETRY_AFTER:
+        if r.last_outcome == DigestOutcome.FAILED and now - r.updated_at < RETRY_AFTER:
             continue
         owed.append(Due(r.id, r.phone, r.mode, r.prompt, day.isoformat(), r.updated_at))
     return owed
@@ -299,7 +299,7 @@ def _record_failure(due: Due, detail: str, now: datetime) -> None:
         session.execute(
             update(NewsRecipient)
             .where(NewsRecipient.id == due.id, _not_yet_served(due))
-            .values(last_outcome="failed", last_detail=detail[:2000], updated_at=now)
+            .values(last_outcome=DigestOutcome.FAILED, last_detail=detail[:2000], updated_at=now)
             .execution_options(synchronize_session=False)
         )
 
@@ -332,7 +332,7 @@ def deliver(due: Due, digest: Digest | NoNews, now: datetime) -> Outcome:
                 result = Outcome(due.id, due.day, "sent", None, message.id)
             except (Conflict, Invalid) as exc:  # opted out, WhatsApp window closed…
                 result = Outcome(due.id, due.day, "skipped", exc.message)
-        recipient.last_outcome = result.outcome
+        recipient.last_outcome = DigestOutcome(result.outcome)
         recipient.last_detail = result.detail
         recipient.last_message_id = result.message_id
         if result.outcome == "sent":

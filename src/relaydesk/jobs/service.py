@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, NotFound, RelaydeskError
 from relaydesk.core.tasks import enqueue_after_commit
-from relaydesk.jobs.models import Job
+from relaydesk.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 HEARTBEAT_SECONDS = 0.5  # progress is written at most this often
 STALE_AFTER = timedelta(minutes=5)  # a running job silent this long lost its worker
 
@@ -46,7 +46,7 @@ class Progress:
         with session_scope() as session:
             session.execute(
                 update(Job)
-                .where(Job.id == self.job_id, Job.status == "running")
+                .where(Job.id == self.job_id, Job.status == JobStatus.RUNNING)
                 .values(done=done, total=total, message=message[:500], heartbeat_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
@@ -76,7 +76,9 @@ def start(session: Session, kind: str, params: dict[str, Any], actor: str | None
             f"A {kind} job is already under way (job {running}); wait for it to finish",
             job_id=running,
         )
-    job = Job(kind=kind, status="queued", params=params, created_by=actor, created_at=utcnow())
+    job = Job(
+        kind=kind, status=JobStatus.QUEUED, params=params, created_by=actor, created_at=utcnow()
+    )
     session.add(job)
     session.flush()
     enqueue_after_commit(session, "jobs.run", job.id)
@@ -108,7 +110,7 @@ def view(job: Job) -> dict[str, Any]:
         "status": job.status,
         "done": job.done,
         "total": job.total,
-        "percent": 100.0 if job.status == "done" else percent,
+        "percent": 100.0 if job.status == JobStatus.DONE else percent,
         "message": job.message,
         "result": job.result,
         "error": job.error,
@@ -125,8 +127,8 @@ def run(job_id: int) -> None:
     with session_scope() as session:
         taken = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "queued")
-            .values(status="running", started_at=now, heartbeat_at=now)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.RUNNING, started_at=now, heartbeat_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
         if not taken:
@@ -148,7 +150,7 @@ def run(job_id: int) -> None:
         error = f"{exc.__class__.__name__}: {exc}"[:1000]
     with session_scope() as session:
         values: dict[str, Any] = {
-            "status": "failed" if error else "done",
+            "status": JobStatus.FAILED if error else JobStatus.DONE,
             "error": error,
             "result": result,
             "finished_at": utcnow(),
@@ -168,9 +170,9 @@ def sweep() -> int:
     with session_scope() as session:
         stale = session.execute(
             update(Job)
-            .where(Job.status == "running", Job.heartbeat_at < now - STALE_AFTER)
+            .where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < now - STALE_AFTER)
             .values(
-                status="failed",
+                status=JobStatus.FAILED,
                 error="Interrupted (the server stopped or restarted while it ran); start it again",
                 finished_at=now,
             )
@@ -178,7 +180,9 @@ def sweep() -> int:
         ).rowcount  # type: ignore[attr-defined]
         waiting = list(
             session.scalars(
-                select(Job.id).where(Job.status == "queued", Job.created_at < now - STALE_AFTER)
+                select(Job.id).where(
+                    Job.status == JobStatus.QUEUED, Job.created_at < now - STALE_AFTER
+                )
             )
         )
         for job_id in waiting:

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
+
+
+class AttachmentState(StrEnum):
+    """pending → working → stored | refused | failed (or pending again to retry)."""
+
+    PENDING = "pending"
+    WORKING = "working"  # a download holds it
+    STORED = "stored"
+    REFUSED = "refused"  # over a limit, or a type we do not keep
+    FAILED = "failed"  # the download gave up
+    REMOTE = "remote"  # an outbound file at someone else's address, not copied
 
 
 class Attachment(Base):
@@ -31,9 +43,9 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(128), default="")
     size: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
-    # pending | stored | refused (limits, type) | failed (download gave up) | remote
-    # (an outbound file at someone else's address, not copied)
-    state: Mapped[str] = mapped_column(String(12))
+    state: Mapped[AttachmentState] = mapped_column(
+        state_type(AttachmentState, length=12, name="state")
+    )
     error: Mapped[str | None] = mapped_column(Text)
     transcript: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)

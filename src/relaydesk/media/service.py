@@ -28,7 +28,7 @@ from relaydesk.core.errors import Invalid, ProviderFailed
 from relaydesk.core.tasks import enqueue, enqueue_after_commit
 from relaydesk.media import kinds, store
 from relaydesk.media.download import DownloadError, Source, TooLarge, download
-from relaydesk.media.models import Attachment, MediaLink
+from relaydesk.media.models import Attachment, AttachmentState, MediaLink
 from relaydesk.messaging.models import Message
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ WORKING_LEASE = timedelta(minutes=10)
 LOST_AFTER = timedelta(seconds=45)
 # How long an automatic answer waits for a message's files to be understood.
 ANSWER_WAIT = timedelta(minutes=5)
-UNFINISHED = ("pending", "working")
+UNFINISHED = (AttachmentState.PENDING, AttachmentState.WORKING)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def record_inbound(session: Session, message: Message) -> None:
             "position": i,
             "source_url": item["url"],
             "content_type": kinds.normalise(item["content_type"]),
-            "state": "pending",
+            "state": AttachmentState.PENDING,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
@@ -93,7 +93,7 @@ def record_outbound(session: Session, message_id: int, files: list[OutboundFile]
                     "content_type": kinds.normalise(f.content_type),
                     "size": f.size,
                     "sha256": f.sha256,
-                    "state": "stored" if f.sha256 else "remote",
+                    "state": AttachmentState.STORED if f.sha256 else AttachmentState.REMOTE,
                     "transcript": f.transcript,
                     "attempts": 0,
                     "created_at": now,
@@ -162,21 +162,21 @@ def process(message_id: int) -> None:
     with session_scope(write=False) as session:
         sizes = session.scalars(
             select(Attachment.size).where(
-                Attachment.message_id == message_id, Attachment.state == "stored"
+                Attachment.message_id == message_id, Attachment.state == AttachmentState.STORED
             )
         ).all()
         used = sum(size or 0 for size in sizes)
     retry = False
     for item in claimed:
         changes = _fetch(item, source, max(0, settings.media_max_bytes - used))
-        if changes.get("state") == "stored":
+        if changes.get("state") == AttachmentState.STORED:
             used += int(changes.get("size") or 0)
             changes.update(_understand(str(changes["sha256"]), str(changes["content_type"])))
-        retry = retry or changes.get("state") == "pending"
+        retry = retry or changes.get("state") == AttachmentState.PENDING
         with session_scope() as session:
             session.execute(
                 update(Attachment)
-                .where(Attachment.id == item.id, Attachment.state == "working")
+                .where(Attachment.id == item.id, Attachment.state == AttachmentState.WORKING)
                 .values(**changes, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
@@ -192,8 +192,10 @@ def _claim(message_id: int) -> list[Claimed]:
     with session_scope() as session:
         rows = session.execute(
             update(Attachment)
-            .where(Attachment.message_id == message_id, Attachment.state == "pending")
-            .values(state="working", attempts=Attachment.attempts + 1, updated_at=utcnow())
+            .where(Attachment.message_id == message_id, Attachment.state == AttachmentState.PENDING)
+            .values(
+                state=AttachmentState.WORKING, attempts=Attachment.attempts + 1, updated_at=utcnow()
+            )
             .returning(
                 Attachment.id, Attachment.source_url, Attachment.content_type, Attachment.attempts
             )
@@ -212,7 +214,10 @@ def _twilio_source() -> Source:
 def _fetch(item: Claimed, source: Source, budget: int) -> dict[str, Any]:
     settings = get_settings()
     if not item.source_url:
-        return {"state": "failed", "error": "the webhook gave no address for this file"}
+        return {
+            "state": AttachmentState.FAILED,
+            "error": "the webhook gave no address for this file",
+        }
     if budget <= 0:
         return _refused(f"the message is over the {settings.media_max_bytes // kinds.MB} MB limit")
     try:
@@ -226,13 +231,13 @@ def _fetch(item: Claimed, source: Source, budget: int) -> dict[str, Any]:
         return _refused(f"{exc} (at most {settings.media_max_bytes // kinds.MB} MB per message)")
     except DownloadError as exc:
         if exc.transient and item.attempts < MAX_ATTEMPTS:
-            return {"state": "pending", "error": f"will retry: {exc}"}
-        return {"state": "failed", "error": str(exc)}
+            return {"state": AttachmentState.PENDING, "error": f"will retry: {exc}"}
+        return {"state": AttachmentState.FAILED, "error": str(exc)}
     verdict = kinds.check_inbound(item.content_type or got.content_type, got.data)
     if verdict.problem:
         return _refused(verdict.problem, content_type=verdict.content_type, size=len(got.data))
     return {
-        "state": "stored",
+        "state": AttachmentState.STORED,
         "error": None,
         "sha256": store.put(got.data),
         "size": len(got.data),
@@ -242,7 +247,7 @@ def _fetch(item: Claimed, source: Source, budget: int) -> dict[str, Any]:
 
 def _refused(why: str, **extra: Any) -> dict[str, Any]:
     log.info("media refused: %s", why)
-    return {"state": "refused", "error": why, **extra}
+    return {"state": AttachmentState.REFUSED, "error": why, **extra}
 
 
 def _understand(sha256: str, content_type: str) -> dict[str, Any]:
@@ -286,15 +291,21 @@ def sweep() -> None:
     with session_scope() as session:
         session.execute(
             update(Attachment)
-            .where(Attachment.state == "working", Attachment.updated_at < now - WORKING_LEASE)
-            .values(state="pending", updated_at=now)
+            .where(
+                Attachment.state == AttachmentState.WORKING,
+                Attachment.updated_at < now - WORKING_LEASE,
+            )
+            .values(state=AttachmentState.PENDING, updated_at=now)
             .execution_options(synchronize_session=False)
         )
         # Pending this long means its job was lost (or its retry is due): a second
         # job is harmless, the claim lets only one of them work on a file.
         due = session.scalars(
             select(Attachment.message_id)
-            .where(Attachment.state == "pending", Attachment.updated_at < now - LOST_AFTER)
+            .where(
+                Attachment.state == AttachmentState.PENDING,
+                Attachment.updated_at < now - LOST_AFTER,
+            )
             .distinct()
             .limit(200)
         ).all()
@@ -312,7 +323,11 @@ def file_url(attachment_id: int) -> str:
 
 def view(row: Attachment) -> dict[str, Any]:
     """One attachment as the API shows it (never the Twilio address)."""
-    url = file_url(row.id) if row.sha256 else (row.source_url if row.state == "remote" else None)
+    url = (
+        file_url(row.id)
+        if row.sha256
+        else (row.source_url if row.state == AttachmentState.REMOTE else None)
+    )
     item: dict[str, Any] = {
         "id": row.id,
         "kind": kinds.kind_of(row.content_type),

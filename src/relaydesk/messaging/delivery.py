@@ -33,9 +33,9 @@ from relaydesk.core.db import Base, session_scope, utcnow
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import reconcile
 from relaydesk.messaging.ingest import lock_sids, opt_out_recipient
-from relaydesk.messaging.models import Message, MessageEvent
+from relaydesk.messaging.models import Message, MessageEvent, MessageStatus, SubmitState
 from relaydesk.messaging.service import send_time_refusal
-from relaydesk.messaging.status import FINAL, PENDING, SCHEDULED, can_move
+from relaydesk.messaging.status import FINAL, can_move
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +170,11 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
         return None
     # A scheduled message is taken only once its time has come, and from then on it is
     # an ordinary pending message (retried, reconciled); canceling it is no longer possible.
-    if before.status == SCHEDULED:
-        due = [Message.status == SCHEDULED, Message.scheduled_at <= now]
-        became: dict[str, object] = {"status": PENDING, "status_changed_at": now}
+    if before.status == MessageStatus.SCHEDULED:
+        due = [Message.status == MessageStatus.SCHEDULED, Message.scheduled_at <= now]
+        became: dict[str, object] = {"status": MessageStatus.PENDING, "status_changed_at": now}
     else:
-        due, became = [Message.status == PENDING], {}
+        due, became = [Message.status == MessageStatus.PENDING], {}
     result = session.execute(
         update(Message)
         .where(
@@ -191,7 +191,7 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
             submit_started_at=now,
             claimed_by=owners.me(),
             # Remember what we are about to do; a crash leaves this mark behind.
-            submit_state="in_flight",
+            submit_state=SubmitState.IN_FLIGHT,
             # If this process dies mid-call, the sweeper retries after the lease.
             next_attempt_at=now + claim_lease(),
             updated_at=now,
@@ -204,7 +204,7 @@ def _claim(session: Session, message_id: int) -> tuple[Message, bool] | None:
     msg = session.get(Message, message_id)
     assert msg is not None
     session.refresh(msg)
-    return msg, before.submit_state == "in_flight"
+    return msg, before.submit_state == SubmitState.IN_FLIGHT
 
 
 def release_abandoned(session: Session) -> int:
@@ -217,7 +217,7 @@ def release_abandoned(session: Session) -> int:
     holders = set(
         session.scalars(
             select(Message.claimed_by)
-            .where(Message.status == PENDING, Message.submit_started_at.is_not(None))
+            .where(Message.status == MessageStatus.PENDING, Message.submit_started_at.is_not(None))
             .distinct()
         )
     )
@@ -228,7 +228,7 @@ def release_abandoned(session: Session) -> int:
     released = session.execute(
         update(Message)
         .where(
-            Message.status == PENDING,
+            Message.status == MessageStatus.PENDING,
             Message.submit_started_at.is_not(None),
             Message.claimed_by.in_(dead),
         )
@@ -250,10 +250,10 @@ def _refused_at_send_time(session: Session, msg: Message) -> bool:
         update(Message)
         .where(Message.id == msg.id)
         .values(
-            status="failed",
+            status=MessageStatus.FAILED,
             error_code=None,
             error_message=f"Not sent at its scheduled time: {problem.message}",
-            submit_state="not_sent",
+            submit_state=SubmitState.NOT_SENT,
             submit_started_at=None,
             next_attempt_at=None,
             status_changed_at=now,
@@ -317,7 +317,7 @@ def record_sent(items: list[Sent]) -> None:
         moves = [
             {"mid": item.message_id, "new_status": item.status, "at": now}
             for item in items
-            if can_move(PENDING, item.status)
+            if can_move(MessageStatus.PENDING, item.status)
         ]
         if moves:
             conn.execute(_move_from_pending, moves)
@@ -330,7 +330,7 @@ _store_sid = (
     .where(_messages.c.id == bindparam("mid"))
     .values(
         sid=bindparam("new_sid"),
-        submit_state="submitted",
+        submit_state=SubmitState.SUBMITTED,
         next_attempt_at=None,
         status_check_at=bindparam("check_at"),
         error_code=None,
@@ -341,7 +341,7 @@ _store_sid = (
 )
 _move_from_pending = (
     update(_messages)
-    .where(_messages.c.id == bindparam("mid"), _messages.c.status == PENDING)
+    .where(_messages.c.id == bindparam("mid"), _messages.c.status == MessageStatus.PENDING)
     .values(
         status=bindparam("new_status"),
         status_changed_at=bindparam("at"),
@@ -457,10 +457,10 @@ def record_failure(snap: Snapshot, exc: GatewayError, *, may_have_landed: bool =
                 update(Message)
                 .where(Message.id == snap.id)
                 .values(
-                    status="failed",
+                    status=MessageStatus.FAILED,
                     error_code=exc.code,
                     error_message=describe_error(exc.code) if exc.code else message,
-                    submit_state="refused" if exc.permanent else "in_flight",
+                    submit_state=SubmitState.REFUSED if exc.permanent else SubmitState.IN_FLIGHT,
                     submit_started_at=None,
                     next_attempt_at=None,
                     status_changed_at=now,
@@ -478,7 +478,11 @@ def record_failure(snap: Snapshot, exc: GatewayError, *, may_have_landed: bool =
             .values(
                 error_code=exc.code,
                 error_message=f"Attempt {snap.attempts} failed, retrying: {exc.message}",
-                submit_state="in_flight" if exc.ambiguous or may_have_landed else "not_sent",
+                submit_state=(
+                    SubmitState.IN_FLIGHT
+                    if exc.ambiguous or may_have_landed
+                    else SubmitState.NOT_SENT
+                ),
                 submit_started_at=None,
                 next_attempt_at=now + timedelta(seconds=delay),
                 updated_at=now,

@@ -23,7 +23,7 @@ from relaydesk.core.db import Base, UTCDateTime, utcnow
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import hooks
 from relaydesk.messaging import status as st
-from relaydesk.messaging.models import Conversation, Message, MessageCounter
+from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
                     for m in rec.media
                 ],
                 "num_media": len(rec.media),
-                "status": "received",
+                "status": MessageStatus.RECEIVED,
                 "error_code": None,
                 "error_message": None,
                 "num_segments": rec.num_segments,
@@ -361,7 +361,11 @@ def apply_status(
     """Move one message to `new` if the order allows; True when it moved."""
     if not st.can_move(current, new):
         return False
-    values: dict[str, Any] = {"status": new, "status_changed_at": at, "updated_at": at}
+    values: dict[str, Any] = {
+        "status": MessageStatus(new),
+        "status_changed_at": at,
+        "updated_at": at,
+    }
     if new in st.FINAL:
         values["status_check_at"] = None  # nothing more to ask Twilio
     if error_code:

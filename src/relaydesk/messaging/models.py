@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -19,7 +20,34 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
+
+
+class MessageStatus(StrEnum):
+    """Where a message is: relaydesk's own states first, then Twilio's statuses."""
+
+    PENDING = "pending"  # stored, not yet handed to Twilio
+    SCHEDULED = "scheduled"  # waiting in relaydesk for its send time
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    READ = "read"
+    CANCELED = "canceled"
+    RECEIVING = "receiving"
+    RECEIVED = "received"
+
+
+class SubmitState(StrEnum):
+    """What became of the call that hands a message to Twilio."""
+
+    IN_FLIGHT = "in_flight"  # Twilio may have it: reconcile before retrying
+    NOT_SENT = "not_sent"
+    SUBMITTED = "submitted"
+    REFUSED = "refused"
 
 
 class Conversation(Base):
@@ -106,7 +134,9 @@ class Message(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     num_media: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[MessageStatus] = mapped_column(
+        state_type(MessageStatus, length=16, name="status")
+    )
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     num_segments: Mapped[int] = mapped_column(Integer, default=1)
@@ -122,9 +152,10 @@ class Message(Base):
     # The send time asked for (POST /api/send-message with send_at); None = sent at once.
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     submit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # None, "in_flight" (Twilio may have it: reconcile before retrying), "not_sent",
-    # "submitted" or "refused".
-    submit_state: Mapped[str | None] = mapped_column(String(12))
+    # None before the first attempt.
+    submit_state: Mapped[SubmitState | None] = mapped_column(
+        state_type(SubmitState, length=12, name="submit_state")
+    )
     # The process holding the claim (relaydesk.core.owners): a dead one's claim is taken over
     # at once instead of after the lease.
     claimed_by: Mapped[str | None] = mapped_column(String(80))
@@ -137,7 +168,11 @@ class Message(Base):
 
 
 class MessageEvent(Base):
-    """Every status callback exactly as received, kept even for unknown SIDs."""
+    """Every status callback exactly as received, kept even for unknown SIDs.
+
+    `status` is Twilio's word as sent (not a MessageStatus): a status Twilio adds later
+    is kept here and simply never applied to the message.
+    """
 
     __tablename__ = "message_events"
 

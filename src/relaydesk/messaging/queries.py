@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import Text, and_, cast, false, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
 from relaydesk.contacts.models import Contact
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Invalid
 from relaydesk.core.pagination import cursor_id, decode_cursor, encode_cursor
-from relaydesk.messaging.models import Conversation, Message, MessageCounter
+from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageStatus
+from relaydesk.messaging.status import KNOWN
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -95,7 +96,9 @@ def list_messages(
     if direction:
         query = query.where(Message.direction == direction)
     if status:
-        query = query.where(Message.status == status)
+        # A status nobody has (a typo) finds nothing, as it always did.
+        known = status in KNOWN
+        query = query.where(Message.status == MessageStatus(status) if known else false())
     if participant:
         query = query.where(Message.participant == participant)
     if q:

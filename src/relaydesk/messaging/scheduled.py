@@ -10,18 +10,15 @@ from sqlalchemy.orm import Session
 from relaydesk.core import audit
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, NotFound
-from relaydesk.messaging.models import Message
+from relaydesk.messaging.models import Message, MessageStatus
 from relaydesk.messaging.queries import message_dict
-from relaydesk.messaging.status import SCHEDULED
-
-CANCELED = "canceled"
 
 
 def list_scheduled(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     """Messages waiting for their send time, soonest first."""
     rows = session.scalars(
         select(Message)
-        .where(Message.status == SCHEDULED)
+        .where(Message.status == MessageStatus.SCHEDULED)
         .order_by(Message.scheduled_at, Message.id)
         .limit(limit)
     ).all()
@@ -34,8 +31,13 @@ def cancel(session: Session, message_id: int, actor: str) -> dict[str, Any]:
     # The delivery claims a due message with the same condition: exactly one of us wins.
     result = session.execute(
         update(Message)
-        .where(Message.id == message_id, Message.status == SCHEDULED)
-        .values(status=CANCELED, next_attempt_at=None, status_changed_at=now, updated_at=now)
+        .where(Message.id == message_id, Message.status == MessageStatus.SCHEDULED)
+        .values(
+            status=MessageStatus.CANCELED,
+            next_attempt_at=None,
+            status_changed_at=now,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     message = session.get(Message, message_id, populate_existing=True)

@@ -18,12 +18,17 @@ from relaydesk.contacts import service as contacts
 from relaydesk.core import audit, owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, utcnow
-from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
+from relaydesk.core.errors import (
+    Invalid,
+    NotFound,
+    OptedOut,
+    RelaydeskError,
+    WindowClosed,
+)
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import hooks
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
-from relaydesk.messaging.models import Conversation, Message
-from relaydesk.messaging.status import PENDING, SCHEDULED
+from relaydesk.messaging.models import Conversation, Message, MessageStatus, SubmitState
 
 if TYPE_CHECKING:
     from relaydesk.contacts.models import Contact
@@ -174,7 +179,7 @@ def send_many(
                 "body": r.body,
                 "media": [],  # filled from the attachments below
                 "num_media": len(r.req.media_urls),
-                "status": SCHEDULED if r.send_at else PENDING,
+                "status": MessageStatus.SCHEDULED if r.send_at else MessageStatus.PENDING,
                 "num_segments": info.segments if info else 1,
                 "encoding": info.encoding if info else None,
                 "source": r.req.source,
@@ -185,7 +190,7 @@ def send_many(
                 else None,
                 "user_id": r.req.user_id,
                 "attempts": 1 if claimed else 0,
-                "submit_state": "in_flight" if claimed else None,
+                "submit_state": SubmitState.IN_FLIGHT if claimed else None,
                 "submit_started_at": now if claimed else None,
                 "claimed_by": owners.me() if claimed else None,
                 "next_attempt_at": now + claimed_for
@@ -293,13 +298,12 @@ def _refusal(
     conversation: Conversation | None,
     content_sid: str | None,
     send_at: datetime | None,
-) -> Conflict | Invalid | None:
+) -> OptedOut | WindowClosed | None:
     """Why nothing may go to `address` now or at `send_at`: an opt-out or a closed window."""
     if contact is not None and contact.opted_out_at is not None:
-        return Conflict(
+        return OptedOut(
             f"{address.e164} unsubscribed on {contact.opted_out_at:%Y-%m-%d %H:%M} UTC "
-            f"({contact.opt_out_reason or 'opted out'}); nothing can be sent until they text START",
-            code="opted_out",
+            f"({contact.opt_out_reason or 'opted out'}); nothing can be sent until they text START"
         )
     if address.channel == "whatsapp" and not content_sid:
         last_in = conversation.last_inbound_at if conversation else None
@@ -311,11 +315,10 @@ def _refusal(
                 if last_in
                 else "they have never written to this number"
             )
-            return Invalid(
+            return WindowClosed(
                 f"The WhatsApp 24-hour window with this customer is closed{when} ({since}): "
                 "WhatsApp allows free text only within 24 hours of the customer's last "
                 "message; send an approved template (content_sid) instead",
-                code="whatsapp_window_closed",
                 field="body",
                 last_inbound_at=last_in.isoformat() if last_in else None,
             )
@@ -324,7 +327,7 @@ def _refusal(
 
 def refusal(
     session: Session, to: str, *, at: datetime | None = None, content_sid: str | None = None
-) -> Conflict | Invalid | None:
+) -> OptedOut | WindowClosed | None:
     """Why a message to `to` would be refused now (or at `at`), without storing anything."""
     try:
         address = parse_address(to, get_settings().default_region)
@@ -335,7 +338,7 @@ def refusal(
     return _refusal(address, contact, conversation, content_sid, at)
 
 
-def send_time_refusal(session: Session, message: Message) -> Conflict | Invalid | None:
+def send_time_refusal(session: Session, message: Message) -> OptedOut | WindowClosed | None:
     """Why a scheduled message may no longer go out now (the customer opted out meanwhile…)."""
     channel = "whatsapp" if message.channel == "whatsapp" else "sms"
     address = Address(channel, message.participant)

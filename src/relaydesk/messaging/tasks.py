@@ -10,8 +10,7 @@ from sqlalchemy import select, update
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.tasks import enqueue, periodic, task
 from relaydesk.messaging import delivery, hooks, reconcile, spool
-from relaydesk.messaging.models import Message
-from relaydesk.messaging.status import PENDING, SCHEDULED
+from relaydesk.messaging.models import Message, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +58,14 @@ def sweep() -> None:
     with session_scope(write=False) as session:
         due = session.scalars(
             select(Message.id)
-            .where(Message.status == PENDING, Message.next_attempt_at <= now)
+            .where(Message.status == MessageStatus.PENDING, Message.next_attempt_at <= now)
             .order_by(Message.next_attempt_at)
             .limit(SWEEP_BATCH)
         ).all()
         # Scheduled messages whose delayed job was lost (or ran before their time).
         scheduled = session.scalars(
             select(Message.id)
-            .where(Message.status == SCHEDULED, Message.scheduled_at <= now)
+            .where(Message.status == MessageStatus.SCHEDULED, Message.scheduled_at <= now)
             .order_by(Message.scheduled_at)
             .limit(SWEEP_BATCH)
         ).all()

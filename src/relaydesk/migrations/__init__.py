@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
 
 from relaydesk.core.db import get_engine
 
@@ -21,13 +24,55 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(revision: str = "head") -> None:
+def upgrade(revision: str = "head", engine: Engine | None = None) -> None:
     """Bring the database schema up to `revision`."""
-    engine = get_engine()
-    with engine.begin() as conn:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    with migration_connection(engine or get_engine()) as conn:
+        command.upgrade(_config_on(conn), revision)
+
+
+def downgrade(revision: str, engine: Engine | None = None) -> None:
+    """Take the database schema back to `revision`."""
+    with migration_connection(engine or get_engine()) as conn:
+        command.downgrade(_config_on(conn), revision)
+
+
+def _config_on(conn: Connection) -> Config:
+    config = alembic_config()
+    config.attributes["connection"] = conn
+    return config
+
+
+@contextmanager
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction, fit for migrating `engine`'s database.
+
+    SQLite changes a table's constraints by building a new table and dropping the old
+    one (batch mode); with foreign keys on, that drop would cascade into the tables
+    referring to it (and delete their rows). So they are off while migrating (SQLite
+    ignores the switch inside a transaction, hence outside it), and checked before the
+    commit.
+    """
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            _foreign_keys(conn, on=False)
+        try:
+            with conn.begin():
+                yield conn
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"the migration broke foreign keys: {broken[:10]}")
+        finally:
+            if sqlite:
+                _foreign_keys(conn, on=True)
+
+
+def _foreign_keys(conn: Connection, *, on: bool) -> None:
+    # On the driver's connection: a statement through `conn` would open a transaction.
+    conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+        f"PRAGMA foreign_keys={'ON' if on else 'OFF'}"
+    )
 
 
 def pending() -> bool:

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 
 from relaydesk.core import domains
 from relaydesk.core.db import Base, get_engine
+from relaydesk.migrations import migration_connection
 
 domains.load_models()  # every table in the metadata
 
@@ -17,7 +18,8 @@ target_metadata = Base.metadata
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        with get_engine().begin() as conn:
+        # The `alembic` command: as `relaydesk migrate` does (SQLite's foreign keys off).
+        with migration_connection(get_engine()) as conn:
             _run_with(conn)
     else:
         _run_with(connection)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
+
+
+class ReminderOutcome(StrEnum):
+    """A run stored its message, or sent nothing (and says why)."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"
 
 
 class Reminder(Base):
@@ -31,7 +39,9 @@ class Reminder(Base):
     next_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
     run_count: Mapped[int] = mapped_column(Integer, default=0)
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_outcome: Mapped[str | None] = mapped_column(String(10))  # sent | skipped
+    last_outcome: Mapped[ReminderOutcome | None] = mapped_column(
+        state_type(ReminderOutcome, length=10, name="last_outcome")
+    )
     last_reason: Mapped[str | None] = mapped_column(String(32))
     last_detail: Mapped[str | None] = mapped_column(Text)
     last_message_id: Mapped[int | None] = mapped_column(
@@ -55,7 +65,9 @@ class ReminderRun(Base):
     seq: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ran_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    outcome: Mapped[str] = mapped_column(String(10))  # sent | skipped
+    outcome: Mapped[ReminderOutcome] = mapped_column(
+        state_type(ReminderOutcome, length=10, name="outcome")
+    )
     reason: Mapped[str | None] = mapped_column(String(32))  # opted_out, whatsapp_window_closed…
     detail: Mapped[str | None] = mapped_column(Text)
     # Slots that passed while nothing ran (downtime): caught up by this one run.

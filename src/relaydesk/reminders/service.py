@@ -22,7 +22,7 @@ from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import service as messaging
-from relaydesk.reminders.models import Reminder, ReminderRun
+from relaydesk.reminders.models import Reminder, ReminderOutcome, ReminderRun
 from relaydesk.reminders.schemas import MAX_INTERVAL_MINUTES
 
 # A start time typed into a form a moment ago is "now", not an error.
@@ -286,7 +286,7 @@ def run(session: Session, reminder_id: int) -> ReminderRun | None:
         seq=seen.run_count + 1,
         due_at=seen.next_run_at,
         ran_at=now,
-        outcome="sent",
+        outcome=ReminderOutcome.SENT,
         missed_runs=missed,
     )
     try:
@@ -296,8 +296,8 @@ def run(session: Session, reminder_id: int) -> ReminderRun | None:
             )
             entry.message_id = messaging.send(session, request).id
     except (Conflict, Invalid) as exc:  # opted out, WhatsApp window closed…
-        entry.outcome = "skipped"
-        entry.reason = str(exc.extra.get("code", exc.code))
+        entry.outcome = ReminderOutcome.SKIPPED
+        entry.reason = exc.code
         entry.detail = exc.message
     session.add(entry)
     reminder.last_outcome = entry.outcome

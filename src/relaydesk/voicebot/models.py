@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -20,7 +21,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
+from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
+
+
+class SyncStatus(StrEnum):
+    """A sync run: running → done | failed | interrupted (an interrupted one resumes)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
 
 
 def _day_of_start(context: Any) -> str:
@@ -69,7 +79,9 @@ class VoiceConversation(Base):
     conversation_id: Mapped[str] = mapped_column(String(64), unique=True)
     agent_id: Mapped[str] = mapped_column(String(64))
     agent_name: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))  # initiated|in-progress|processing|done|failed
+    # ElevenLabs' word as sent (initiated, in-progress, processing, done, failed…): the
+    # vendor's, not a state machine of ours, so a new value is stored rather than refused.
+    status: Mapped[str] = mapped_column(String(16))
     start_time: Mapped[datetime] = mapped_column(UTCDateTime)  # call start, UTC
     # start_time's UTC date, "YYYY-MM-DD" (filled from start_time when not given)
     day: Mapped[str] = mapped_column(String(10), default=_day_of_start)
@@ -129,7 +141,7 @@ class VoiceSyncRun(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     trigger: Mapped[str] = mapped_column(String(16))  # manual | daily | refetch
-    status: Mapped[str] = mapped_column(String(16))  # running | done | failed | interrupted
+    status: Mapped[SyncStatus] = mapped_column(state_type(SyncStatus, length=16, name="status"))
     range_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     range_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
     agent_ids: Mapped[list[str]] = mapped_column(JSON, default=list)

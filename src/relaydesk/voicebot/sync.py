@@ -31,7 +31,7 @@ from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import Progress
 from relaydesk.voicebot import extract, settings
 from relaydesk.voicebot.client import ElevenLabsClient, ElevenLabsError, Page
-from relaydesk.voicebot.models import VoiceConversation, VoiceEvaluation, VoiceSyncRun
+from relaydesk.voicebot.models import SyncStatus, VoiceConversation, VoiceEvaluation, VoiceSyncRun
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ def run_view(run: VoiceSyncRun, now: datetime | None = None) -> dict[str, Any]:
     """A sync run as the sync log shows it (a dead worker's run reads 'interrupted')."""
     status = run.status
     beat = run.heartbeat_at or run.started_at
-    if status == "running" and beat < (now or utcnow()) - jobs.STALE_AFTER:
-        status = "interrupted"
+    if status == SyncStatus.RUNNING and beat < (now or utcnow()) - jobs.STALE_AFTER:
+        status = SyncStatus.INTERRUPTED
     return {
         "id": run.id,
         "trigger": run.trigger,
@@ -206,7 +206,11 @@ class _Syncer:
                 cursor = state.get("cursor")
                 while True:
                     if stopping():
-                        _finish(run_id, "interrupted", "The worker stopped; the next sync resumes")
+                        _finish(
+                            run_id,
+                            SyncStatus.INTERRUPTED,
+                            "The worker stopped; the next sync resumes",
+                        )
                         return counts
                     page = self.client.list_conversations(
                         agent_id, after_unix=after, before_unix=before, cursor=cursor
@@ -222,7 +226,7 @@ class _Syncer:
                     )
                     if not page.has_more:
                         break
-        _finish(run_id, "done")
+        _finish(run_id, SyncStatus.DONE)
         return counts
 
     def _store(self, run_id: int, page: Page, cursors: dict[str, Any]) -> _Counts:
@@ -357,14 +361,14 @@ def _failing(run_id: int) -> Iterator[None]:
     try:
         yield
     except RelaydeskError as exc:
-        _finish(run_id, "failed", exc.message)
+        _finish(run_id, SyncStatus.FAILED, exc.message)
         raise
     except Exception as exc:
-        _finish(run_id, "failed", f"{exc.__class__.__name__}: {exc}")
+        _finish(run_id, SyncStatus.FAILED, f"{exc.__class__.__name__}: {exc}")
         raise
 
 
-def _finish(run_id: int, status: str, error: str | None = None) -> None:
+def _finish(run_id: int, status: SyncStatus, error: str | None = None) -> None:
     with session_scope() as session:
         session.execute(
             update(VoiceSyncRun)
@@ -389,7 +393,7 @@ def _new_run(
     with session_scope() as session:
         run = VoiceSyncRun(
             trigger=trigger,
-            status="running",
+            status=SyncStatus.RUNNING,
             range_from=range_from,
             range_to=range_to,
             agent_ids=agents,
@@ -411,9 +415,9 @@ def _claim_interrupted(job_id: int, agents: list[str]) -> VoiceSyncRun | None:
             select(VoiceSyncRun)
             .where(
                 VoiceSyncRun.trigger != "refetch",
-                (VoiceSyncRun.status == "interrupted")
+                (VoiceSyncRun.status == SyncStatus.INTERRUPTED)
                 | (
-                    (VoiceSyncRun.status == "running")
+                    (VoiceSyncRun.status == SyncStatus.RUNNING)
                     & (VoiceSyncRun.heartbeat_at < now - STALE_RUN)
                 ),
             )
@@ -426,7 +430,13 @@ def _claim_interrupted(job_id: int, agents: list[str]) -> VoiceSyncRun | None:
         taken = session.execute(
             update(VoiceSyncRun)
             .where(VoiceSyncRun.id == run.id, VoiceSyncRun.status == run.status)
-            .values(status="running", job_id=job_id, heartbeat_at=now, error=None, agent_ids=kept)
+            .values(
+                status=SyncStatus.RUNNING,
+                job_id=job_id,
+                heartbeat_at=now,
+                error=None,
+                agent_ids=kept,
+            )
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
         if not taken:
@@ -507,7 +517,11 @@ def run_refetch(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with _failing(run_id):
             for offset in range(0, len(ids), REFETCH_BATCH):
                 if stopping():
-                    _finish(run_id, "interrupted", "The worker stopped; start the re-fetch again")
+                    _finish(
+                        run_id,
+                        SyncStatus.INTERRUPTED,
+                        "The worker stopped; start the re-fetch again",
+                    )
                     break
                 batch = syncer.details(ids[offset : offset + REFETCH_BATCH])
                 found = {cid: data for cid, data in batch.items() if data is not None}
@@ -517,7 +531,7 @@ def run_refetch(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
                     offset + len(batch), len(ids), f"Fetched {fetched} of {len(ids)} conversations"
                 )
             else:
-                _finish(run_id, "done")
+                _finish(run_id, SyncStatus.DONE)
     finally:
         syncer.close()
     progress(len(ids), len(ids), "Re-fetch finished", force=True)

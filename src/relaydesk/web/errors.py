@@ -61,8 +61,7 @@ def panel_error(request: Request, exc: RelaydeskError) -> Response:
         if htmx:
             return Response(status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
-    code = str(exc.extra.get("code", exc.code))
-    title = _titles(request_language(request)).get(code, "")
+    title = _titles(request_language(request)).get(exc.code, "")
     context = {"kind": "error", "title": title, "text": exc.message, "text_key": None}
     if htmx:
         return render(
