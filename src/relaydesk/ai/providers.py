@@ -11,11 +11,9 @@ import importlib.util
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,14 +22,13 @@ from relaydesk.core.config import get_settings
 from relaydesk.core.credentials import PROBLEM as KEY_PROBLEM
 from relaydesk.core.credentials import header_safe
 from relaydesk.core.netguard import BlockedConnection, GuardedTransport
+from relaydesk.core.vendor import Backoff, Kind, VendorError, retry, status_kind
 
 if TYPE_CHECKING:
     import openai
     from openai.types.chat import ChatCompletionMessageParam
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 LOCAL_MODEL_LABEL = "smollm2-135m-instruct"
 LOCAL_CONTEXT_TOKENS = 2048
@@ -74,13 +71,19 @@ class Completion:
     provider: str
 
 
-class LLMError(Exception):
-    """A person-readable message; `transient` says whether retrying may help."""
+class LLMError(VendorError):
+    """An AI provider failed; `transient` says whether retrying may help."""
 
-    def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        status: int | None = None,
+        vendor_code: str | None = None,
+    ) -> None:
+        kind = Kind.TRANSIENT if transient else Kind.PERMANENT
+        super().__init__(message, vendor="ai", kind=kind, status=status, vendor_code=vendor_code)
 
 
 class LLMNotConfigured(LLMError):
@@ -109,28 +112,17 @@ def complete(
     if not turns:
         raise ValueError("complete() needs at least one turn")
     ask = _complete_openai if config.provider == "openai" else _complete_local
-    return retrying(
+    return retry(
         lambda: ask(config, turns),
+        attempts=retries + 1,
+        backoff=llm_backoff(backoff_seconds),
         label=describe(config),
-        retries=retries,
-        backoff_seconds=backoff_seconds,
     )
 
 
-def retrying(call: Callable[[], T], *, label: str, retries: int, backoff_seconds: float) -> T:
-    """Run `call`; an LLMError marked transient is retried with exponential backoff."""
-    attempt = 0
-    while True:
-        try:
-            return call()
-        except LLMError as exc:
-            if not exc.transient or attempt >= retries:
-                raise
-            delay = backoff_seconds * 2**attempt
-            log.warning("%s failed (%s); retry %d in %.1f s", label, exc, attempt + 1, delay)
-            if delay > 0:
-                time.sleep(delay)
-            attempt += 1
+def llm_backoff(first_seconds: float) -> Backoff:
+    """The wait before each retry of a model call: `first_seconds`, then doubling."""
+    return Backoff(first=first_seconds)
 
 
 # --- OpenAI and compatible servers -------------------------------------------------------
@@ -251,22 +243,40 @@ def openai_error(config: LLMConfig, exc: openai.APIError) -> LLMError:
     if not isinstance(exc, openai.APIStatusError):
         return LLMError(f"{who} sent an answer that could not be read", transient=False)
     status = exc.status_code
+    code = exc.code if isinstance(exc.code, str) else None
+    # A completion has no effect to repeat: its 5xx and timeouts are merely transient.
+    kind = status_kind(status, transient=_TRANSIENT_STATUSES)
+    if code == "insufficient_quota":
+        kind = Kind.PERMANENT
+    return LLMError(
+        _status_message(config, exc, who, status, code),
+        transient=kind is Kind.TRANSIENT,
+        status=status,
+        vendor_code=code,
+    )
+
+
+_TRANSIENT_STATUSES = frozenset({408, 409, 429})
+
+
+def _status_message(
+    config: LLMConfig, exc: openai.APIStatusError, who: str, status: int, code: str | None
+) -> str:
+    """What an error status of an OpenAI(-compatible) server means for the person asking."""
     if status == 401:
-        return LLMError(f"{who} rejected the API key (401)", transient=False)
+        return f"{who} rejected the API key (401)"
     if status == 403:
-        return LLMError(f"{who} refused access with this API key (403)", transient=False)
+        return f"{who} refused access with this API key (403)"
     if status == 404:
-        return LLMError(
-            f"The model '{config.model}' does not exist on this server (404)", transient=False
-        )
-    if status == 429 and exc.code == "insufficient_quota":
-        return LLMError(f"{who} says the account has run out of credit (429)", transient=False)
+        return f"The model '{config.model}' does not exist on this server (404)"
+    if status == 429 and code == "insufficient_quota":
+        return f"{who} says the account has run out of credit (429)"
     if status == 429:
-        return LLMError(f"{who} is rate limiting requests (429)", transient=True)
+        return f"{who} is rate limiting requests (429)"
     if status in (408, 409) or status >= 500:
-        return LLMError(f"{who} had a temporary problem ({status})", transient=True)
+        return f"{who} had a temporary problem ({status})"
     detail = _redact(str(exc.message), config.api_key)[:200]
-    return LLMError(f"{who} refused the request ({status}): {detail}", transient=False)
+    return f"{who} refused the request ({status}): {detail}"
 
 
 def _redact(text: str, secret: str | None) -> str:

@@ -22,11 +22,12 @@ from relaydesk.ai.providers import (
     LLMError,
     LLMNotConfigured,
     describe,
+    llm_backoff,
     openai_client,
     openai_error,
-    retrying,
 )
 from relaydesk.core.netguard import BlockedAddress, check_public_url
+from relaydesk.core.vendor import retry
 
 if TYPE_CHECKING:
     from relaydesk.core.config import Settings
@@ -140,11 +141,11 @@ class OpenAIEmbedder:
 
     def _request(self, texts: list[str]) -> Vectors:
         label = describe(self._config)
-        return retrying(
+        return retry(
             lambda: self._create(texts),
+            attempts=self._retries + 1,
+            backoff=llm_backoff(self._backoff),
             label=label,
-            retries=self._retries,
-            backoff_seconds=self._backoff,
         )
 
     def _create(self, texts: list[str]) -> Vectors:
