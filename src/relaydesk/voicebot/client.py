@@ -1,8 +1,9 @@
 """ElevenLabs Conversational AI over httpx: list conversations, read one, test the settings.
 
 The one place that talks to ElevenLabs for the voice-bot analytics; tests point it at
-the fake server on loopback. 429 and 5xx answers are retried with backoff (honouring
-Retry-After, with a cap on the total wait); 401/403/404 are permanent and become an
+the fake server on loopback. Network errors, 429 and 5xx answers are transient and
+retried by core.vendor.retry (honouring Retry-After, with a cap on the total wait; these
+are GETs, so nothing is ambiguous); 401/403/404 are permanent and become an
 ElevenLabsError whose message a person can act on. The API key is never in a message.
 """
 
@@ -11,34 +12,52 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from relaydesk.core.credentials import PROBLEM as KEY_PROBLEM
 from relaydesk.core.credentials import header_safe
-from relaydesk.core.db import utcnow
 from relaydesk.core.errors import NotConfigured, ProviderFailed
+from relaydesk.core.vendor import (
+    Backoff,
+    Kind,
+    VendorError,
+    retry,
+    retry_after_seconds,
+    status_kind,
+)
 from relaydesk.voicebot.settings import VoicebotConfig
 
 PAGE_SIZE = 100  # the API's maximum
 MAX_ATTEMPTS = 8
 MAX_TOTAL_WAIT = 120.0  # seconds of backoff a single request may spend before giving up
-BACKOFF_FIRST = 1.0
-BACKOFF_MAX = 30.0
+BACKOFF = Backoff(first=1.0, cap=30.0)
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-class ElevenLabsError(ProviderFailed):
-    """ElevenLabs refused or failed a request; `permanent` errors are not worth retrying."""
+class ElevenLabsError(VendorError, ProviderFailed):
+    """ElevenLabs refused or failed a request; `permanent` errors are not worth retrying.
+
+    A VendorError for the retry helper, and a ProviderFailed (502, "elevenlabs_error")
+    for the API and for the reason a sync run failed.
+    """
 
     code = "elevenlabs_error"
 
-    def __init__(self, message: str, *, status: int | None = None, permanent: bool) -> None:
-        super().__init__(message, vendor_status=status)
-        self.status = status
-        self.permanent = permanent
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        permanent: bool,
+        retry_after: float | None = None,
+    ) -> None:
+        kind = Kind.PERMANENT if permanent else Kind.TRANSIENT
+        super().__init__(
+            message, vendor="elevenlabs", kind=kind, status=status, retry_after=retry_after
+        )
+        self.extra = {"vendor_status": status}
 
 
 @dataclass(frozen=True)
@@ -143,55 +162,42 @@ class ElevenLabsClient:
     # Transport -------------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, Any], *, what: str) -> Any:
-        waited = 0.0
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            self.requests += 1
-            try:
-                response = self._http.get(path, params=params)
-            except httpx.TransportError as exc:
-                problem = f"ElevenLabs could not be reached ({exc.__class__.__name__})"
-                delay = _backoff(attempt)
-            else:
-                if response.status_code < 400:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise ElevenLabsError(
-                            "ElevenLabs answered with something that is not JSON",
-                            status=response.status_code,
-                            permanent=False,
-                        ) from None
-                if response.status_code != 429 and response.status_code < 500:
-                    raise _permanent(response, what)
-                problem = _transient_message(response)
-                delay = _retry_after(response) or _backoff(attempt)
-            if attempt == MAX_ATTEMPTS or waited + delay > self._max_total_wait:
-                raise ElevenLabsError(
-                    f"{problem}; gave up after {attempt} attempts", permanent=False
-                )
-            self._sleep(delay)
-            waited += delay
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            response = retry(
+                lambda: self._send(path, params, what=what),
+                attempts=MAX_ATTEMPTS,
+                backoff=BACKOFF,
+                sleep=self._sleep,
+                max_total_wait=self._max_total_wait,
+                label=f"ElevenLabs {what}",
+            )
+        except ElevenLabsError as exc:
+            if exc.permanent:
+                raise
+            raise ElevenLabsError(
+                f"{exc.message}; gave up after {exc.attempts} attempts", permanent=False
+            ) from None
+        try:
+            return response.json()
+        except ValueError:
+            raise ElevenLabsError(
+                "ElevenLabs answered with something that is not JSON",
+                status=response.status_code,
+                permanent=False,
+            ) from None
 
-
-def _backoff(attempt: int) -> float:
-    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (attempt - 1)))
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header (a number or an HTTP date), if any."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - utcnow()).total_seconds())
+    def _send(self, path: str, params: dict[str, Any], *, what: str) -> httpx.Response:
+        """One GET; an answer of 400 or more, or none at all, raises an ElevenLabsError."""
+        self.requests += 1
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise ElevenLabsError(
+                f"ElevenLabs could not be reached ({exc.__class__.__name__})", permanent=False
+            ) from None
+        if response.status_code >= 400:
+            raise read_error(response, what)
+        return response
 
 
 def _vendor_message(response: httpx.Response) -> str:
@@ -208,14 +214,17 @@ def _vendor_message(response: httpx.Response) -> str:
     return str(detail)[:300] if detail else ""
 
 
-def _transient_message(response: httpx.Response) -> str:
-    if response.status_code == 429:
-        return "ElevenLabs is rate limiting the requests (429)"
-    return f"ElevenLabs had a server error ({response.status_code})"
-
-
-def _permanent(response: httpx.Response, what: str) -> ElevenLabsError:
+def read_error(response: httpx.Response, what: str) -> ElevenLabsError:
+    """An error answer as an ElevenLabsError: 429 and 5xx transient, the rest permanent."""
     status = response.status_code
+    if status_kind(status) is Kind.TRANSIENT:
+        if status == 429:
+            text = "ElevenLabs is rate limiting the requests (429)"
+        else:
+            text = f"ElevenLabs had a server error ({status})"
+        # A Retry-After of 0 says nothing about when: the backoff decides then.
+        wait = retry_after_seconds(response.headers.get("retry-after")) or None
+        return ElevenLabsError(text, status=status, permanent=False, retry_after=wait)
     said = _vendor_message(response)
     if status == 401:
         text = "ElevenLabs refused the API key (401): check the key in the voice-bot settings"
