@@ -9,7 +9,6 @@ there (`submit_state = "in_flight"`) instead of sending it twice.
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from relaydesk.core import owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, session_scope, utcnow
 from relaydesk.core.tasks import enqueue_after_commit
+from relaydesk.core.vendor import Backoff
 from relaydesk.messaging import reconcile
 from relaydesk.messaging.ingest import lock_sids, opt_out_recipient
 from relaydesk.messaging.models import Message, MessageEvent, MessageStatus, SubmitState
@@ -64,10 +64,13 @@ class Outcome:
     error: GatewayError | None = None
 
 
+# Retries are scheduled on the row (next_attempt_at), not slept: a queue's backoff.
+RETRY_BACKOFF = Backoff(first=5.0, cap=600.0, jitter=0.2)
+
+
 def backoff_seconds(attempt: int) -> float:
     """Exponential backoff with jitter: ~5 s, 10 s, 20 s … capped at 10 minutes."""
-    base: float = min(5 * 2 ** max(attempt - 1, 0), 600)
-    return base * random.uniform(0.8, 1.2)
+    return RETRY_BACKOFF.delay(attempt)
 
 
 def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:

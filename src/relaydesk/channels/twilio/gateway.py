@@ -23,6 +23,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from relaydesk.channels.twilio.errors import describe_error, is_permanent
+from relaydesk.core.vendor import Kind, VendorError
 
 log = logging.getLogger(__name__)
 
@@ -133,29 +134,24 @@ def cached_gateway(
     return TwilioGateway(make_client(base_url, account_sid, auth_token, timeout))
 
 
-class GatewayError(Exception):
+class GatewayError(VendorError):
     """Twilio refused or could not take a request.
 
-    `permanent` errors will fail the same way again (bad number, opted out); the others
-    are worth retrying. `ambiguous` means Twilio may have accepted the message anyway
-    (a timeout or 5xx after the request went out), so the caller must reconcile first.
+    `permanent` errors will fail the same way again (bad number, opted out); transient
+    ones are worth retrying. `ambiguous` means Twilio may have accepted the message
+    anyway (a timeout or 5xx after the request went out), so the caller must reconcile
+    before sending it again. The caller's queue retries (messaging.delivery), not this.
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        code: int | None,
-        status: int | None,
-        permanent: bool,
-        ambiguous: bool = False,
+        self, message: str, *, kind: Kind, code: int | None = None, status: int | None = None
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
-        self.permanent = permanent
-        self.ambiguous = ambiguous
+        super().__init__(message, vendor="twilio", kind=kind, status=status, vendor_code=code)
+
+    @property
+    def code(self) -> int | None:
+        """Twilio's error code (21610, 20429…), None when Twilio gave none or was not reached."""
+        return self.vendor_code if isinstance(self.vendor_code, int) else None
 
 
 @dataclass(frozen=True)
@@ -312,37 +308,28 @@ def _translated_errors() -> Iterator[None]:
     try:
         yield
     except TwilioRestException as exc:
-        raise _classify_rest(exc) from exc
+        raise read_error(exc) from exc
     except TwilioException as exc:
-        raise _classify_rest(_page_error(exc)) from exc
-    except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError) as exc:
-        # A refused connection (or an unknown host) never reached Twilio; a reset one might.
-        # (Before TimeoutError: urllib3 makes a failed connection a kind of timeout.)
-        refused = isinstance(exc, urllib3.exceptions.NewConnectionError)
-        raise GatewayError(
-            f"cannot reach Twilio: {exc.__class__.__name__}",
-            code=None,
-            status=None,
-            permanent=False,
-            ambiguous=not refused,
-        ) from exc
-    except urllib3.exceptions.TimeoutError as exc:
-        # The request may have reached Twilio: a create must be reconciled first.
-        raise GatewayError(
-            "Twilio did not answer in time",
-            code=None,
-            status=None,
-            permanent=False,
-            ambiguous=True,
-        ) from exc
+        raise read_error(_page_error(exc)) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise GatewayError(
-            f"the request to Twilio failed: {exc.__class__.__name__}",
-            code=None,
-            status=None,
-            permanent=False,
-            ambiguous=True,
-        ) from exc
+        raise network_error(exc) from exc
+
+
+def network_error(exc: urllib3.exceptions.HTTPError | OSError) -> GatewayError:
+    """No answer from Twilio; ambiguous unless the request surely never left."""
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        # A refused connection (or an unknown host) never reached Twilio. (Tested
+        # before TimeoutError: urllib3 makes a failed connection a kind of timeout.)
+        return GatewayError(f"cannot reach Twilio: {exc.__class__.__name__}", kind=Kind.TRANSIENT)
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        # A reset connection might have delivered the request.
+        return GatewayError(f"cannot reach Twilio: {exc.__class__.__name__}", kind=Kind.AMBIGUOUS)
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        # The request may have reached Twilio: a create must be reconciled first.
+        return GatewayError("Twilio did not answer in time", kind=Kind.AMBIGUOUS)
+    return GatewayError(
+        f"the request to Twilio failed: {exc.__class__.__name__}", kind=Kind.AMBIGUOUS
+    )
 
 
 def _page_error(exc: TwilioException) -> TwilioRestException:
@@ -360,14 +347,20 @@ def _page_error(exc: TwilioException) -> TwilioRestException:
     )
 
 
-def _classify_rest(exc: TwilioRestException) -> GatewayError:
+def read_error(exc: TwilioRestException) -> GatewayError:
+    """Twilio's refusal: its code's meaning for a person, and whether trying again may help.
+
+    429 (or 20429) is transient; a 5xx ambiguous (the message may have been taken); any
+    other refusal is permanent as its code says (4xx without a code: permanent).
+    """
     code = int(exc.code) if exc.code else None
     status = int(exc.status) if exc.status else None
     meaning = describe_error(code) if code else None
     text = meaning or (exc.msg or "Twilio refused the request")
     if status == 429 or code == 20429:
-        return GatewayError(text, code=code or 20429, status=status, permanent=False)
+        return GatewayError(text, kind=Kind.TRANSIENT, code=code or 20429, status=status)
     if status is not None and status >= 500:
-        return GatewayError(text, code=code, status=status, permanent=False, ambiguous=True)
+        return GatewayError(text, kind=Kind.AMBIGUOUS, code=code, status=status)
     permanent = is_permanent(code) if code else (status is not None and 400 <= status < 500)
-    return GatewayError(text, code=code, status=status, permanent=permanent)
+    kind = Kind.PERMANENT if permanent else Kind.TRANSIENT
+    return GatewayError(text, kind=kind, code=code, status=status)
