@@ -6,6 +6,9 @@ first request only, and only when it is addressed to the account's own media pat
 the API host; every redirect is followed without them, and a redirect into this
 server's own network is refused (except to the built-in emulator in sandbox mode).
 A webhook that names any other address is not fetched at all.
+
+Failures are VendorErrors: transient ones (no answer, 429, 5xx; a GET, so nothing is
+ambiguous) are tried again by the media queue, permanent ones end on the attachment.
 """
 
 from __future__ import annotations
@@ -16,16 +19,17 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from relaydesk.core import netguard
+from relaydesk.core.vendor import Kind, VendorError, status_kind
 
 MAX_REDIRECTS = 5
 
 
-class DownloadError(Exception):
+class DownloadError(VendorError):
     """The file could not be had; `transient` says whether trying later may help."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
+    def __init__(self, message: str, *, transient: bool = False, status: int | None = None) -> None:
+        kind = Kind.TRANSIENT if transient else Kind.PERMANENT
+        super().__init__(message, vendor="twilio", kind=kind, status=status)
 
 
 class TooLarge(DownloadError):
@@ -72,7 +76,8 @@ def download(url: str, source: Source, *, max_bytes: int, timeout: float) -> Dow
                             raise DownloadError("Twilio redirected without an address")
                         current = urljoin(current, location)
                         continue
-                    _check_status(answer)
+                    if answer.status_code != 200:
+                        raise read_error(answer)
                     return Downloaded(_read_capped(answer, max_bytes), _type_of(answer))
             except httpx.TimeoutException:
                 raise DownloadError("Twilio sent the file too slowly", transient=True) from None
@@ -95,16 +100,16 @@ def _check_redirect(url: str, source: Source) -> None:
         raise DownloadError(f"refused redirect: {exc}") from None
 
 
-def _check_status(answer: httpx.Response) -> None:
+def read_error(answer: httpx.Response) -> DownloadError:
+    """Twilio's answer other than 200 as a DownloadError: 429 and 5xx transient."""
     code = answer.status_code
-    if code == 200:
-        return
     if code in (401, 403):
-        raise DownloadError(f"Twilio refused the download ({code}): check the credentials")
-    if code == 404:
-        raise DownloadError("Twilio no longer has this file (404)")
-    transient = code == 429 or code >= 500
-    raise DownloadError(f"Twilio answered {code}", transient=transient)
+        message = f"Twilio refused the download ({code}): check the credentials"
+    elif code == 404:
+        message = "Twilio no longer has this file (404)"
+    else:
+        message = f"Twilio answered {code}"
+    return DownloadError(message, transient=status_kind(code) is Kind.TRANSIENT, status=code)
 
 
 def _read_capped(answer: httpx.Response, max_bytes: int) -> bytes:
