@@ -4,6 +4,10 @@ Every URL a scrape touches was typed by a panel user or found on someone else's 
 page, so each request — and each redirect hop, followed here by hand — is checked
 against the internal-network guard before it is sent, and the address actually
 connected to is checked again (a name may resolve differently the second time).
+
+A URL that cannot be had is a FetchError, a VendorError whose vendor is the web
+server: nothing retries within a run (the next scheduled run tries again), but the
+kind says which failures may pass (no answer, 429, 5xx) and which will not.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from protego import Protego
 
 from relaydesk import __version__
 from relaydesk.core import netguard
+from relaydesk.core.vendor import Kind, VendorError, status_kind
 
 SETTING = "SCRAPER_ALLOW_PRIVATE_NETWORKS"
 ROBOTS_AGENT = "relaydesk"
@@ -46,14 +51,25 @@ def human_size(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-class FetchError(Exception):
-    """A URL was not fetched; `skipped` when on purpose (refused, robots.txt), not broken."""
+class FetchError(VendorError):
+    """A URL was not fetched; `skipped` when on purpose (refused, robots.txt), not broken.
 
-    def __init__(self, reason: str, *, skipped: bool = False, status: int | None = None):
-        super().__init__(reason)
+    Its kind is permanent when skipped, else read from the HTTP status, unless given.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        skipped: bool = False,
+        status: int | None = None,
+        kind: Kind | None = None,
+    ) -> None:
+        if kind is None:
+            kind = status_kind(status) if status and not skipped else Kind.PERMANENT
+        super().__init__(reason, vendor="web", kind=kind, status=status)
         self.reason = reason
         self.skipped = skipped
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,14 @@ class Page:
     url: str  # after redirects
     content: bytes
     media_type: str  # lower case, without parameters; "" when not given
+
+
+def read_error(response: httpx.Response) -> FetchError:
+    """A web server's answer other than 2xx or a redirect: 429 and 5xx may pass."""
+    return FetchError(
+        f"the server answered HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+        status=response.status_code,
+    )
 
 
 class Fetcher:
@@ -131,20 +155,17 @@ class Fetcher:
                         url = self._redirect_target(url, location)
                         continue
                     if not response.is_success:
-                        raise FetchError(
-                            f"the server answered HTTP {response.status_code} "
-                            f"{response.reason_phrase}".rstrip(),
-                            status=response.status_code,
-                        )
+                        raise read_error(response)
                     content = self._read(response, deadline)
                     media_type = response.headers.get("content-type", "")
                     return Page(url, content, media_type.split(";")[0].strip().lower())
             except httpx.TimeoutException:
                 raise FetchError(
-                    f"no answer within {self.limits.timeout_seconds:g} s (timeout)"
+                    f"no answer within {self.limits.timeout_seconds:g} s (timeout)",
+                    kind=Kind.TRANSIENT,
                 ) from None
             except httpx.HTTPError as exc:
-                raise FetchError(f"the request failed: {exc}") from None
+                raise FetchError(f"the request failed: {exc}", kind=Kind.TRANSIENT) from None
             except httpx.InvalidURL:
                 raise FetchError(f"'{url}' is not a valid address") from None
         raise FetchError(f"more than {self.limits.max_redirects} redirects")
