@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from relaydesk.ai.credentials import resolve
 from relaydesk.ai.providers import LLMConfig, LLMError, LLMNotConfigured
 from relaydesk.automation import assistants, context, pipeline
 from relaydesk.automation import settings as cfg
@@ -52,19 +53,16 @@ def _plain(obj: Any) -> dict[str, Any]:
 def ai_view(session: Session) -> dict[str, Any]:
     """The AI settings in effect, the key masked, with the running token totals."""
     config, unreadable = cfg.read_ai(session)
-    settings = get_settings()
-    source = cfg.key_source(config)
+    credentials = resolve(config.api_key, config.base_url)
     llm = cfg.llm_config(config)
     view = _plain(config)
     view.update(
         {
-            "base_url": settings.openai_base_url or config.base_url,
-            "api_key_set": source != "none",
-            "api_key_source": source,
+            "base_url": credentials.base_url,
+            "api_key_set": credentials.key_source != "none",
+            "api_key_source": credentials.key_source,
             "api_key_unreadable": unreadable,
-            "base_url_source": "env"
-            if settings.openai_base_url
-            else ("panel" if config.base_url else "none"),
+            "base_url_source": credentials.base_url_source,
             "local_model_path": llm.model_path if config.provider == "local" else None,
             "usage": usage(session),
         }
@@ -120,13 +118,6 @@ def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> d
     else:
         cfg.save_ai(session, new, actor)
     return ai_view(session)
-
-
-def openai_credentials(session: Session) -> tuple[str | None, str | None]:
-    """The OpenAI API key and base URL in effect (environment first, then the AI tab)."""
-    settings = get_settings()
-    ai, _ = cfg.read_ai(session)
-    return settings.openai_api_key or ai.api_key, settings.openai_base_url or ai.base_url
 
 
 def _check_usable(llm: LLMConfig) -> None:

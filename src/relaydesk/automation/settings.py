@@ -12,14 +12,15 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from relaydesk.ai.credentials import PANEL_KEY, PANEL_SECRET_KEY, resolve
 from relaydesk.ai.providers import LLMConfig, default_local_model_path
 from relaydesk.core import settings_store
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 
 AUTO_REPLY_KEY = "automation.auto_reply"
-AI_KEY = "automation.ai"
-AI_SECRET_KEY = "automation.ai.api_key"  # noqa: S105 (a settings row name)
+AI_KEY = PANEL_KEY  # the AI tab; its OpenAI key and address are read by ai.credentials
+AI_SECRET_KEY = PANEL_SECRET_KEY
 RULES_KEY = "automation.rules"
 
 Provider = Literal["openai", "local"]
@@ -190,13 +191,6 @@ def save_rules(session: Session, rules: Rules, actor: str) -> Rules:
     return rules
 
 
-def key_source(config: AIConfig) -> Literal["env", "panel", "none"]:
-    """Where the OpenAI API key in effect comes from (the environment wins)."""
-    if get_settings().openai_api_key:
-        return "env"
-    return "panel" if config.api_key else "none"
-
-
 def llm_config(
     config: AIConfig, *, model: str | None = None, temperature: float | None = None
 ) -> LLMConfig:
@@ -211,11 +205,12 @@ def llm_config(
             timeout=settings.llm_timeout_seconds,
             model_path=settings.llm_model_path or default_local_model_path(),
         )
+    credentials = resolve(config.api_key, config.base_url, settings=settings)
     return LLMConfig(
         provider="openai",
         model=model or config.model,
-        api_key=settings.openai_api_key or config.api_key,
-        base_url=settings.openai_base_url or config.base_url,
+        api_key=credentials.api_key,
+        base_url=credentials.base_url,
         temperature=config.temperature if temperature is None else temperature,
         max_tokens=max_tokens_for(config.max_reply_segments),
         timeout=settings.llm_timeout_seconds,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from relaydesk.ai.credentials import resolve
 from relaydesk.ai.providers import (
     LLMConfig,
     LLMError,
@@ -315,18 +316,17 @@ def get_embedder(
     """
     if settings.embedding_provider == "local":
         return LocalEmbedder(settings.embedding_model or LOCAL_DEFAULT_MODEL)
-    url = settings.openai_base_url
-    if url is None and base_url:
-        if not settings.llm_allow_private_networks:
-            try:
-                check_public_url(base_url, setting="LLM_ALLOW_PRIVATE_NETWORKS")
-            except BlockedAddress as exc:
-                raise LLMNotConfigured(str(exc)) from None
-        url = base_url
+    credentials = resolve(api_key, base_url, settings=settings)
+    typed_in_panel = credentials.base_url_source == "panel"
+    if typed_in_panel and credentials.base_url and not settings.llm_allow_private_networks:
+        try:
+            check_public_url(credentials.base_url, setting="LLM_ALLOW_PRIVATE_NETWORKS")
+        except BlockedAddress as exc:
+            raise LLMNotConfigured(str(exc)) from None
     return OpenAIEmbedder(
         settings.embedding_model or OPENAI_DEFAULT_MODEL,
-        api_key=settings.openai_api_key or api_key,
-        base_url=url,
+        api_key=credentials.api_key,
+        base_url=credentials.base_url,
         timeout=settings.llm_timeout_seconds,
         retries=settings.llm_retries,
         backoff_seconds=settings.llm_retry_backoff_seconds,

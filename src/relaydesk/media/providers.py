@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from relaydesk.ai.credentials import resolve
+from relaydesk.core.config import get_settings
 from relaydesk.core.errors import ProviderFailed
 
 if TYPE_CHECKING:
@@ -33,10 +35,9 @@ class OpenAIAccess:
     @classmethod
     def from_settings(cls) -> OpenAIAccess:
         """The access configured in the environment."""
-        from relaydesk.core.config import get_settings
-
-        settings = get_settings()
-        return cls(settings.openai_api_key, settings.openai_base_url, settings.llm_timeout_seconds)
+        credentials = resolve()
+        timeout = get_settings().llm_timeout_seconds
+        return cls(credentials.api_key, credentials.base_url, timeout)
 
 
 def call_openai(

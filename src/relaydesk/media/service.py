@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from relaydesk.ai.credentials import openai_credentials
 from relaydesk.channels.twilio.parsing import media_of
 from relaydesk.core import netguard
 from relaydesk.core.config import get_settings
@@ -277,12 +278,12 @@ def _understand(sha256: str, content_type: str) -> dict[str, Any]:
 
 def openai_access() -> OpenAIAccess:
     """The OpenAI key and address in effect: the environment first, then the AI settings."""
-    from relaydesk.automation.service import openai_credentials
     from relaydesk.media.providers import OpenAIAccess
 
     with session_scope(write=False) as session:
-        api_key, base_url = openai_credentials(session)
-    return OpenAIAccess(api_key, base_url, get_settings().llm_timeout_seconds)
+        credentials = openai_credentials(session)
+    timeout = get_settings().llm_timeout_seconds
+    return OpenAIAccess(credentials.api_key, credentials.base_url, timeout)
 
 
 def sweep() -> None:
