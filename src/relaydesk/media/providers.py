@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 from relaydesk.ai.credentials import resolve
 from relaydesk.core.config import get_settings
 from relaydesk.core.errors import ProviderFailed
+from relaydesk.core.vendor import Kind, VendorError
 
 if TYPE_CHECKING:
     import openai
@@ -16,12 +17,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class MediaProviderError(ProviderFailed):
-    """A media engine failed; `transient` says whether trying again later may help."""
+class MediaProviderError(VendorError, ProviderFailed):
+    """A media engine failed; `transient` says whether trying again later may help.
 
-    def __init__(self, message: str, /, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
+    A VendorError like every vendor's, and the ProviderFailed (502) the API shows.
+    """
+
+    def __init__(
+        self, message: str, /, *, transient: bool = False, status: int | None = None
+    ) -> None:
+        kind = Kind.TRANSIENT if transient else Kind.PERMANENT
+        super().__init__(message, vendor="media", kind=kind, status=status)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def call_openai(
     try:
         return request(openai_client(config))
     except LLMError as exc:
-        raise error(exc.message, transient=exc.transient) from None
+        raise error(exc.message, transient=exc.transient, status=exc.status) from None
     except openai.APIError as exc:
         failure = openai_error(config, exc)
-        raise error(failure.message, transient=failure.transient) from None
+        raise error(failure.message, transient=failure.transient, status=failure.status) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+from relaydesk.core.vendor import Kind, status_kind
 from relaydesk.media import audio
 from relaydesk.media.audio import AudioFormat
 from relaydesk.media.providers import MediaProviderError
@@ -136,9 +137,14 @@ def _elevenlabs_error(exc: object, api_key: str) -> SpeechError:
     said = detail.get("message") if isinstance(detail, dict) else detail
     said = str(said or "").replace(api_key, "***")[:200]
     if status == 401:
-        return SpeechError("ElevenLabs rejected the API key (401)")
-    if status == 429 or status >= 500:
+        return SpeechError("ElevenLabs rejected the API key (401)", status=status)
+    if status_kind(status) is Kind.TRANSIENT:
         return SpeechError(
-            f"ElevenLabs is busy or failing ({status}); try again later", transient=True
+            f"ElevenLabs is busy or failing ({status}); try again later",
+            transient=True,
+            status=status,
         )
-    return SpeechError(f"ElevenLabs refused the request ({status}): {said or 'no reason given'}")
+    return SpeechError(
+        f"ElevenLabs refused the request ({status}): {said or 'no reason given'}",
+        status=status or None,
+    )
