@@ -6,8 +6,16 @@ from collections.abc import Callable
 from datetime import timedelta
 from email.utils import format_datetime
 
+import httpx
+import httpx2
+import openai
 import pytest
+import urllib3
+from twilio.base.exceptions import TwilioRestException
 
+from relaydesk.ai.providers import LLMConfig, LLMError, openai_error
+from relaydesk.channels.twilio import gateway
+from relaydesk.channels.twilio.gateway import GatewayError
 from relaydesk.core.db import utcnow
 from relaydesk.core.vendor import (
     Backoff,
@@ -17,6 +25,12 @@ from relaydesk.core.vendor import (
     retry_after_seconds,
     status_kind,
 )
+from relaydesk.media import download
+from relaydesk.messaging import delivery
+from relaydesk.news import fetcher
+from relaydesk.news.fetcher import FetchError
+from relaydesk.voicebot import client as elevenlabs
+from relaydesk.voicebot.client import ElevenLabsError
 
 
 def failing(*errors: VendorError, answer: str = "ok") -> tuple[Callable[[], str], list[int]]:
@@ -173,3 +187,137 @@ def test_other_exceptions_are_not_retried() -> None:
     with pytest.raises(KeyError):
         retry(broken, attempts=3, backoff=Backoff(), sleep=lambda _: None)
     assert len(calls) == 1
+
+
+# --- each vendor's reading of its failures -------------------------------------------------
+
+
+def twilio_refusal(status: int, code: int | None = None) -> GatewayError:
+    return gateway.read_error(TwilioRestException(status, "/Messages.json", msg="no", code=code))
+
+
+def test_twilio_classifies_refusals_by_status_and_code() -> None:
+    assert twilio_refusal(400, 21211).permanent  # an invalid number stays invalid
+    assert twilio_refusal(400, 21211).code == 21211
+    assert twilio_refusal(401, 20003).permanent
+    assert twilio_refusal(400).permanent  # a 4xx without a code
+    assert twilio_refusal(400, 30001).transient  # a coded refusal Twilio may lift
+    rate_limited = twilio_refusal(429)
+    assert rate_limited.transient and rate_limited.code == 20429
+
+
+def test_a_twilio_server_error_is_ambiguous_because_the_message_may_have_been_taken() -> None:
+    failed = twilio_refusal(503)
+
+    assert failed.ambiguous and failed.status == 503
+    assert not failed.retryable(idempotent=False)
+
+
+def test_twilio_network_errors_are_ambiguous_unless_the_connection_was_refused() -> None:
+    refused = urllib3.exceptions.NewConnectionError(None, "connection refused")  # type: ignore[arg-type]
+    timeout = urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out")  # type: ignore[arg-type]
+    reset = urllib3.exceptions.ProtocolError("connection reset")
+
+    assert gateway.network_error(refused).transient
+    assert gateway.network_error(timeout).ambiguous
+    assert gateway.network_error(timeout).message == "Twilio did not answer in time"
+    assert gateway.network_error(reset).ambiguous
+    assert gateway.network_error(ConnectionResetError()).ambiguous
+
+
+def test_message_delivery_schedules_retries_5_s_doubling_to_10_minutes_with_jitter() -> None:
+    assert 4.0 <= delivery.backoff_seconds(1) <= 6.0
+    assert 16.0 <= delivery.backoff_seconds(3) <= 24.0
+    assert 480.0 <= delivery.backoff_seconds(30) <= 720.0
+
+
+OPENAI = LLMConfig(provider="openai", model="gpt-4o-mini", api_key="sk-secret-123")
+
+
+def openai_status(status: int, code: str | None = None) -> LLMError:
+    request = httpx2.Request("POST", "https://api.openai.com/v1/chat/completions")
+    body = {"error": {"message": "says sk-secret-123", "code": code}}
+    response = httpx2.Response(status, request=request, json=body)
+    return openai_error(
+        OPENAI, openai.APIStatusError("says sk-secret-123", response=response, body=body["error"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "transient", "says"),
+    [
+        (401, None, False, "OpenAI rejected the API key (401)"),
+        (404, None, False, "The model 'gpt-4o-mini' does not exist on this server (404)"),
+        (429, None, True, "OpenAI is rate limiting requests (429)"),
+        (429, "insufficient_quota", False, "OpenAI says the account has run out of credit (429)"),
+        (409, None, True, "OpenAI had a temporary problem (409)"),
+        (500, None, True, "OpenAI had a temporary problem (500)"),
+        (400, None, False, "OpenAI refused the request (400): says ***"),
+    ],
+)
+def test_openai_statuses_are_classified_with_a_message_that_never_shows_the_key(
+    status: int, code: str | None, transient: bool, says: str
+) -> None:
+    failure = openai_status(status, code)
+
+    assert (failure.transient, failure.message, failure.status) == (transient, says, status)
+    assert failure.vendor_code == code
+
+
+def test_openai_timeouts_and_lost_connections_are_transient() -> None:
+    request = httpx2.Request("POST", "https://api.openai.com/v1/chat/completions")
+
+    late = openai_error(OPENAI, openai.APITimeoutError(request=request))
+    lost = openai_error(OPENAI, openai.APIConnectionError(request=request))
+    assert late.transient and late.message == "The AI provider did not answer within 30 s"
+    assert lost.transient and lost.message == "Could not connect to OpenAI"
+
+
+def elevenlabs_answer(status: int, **headers: str) -> ElevenLabsError:
+    return elevenlabs.read_error(httpx.Response(status, headers=headers), "agent agent_1")
+
+
+def test_elevenlabs_rate_limits_carry_their_retry_after_and_refusals_are_permanent() -> None:
+    limited = elevenlabs_answer(429, **{"retry-after": "4"})
+    assert limited.transient and limited.retry_after == 4.0
+    assert elevenlabs_answer(429, **{"retry-after": "0"}).retry_after is None  # backoff decides
+    assert elevenlabs_answer(502).transient
+    refused = elevenlabs_answer(401)
+    assert refused.permanent and "refused the API key (401)" in refused.message
+    missing = elevenlabs_answer(404)
+    assert missing.permanent and missing.message.startswith(
+        "ElevenLabs does not know agent agent_1"
+    )
+
+
+def test_elevenlabs_errors_keep_the_api_code_and_status_the_panel_shows() -> None:
+    refused = elevenlabs_answer(403)
+
+    assert refused.status_code == 502
+    assert refused.to_dict()["code"] == "elevenlabs_error"
+    assert refused.to_dict()["vendor_status"] == 403
+
+
+@pytest.mark.parametrize(
+    ("status", "transient", "says"),
+    [
+        (503, True, "Twilio answered 503"),
+        (429, True, "Twilio answered 429"),
+        (401, False, "Twilio refused the download (401): check the credentials"),
+        (404, False, "Twilio no longer has this file (404)"),
+        (400, False, "Twilio answered 400"),
+    ],
+)
+def test_media_downloads_retry_busy_answers_and_record_refusals(
+    status: int, transient: bool, says: str
+) -> None:
+    failure = download.read_error(httpx.Response(status))
+
+    assert (failure.transient, str(failure)) == (transient, says)
+
+
+def test_news_pages_that_fail_say_whether_a_later_run_may_succeed() -> None:
+    assert fetcher.read_error(httpx.Response(503)).transient
+    missing = fetcher.read_error(httpx.Response(404))
+    assert missing.permanent and missing.reason == "the server answered HTTP 404 Not Found"
+    assert FetchError("robots.txt disallows it", skipped=True).permanent
