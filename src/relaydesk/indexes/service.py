@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
+from relaydesk.ai.credentials import openai_credentials
 from relaydesk.ai.providers import LLMNotConfigured, describe
 from relaydesk.automation.settings import llm_config, read_ai
 from relaydesk.core import settings_store
@@ -64,9 +65,11 @@ def read_retrieval(session: Session) -> Retrieval:
 def embedder() -> Embedder:
     """The configured embedder, with the AI tab's OpenAI key and server when set there."""
     with session_scope(write=False) as session:
-        config, _ = read_ai(session)
+        credentials = openai_credentials(session)
     try:
-        return get_embedder(get_settings(), api_key=config.api_key, base_url=config.base_url)
+        return get_embedder(
+            get_settings(), api_key=credentials.api_key, base_url=credentials.base_url
+        )
     except LLMNotConfigured as exc:
         raise NotConfigured(exc.message) from None
 
