@@ -1,4 +1,4 @@
-"""The automation switches and texts, stored in `settings` (the API key encrypted).
+"""The automation switches and texts, stored in `settings`; the AI tab's model is ai.settings.
 
 Read fresh by every pipeline run: a switch takes effect with the next inbound message,
 and the time a mode was switched on is kept so older messages never get an answer.
@@ -6,25 +6,25 @@ and the time a mode was switched on is kept so older messages never get an answe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from relaydesk.ai.credentials import PANEL_KEY, PANEL_SECRET_KEY, resolve
-from relaydesk.ai.providers import LLMConfig, default_local_model_path
+from relaydesk.ai.settings import AI_KEY as AI_KEY
+from relaydesk.ai.settings import AI_SECRET_KEY as AI_SECRET_KEY
+from relaydesk.ai.settings import LOCAL_MODEL_LABEL as LOCAL_MODEL_LABEL
+from relaydesk.ai.settings import AIConfig as AIConfig
+from relaydesk.ai.settings import Provider as Provider
+from relaydesk.ai.settings import llm_config as llm_config
+from relaydesk.ai.settings import max_tokens_for as max_tokens_for
+from relaydesk.ai.settings import read_ai as read_ai
 from relaydesk.core import settings_store
-from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 
 AUTO_REPLY_KEY = "automation.auto_reply"
-AI_KEY = PANEL_KEY  # the AI tab; its OpenAI key and address are read by ai.credentials
-AI_SECRET_KEY = PANEL_SECRET_KEY
 RULES_KEY = "automation.rules"
-
-Provider = Literal["openai", "local"]
-LOCAL_MODEL_LABEL = "smollm2-135m-instruct"
 
 DEFAULT_HELP = "To stop messages reply STOP, to start again reply START. For help write to us here."
 
@@ -41,28 +41,6 @@ class AutoReply:
 
 
 @dataclass(frozen=True)
-class AIConfig:
-    """The global AI auto-reply and the model every assistant uses by default."""
-
-    enabled: bool = False
-    provider: Provider = "openai"
-    model: str = "gpt-4o-mini"
-    temperature: float = 0.7
-    system_prompt: str = (
-        "You answer customers' text messages for the business. Be brief, friendly and "
-        "concrete, answer in the customer's language, and never invent prices or facts."
-    )
-    history_limit: int = 12
-    max_reply_segments: int = 3
-    base_url: str | None = None
-    fallback_message: str = ""
-    knowledge_index: str | None = None  # ground answers on this knowledge index
-    voice_replies: bool = False  # answer voice notes with a voice note
-    enabled_at: datetime | None = None
-    api_key: str | None = None  # panel-entered; never returned
-
-
-@dataclass(frozen=True)
 class Rules:
     """What holds for every automatic answer."""
 
@@ -73,41 +51,19 @@ class Rules:
     debounce_seconds: float = 5.0
 
 
-def _parse_time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
-
-
-def _stored(values: dict[str, Any], key: str) -> dict[str, Any]:
-    raw = values.get(key)
-    return dict(raw) if isinstance(raw, dict) else {}
-
-
-def _known(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
-
-
 def read_auto_reply(session: Session) -> AutoReply:
     """The classic auto-reply as stored."""
-    data = _stored(settings_store.read(session, [AUTO_REPLY_KEY]).values, AUTO_REPLY_KEY)
-    data["enabled_at"] = _parse_time(data.get("enabled_at"))
-    return AutoReply(**_known(AutoReply, data))
-
-
-def read_ai(session: Session) -> tuple[AIConfig, bool]:
-    """The AI configuration, and whether a stored API key could not be decrypted."""
-    snapshot = settings_store.read(session, [AI_KEY, AI_SECRET_KEY])
-    data = _stored(snapshot.values, AI_KEY)
-    data["enabled_at"] = _parse_time(data.get("enabled_at"))
-    key = snapshot.values.get(AI_SECRET_KEY)
-    data["api_key"] = key if isinstance(key, str) and key else None
-    return AIConfig(**_known(AIConfig, data)), AI_SECRET_KEY in snapshot.unreadable
+    data = settings_store.stored_dict(
+        settings_store.read(session, [AUTO_REPLY_KEY]).values, AUTO_REPLY_KEY
+    )
+    data["enabled_at"] = settings_store.parse_time(data.get("enabled_at"))
+    return AutoReply(**settings_store.known_fields(AutoReply, data))
 
 
 def read_rules(session: Session) -> Rules:
     """The rules for every automatic answer."""
-    data = _stored(settings_store.read(session, [RULES_KEY]).values, RULES_KEY)
-    return Rules(**_known(Rules, data))
+    data = settings_store.stored_dict(settings_store.read(session, [RULES_KEY]).values, RULES_KEY)
+    return Rules(**settings_store.known_fields(Rules, data))
 
 
 def _jsonable(obj: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -189,34 +145,3 @@ def save_rules(session: Session, rules: Rules, actor: str) -> Rules:
     """Store the rules for every automatic answer."""
     _store(session, RULES_KEY, rules, actor, "rules")
     return rules
-
-
-def llm_config(
-    config: AIConfig, *, model: str | None = None, temperature: float | None = None
-) -> LLMConfig:
-    """The provider call settings in effect: environment first, then the panel's values."""
-    settings = get_settings()
-    if config.provider == "local":
-        return LLMConfig(
-            provider="local",
-            model=model or LOCAL_MODEL_LABEL,
-            temperature=config.temperature if temperature is None else temperature,
-            max_tokens=max_tokens_for(config.max_reply_segments),
-            timeout=settings.llm_timeout_seconds,
-            model_path=settings.llm_model_path or default_local_model_path(),
-        )
-    credentials = resolve(config.api_key, config.base_url, settings=settings)
-    return LLMConfig(
-        provider="openai",
-        model=model or config.model,
-        api_key=credentials.api_key,
-        base_url=credentials.base_url,
-        temperature=config.temperature if temperature is None else temperature,
-        max_tokens=max_tokens_for(config.max_reply_segments),
-        timeout=settings.llm_timeout_seconds,
-    )
-
-
-def max_tokens_for(segments: int) -> int:
-    """Enough tokens for the allowed segments (a token is ~3 characters) with room to trim."""
-    return max(64, segments * 160 // 3 + 40)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, select
@@ -121,3 +122,21 @@ def _notify(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_CHANGED, None)
+
+
+# Settings saved from a dataclass come back as JSON: these turn them into one again.
+def stored_dict(values: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The JSON object stored under `key` (an empty one when missing or not an object)."""
+    raw = values.get(key)
+    return dict(raw) if isinstance(raw, dict) else {}
+
+
+def known_fields(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that are fields of the dataclass `cls` (older keys dropped)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A stored ISO 8601 time, or None."""
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None

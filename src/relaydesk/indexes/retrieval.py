@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from relaydesk.ai.providers import ChatTurn, LLMConfig, LLMError, LLMNotConfigured, complete
-from relaydesk.automation.settings import AIConfig, llm_config, read_ai
+from relaydesk.ai.settings import AIConfig, llm_config, read_ai
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict, Invalid, NotConfigured, ProviderFailed

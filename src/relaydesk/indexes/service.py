@@ -4,7 +4,7 @@ how many passages a question gets; and the embedder configured for them.
 The knowledge package does the work on disk; this adds who did what (the audit log),
 the status card's view of the active index, and the models in effect. The news domain
 builds indexes from its articles and the digests and automation domains ask them; this
-package imports none of them (only automation's AI settings, for the models' keys).
+package imports none of them (the AI tab's model comes from ai.settings).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.ai.credentials import openai_credentials
 from relaydesk.ai.providers import LLMNotConfigured, describe
-from relaydesk.automation.settings import llm_config, read_ai
+from relaydesk.ai.settings import llm_config, read_ai
 from relaydesk.core import settings_store
 from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
