@@ -24,6 +24,7 @@ from protego import Protego
 
 from relaydesk import __version__
 from relaydesk.core import netguard
+from relaydesk.core.ondisk import human_size
 from relaydesk.core.vendor import Kind, VendorError, status_kind
 
 SETTING = "SCRAPER_ALLOW_PRIVATE_NETWORKS"
@@ -40,15 +41,6 @@ def user_agent(public_base_url: str | None) -> str:
     if public_base_url:
         return f"relaydesk/{__version__} (+{public_base_url})"
     return f"relaydesk/{__version__}"
-
-
-def human_size(size: int) -> str:
-    """A byte count as people read it: '5.2 MB'."""
-    if size < 1000:
-        return f"{size} bytes"
-    if size < 1_000_000:
-        return f"{size / 1000:.1f} kB"
-    return f"{size / 1_000_000:.1f} MB"
 
 
 class FetchError(VendorError):

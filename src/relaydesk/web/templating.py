@@ -18,6 +18,7 @@ from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.core import domains
 from relaydesk.core.i18n import LANGUAGES, translations
+from relaydesk.core.ondisk import human_size
 from relaydesk.web.context import environment_mode, request_language, signed_in
 from relaydesk.web.labels import labels
 
@@ -36,15 +37,6 @@ def _when(value: datetime | None) -> Markup:
     return Markup('<time datetime="{}" data-local="datetime">{} UTC</time>').format(
         value.isoformat(), value.strftime("%Y-%m-%d %H:%M")
     )
-
-
-def human_size(size: int) -> str:
-    """A byte count as people read it: '5.2 MB'."""
-    if size < 1000:
-        return f"{size} bytes"
-    if size < 1_000_000:
-        return f"{size / 1000:.1f} kB"
-    return f"{size / 1_000_000:.1f} MB"
 
 
 def _static_version() -> str:
