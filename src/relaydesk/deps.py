@@ -12,6 +12,8 @@ from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.service import Principal, authenticate_token
 from relaydesk.core.db import get_sessionmaker, session_scope
 from relaydesk.core.errors import Forbidden, Unauthorized
+from relaydesk.web.context import signed_in
+from relaydesk.web.deps import CSRF_HEADER, verify_csrf
 
 
 def _read_session() -> Iterator[Session]:
@@ -63,9 +65,6 @@ def current_principal(request: Request) -> Principal:
 
 def _panel_user(request: Request) -> Principal | None:
     """The panel's session, for the panel's own calls to the API (CSRF header required)."""
-    from relaydesk.web.context import signed_in
-    from relaydesk.web.deps import CSRF_HEADER, verify_csrf
-
     user = signed_in(request)
     if user is None:
         return None

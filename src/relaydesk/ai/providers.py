@@ -131,6 +131,7 @@ def llm_backoff(first_seconds: float) -> Backoff:
 @functools.lru_cache(maxsize=8)
 def _openai_client(api_key: str, base_url: str, timeout: float, guarded: bool) -> openai.OpenAI:
     """One client (and connection pool) per key, server, timeout and guard."""
+    # Heavy SDK (about half a second to import): loaded only where it is called.
     import openai
 
     # The guard sits in the transport, so it holds for every connection the client
@@ -193,6 +194,7 @@ def openai_client(config: LLMConfig) -> openai.OpenAI:
 
 def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
     client = openai_client(config)
+    # Heavy SDK (about half a second to import): loaded only where it is called.
     import openai
 
     messages = [_openai_message(t) for t in turns]
@@ -229,6 +231,7 @@ def _openai_message(turn: ChatTurn) -> ChatCompletionMessageParam:
 
 def openai_error(config: LLMConfig, exc: openai.APIError) -> LLMError:
     """Translate an SDK error into a short message; the cause is dropped (it may echo the key)."""
+    # Heavy SDK (about half a second to import): loaded only where it is called.
     import openai
 
     who = f"The AI server at {urlsplit(config.base_url).netloc}" if config.base_url else "OpenAI"
@@ -323,6 +326,7 @@ def _local_model(path: str) -> _LoadedModel:
         if loaded is not None:
             return loaded
         try:
+            # Optional extra (local-llm): llama.cpp loads only for the local model.
             import llama_cpp
         except ImportError:
             raise LLMNotConfigured(

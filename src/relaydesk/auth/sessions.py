@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.auth.models import LoginFailure, User, WebSession
 from relaydesk.core import audit
-from relaydesk.core.db import utcnow
+from relaydesk.core.db import session_scope, utcnow
 
 # A working day of inactivity signs a browser out; a week signs it out regardless.
 IDLE_TIMEOUT = timedelta(hours=12)
@@ -115,8 +115,6 @@ def load_session(session: Session, token: str | None) -> SignedIn | None:
 
 def _touch(session_id: int) -> None:
     """Keep an active session alive; once a minute is enough, so page loads stay reads."""
-    from relaydesk.core.db import session_scope
-
     with session_scope() as session:
         session.execute(
             update(WebSession).where(WebSession.id == session_id).values(last_seen_at=utcnow())

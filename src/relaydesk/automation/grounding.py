@@ -56,6 +56,7 @@ def knowledge_index_or_none(name: str | None) -> str | None:
 
 def knowledge_indexes() -> list[str]:
     """The names of the knowledge indexes, for the panel's choices."""
+    # FAISS and numpy load only where an index is searched.
     from relaydesk.knowledge import store
 
     return [info.name for info in store.list_indexes(get_settings().data_dir / "indexes")]
@@ -63,6 +64,7 @@ def knowledge_indexes() -> list[str]:
 
 def find(index: str, query: str) -> Grounding:
     """The best passages of `index` for the customer's words (retrieval settings apply)."""
+    # FAISS and numpy load only where an index is searched.
     from relaydesk.indexes import retrieval
 
     text = scrub_twilio(query).strip()[-QUERY_CHARS:]

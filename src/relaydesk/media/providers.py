@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from relaydesk.ai.credentials import resolve
+from relaydesk.ai.providers import LLMConfig, LLMError, openai_client, openai_error
 from relaydesk.core.config import get_settings
 from relaydesk.core.errors import ProviderFailed
 from relaydesk.core.vendor import Kind, VendorError
@@ -53,9 +54,8 @@ def call_openai(
     request: Callable[[openai.OpenAI], T],
 ) -> T:
     """Run `request` with the SDK client; SDK failures become `error` with a short message."""
+    # Heavy SDK (about half a second to import): loaded only where it is called.
     import openai
-
-    from relaydesk.ai.providers import LLMConfig, LLMError, openai_client, openai_error
 
     config = LLMConfig(
         provider="openai",

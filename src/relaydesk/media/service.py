@@ -14,26 +14,25 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.ai.credentials import openai_credentials
+from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.parsing import media_of
 from relaydesk.core import netguard
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import Invalid, ProviderFailed
 from relaydesk.core.tasks import enqueue, enqueue_after_commit
-from relaydesk.media import kinds, store
+from relaydesk.media import audio, kinds, speech, store, transcribe, vision
 from relaydesk.media.download import DownloadError, Source, TooLarge, download
 from relaydesk.media.models import Attachment, AttachmentState, MediaLink
+from relaydesk.media.providers import OpenAIAccess
 from relaydesk.messaging.models import Message
-
-if TYPE_CHECKING:
-    from relaydesk.media.providers import OpenAIAccess
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +205,6 @@ def _claim(message_id: int) -> list[Claimed]:
 
 
 def _twilio_source() -> Source:
-    from relaydesk.channels.twilio.account import current_account
-
     account = current_account()
     return Source(account.api_base, account.account_sid, account.auth_token, account.sandbox)
 
@@ -259,13 +256,9 @@ def _understand(sha256: str, content_type: str) -> dict[str, Any]:
     try:
         data = store.read(sha256)
         if kind == "audio":
-            from relaydesk.media import audio, transcribe
-
             wav = audio.to_wav16k(data)
             text = transcribe.transcribe(wav, openai=openai_access()).text
             return {"transcript": text or None}
-        from relaydesk.media import vision
-
         if not vision.vision_enabled():
             return {}
         described = vision.describe_image(data, content_type, openai=openai_access())
@@ -278,8 +271,6 @@ def _understand(sha256: str, content_type: str) -> dict[str, Any]:
 
 def openai_access() -> OpenAIAccess:
     """The OpenAI key and address in effect: the environment first, then the AI settings."""
-    from relaydesk.media.providers import OpenAIAccess
-
     with session_scope(write=False) as session:
         credentials = openai_credentials(session)
     timeout = get_settings().llm_timeout_seconds
@@ -481,8 +472,6 @@ def _safe_name(name: str) -> str:
 
 def voice_reply(text: str, channel: str) -> str:
     """Speak `text` and publish it for Twilio: OGG/Opus on WhatsApp, MP3 on MMS."""
-    from relaydesk.media import audio, speech
-
     fmt: Literal["ogg_opus", "mp3"] = "ogg_opus" if channel == "whatsapp" else "mp3"
     try:
         data = speech.synthesize(text, fmt=fmt)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+from relaydesk.core.config import get_settings
 from relaydesk.core.vendor import Kind, status_kind
 from relaydesk.media import audio
 from relaydesk.media.audio import AudioFormat
@@ -40,8 +41,6 @@ def synthesize(
     base_url: str | None = None,
 ) -> bytes:
     """Speak `text` as audio in `fmt`; None arguments come from settings."""
-    from relaydesk.core.config import get_settings
-
     settings = get_settings()
     chosen = provider or settings.tts_provider
     # TTS_VOICE and TTS_MODEL belong to the configured provider, not to another one.
@@ -107,6 +106,7 @@ def _elevenlabs(
         raise SpeechError("ElevenLabs needs an API key: set ELEVENLABS_API_KEY")
     if not voice:
         raise SpeechError("ElevenLabs needs a voice: set TTS_VOICE to an ElevenLabs voice id")
+    # The ElevenLabs SDK loads only when ElevenLabs speaks.
     import httpx
     from elevenlabs import ElevenLabs
     from elevenlabs.core.api_error import ApiError

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relaydesk.core.config import get_settings
 from relaydesk.media.providers import MediaProviderError, OpenAIAccess, call_openai
 
 OPENAI_DEFAULT_MODEL = "whisper-1"
@@ -51,8 +52,6 @@ def transcribe(
     openai: OpenAIAccess | None = None,
 ) -> Transcript:
     """Transcribe a WAV recording (see audio.to_wav16k); None arguments come from settings."""
-    from relaydesk.core.config import get_settings
-
     settings = get_settings()
     chosen = provider or settings.transcription_provider
     # TRANSCRIPTION_MODEL means a model name for OpenAI and a directory locally.
@@ -69,6 +68,7 @@ def transcribe(
 def _transcribe_openai(
     wav: bytes, model: str | None, language: str | None, access: OpenAIAccess
 ) -> Transcript:
+    # Heavy SDK (about half a second to import): loaded only where it is called.
     import openai
 
     name = model or OPENAI_DEFAULT_MODEL

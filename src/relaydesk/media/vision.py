@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 
+from relaydesk.core.config import get_settings
 from relaydesk.media.providers import MediaProviderError, OpenAIAccess, call_openai
 
 DEFAULT_PROMPT = (
@@ -26,8 +27,6 @@ class VisionError(MediaProviderError):
 
 def vision_enabled() -> bool:
     """Whether images should be described at all (VISION_PROVIDER=openai)."""
-    from relaydesk.core.config import get_settings
-
     return get_settings().vision_provider == "openai"
 
 
@@ -40,8 +39,6 @@ def describe_image(
     prompt: str | None = None,
 ) -> str:
     """A short description of the image, including any text in it."""
-    from relaydesk.core.config import get_settings
-
     content_type = content_type.split(";")[0].strip().lower()
     if not content_type.startswith("image/"):
         raise VisionError(f"Only images can be described, not {content_type or 'this file'}")
