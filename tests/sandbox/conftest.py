@@ -47,13 +47,15 @@ def sandbox_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setti
         patch.setenv("TWILIO_AUTH_TOKEN", "sandbox-tests-" + "7" * 18)
     for name, value in SANDBOX_ENV.items():
         patch.setenv(name, value)
-    # Another suite may have started the emulator on its own settings.
-    stop_emulator()
+    # Another suite may have started the emulator on its own settings. The settings go
+    # first: background work of the session's server that starts an emulator between
+    # these two lines then starts it on this package's settings, not the old ones.
     get_settings.cache_clear()
-    yield get_settings()
     stop_emulator()
+    yield get_settings()
     patch.undo()
     get_settings.cache_clear()
+    stop_emulator()
 
 
 # --- a receiver for status callbacks and inbound webhooks -------------------------------
@@ -85,6 +87,9 @@ class SandboxServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        # A fresh emulator on the current settings: the session's server may have started
+        # one meanwhile (its background work calls the embedded emulator).
+        stop_emulator()
         app = create_sandbox_app(webhook_base=self.webhook_base)
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         self._thread = threading.Thread(

@@ -61,6 +61,6 @@ SANDBOX_OFF = "the sandbox is off: relaydesk is connected to live Twilio"
 
 async def require_sandbox_mode() -> None:
     """FastAPI dependency of the embedded emulator: 404 once the panel switched to live."""
-    # Imported here: the standalone emulator never mounts this and has no database.
+    # The standalone emulator never mounts this: it has no database to ask.
     if not (await current_account_async()).sandbox:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=SANDBOX_OFF)

@@ -92,7 +92,7 @@ def stop_emulator() -> None:
 
 def _panel_public_base() -> str | None:
     """The public base URL relaydesk uses now (the panel may have changed it)."""
-    # Imported here: a standalone emulator never calls this and has no database.
+    # A standalone emulator never calls this: it has no database to ask.
     return current_account().public_base_url
 
 
