@@ -55,10 +55,10 @@ def _sync_once() -> tuple[float, dict[str, Any]]:
     from relaydesk.core.db import session_scope
     from relaydesk.jobs import service as jobs
     from relaydesk.jobs.models import Job
-    from relaydesk.voicebot import sync
+    from relaydesk.voicebot import service
 
     with session_scope() as session:
-        job_id = sync.start(session, trigger="manual", actor="bench").id
+        job_id = service.start(session, trigger="manual", actor="bench").id
     started = time.perf_counter()
     jobs.run(job_id)  # the worker's call, made here so the clock sees only the sync
     elapsed = time.perf_counter() - started

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from relaydesk.voicebot import export, settings, sync, tasks
+from relaydesk.voicebot import export, service, settings, tasks
 from tests.conftest import FrozenClock
 
 
@@ -17,7 +17,7 @@ def started(monkeypatch: pytest.MonkeyPatch, server: Any) -> list[dict[str, Any]
     monkeypatch.setattr(
         settings, "read", lambda session: settings.VoicebotConfig(["agent_1"], "xi-key-1234")
     )
-    monkeypatch.setattr(sync, "start", lambda session, **kw: calls.append(kw))
+    monkeypatch.setattr(service, "start", lambda session, **kw: calls.append(kw))
     return calls
 
 
@@ -47,7 +47,7 @@ def test_the_daily_sync_is_skipped_until_configured(
     monkeypatch: pytest.MonkeyPatch, server: Any
 ) -> None:
     monkeypatch.setattr(settings, "read", lambda session: settings.VoicebotConfig([], None))
-    monkeypatch.setattr(sync, "start", lambda session, **kw: pytest.fail("sync started"))
+    monkeypatch.setattr(service, "start", lambda session, **kw: pytest.fail("sync started"))
     tasks.daily_sync()
 
 

@@ -14,7 +14,7 @@ from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, NotConfigured
 from relaydesk.jobs.models import Job
-from relaydesk.voicebot import settings, sync
+from relaydesk.voicebot import service, settings, sync
 from relaydesk.voicebot.client import ElevenLabsClient, ElevenLabsError, test_connection
 from relaydesk.voicebot.models import VoiceConversation, VoiceEvaluation, VoiceSyncRun
 from tests.conftest import wait_for
@@ -57,7 +57,7 @@ def serve(fake: FakeElevenLabs, calls: list[Call]) -> None:
 def run_sync(date_from: date | None = MARCH[0], date_to: date | None = MARCH[1]) -> Job:
     """Start a sync the way the API does and wait for its job to end."""
     with session_scope() as session:
-        job_id = sync.start(
+        job_id = service.start(
             session, trigger="manual", date_from=date_from, date_to=date_to, actor="test"
         ).id
     return finished(job_id)
@@ -100,7 +100,7 @@ def test_second_sync_stores_no_duplicates_and_fetches_no_details(
     assert db.scalar(select(func.count()).select_from(VoiceConversation)) == 40
     assert set(stored(db)) == {c.conversation_id for c in calls}
     with session_scope(write=False) as session:
-        log = sync.logs(session)
+        log = service.logs(session)
     assert [(r["status"], r["listed"], r["fetched"], r["created"]) for r in log] == [
         ("done", 40, 0, 0),
         ("done", 40, 40, 40),
@@ -171,7 +171,7 @@ def test_conversation_whose_details_changed_is_fetched_again_and_updated(
     row = stored(db)[changed.conversation_id]
     assert (row.call_successful, row.title) == (outcome, "Zmieniony tytuł")
     with session_scope(write=False) as session:
-        assert sync.logs(session)[0]["updated"] == 1
+        assert service.logs(session)[0]["updated"] == 1
 
 
 def test_conversations_without_phone_data_get_numbers_when_details_are_refetched(
@@ -199,7 +199,7 @@ def test_conversations_without_phone_data_get_numbers_when_details_are_refetched
     fake.reset()
 
     with session_scope() as session:
-        job_id = sync.start_refetch(session, "test").id
+        job_id = service.start_refetch(session, "test").id
     job = finished(job_id)
 
     assert job.status == "done", job.error
@@ -269,7 +269,7 @@ def test_refused_key_fails_the_run_with_a_readable_error(fake: FakeElevenLabs, d
     assert job.status == "failed"
     assert job.error is not None and "refused the API key" in job.error
     with session_scope(write=False) as session:
-        [log] = sync.logs(session)
+        [log] = service.logs(session)
     assert log["status"] == "failed"
     assert "refused the API key (401)" in (log["error"] or "")
     assert KEY not in (log["error"] or "")
@@ -280,15 +280,15 @@ def test_sync_needs_settings_and_runs_one_at_a_time(fake: FakeElevenLabs) -> Non
     with session_scope() as session:
         settings.save(session, agent_ids=[], api_key=False, actor="test")
     with session_scope() as session, pytest.raises(NotConfigured):
-        sync.start(session, actor="test")
+        service.start(session, actor="test")
     with session_scope() as session:
         settings.save(session, agent_ids=list(AGENTS), api_key=False, actor="test")
     with session_scope() as session:
-        sync.start(session, date_from=MARCH[0], date_to=MARCH[1], actor="test")
+        service.start(session, date_from=MARCH[0], date_to=MARCH[1], actor="test")
         with pytest.raises(Conflict):
-            sync.start(session, actor="test")
+            service.start(session, actor="test")
         with pytest.raises(Conflict):
-            sync.start_refetch(session, "test")
+            service.start_refetch(session, "test")
         session.rollback()  # nothing is queued
 
 

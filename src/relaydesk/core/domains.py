@@ -105,7 +105,7 @@ DOMAINS: tuple[Domain, ...] = (
         "relaydesk.voicebot",
         api=("api",),
         views=("views",),
-        tasks=("tasks",),
+        tasks=("tasks", "sync"),  # sync registers the sync job runners
         tabs=(Tab("voicebot", "/voicebot", N_("Voice bot")),),
     ),
     # The Twilio emulator mounts its own routes (only in sandbox mode); its tab is here.

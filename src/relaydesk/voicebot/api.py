@@ -15,7 +15,7 @@ from relaydesk.deps import Admin, Id, Operator, SessionDep, Viewer, WriteSession
 from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import view as job_view
 from relaydesk.voicebot import export, kpis, queries, settings
-from relaydesk.voicebot import sync as voice_sync
+from relaydesk.voicebot import service as syncs
 from relaydesk.voicebot.client import test_connection as try_connection
 from relaydesk.voicebot.schemas import (
     AgentOut,
@@ -127,7 +127,7 @@ def sync(principal: Operator, session: WriteSessionDep, payload: SyncIn | None =
     payload = payload or SyncIn()
     if payload.date_from and payload.date_to and payload.date_from > payload.date_to:
         raise Invalid("'from' is after 'to'", field="from")
-    job = voice_sync.start(
+    job = syncs.start(
         session,
         trigger="manual",
         date_from=payload.date_from,
@@ -145,14 +145,14 @@ def sync(principal: Operator, session: WriteSessionDep, payload: SyncIn | None =
 )
 def refetch_details(principal: Operator, session: WriteSessionDep) -> Any:
     """Fetch again the details of conversations that have no phone numbers."""
-    job = voice_sync.start_refetch(session, principal.actor)
+    job = syncs.start_refetch(session, principal.actor)
     return _started(job)
 
 
 @router.get("/sync-logs", response_model=list[dict[str, Any]])
 def sync_logs(principal: Viewer, session: SessionDep, limit: int = Query(50, ge=1, le=500)) -> Any:
     """The latest sync runs first: when, what was asked, counts and error."""
-    return voice_sync.logs(session, limit)
+    return syncs.logs(session, limit)
 
 
 # --- KPIs and conversations ------------------------------------------------------------------

@@ -15,130 +15,28 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from relaydesk.core.audit import record
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
-from relaydesk.core.errors import Conflict, Invalid, NotConfigured, RelaydeskError
+from relaydesk.core.errors import RelaydeskError
 from relaydesk.core.tasks import stopping
 from relaydesk.jobs import service as jobs
-from relaydesk.jobs.models import Job
 from relaydesk.jobs.service import Progress
 from relaydesk.voicebot import extract, settings
 from relaydesk.voicebot.client import ElevenLabsClient, ElevenLabsError, Page
 from relaydesk.voicebot.models import SyncStatus, VoiceConversation, VoiceEvaluation, VoiceSyncRun
+from relaydesk.voicebot.service import REFETCH, SYNC, ready_config
 
 log = logging.getLogger(__name__)
 
-SYNC = "voicebot.sync"
-REFETCH = "voicebot.refetch"
 DETAIL_WORKERS = 4  # details fetched at once (ElevenLabs limits concurrent requests)
 REFETCH_BATCH = 50
 STALE_RUN = timedelta(seconds=90)  # a running sync silent this long lost its worker
 sleep: Callable[[float], None] = time.sleep  # the backoff's sleep (tests replace it)
-
-
-def _refuse_while_active(session: Session) -> None:
-    running = session.scalar(
-        select(Job.id).where(Job.kind.in_((SYNC, REFETCH)), Job.status.in_(jobs.ACTIVE)).limit(1)
-    )
-    if running is not None:
-        raise Conflict(
-            f"A voice-bot sync is already under way (job {running}); wait for it to finish",
-            job_id=running,
-        )
-
-
-def _ready_config(session: Session) -> settings.VoicebotConfig:
-    config = settings.read(session)
-    if not config.ready:
-        raise NotConfigured(
-            "Set the ElevenLabs API key and at least one agent id in the voice-bot settings first"
-        )
-    return config
-
-
-def default_range(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """From the first day of the current month (UTC) to now."""
-    now = now or utcnow()
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now
-
-
-def _range(date_from: date | None, date_to: date | None) -> tuple[datetime, datetime]:
-    start, end = default_range()
-    if date_from is not None:
-        start = datetime.combine(date_from, dtime(), UTC)
-    if date_to is not None:  # the whole last day, but not the future
-        end = min(end, datetime.combine(date_to + timedelta(days=1), dtime(), UTC))
-    if start >= end:
-        raise Invalid("The start date must be before the end date (and not in the future)")
-    return start, end
-
-
-def start(
-    session: Session,
-    *,
-    trigger: str = "manual",
-    date_from: date | None = None,
-    date_to: date | None = None,
-    actor: str,
-) -> Job:
-    """Queue a sync of [date_from, date_to] (default: this month so far); Conflict if one runs."""
-    _ready_config(session)
-    range_from, range_to = _range(date_from, date_to)
-    _refuse_while_active(session)
-    params = {"trigger": trigger, "from": range_from.isoformat(), "to": range_to.isoformat()}
-    job = jobs.start(session, SYNC, params, actor)
-    record(session, actor, "voicebot.sync.start", f"job:{job.id}", params)
-    return job
-
-
-def start_refetch(session: Session, actor: str) -> Job:
-    """Queue a re-fetch of the details of every conversation without a customer number."""
-    _ready_config(session)
-    _refuse_while_active(session)
-    job = jobs.start(session, REFETCH, {"trigger": "refetch"}, actor)
-    record(session, actor, "voicebot.refetch.start", f"job:{job.id}")
-    return job
-
-
-def run_view(run: VoiceSyncRun, now: datetime | None = None) -> dict[str, Any]:
-    """A sync run as the sync log shows it (a dead worker's run reads 'interrupted')."""
-    status = run.status
-    beat = run.heartbeat_at or run.started_at
-    if status == SyncStatus.RUNNING and beat < (now or utcnow()) - jobs.STALE_AFTER:
-        status = SyncStatus.INTERRUPTED
-    return {
-        "id": run.id,
-        "trigger": run.trigger,
-        "status": status,
-        "range_from": run.range_from,
-        "range_to": run.range_to,
-        "agent_ids": list(run.agent_ids or []),
-        "listed": run.listed,
-        "fetched": run.fetched,
-        "created": run.created,
-        "updated": run.updated,
-        "error": run.error,
-        "job_id": run.job_id,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-    }
-
-
-def logs(session: Session, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest sync runs first."""
-    runs = session.scalars(select(VoiceSyncRun).order_by(VoiceSyncRun.id.desc()).limit(limit))
-    now = utcnow()
-    return [run_view(run, now) for run in runs]
-
-
-# The work ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -454,7 +352,7 @@ def _client(config: settings.VoicebotConfig) -> ElevenLabsClient:
 def run_sync(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Finish an interrupted sync first (from its cursors), then sync the asked range."""
     with session_scope(write=False) as session:
-        config = _ready_config(session)
+        config = ready_config(session)
     range_from = datetime.fromisoformat(params["from"]) if params.get("from") else None
     range_to = datetime.fromisoformat(params["to"]) if params.get("to") else None
     trigger = str(params.get("trigger") or "manual")
@@ -502,7 +400,7 @@ def _within(
 def run_refetch(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Fetch again the details of conversations that have no customer number."""
     with session_scope(write=False) as session:
-        config = _ready_config(session)
+        config = ready_config(session)
         without = session.execute(
             select(VoiceConversation.conversation_id, VoiceConversation.direction)
             .where(VoiceConversation.customer_number.is_(None))

@@ -9,7 +9,7 @@ from relaydesk.core import clock
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict
 from relaydesk.core.tasks import periodic
-from relaydesk.voicebot import settings, sync
+from relaydesk.voicebot import service, settings
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def daily_sync() -> None:
         if not settings.read(session).ready:
             return
         try:
-            sync.start(session, trigger="daily", date_from=first, actor="system:voicebot-daily")
+            service.start(session, trigger="daily", date_from=first, actor="system:voicebot-daily")
         except Conflict:
             log.info("voicebot: the daily sync found a sync already under way")
 
