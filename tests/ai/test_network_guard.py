@@ -180,7 +180,7 @@ def test_embeddings_transcription_and_vision_send_nothing_to_a_rebound_address(
     rebinding: None,
     use: Callable[[Any], Any],
 ) -> None:
-    from relaydesk.media import service as media
+    from relaydesk.media import processing as media
 
     monkeypatch.setattr(get_settings(), "embedding_provider", "openai")
     monkeypatch.setattr(get_settings(), "embedding_model", "text-embedding-3-small")

@@ -269,7 +269,7 @@ def test_an_assistant_with_voice_replies_answers_a_voice_note_with_voice(
 
 
 def test_a_file_whose_job_was_lost_is_picked_up_by_the_sweep(api: httpx.Client, db: Any) -> None:
-    from relaydesk.media import service as media
+    from relaydesk.media import processing as media
 
     message = inbound_message(db, phone_sends(api, [("photo.png", png(), "image/png")]))
     [stored] = settled(db, message.id)

@@ -41,6 +41,7 @@ from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import OptedOut, RelaydeskError
 from relaydesk.core.tasks import enqueue_after_commit
+from relaydesk.media import outbound as media_outbound
 from relaydesk.media import service as media
 from relaydesk.messaging import service as messaging
 from relaydesk.messaging.models import Conversation, Message
@@ -466,7 +467,7 @@ def _add_voice(answer: Answer, message_id: int) -> None:
             return
         channel = message.channel
     try:
-        answer.media_urls = [media.voice_reply(answer.text, channel)]
+        answer.media_urls = [media_outbound.voice_reply(answer.text, channel)]
     except RelaydeskError as exc:
         note = f"sent as text: the voice reply failed ({exc.message})"
         answer.detail = f"{answer.detail}; {note}" if answer.detail else note

@@ -15,7 +15,7 @@ from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Gone, Invalid, NotFound, TooLarge
 from relaydesk.core.names import content_disposition
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.media import kinds, service, store
+from relaydesk.media import kinds, outbound, store
 from relaydesk.media.models import Attachment
 from relaydesk.messaging.service import whatsapp_window as window
 
@@ -89,7 +89,7 @@ def upload(
     verdict = kinds.check_inbound(file.content_type, data)
     if verdict.problem:
         raise Invalid(f"This file cannot be sent: {verdict.problem}", field="file")
-    link = service.publish(
+    link = outbound.publish(
         session,
         data,
         verdict.content_type,
@@ -98,7 +98,7 @@ def upload(
         user_id=principal.id if principal.kind == "user" else principal.owner_id,
     )
     return {
-        "url": service.link_url(link),
+        "url": outbound.link_url(link),
         "content_type": link.content_type,
         "size": link.size,
         "filename": link.filename,
@@ -109,7 +109,7 @@ def upload(
 @router.api_route("/m/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 def published(token: str, session: SessionDep) -> Response:
     """A published file, for Twilio to fetch (no sign-in: the address is the secret)."""
-    link = service.find_link(session, token)
+    link = outbound.find_link(session, token)
     if link is None:
         raise NotFound("No such file")
     if link.expires_at <= utcnow():

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.parsing import InboundRecord
 from relaydesk.core.tasks import periodic, task
-from relaydesk.media import service
+from relaydesk.media import outbound, processing, service
 from relaydesk.messaging import hooks
 from relaydesk.messaging.models import Message
 
@@ -24,7 +24,7 @@ def inbound(session: Session, message: Message) -> None:
 class _OutboundFiles:
     """The files of messages we send: checked before storing, kept with the message."""
 
-    inspect = staticmethod(service.inspect_outbound)
+    inspect = staticmethod(outbound.inspect_outbound)
     record = staticmethod(service.record_outbound)
 
 
@@ -34,10 +34,10 @@ hooks.on_outbound_files(_OutboundFiles())
 @task("media.process")
 def process(message_id: int) -> None:
     """Download and understand one message's pending files."""
-    service.process(message_id)
+    processing.process(message_id)
 
 
 @periodic("media.sweep", minutes="*")
 def sweep() -> None:
     """Pick up files whose job was lost."""
-    service.sweep()
+    processing.sweep()
