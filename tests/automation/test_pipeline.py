@@ -63,7 +63,7 @@ def test_duplicate_webhooks_and_repeated_jobs_give_one_answer(
 def test_a_worker_killed_mid_job_leaves_work_that_is_answered_once(
     api: httpx.Client, db: Any, inbound: Inbound, rules: Callable[..., Any]
 ) -> None:
-    from relaydesk.automation import pipeline, tasks
+    from relaydesk.automation import answering, pipeline, tasks
     from relaydesk.core.db import session_scope, utcnow
 
     rules(debounce_seconds=60)  # the queued job waits; this test plays the workers itself
@@ -82,7 +82,7 @@ def test_a_worker_killed_mid_job_leaves_work_that_is_answered_once(
     assert done.outcome == "auto_reply"
     assert len(answers(db, "+48600200003")) == 1
     # Worker A wakes up and tries to finish under its old claim: refused.
-    late = pipeline.Answer("auto_reply", "auto_reply", "drugi raz")
+    late = answering.Answer("auto_reply", "auto_reply", "drugi raz")
     assert pipeline._finish(run.id, "deadbeef", late) is None
     assert len(answers(db, "+48600200003")) == 1
 
@@ -489,7 +489,7 @@ def test_a_base_url_into_the_servers_own_network_is_refused(
 def test_a_customer_who_unsubscribes_while_the_model_thinks_gets_nothing(
     api: httpx.Client, db: Any, inbound: Inbound, rules: Callable[..., Any]
 ) -> None:
-    from relaydesk.automation import pipeline
+    from relaydesk.automation import answering, pipeline
     from relaydesk.core.db import session_scope, utcnow
 
     rules(debounce_seconds=60)  # the queued job waits; this test plays the worker
@@ -505,7 +505,7 @@ def test_a_customer_who_unsubscribes_while_the_model_thinks_gets_nothing(
         session.execute(
             update(Contact).where(Contact.phone == "+48600200020").values(opted_out_at=utcnow())
         )
-    answer = pipeline.Answer("ai", "ai", "Odpowiedź")
+    answer = answering.Answer("ai", "ai", "Odpowiedź")
     assert pipeline._finish(run.id, "t0k3n", answer) == "opted_out"
     assert finished(db, sid).detail == "the customer unsubscribed meanwhile"
     assert answers(db, "+48600200020") == []

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from relaydesk.automation import settings as cfg
+from relaydesk.automation.answering import compose
 from relaydesk.automation.assistants import ends_session
-from relaydesk.automation.pipeline import compose, stepped_back
+from relaydesk.automation.policy import stepped_back
 from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.messaging.models import Conversation

@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from relaydesk.ai.credentials import resolve
 from relaydesk.ai.providers import LLMConfig, LLMError, LLMNotConfigured
-from relaydesk.automation import assistants, context, pipeline
+from relaydesk.automation import answering, assistants, context, policy
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import AutomationRun, LLMUsage, RunOutcome, RunState
 from relaydesk.automation.schemas import AIConfigIn, RulesIn
+from relaydesk.automation.usage import add_usage
 from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.contacts import service as contacts
 from relaydesk.contacts.models import Contact
@@ -208,7 +209,7 @@ def preview(
                 floor = live.first_message_id - 1
             else:
                 floor, greeting = upto, assistant.first_message
-                prompt = pipeline.assistant_prompt(prompt, greeting)
+                prompt = policy.assistant_prompt(prompt, greeting)
     try:
         ctx = context.build(
             conv_id,
@@ -217,17 +218,17 @@ def preview(
             system_prompt=prompt,
             history_limit=ai.history_limit,
             llm=llm,
-            complete=pipeline.complete,
+            complete=answering.complete,
             extra_user_text=message,
         )
-        done = pipeline.complete(llm, ctx.turns)
+        done = answering.complete(llm, ctx.turns)
     except LLMNotConfigured as exc:
         raise NotConfigured(str(exc)) from None
     except LLMError as exc:
         raise ProviderFailed(str(exc)) from None
-    reply = pipeline.compose(greeting, done.text, ai.max_reply_segments)
+    reply = answering.compose(greeting, done.text, ai.max_reply_segments)
     with session_scope() as session:
-        pipeline.add_usage(session, [*ctx.usage, done])
+        add_usage(session, [*ctx.usage, done])
     return {
         "reply": reply,
         "segments": count_segments(reply).segments if reply else 0,

@@ -1,0 +1,129 @@
+"""Turning a decision into the text that goes out: the model call (no transaction open),
+grounding, the assistant's greeting and an optional voice reply."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from relaydesk.ai import providers
+from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig, LLMError
+from relaydesk.ai.text import trim_to_segments
+from relaydesk.automation import context
+from relaydesk.automation import grounding as grounding_of
+from relaydesk.automation.models import (
+    AutomationRun,
+    RunOutcome,
+)
+from relaydesk.automation.policy import Decision, LLMJob
+from relaydesk.core.config import get_settings
+from relaydesk.core.db import session_scope
+from relaydesk.core.errors import RelaydeskError
+from relaydesk.media import outbound as media_outbound
+from relaydesk.media import service as media
+from relaydesk.messaging.models import Message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Answer:
+    """The outcome after the model (if any) was asked."""
+
+    outcome: RunOutcome
+    source: str | None = None
+    text: str | None = None
+    detail: str | None = None
+    usage: list[Completion] = field(default_factory=list)
+    job: LLMJob | None = None
+    knowledge: list[dict[str, Any]] | None = None  # the passages the answer used
+    media_urls: list[str] = field(default_factory=list)  # a voice reply's audio
+
+
+def complete(llm: LLMConfig, turns: list[ChatTurn]) -> Completion:
+    """The model call with the configured retries for transient errors."""
+    settings = get_settings()
+    return providers.complete(
+        llm,
+        turns,
+        retries=settings.llm_retries,
+        backoff_seconds=settings.llm_retry_backoff_seconds,
+    )
+
+
+def ask(decision: Decision, run_id: int) -> Answer:
+    job = decision.job
+    if job is None or decision.outcome == RunOutcome.SESSION_ENDED:
+        return Answer(decision.outcome, decision.source, decision.text, decision.detail, job=job)
+    with session_scope(write=False) as session:
+        row = session.get(AutomationRun, run_id)
+        assert row is not None
+        upto, conversation_id = row.inbound_message_id, row.conversation_id
+    usage: list[Completion] = []
+    try:
+        ctx = context.build(
+            conversation_id,
+            upto_id=upto,
+            floor_id=job.floor_id,
+            system_prompt=job.system_prompt,
+            history_limit=job.history_limit,
+            llm=job.llm,
+            complete=complete,
+        )
+        usage.extend(ctx.usage)
+        turns, found, note = ctx.turns, None, None
+        if job.knowledge_index:
+            customer = "\n".join(line.text for line in ctx.lines if line.role == "user")
+            grounding = grounding_of.find(job.knowledge_index, customer[-2000:])
+            turns = grounding_of.ground(ctx.turns, grounding, job.llm.provider)
+            found, note = grounding.record(), grounding.problem
+        done = complete(job.llm, turns)
+        usage.append(done)
+    except LLMError as exc:
+        return Answer(
+            RunOutcome.FAILED,
+            decision.source,
+            job.fallback.strip() or None,
+            f"the model could not answer: {exc}",
+            usage,
+            job,
+        )
+    text = compose(job.greeting, done.text, job.max_segments)
+    if not text:
+        return Answer(
+            RunOutcome.FAILED,
+            decision.source,
+            job.fallback.strip() or None,
+            "the model gave an empty answer",
+            usage,
+            job,
+        )
+    detail = f"answered without knowledge: {note}" if note else None
+    answer = Answer(decision.outcome, decision.source, text, detail, usage, job, found)
+    if job.voice_replies:
+        _add_voice(answer, upto)
+    return answer
+
+
+def _add_voice(answer: Answer, message_id: int) -> None:
+    """Speak the answer when the customer sent a voice note (the text goes along)."""
+    assert answer.text is not None
+    with session_scope(write=False) as session:
+        message = session.get(Message, message_id)
+        if message is None or not media.has_voice_note(session, message_id):
+            return
+        channel = message.channel
+    try:
+        answer.media_urls = [media_outbound.voice_reply(answer.text, channel)]
+    except RelaydeskError as exc:
+        note = f"sent as text: the voice reply failed ({exc.message})"
+        answer.detail = f"{answer.detail}; {note}" if answer.detail else note
+
+
+def compose(greeting: str, answer: str, max_segments: int) -> str:
+    """The greeting (if any) and the answer, trimmed to the segment budget at a sentence."""
+    body = answer.strip()
+    if greeting.strip():
+        body = f"{greeting.strip()}\n\n{body}" if body else greeting.strip()
+    return trim_to_segments(body, max(1, max_segments))

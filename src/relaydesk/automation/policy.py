@@ -1,0 +1,250 @@
+"""Which answer, if any, an inbound message gets: the precedence of the pipeline.
+
+Opt-out keywords → opted-out contact → bot switched off or a person answering
+(takeover) → a later message in the same burst (debounce) → loop guard → the number's
+assistant → global AI auto-reply → classic auto-reply. Reads only; the pipeline stores.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from relaydesk.ai.providers import LLMConfig
+from relaydesk.automation import assistants
+from relaydesk.automation import settings as cfg
+from relaydesk.automation.models import (
+    AutomationRun,
+    RunOutcome,
+)
+from relaydesk.contacts.consent import opt_out_keyword
+from relaydesk.contacts.models import Contact
+from relaydesk.core.db import utcnow
+from relaydesk.messaging.models import Conversation, Message
+
+log = logging.getLogger(__name__)
+
+AUTOMATIC_SOURCES = ("auto_reply", "ai", "assistant")
+
+
+@dataclass
+class LLMJob:
+    """A reply that needs the model."""
+
+    llm: LLMConfig
+    system_prompt: str
+    history_limit: int
+    max_segments: int
+    floor_id: int
+    fallback: str = ""
+    greeting: str = ""  # an assistant's first message, sent ahead of the answer
+    assistant_id: int | None = None
+    session_id: int | None = None  # the assistant session continued, if any
+    knowledge_index: str | None = None  # ground the answer on this index
+    voice_replies: bool = False  # a voice note is answered with a voice note
+
+
+@dataclass
+class Decision:
+    """What to do about one inbound message."""
+
+    outcome: RunOutcome
+    source: str | None = None
+    text: str | None = None
+    detail: str | None = None
+    job: LLMJob | None = None
+
+
+def decide(session: Session, run_id: int) -> Decision:
+    """What the pipeline does about the run's message (reads only)."""
+    row = session.get(AutomationRun, run_id)
+    assert row is not None
+    message = session.get(Message, row.inbound_message_id)
+    if message is None or message.conversation_id is None:
+        return Decision(RunOutcome.NO_MODE, detail="the message was deleted")
+    conversation = session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    contact = session.get(Contact, conversation.contact_id)
+    rules = cfg.read_rules(session)
+    opt_out_type = (message.raw or {}).get("OptOutType")
+
+    keyword = opt_out_keyword(message.body, opt_out_type)
+    if keyword == "STOP":
+        return Decision(RunOutcome.OPT_OUT, detail="the customer unsubscribed")
+    if keyword in ("START", "HELP"):
+        text = rules.start_message if keyword == "START" else rules.help_message
+        if opt_out_type:
+            return Decision(
+                RunOutcome.KEYWORD, detail=f"{keyword}: Twilio's Advanced Opt-Out answered"
+            )
+        if not text.strip():
+            return Decision(RunOutcome.KEYWORD, detail=f"{keyword}: no answer is configured")
+        if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
+            return Decision(RunOutcome.LOOP_GUARD, detail=f"{keyword}: too many automatic answers")
+        return Decision(RunOutcome.KEYWORD_REPLY, source="auto_reply", text=text, detail=keyword)
+
+    if contact is not None and contact.opted_out_at is not None:
+        return Decision(RunOutcome.OPTED_OUT, detail="the customer has unsubscribed")
+    blocked = stepped_back(conversation, rules)
+    if blocked:
+        return blocked
+    later = session.scalar(
+        select(Message.id)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.direction == "inbound",
+            Message.id > message.id,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    if later is not None:
+        later_msg = session.get(Message, later)
+        if later_msg is not None and not opt_out_keyword(
+            later_msg.body, (later_msg.raw or {}).get("OptOutType")
+        ):
+            return Decision(RunOutcome.MERGED, detail=f"answered together with message {later}")
+    if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
+        return Decision(
+            RunOutcome.LOOP_GUARD,
+            detail=f"{rules.loop_guard_per_hour} automatic answers in the last hour already",
+        )
+
+    ai, _ = cfg.read_ai(session)
+    bound = assistants.binding_for(session, conversation.our_address)
+    if bound is not None:
+        return _assistant_decision(session, message, conversation, bound, ai)
+    if ai.enabled:
+        if ai.enabled_at is None or message.created_at < ai.enabled_at:
+            return Decision(RunOutcome.RETRO, detail="received before AI replies were switched on")
+        return Decision(
+            RunOutcome.AI,
+            source="ai",
+            job=LLMJob(
+                llm=cfg.llm_config(ai),
+                system_prompt=ai.system_prompt,
+                history_limit=ai.history_limit,
+                max_segments=ai.max_reply_segments,
+                floor_id=0,
+                fallback=ai.fallback_message,
+                knowledge_index=ai.knowledge_index,
+                voice_replies=ai.voice_replies,
+            ),
+        )
+    classic = cfg.read_auto_reply(session)
+    if classic.enabled and classic.message.strip():
+        if classic.enabled_at is None or message.created_at < classic.enabled_at:
+            return Decision(
+                RunOutcome.RETRO, detail="received before the auto-reply was switched on"
+            )
+        return Decision(RunOutcome.AUTO_REPLY, source="auto_reply", text=classic.message)
+    return Decision(RunOutcome.NO_MODE, detail="no automatic answer is switched on")
+
+
+def stepped_back(conversation: Conversation, rules: cfg.Rules) -> Decision | None:
+    """Why the bot keeps out of this conversation now (switched off, a person answering)."""
+    if not conversation.automation_enabled:
+        return Decision(RunOutcome.BOT_OFF, detail="automatic answers are off in this conversation")
+    human = conversation.human_replied_at
+    if human is not None:
+        until = human + timedelta(minutes=rules.takeover_minutes)
+        if until > utcnow():
+            return Decision(
+                RunOutcome.PAUSED, detail=f"a person is answering; paused until {until:%H:%M} UTC"
+            )
+    return None
+
+
+def _recent_automatic(session: Session, participant: str) -> int:
+    since = utcnow() - timedelta(hours=1)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(
+                Message.participant == participant,
+                Message.direction == "outbound",
+                Message.source.in_(AUTOMATIC_SOURCES),
+                Message.created_at >= since,
+            )
+        )
+        or 0
+    )
+
+
+def _assistant_decision(
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    bound: tuple[Any, Any],
+    ai: cfg.AIConfig,
+) -> Decision:
+    binding, assistant = bound
+    if message.created_at < binding.bound_at:
+        return Decision(
+            RunOutcome.RETRO, detail="received before the number was given its assistant"
+        )
+    live = assistants.open_session(session, conversation.id, assistant, message.created_at)
+    word = assistants.ends_session(message.body, list(assistant.end_keywords or []))
+    if word is not None:
+        return Decision(
+            RunOutcome.SESSION_ENDED,
+            detail=f"the customer wrote '{word}'",
+            job=LLMJob(
+                llm=cfg.llm_config(ai),
+                system_prompt="",
+                history_limit=0,
+                max_segments=0,
+                floor_id=0,
+                assistant_id=assistant.id,
+                session_id=live.id if live else None,
+            ),
+        )
+    if live is not None:
+        floor = live.first_message_id - 1
+        greeting = ""
+    else:
+        # A new session reads the customer's whole burst since our last message.
+        last_out = session.scalar(
+            select(func.max(Message.id)).where(
+                Message.conversation_id == conversation.id,
+                Message.direction == "outbound",
+                Message.id < message.id,
+            )
+        )
+        floor = int(last_out or 0)
+        greeting = assistant.first_message
+    prompt = assistant_prompt(assistant.system_prompt or ai.system_prompt, greeting)
+    return Decision(
+        RunOutcome.ASSISTANT,
+        source="assistant",
+        job=LLMJob(
+            llm=cfg.llm_config(ai, model=assistant.model, temperature=assistant.temperature),
+            system_prompt=prompt,
+            history_limit=ai.history_limit,
+            max_segments=ai.max_reply_segments,
+            floor_id=floor,
+            fallback=ai.fallback_message,
+            greeting=greeting,
+            assistant_id=assistant.id,
+            session_id=live.id if live else None,
+            knowledge_index=assistant.knowledge_index,
+            voice_replies=assistant.voice_replies,
+        ),
+    )
+
+
+def assistant_prompt(instructions: str, greeting: str) -> str:
+    """An assistant's instructions, told about the greeting sent ahead of its answer."""
+    if not greeting:
+        return instructions
+    return (
+        f"{instructions}\n\nYour answer is sent right after this greeting, which the "
+        f'customer receives first: "{greeting}". Do not repeat the greeting; answer the '
+        "customer's message."
+    )
