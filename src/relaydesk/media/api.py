@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import filetype
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel
 
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
@@ -17,6 +15,7 @@ from relaydesk.core.names import content_disposition
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.media import kinds, outbound, store
 from relaydesk.media.models import Attachment
+from relaydesk.media.schemas import UploadOut
 from relaydesk.messaging.service import whatsapp_window as window
 
 router = APIRouter(tags=["media"])
@@ -28,16 +27,6 @@ SAFE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; media-src 'self'; sandbox",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
-
-
-class UploadOut(BaseModel):
-    """A stored upload and the public address Twilio fetches it from."""
-
-    url: str
-    content_type: str
-    size: int
-    filename: str | None
-    expires_at: datetime
 
 
 def _file_response(sha256: str, content_type: str, name: str, *, private: bool) -> Response:
