@@ -41,7 +41,7 @@ def resume(message_id: int) -> None:
     pipeline.resume(message_id)
 
 
-@periodic("automation.sweep", minutes="*")
+@periodic("automation.sweep", minutes="*", at_start=True)
 def sweep() -> None:
     """Re-queue runs whose job was lost or whose worker died mid-job (lease expired)."""
     now = utcnow()

@@ -17,7 +17,7 @@ def dispatch(batch_id: int) -> None:
     dispatcher.dispatch(batch_id)
 
 
-@periodic("campaigns.sweep", minutes="*")
+@periodic("campaigns.sweep", minutes="*", at_start=True)
 def sweep() -> None:
     """Restart campaigns whose dispatcher died (lease over) and start due scheduled ones."""
     now = utcnow()

@@ -37,6 +37,7 @@ class _TaskSpec:
     retry_delay: int = 0
     periodic: Any = None
     every_minute: bool = False  # a sweep: runs every SWEEP_SECONDS instead
+    at_start: bool = False  # also queued when a worker starts (recovery after a crash)
 
 
 @dataclass
@@ -62,14 +63,21 @@ def task(name: str, *, retries: int = 0, retry_delay: int = 0) -> Callable[[Any]
     return decorator
 
 
-def periodic(name: str, *, minutes: str = "*", hours: str = "*") -> Callable[[Any], Any]:
-    """Declare a job that runs on a cron-like schedule (UTC); every minute is a sweep."""
+def periodic(
+    name: str, *, minutes: str = "*", hours: str = "*", at_start: bool = False
+) -> Callable[[Any], Any]:
+    """Declare a job that runs on a cron-like schedule (UTC); every minute is a sweep.
+
+    `at_start` also queues it when a worker starts, so a sweep that recovers interrupted
+    work runs right after a (re)start instead of at the next minute.
+    """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         _registry.specs[name] = _TaskSpec(
             func,
             periodic=crontab(minute=minutes, hour=hours),
             every_minute=minutes == "*" and hours == "*",
+            at_start=at_start,
         )
         return func
 
@@ -272,14 +280,8 @@ def start_embedded_worker() -> EmbeddedConsumer:
 
 def _sweep_soon() -> None:
     """Recover interrupted work right after a (re)start, not at the next minute."""
-    for name in (
-        "messaging.sweep",
-        "messaging.check_statuses",
-        "automation.sweep",
-        "campaigns.sweep",
-        "reminders.sweep",
-    ):
-        if name in _registry.specs:
+    for name, spec in list(_registry.specs.items()):
+        if spec.at_start:
             try:
                 enqueue(name)
             except Exception:

@@ -49,7 +49,7 @@ def inbound_received(message_ids: list[int]) -> None:
                     log.exception("inbound handler %s failed for message %s", name, message_id)
 
 
-@periodic("messaging.sweep", minutes="*")
+@periodic("messaging.sweep", minutes="*", at_start=True)
 def sweep() -> None:
     """Re-queue work whose job was lost (crash between commit and enqueue, or a restart)."""
     with session_scope() as session:
@@ -88,7 +88,7 @@ def sweep() -> None:
     spool.replay()
 
 
-@periodic("messaging.check_statuses", minutes="*")
+@periodic("messaging.check_statuses", minutes="*", at_start=True)
 def check_statuses() -> None:
     """Ask Twilio for the statuses of sent messages that never became final."""
     reconcile.check_due(delivery.get_gateway())

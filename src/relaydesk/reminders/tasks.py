@@ -16,7 +16,7 @@ def run(reminder_id: int) -> None:
         service.run(session, reminder_id)
 
 
-@periodic("reminders.sweep", minutes="*")
+@periodic("reminders.sweep", minutes="*", at_start=True)
 def sweep() -> None:
     """Queue a run for every due reminder: the safety net under each one's delayed job.
 
