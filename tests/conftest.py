@@ -176,12 +176,13 @@ def wait_until_idle() -> None:
     PostgreSQL its row locks and ours can deadlock. A job that finishes may queue
     another one, so the queue is dropped again once the worker is idle.
     """
-    from relaydesk.core.tasks import get_huey, running_jobs
+    from relaydesk.core.tasks import hueys, running_jobs
 
-    huey = get_huey()
-    huey.flush()
+    for huey in hueys().values():
+        huey.flush()
     wait_for(lambda: not running_jobs(), timeout=IDLE_TIMEOUT, what="the worker to be idle")
-    huey.flush()
+    for huey in hueys().values():
+        huey.flush()
 
 
 def empty_tables() -> None:

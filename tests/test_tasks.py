@@ -24,9 +24,9 @@ from tests.pgserver import free_port
 
 
 def queued_names() -> list[str]:
-    from relaydesk.core.tasks import get_huey
+    from relaydesk.core.tasks import hueys
 
-    return [t.name for t in get_huey().pending()] + [t.name for t in get_huey().scheduled()]
+    return [t.name for h in hueys().values() for t in [*h.pending(), *h.scheduled()]]
 
 
 def test_jobs_are_queued_only_after_commit(server: Any) -> None:
@@ -73,7 +73,7 @@ def test_jobs_queued_in_a_savepoint_wait_for_the_real_commit(
 
     queued: list[tuple[str, tuple[Any, ...]]] = []
     monkeypatch.setattr(
-        tasks, "enqueue", lambda name, *args, delay=None: queued.append((name, args))
+        tasks, "enqueue", lambda name, *args, **options: queued.append((name, args))
     )
     session = get_write_sessionmaker()()
     try:
@@ -324,6 +324,8 @@ def test_planner_statistics_are_refreshed(
 class PeriodicOnly:
     """The part of huey a scheduler uses: the jobs due now, and where queued ones go."""
 
+    name = "relaydesk"  # the live queue's huey
+
     def __init__(self, due: list[Any]) -> None:
         self.due = due
         self.queued: list[str] = []
@@ -345,16 +347,21 @@ def test_sweeps_run_every_sweep_seconds_and_other_periodic_jobs_keep_their_time(
     from relaydesk.core import tasks
     from relaydesk.core.config import get_settings
 
-    huey = tasks.get_huey()
+    huey = tasks.get_huey()  # the live queue's
     # 05:07 UTC: only the every-minute jobs (the sweeps) are due; at 02:00 more are.
     sweeps = sorted(task.name for task in huey.read_periodic(datetime(2026, 1, 1, 5, 7)))
     due_at_two = huey.read_periodic(datetime(2026, 1, 1, 2, 0))
     others = sorted({task.name for task in due_at_two} - set(sweeps))
     assert "messaging.sweep" in sweeps and "campaigns.sweep" in sweeps
-    assert others == ["maintenance.sessions", "voicebot.daily_sync"]
+    assert others == ["maintenance.sessions"]
+    # Bulk work has its own schedule, run by the bulk queue's workers.
+    bulk = tasks.get_huey(tasks.BULK)
+    bulk_at_two = sorted(task.name for task in bulk.read_periodic(datetime(2026, 1, 1, 2, 0)))
+    assert bulk_at_two == ["news.digests", "voicebot.daily_sync"]
+    assert "news.digests" not in sweeps
 
     queued: list[str] = []
-    monkeypatch.setattr(tasks, "enqueue", lambda name, *args, delay=None: queued.append(name))
+    monkeypatch.setattr(tasks, "enqueue", lambda name, *args, **kw: queued.append(name))
     monkeypatch.setattr(get_settings(), "sweep_seconds", seconds)
     stop = threading.Event()
     stop.set()  # the scheduler's loop sleeps on this flag: no waiting in the test

@@ -200,7 +200,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
         if settings.embedded_sandbox:
             later.append(start_emulator(dispatch=False).dispatcher.start)
         if run_worker:
-            later.append(lambda: consumers.append(start_embedded_worker()))
+            later.append(lambda: consumers.extend(start_embedded_worker()))
         starter = None
         if settings.embedded_sandbox:
             # The built-in emulator is this server: its callbacks, and the worker's calls

@@ -218,13 +218,21 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int | No
 
 
 @main.command()
+@click.option(
+    "--queue",
+    "queues",
+    type=click.Choice(["live", "bulk"]),
+    multiple=True,
+    help="Run only this queue's jobs (repeatable); both by default. "
+    "live: answers, sends, inbound, sweeps; bulk: campaigns, builds, syncs, media.",
+)
 @friendly
-def worker() -> None:
+def worker(queues: tuple[str, ...]) -> None:
     """Run background jobs (start several on several machines with Redis)."""
     _settings()
-    from relaydesk.core.tasks import run_worker
+    from relaydesk.core.tasks import QUEUES, run_worker
 
-    run_worker()
+    run_worker(tuple(q for q in QUEUES if q in queues) or QUEUES)
 
 
 @main.group()

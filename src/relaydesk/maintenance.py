@@ -6,7 +6,7 @@ import logging
 
 from relaydesk.auth.sessions import purge_expired
 from relaydesk.core.db import get_engine, session_scope
-from relaydesk.core.tasks import periodic
+from relaydesk.core.tasks import BULK, periodic
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def refresh_planner_statistics() -> None:
         conn.commit()
 
 
-@periodic("maintenance.analyze", minutes="17")
+@periodic("maintenance.analyze", minutes="17", queue=BULK)
 def analyze() -> None:
     """Hourly: refresh planner statistics so filtered inbox queries pick the right index."""
     refresh_planner_statistics()

@@ -8,10 +8,10 @@ from relaydesk.campaigns import dispatch as dispatcher
 from relaydesk.campaigns.models import Batch, BatchStatus
 from relaydesk.core import owners
 from relaydesk.core.db import session_scope, utcnow
-from relaydesk.core.tasks import enqueue, periodic, task
+from relaydesk.core.tasks import BULK, enqueue, periodic, task
 
 
-@task("campaigns.dispatch")
+@task("campaigns.dispatch", queue=BULK)
 def dispatch(batch_id: int) -> None:
     """Send a campaign until it is done, paused or canceled."""
     dispatcher.dispatch(batch_id)

@@ -76,7 +76,8 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     web_workers: int = Field(1, ge=1, le=64)
-    worker_threads: int = Field(4, ge=1, le=64)
+    worker_threads: int = Field(4, ge=1, le=64)  # the live queue: answers, sends, sweeps
+    bulk_worker_threads: int = Field(3, ge=1, le=64)  # campaigns, builds, syncs, media
     max_send_attempts: int = Field(8, ge=1, le=50)
     send_claim_lease_seconds: float = Field(120.0, gt=0, le=3600)
     # When to ask Twilio for the status of a sent message that has not become final

@@ -1,9 +1,17 @@
-"""Background jobs on huey: SQLite file by default, Redis when REDIS_URL is set.
+"""Background jobs on huey: SQLite files by default, Redis when REDIS_URL is set.
 
 Domains declare jobs with `@task("domain.event")` in their `tasks.py`; jobs take ids,
 never objects. `enqueue_after_commit(session, ...)` queues a job only once the
 session's transaction has committed, and forgets it on rollback. The sweeps (periodic
 jobs declared for every minute) run every SWEEP_SECONDS, a minute by default.
+
+Two queues keep live traffic ahead of bulk work. `live` (the default) holds what a
+customer or an operator waits for: inbound follow-ups, automatic answers, operator
+sends, reminders, and the sweeps. `bulk` holds the long jobs: campaign dispatch, index
+builds and scraping, voice-bot syncs, digests, media processing. Each queue has its own
+worker threads (WORKER_THREADS, BULK_WORKER_THREADS), so a 10,000-recipient campaign or
+an index build never delays an answer; one process runs both by default, and
+`relaydesk worker --queue live|bulk` runs one pool on its own machine.
 """
 
 from __future__ import annotations
@@ -30,9 +38,15 @@ from relaydesk.core.heap import settle_after_startup
 log = logging.getLogger(__name__)
 
 
+LIVE = "live"
+BULK = "bulk"
+QUEUES = (LIVE, BULK)
+
+
 @dataclass
 class _TaskSpec:
     func: Callable[..., Any]
+    queue: str = LIVE
     retries: int = 0
     retry_delay: int = 0
     periodic: Any = None
@@ -43,8 +57,9 @@ class _TaskSpec:
 @dataclass
 class _Registry:
     specs: dict[str, _TaskSpec] = field(default_factory=dict)
-    wrappers: dict[str, Any] = field(default_factory=dict)
-    huey: Huey | None = None
+    # (queue, name) -> huey's task wrapper: a one-off job can run on either queue.
+    wrappers: dict[tuple[str, str], Any] = field(default_factory=dict)
+    hueys: dict[str, Huey] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: Counter[str] = field(default_factory=Counter)  # jobs running in this process
     running_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,28 +68,32 @@ class _Registry:
 _registry = _Registry()
 
 
-def task(name: str, *, retries: int = 0, retry_delay: int = 0) -> Callable[[Any], Any]:
-    """Declare a background job called `name` (e.g. "messaging.deliver")."""
+def task(
+    name: str, *, queue: str = LIVE, retries: int = 0, retry_delay: int = 0
+) -> Callable[[Any], Any]:
+    """Declare a background job called `name` (e.g. "messaging.deliver") on `queue`."""
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-        _registry.specs[name] = _TaskSpec(func, retries, retry_delay)
+        _registry.specs[name] = _TaskSpec(func, queue, retries, retry_delay)
         return func
 
     return decorator
 
 
 def periodic(
-    name: str, *, minutes: str = "*", hours: str = "*", at_start: bool = False
+    name: str, *, minutes: str = "*", hours: str = "*", queue: str = LIVE, at_start: bool = False
 ) -> Callable[[Any], Any]:
     """Declare a job that runs on a cron-like schedule (UTC); every minute is a sweep.
 
     `at_start` also queues it when a worker starts, so a sweep that recovers interrupted
-    work runs right after a (re)start instead of at the next minute.
+    work runs right after a (re)start instead of at the next minute. A periodic job runs
+    on its own queue only, scheduled by that queue's workers.
     """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         _registry.specs[name] = _TaskSpec(
             func,
+            queue=queue,
             periodic=crontab(minute=minutes, hour=hours),
             every_minute=minutes == "*" and hours == "*",
             at_start=at_start,
@@ -106,40 +125,66 @@ def running_jobs() -> list[str]:
         return sorted(_registry.running.elements())
 
 
-def _build_huey() -> Huey:
+# huey's name per queue. The live queue keeps the names of the single queue before the
+# split, so jobs queued by an older version still run after an upgrade.
+_HUEY_NAMES = {LIVE: "relaydesk", BULK: "relaydesk-bulk"}
+_QUEUE_NAMED = {name: queue for queue, name in _HUEY_NAMES.items()}
+
+
+def _new_huey(queue: str) -> Huey:
     settings = get_settings()
+    name = _HUEY_NAMES[queue]
     if settings.redis_url:
-        huey: Huey = RedisHuey("relaydesk", url=settings.redis_url, utc=True)
-    else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey(
-            "relaydesk", filename=str(settings.data_dir / "queue.db"), utc=True, timeout=10
-        )
+        return RedisHuey(name, url=settings.redis_url, utc=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    filename = "queue.db" if queue == LIVE else f"queue-{queue}.db"
+    return SqliteHuey(name, filename=str(settings.data_dir / filename), utc=True, timeout=10)
+
+
+def _build_hueys() -> dict[str, Huey]:
+    hueys = {queue: _new_huey(queue) for queue in QUEUES}
     for module in domains.task_modules():
         importlib.import_module(module)
     _registry.wrappers.clear()
     for name, spec in _registry.specs.items():
         func = _counted(name, spec.func)
         if spec.periodic is not None:
-            wrapper = huey.periodic_task(spec.periodic, name=name)(func)
-        else:
-            wrapper = huey.task(name=name, retries=spec.retries, retry_delay=spec.retry_delay)(func)
-        _registry.wrappers[name] = wrapper
-    return huey
+            huey = hueys[spec.queue]
+            _registry.wrappers[spec.queue, name] = huey.periodic_task(spec.periodic, name=name)(
+                func
+            )
+            continue
+        for queue, huey in hueys.items():
+            _registry.wrappers[queue, name] = huey.task(
+                name=name, retries=spec.retries, retry_delay=spec.retry_delay
+            )(func)
+    return hueys
 
 
-def get_huey() -> Huey:
-    """The process-wide huey instance with every relaydesk task registered."""
+def hueys() -> dict[str, Huey]:
+    """Every queue's huey instance, with every relaydesk task registered."""
     with _registry.lock:
-        if _registry.huey is None:
-            _registry.huey = _build_huey()
-        return _registry.huey
+        if not _registry.hueys:
+            _registry.hueys = _build_hueys()
+        return _registry.hueys
 
 
-def enqueue(name: str, *args: Any, delay: float | None = None) -> None:
-    """Queue job `name` now (use enqueue_after_commit inside a transaction)."""
-    get_huey()
-    wrapper = _registry.wrappers[name]
+def get_huey(queue: str = LIVE) -> Huey:
+    """The process-wide huey instance of `queue`."""
+    return hueys()[queue]
+
+
+def queue_of(name: str) -> str:
+    """The queue job `name` runs on unless its caller chooses another."""
+    hueys()
+    return _registry.specs[name].queue
+
+
+def enqueue(name: str, *args: Any, delay: float | None = None, queue: str | None = None) -> None:
+    """Queue job `name` now, on its own queue or on `queue` (use enqueue_after_commit
+    inside a transaction)."""
+    hueys()
+    wrapper = _registry.wrappers[queue or _registry.specs[name].queue, name]
     if delay:
         wrapper.schedule(args=args, delay=delay)
     else:
@@ -153,11 +198,12 @@ class _AfterCommit:
     name: str
     args: tuple[Any, ...]
     delay: float | None
+    queue: str | None
     owner: SessionTransaction | None
 
 
 def enqueue_after_commit(
-    session: Session, name: str, *args: Any, delay: float | None = None
+    session: Session, name: str, *args: Any, delay: float | None = None, queue: str | None = None
 ) -> None:
     """Queue a job once `session` really commits; dropped if its work is rolled back.
 
@@ -168,7 +214,7 @@ def enqueue_after_commit(
     the jobs queued inside it.
     """
     pending: list[_AfterCommit] = session.info.setdefault("relaydesk_jobs", [])
-    pending.append(_AfterCommit(name, args, delay, session.get_nested_transaction()))
+    pending.append(_AfterCommit(name, args, delay, queue, session.get_nested_transaction()))
 
 
 @event.listens_for(Session, "after_commit")
@@ -184,7 +230,7 @@ def _flush_jobs(session: Session) -> None:
         return
     for job in session.info.pop("relaydesk_jobs", None) or ():
         try:
-            enqueue(job.name, *job.args, delay=job.delay)
+            enqueue(job.name, *job.args, delay=job.delay, queue=job.queue)
         except Exception:
             # The rows are committed; the periodic sweeps pick the work up again.
             log.exception("could not enqueue %s%s; the sweeper will retry", job.name, job.args)
@@ -205,13 +251,15 @@ class SweepScheduler(Scheduler):  # type: ignore[misc]
 
     Every other periodic job keeps its crontab. At the default (60 seconds) it is huey's
     scheduler unchanged. Below that (tests that must not wait a minute for a crash to be
-    recovered) the sweeps are queued from this loop, which huey runs every second.
+    recovered) the sweeps of this scheduler's queue are queued from this loop, which huey
+    runs every second.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sweep_seconds = get_settings().sweep_seconds
         self._next_sweep = time.monotonic() + self.sweep_seconds
+        self.queue = _QUEUE_NAMED.get(getattr(self.huey, "name", ""), LIVE)
 
     def _faster(self) -> bool:
         return bool(self.periodic) and self.sweep_seconds < 60
@@ -220,7 +268,7 @@ class SweepScheduler(Scheduler):  # type: ignore[misc]
         if self._faster() and self._next_sweep <= time.monotonic():
             self._next_sweep = time.monotonic() + self.sweep_seconds
             for name, spec in _registry.specs.items():
-                if spec.every_minute:
+                if spec.every_minute and spec.queue == self.queue:
                     try:
                         enqueue(name)
                     except Exception:
@@ -248,7 +296,7 @@ class WorkerConsumer(Consumer):  # type: ignore[misc]
 
 
 class EmbeddedConsumer(WorkerConsumer):
-    """A huey consumer that runs inside the web server and leaves its signals alone."""
+    """A huey consumer that runs inside another process's loop and leaves its signals alone."""
 
     def _set_signal_handlers(self) -> None:
         return None
@@ -262,42 +310,58 @@ def stopping() -> bool:
     return any(c.stop_flag.is_set() for c in _consumers)
 
 
-def start_embedded_worker() -> EmbeddedConsumer:
-    """Start worker threads and the scheduler in this process."""
-    consumer = EmbeddedConsumer(
-        get_huey(),
-        workers=get_settings().worker_threads,
+def _threads(queue: str) -> int:
+    settings = get_settings()
+    return settings.worker_threads if queue == LIVE else settings.bulk_worker_threads
+
+
+def _consumer(cls: type[WorkerConsumer], queue: str, **options: Any) -> WorkerConsumer:
+    consumer = cls(
+        get_huey(queue),
+        workers=_threads(queue),
         worker_type="thread",
         initial_delay=0.05,
         max_delay=1.0,
-        check_worker_health=False,
+        **options,
     )
     _consumers.append(consumer)
-    consumer.start()
-    _sweep_soon()
     return consumer
 
 
-def _sweep_soon() -> None:
+def start_embedded_worker(queues: tuple[str, ...] = QUEUES) -> list[WorkerConsumer]:
+    """Start each queue's worker threads and scheduler in this process."""
+    started = [_consumer(EmbeddedConsumer, q, check_worker_health=False) for q in queues]
+    for consumer in started:
+        consumer.start()
+    _sweep_soon(queues)
+    return started
+
+
+def _sweep_soon(queues: tuple[str, ...]) -> None:
     """Recover interrupted work right after a (re)start, not at the next minute."""
     for name, spec in list(_registry.specs.items()):
-        if spec.at_start:
+        if spec.at_start and spec.queue in queues:
             try:
                 enqueue(name)
             except Exception:
                 log.exception("could not queue the start-up sweep %s", name)
 
 
-def run_worker() -> None:
-    """Run a standalone consumer until interrupted (`relaydesk worker`)."""
-    consumer = WorkerConsumer(
-        get_huey(),
-        workers=get_settings().worker_threads,
-        worker_type="thread",
-        initial_delay=0.05,
-        max_delay=1.0,
-    )
-    _sweep_soon()
-    _consumers.append(consumer)
+def run_worker(queues: tuple[str, ...] = QUEUES) -> None:
+    """Run the workers of `queues` until interrupted (`relaydesk worker`).
+
+    The first queue's consumer owns the process's signals; the others run beside it and
+    stop gracefully when it does.
+    """
+    hueys()
+    main = _consumer(WorkerConsumer, queues[0])
+    beside = [_consumer(EmbeddedConsumer, q, check_worker_health=False) for q in queues[1:]]
+    for consumer in beside:
+        consumer.start()
+    _sweep_soon(queues)
     settle_after_startup()
-    consumer.run()
+    try:
+        main.run()
+    finally:
+        for consumer in beside:
+            consumer.stop(graceful=True)

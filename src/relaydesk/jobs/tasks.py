@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from relaydesk.core.tasks import periodic, task
+from relaydesk.core.tasks import BULK, periodic, task
 from relaydesk.jobs import service
 
 
-@task("jobs.run")
+@task("jobs.run", queue=BULK)
 def run(job_id: int) -> None:
     """Run one job."""
     service.run(job_id)

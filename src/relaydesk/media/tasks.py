@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.parsing import InboundRecord
-from relaydesk.core.tasks import periodic, task
+from relaydesk.core.tasks import BULK, periodic, task
 from relaydesk.media import outbound, processing, service
 from relaydesk.messaging import hooks
 from relaydesk.messaging.models import Message
@@ -31,7 +31,7 @@ class _OutboundFiles:
 hooks.on_outbound_files(_OutboundFiles())
 
 
-@task("media.process")
+@task("media.process", queue=BULK)
 def process(message_id: int) -> None:
     """Download and understand one message's pending files."""
     processing.process(message_id)

@@ -29,11 +29,17 @@ from relaydesk.contacts import consent
 from relaydesk.core import owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, session_scope, utcnow
-from relaydesk.core.tasks import enqueue_after_commit
+from relaydesk.core.tasks import BULK, enqueue_after_commit
 from relaydesk.core.vendor import Backoff
 from relaydesk.messaging import reconcile
 from relaydesk.messaging.ingest import lock_sids, opt_out_recipient
-from relaydesk.messaging.models import Message, MessageEvent, MessageStatus, SubmitState
+from relaydesk.messaging.models import (
+    BULK_SOURCES,
+    Message,
+    MessageEvent,
+    MessageStatus,
+    SubmitState,
+)
 from relaydesk.messaging.service import send_time_refusal
 from relaydesk.messaging.status import FINAL, can_move
 
@@ -140,6 +146,7 @@ class Snapshot:
     content_sid: str | None
     content_variables: str | None
     created_at: datetime
+    source: str = ""
 
     @classmethod
     def of(cls, m: Message) -> Snapshot:
@@ -158,6 +165,7 @@ class Snapshot:
             content_sid=m.content_sid,
             content_variables=m.content_variables,
             created_at=m.created_at,
+            source=m.source,
         )
 
 
@@ -492,7 +500,9 @@ def record_failure(snap: Snapshot, exc: GatewayError, *, may_have_landed: bool =
             )
             .execution_options(synchronize_session=False)
         )
-        enqueue_after_commit(session, "messaging.deliver", snap.id, delay=delay)
+        # A campaign's retries stay with bulk work, behind nobody's answer.
+        queue = BULK if snap.source in BULK_SOURCES else None
+        enqueue_after_commit(session, "messaging.deliver", snap.id, delay=delay, queue=queue)
     log.warning(
         "message %s attempt %s failed (%s); retry in %.0fs",
         snap.id,

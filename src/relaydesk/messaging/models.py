@@ -22,6 +22,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
 
+# Messages sent in bulk (a campaign, a digest): their deliveries and retries run on the
+# bulk queue, behind no customer's answer.
+BULK_SOURCES = frozenset({"campaign", "news"})
+
 
 class MessageStatus(StrEnum):
     """Where a message is: relaydesk's own states first, then Twilio's statuses."""

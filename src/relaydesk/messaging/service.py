@@ -25,10 +25,16 @@ from relaydesk.core.errors import (
     RelaydeskError,
     WindowClosed,
 )
-from relaydesk.core.tasks import enqueue_after_commit
+from relaydesk.core.tasks import BULK, enqueue_after_commit
 from relaydesk.messaging import hooks
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
-from relaydesk.messaging.models import Conversation, Message, MessageStatus, SubmitState
+from relaydesk.messaging.models import (
+    BULK_SOURCES,
+    Conversation,
+    Message,
+    MessageStatus,
+    SubmitState,
+)
 
 if TYPE_CHECKING:
     from relaydesk.contacts.models import Contact
@@ -250,7 +256,8 @@ def send_many(
             delay = INLINE_GRACE_SECONDS if deliver_inline else None
         if safety_net or r.send_at is not None:
             # Without it (campaigns pace their own deliveries) the minute sweep is the net.
-            enqueue_after_commit(session, "messaging.deliver", mid, delay=delay)
+            queue = BULK if r.req.source in BULK_SOURCES else None
+            enqueue_after_commit(session, "messaging.deliver", mid, delay=delay, queue=queue)
     return _all(results)
 
 

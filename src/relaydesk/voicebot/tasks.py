@@ -8,7 +8,7 @@ from datetime import timedelta
 from relaydesk.core import clock
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict
-from relaydesk.core.tasks import periodic
+from relaydesk.core.tasks import BULK, periodic
 from relaydesk.voicebot import service, settings
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 ARCHIVE_DAYS = range(1, 6)  # the previous month is archived on days 1–5
 
 
-@periodic("voicebot.daily_sync", minutes="0", hours="2")
+@periodic("voicebot.daily_sync", minutes="0", hours="2", queue=BULK)
 def daily_sync() -> None:
     """Sync from the first day of this month; quietly skipped when unset or already running.
 
@@ -36,7 +36,7 @@ def daily_sync() -> None:
             log.info("voicebot: the daily sync found a sync already under way")
 
 
-@periodic("voicebot.monthly_archive", minutes="0", hours="3")
+@periodic("voicebot.monthly_archive", minutes="0", hours="3", queue=BULK)
 def monthly_archive() -> None:
     """On days 1–5, archive the previous month to CSV unless that was done already."""
     if clock.now().day not in ARCHIVE_DAYS:
