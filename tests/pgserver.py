@@ -60,21 +60,7 @@ class PgCluster:
             "UTF8",
             "--no-locale",
         )
-        opts = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        self._run(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            opts,
-            "-l",
-            str(self.root / "log"),
-            "-w",
-            "start",
-        )
+        self.resume()
         url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/relaydesk_test"
         import psycopg
 
@@ -89,6 +75,30 @@ class PgCluster:
             except psycopg.OperationalError:
                 time.sleep(0.1)
         raise RuntimeError("PostgreSQL did not accept connections")
+
+    def resume(self) -> None:
+        """Start the server on its existing files (after `start` or `halt`)."""
+        opts = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.root / "data"),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
+
+    def halt(self) -> None:
+        """Stop the server at once, as a crash would, keeping its files for `resume`."""
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"
+        )
 
     def stop(self) -> None:
         """Stop the server and delete its files."""

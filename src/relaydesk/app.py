@@ -14,7 +14,6 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,17 +23,15 @@ from relaydesk.channels.sandbox.deps import require_sandbox_mode
 from relaydesk.channels.sandbox.emulator import router as emulator_router
 from relaydesk.channels.sandbox.phone import router as phone_router
 from relaydesk.channels.sandbox.runtime import start_emulator, stop_emulator
-from relaydesk.channels.twilio.account import current_account
 from relaydesk.core import domains
 from relaydesk.core.config import get_settings
-from relaydesk.core.db import database_kind, get_engine
 from relaydesk.core.errors import Invalid, RelaydeskError, Unavailable
 from relaydesk.core.heap import settle_after_startup
 from relaydesk.core.proxies import ForwardedHeaders
 from relaydesk.core.tasks import start_embedded_worker
-from relaydesk.messaging import spool
 from relaydesk.messaging.webhooks import WebhookFrontDoor
 from relaydesk.messaging.writer import get_writer
+from relaydesk.observe import api as observe_api
 from relaydesk.openapi import describe
 from relaydesk.web.errors import is_panel_request, panel_error, panel_invalid
 from relaydesk.web.views import install_panel
@@ -304,31 +301,7 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
             {"detail": message, "code": "invalid", "fields": fields}, status_code=422
         )
 
-    @app.get("/health", tags=["health"])
-    def health() -> JSONResponse:
-        """Liveness and configuration warnings (no authentication)."""
-        try:
-            with get_engine().connect() as conn:
-                conn.execute(text("SELECT 1"))
-            db_ok = True
-        except Exception:
-            log.exception("health check: database unreachable")
-            db_ok = False
-        spooled = spool.counts()
-        body = {
-            "status": "ok" if db_ok else "error",
-            "version": __version__,
-            "database": database_kind() if db_ok else "unreachable",
-            "twilio_mode": current_account().mode,
-            "signature_validation": settings.twilio_validate_signature,
-            "webhook_backlog": get_writer().backlog(),
-            # Webhooks on disk: waiting for the database, and dead letters for an admin.
-            "spool_backlog": spooled.waiting,
-            "dead_letters": spooled.dead,
-            "warnings": settings.warnings(),
-        }
-        return JSONResponse(body, status_code=200 if db_ok else 503)
-
+    app.include_router(observe_api.router)
     install_panel(app)
     app.openapi = functools.partial(describe, app)  # type: ignore[method-assign]
     media_limit = settings.media_max_bytes + 1024 * 1024

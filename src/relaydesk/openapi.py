@@ -100,6 +100,10 @@ def _api_routes(app: FastAPI) -> Iterator[APIRoute]:
             yield cast(APIRoute, context)  # it answers for the route, prefixes applied
 
 
+# Probes that describe their failures in their own body, not the shared error schema.
+OWN_ERROR_BODIES = ("/health", "/ready")
+
+
 def _complete(operation: dict[str, Any], route: APIRoute, method: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     statuses = {503}
@@ -119,9 +123,9 @@ def _complete(operation: dict[str, Any], route: APIRoute, method: str) -> None:
     for shared in statuses:
         responses.setdefault(str(shared), {"description": SHARED[shared]})
     # Outside /api a route also serves the panel's browser, which gets its error as a page.
-    browsers = not route.path.startswith(("/api/", "/sandbox/"))
+    browsers = not route.path.startswith(("/api/", "/sandbox/", "/metrics"))
     for status, response in responses.items():
-        if status[0] in "45" and route.path != "/health":
+        if status[0] in "45" and route.path not in OWN_ERROR_BODIES:
             response["content"] = {"application/json": {"schema": ERROR_REF}}
             if browsers:
                 response["content"]["text/html"] = {"schema": {"type": "string"}}

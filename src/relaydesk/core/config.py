@@ -23,7 +23,13 @@ log = logging.getLogger(__name__)
 SANDBOX_DEFAULT_FROM = "+15005550006"  # Twilio's magic "valid sender" test number
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "please-change", "xxx", "test"}
-SECRET_FIELDS = ("secret_key", "twilio_auth_token", "openai_api_key", "elevenlabs_api_key")
+SECRET_FIELDS = (
+    "secret_key",
+    "twilio_auth_token",
+    "openai_api_key",
+    "elevenlabs_api_key",
+    "metrics_token",
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,11 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1,::1"
     secret_key: str | None = None
     log_level: str = "INFO"
+    # A bearer token that may read /metrics only (Prometheus' scrape config); API tokens
+    # of any role may read it too. At least 16 characters.
+    metrics_token: str | None = Field(None, min_length=16)
+    # /ready fails when the data directory's disk has less free space than this.
+    ready_min_free_mb: int = Field(200, ge=0, le=10_000_000)
 
     twilio_mode: Literal["sandbox", "live"] | None = None
     twilio_account_sid: str | None = None

@@ -31,7 +31,7 @@ from huey.consumer import Consumer, Scheduler
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from relaydesk.core import domains
+from relaydesk.core import domains, metrics
 from relaydesk.core.config import get_settings
 from relaydesk.core.heap import settle_after_startup
 
@@ -103,18 +103,31 @@ def periodic(
     return decorator
 
 
-def _counted(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """`func` as job `name`, listed by `running_jobs()` while it runs."""
+def _counted(name: str, queue: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` as job `name`, listed by `running_jobs()` while it runs and counted.
+
+    `enqueue` passes the time the job became due as `queued_at` (a job queued by an
+    older version, or by huey's scheduler, has none); it is measured, not passed on.
+    """
+    waited = metrics.JOB_WAIT_SECONDS.labels(queue)
+    ok, failed = metrics.JOBS.labels(name, "ok"), metrics.JOBS.labels(name, "error")
 
     @functools.wraps(func)
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: Any, queued_at: float | None = None, **kwargs: Any) -> Any:
+        if queued_at is not None:
+            waited.observe(max(time.time() - queued_at, 0.0))
         with _registry.running_lock:
             _registry.running[name] += 1
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+        except BaseException:
+            failed.inc()
+            raise
         finally:
             with _registry.running_lock:
                 _registry.running[name] -= 1
+        ok.inc()
+        return result
 
     return run
 
@@ -147,17 +160,16 @@ def _build_hueys() -> dict[str, Huey]:
         importlib.import_module(module)
     _registry.wrappers.clear()
     for name, spec in _registry.specs.items():
-        func = _counted(name, spec.func)
         if spec.periodic is not None:
             huey = hueys[spec.queue]
             _registry.wrappers[spec.queue, name] = huey.periodic_task(spec.periodic, name=name)(
-                func
+                _counted(name, spec.queue, spec.func)
             )
             continue
         for queue, huey in hueys.items():
             _registry.wrappers[queue, name] = huey.task(
                 name=name, retries=spec.retries, retry_delay=spec.retry_delay
-            )(func)
+            )(_counted(name, queue, spec.func))
     return hueys
 
 
@@ -185,10 +197,11 @@ def enqueue(name: str, *args: Any, delay: float | None = None, queue: str | None
     inside a transaction)."""
     hueys()
     wrapper = _registry.wrappers[queue or _registry.specs[name].queue, name]
+    due = time.time() + (delay or 0)
     if delay:
-        wrapper.schedule(args=args, delay=delay)
+        wrapper.schedule(args=args, kwargs={"queued_at": due}, delay=delay)
     else:
-        wrapper(*args)
+        wrapper(*args, queued_at=due)
 
 
 @dataclass

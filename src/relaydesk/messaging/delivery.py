@@ -9,6 +9,7 @@ there (`submit_state = "in_flight"`) instead of sending it twice.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from relaydesk.channels.twilio.gateway import (
     cached_gateway,
 )
 from relaydesk.contacts import consent
-from relaydesk.core import owners
+from relaydesk.core import metrics, owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, session_scope, utcnow
 from relaydesk.core.tasks import BULK, enqueue_after_commit
@@ -114,16 +115,27 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
 
 def submit(gateway: TwilioGateway, snapshot: Snapshot) -> SentMessage:
     """The Twilio call for a claimed message, nothing else (no database work)."""
-    return gateway.create_message(
-        to=snapshot.to_addr,
-        from_=None if snapshot.service_sid else snapshot.from_addr,
-        messaging_service_sid=snapshot.service_sid,
-        body=snapshot.body or None,
-        media_urls=snapshot.media_urls or None,
-        content_sid=snapshot.content_sid,
-        content_variables=snapshot.content_variables,
-        status_callback=current_account().status_callback_url,
-    )
+    started = time.perf_counter()
+    try:
+        answer = gateway.create_message(
+            to=snapshot.to_addr,
+            from_=None if snapshot.service_sid else snapshot.from_addr,
+            messaging_service_sid=snapshot.service_sid,
+            body=snapshot.body or None,
+            media_urls=snapshot.media_urls or None,
+            content_sid=snapshot.content_sid,
+            content_variables=snapshot.content_variables,
+            status_callback=current_account().status_callback_url,
+        )
+    except Exception:
+        metrics.sends_failed.inc()
+        raise
+    metrics.TWILIO_CALL_SECONDS.observe(time.perf_counter() - started)
+    metrics.sends_accepted.inc()
+    if snapshot.attempts <= 1 and not snapshot.scheduled:
+        waited = (utcnow() - snapshot.created_at).total_seconds()
+        metrics.SEND_DELAY_SECONDS.labels(snapshot.source or "unknown").observe(max(waited, 0.0))
+    return answer
 
 
 def snapshots(session: Session, message_ids: list[int]) -> dict[int, Snapshot]:
@@ -147,6 +159,7 @@ class Snapshot:
     content_variables: str | None
     created_at: datetime
     source: str = ""
+    scheduled: bool = False
 
     @classmethod
     def of(cls, m: Message) -> Snapshot:
@@ -166,6 +179,7 @@ class Snapshot:
             content_variables=m.content_variables,
             created_at=m.created_at,
             source=m.source,
+            scheduled=m.scheduled_at is not None,
         )
 
 

@@ -15,6 +15,7 @@ from relaydesk.channels.twilio.account import TwilioAccount, current_account_asy
 from relaydesk.channels.twilio.parsing import BadWebhook, InboundRecord, StatusRecord, parse_status
 from relaydesk.channels.twilio.signature import SignatureChecker
 from relaydesk.core.config import get_settings
+from relaydesk.core.metrics import webhook_counters
 from relaydesk.messaging.ingest import read_inbound
 from relaydesk.messaging.writer import get_writer
 
@@ -77,31 +78,39 @@ async def _read_params(request: Request) -> dict[str, str] | Response:
 
 
 async def _handle(
-    request: Request, parse: Callable[[dict[str, str], Request], InboundRecord | StatusRecord]
+    kind: str,
+    request: Request,
+    parse: Callable[[dict[str, str], Request], InboundRecord | StatusRecord],
 ) -> Response | None:
     """Validate, parse and durably store one webhook; a Response only when refused."""
     params = await _read_params(request)
     if isinstance(params, Response):
+        outcome = "too_large" if params.status_code == 413 else "invalid"
+        webhook_counters[kind, outcome].inc()
         return params
     if not await _signature_ok(request, params):
+        webhook_counters[kind, "bad_signature"].inc()
         return PlainTextResponse("Invalid Twilio signature", status_code=403)
     try:
         record = parse(params, request)
     except BadWebhook as exc:
+        webhook_counters[kind, "invalid"].inc()
         return PlainTextResponse(str(exc), status_code=400)
     await get_writer().submit(record)
+    webhook_counters[kind, "accepted"].inc()
     return None
 
 
 async def inbound(request: Request) -> Response:
     """POST /twilio/inbound — a customer's SMS, MMS or WhatsApp message."""
-    refused = await _handle(request, lambda params, _: read_inbound(params))
+    refused = await _handle("inbound", request, lambda params, _: read_inbound(params))
     return refused or Response(EMPTY_TWIML, media_type="text/xml")
 
 
 async def status_callback(request: Request) -> Response:
     """POST /twilio/status — a delivery status of a message we sent."""
     refused = await _handle(
+        "status",
         request,
         lambda params, req: parse_status(params, req.headers.get("i-twilio-idempotency-token")),
     )
@@ -109,6 +118,7 @@ async def status_callback(request: Request) -> Response:
 
 
 _FAST = {"/twilio/inbound": inbound, "/twilio/status": status_callback}
+_KINDS = {"/twilio/inbound": "inbound", "/twilio/status": "status"}
 
 
 class WebhookFrontDoor:
@@ -129,6 +139,7 @@ class WebhookFrontDoor:
         try:
             response = await handler(Request(scope, receive))
         except Exception:
+            webhook_counters[_KINDS[scope["path"]], "error"].inc()
             log.exception("webhook %s failed", scope["path"])
             response = PlainTextResponse("Internal error", status_code=500)
         await response(scope, receive, send)

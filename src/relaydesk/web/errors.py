@@ -29,7 +29,7 @@ def is_panel_request(request: Request) -> bool:
     whatever the path (files under /media are fetched by both).
     """
     path = request.url.path
-    if path.startswith(NOT_PANEL) or path in ("/stats", "/health"):
+    if path.startswith(NOT_PANEL) or path in ("/stats", "/health", "/ready", "/metrics"):
         return False
     if request.headers.get("authorization"):
         return False
