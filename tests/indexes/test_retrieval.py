@@ -10,7 +10,7 @@ import pytest
 from relaydesk.core.errors import Conflict, NotFound, ProviderFailed
 from relaydesk.indexes import retrieval, service
 from relaydesk.knowledge import indexing, store
-from relaydesk.knowledge.embeddings import LocalEmbedder
+from relaydesk.knowledge.embeddings import E5Embedder
 from tests.conftest import LiveServer
 from tests.fakes import FakeOpenAI
 from tests.news.live import wipe_news_data
@@ -45,8 +45,8 @@ def indexed(server: LiveServer) -> Iterator[None]:
     """An index 'main' (active) and an index 'other', built from DOCUMENTS."""
     wipe_news_data()
     root = service.index_root()
-    indexing.build(root, "main", DOCUMENTS, LocalEmbedder())
-    indexing.build(root, "other", DOCUMENTS[:1], LocalEmbedder())
+    indexing.build(root, "main", DOCUMENTS, E5Embedder())
+    indexing.build(root, "other", DOCUMENTS[:1], E5Embedder())
     store.activate(root, "main")
     yield
     wipe_news_data()
@@ -68,7 +68,7 @@ def use_model(api: httpx.Client, fake: FakeOpenAI) -> None:
 def test_search_needs_an_index_and_an_active_one(wiped: None) -> None:
     with pytest.raises(Conflict, match="no knowledge index yet"):
         retrieval.search("harbour crane")
-    indexing.build(service.index_root(), "spare", DOCUMENTS, LocalEmbedder())
+    indexing.build(service.index_root(), "spare", DOCUMENTS, E5Embedder())
     with pytest.raises(Conflict, match="No knowledge index is active"):
         retrieval.search("harbour crane")
     with pytest.raises(NotFound, match="no index named 'missing'"):

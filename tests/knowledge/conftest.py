@@ -88,3 +88,6 @@ class CountingEmbedder:
             raise LLMError("the embedder broke down", transient=True)
         self.texts.extend(texts)
         return self.inner.embed(texts)
+
+    def embed_query(self, text: str) -> Vectors:
+        return self.inner.embed_query(text)

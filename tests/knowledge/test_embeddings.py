@@ -11,7 +11,12 @@ import pytest
 from relaydesk.ai.providers import LLMError, LLMNotConfigured
 from relaydesk.core.config import Settings, load_settings
 from relaydesk.knowledge import embeddings, indexing, search, store
-from relaydesk.knowledge.embeddings import LocalEmbedder, OpenAIEmbedder, get_embedder
+from relaydesk.knowledge.embeddings import (
+    E5Embedder,
+    LocalEmbedder,
+    OpenAIEmbedder,
+    get_embedder,
+)
 from tests.fakes import FakeOpenAI
 from tests.fakes import openai_fake as openai_fake  # the fixture, for pytest to find
 from tests.knowledge.conftest import DOCS
@@ -125,12 +130,56 @@ def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Set
 
 def test_the_local_model_is_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     embedder = get_embedder(settings(monkeypatch, tmp_path))
-    assert isinstance(embedder, LocalEmbedder)
+    assert isinstance(embedder, E5Embedder)
     assert (embedder.provider, embedder.model, embedder.dimension) == (
         "local",
-        "all-MiniLM-L6-v2",
+        "multilingual-e5-small",
         384,
     )
+    # The earlier local model stays available by name (with the local-embeddings extra).
+    named = get_embedder(settings(monkeypatch, tmp_path, EMBEDDING_MODEL="all-MiniLM-L6-v2"))
+    assert isinstance(named, LocalEmbedder) and named.model == "all-MiniLM-L6-v2"
+
+
+POLISH_PASSAGES = [
+    "Piekarnia jest otwarta od poniedziałku do piątku w godzinach 7-18, w soboty 8-14.",
+    "Cena chleba żytniego to 8 zł, bułki kosztują 1,20 zł za sztukę.",
+    "Zamówienia na torty przyjmujemy z trzydniowym wyprzedzeniem.",
+    "Dostawa do domu jest bezpłatna przy zamówieniu powyżej 100 zł.",
+]
+POLISH_QUESTIONS = {
+    "Ile kosztuje chleb?": 1,
+    "Do której jesteście otwarci w sobotę?": 0,
+    "Czy dowozicie zakupy do domu?": 3,
+    "Chcę zamówić tort na urodziny": 2,
+}
+
+
+def test_the_default_local_model_matches_polish_questions_to_polish_passages() -> None:
+    embedder = E5Embedder()
+    passages = embedder.embed(POLISH_PASSAGES)
+    assert passages.shape == (4, 384) and passages.dtype == np.float32 and unit_rows(passages)
+    for question, best in POLISH_QUESTIONS.items():
+        query = embedder.embed_query(question)
+        assert query.shape == (384,)
+        assert int(np.argmax(passages @ query)) == best, question
+
+
+def test_the_default_local_model_is_shared_safely_between_threads() -> None:
+    texts = [f"zdanie o temacie numer {i}" for i in range(24)]
+    expected = E5Embedder().embed(texts)
+    results: list[np.ndarray] = []
+
+    def work() -> None:
+        results.append(E5Embedder().embed(texts))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 3
+    assert all(np.allclose(r, expected, atol=1e-5) for r in results)
 
 
 def test_openai_is_chosen_by_the_environment(

@@ -171,7 +171,7 @@ def test_scrape_saves_category_files_and_a_rebuild_reuses_vectors(
     assert status["active_index"] == "news"
     assert status["loaded"] is True
     assert status["vectors"] == first["vectors"]
-    assert status["embedding_model"] == "all-MiniLM-L6-v2"
+    assert status["embedding_model"] == "multilingual-e5-small"
     assert status["backup_ready"] is True
     assert status["last_build"]
     assert status["chat_model"].startswith("openai · ")

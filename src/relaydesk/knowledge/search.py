@@ -80,5 +80,5 @@ def search_text(
     if not query.strip():
         raise Invalid("The question is empty", field="query")
     check_compatible(index, embedder)
-    [vector] = embedder.embed([query.strip()])
+    vector = embedder.embed_query(query.strip())
     return search(index, vector, top_k=top_k, min_score=min_score, category=category)
