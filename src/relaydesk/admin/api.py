@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -21,7 +21,7 @@ def list_audit(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=100)] = None,
     actor: Annotated[str | None, Query(max_length=100)] = None,
-) -> Any:
+) -> AuditPage:
     """The audit log, newest first; `action` matches as a prefix (`user.`)."""
     items, nxt = audit.list_audit(session, limit=limit, cursor=cursor, action=action, actor=actor)
-    return {"items": items, "next": nxt}
+    return AuditPage(items=items, next=nxt)

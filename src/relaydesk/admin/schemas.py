@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class AuditEntryOut(BaseModel):
     """Who changed what, when."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     at: datetime

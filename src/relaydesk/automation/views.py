@@ -23,7 +23,6 @@ from relaydesk.core.errors import Invalid, NotFound, RelaydeskError
 from relaydesk.deps import Id
 from relaydesk.messaging import views as messaging_views
 from relaydesk.messaging.models import Conversation
-from relaydesk.messaging.queries import message_dict
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.forms import form_problem
 from relaydesk.web.templating import render
@@ -137,7 +136,7 @@ def _conversation_context(raw: str) -> dict[str, Any]:
     except Invalid as exc:
         return {"participant": raw, "bubbles": [], "problem": exc.message}
     with session_scope(write=False) as session:
-        rows = [message_dict(m) for m in service.bubbles(session, number)]
+        rows = service.bubbles(session, number)
     return {"participant": number, "bubbles": rows, "problem": None}
 
 

@@ -19,10 +19,10 @@ router = APIRouter(prefix="/api/multi-sms", tags=["campaigns"])
     status_code=201,
     responses={422: {"description": "No valid number, too many recipients, or a bad text"}},
 )
-def create_batch(payload: BatchIn, principal: Operator, session: WriteSessionDep) -> Any:
+def create_batch(payload: BatchIn, principal: Operator, session: WriteSessionDep) -> BatchOut:
     """Create a campaign; it is sent in the background at the configured rate."""
     batch = service.create(session, payload.numbers, payload.body, payload.send_at, principal.actor)
-    return service.batch_view(session, batch.id)
+    return service.with_counters(session, batch.id)
 
 
 @router.post("/preview", response_model=PreviewOut)
@@ -34,21 +34,21 @@ def preview_batch(payload: PreviewIn, principal: Operator) -> Any:
 @router.get("/batches", response_model=list[BatchOut])
 def list_batches(
     principal: Viewer, session: SessionDep, limit: int = Query(20, ge=1, le=200)
-) -> Any:
+) -> list[BatchOut]:
     """The newest campaigns first, with their counters."""
     return service.list_batches(session, limit)
 
 
 @router.get("/batches/{batch_id}", response_model=BatchOut)
-def get_batch(batch_id: Id, principal: Viewer, session: SessionDep) -> Any:
+def get_batch(batch_id: Id, principal: Viewer, session: SessionDep) -> BatchOut:
     """One campaign with its counters."""
-    return service.batch_view(session, batch_id)
+    return service.with_counters(session, batch_id)
 
 
 @router.get("/batches/{batch_id}/recipients", response_model=list[RecipientOut])
-def batch_recipients(batch_id: Id, principal: Viewer, session: SessionDep) -> Any:
+def batch_recipients(batch_id: Id, principal: Viewer, session: SessionDep) -> list[RecipientOut]:
     """Every recipient with its status and, for failures, Twilio's error and its meaning."""
-    return service.recipients_view(session, batch_id)
+    return service.recipients(session, batch_id)
 
 
 @router.post(
@@ -61,7 +61,7 @@ def change_batch(
     action: Literal["pause", "resume", "cancel"],
     principal: Operator,
     session: WriteSessionDep,
-) -> Any:
+) -> BatchOut:
     """Pause, resume or cancel a campaign."""
     service.change_state(session, batch_id, action, principal.actor)
-    return service.batch_view(session, batch_id)
+    return service.with_counters(session, batch_id)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.campaigns.models import Batch, BatchStatus, Recipient, RecipientStatus
 from relaydesk.campaigns.parsing import Parsed, parse_numbers
+from relaydesk.campaigns.schemas import BatchOut, RecipientOut
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.core.audit import record
@@ -199,36 +200,36 @@ def counters(session: Session, batch_ids: list[int]) -> dict[int, dict[str, int]
     return out
 
 
-def batch_dict(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
-    """A batch as the API shows it."""
+def _batch_out(batch: Batch, counts: dict[str, int]) -> BatchOut:
+    """A batch with its counters; the estimate and the progress (0..1) follow from them."""
     done = counts["sent"] + counts["failed"] + counts["skipped"]
-    return {
-        "id": batch.id,
-        "status": batch.status,
-        "body": batch.body,
-        "sender": batch.sender,
-        "total": batch.total,
-        "valid": batch.valid,
-        "duplicates": batch.duplicates,
-        "invalid": batch.invalid or [],
-        "segments_per_message": batch.segments_per_message,
-        "estimated_segments": batch.segments_per_message * batch.valid,
-        "send_at": batch.send_at,
-        "note": batch.note,
-        "counters": counts,
-        "progress": round(done / batch.valid, 4) if batch.valid else 1.0,
-        "created_by": batch.created_by,
-        "created_at": batch.created_at,
-        "started_at": batch.started_at,
-        "finished_at": batch.finished_at,
-    }
+    return BatchOut(
+        id=batch.id,
+        status=batch.status,
+        body=batch.body,
+        sender=batch.sender,
+        total=batch.total,
+        valid=batch.valid,
+        duplicates=batch.duplicates,
+        invalid=batch.invalid or [],
+        segments_per_message=batch.segments_per_message,
+        estimated_segments=batch.segments_per_message * batch.valid,
+        send_at=batch.send_at,
+        note=batch.note,
+        counters=counts,
+        progress=round(done / batch.valid, 4) if batch.valid else 1.0,
+        created_by=batch.created_by,
+        created_at=batch.created_at,
+        started_at=batch.started_at,
+        finished_at=batch.finished_at,
+    )
 
 
-def list_batches(session: Session, limit: int = 20) -> list[dict[str, Any]]:
+def list_batches(session: Session, limit: int = 20) -> list[BatchOut]:
     """The newest batches with their counters."""
     batches = list(session.scalars(select(Batch).order_by(Batch.id.desc()).limit(limit)))
     counts = counters(session, [b.id for b in batches])
-    return [batch_dict(b, counts[b.id]) for b in batches]
+    return [_batch_out(b, counts[b.id]) for b in batches]
 
 
 def get(session: Session, batch_id: int) -> Batch:
@@ -239,13 +240,13 @@ def get(session: Session, batch_id: int) -> Batch:
     return batch
 
 
-def batch_view(session: Session, batch_id: int) -> dict[str, Any]:
+def with_counters(session: Session, batch_id: int) -> BatchOut:
     """One batch with its counters."""
     batch = get(session, batch_id)
-    return batch_dict(batch, counters(session, [batch_id])[batch_id])
+    return _batch_out(batch, counters(session, [batch_id])[batch_id])
 
 
-def recipients_view(session: Session, batch_id: int) -> list[dict[str, Any]]:
+def recipients(session: Session, batch_id: int) -> list[RecipientOut]:
     """Every recipient with its status and, if it failed, Twilio's error and its meaning."""
     get(session, batch_id)
     rows = _recipients(session, batch_id)
@@ -254,18 +255,18 @@ def recipients_view(session: Session, batch_id: int) -> list[dict[str, Any]]:
     for r in rows:
         message = states.get(r.message_id) if r.message_id else None
         out.append(
-            {
-                "id": r.id,
-                "input": r.input,
-                "number": r.number,
-                "status": recipient_state(r.status, message),
-                "reason": r.reason,
-                "message_id": r.message_id,
-                "sid": message["sid"] if message else None,
-                "error_code": message["error_code"] if message else None,
-                "error_message": message["error_message"] if message else None,
-                "updated_at": message["updated_at"] if message else r.claimed_at,
-            }
+            RecipientOut(
+                id=r.id,
+                input=r.input,
+                number=r.number,
+                status=recipient_state(r.status, message),
+                reason=r.reason,
+                message_id=r.message_id,
+                sid=message["sid"] if message else None,
+                error_code=message["error_code"] if message else None,
+                error_message=message["error_message"] if message else None,
+                updated_at=message["updated_at"] if message else r.claimed_at,
+            )
         )
     return out
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.campaigns import service
 from relaydesk.campaigns.models import BatchStatus
+from relaydesk.campaigns.schemas import BatchOut
 from relaydesk.campaigns.service import MAX_INPUT_CHARS
 from relaydesk.core import clock
 from relaydesk.core.db import session_scope
@@ -48,12 +49,12 @@ def _fingerprint(numbers: str, body: str, send_at_local: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _starts_soon(batch: dict[str, Any]) -> bool:
+def _starts_soon(batch: BatchOut) -> bool:
     """A batch whose counters or status may move any second (the history polls for it)."""
-    if batch["status"] == BatchStatus.PROCESSING:
+    if batch.status == BatchStatus.PROCESSING:
         return True
-    send_at = batch["send_at"]
-    return batch["status"] == BatchStatus.PENDING and (send_at is None or send_at <= clock.now())
+    send_at = batch.send_at
+    return batch.status == BatchStatus.PENDING and (send_at is None or send_at <= clock.now())
 
 
 def _history() -> dict[str, Any]:
@@ -156,8 +157,8 @@ def campaign_history(request: Request, user: PanelViewer) -> Response:
 def campaign_recipients(request: Request, batch_id: Id, user: PanelViewer) -> Response:
     """Every recipient of a campaign with its status, Twilio's error or the skip reason."""
     with session_scope(write=False) as session:
-        batch = service.batch_view(session, batch_id)
-        rows = service.recipients_view(session, batch_id)
+        batch = service.with_counters(session, batch_id)
+        rows = service.recipients(session, batch_id)
     context = {"batch": batch, "recipients": rows}
     return render(request, "campaigns/_recipients.html", context, user=user)
 

@@ -23,18 +23,6 @@ def record(
     session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, details=details))
 
 
-def entry_dict(entry: AuditEntry) -> dict[str, Any]:
-    """An audit entry as the API shows it."""
-    return {
-        "id": entry.id,
-        "at": entry.at,
-        "actor": entry.actor,
-        "action": entry.action,
-        "target": entry.target,
-        "details": entry.details,
-    }
-
-
 def list_audit(
     session: Session,
     *,
@@ -42,7 +30,7 @@ def list_audit(
     cursor: str | None = None,
     action: str | None = None,
     actor: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[AuditEntry], str | None]:
     """A page of the audit log, newest first; `action` matches as a prefix ("user.")."""
     query = select(AuditEntry)
     if action:
@@ -53,4 +41,4 @@ def list_audit(
         query = query.where(AuditEntry.id < cursor_id(cursor))
     rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
     nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return [entry_dict(e) for e in rows[:limit]], nxt
+    return list(rows[:limit]), nxt

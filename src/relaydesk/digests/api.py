@@ -24,7 +24,6 @@ from relaydesk.digests.schemas import (
     RecipientPatch,
 )
 from relaydesk.messaging.models import Message
-from relaydesk.messaging.queries import message_dict
 from relaydesk.messaging.schemas import MessageOut
 
 router = APIRouter(prefix="/api/news", tags=["news"])
@@ -123,7 +122,7 @@ def send_recipient(recipient_id: Id, principal: Operator, session: SessionDep) -
     message_id = service.send_now(recipient_id, principal.actor)
     message = session.get(Message, message_id)
     assert message is not None
-    return message_dict(message)
+    return message
 
 
 @router.get("/config")

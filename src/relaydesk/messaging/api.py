@@ -38,7 +38,7 @@ router = APIRouter(tags=["messages"])
         },
     },
 )
-def send_message(payload: SendMessageIn, principal: Operator) -> Any:
+def send_message(payload: SendMessageIn, principal: Operator) -> dict[str, Any] | JSONResponse:
     """Send an SMS, MMS or WhatsApp message; Twilio's answer is in the response.
 
     With `send_at` the message is stored with status `scheduled` (201) and sent then.
@@ -56,7 +56,7 @@ def send_message(payload: SendMessageIn, principal: Operator) -> Any:
         ),
     )
     outcome = sent.outcome
-    body = MessageOut.model_validate(sent.message).model_dump(mode="json", by_alias=True)
+    body = sent.message.model_dump(mode="json", by_alias=True)
     if outcome.state == "refused" and outcome.error is not None:
         raise VendorRefused(
             f"Twilio refused the message: {outcome.error.message}",
@@ -87,7 +87,7 @@ def list_scheduled(
     principal: Viewer,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
-) -> Any:
+) -> list[Message]:
     """Messages waiting for their send time, soonest first."""
     return scheduled.list_scheduled(session, limit)
 
@@ -97,10 +97,9 @@ def list_scheduled(
     response_model=MessageOut,
     responses={409: {"description": "Already handed to Twilio, or not a scheduled message"}},
 )
-def cancel_scheduled(message_id: Id, principal: Operator, session: WriteSessionDep) -> Any:
+def cancel_scheduled(message_id: Id, principal: Operator, session: WriteSessionDep) -> Message:
     """Cancel a scheduled message before its time (audited); answers the canceled message."""
-    canceled = scheduled.cancel(session, message_id, principal.actor)
-    return canceled
+    return scheduled.cancel(session, message_id, principal.actor)
 
 
 @router.get("/api/messages", response_model=MessagePage)
@@ -113,7 +112,7 @@ def list_messages(
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> Any:
+) -> MessagePage:
     """Messages newest first, filtered, with keyset pagination and total counts."""
     items, nxt, _newer = queries.list_messages(
         session,
@@ -124,16 +123,16 @@ def list_messages(
         limit=limit,
         cursor=cursor,
     )
-    return {"items": items, "next": nxt, "counts": queries.counts(session)}
+    return MessagePage(items=items, next=nxt, counts=queries.counts(session))
 
 
 @router.get("/api/messages/{message_id}", response_model=MessageOut)
-def get_message(message_id: Id, principal: Viewer, session: SessionDep) -> Any:
+def get_message(message_id: Id, principal: Viewer, session: SessionDep) -> Message:
     """One message."""
     message = session.get(Message, message_id)
     if message is None:
         raise NotFound(f"Message {message_id} does not exist")
-    return queries.message_dict(message)
+    return message
 
 
 @router.delete("/api/messages/{message_id}", status_code=204)
@@ -163,11 +162,11 @@ def conversation(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = queries.MAX_LIMIT,
     before: Annotated[str | None, Query(max_length=200)] = None,
-) -> Any:
+) -> ConversationThread:
     """The messages exchanged with one customer, oldest first."""
     number = participant_number(participant)
     items, older, opted_out = queries.thread(session, number, limit=limit, before=before)
-    return {"participant": number, "opted_out": opted_out, "items": items, "before": older}
+    return ConversationThread(participant=number, opted_out=opted_out, items=items, before=older)
 
 
 @router.post("/api/conversations/{participant}/read", status_code=204)

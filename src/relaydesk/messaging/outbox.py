@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from relaydesk.core.db import session_scope
-from relaydesk.messaging import delivery, queries, service
+from relaydesk.messaging import delivery, service
 from relaydesk.messaging.models import Message
+from relaydesk.messaging.schemas import MessageOut
 
 
 @dataclass(frozen=True)
 class Sent:
     """The stored message as the API shows it, and how the first attempt went."""
 
-    message: dict[str, Any]
+    message: MessageOut
     outcome: delivery.Outcome
 
 
@@ -28,11 +28,11 @@ def send_now(request: service.SendRequest) -> Sent:
     """
     with session_scope() as session:
         message = service.send(session, request, deliver_inline=True)
-        view = queries.message_dict(message)
+        view = MessageOut.model_validate(message)
     if request.send_at is not None:
         return Sent(view, delivery.Outcome("scheduled"))
     outcome = delivery.deliver(message.id)
     with session_scope(write=False) as fresh:
         stored = fresh.get(Message, message.id)
         assert stored is not None
-        return Sent(queries.message_dict(stored), outcome)
+        return Sent(MessageOut.model_validate(stored), outcome)

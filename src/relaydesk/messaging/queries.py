@@ -40,31 +40,6 @@ _LIST_COLUMNS = load_only(
 )
 
 
-def message_dict(m: Message) -> dict[str, Any]:
-    """A message as the API shows it."""
-    return {
-        "id": m.id,
-        "sid": m.sid,
-        "direction": m.direction,
-        "channel": m.channel,
-        "from": m.from_addr,
-        "to": m.to_addr,
-        "participant": m.participant,
-        "body": m.body,
-        "status": m.status,
-        "error_code": m.error_code,
-        "error_message": m.error_message,
-        "num_segments": m.num_segments,
-        "encoding": m.encoding,
-        "source": m.source,
-        "attempts": m.attempts,
-        "created_at": m.created_at,
-        "updated_at": m.updated_at,
-        "media": m.media or [],
-        "scheduled_at": m.scheduled_at,
-    }
-
-
 def counts(session: Session) -> dict[str, int]:
     """Totals per direction (kept by the writers, so this is two tiny rows)."""
     rows = dict(session.execute(select(MessageCounter.direction, MessageCounter.count)).all())
@@ -87,7 +62,7 @@ def list_messages(
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
     after: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None, str | None]:
+) -> tuple[list[Message], str | None, str | None]:
     """A page of messages, newest first, with the cursors of the older and newer pages.
 
     `cursor` asks for the page older than a previous page, `after` for the newer one.
@@ -125,11 +100,11 @@ def list_messages(
         page = list(reversed(rows[:limit]))
         nxt = encode_cursor(page[-1].id) if page else None
         prev = encode_cursor(page[0].id) if newer_exists and page else None
-        return [message_dict(m) for m in page], nxt, prev
+        return page, nxt, prev
     if cursor:
         query = query.where(Message.id < cursor_id(cursor, "cursor"))
     rows = list(session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)).all())
-    items = [message_dict(m) for m in rows[:limit]]
+    items = rows[:limit]
     nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     prev = encode_cursor(rows[0].id) if cursor and rows else None
     return items, nxt, prev
@@ -190,7 +165,7 @@ def list_conversations(
 
 def thread(
     session: Session, participant: str, *, limit: int = MAX_LIMIT, before: str | None = None
-) -> tuple[list[dict[str, Any]], str | None, bool]:
+) -> tuple[list[Message], str | None, bool]:
     """Messages with one participant, oldest first (the latest `limit` before `before`)."""
     query = select(Message).options(_LIST_COLUMNS).where(Message.participant == participant)
     if before:
@@ -203,7 +178,7 @@ def thread(
             Contact.phone == participant, Contact.opted_out_at.is_not(None)
         )
     )
-    return [message_dict(m) for m in page], older, bool(opted_out)
+    return page, older, bool(opted_out)
 
 
 def stats(session: Session, days: int = 30) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -11,10 +9,9 @@ from relaydesk.core import audit
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, NotFound
 from relaydesk.messaging.models import Message, MessageStatus
-from relaydesk.messaging.queries import message_dict
 
 
-def list_scheduled(session: Session, limit: int = 100) -> list[dict[str, Any]]:
+def list_scheduled(session: Session, limit: int = 100) -> list[Message]:
     """Messages waiting for their send time, soonest first."""
     rows = session.scalars(
         select(Message)
@@ -22,10 +19,10 @@ def list_scheduled(session: Session, limit: int = 100) -> list[dict[str, Any]]:
         .order_by(Message.scheduled_at, Message.id)
         .limit(limit)
     ).all()
-    return [message_dict(m) for m in rows]
+    return list(rows)
 
 
-def cancel(session: Session, message_id: int, actor: str) -> dict[str, Any]:
+def cancel(session: Session, message_id: int, actor: str) -> Message:
     """Cancel a scheduled message that has not been handed to Twilio (audited)."""
     now = utcnow()
     # The delivery claims a due message with the same condition: exactly one of us wins.
@@ -59,4 +56,4 @@ def cancel(session: Session, message_id: int, actor: str) -> dict[str, Any]:
             "scheduled_at": message.scheduled_at.isoformat() if message.scheduled_at else None,
         },
     )
-    return message_dict(message)
+    return message

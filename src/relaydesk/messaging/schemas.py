@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from relaydesk.messaging.service import MAX_INPUT
 
@@ -36,14 +37,16 @@ class MediaOut(BaseModel):
 class MessageOut(BaseModel):
     """A message as the API shows it."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, from_attributes=True)
 
     id: int
     sid: str | None
     direction: str
     channel: str
-    from_: str = Field(alias="from")
-    to: str
+    from_: str = Field(
+        validation_alias=AliasChoices("from", "from_addr"), serialization_alias="from"
+    )
+    to: str = Field(validation_alias=AliasChoices("to", "to_addr"))
     participant: str
     body: str
     status: str
@@ -59,6 +62,12 @@ class MessageOut(BaseModel):
     scheduled_at: datetime | None = Field(
         default=None, description="the send time asked for, when the message was scheduled"
     )
+
+    @field_validator("media", mode="before")
+    @classmethod
+    def _no_media(cls, value: Any) -> Any:
+        """A row without attachments may hold null."""
+        return value or []
 
 
 class Counts(BaseModel):

@@ -20,6 +20,7 @@ from relaydesk.core.errors import Invalid, RelaydeskError
 from relaydesk.deps import Id
 from relaydesk.messaging import outbox, queries, scheduled, service, templates
 from relaydesk.messaging.models import Message
+from relaydesk.messaging.schemas import MessageOut
 from relaydesk.messaging.status import KNOWN
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.forms import form_datetime
@@ -247,9 +248,14 @@ Before = Annotated[str | None, Query(max_length=200)]
 def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
     extras: dict[str, Any] = {}
     with session_scope(write=False) as session:
-        items, older, opted_out = queries.thread(
+        rows, older, opted_out = queries.thread(
             session, number, limit=THREAD_PAGE, before=before or None
         )
+        # The bubbles are the API's messages as dicts, for the parts to annotate; a file's
+        # keys are those it has (a file still downloading has no id or kind yet).
+        items = [
+            MessageOut.model_validate(m).model_dump(by_alias=True, exclude_unset=True) for m in rows
+        ]
         shared = _shared_by_customer(
             session, [m["id"] for m in items if m["direction"] == "inbound"]
         )
