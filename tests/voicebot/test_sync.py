@@ -101,7 +101,7 @@ def test_second_sync_stores_no_duplicates_and_fetches_no_details(
     assert set(stored(db)) == {c.conversation_id for c in calls}
     with session_scope(write=False) as session:
         log = service.logs(session)
-    assert [(r["status"], r["listed"], r["fetched"], r["created"]) for r in log] == [
+    assert [(r.status, r.listed, r.fetched, r.created) for r in log] == [
         ("done", 40, 0, 0),
         ("done", 40, 40, 40),
     ]
@@ -171,7 +171,7 @@ def test_conversation_whose_details_changed_is_fetched_again_and_updated(
     row = stored(db)[changed.conversation_id]
     assert (row.call_successful, row.title) == (outcome, "Zmieniony tytuł")
     with session_scope(write=False) as session:
-        assert service.logs(session)[0]["updated"] == 1
+        assert service.logs(session)[0].updated == 1
 
 
 def test_conversations_without_phone_data_get_numbers_when_details_are_refetched(
@@ -270,10 +270,10 @@ def test_refused_key_fails_the_run_with_a_readable_error(fake: FakeElevenLabs, d
     assert job.error is not None and "refused the API key" in job.error
     with session_scope(write=False) as session:
         [log] = service.logs(session)
-    assert log["status"] == "failed"
-    assert "refused the API key (401)" in (log["error"] or "")
-    assert KEY not in (log["error"] or "")
-    assert log["finished_at"] is not None
+    assert log.status == "failed"
+    assert "refused the API key (401)" in (log.error or "")
+    assert KEY not in (log.error or "")
+    assert log.finished_at is not None
 
 
 def test_sync_needs_settings_and_runs_one_at_a_time(fake: FakeElevenLabs) -> None:

@@ -42,31 +42,33 @@ _DIGEST_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/recipients", response_model=list[RecipientOut])
-def list_recipients(principal: Viewer, session: SessionDep) -> Any:
+def list_recipients(principal: Viewer, session: SessionDep) -> list[RecipientOut]:
     """Every digest recipient with its next digest and the last one's outcome."""
-    return [service.as_dict(r) for r in service.list_recipients(session)]
+    return [service.view(r) for r in service.list_recipients(session)]
 
 
 @router.post("/recipients", response_model=RecipientOut, status_code=201, responses=_ERRORS)
-def create_recipient(payload: RecipientIn, principal: Operator, session: WriteSessionDep) -> Any:
+def create_recipient(
+    payload: RecipientIn, principal: Operator, session: WriteSessionDep
+) -> RecipientOut:
     """Send `phone` a digest every day at `send_time` in `timezone` (the first: tomorrow if
     today's time has passed)."""
     fields = service.clean(
         payload.phone, payload.send_time, payload.timezone, payload.mode, payload.prompt
     )
     recipient = service.create(session, fields, principal.actor, enabled=payload.enabled)
-    return service.as_dict(recipient)
+    return service.view(recipient)
 
 
 @router.patch("/recipients/{recipient_id}", response_model=RecipientOut, responses=_ERRORS)
 def update_recipient(
     recipient_id: Id, payload: RecipientPatch, principal: Operator, session: WriteSessionDep
-) -> Any:
+) -> RecipientOut:
     """Change a recipient's settings or `enabled` (audited)."""
     recipient = service.update_recipient(
         session, recipient_id, principal.actor, payload.model_dump(exclude_unset=True)
     )
-    return service.as_dict(recipient)
+    return service.view(recipient)
 
 
 @router.delete("/recipients/{recipient_id}", status_code=204, responses=_ERRORS)
@@ -77,38 +79,20 @@ def delete_recipient(recipient_id: Id, principal: Operator, session: WriteSessio
 
 
 @router.post("/recipients/{recipient_id}/toggle", response_model=RecipientOut, responses=_ERRORS)
-def toggle_recipient(recipient_id: Id, principal: Operator, session: WriteSessionDep) -> Any:
+def toggle_recipient(
+    recipient_id: Id, principal: Operator, session: WriteSessionDep
+) -> RecipientOut:
     """Disable an enabled recipient or enable a disabled one."""
     recipient = service.toggle(session, recipient_id, principal.actor)
-    return service.as_dict(recipient)
-
-
-def preview_dict(digest: Digest) -> dict[str, Any]:
-    """A composed digest as the API shows it."""
-    return {
-        "text": digest.text,
-        "segments": digest.segments,
-        "sources": [
-            {
-                "title": p.title,
-                "url": p.url,
-                "category": p.category,
-                "score": p.score,
-                "excerpt": p.excerpt,
-            }
-            for p in digest.sources
-        ],
-        "model": digest.model,
-        "note": digest.note,
-    }
+    return service.view(recipient)
 
 
 @router.post(
     "/recipients/{recipient_id}/test", response_model=DigestPreview, responses=_DIGEST_ERRORS
 )
-def test_recipient(recipient_id: Id, principal: Operator) -> Any:
+def test_recipient(recipient_id: Id, principal: Operator) -> Digest:
     """The digest the recipient would get now, with its sources; nothing is sent."""
-    return preview_dict(service.preview(recipient_id))
+    return service.preview(recipient_id)
 
 
 @router.post(
@@ -203,7 +187,7 @@ async def import_config(request: Request, principal: Operator) -> Any:
         with session_scope() as session:
             report = configfile.import_config(session, document, principal.actor)
             session.flush()
-            created = [service.as_dict(service.get(session, i)) for i in report.created]
+            created = [service.view(service.get(session, i)) for i in report.created]
             return {
                 "created": created,
                 "duplicates": report.duplicates,

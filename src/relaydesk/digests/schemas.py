@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from relaydesk.digests.service import MAX_PROMPT
+MAX_PROMPT = 2000
 
 Mode = Literal["all_categories", "custom_prompt"]
 
@@ -55,6 +55,8 @@ class RecipientPatch(BaseModel):
 class RecipientOut(BaseModel):
     """A recipient as the API shows it."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     phone: str
     send_time: str
@@ -72,9 +74,24 @@ class RecipientOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @model_validator(mode="before")
+    @classmethod
+    def _scheduled(cls, data: Any, info: ValidationInfo) -> Any:
+        # A row knows no next digest time: it depends on the clock, so service.view works
+        # it out and passes it in the context.
+        if isinstance(data, dict) or not info.context or "next_send_at" not in info.context:
+            return data
+        upcoming = info.context["next_send_at"]
+        return {
+            name: upcoming if name == "next_send_at" else getattr(data, name)
+            for name in cls.model_fields
+        }
+
 
 class SourceOut(BaseModel):
     """A passage a digest is built on."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     title: str
     url: str
@@ -85,6 +102,8 @@ class SourceOut(BaseModel):
 
 class DigestPreview(BaseModel):
     """POST /api/news/recipients/{id}/test: the digest, not sent."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     text: str
     segments: int

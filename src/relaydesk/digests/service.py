@@ -36,9 +36,9 @@ from relaydesk.digests.schedule import (
     parse_send_time,
     zone,
 )
+from relaydesk.digests.schemas import MAX_PROMPT, RecipientOut
 from relaydesk.messaging import service as messaging
 
-MAX_PROMPT = 2000
 # A digest that failed (index or LLM down) is tried again at a later tick, at most this
 # often; the failure's time is the row's `updated_at` (the failure is its last change).
 RETRY_AFTER = timedelta(minutes=10)
@@ -84,31 +84,14 @@ def clean(
     )
 
 
-def as_dict(r: NewsRecipient, now: datetime | None = None) -> dict[str, Any]:
-    """The recipient as the API shows it, with its next scheduled digest."""
+def view(r: NewsRecipient, now: datetime | None = None) -> RecipientOut:
+    """The recipient as the API shows it, with its next scheduled digest (None while off)."""
     upcoming = (
         next_send_at(r.send_time, r.timezone, r.active_since, r.last_sent_on, now or utcnow())
         if r.enabled
         else None
     )
-    return {
-        "id": r.id,
-        "phone": r.phone,
-        "send_time": r.send_time,
-        "timezone": r.timezone,
-        "mode": r.mode,
-        "prompt": r.prompt,
-        "enabled": r.enabled,
-        "next_send_at": upcoming,
-        "last_sent_at": r.last_sent_at,
-        "last_sent_on": r.last_sent_on,
-        "last_outcome": r.last_outcome,
-        "last_detail": r.last_detail,
-        "last_message_id": r.last_message_id,
-        "created_by": r.created_by,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-    }
+    return RecipientOut.model_validate(r, context={"next_send_at": upcoming})
 
 
 def list_recipients(session: Session) -> list[NewsRecipient]:

@@ -19,6 +19,7 @@ from relaydesk.core.db import session_scope, utcnow
 from relaydesk.deps import Id
 from relaydesk.digests import service
 from relaydesk.digests.schedule import DEFAULT_TIMEZONE
+from relaydesk.digests.schemas import MAX_PROMPT
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.templating import render
 
@@ -38,7 +39,7 @@ def _fragment(
 ) -> Response:
     now = utcnow()
     with session_scope(write=False) as session:
-        rows = [service.as_dict(r, now) for r in service.list_recipients(session)]
+        rows = [service.view(r, now) for r in service.list_recipients(session)]
     context = {
         "recipients": rows,
         "zones": _zones(),
@@ -63,7 +64,7 @@ def create_recipient(
     send_time: Annotated[str, Form(max_length=8)] = "",
     timezone: Short = DEFAULT_TIMEZONE,
     mode: Annotated[str, Form(max_length=20)] = "all_categories",
-    prompt: Annotated[str, Form(max_length=service.MAX_PROMPT * 2)] = "",
+    prompt: Annotated[str, Form(max_length=MAX_PROMPT * 2)] = "",
 ) -> Response:
     """Add a recipient; errors come back as a notice and the form keeps what was typed."""
     fields = service.clean(phone, send_time, timezone, mode, prompt)

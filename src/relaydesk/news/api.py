@@ -30,7 +30,7 @@ router = APIRouter(prefix="/api/news", tags=["news"])
 
 
 @router.get("/sources", response_model=list[CategoryOut])
-def list_sources(principal: Viewer, session: SessionDep) -> Any:
+def list_sources(principal: Viewer, session: SessionDep) -> list[CategoryOut]:
     """Categories with their feeds and section pages."""
     return service.list_sources(session)
 
@@ -41,10 +41,10 @@ def list_sources(principal: Viewer, session: SessionDep) -> Any:
     status_code=201,
     responses={409: {"description": "The category already has this source"}},
 )
-def add_source(payload: SourceIn, principal: Operator, session: WriteSessionDep) -> Any:
+def add_source(payload: SourceIn, principal: Operator, session: WriteSessionDep) -> SourceOut:
     """Add a source to a category (created on first use)."""
     row = service.add_source(session, payload.category, payload.url, payload.kind, principal.actor)
-    return service.source_dict(row)
+    return SourceOut.model_validate(row)
 
 
 @router.delete("/sources/{source_id}", status_code=204)
@@ -123,13 +123,13 @@ def build_index(
 
 
 @router.get("/settings", response_model=SettingsOut)
-def get_settings(principal: Viewer, session: SessionDep) -> Any:
+def get_settings(principal: Viewer, session: SessionDep) -> SettingsOut:
     """Retrieval settings and the daily schedule."""
     return service.settings_view(session)
 
 
 @router.put("/settings", response_model=SettingsOut)
-def put_settings(payload: SettingsIn, principal: Operator, session: WriteSessionDep) -> Any:
+def put_settings(payload: SettingsIn, principal: Operator, session: WriteSessionDep) -> SettingsOut:
     """Change the retrieval settings and/or the schedule."""
     retrieval_in = payload.retrieval
     schedule_in = payload.schedule

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from relaydesk.indexes.schemas import RetrievalSettings
 from relaydesk.news.sources import MAX_URL_LENGTH
@@ -24,12 +24,20 @@ class SourceIn(BaseModel):
 class SourceOut(BaseModel):
     """One source."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     category: str
     label: str
     url: str
     kind: str
     created_at: datetime
+
+    @model_validator(mode="after")
+    def _category_names_it(self) -> SourceOut:
+        # A source stored without a label of its own goes by its category.
+        self.label = self.label or self.category
+        return self
 
 
 class CategoryOut(BaseModel):

@@ -20,9 +20,11 @@ from relaydesk.core import settings_store
 from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.errors import Conflict, Invalid, NotFound
+from relaydesk.indexes.schemas import RetrievalSettings
 from relaydesk.indexes.service import RETRIEVAL_KEY, Retrieval, read_retrieval
 from relaydesk.news import files
 from relaydesk.news.models import NewsSource
+from relaydesk.news.schemas import CategoryOut, ScheduleOut, SettingsOut, SourceOut
 from relaydesk.news.sources import Category, Source, category_slugs, normalise_url
 
 SCHEDULE_KEY = "news.schedule"
@@ -39,28 +41,16 @@ def news_dir() -> Path:
 # --- Sources -------------------------------------------------------------------------------
 
 
-def source_dict(row: NewsSource) -> dict[str, Any]:
-    """A source as the API shows it."""
-    return {
-        "id": row.id,
-        "category": row.category,
-        "label": row.label or row.category,
-        "url": row.url,
-        "kind": row.kind,
-        "created_at": row.created_at,
-    }
-
-
-def list_sources(session: Session) -> list[dict[str, Any]]:
+def list_sources(session: Session) -> list[CategoryOut]:
     """Categories by name, each with its label and its sources in the order they were added."""
     rows = session.scalars(select(NewsSource).order_by(NewsSource.category, NewsSource.id))
-    groups: dict[str, dict[str, Any]] = {}
+    groups: dict[str, CategoryOut] = {}
     for row in rows:
+        source = SourceOut.model_validate(row)
         group = groups.setdefault(
-            row.category,
-            {"category": row.category, "label": row.label or row.category, "sources": []},
+            row.category, CategoryOut(category=row.category, label=source.label, sources=[])
         )
-        group["sources"].append(source_dict(row))
+        group.sources.append(source)
     return list(groups.values())
 
 
@@ -114,7 +104,7 @@ def categories(session: Session, names: list[str] | None = None) -> list[Categor
     groups = list_sources(session)
     if names is not None:
         names = category_slugs(names)
-        known = {g["category"] for g in groups}
+        known = {g.category for g in groups}
         unknown = [n for n in names if n not in known]
         if unknown:
             raise Invalid(
@@ -122,14 +112,14 @@ def categories(session: Session, names: list[str] | None = None) -> list[Categor
                 f"known: {', '.join(sorted(known)) or 'none yet'}",
                 field="categories",
             )
-        groups = [g for g in groups if g["category"] in names]
+        groups = [g for g in groups if g.category in names]
     if not groups:
         raise Invalid("There are no news sources yet: add a feed or a section page first")
     return [
         Category(
-            g["category"],
-            [Source(s["url"], s["kind"]) for s in g["sources"]],
-            g["label"],
+            g.category,
+            [Source(s.url, s.kind) for s in g.sources],  # type: ignore[arg-type]
+            g.label,
         )
         for g in groups
     ]
@@ -242,12 +232,17 @@ def save_settings(
         )
 
 
-def settings_view(session: Session) -> dict[str, Any]:
-    """The retrieval settings and the schedule, as the API shows them."""
-    return {
-        "retrieval": asdict(read_retrieval(session)),
-        "schedule": {**asdict(read_schedule(session)), "last_run_on": last_scheduled(session)},
-    }
+def settings_view(session: Session) -> SettingsOut:
+    """The retrieval settings and the schedule with the date of its last run."""
+    schedule = read_schedule(session)
+    return SettingsOut(
+        retrieval=RetrievalSettings.model_validate(read_retrieval(session), from_attributes=True),
+        schedule=ScheduleOut(
+            scrape_at=schedule.scrape_at,
+            timezone=schedule.timezone,
+            last_run_on=last_scheduled(session),
+        ),
+    )
 
 
 def last_scheduled(session: Session) -> str | None:

@@ -25,7 +25,7 @@ from relaydesk.indexes.views import changed, indexes_context, status_context
 from relaydesk.jobs import service as job_service
 from relaydesk.jobs.service import ACTIVE
 from relaydesk.news import service, tasks
-from relaydesk.news.schemas import ScheduleSettings
+from relaydesk.news.schemas import ScheduleSettings, SourceOut
 from relaydesk.web.deps import PanelAdmin, PanelOperator, PanelViewer
 from relaydesk.web.forms import form_problem
 from relaydesk.web.templating import render
@@ -104,7 +104,7 @@ def add_source(
     """Add a source; the section comes back with it and a confirmation."""
     with session_scope() as session:
         row = service.add_source(session, category, url, kind, user.actor)
-        added = service.source_dict(row)
+        added = SourceOut.model_validate(row)
     context = {**_sources(), "added": added}
     return render(request, "news/_sources.html", context, headers=changed(), user=user)
 

@@ -17,6 +17,7 @@ from relaydesk.jobs.service import view as job_view
 from relaydesk.voicebot import export, kpis, queries, settings
 from relaydesk.voicebot import service as syncs
 from relaydesk.voicebot.client import test_connection as try_connection
+from relaydesk.voicebot.models import VoiceArchive
 from relaydesk.voicebot.schemas import (
     AgentOut,
     ArchiveOut,
@@ -150,9 +151,13 @@ def refetch_details(principal: Operator, session: WriteSessionDep) -> Any:
 
 
 @router.get("/sync-logs", response_model=list[dict[str, Any]])
-def sync_logs(principal: Viewer, session: SessionDep, limit: int = Query(50, ge=1, le=500)) -> Any:
+def sync_logs(
+    principal: Viewer, session: SessionDep, limit: int = Query(50, ge=1, le=500)
+) -> list[dict[str, Any]]:
     """The latest sync runs first: when, what was asked, counts and error."""
-    return syncs.logs(session, limit)
+    # The OpenAPI document has always called these plain objects; SyncRunOut is their
+    # shape, dumped here so that the document stays as it is.
+    return [run.model_dump() for run in syncs.logs(session, limit)]
 
 
 # --- KPIs and conversations ------------------------------------------------------------------
@@ -245,14 +250,13 @@ def archive(
     principal: Operator,
     session: WriteSessionDep,
     month: str = Query(..., max_length=7, description="YYYY-MM"),
-) -> Any:
+) -> VoiceArchive:
     """Archive a month to CSV now (again: the file is replaced)."""
-    row = export.archive_month(session, month, "manual")
-    return export.archive_view(row)
+    return export.archive_month(session, month, "manual")
 
 
 @router.get("/archives", response_model=list[ArchiveOut])
-def list_archives(principal: Viewer, session: SessionDep) -> Any:
+def list_archives(principal: Viewer, session: SessionDep) -> list[VoiceArchive]:
     """The monthly archives, newest month first."""
     return export.list_archives(session)
 

@@ -177,25 +177,9 @@ def archive_previous_month_if_missing(now: datetime | None = None) -> VoiceArchi
             return session.scalar(select(VoiceArchive).where(VoiceArchive.month == month))
 
 
-def archive_view(archive: VoiceArchive) -> dict[str, Any]:
-    """An archive as the API shows it."""
-    return {
-        "id": archive.id,
-        "month": archive.month,
-        "filename": archive.filename,
-        "rows": archive.rows,
-        "size": archive.size,
-        "sha256": archive.sha256,
-        "trigger": archive.trigger,
-        "created_at": archive.created_at,
-        "download_url": f"/api/voicebot/archives/{archive.id}/download",
-    }
-
-
-def list_archives(session: Session) -> list[dict[str, Any]]:
+def list_archives(session: Session) -> list[VoiceArchive]:
     """Every archive, the newest month first."""
-    rows = session.scalars(select(VoiceArchive).order_by(VoiceArchive.month.desc()))
-    return [archive_view(a) for a in rows]
+    return list(session.scalars(select(VoiceArchive).order_by(VoiceArchive.month.desc())))
 
 
 def archive_path(filename: str) -> Path:

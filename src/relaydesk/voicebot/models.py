@@ -171,3 +171,8 @@ class VoiceArchive(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     trigger: Mapped[str] = mapped_column(String(16))  # auto | manual
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def download_url(self) -> str:
+        """Where the API serves the file."""
+        return f"/api/voicebot/archives/{self.id}/download"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relaydesk.core.credentials import KeyField
 from relaydesk.jobs.schemas import JobOut
+from relaydesk.voicebot.models import SyncStatus
 
 Outcome = Literal["success", "failure", "unknown"]
 
@@ -70,6 +71,32 @@ class SyncIn(BaseModel):
 
     date_from: date | None = Field(None, alias="from")
     date_to: date | None = Field(None, alias="to")
+
+
+class SyncRunOut(BaseModel):
+    """A sync run as the sync log shows it (GET /api/voicebot/sync-logs)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    trigger: str
+    status: SyncStatus
+    range_from: datetime | None
+    range_to: datetime | None
+    agent_ids: list[str]
+    listed: int
+    fetched: int
+    created: int
+    updated: int
+    error: str | None
+    job_id: int | None
+    started_at: datetime
+    finished_at: datetime | None
+
+    @field_validator("agent_ids", mode="before")
+    @classmethod
+    def _no_agents(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 class JobStarted(BaseModel):
@@ -252,6 +279,8 @@ class AgentOut(BaseModel):
 
 class ArchiveOut(BaseModel):
     """A month's CSV archive."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     month: str

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from relaydesk.jobs import service as jobs
 from relaydesk.jobs.models import Job
 from relaydesk.voicebot import settings
 from relaydesk.voicebot.models import SyncStatus, VoiceSyncRun
+from relaydesk.voicebot.schemas import SyncRunOut
 
 SYNC = "voicebot.sync"
 REFETCH = "voicebot.refetch"
@@ -90,35 +90,22 @@ def start_refetch(session: Session, actor: str) -> Job:
     return job
 
 
-def run_view(run: VoiceSyncRun, now: datetime | None = None) -> dict[str, Any]:
-    """A sync run as the sync log shows it (a dead worker's run reads 'interrupted')."""
-    status = run.status
+def _shown_status(run: VoiceSyncRun, now: datetime) -> SyncStatus:
+    """The run's status; a dead worker's run (no heartbeat for a while) reads 'interrupted'."""
     beat = run.heartbeat_at or run.started_at
-    if status == SyncStatus.RUNNING and beat < (now or utcnow()) - jobs.STALE_AFTER:
-        status = SyncStatus.INTERRUPTED
-    return {
-        "id": run.id,
-        "trigger": run.trigger,
-        "status": status,
-        "range_from": run.range_from,
-        "range_to": run.range_to,
-        "agent_ids": list(run.agent_ids or []),
-        "listed": run.listed,
-        "fetched": run.fetched,
-        "created": run.created,
-        "updated": run.updated,
-        "error": run.error,
-        "job_id": run.job_id,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-    }
+    if run.status == SyncStatus.RUNNING and beat < now - jobs.STALE_AFTER:
+        return SyncStatus.INTERRUPTED
+    return run.status
 
 
-def logs(session: Session, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest sync runs first."""
+def logs(session: Session, limit: int = 50) -> list[SyncRunOut]:
+    """The newest sync runs first, as the sync log shows them."""
     runs = session.scalars(select(VoiceSyncRun).order_by(VoiceSyncRun.id.desc()).limit(limit))
     now = utcnow()
-    return [run_view(run, now) for run in runs]
+    return [
+        SyncRunOut.model_validate(run).model_copy(update={"status": _shown_status(run, now)})
+        for run in runs
+    ]
 
 
 # The work ------------------------------------------------------------------------------
