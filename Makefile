@@ -29,10 +29,7 @@ $(DEV_STAMP): $(STAMP)
 
 $(VENDOR_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-	mkdir -p $(VENDOR)
-	cp node_modules/htmx.org/dist/htmx.min.js node_modules/@picocss/pico/css/pico.min.css \
-	  node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
-	  node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
+	sh scripts/vendor.sh
 	touch $@
 
 ## run: install, migrate and start the panel and API on http://localhost:8000 (sandbox mode)

@@ -42,6 +42,10 @@ def _config_on(conn: Connection) -> Config:
     return config
 
 
+# A fixed key for PostgreSQL's advisory lock that serialises concurrent migrations.
+MIGRATION_LOCK = 0x72656C6179  # "relay"
+
+
 @contextmanager
 def migration_connection(engine: Engine) -> Iterator[Connection]:
     """A connection in a transaction, fit for migrating `engine`'s database.
@@ -58,6 +62,10 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
             _foreign_keys(conn, on=False)
         try:
             with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # Containers started together each migrate at start: one at a time,
+                    # and the later ones find the schema already at its revision.
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
                 yield conn
                 if sqlite:
                     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
