@@ -12,11 +12,15 @@ from relaydesk.deps import Admin, SessionDep, WriteSessionDep
 
 router = APIRouter(prefix="/api/settings/twilio", tags=["settings"])
 
+# The API document describes these answers as JSON objects without a schema of their own,
+# so the routes declare dict[str, Any] and send the model dumped (declaring
+# TwilioSettingsOut as the response model would change the published document).
+
 
 @router.get("")
 def read_twilio_settings(principal: Admin, session: SessionDep) -> dict[str, Any]:
     """The Twilio settings in effect and where each comes from; the auth token is masked."""
-    return twilio_settings.twilio_settings_view(session)
+    return twilio_settings.twilio_settings_view(session).model_dump(mode="json")
 
 
 @router.put(
@@ -31,7 +35,7 @@ def update_twilio_settings(
 ) -> dict[str, Any]:
     """Change the panel's Twilio settings; omitted fields stay, "" or null clears one."""
     view = twilio_settings.update_twilio_settings(session, changes, principal.actor)
-    return view
+    return view.model_dump(mode="json")
 
 
 @router.post("/test")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import Assistant, AssistantSession, PhoneNumber
@@ -107,34 +107,10 @@ def _validate(data: AssistantData) -> AssistantData:
     )
 
 
-def as_dict(assistant: Assistant, numbers: list[str] | None = None) -> dict[str, Any]:
-    """The assistant as the API shows it."""
-    return {
-        "id": assistant.id,
-        "name": assistant.name,
-        "first_message": assistant.first_message,
-        "system_prompt": assistant.system_prompt,
-        "model": assistant.model,
-        "temperature": assistant.temperature,
-        "session_timeout_minutes": assistant.session_timeout_minutes,
-        "end_keywords": list(assistant.end_keywords or []),
-        "knowledge_index": assistant.knowledge_index,
-        "voice_replies": assistant.voice_replies,
-        "numbers": numbers or [],
-        "created_at": assistant.created_at,
-        "updated_at": assistant.updated_at,
-    }
-
-
-def list_assistants(session: Session) -> list[dict[str, Any]]:
+def list_assistants(session: Session) -> Sequence[Assistant]:
     """Every assistant with the numbers bound to it."""
-    bound: dict[int, list[str]] = {}
-    for number in session.scalars(select(PhoneNumber).order_by(PhoneNumber.number)):
-        bound.setdefault(number.assistant_id, []).append(number.number)
-    return [
-        as_dict(a, bound.get(a.id))
-        for a in session.scalars(select(Assistant).order_by(Assistant.name))
-    ]
+    query = select(Assistant).options(selectinload(Assistant.bindings)).order_by(Assistant.name)
+    return session.scalars(query).all()
 
 
 def get(session: Session, assistant_id: int) -> Assistant:
@@ -213,23 +189,14 @@ def our_number(raw: str) -> str:
         raise Invalid(str(exc), field="number") from None
 
 
-def list_numbers(session: Session) -> list[dict[str, Any]]:
-    """Every bound number with its assistant's name."""
-    rows = session.execute(
-        select(PhoneNumber, Assistant.name)
-        .join(Assistant, Assistant.id == PhoneNumber.assistant_id)
+def list_numbers(session: Session) -> Sequence[PhoneNumber]:
+    """Every bound number with its assistant (for the name)."""
+    return session.scalars(
+        select(PhoneNumber)
+        .join(PhoneNumber.assistant)
+        .options(contains_eager(PhoneNumber.assistant))
         .order_by(PhoneNumber.number)
     ).all()
-    return [
-        {
-            "id": number.id,
-            "number": number.number,
-            "assistant_id": number.assistant_id,
-            "assistant_name": name,
-            "bound_at": number.bound_at,
-        }
-        for number, name in rows
-    ]
 
 
 def bind(session: Session, raw_number: str, assistant_id: int, actor: str) -> PhoneNumber:

@@ -18,7 +18,7 @@ from sqlalchemy import (
     Text,
     false,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
 
@@ -116,6 +116,14 @@ class Assistant(Base):
     voice_replies: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Read-only: bindings are written as PhoneNumber rows. Loaded when first read (a list
+    # of assistants loads them all at once with selectinload).
+    bindings: Mapped[list[PhoneNumber]] = relationship(viewonly=True, order_by="PhoneNumber.number")
+
+    @property
+    def numbers(self) -> list[str]:
+        """The numbers bound to the assistant, in order."""
+        return [binding.number for binding in self.bindings]
 
 
 class PhoneNumber(Base):
@@ -127,6 +135,12 @@ class PhoneNumber(Base):
     number: Mapped[str] = mapped_column(String(20), unique=True)
     assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"))
     bound_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    assistant: Mapped[Assistant] = relationship(viewonly=True)
+
+    @property
+    def assistant_name(self) -> str:
+        """The name of the assistant answering on the number."""
+        return self.assistant.name
 
 
 class AssistantSession(Base):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relaydesk.core.credentials import KeyField
 
@@ -21,6 +21,8 @@ class AutoReplyIn(BaseModel):
 
 class AutoReplyOut(BaseModel):
     """The classic auto-reply and since when it answers."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     enabled: bool
     message: str
@@ -56,6 +58,8 @@ class AIConfigIn(BaseModel):
 
 class UsageOut(BaseModel):
     """Running token totals for one provider and model."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     provider: str
     model: str
@@ -99,6 +103,8 @@ class TestIn(BaseModel):
 class Turn(BaseModel):
     """One turn of the context the model read."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     role: str
     content: str
 
@@ -131,6 +137,8 @@ class RulesIn(BaseModel):
 class RulesOut(BaseModel):
     """Rules for every automatic answer."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     help_message: str
     start_message: str
     takeover_minutes: int
@@ -159,6 +167,8 @@ class AssistantIn(BaseModel):
 class AssistantOut(BaseModel):
     """An assistant and the numbers it answers on."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     name: str
     first_message: str
@@ -173,6 +183,11 @@ class AssistantOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @field_validator("end_keywords", mode="before")
+    @classmethod
+    def _no_keywords(cls, value: Any) -> Any:
+        return [] if value is None else value
+
 
 class PhoneNumberIn(BaseModel):
     """Bind one of our numbers to an assistant."""
@@ -185,6 +200,8 @@ class PhoneNumberIn(BaseModel):
 
 class PhoneNumberOut(BaseModel):
     """A number and the assistant answering on it."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     number: str
@@ -213,6 +230,8 @@ class KnowledgePassageOut(BaseModel):
 
 class RunOut(BaseModel):
     """What the pipeline did about one inbound message."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     inbound_message_id: int

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,15 @@ from relaydesk.automation import answering, assistants, context, policy
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import AutomationRun, LLMUsage, RunOutcome, RunState
-from relaydesk.automation.schemas import AIConfigIn, RulesIn
+from relaydesk.automation.schemas import (
+    AIConfigIn,
+    AIConfigOut,
+    ConversationAutomationOut,
+    RulesIn,
+    RunOut,
+    TestOut,
+    Turn,
+)
 from relaydesk.automation.usage import add_usage
 from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.contacts import service as contacts
@@ -30,12 +39,7 @@ from relaydesk.messaging.models import Conversation, Message
 ADMIN_ONLY_AI_FIELDS = ("api_key", "base_url", "provider")
 
 
-def auto_reply_view(session: Session) -> dict[str, Any]:
-    """The classic auto-reply as the API shows it."""
-    return _plain(cfg.read_auto_reply(session))
-
-
-def update_auto_reply(session: Session, enabled: bool, message: str, actor: str) -> dict[str, Any]:
+def update_auto_reply(session: Session, enabled: bool, message: str, actor: str) -> cfg.AutoReply:
     """Switch the classic auto-reply and set its text (switching it on turns AI off)."""
     text = message.strip()
     if enabled and not text:
@@ -43,22 +47,18 @@ def update_auto_reply(session: Session, enabled: bool, message: str, actor: str)
     current = cfg.read_auto_reply(session)
     # Switched off by a person, it stays off (AI going off later does not bring it back).
     new = replace(current, enabled=enabled, message=text, suspended_by_ai=False)
-    saved = cfg.save_auto_reply(session, new, actor)
-    return _plain(saved)
+    return cfg.save_auto_reply(session, new, actor)
 
 
-def _plain(obj: Any) -> dict[str, Any]:
-    return {k: getattr(obj, k) for k in obj.__dataclass_fields__ if k != "api_key"}
-
-
-def ai_view(session: Session) -> dict[str, Any]:
+def ai_view(session: Session) -> AIConfigOut:
     """The AI settings in effect, the key masked, with the running token totals."""
     config, unreadable = cfg.read_ai(session)
     credentials = resolve(config.api_key, config.base_url)
     llm = cfg.llm_config(config)
-    view = _plain(config)
-    view.update(
+    stored = {k: v for k, v in asdict(config).items() if k != "api_key"}  # never shown
+    return AIConfigOut.model_validate(
         {
+            **stored,
             "base_url": credentials.base_url,
             "api_key_set": credentials.key_source != "none",
             "api_key_source": credentials.key_source,
@@ -68,10 +68,9 @@ def ai_view(session: Session) -> dict[str, Any]:
             "usage": usage(session),
         }
     )
-    return view
 
 
-def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> dict[str, Any]:
+def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> AIConfigOut:
     """Change the AI settings; the provider, its address and key are for administrators."""
     given = changes.model_dump(exclude_unset=True)
     current, _ = cfg.read_ai(session)
@@ -137,32 +136,18 @@ def _check_usable(llm: LLMConfig) -> None:
         )
 
 
-def rules_view(session: Session) -> dict[str, Any]:
-    """The rules for every automatic answer."""
-    return _plain(cfg.read_rules(session))
-
-
-def update_rules(session: Session, changes: RulesIn, actor: str) -> dict[str, Any]:
+def update_rules(session: Session, changes: RulesIn, actor: str) -> cfg.Rules:
     """Change the rules; omitted fields stay."""
     given = {k: v for k, v in changes.model_dump(exclude_unset=True).items() if v is not None}
     for key in ("help_message", "start_message"):
         if key in given:
             given[key] = given[key].strip()
-    return _plain(cfg.save_rules(session, replace(cfg.read_rules(session), **given), actor))
+    return cfg.save_rules(session, replace(cfg.read_rules(session), **given), actor)
 
 
-def usage(session: Session) -> list[dict[str, Any]]:
+def usage(session: Session) -> Sequence[LLMUsage]:
     """Running token totals per provider and model."""
-    return [
-        {
-            "provider": row.provider,
-            "model": row.model,
-            "calls": row.calls,
-            "prompt_tokens": row.prompt_tokens,
-            "completion_tokens": row.completion_tokens,
-        }
-        for row in session.scalars(select(LLMUsage).order_by(LLMUsage.provider, LLMUsage.model))
-    ]
+    return session.scalars(select(LLMUsage).order_by(LLMUsage.provider, LLMUsage.model)).all()
 
 
 def _conversation_of(session: Session, participant: str) -> Conversation | None:
@@ -174,9 +159,7 @@ def _conversation_of(session: Session, participant: str) -> Conversation | None:
     )
 
 
-def preview(
-    participant: str | None, message: str, *, assistant_id: int | None = None
-) -> dict[str, Any]:
+def preview(participant: str | None, message: str, *, assistant_id: int | None = None) -> TestOut:
     """What the AI (or an assistant) would answer `message` in a conversation; sends nothing.
 
     The model reads the conversation so far exactly as the pipeline would, with
@@ -229,16 +212,16 @@ def preview(
     reply = answering.compose(greeting, done.text, ai.max_reply_segments)
     with session_scope() as session:
         add_usage(session, [*ctx.usage, done])
-    return {
-        "reply": reply,
-        "segments": count_segments(reply).segments if reply else 0,
-        "provider": done.provider,
-        "model": done.model,
-        "prompt_tokens": sum(u.prompt_tokens for u in [*ctx.usage, done]),
-        "completion_tokens": sum(u.completion_tokens for u in [*ctx.usage, done]),
-        "context": [{"role": t.role, "content": t.content} for t in ctx.turns],
-        "new_session": new_session,
-    }
+    return TestOut(
+        reply=reply,
+        segments=count_segments(reply).segments if reply else 0,
+        provider=done.provider,
+        model=done.model,
+        prompt_tokens=sum(u.prompt_tokens for u in [*ctx.usage, done]),
+        completion_tokens=sum(u.completion_tokens for u in [*ctx.usage, done]),
+        context=[Turn.model_validate(t) for t in ctx.turns],
+        new_session=new_session,
+    )
 
 
 def knowledge_for(
@@ -259,38 +242,17 @@ def knowledge_for(
     return {reply_id: passages for reply_id, passages in rows if reply_id in wanted and passages}
 
 
-def run_dict(run: AutomationRun) -> dict[str, Any]:
-    """A pipeline run as the API shows it."""
-    return {
-        name: getattr(run, name)
-        for name in (
-            "id",
-            "inbound_message_id",
-            "participant",
-            "state",
-            "outcome",
-            "detail",
-            "reply_message_id",
-            "provider",
-            "model",
-            "prompt_tokens",
-            "completion_tokens",
-            "knowledge",
-            "created_at",
-            "finished_at",
-        )
-    }
-
-
-def list_runs(session: Session, participant: str | None, limit: int = 50) -> list[dict[str, Any]]:
+def list_runs(
+    session: Session, participant: str | None, limit: int = 50
+) -> Sequence[AutomationRun]:
     """The newest pipeline runs, optionally for one customer."""
     query = select(AutomationRun).order_by(AutomationRun.id.desc()).limit(limit)
     if participant:
         query = query.where(AutomationRun.participant == contacts.participant_number(participant))
-    return [run_dict(r) for r in session.scalars(query)]
+    return session.scalars(query).all()
 
 
-def conversation_state(session: Session, participant: str) -> dict[str, Any]:
+def conversation_state(session: Session, participant: str) -> ConversationAutomationOut:
     """Whether the bot answers this customer now, and if not, why."""
     number = contacts.participant_number(participant)
     conversation = _conversation_of(session, number)
@@ -310,22 +272,22 @@ def conversation_state(session: Session, participant: str) -> dict[str, Any]:
     ).all()
     last_run = next((r for r in runs if r.state == RunState.DONE), None)
     failure = next((r for r in runs if r.outcome == RunOutcome.FAILED), None)
-    return {
-        "participant": number,
-        "enabled": conversation.automation_enabled,
-        "paused_until": paused_until,
-        "opted_out_at": contact.opted_out_at if contact else None,
-        "opted_in_at": contact.opted_in_at if contact else None,
-        "last_run": run_dict(last_run) if last_run else None,
-        "last_failure": run_dict(failure)
+    return ConversationAutomationOut(
+        participant=number,
+        enabled=conversation.automation_enabled,
+        paused_until=paused_until,
+        opted_out_at=contact.opted_out_at if contact else None,
+        opted_in_at=contact.opted_in_at if contact else None,
+        last_run=RunOut.model_validate(last_run) if last_run else None,
+        last_failure=RunOut.model_validate(failure)
         if failure and (last_run is None or failure.id >= last_run.id)
         else None,
-    }
+    )
 
 
 def set_conversation_automation(
     session: Session, participant: str, enabled: bool, actor: str
-) -> dict[str, Any]:
+) -> ConversationAutomationOut:
     """The per-conversation bot switch (every conversation with this customer)."""
     number = contacts.participant_number(participant)
     changed = session.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -14,8 +15,10 @@ from starlette.datastructures import FormData
 
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.automation import assistants, service
+from relaydesk.automation import settings as cfg
 from relaydesk.automation.grounding import knowledge_indexes
-from relaydesk.automation.schemas import AIConfigIn, AssistantIn, RulesIn
+from relaydesk.automation.models import LLMUsage
+from relaydesk.automation.schemas import AIConfigIn, AssistantIn, AssistantOut, RulesIn
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
@@ -78,9 +81,9 @@ def _auto_reply_context() -> dict[str, Any]:
     with session_scope(write=False) as session:
         return {
             "tab": "auto_reply",
-            "auto_reply": service.auto_reply_view(session),
-            "rules": service.rules_view(session),
-            "ai_enabled": service.ai_view(session)["enabled"],
+            "auto_reply": cfg.read_auto_reply(session),
+            "rules": cfg.read_rules(session),
+            "ai_enabled": cfg.read_ai(session)[0].enabled,
         }
 
 
@@ -98,7 +101,7 @@ def save_auto_reply(request: Request, user: PanelOperator, form: FormDep) -> Res
     if len(message) > 1600:
         raise Invalid("The message is longer than 1,600 characters", field="message")
     with session_scope() as session:
-        ai_was_on = service.ai_view(session)["enabled"]
+        ai_was_on = cfg.read_ai(session)[0].enabled
         service.update_auto_reply(session, enabled, message, user.actor)
     context = {**_auto_reply_context(), "saved": True, "ai_switched_off": ai_was_on and enabled}
     return render(request, "automation/_auto_reply.html", context, user=user)
@@ -122,7 +125,7 @@ def _ai_context() -> dict[str, Any]:
         return {
             "tab": "ai",
             "ai": service.ai_view(session),
-            "auto_reply": service.auto_reply_view(session),
+            "auto_reply": cfg.read_auto_reply(session),
             "knowledge_indexes": knowledge_indexes(),
         }
 
@@ -197,7 +200,7 @@ async def _preview(
     return render(request, "automation/_preview.html", context, status_code=status, user=user)
 
 
-def _usage() -> list[dict[str, Any]]:
+def _usage() -> Sequence[LLMUsage]:
     with session_scope(write=False) as session:
         return service.usage(session)
 
@@ -295,7 +298,7 @@ def _assistant_context(assistant_id: int) -> dict[str, Any]:
         found = assistants.get(session, assistant_id)
         return {
             "tab": "assistants",
-            "assistant": assistants.as_dict(found, assistants.numbers_of(session, assistant_id)),
+            "assistant": AssistantOut.model_validate(found),
             "knowledge_indexes": knowledge_indexes(),
         }
 
@@ -348,9 +351,9 @@ def answering_mode(session: Session, number: str) -> dict[str, Any]:
     bound = assistants.binding_for(session, our_address) if our_address else None
     if bound is not None:
         return {"kind": "assistant", "name": bound[1].name, "id": bound[1].id}
-    if service.ai_view(session)["enabled"]:
+    if cfg.read_ai(session)[0].enabled:
         return {"kind": "ai"}
-    if service.auto_reply_view(session)["enabled"]:
+    if cfg.read_auto_reply(session).enabled:
         return {"kind": "auto_reply"}
     return {"kind": "none"}
 

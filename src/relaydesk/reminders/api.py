@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.reminders import service
+from relaydesk.reminders.models import Reminder, ReminderRun
 from relaydesk.reminders.schemas import ReminderIn, ReminderOut, ReminderPatch, ReminderRunOut
 
 router = APIRouter(tags=["reminders"])
@@ -20,13 +22,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/api/reminders", response_model=list[ReminderOut])
-def list_reminders(principal: Viewer, session: SessionDep) -> Any:
+def list_reminders(principal: Viewer, session: SessionDep) -> Sequence[Reminder]:
     """Every reminder, newest first, with its next run and the last run's outcome."""
     return service.list_reminders(session)
 
 
 @router.post("/api/reminders", response_model=ReminderOut, status_code=201, responses=_ERRORS)
-def create_reminder(payload: ReminderIn, principal: Operator, session: WriteSessionDep) -> Any:
+def create_reminder(
+    payload: ReminderIn, principal: Operator, session: WriteSessionDep
+) -> ReminderOut:
     """Send `body` to `to` every `interval_minutes`, the first time at `start_at` (or now)."""
     reminder = service.create(
         session,
@@ -36,24 +40,24 @@ def create_reminder(payload: ReminderIn, principal: Operator, session: WriteSess
         payload.start_at,
         principal.actor,
     )
-    return service.as_dict(reminder)
+    return ReminderOut.model_validate(reminder)
 
 
 @router.get("/api/reminders/{reminder_id}", response_model=ReminderOut, responses=_ERRORS)
-def get_reminder(reminder_id: Id, principal: Viewer, session: SessionDep) -> Any:
+def get_reminder(reminder_id: Id, principal: Viewer, session: SessionDep) -> ReminderOut:
     """One reminder."""
-    return service.as_dict(service.get(session, reminder_id))
+    return ReminderOut.model_validate(service.get(session, reminder_id))
 
 
 @router.patch("/api/reminders/{reminder_id}", response_model=ReminderOut, responses=_ERRORS)
 def update_reminder(
     reminder_id: Id, payload: ReminderPatch, principal: Operator, session: WriteSessionDep
-) -> Any:
+) -> ReminderOut:
     """Change the text or the interval; `enabled: false` pauses, `true` resumes (audited)."""
     reminder = service.update_reminder(
         session, reminder_id, principal.actor, **payload.model_dump(exclude_none=True)
     )
-    return service.as_dict(reminder)
+    return ReminderOut.model_validate(reminder)
 
 
 @router.delete("/api/reminders/{reminder_id}", status_code=204, responses=_ERRORS)
@@ -71,6 +75,6 @@ def list_runs(
     principal: Viewer,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> Any:
+) -> Sequence[ReminderRun]:
     """The reminder's history, newest first: each run's message, or why it sent nothing."""
     return service.list_runs(session, reminder_id, limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from relaydesk.messaging.service import MAX_BODY
 
@@ -40,8 +40,10 @@ class ReminderPatch(BaseModel):
 class ReminderOut(BaseModel):
     """A reminder as the API shows it."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
-    to: str
+    to: str = Field(validation_alias=AliasChoices("to", "to_addr"))
     participant: str
     channel: str
     body: str
@@ -60,9 +62,17 @@ class ReminderOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @model_validator(mode="after")
+    def _no_next_run_while_paused(self) -> ReminderOut:
+        if not self.enabled:
+            self.next_run_at = None
+        return self
+
 
 class ReminderRunOut(BaseModel):
     """One run of a reminder."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     seq: int

@@ -9,6 +9,7 @@ catch-up message and keeps its cadence: the next slot is the first slot of its s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,49 +76,9 @@ def _wake(session: Session, reminder_id: int, at: datetime, now: datetime) -> No
     enqueue_after_commit(session, "reminders.run", reminder_id, delay=delay or None)
 
 
-def as_dict(reminder: Reminder) -> dict[str, Any]:
-    """The reminder as the API shows it."""
-    return {
-        "id": reminder.id,
-        "to": reminder.to_addr,
-        "participant": reminder.participant,
-        "channel": reminder.channel,
-        "body": reminder.body,
-        "interval_minutes": reminder.interval_minutes,
-        "enabled": reminder.enabled,
-        "status": "active" if reminder.enabled else "paused",
-        "start_at": reminder.start_at,
-        "next_run_at": reminder.next_run_at if reminder.enabled else None,
-        "run_count": reminder.run_count,
-        "last_run_at": reminder.last_run_at,
-        "last_outcome": reminder.last_outcome,
-        "last_reason": reminder.last_reason,
-        "last_detail": reminder.last_detail,
-        "last_message_id": reminder.last_message_id,
-        "created_by": reminder.created_by,
-        "created_at": reminder.created_at,
-        "updated_at": reminder.updated_at,
-    }
-
-
-def run_dict(run: ReminderRun) -> dict[str, Any]:
-    """A run as the API shows it."""
-    return {
-        "id": run.id,
-        "seq": run.seq,
-        "due_at": run.due_at,
-        "ran_at": run.ran_at,
-        "outcome": run.outcome,
-        "reason": run.reason,
-        "detail": run.detail,
-        "missed_runs": run.missed_runs,
-        "message_id": run.message_id,
-    }
-
-
-def list_reminders(session: Session) -> list[dict[str, Any]]:
+def list_reminders(session: Session) -> Sequence[Reminder]:
     """Every reminder, newest first."""
-    return [as_dict(r) for r in session.scalars(select(Reminder).order_by(Reminder.id.desc()))]
+    return session.scalars(select(Reminder).order_by(Reminder.id.desc())).all()
 
 
 def get(session: Session, reminder_id: int, *, for_update: bool = False) -> Reminder:
@@ -231,16 +192,15 @@ def delete_reminder(session: Session, reminder_id: int, actor: str) -> None:
     session.execute(delete(Reminder).where(Reminder.id == reminder_id))
 
 
-def list_runs(session: Session, reminder_id: int, limit: int = 50) -> list[dict[str, Any]]:
+def list_runs(session: Session, reminder_id: int, limit: int = 50) -> Sequence[ReminderRun]:
     """The reminder's runs, newest first."""
     get(session, reminder_id)
-    runs = session.scalars(
+    return session.scalars(
         select(ReminderRun)
         .where(ReminderRun.reminder_id == reminder_id)
         .order_by(ReminderRun.seq.desc())
         .limit(limit)
     ).all()
-    return [run_dict(r) for r in runs]
 
 
 def due_ids(session: Session, now: datetime, limit: int) -> list[int]:

@@ -24,7 +24,17 @@ from relaydesk.channels.twilio.account import (
 )
 from relaydesk.channels.twilio.gateway import TWILIO_API, GatewayError, TwilioGateway, make_client
 from relaydesk.channels.twilio.numbers import WHATSAPP_PREFIX, InvalidNumber, normalize
-from relaydesk.channels.twilio.schemas import TwilioSettingsIn
+from relaydesk.channels.twilio.schemas import (
+    SandboxAccountOut,
+    SandboxTokenOut,
+    TwilioActiveOut,
+    TwilioSettingOut,
+    TwilioSettingsIn,
+    TwilioSettingsOut,
+    TwilioSwitchOut,
+    TwilioTokenOut,
+    TwilioWebhookUrlsOut,
+)
 from relaydesk.core import settings_store
 from relaydesk.core.config import SANDBOX_CREDENTIALS_FILE, Settings, get_settings
 from relaydesk.core.errors import Conflict, Invalid
@@ -37,74 +47,63 @@ MASK = "••••"
 TEST_TIMEOUT_SECONDS = 10.0
 
 
-def twilio_settings_view(session: Session) -> dict[str, Any]:
+def twilio_settings_view(session: Session) -> TwilioSettingsOut:
     """The Twilio settings with their sources, for the panel and the API; no secret values."""
     settings = get_settings()
     panel = read_panel(session)
     account = resolve(settings, panel)
     env = env_values(settings)
 
-    def configured(name: str) -> dict[str, Any]:
+    def configured(name: str) -> TwilioSettingOut:
         # What live mode uses: the sandbox's own credentials are shown under "active".
         if env[name]:
-            return {"value": env[name], "source": "env"}
+            return TwilioSettingOut(value=env[name], source="env")
         if panel.values.get(name):
-            return {"value": panel.values[name], "source": "panel"}
-        return {"value": None, "source": "default"}
+            return TwilioSettingOut(value=panel.values[name], source="panel")
+        return TwilioSettingOut(value=None, source="default")
 
-    token = configured("auth_token")
-    return {
-        "mode": {"value": account.mode, "source": account.sources["mode"]},
-        "account_sid": configured("account_sid"),
-        "auth_token": {
-            "set": token["value"] is not None,
-            "masked": _masked(token["value"]),
-            "source": token["source"],
-        },
-        "default_from": configured("default_from"),
-        "whatsapp_from": configured("whatsapp_from"),
-        "messaging_service_sid": configured("messaging_service_sid"),
-        "public_base_url": configured("public_base_url"),
-        "signature_validation": {
-            "value": settings.twilio_validate_signature,
-            "source": "env"
-            if "twilio_validate_signature" in settings.model_fields_set
-            else "default",
-        },
-        "webhook_urls": {
-            "inbound": f"{account.public_base_url}/twilio/inbound",
-            "status": account.status_callback_url,
-        },
-        "active": {
-            "mode": account.mode,
-            "account_sid": account.account_sid,
-            "api_base": account.api_base,
-            "default_from": account.default_from,
-            "whatsapp_from": account.whatsapp_from,
-            "messaging_service_sid": account.messaging_service_sid,
-        },
-        "live_missing": live_missing({n: configured(n)["value"] for n in PANEL_KEYS}),
-        "problems": list(account.problems),
-        "env_names": dict(ENV_NAMES),
-        "sandbox": _sandbox_view(account, settings) if account.sandbox else None,
-    }
+    token = configured("auth_token")  # never shown: whether it is set, and masked
+    return TwilioSettingsOut(
+        mode=TwilioSettingOut(value=account.mode, source=account.sources["mode"]),
+        account_sid=configured("account_sid"),
+        auth_token=TwilioTokenOut(
+            set=token.value is not None, masked=_masked(token.value), source=token.source
+        ),
+        default_from=configured("default_from"),
+        whatsapp_from=configured("whatsapp_from"),
+        messaging_service_sid=configured("messaging_service_sid"),
+        public_base_url=configured("public_base_url"),
+        signature_validation=TwilioSwitchOut(
+            value=settings.twilio_validate_signature,
+            source="env" if "twilio_validate_signature" in settings.model_fields_set else "default",
+        ),
+        webhook_urls=TwilioWebhookUrlsOut(
+            inbound=f"{account.public_base_url}/twilio/inbound",
+            status=account.status_callback_url,
+        ),
+        active=TwilioActiveOut.model_validate(account),
+        live_missing=live_missing({n: configured(n).value for n in PANEL_KEYS}),
+        problems=list(account.problems),
+        env_names=dict(ENV_NAMES),
+        sandbox=_sandbox_view(account, settings) if account.sandbox else None,
+    )
 
 
-def _sandbox_view(account: TwilioAccount, settings: Settings) -> dict[str, Any]:
+def _sandbox_view(account: TwilioAccount, settings: Settings) -> SandboxAccountOut:
     """The emulator's account; its token only masked (the panel shows it on request)."""
-    return {
-        "account_sid": account.account_sid,
-        "auth_token": {
-            "masked": _masked(account.auth_token),
-            "source": "env" if settings.twilio_auth_token else "generated",
-        },
-        "credentials_file": str(settings.data_dir / SANDBOX_CREDENTIALS_FILE),
-    }
+    return SandboxAccountOut(
+        account_sid=account.account_sid,
+        auth_token=SandboxTokenOut(
+            masked=_masked(account.auth_token),
+            source="env" if settings.twilio_auth_token else "generated",
+        ),
+        credentials_file=str(settings.data_dir / SANDBOX_CREDENTIALS_FILE),
+    )
 
 
 def update_twilio_settings(
     session: Session, changes: TwilioSettingsIn, actor: str
-) -> dict[str, Any]:
+) -> TwilioSettingsOut:
     """Validate and store the changes (audited, token encrypted); returns the new view.
 
     Fields set in the environment cannot be changed here (409). Nothing is committed:
