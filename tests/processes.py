@@ -128,10 +128,10 @@ class Deployment:
         )
         return done.stdout
 
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         log = (self.data_dir / f"process{len(self.logs)}.log").open("wb")
         self.logs.append(log)
-        return subprocess.Popen([*CLI, *args], env=self.env, stdout=log, stderr=log)
+        return subprocess.Popen([*CLI, *args], env={**self.env, **env}, stdout=log, stderr=log)
 
     def start(self) -> None:
         """Start the processes (serve, or serve --no-worker + worker) and wait until up."""
@@ -244,3 +244,45 @@ def wait_until(check: Any, timeout: float, what: str, deployment: Deployment) ->
 def poll(seconds: float) -> None:
     """Pause between two looks at a running system (not a timing assertion)."""
     time.sleep(seconds)
+
+
+class ScaledDeployment(Deployment):
+    """The scale-out setup on loopback: PostgreSQL, Redis, a standalone emulator, several
+    `relaydesk serve --no-worker` web processes (each on its own port, as behind a load
+    balancer) and several `relaydesk worker` processes, each killable on its own."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        database: str,
+        redis_url: str,
+        webs: int = 2,
+        workers: int = 2,
+        **env: str,
+    ) -> None:
+        super().__init__(
+            data_dir, redis_url=redis_url, standalone_sandbox=True, DATABASE_URL=database, **env
+        )
+        self.web_urls = [self.url] + [f"http://127.0.0.1:{free_port()}" for _ in range(webs - 1)]
+        self.workers = workers
+        self.named: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        """Start the emulator, every web process and every worker; wait until all answer."""
+        if self.sandbox_process is None:
+            self.start_sandbox()
+        for i, url in enumerate(self.web_urls):
+            port = url.rsplit(":", 1)[1]
+            self.named[f"web{i}"] = self._spawn("serve", "--no-worker", PORT=port)
+        for i in range(self.workers):
+            self.named[f"worker{i}"] = self._spawn("worker")
+        self.processes.extend(self.named.values())
+        for url in self.web_urls:
+            wait_for(lambda url=url: _answers(f"{url}/health"), timeout=90, what=f"{url}")
+
+    def kill_one(self, name: str) -> None:
+        """SIGKILL one named process (web0, web1, worker0, ...)."""
+        process = self.named[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)

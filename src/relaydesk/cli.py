@@ -112,10 +112,19 @@ def _ensure_first_admin(settings: Settings) -> None:
     else:
         email, password = FIRST_ADMIN_EMAIL, secrets.token_urlsafe(12)
     # Prompts ran outside any transaction: a write lock must not wait for a person.
-    with session_scope() as session:
-        if auth.count_users(session) > 0:
-            return
-        auth.create_user(session, email, password, "admin", "cli:serve")
+    from sqlalchemy.exc import IntegrityError
+
+    from relaydesk.core.errors import Conflict
+
+    try:
+        with session_scope() as session:
+            if auth.count_users(session) > 0:
+                return
+            auth.create_user(session, email, password, "admin", "cli:serve")
+    except (IntegrityError, Conflict):
+        # Several web processes started at once (containers, systemd): another one
+        # created the administrator a moment ago.
+        return
     if interactive:
         click.echo(f"  Created the administrator {email}.\n")
         return
