@@ -24,8 +24,6 @@ from sqlalchemy.pool import NullPool
 
 from relaydesk.backups.manifest import BackupError, RestoreRefused
 
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
-
 
 def sqlite_uri(path: Path, *, read_only: bool = True) -> str:
     """An SQLite URI for `path` (any character in the name is quoted)."""
@@ -176,8 +174,9 @@ def pg_tables(url: str) -> list[str]:
             rows = conn.execute(
                 text(
                     "SELECT table_schema || '.' || table_name FROM information_schema.tables "
-                    "WHERE table_schema NOT IN :system ORDER BY 1"
-                ).bindparams(system=SYSTEM_SCHEMAS),
+                    "WHERE table_schema <> 'information_schema' "
+                    "AND table_schema NOT LIKE 'pg\\_%' ORDER BY 1"
+                )
             ).scalars()
             return [str(name) for name in rows]
     except SQLAlchemyError as exc:

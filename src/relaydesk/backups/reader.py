@@ -77,8 +77,6 @@ def restore(archive: Path, settings: Settings) -> RestoreReport:
             existing = Path(f"{sqlite_dest}{suffix}")
             if existing.exists() or existing.is_symlink():
                 raise RestoreRefused(f"DB_PATH {existing} already exists; nothing was changed")
-    if configured == "postgresql":
-        database.pg_tool("pg_restore")  # present before anything is unpacked
     manifest = _read_and_check(archive)
     if manifest.database_kind != configured:
         raise RestoreRefused(
@@ -89,6 +87,7 @@ def restore(archive: Path, settings: Settings) -> RestoreReport:
         )
     head = _check_revision(manifest)
     if configured == "postgresql":
+        database.pg_tool("pg_restore")  # there before anything is unpacked
         tables = database.pg_tables(settings.sqlalchemy_url)
         if tables:
             shown = ", ".join(tables[:3]) + (", …" if len(tables) > 3 else "")

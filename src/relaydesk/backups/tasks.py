@@ -16,7 +16,7 @@ from pathlib import Path
 
 from relaydesk.backups.writer import write_backup
 from relaydesk.core import clock
-from relaydesk.core.config import get_settings
+from relaydesk.core.config import Settings, get_settings
 from relaydesk.core.tasks import BULK, periodic
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,9 @@ def archive_name(at: datetime) -> str:
 
 
 @periodic("backups.daily", minutes="5", queue=BULK)
-def scheduled_backup() -> Path | None:
+def scheduled_backup(settings: Settings | None = None) -> Path | None:
     """Hourly: write the day's archive if BACKUP_DIR is set, it is time and no one has yet."""
-    settings = get_settings()
+    settings = settings or get_settings()
     folder = settings.backup_dir
     if folder is None:
         return None
@@ -45,7 +45,7 @@ def scheduled_backup() -> Path | None:
     if not _claim(claim):
         return None
     try:
-        report = write_backup(folder / archive_name(now))
+        report = write_backup(folder / archive_name(now), settings)
     except BaseException:
         claim.unlink(missing_ok=True)  # the next hourly run tries again
         raise
