@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from relaydesk import migrations
-from relaydesk.backups import reader, tasks, writer
+from relaydesk.backups import database, reader, tasks, writer
 from relaydesk.backups.manifest import (
     MANIFEST,
     BackupError,
@@ -86,6 +86,12 @@ def install(root: Path, *, sqlite: bool = True, key_in_file: bool = True) -> Ins
     (media / ("ab" + "0" * 62)).write_bytes(PNG)
     (data / "voicebot" / "archives").mkdir(parents=True)
     (data / "voicebot" / "archives" / "2026-01.json").write_text('{"calls": []}\n')
+    (data / "spool").mkdir()
+    (data / "spool" / "dead.jsonl").write_text('{"id": "0123456789ab", "kind": "inbound"}\n')
+    (data / "indexes" / "pomoc").mkdir(parents=True)
+    (data / "indexes" / "pomoc" / "chunks.json").write_text("[]\n")
+    (data / "indexes" / ".build-0123abcd").mkdir()
+    (data / "indexes" / ".build-0123abcd" / "chunks.json").write_text("[]\n")
     (data / "news" / "outside").symlink_to("/etc/hostname")
     (data / "queue.db").write_bytes(b"transient")
     return Installation(settings, data)
@@ -205,7 +211,9 @@ def test_the_archive_holds_a_manifest_with_every_file_and_its_checksum(
     for name in ("news/lokalne.txt", "news/lokalne.json", "media/ab/ab" + "0" * 62, ".secret_key"):
         assert listed[f"data/{name}"] == on_disk[name]
     assert "data/voicebot/archives/2026-01.json" in listed
+    assert "data/spool/dead.jsonl" in listed and "data/indexes/pomoc/chunks.json" in listed
     left_out = {item.path: item.reason for item in manifest.skipped}
+    assert "unfinished" in left_out["indexes/.build-0123abcd"]
     assert "symbolic link" in left_out["news/outside"]
     assert "task queue" in left_out["queue.db"]
     assert not any(name.startswith("data/queue") or name.endswith("-wal") for name in listed)
@@ -236,6 +244,26 @@ def test_member_names_that_could_leave_the_folder_are_unusable() -> None:
         assert unusable_name(name) is not None, name
 
 
+def test_the_postgresql_password_goes_to_pg_dump_in_the_environment_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(database, "pg_tool", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(database, "_run", lambda command, env, *_: seen.append((command, env)))
+    url = "postgresql+psycopg://relay:s3cr%40t@db.internal:5433/relaydesk?sslmode=require"
+    database.pg_dump(url, tmp_path / "x.dump")
+    database.pg_restore(url, tmp_path / "x.dump")
+    for command, env in seen:
+        line = " ".join(command)
+        assert "s3cr" not in line, line
+        assert env["PGPASSWORD"] == "s3cr@t"
+        assert "--no-owner" in command and "--no-privileges" in command
+        for part in ("host=db.internal", "port=5433", "user=relay", "sslmode=require"):
+            assert part in line, line
+    assert "--format=custom" in seen[0][0]
+    assert "--single-transaction" in seen[1][0]
+
+
 # --- Restore ---------------------------------------------------------------------------------
 
 
@@ -247,8 +275,16 @@ def test_restore_puts_every_file_back_and_the_database_opens(
     report = reader.restore(archive, settings)
     restored = tree(settings.data_dir)
     original = tree(made.data_dir)
-    for name in ("news/lokalne.txt", "news/lokalne.json", "media/ab/ab" + "0" * 62, ".secret_key"):
+    for name in (
+        "news/lokalne.txt",
+        "news/lokalne.json",
+        "media/ab/ab" + "0" * 62,
+        ".secret_key",
+        "spool/dead.jsonl",
+        "indexes/pomoc/chunks.json",
+    ):
         assert restored[name] == original[name]
+    assert not (settings.data_dir / "indexes" / ".build-0123abcd").exists()
     assert "voicebot/archives/2026-01.json" in restored
     assert "queue.db" not in restored and not (settings.data_dir / "news" / "outside").exists()
     assert report.files == len(report.manifest.files) - 1

@@ -44,7 +44,7 @@ from relaydesk.backups.manifest import (
 from relaydesk.channels.sandbox.runtime import DB_NAME as SANDBOX_DB
 from relaydesk.core import clock
 from relaydesk.core.config import SANDBOX_CREDENTIALS_FILE, Settings, get_settings
-from relaydesk.core.ondisk import fsync_dir
+from relaydesk.core.ondisk import file_lock, fsync_dir
 from relaydesk.knowledge import disk as index_disk
 from relaydesk.messaging import spoolfile
 from relaydesk.news import files as news_files
@@ -59,12 +59,14 @@ FOLDERS: dict[str, Callable[[Path], AbstractContextManager[object]] | None] = {
     "indexes": index_disk.root_lock,
     "news": news_files.directory_lock,
     "voicebot": None,  # exported archives
-    "spool": lambda _folder: spoolfile.files_lock(),
+    "spool": lambda folder: file_lock(folder / spoolfile.FILES_LOCK),
 }
 COMPRESS_LEVEL = 6
 BLOCK = 1 << 20
 # Lock files of the folders above: empty, made again on first use.
-LOCK_FILES = frozenset({index_disk.LOCK_FILE, news_files.LOCK_NAME, ".files.lock", ".replay.lock"})
+LOCK_FILES = frozenset(
+    {index_disk.LOCK_FILE, news_files.LOCK_NAME, spoolfile.FILES_LOCK, spoolfile.REPLAY_LOCK}
+)
 _QUEUE = re.compile(r"queue.*\.db(-wal|-shm|-journal)?")
 _WRITING = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")  # core.ondisk.write_atomically
 
