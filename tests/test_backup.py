@@ -323,6 +323,24 @@ def test_restore_into_an_existing_empty_directory(
     assert not [p for p in settings.data_dir.iterdir() if p.name.startswith(".relaydesk-restore")]
 
 
+def test_restore_puts_the_sqlite_file_at_db_path_outside_data_dir_if_it_is_free(
+    tmp_path: Path, sqlite_backup: tuple[Path, Installation]
+) -> None:
+    archive, _ = sqlite_backup
+    db_path = tmp_path / "databases" / "relay.db"
+    settings = Settings(data_dir=tmp_path / "restored", db_path=db_path, database_url=None)  # type: ignore[call-arg]
+    db_path.parent.mkdir()
+    db_path.write_bytes(b"another installation's database")
+    refused(archive, settings, "DB_PATH", "already exists")
+    assert db_path.read_bytes() == b"another installation's database"
+    db_path.unlink()
+    report = reader.restore(archive, settings)
+    assert report.database == str(db_path)
+    assert db_path.read_bytes()[:16] == b"SQLite format 3\x00"
+    assert not (settings.data_dir / "app.db").exists()
+    assert sorted(p.name for p in db_path.parent.iterdir()) == ["relay.db"]
+
+
 def test_restore_refuses_a_file_that_does_not_match_its_checksum(
     tmp_path: Path, sqlite_backup: tuple[Path, Installation]
 ) -> None:
@@ -682,7 +700,9 @@ def test_round_trip_everything_readable_after_restore(tmp_path: Path) -> None:
         assert any(name.startswith("media/") for name in kept)
 
         restored = Deployment(tmp_path / "restored", setup=False)
+        started = time.monotonic()
         said = restored.run("restore", str(archive))
+        print(f"round-trip restore command {time.monotonic() - started:.1f} s")
         assert "restored" in said and ("SQLite" if BACKEND == "sqlite" else "PostgreSQL") in said
         restored.token = original.token  # the token is restored with the database
         restored.start()

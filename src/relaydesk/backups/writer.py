@@ -41,7 +41,6 @@ from relaydesk.backups.manifest import (
     key_check,
     unusable_name,
 )
-from relaydesk.channels.sandbox.runtime import DB_NAME as SANDBOX_DB
 from relaydesk.core import clock
 from relaydesk.core.config import SANDBOX_CREDENTIALS_FILE, Settings, get_settings
 from relaydesk.core.ondisk import file_lock, fsync_dir
@@ -52,6 +51,9 @@ from relaydesk.news import files as news_files
 log = logging.getLogger(__name__)
 
 SECRET_KEY_FILE = ".secret_key"  # noqa: S105 (a file name)
+# The emulator's state (channels.sandbox.runtime.DB_NAME; not imported, so a worker
+# does not load the emulator to run the schedule).
+SANDBOX_DB = "sandbox.db"
 TOP_FILES = (SECRET_KEY_FILE, SANDBOX_CREDENTIALS_FILE)
 # DATA_DIR's folders, each with the lock its writers hold (None: files written whole).
 FOLDERS: dict[str, Callable[[Path], AbstractContextManager[object]] | None] = {
@@ -62,7 +64,6 @@ FOLDERS: dict[str, Callable[[Path], AbstractContextManager[object]] | None] = {
     "spool": lambda folder: file_lock(folder / spoolfile.FILES_LOCK),
 }
 COMPRESS_LEVEL = 6
-BLOCK = 1 << 20
 # Lock files of the folders above: empty, made again on first use.
 LOCK_FILES = frozenset(
     {index_disk.LOCK_FILE, news_files.LOCK_NAME, spoolfile.FILES_LOCK, spoolfile.REPLAY_LOCK}
@@ -152,12 +153,12 @@ def _write(raw: IO[bytes], work: Path, settings: Settings, own: set[Path]) -> Ma
     data_dir = settings.data_dir
     sandbox = data_dir / SANDBOX_DB
     sandbox_copy = work / SANDBOX_DB
-    has_sandbox = sandbox.is_file() and not sandbox.is_symlink()
+    skipped: list[Skipped] = []
+    has_sandbox = _regular(sandbox, SANDBOX_DB, skipped)
     if has_sandbox:
         database.sqlite_snapshot(sandbox, sandbox_copy)
 
     entries: list[FileEntry] = []
-    skipped: list[Skipped] = []
     with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=COMPRESS_LEVEL) as tar:
         entries.append(_add_path(tar, snapshot, member))
         if has_sandbox:
