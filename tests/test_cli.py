@@ -22,6 +22,7 @@ from relaydesk.cli import FIRST_ADMIN_EMAIL
 from relaydesk.core.config import sandbox_credentials
 from tests.conftest import BACKEND, wait_for
 from tests.pgserver import free_port
+from tests.processes import database_url
 
 # Real relaydesk processes (serve, worker, CLI subprocesses): the e2e tier.
 pytestmark = pytest.mark.e2e
@@ -108,22 +109,37 @@ def test_invalid_configuration_is_one_readable_line(cli_env: dict[str, str]) -> 
     assert "TWILIO_ACCOUNT_SID" in live.stderr
 
 
-def test_backup_is_a_consistent_copy(cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_backup_and_restore_answer_in_one_line(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert run(cli_env, "migrate").returncode == 0
     assert run(cli_env, "token", "create", "kept").returncode == 0
-    target = tmp_path / "backups" / "copy.db"
+    for args, words in [
+        (("backup", str(tmp_path / "copy.db")), "must end in .tar.gz"),
+        (("restore", str(tmp_path / "nothing.zip")), "does not end in .tar.gz"),
+    ]:
+        wrong = run(cli_env, *args)
+        assert wrong.returncode != 0
+        assert words in wrong.stderr
+        assert len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+    target = tmp_path / "backups" / "copy.tar.gz"
     result = run(cli_env, "backup", str(target))
-    if BACKEND == "postgresql":
-        assert result.returncode != 0
-        assert "pg_dump" in result.stderr
-        return
     assert result.returncode == 0, result.stderr
-    with sqlite3.connect(target) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("SELECT name FROM api_tokens").fetchall() == [("kept",)]
+    assert f"backup written to {target}" in result.stdout
     again = run(cli_env, "backup", str(target))
     assert again.returncode != 0
     assert "already exists" in again.stderr
+    busy = run(cli_env, "restore", str(target))  # into its own data directory
+    assert busy.returncode != 0
+    assert f"DATA_DIR {cli_env['DATA_DIR']} is not empty" in busy.stderr
+    assert "Traceback" not in busy.stderr
+
+    fresh = {**cli_env, "DATA_DIR": str(tmp_path / "fresh")}
+    if BACKEND == "postgresql":
+        fresh["DATABASE_URL"] = database_url(tmp_path / "fresh")
+    restored = run(fresh, "restore", str(target))
+    assert restored.returncode == 0, restored.stderr
+    assert "files:" in restored.stdout
+    listed = run(fresh, "token", "list")
+    assert "kept" in listed.stdout
 
 
 class Proc:

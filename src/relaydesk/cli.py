@@ -1,4 +1,4 @@
-"""The `relaydesk` command: serve, worker, migrate, users, tokens, spool, backup, sandbox.
+"""The `relaydesk` command: serve, worker, migrate, users, tokens, spool, backup/restore, sandbox.
 
 Each command imports what it needs inside its function: loading the whole application
 (web framework, every domain, vendor SDKs) takes about a second, which a quick command
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -58,6 +57,11 @@ def _first_line(exc: BaseException) -> str:
 
 def _settings() -> Settings:
     settings = get_settings()
+    _logging(settings)
+    return settings
+
+
+def _logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -65,7 +69,6 @@ def _settings() -> Settings:
     # These log request details (headers, URLs with credentials) at INFO.
     for noisy in ("twilio.http_client", "httpx", "alembic", "huey"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return settings
 
 
 @click.group()
@@ -508,30 +511,66 @@ def spool_drop(ids: tuple[str, ...], yes: bool) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @friendly
 def backup(path: Path) -> None:
-    """Write a consistent copy of the SQLite database to PATH while the app runs."""
+    """Write the whole installation to PATH (a new .tar.gz) while the app runs.
+
+    A consistent database snapshot (SQLite's online backup, or pg_dump), the secret key,
+    the sandbox's state, media, knowledge indexes, news files, voice-bot archives and the
+    webhook spool, with a manifest of every file's size and SHA-256.
+    """
     settings = _settings()
-    if not settings.is_sqlite:
-        raise click.ClickException("backup copies SQLite databases; for PostgreSQL use pg_dump")
-    source = settings.sqlite_path
-    if not source.exists():
-        raise click.ClickException(f"there is no database at {source}")
-    if path.exists():
-        raise click.ClickException(f"{path} already exists; choose a new file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(partial)
-    try:
-        src.backup(dst, pages=1024)
-        check = dst.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        dst.close()
-        src.close()
-    if check != "ok":
-        partial.unlink(missing_ok=True)
-        raise click.ClickException(f"the copy failed its integrity check: {check}")
-    partial.rename(path)
-    click.echo(f"backup written to {path} ({path.stat().st_size:,} bytes)")
+    from relaydesk.backups.writer import check_target, write_backup
+    from relaydesk.core.ondisk import human_size
+
+    check_target(path)  # before any work: a wrong name or an existing file
+    report = write_backup(path, settings)
+    manifest = report.manifest
+    kind = "SQLite" if manifest.database_kind == "sqlite" else "PostgreSQL"
+    click.echo(
+        f"backup written to {path} ({human_size(report.archive_bytes)}, "
+        f"{report.seconds:.1f} s): {kind} database and {len(manifest.files) - 1} files, "
+        f"{human_size(manifest.data_bytes)} unpacked"
+    )
+    if manifest.secret_key == "archive":  # noqa: S105 (where the key is, not a key)
+        click.echo("  the secret key is inside: keep the archive as safe as the server itself")
+    else:
+        click.echo(
+            "  SECRET_KEY comes from the environment and is not inside: keep it with the "
+            "archive, a restore needs the same one"
+        )
+    for item in manifest.skipped[:10]:
+        click.echo(f"  left out {_one_line(item.path, 60)}: {item.reason}")
+    if len(manifest.skipped) > 10:
+        click.echo(f"  left out {len(manifest.skipped) - 10} more (listed in manifest.json)")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def restore(path: Path) -> None:
+    """Restore a backup archive into an empty DATA_DIR (and, on PostgreSQL, an empty database).
+
+    Every file is checked against the archive's manifest before anything is put in place.
+    """
+    from relaydesk.backups.reader import restore as restore_archive
+    from relaydesk.core.config import load_settings
+    from relaydesk.core.ondisk import human_size
+
+    # Not get_settings(): it would generate a secret key into the empty DATA_DIR.
+    settings = load_settings(create_files=False)
+    _logging(settings)
+    report = restore_archive(path, settings)
+    manifest = report.manifest
+    kind = "SQLite" if manifest.database_kind == "sqlite" else "PostgreSQL"
+    click.echo(
+        f"restored {path} (written {manifest.created_at} by relaydesk "
+        f"{manifest.relaydesk_version}) into {report.data_dir}"
+    )
+    click.echo(f"  database: {kind}, {report.database}")
+    click.echo(f"  files:    {report.files} ({human_size(report.data_bytes)})")
+    for warning in report.warnings:
+        click.echo(f"  warning: {warning}", err=True)
+    for note in report.notes:
+        click.echo(f"  next: {note}")
 
 
 @main.command()

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(None, min_length=16)
     # /ready fails when the data directory's disk has less free space than this.
     ready_min_free_mb: int = Field(200, ge=0, le=10_000_000)
+    # Scheduled backups (relaydesk.backups): a daily archive into BACKUP_DIR at
+    # BACKUP_HOUR (UTC), the newest BACKUP_KEEP kept. Unset BACKUP_DIR: no schedule.
+    backup_dir: Path | None = None
+    backup_keep: int = Field(7, ge=1, le=1000)
+    backup_hour: int = Field(3, ge=0, le=23)
 
     twilio_mode: Literal["sandbox", "live"] | None = None
     twilio_account_sid: str | None = None
@@ -204,6 +209,13 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"'{value}' must start with http:// or https://")
+        return value
+
+    @field_validator("backup_dir", mode="before")
+    @classmethod
+    def _optional_dir(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip() == "":
+            return None  # BACKUP_DIR= (empty): no scheduled backups
         return value
 
     @field_validator("status_check_after_seconds", mode="before")
@@ -371,8 +383,13 @@ def _read_file_secrets() -> dict[str, str]:
     return found
 
 
-def load_settings() -> Settings:
-    """Build settings or raise ConfigError with one readable line per problem."""
+def load_settings(*, create_files: bool = True) -> Settings:
+    """Build settings or raise ConfigError with one readable line per problem.
+
+    Without `create_files` nothing is written to DATA_DIR: SECRET_KEY stays unset unless
+    the environment gives it, and the sandbox credentials are not generated (`relaydesk
+    restore` reads the configuration of a data directory that must stay empty).
+    """
     try:
         settings = Settings(**_read_file_secrets())  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -382,6 +399,8 @@ def load_settings() -> Settings:
             message = str(err["msg"]).removeprefix("Value error, ")
             problems.append(f"{name}: {message}" if err["loc"] else message)
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    if not create_files:
+        return settings
     if not settings.secret_key:
         settings.secret_key = _persistent_secret(settings.data_dir)
     if not (settings.twilio_account_sid and settings.twilio_auth_token):

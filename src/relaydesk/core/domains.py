@@ -127,6 +127,8 @@ DOMAINS: tuple[Domain, ...] = (
     ),
     # Housekeeping that belongs to no domain: statistics and expired sessions.
     Domain("relaydesk.maintenance", tasks=("",), models=None),
+    # Scheduled backups of the whole installation (BACKUP_DIR).
+    Domain("relaydesk.backups", tasks=("tasks",), models=None),
 )
 
 

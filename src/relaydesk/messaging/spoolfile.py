@@ -34,6 +34,8 @@ LEGACY_WORK = "webhooks.replaying"
 KINDS = ("inbound", "status")
 DAMAGED = "damaged"
 WORK_GLOB = "webhooks.*.replaying"
+FILES_LOCK = ".files.lock"  # held while a file is appended to, renamed or rewritten
+REPLAY_LOCK = ".replay.lock"
 # What the CLI and the panel call an entry: 12 hexadecimal characters.
 ENTRY_ID = re.compile(r"[0-9a-f]{12}")
 
@@ -146,12 +148,12 @@ def _flock(name: str, blocking: bool = True) -> Iterator[bool]:
 
 def files_lock() -> Any:
     """Held while a file is appended to, renamed or rewritten."""
-    return _flock(".files.lock")
+    return _flock(FILES_LOCK)
 
 
 def replay_lock(blocking: bool = True) -> Any:
     """Held by whoever stores spooled records (one replay at a time per folder)."""
-    return _flock(".replay.lock", blocking)
+    return _flock(REPLAY_LOCK, blocking)
 
 
 def _fsync_dir(directory: Path) -> None:
