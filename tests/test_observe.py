@@ -176,3 +176,39 @@ def test_ready_fails_while_the_database_is_gone_and_recovers(tmp_path: Path) -> 
     finally:
         deployment.stop()
         cluster.stop()
+
+
+@pytest.mark.e2e
+def test_json_logs_and_an_access_log_without_secrets(tmp_path: Path) -> None:
+    import json
+
+    deployment = Deployment(tmp_path / "data", LOG_FORMAT="json", ACCESS_LOG="true")
+    try:
+        deployment.start()
+        assert httpx.get(f"{deployment.url}/ready", timeout=10).status_code == 200
+        secret_link = "capability-" + "x" * 30
+        assert httpx.get(f"{deployment.url}/m/{secret_link}?sig=abc", timeout=10).status_code == 404
+
+        def access_lines() -> list[dict[str, Any]]:
+            found = []
+            for line in deployment.logs_text().splitlines():
+                if line.startswith("{"):
+                    record = json.loads(line)  # every structured line is valid JSON
+                    if record.get("logger") == "relaydesk.access":
+                        found.append(record)
+            return found
+
+        lines = wait_for(
+            lambda: [r for r in access_lines() if r["path"].startswith("/m/")] and access_lines(),
+            what="the access log lines",
+        )
+        ready = [r for r in lines if r["path"] == "/ready"]
+        assert ready and ready[0]["status"] == 200 and ready[0]["method"] == "GET"
+        assert ready[0]["client"] == "127.0.0.1" and ready[0]["ms"] >= 0
+        assert {"time", "level"} <= set(ready[0])
+        media = [r for r in lines if r["path"].startswith("/m/")]
+        assert media[0]["status"] == 404 and media[0]["path"] == "/m/***"
+        assert secret_link not in deployment.logs_text()
+        assert "sig=abc" not in deployment.logs_text()
+    finally:
+        deployment.stop()

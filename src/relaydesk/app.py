@@ -32,6 +32,7 @@ from relaydesk.core.tasks import start_embedded_worker
 from relaydesk.messaging.webhooks import WebhookFrontDoor
 from relaydesk.messaging.writer import get_writer
 from relaydesk.observe import api as observe_api
+from relaydesk.observe.access import AccessLog
 from relaydesk.openapi import describe
 from relaydesk.web.errors import is_panel_request, panel_error, panel_invalid
 from relaydesk.web.views import install_panel
@@ -179,7 +180,10 @@ class _WhenListening(threading.Thread):
 def create_app(*, run_worker: bool = False) -> ASGIApp:
     """The ASGI application to serve: forwarded headers applied (from trusted proxies
     only), then Twilio's webhooks, then the FastAPI app."""
-    return ForwardedHeaders(WebhookFrontDoor(create_fastapi_app(run_worker=run_worker)))
+    app: ASGIApp = WebhookFrontDoor(create_fastapi_app(run_worker=run_worker))
+    if get_settings().access_log:
+        app = AccessLog(app)
+    return ForwardedHeaders(app)
 
 
 def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:

@@ -8,7 +8,6 @@ besides heavy optional libraries, where imports are deliberately function-local.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import sys
@@ -62,13 +61,9 @@ def _settings() -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # These log request details (headers, URLs with credentials) at INFO.
-    for noisy in ("twilio.http_client", "httpx", "alembic", "huey"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from relaydesk.core import logs
+
+    logs.configure(settings)
 
 
 @click.group()
@@ -211,7 +206,10 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int | No
         # uvicorn doing it first would hide whether the peer was a proxy at all.
         "proxy_headers": False,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        # relaydesk writes its own access log (ACCESS_LOG, relaydesk.observe.access), and
+        # uvicorn's lines go through relaydesk's handler (LOG_FORMAT) instead of its own.
         "access_log": False,
+        "log_config": None,
         # Open live-update streams never end by themselves: give them a moment, then close.
         "timeout_graceful_shutdown": 3,
     }

@@ -40,7 +40,10 @@ def _web_process(options: dict[str, Any]) -> None:
     import uvicorn
 
     from relaydesk.app import create_app
+    from relaydesk.core import logs
+    from relaydesk.core.config import get_settings
 
+    logs.configure(get_settings())
     sock = reuseport_socket(options["host"], options["port"])
     config = uvicorn.Config(create_app(run_worker=False), **options)
     uvicorn.Server(config).run(sockets=[sock])

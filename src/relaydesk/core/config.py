@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1,::1"
     secret_key: str | None = None
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # One line per HTTP request (method, path, status, duration, client): off by default.
+    access_log: bool = False
     # A bearer token that may read /metrics only (Prometheus' scrape config); API tokens
     # of any role may read it too. At least 16 characters.
     metrics_token: str | None = Field(None, min_length=16)

@@ -14,7 +14,6 @@ from sqlalchemy import text
 
 from relaydesk import __version__
 from relaydesk.auth.service import authenticate_token
-from relaydesk.channels.twilio.account import current_account
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import database_kind, get_engine, get_sessionmaker
 from relaydesk.core.errors import Unauthorized
@@ -42,7 +41,7 @@ def health() -> JSONResponse:
         "status": "ok" if db_ok else "error",
         "version": __version__,
         "database": database_kind() if db_ok else "unreachable",
-        "twilio_mode": current_account().mode,
+        "twilio_mode": metrics.twilio_mode(),
         "signature_validation": settings.twilio_validate_signature,
         "webhook_backlog": get_writer().backlog(),
         # Webhooks on disk: waiting for the database, and dead letters for an admin.

@@ -209,6 +209,14 @@ def _webhooks() -> Iterator[Metric]:
     )
 
 
+def twilio_mode() -> str:
+    """sandbox or live; "unknown" while the database (the panel's settings) is unreadable."""
+    try:
+        return current_account().mode
+    except Exception:
+        return "unknown"
+
+
 class SharedFigures(Collector):
     """The figures read from the database and the queues at each scrape."""
 
@@ -218,7 +226,7 @@ class SharedFigures(Collector):
             "relaydesk's version and setup",
             labels=["version", "database", "twilio_mode"],
         )
-        info.add_metric([__version__, database_kind(), current_account().mode], 1.0)
+        info.add_metric([__version__, database_kind(), twilio_mode()], 1.0)
         yield info
         up = 1.0
         session = get_sessionmaker()()
