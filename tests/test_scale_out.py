@@ -110,8 +110,14 @@ def test_two_webs_and_two_workers_lose_nothing_and_send_nothing_twice_when_one_o
     tmp_path: Path, postgres: str
 ) -> None:
     with redis_server() as redis_url:
+        counters = tmp_path / "metrics"
+        counters.mkdir()
         deployment = ScaledDeployment(
-            tmp_path / "data", database=postgres, redis_url=redis_url, CAMPAIGN_RATE_MPS="20"
+            tmp_path / "data",
+            database=postgres,
+            redis_url=redis_url,
+            CAMPAIGN_RATE_MPS="20",
+            PROMETHEUS_MULTIPROC_DIR=str(counters),
         )
         customers: Customers | None = None
         try:
@@ -163,6 +169,25 @@ def test_two_webs_and_two_workers_lose_nothing_and_send_nothing_twice_when_one_o
                 lost = [sid for sid in customers.acked if sid not in stored]
                 assert lost == [], f"{len(lost)} acknowledged webhooks are not stored"
                 assert customers.refused > 0, "no webhook was sent to the killed web process"
+
+                # Any web process's /metrics adds up every process's counters, the
+                # workers' sends (the killed one's included) among them.
+                scraped = client.get("/metrics")
+                assert scraped.status_code == 200, scraped.text
+                accepted = [
+                    line
+                    for line in scraped.text.splitlines()
+                    if line.startswith('relaydesk_sends_total{outcome="accepted"}')
+                ]
+                assert accepted and float(accepted[0].split()[-1]) >= len(RECIPIENTS), accepted
+                acked = [
+                    line
+                    for line in scraped.text.splitlines()
+                    if line.startswith("relaydesk_webhooks_total")
+                    and 'outcome="accepted"' in line
+                    and 'kind="inbound"' in line
+                ]
+                assert acked and float(acked[0].split()[-1]) >= len(customers.acked), acked
         finally:
             if customers is not None:
                 customers.finish()

@@ -14,11 +14,12 @@ are counted.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -253,5 +254,15 @@ _shared.register(SharedFigures())
 
 
 def render() -> bytes:
-    """The exposition text: this process's counters, then the shared figures."""
+    """The exposition text: the processes' counters, then the shared figures.
+
+    With PROMETHEUS_MULTIPROC_DIR (prometheus_client's own variable: a directory every
+    relaydesk process on this machine or volume shares) the counters of every web
+    process and worker are added up, so a worker's sends and jobs show too; without it,
+    this process's own counters and its memory and CPU.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+        return generate_latest(combined) + generate_latest(_shared)
     return generate_latest(REGISTRY) + generate_latest(_shared)
