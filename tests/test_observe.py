@@ -212,3 +212,29 @@ def test_json_logs_and_an_access_log_without_secrets(tmp_path: Path) -> None:
         assert "sig=abc" not in deployment.logs_text()
     finally:
         deployment.stop()
+
+
+def test_the_example_grafana_dashboard_reads_only_metrics_relaydesk_exposes(
+    server: Any, make_token: Callable[[str], str]
+) -> None:
+    import json
+    import re
+
+    dashboard = json.loads(
+        (Path(__file__).parents[1] / "deploy/grafana/relaydesk.json").read_text()
+    )
+    wanted = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"relaydesk_[a-z0-9_]+", target["expr"])
+    }
+    assert len(wanted) >= 15
+    answer = httpx.get(
+        f"{server.url}/metrics", headers={"Authorization": f"Bearer {make_token('viewer')}"}
+    )
+    exposed = {
+        re.sub(r"_(bucket|count|sum|total)$", "", family.name)
+        for family in text_string_to_metric_families(answer.text)
+    }
+    assert wanted <= exposed, sorted(wanted - exposed)
