@@ -24,6 +24,10 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+
 from relaydesk.backups import database
 from relaydesk.backups.manifest import (
     DATA,
@@ -41,6 +45,7 @@ from relaydesk.backups.manifest import (
 )
 from relaydesk.core.config import Settings
 from relaydesk.core.ondisk import fsync_dir
+from relaydesk.migrations import alembic_config
 
 BLOCK = 1 << 20
 SPARE_BYTES = 64 * 1024 * 1024  # free space wanted beyond the unpacked files
@@ -202,12 +207,6 @@ def _read_and_check(archive: Path) -> Manifest:
 
 def _check_revision(manifest: Manifest) -> str | None:
     """The newest revision this relaydesk knows; refuse a database from a newer one."""
-    from alembic.script import ScriptDirectory
-    from alembic.script.revision import RevisionError
-    from alembic.util import CommandError
-
-    from relaydesk.migrations import alembic_config
-
     scripts = ScriptDirectory.from_config(alembic_config())
     head = scripts.get_current_head()
     if manifest.alembic_revision is not None:
