@@ -170,7 +170,12 @@ class Masker:
         for url in urls:
             if url.password:
                 password = str(url.password)
-                secrets |= {password, quote(password, safe=""), quote_plus(password)}
+                secrets |= {
+                    password,
+                    quote(password),
+                    quote(password, safe=""),
+                    quote_plus(password),
+                }
         for text in raw:
             try:
                 written = urlsplit(text.strip()).password
@@ -722,7 +727,7 @@ def _check_source(source: Source, url: URL, tables: list[Plan]) -> str:
     return revision
 
 
-KINDS = {"r": "table", "p": "table", "v": "view", "m": "view", "S": "sequence", "f": "table"}
+KINDS = {"r": "table", "p": "table", "f": "table", "v": "view", "m": "view", "S": "sequence"}
 
 
 def _check_empty(pg: psycopg.Connection[Any], to: URL) -> None:
@@ -736,19 +741,27 @@ def _check_empty(pg: psycopg.Connection[Any], to: URL) -> None:
         "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') "
         "ORDER BY c.relname"
     ).fetchall()
-    things = [f"{KINDS.get(kind, 'relation')} {name}" for name, kind in found]
     if [name for name, _ in found] == [VERSION_TABLE]:
         versions = pg.execute("SELECT count(*) FROM alembic_version").fetchone()
         if versions is not None and versions[0] == 0:
             return
-        things = [f"table {VERSION_TABLE} (at a revision)"]
-    if things:
-        more = f" and {len(things) - SHOWN_NAMES} more" if len(things) > SHOWN_NAMES else ""
+    if found:
         raise CopyError(
             f"the target {shown(to)} is not empty: schema {schema[0]} holds "
-            f"{', '.join(things[:SHOWN_NAMES])}{more}; nothing was changed. Copy into a new, "
-            "empty database (e.g. createdb)"
+            f"{_inventory(found)}; nothing was changed. Copy into a new, empty database "
+            "(e.g. createdb)"
         )
+
+
+def _inventory(found: list[tuple[str, str]]) -> str:
+    """`2 tables (a, b) and 1 sequence (a_id_seq)`, at most SHOWN_NAMES names each."""
+    parts = []
+    for kind in ("table", "view", "sequence"):
+        names = [name for name, code in found if KINDS.get(code) == kind]
+        if names:
+            listed = ", ".join(names[:SHOWN_NAMES]) + (", …" if len(names) > SHOWN_NAMES else "")
+            parts.append(f"{len(names)} {kind}{'s' if len(names) > 1 else ''} ({listed})")
+    return " and ".join(parts)
 
 
 def _copy_rows(
@@ -835,7 +848,7 @@ def _progress_line(entry: TableReport, seconds: float) -> str:
 
 def _refused(plan: Plan, page: list[Row], exc: psycopg.Error) -> str:
     """Which row PostgreSQL refused (COPY's context names its line) and why."""
-    line = re.search(r"line (\d+)", exc.diag.context or "")
+    line = re.search(r"COPY [^,]+, line (\d+)", exc.diag.context or "")
     where = f"table {plan.table}"
     if line and 0 < int(line.group(1)) <= len(page):
         where += f", row {plan.key_text(page[int(line.group(1)) - 1])}"
