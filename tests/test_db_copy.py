@@ -694,3 +694,48 @@ def test_masking_covers_every_spelling_of_the_password() -> None:
     assert dbcopy.shown(url) == "postgresql+psycopg://u:***@h:5432/db"
     for spelling in ("p@ss/Wörd", quote("p@ss/Wörd"), "p%40ss%2FW%C3%B6rd"):
         assert mask(f"x {spelling} y") == "x *** y"
+
+
+def test_the_copy_is_a_snapshot_of_a_source_being_written(
+    tmp_path: Path, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message stored while the copy runs is not half in it: the copy is the snapshot."""
+    db = small_source(tmp_path) / "app.db"
+    target = postgres.new_database()
+    copy_table = dbcopy._copy_table
+
+    def write_meanwhile(pg: psycopg.Connection[Any], *args: Any) -> None:
+        copy_table(pg, *args)
+        if args[1].table == "contacts":  # before messages are read
+            with sqlite3.connect(db) as app:  # the app, storing a webhook
+                app.execute(
+                    "INSERT INTO messages (direction, channel, from_addr, to_addr, participant, "
+                    "conversation_id, body, media, num_media, status, num_segments, source, "
+                    "attempts, created_at, updated_at) VALUES ('inbound', 'sms', ?, "
+                    "'+48500000000', ?, 1, 'Później', '[]', 0, 'received', 1, 'customer', 0, "
+                    "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')",
+                    (ANNA, ANNA),
+                )
+
+    monkeypatch.setattr(dbcopy, "_copy_table", write_meanwhile)
+
+    report = dbcopy.copy_database(f"sqlite:///{db}", target.render_as_string(hide_password=False))
+
+    assert {t.name: t.copied for t in report.tables}["messages"] == 3
+    assert fetch(target, "SELECT count(*) FROM messages") == [(3,)]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone() == (4,)
+
+
+def test_postgresql_to_postgresql(tmp_path: Path, postgres: Postgres) -> None:
+    db = small_source(tmp_path) / "app.db"
+    first, second = postgres.new_database(), postgres.new_database()
+    dbcopy.copy_database(f"sqlite:///{db}", first.render_as_string(hide_password=False))
+
+    report = dbcopy.copy_database(
+        conninfo_sa(first), second.render_as_string(hide_password=False), batch_rows=2
+    )
+
+    assert not report.failed and report.rows > 0
+    every = "SELECT id, body, raw::text, created_at FROM messages ORDER BY id"
+    assert fetch(second, every) == fetch(first, every)
