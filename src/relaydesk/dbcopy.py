@@ -676,8 +676,9 @@ def _copy(source_url: URL, to: URL, batch_rows: int, say: Progress) -> CopyRepor
                 say(f"copying {report.source} (revision {revision}) to {report.target}")
                 for name in report.not_copied:
                     say(f"  not copied: table {name} is not one of relaydesk's")
-                say(f"  creating the schema: relaydesk's migrations up to {revision}")
+                lap = _laps()
                 migrations.upgrade_on(conn)
+                say(f"  schema created by relaydesk's migrations up to {revision} ({lap()})")
                 _copy_rows(pg, source.reader, tables, report, batch_rows, say)
                 report.seconds = time.perf_counter() - started
                 if report.failed:
@@ -687,11 +688,24 @@ def _copy(source_url: URL, to: URL, batch_rows: int, say: Progress) -> CopyRepor
                         "is empty again",
                         report,
                     )
-                say("  committing")
+                lap()
+            say(f"  committed ({lap()})")
         finally:
             engine.dispose()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _laps() -> Callable[[], str]:
+    """A stopwatch: each call gives the time since the previous one, as '1.2 s'."""
+    last = [time.perf_counter()]
+
+    def lap() -> str:
+        now = time.perf_counter()
+        seconds, last[0] = now - last[0], now
+        return f"{seconds:.1f} s"
+
+    return lap
 
 
 def _check_source(source: Source, url: URL, tables: list[Plan]) -> str:
@@ -782,9 +796,11 @@ def _copy_rows(
     for table, name, _ in foreign_keys:
         pg.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}".encode())
     say(f"  copying {len(tables)} tables, {batch_rows:,} rows at a time")
+    lap = _laps()
     by_name = {t.name: t for t in report.tables}
     for plan in tables:
         _copy_table(pg, reader, plan, by_name[plan.table], batch_rows, say)
+    lap()
     for table, name, definition in foreign_keys:
         try:
             pg.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}".encode())
@@ -795,16 +811,16 @@ def _copy_rows(
                 "Nothing was kept."
             ) from None
     report.foreign_keys = len(foreign_keys)
-    say(f"  foreign keys: {len(foreign_keys)} added back, every row checked")
+    say(f"  foreign keys: {len(foreign_keys)} added back, every row checked ({lap()})")
     report.sequences = _reset_sequences(pg, tables, report)
-    say(f"  sequences: {report.sequences} set to the largest id + 1")
     pg.execute(f"ANALYZE {names}".encode())
-    say("  verifying: row counts and SHA-256 checksums, table by table")
+    say(f"  sequences: {report.sequences} set to the largest id + 1; statistics gathered ({lap()})")
     target = PostgresReader(pg)
     for plan in tables:
         entry = by_name[plan.table]
         entry.target_rows = target.count(plan.table)
         _, entry.target_sha256 = _digest(target, plan, batch_rows)
+    say(f"  verified: row counts and SHA-256 checksums of {len(tables)} tables read back ({lap()})")
 
 
 def _copy_table(
