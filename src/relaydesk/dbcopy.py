@@ -74,6 +74,7 @@ VERSION_TABLE = "alembic_version"
 POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 URL_EXAMPLE = "postgresql://user:password@host:5432/database"
 SHOWN_NAMES = 8
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}")
 
 Progress = Callable[[str], None]
 Row = tuple[Any, ...]
@@ -146,7 +147,7 @@ def target_url(raw: str) -> URL:
     text = raw.strip()
     scheme, sep, rest = text.partition("://")
     if not sep or scheme.lower() not in POSTGRESQL_SCHEMES:
-        named = f"'{scheme}://…' is not one" if sep and "@" not in scheme else "got something else"
+        named = f"'{scheme}://…' is not one" if SCHEME.fullmatch(scheme) else "got something else"
         raise CopyError(f"the target must be a PostgreSQL URL, {URL_EXAMPLE}; {named}")
     try:
         url = make_url("postgresql+psycopg://" + rest)
@@ -672,6 +673,8 @@ def _copy(source_url: URL, to: URL, batch_rows: int, say: Progress) -> CopyRepor
                 raise CopyError(f"cannot connect to the target {shown(to)}: {reason}") from None
             with conn, conn.begin():
                 pg = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+                # A server's statement_timeout is for the app's queries, not this one.
+                pg.execute("SET LOCAL statement_timeout = 0")
                 _check_empty(pg, to)
                 say(f"copying {report.source} (revision {revision}) to {report.target}")
                 for name in report.not_copied:
