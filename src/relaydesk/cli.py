@@ -1,4 +1,4 @@
-"""The `relaydesk` command: serve, worker, migrate, users, tokens, spool, backup/restore, sandbox.
+"""The `relaydesk` command: serve, worker, migrate, users, tokens, spool, backup, db, sandbox.
 
 Each command imports what it needs inside its function: loading the whole application
 (web framework, every domain, vendor SDKs) takes about a second, which a quick command
@@ -15,12 +15,15 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from relaydesk.core.config import SANDBOX_CREDENTIALS_FILE, ConfigError, Settings, get_settings
 from relaydesk.core.errors import RelaydeskError
+
+if TYPE_CHECKING:
+    from relaydesk.dbcopy import CopyReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 FIRST_ADMIN_EMAIL = "admin@relaydesk.local"
@@ -620,6 +623,72 @@ def sandbox_credentials() -> None:
         click.echo(f"Generated for this DATA_DIR in {generated}; keep them private.")
     if from_env:
         click.echo(f"Set in the environment: {', '.join(from_env)} (they win).")
+
+
+@main.group()
+def db() -> None:
+    """Move the database: copy it into an empty PostgreSQL database."""
+
+
+@db.command("copy")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="URL",
+    envvar="TARGET_DATABASE_URL",
+    help="The empty PostgreSQL database, postgresql://user:password@host:5432/name "
+    "(or TARGET_DATABASE_URL, which keeps the password out of the shell history).",
+)
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(100, 100_000),
+    default=5_000,
+    show_default=True,
+    help="Rows read and written at a time.",
+)
+@friendly
+def db_copy(target: str, batch_rows: int) -> None:
+    """Copy the configured database (DATABASE_URL, or DB_PATH / DATA_DIR's SQLite file)
+    into an EMPTY PostgreSQL database: the schema by relaydesk's migrations, every table
+    in one transaction, sequences set, every table's count and checksum verified.
+    Stop relaydesk first. Afterwards set DATABASE_URL to the target and start it again.
+    """
+    settings = _settings()
+    from relaydesk import dbcopy
+
+    try:
+        report = dbcopy.copy_database(
+            settings.sqlalchemy_url, target, batch_rows=batch_rows, progress=click.echo
+        )
+    except dbcopy.VerificationFailed as exc:
+        _copy_summary(exc.report)
+        raise click.ClickException(exc.message) from None
+    _copy_summary(report)
+    rate = report.rows / report.seconds if report.seconds else 0.0
+    click.echo(
+        f"copied {report.rows:,} rows of {len(report.tables)} tables in "
+        f"{report.seconds:.1f} s ({rate:,.0f} rows/s); every count and checksum matches"
+    )
+    if report.not_copied:
+        click.echo(f"not copied (not relaydesk's tables): {', '.join(report.not_copied)}")
+    click.echo(f"next: set DATABASE_URL={report.target} (with its password) and start relaydesk")
+
+
+def _copy_summary(report: CopyReport) -> None:
+    rows = [
+        [
+            t.name,
+            f"{t.source_rows:,}",
+            f"{t.target_rows:,}",
+            t.source_sha256[:12],
+            t.target_sha256[:12],
+            t.next_id,
+            t.problem.upper() if t.problem else "ok",
+        ]
+        for t in report.tables
+    ]
+    _table(["TABLE", "SOURCE", "TARGET", "SHA-256 SOURCE", "SHA-256 TARGET", "NEXT ID", ""], rows)
 
 
 if __name__ == "__main__":  # pragma: no cover

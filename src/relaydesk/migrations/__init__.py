@@ -27,7 +27,15 @@ def alembic_config() -> Config:
 def upgrade(revision: str = "head", engine: Engine | None = None) -> None:
     """Bring the database schema up to `revision`."""
     with migration_connection(engine or get_engine()) as conn:
-        command.upgrade(_config_on(conn), revision)
+        upgrade_on(conn, revision)
+
+
+def upgrade_on(conn: Connection, revision: str = "head") -> None:
+    """Bring `conn`'s database up to `revision` inside the transaction `conn` has open.
+
+    The caller commits, or rolls back (on PostgreSQL the schema changes too).
+    """
+    command.upgrade(_config_on(conn), revision)
 
 
 def downgrade(revision: str, engine: Engine | None = None) -> None:
@@ -83,9 +91,17 @@ def _foreign_keys(conn: Connection, *, on: bool) -> None:
     )
 
 
+def head() -> str | None:
+    """The newest migration's revision."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current(conn: Connection) -> str | None:
+    """The revision `conn`'s database is at (None: no relaydesk schema)."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
 def pending() -> bool:
     """True when the database is behind the newest migration."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     with get_engine().connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    return current != head
+        return current(conn) != head()
