@@ -375,4 +375,5 @@ def test_sweeps_run_every_sweep_seconds_and_other_periodic_jobs_keep_their_time(
         assert sorted(fake.queued) == others  # the sweeps come from the faster loop
     time.sleep(1.1)
     scheduler.loop(datetime(2026, 1, 1, 2, 0, 1))
-    assert sorted(queued) == ([] if seconds == 60 else sweeps)
+    # (The suite's live server may queue other jobs meanwhile: only sweeps count here.)
+    assert sorted(q for q in queued if q in sweeps) == ([] if seconds == 60 else sweeps)

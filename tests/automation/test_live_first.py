@@ -77,5 +77,6 @@ def test_answers_and_operator_sends_pass_bulk_work_that_holds_every_bulk_thread(
         assert len(started) == bulk_threads and not finished_jobs
     finally:
         release.set()
+        api.put("/api/auto-reply", json={"enabled": False, "message": "Jesteśmy!"})
     wait_for(lambda: len(finished_jobs) == held_jobs, what="every held bulk job to run")
     assert sorted(started) == [10_000_000 + n for n in range(1, held_jobs + 1)]

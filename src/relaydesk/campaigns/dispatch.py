@@ -31,6 +31,7 @@ from relaydesk.core import owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import Conflict, RelaydeskError, WindowClosed
+from relaydesk.core.tasks import live_waiting
 from relaydesk.core.tasks import stopping as worker_stopping
 from relaydesk.messaging import delivery, queries
 from relaydesk.messaging import service as messaging
@@ -289,6 +290,11 @@ class Dispatcher:
                     if now - (self.held_since or now) >= HOLD_SECONDS:
                         handed_back = True  # the minute sweep comes back for it
                         break
+                    time.sleep(TICK_SECONDS)
+                    continue
+                if live_waiting():
+                    # Answers and operators' messages wait for a worker: claim nothing
+                    # new until they have gone (what was claimed still goes at its slot).
                     time.sleep(TICK_SECONDS)
                     continue
                 claimed = self._claim(len(inflight))

@@ -16,9 +16,11 @@ an index build never delays an answer; one process runs both by default, and
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -114,6 +116,8 @@ def _counted(name: str, queue: str, func: Callable[..., Any]) -> Callable[..., A
 
     @functools.wraps(func)
     def run(*args: Any, queued_at: float | None = None, **kwargs: Any) -> Any:
+        if queue == BULK:
+            _lower_priority()
         if queued_at is not None:
             waited.observe(max(time.time() - queued_at, 0.0))
         with _registry.running_lock:
@@ -130,6 +134,44 @@ def _counted(name: str, queue: str, func: Callable[..., Any]) -> Callable[..., A
         return result
 
     return run
+
+
+# Bulk work steps back for live work: its threads run at a lower CPU priority (the
+# native thread pools they start, such as an embedder's or Whisper's, inherit it), and
+# long bulk work asks `yield_to_live()` between its steps.
+BULK_NICE = 10
+LIVE_CHECK_SECONDS = 0.05  # how stale the "live jobs are waiting" answer may be
+_bulk_thread = threading.local()
+_live_seen: list[float] = [0.0, 0.0]  # [checked at (monotonic), waiting then (0/1)]
+
+
+def _lower_priority() -> None:
+    """Run this (bulk) worker thread at BULK_NICE, once per thread; Linux only."""
+    if getattr(_bulk_thread, "niced", False):
+        return
+    _bulk_thread.niced = True
+    # Not Linux (per-thread priorities), or not permitted: bulk work just runs as it is.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BULK_NICE)
+
+
+def live_waiting() -> bool:
+    """True when live jobs wait in their queue (cached for LIVE_CHECK_SECONDS)."""
+    now = time.monotonic()
+    if now - _live_seen[0] >= LIVE_CHECK_SECONDS:
+        try:
+            waiting = get_huey(LIVE).pending_count() > 0
+        except Exception:
+            waiting = False  # the queue is unreadable: never hold bulk work for it
+        _live_seen[0], _live_seen[1] = now, float(waiting)
+    return bool(_live_seen[1])
+
+
+def yield_to_live(limit: float = 2.0) -> None:
+    """Let waiting live jobs go first: sleep while any wait, at most `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while live_waiting() and time.monotonic() < deadline:
+        time.sleep(LIVE_CHECK_SECONDS / 2)
 
 
 def running_jobs() -> list[str]:

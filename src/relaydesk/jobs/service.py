@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, NotFound, RelaydeskError
-from relaydesk.core.tasks import enqueue_after_commit
+from relaydesk.core.tasks import enqueue_after_commit, yield_to_live
 from relaydesk.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ class Progress:
         self._last = 0.0
 
     def __call__(self, done: int, total: int, message: str = "", *, force: bool = False) -> None:
+        # Between two steps of a long job (scraping, index builds, syncs), live jobs that
+        # wait for a worker go first.
+        yield_to_live()
         now = time.monotonic()
         if not force and now - self._last < HEARTBEAT_SECONDS and done < total:
             return

@@ -17,7 +17,7 @@ from relaydesk.ai.credentials import openai_credentials
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow
-from relaydesk.core.tasks import enqueue
+from relaydesk.core.tasks import enqueue, yield_to_live
 from relaydesk.media import audio, kinds, store, transcribe, vision
 from relaydesk.media.download import DownloadError, Source, TooLarge, download
 from relaydesk.media.models import Attachment, AttachmentState
@@ -42,6 +42,7 @@ class Claimed:
 
 def process(message_id: int) -> None:
     """Fetch, keep and understand the pending files of one message (the job)."""
+    yield_to_live()  # transcribing and describing are long: waiting answers go first
     claimed = _claim(message_id)
     if not claimed:
         return
