@@ -30,6 +30,12 @@ What it measures
     automation_latency.py. The end of each latency is the emulator's own date_created
     in sandbox.db (time.time() at acceptance, same clock as the sender's time.time()).
 
+    --layout split runs the same work in three processes instead: `serve --no-worker`,
+    `relaydesk worker --queue live` and `relaydesk worker --queue bulk` (the latter under
+    `nice -n --bulk-nice`, default 10), to see what one process's GIL and the scheduler's
+    fairness cost. --recipients 0, --articles 0 and --voice-notes 0 leave a kind of load
+    out, to see which one hurts.
+
     The emulator runs as its own process (`relaydesk sandbox`, --emulator separate, the
     default), as campaign_rate.py does: Twilio is not part of relaydesk, and the
     emulator's work for 200 campaign calls a second would otherwise run under the
@@ -403,13 +409,14 @@ def start_load(
     """Start the campaign, the index build and the voice notes; returns at once (the
     voice notes are posted by `pool`)."""
     load = Load()
-    answer = client.post(
-        "/api/multi-sms/batches", json={"numbers": "\n".join(numbers), "body": BODY}
-    )
-    if answer.status_code != 201:
-        raise SystemExit(f"POST /api/multi-sms/batches answered {answer.status_code}: "
-                         f"{answer.text[:300]}")  # fmt: skip
-    load.batch_id = int(answer.json()["id"])
+    if numbers:
+        answer = client.post(
+            "/api/multi-sms/batches", json={"numbers": "\n".join(numbers), "body": BODY}
+        )
+        if answer.status_code != 201:
+            raise SystemExit(f"POST /api/multi-sms/batches answered {answer.status_code}: "
+                             f"{answer.text[:300]}")  # fmt: skip
+        load.batch_id = int(answer.json()["id"])
     if args.articles:
         answer = client.post("/api/news/indices/build", json={"name": "news"})
         if answer.status_code != 202:
@@ -449,12 +456,15 @@ def drain(
     start = time.monotonic()
     while True:
         now = time.monotonic()
-        batch = client.get(f"/api/multi-sms/batches/{load.batch_id}").json()
-        counters = batch.get("counters", {})
-        load.campaign_status = str(batch.get("status"))
-        campaign_done = load.campaign_status in ("completed", "failed", "canceled") and (
-            counters.get("pending", 0) == 0 and counters.get("sending", 0) == 0
-        )
+        if load.batch_id is None:
+            load.campaign_status, campaign_done = "none", True
+        else:
+            batch = client.get(f"/api/multi-sms/batches/{load.batch_id}").json()
+            counters = batch.get("counters", {})
+            load.campaign_status = str(batch.get("status"))
+            campaign_done = load.campaign_status in ("completed", "failed", "canceled") and (
+                counters.get("pending", 0) == 0 and counters.get("sending", 0) == 0
+            )
         if campaign_done and load.campaign_done_after is None:
             load.campaign_done_after = now - load_started
         found = job(client, load.build_job)
@@ -531,7 +541,16 @@ def run(base_dir: Path, args: argparse.Namespace, fake: FakeOpenAI) -> int:
         extra["TWILIO_API_BASE_URL"] = phone_base
     env = server_env(data_dir, port, **extra)
     print("  " + ", ".join(f"{k}={v}" for k, v in extra.items()), flush=True)
-    server = Server(data_dir, port, env, data_dir / "server.log")
+    split = args.layout == "split"
+    server = Server(data_dir, port, env, data_dir / "server.log", ["--no-worker"] if split else [])
+    workers = []
+    if split:
+        nice = ["nice", "-n", str(args.bulk_nice)] if args.bulk_nice else []
+        for queue, wrapper in (("live", []), ("bulk", nice)):
+            log = data_dir / f"worker-{queue}.log"
+            workers.append(
+                Server(data_dir, 0, env, log, ["--queue", queue], "worker", wrapper=wrapper)
+            )
     run_cli(["migrate"], env, data_dir)
     token = run_cli(["token", "create", "bench", "--role", "admin"], env, data_dir)
     token = token.strip().splitlines()[-1]
@@ -539,7 +558,7 @@ def run(base_dir: Path, args: argparse.Namespace, fake: FakeOpenAI) -> int:
     numbers = recipient_numbers(args.recipients)
     number_set = set(numbers)
     cpu = {
-        "server": lambda: session_cpu(server.pid),
+        "server": lambda: session_cpu(server.pid) + sum(session_cpu(w.pid) for w in workers),
         "emulator": lambda: session_cpu(emulator.pid) if emulator is not None else 0.0,
     }
     idle = Phase("idle", build_webhooks(port, IDLE_FIRST, args.messages, "i"))
@@ -552,6 +571,8 @@ def run(base_dir: Path, args: argparse.Namespace, fake: FakeOpenAI) -> int:
         if emulator is not None:
             emulator.start()
         server.start()
+        for w in workers:
+            w.start()
         configure(base, token, args.mode, fake.base_url, 0.0)
         headers = {"Authorization": f"Bearer {token}"}
         with (
@@ -605,7 +626,14 @@ def run(base_dir: Path, args: argparse.Namespace, fake: FakeOpenAI) -> int:
             evaluate(phase, sandbox_db, stored)
         answers = answers_for(sandbox_db, "+48600000000", "+48600999999")
         voices = answers_for(sandbox_db, VOICE_NUMBER.format(0), VOICE_NUMBER.format(999))
+    except (httpx.HTTPError, OSError):
+        exited = server.proc.poll() if server.proc is not None else None
+        print(f"\n  the server stopped answering (exit status {exited}); its log:")
+        print(server.log_tail(60))
+        raise
     finally:
+        for w in workers:
+            w.stop()
         server.stop()
         if emulator is not None:
             emulator.stop()
@@ -666,13 +694,14 @@ def make_checks(
                 f"{load.notes_failed} failed",
             )
         )
-    checks.append(
-        (
-            load.campaign_in_phase > 0,
-            f"the campaign was sending during the timed load phase "
-            f"({load.campaign_in_phase:,} messages accepted)",
+    if load.batch_id is not None:
+        checks.append(
+            (
+                load.campaign_in_phase > 0,
+                f"the campaign was sending during the timed load phase "
+                f"({load.campaign_in_phase:,} messages accepted)",
+            )
         )
-    )
     if load.build_job is not None:
         checks.append((load.build_status != "failed", f"index build {load.build_status}"))
     p99_idle = percentile(idle.latencies_ms, 99)
@@ -791,6 +820,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voice-seconds", type=float, default=5.0, help="length of each note")
     parser.add_argument("--mode", choices=("classic", "ai"), default="classic")
     parser.add_argument(
+        "--layout",
+        choices=("serve", "split"),
+        default="serve",
+        help="serve: one default `relaydesk serve` (default); split: serve --no-worker + "
+        "worker --queue live + worker --queue bulk",
+    )
+    parser.add_argument(
+        "--bulk-nice", type=int, default=10, help="nice value of the bulk worker (split)"
+    )
+    parser.add_argument(
         "--emulator",
         choices=("separate", "embedded"),
         default="separate",
@@ -815,14 +854,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed of the articles")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args(argv)
-    if args.messages < 1 or args.rate <= 0 or args.recipients < 1 or args.warmup < 0:
-        parser.error("--messages, --rate and --recipients must be positive, --warmup >= 0")
+    if args.messages < 1 or args.rate <= 0 or args.recipients < 0 or args.warmup < 0:
+        parser.error("--messages and --rate must be positive, --recipients and --warmup >= 0")
     if args.messages > 99_999 or args.warmup > 99_999 or args.voice_notes > 999:
         parser.error("at most 99,999 messages and warm-up webhooks, 999 voice notes")
     if args.recipients > 12 * 90_000:
         parser.error("at most 1,080,000 recipients (their numbers must not meet the customers')")
     if args.articles < 0 or args.voice_notes < 0:
         parser.error("--articles and --voice-notes must be >= 0")
+    if args.layout == "split" and "bulk_worker_threads" not in Settings.model_fields:
+        parser.error("--layout split needs a revision with the live and bulk queues")
 
     exit_on_sigterm()
     print(environment())
@@ -830,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
         f"live under load: {args.messages} webhooks per phase at {args.rate:g}/s ({args.mode} "
         f"auto-reply, debounce 0, distinct customers); load: {args.recipients:,} recipients at "
         f"{args.campaign_rate:g}/s, {args.articles} articles indexed, {args.voice_notes} voice "
-        f"notes; emulator {args.emulator}; {queues_text(args)}"
+        f"notes; emulator {args.emulator}; layout {args.layout}; {queues_text(args)}"
     )
     base_dir = Path(tempfile.mkdtemp(prefix="relaydesk-live-load-"))
     fake = FakeOpenAI()
