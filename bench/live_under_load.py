@@ -34,7 +34,8 @@ What it measures
     `relaydesk worker --queue live` and `relaydesk worker --queue bulk` (the latter under
     `nice -n --bulk-nice`, default 10), to see what one process's GIL and the scheduler's
     fairness cost. --recipients 0, --articles 0 and --voice-notes 0 leave a kind of load
-    out, to see which one hurts.
+    out, to see which one hurts. --postgresql and --redis put relaydesk's database and
+    job queue on a throwaway PostgreSQL cluster and redis-server (see campaign_rate.py).
 
     The emulator runs as its own process (`relaydesk sandbox`, --emulator separate, the
     default), as campaign_rate.py does: Twilio is not part of relaydesk, and the
@@ -105,6 +106,8 @@ from benchlib import (
     BENCH_AUTH_TOKEN,
     HOST,
     REPO,
+    Backing,
+    PgConnection,
     Server,
     environment,
     exit_on_sigterm,
@@ -165,6 +168,7 @@ class Phase:
     complete: bool = False
     server_cpu: float = 0.0
     emulator_cpu: float = 0.0
+    backing_cpu: float = 0.0  # PostgreSQL and Redis
     other_cpu: float = 0.0
     wall: float = 0.0
 
@@ -309,15 +313,16 @@ def wait_for_answers(sandbox_db: Path, webhooks: list[Webhook], stall: float) ->
         time.sleep(POLL_SECONDS)
 
 
-def voice_state(app_db: Path) -> tuple[int, int]:
+def voice_state(app_db: Path | str) -> tuple[int, int]:
     """(voice notes transcribed, voice notes failed) in relaydesk's attachments."""
-    conn = connect_ro(app_db)
+    conn: Any = PgConnection(app_db) if isinstance(app_db, str) else connect_ro(app_db)
     try:
         # A failed transcription is noted in `error` of a stored file.
         done, failed = conn.execute(
-            "SELECT coalesce(sum(transcript IS NOT NULL), 0), coalesce(sum(state IN "
-            "('failed', 'refused') OR (state = 'stored' AND transcript IS NULL)), 0) "
-            "FROM attachments WHERE content_type LIKE 'audio/%'"
+            "SELECT count(transcript), coalesce(sum(CASE WHEN state IN ('failed', 'refused') "
+            "OR (state = 'stored' AND transcript IS NULL) THEN 1 ELSE 0 END), 0) "
+            "FROM attachments WHERE content_type LIKE ?",
+            ("audio/%",),
         ).fetchone()
     except sqlite3.Error:
         return 0, 0
@@ -357,7 +362,7 @@ def timed_phase(
     cpu: dict[str, Any],
 ) -> None:
     """Send the phase's webhooks at --rate and wait for their answers."""
-    server0, emulator0 = cpu["server"](), cpu["emulator"]()
+    server0, emulator0, backing0 = cpu["server"](), cpu["emulator"](), cpu["backing"]()
     machine0, client0, wall0 = machine_busy_cpu(), time.process_time(), time.perf_counter()
     phase.started = time.time()
     phase.send_seconds = send(base, phase.webhooks, args.rate, False, args.concurrency)
@@ -365,8 +370,9 @@ def timed_phase(
     phase.wall = time.perf_counter() - wall0
     phase.server_cpu = cpu["server"]() - server0
     phase.emulator_cpu = cpu["emulator"]() - emulator0
+    phase.backing_cpu = cpu["backing"]() - backing0
     used = machine_busy_cpu() - machine0 - (time.process_time() - client0)
-    phase.other_cpu = max(0.0, used - phase.server_cpu - phase.emulator_cpu)
+    phase.other_cpu = max(0.0, used - phase.server_cpu - phase.emulator_cpu - phase.backing_cpu)
     if not phase.complete:
         print(f"  answers stopped coming (no new one for {args.stall:g} s)", flush=True)
 
@@ -448,7 +454,7 @@ def post_note(phone_base: str, number: str, note: bytes) -> int:
 def drain(
     client: httpx.Client,
     load: Load,
-    app_db: Path,
+    app_db: Path | str,
     load_started: float,
     limit: float,
 ) -> None:
@@ -496,7 +502,7 @@ def drain(
 # --- one run -------------------------------------------------------------------------
 
 
-def run(base_dir: Path, args: argparse.Namespace, fake: FakeOpenAI) -> int:
+def run(base_dir: Path, args: argparse.Namespace, fake: FakeOpenAI, backing: Backing) -> int:
     """Start everything, run both phases, drain, read, check, print."""
     data_dir = base_dir / "data"
     data_dir.mkdir(parents=True)
@@ -539,8 +545,8 @@ def run(base_dir: Path, args: argparse.Namespace, fake: FakeOpenAI) -> int:
         )
         phone_base = f"http://{HOST}:{emulator_port}"
         extra["TWILIO_API_BASE_URL"] = phone_base
-    env = server_env(data_dir, port, **extra)
     print("  " + ", ".join(f"{k}={v}" for k, v in extra.items()), flush=True)
+    env = server_env(data_dir, port, **extra, **backing.env())
     split = args.layout == "split"
     server = Server(data_dir, port, env, data_dir / "server.log", ["--no-worker"] if split else [])
     workers = []
@@ -554,12 +560,14 @@ def run(base_dir: Path, args: argparse.Namespace, fake: FakeOpenAI) -> int:
     run_cli(["migrate"], env, data_dir)
     token = run_cli(["token", "create", "bench", "--role", "admin"], env, data_dir)
     token = token.strip().splitlines()[-1]
-    sandbox_db, app_db = data_dir / "sandbox.db", data_dir / "app.db"
+    sandbox_db = data_dir / "sandbox.db"
+    app_db: Path | str = env.get("DATABASE_URL") or data_dir / "app.db"
     numbers = recipient_numbers(args.recipients)
     number_set = set(numbers)
     cpu = {
         "server": lambda: session_cpu(server.pid) + sum(session_cpu(w.pid) for w in workers),
         "emulator": lambda: session_cpu(emulator.pid) if emulator is not None else 0.0,
+        "backing": backing.cpu,
     }
     idle = Phase("idle", build_webhooks(port, IDLE_FIRST, args.messages, "i"))
     loaded = Phase("under load", build_webhooks(port, LOAD_FIRST, args.messages, "l"))
@@ -745,9 +753,10 @@ def report(args: argparse.Namespace, idle: Phase, loaded: Phase, load: Load) -> 
         wall = phase.wall or 1.0
         other = phase.other_cpu / wall
         warning = "  <- other work on this machine: figures are disturbed" if other > 0.15 else ""
+        backing = f", PostgreSQL/Redis {phase.backing_cpu / wall:.2f}" if phase.backing_cpu else ""
         print(
             f"  CPU cores         relaydesk {phase.server_cpu / wall:.2f}, emulator "
-            f"{phase.emulator_cpu / wall:.2f}, other processes {other:.2f}{warning}"
+            f"{phase.emulator_cpu / wall:.2f}{backing}, other processes {other:.2f}{warning}"
         )
     print("\n== background work ==")
     print(
@@ -851,6 +860,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall", type=float, default=60.0, help="give up on missing answers")
     parser.add_argument("--settle", type=float, default=2.0, help="pause between the phases")
     parser.add_argument("--max-ratio", type=float, default=2.0, help="the goal (default 2)")
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="relaydesk on a throwaway PostgreSQL cluster (tests/pgserver.py) instead of SQLite",
+    )
+    parser.add_argument(
+        "--redis", action="store_true", help="a throwaway redis-server as the job queue"
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the articles")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args(argv)
@@ -874,12 +891,16 @@ def main(argv: list[str] | None = None) -> int:
         f"notes; emulator {args.emulator}; layout {args.layout}; {queues_text(args)}"
     )
     base_dir = Path(tempfile.mkdtemp(prefix="relaydesk-live-load-"))
+    backing = Backing(args.postgresql, args.redis)
     fake = FakeOpenAI()
     fake.start()
     try:
-        status = run(base_dir, args, fake)
+        backing.start()
+        print(f"  {backing.describe()}")
+        status = run(base_dir, args, fake, backing)
     finally:
         fake.stop()
+        backing.stop()
         if not args.keep:
             shutil.rmtree(base_dir, ignore_errors=True)
     print("\nall checks PASS" if status == 0 else "\nFAIL")
