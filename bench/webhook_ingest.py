@@ -124,6 +124,7 @@ class RunResult:
 
     label: str
     history: int
+    processes: int = 1  # web processes (serve --workers)
     requests: int = 0
     duplicates: int = 0
     elapsed: float = 0.0
@@ -443,7 +444,7 @@ def run_once(
         port, rng, customers, args.warmup, args.count, args.dup_ratio, args.concurrency
     )
     sent = {w.sid: w.body for w in (*warm, *timed)}
-    result = RunResult(label=label, history=history)
+    result = RunResult(label=label, history=history, processes=args.workers)
     result.requests = len(timed)
     result.duplicates = sum(1 for w in timed if w.duplicate)
 
@@ -556,11 +557,17 @@ def report(r: RunResult) -> None:
         f"  non-200           {r.non_200}"
         + (f"  ({others}; 0 = connection error)" if others else "")
     )
+    if r.processes > 1:
+        # The threads read are the supervising process's, which serves nothing itself.
+        split = f"{r.processes} web processes and the worker process together"
+    else:
+        split = (
+            f"event-loop thread {r.loop_thread_cpu / r.elapsed:.2f}, busiest other thread "
+            f"{r.busiest_other_cpu / r.elapsed:.2f}, normally the webhook writer"
+        )
     print(
         f"  server CPU        {r.server_cpu / n * 1000:.2f} ms/request = "
-        f"{r.server_cpu / r.elapsed:.2f} "
-        f"cores (event-loop thread {r.loop_thread_cpu / r.elapsed:.2f}, busiest other "
-        f"thread {r.busiest_other_cpu / r.elapsed:.2f}, normally the webhook writer)"
+        f"{r.server_cpu / r.elapsed:.2f} cores ({split})"
     )
     print(
         f"  client CPU        {r.client_cpu / n * 1000:.2f} ms/request = "
@@ -572,7 +579,9 @@ def report(r: RunResult) -> None:
             f"{r.backing_cpu / r.elapsed:.2f} cores"
         )
     server_cores, client_cores = r.server_cpu / r.elapsed, r.client_cpu / r.elapsed
-    if server_cores >= 0.85 and client_cores < 0.5:
+    if r.processes > 1 and client_cores < 0.85:
+        verdict = f"{r.processes} web processes: compare their CPU with the machine's cores"
+    elif server_cores >= 0.85 and client_cores < 0.5:
         verdict = "the server: its process is CPU-bound at ~1 core (one Python process, one GIL)"
     elif client_cores >= 0.85:
         verdict = "the load generator (client CPU-bound); figures understate the server"
