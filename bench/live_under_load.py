@@ -21,8 +21,12 @@ What it measures
                   simulated phone (POST /sandbox/phone/messages), so the file sits behind
                   the emulator's basic auth like Twilio's and relaydesk's media job
                   downloads, converts and transcribes it with the local Whisper model
-                  (TRANSCRIPTION_PROVIDER=local, the default); --lead seconds later (2)
-                  the same kind of webhooks as in the idle phase, from other customers.
+                  (TRANSCRIPTION_PROVIDER=local, the default). A file served by the
+                  benchmark itself would not do: relaydesk fetches only this Twilio
+                  account's media URLs on the API host (media/download.py), whatever
+                  MEDIA_ALLOW_PRIVATE_NETWORKS says (that one is for outbound media).
+                  --lead seconds later (default 2), the same kind of webhooks as in the
+                  idle phase, from other customers.
 
     The automatic answer is the classic static auto-reply (or, with --mode ai, the AI
     auto-reply against tests/fakes FakeOpenAI answering at once on loopback), with the
@@ -60,7 +64,7 @@ Checks (exit status 1 if any fails)
     the index build did not fail; no voice note failed; and the goal: p99 under load at
     most --max-ratio (2) times the idle p99.
 
-Run (about 3-4 minutes on 2 cores with the defaults):
+Run (about 5 minutes on 2 cores with the defaults, most of it waiting for the build):
 
     .venv/bin/python bench/live_under_load.py
     .venv/bin/python bench/live_under_load.py --recipients 2000 --articles 100 \\
