@@ -80,6 +80,7 @@ from benchlib import (
     BENCH_AUTH_TOKEN,
     HOST,
     REPO,
+    PgConnection,
     Server,
     environment,
     exit_on_sigterm,
@@ -328,9 +329,10 @@ class Stored:
     answer_sources: list[str] = field(default_factory=list)
 
 
-def relaydesk_view(app_db: Path) -> dict[str, Stored]:
-    """Per customer: follow-up claim time, run outcomes and times, automatic answers."""
-    conn = connect_ro(app_db)
+def relaydesk_view(app_db: Path | str) -> dict[str, Stored]:
+    """Per customer: follow-up claim time, run outcomes and times, automatic answers (from
+    the SQLite file, or from PostgreSQL when `app_db` is a URL)."""
+    conn: Any = PgConnection(app_db) if isinstance(app_db, str) else connect_ro(app_db)
     out: dict[str, Stored] = {}
     try:
         for participant, created, processed in conn.execute(

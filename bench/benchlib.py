@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 from relaydesk.core.config import Settings
 
@@ -132,6 +132,28 @@ def _stat_cpu(path: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of process `pid` and all its descendants, including those that ended
+    (a parent's cutime/cstime hold its waited-for children: PostgreSQL's backends)."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])  # field 4 of stat: the parent's id
+        # utime, stime, cutime, cstime: fields 14-17
+        used[child] = sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += used.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
 class Server:
     """`relaydesk serve` in its own session (Ctrl-C reaches only the benchmark)."""
 
@@ -144,8 +166,10 @@ class Server:
         extra_args: Sequence[str] = (),
         command: str = "serve",
         health: bool = True,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
+        self.wrapper = list(wrapper)  # e.g. ["nice", "-n", "10"]
         self.extra_args = list(extra_args)
         self.command = command
         self.health = health  # GET /health; without it, started = the port accepts a connection
@@ -165,7 +189,13 @@ class Server:
         """Start the server and wait until /health answers 200."""
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [relaydesk_command(), self.command, *self._port_args(), *self.extra_args],
+            [
+                *self.wrapper,
+                relaydesk_command(),
+                self.command,
+                *self._port_args(),
+                *self.extra_args,
+            ],
             env=self.env,
             cwd=self.data_dir,  # no stray .env from the caller's directory
             stdout=self._log,
@@ -285,6 +315,145 @@ def exit_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+# --- PostgreSQL and Redis (--postgresql, --redis) ----------------------------------------
+
+
+class Backing:
+    """A throwaway PostgreSQL cluster (tests/pgserver.py) and/or redis-server for a
+    benchmark: a fresh database and an emptied Redis for every run, and their CPU."""
+
+    def __init__(self, postgresql: bool, redis: bool) -> None:
+        self.postgresql = postgresql
+        self.redis = redis
+        self.cluster: Any = None  # tests.pgserver.PgCluster
+        self.redis_url: str | None = None
+        self._redis: subprocess.Popen[bytes] | None = None
+        self._databases = 0
+
+    def start(self) -> None:
+        """Start what was asked for; SystemExit when it is not installed."""
+        if self.postgresql:
+            if str(REPO) not in sys.path:
+                sys.path.insert(0, str(REPO))
+            from tests.pgserver import PgCluster, find_bindir
+
+            bindir = find_bindir()
+            if bindir is None:
+                raise SystemExit("--postgresql: initdb/pg_ctl not found (/usr/lib/postgresql)")
+            self.cluster = PgCluster(bindir)
+            self.cluster.start()
+        if self.redis:
+            binary = shutil.which("redis-server")
+            if binary is None:
+                raise SystemExit("--redis: redis-server is not installed")
+            port = free_port()
+            self._redis = subprocess.Popen(
+                [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            self.redis_url = f"redis://{HOST}:{port}/0"
+            deadline = time.monotonic() + 30
+            while not self._redis_up():
+                if time.monotonic() > deadline or self._redis.poll() is not None:
+                    self.stop()
+                    raise SystemExit("--redis: redis-server did not start")
+                time.sleep(0.1)
+
+    def _redis_up(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.redis_url or "").ping())
+        except redis.RedisError:
+            return False
+
+    def env(self) -> dict[str, str]:
+        """DATABASE_URL of a new empty database and REDIS_URL of the emptied Redis (for
+        one run); empty without --postgresql and --redis."""
+        out: dict[str, str] = {}
+        if self.cluster is not None:
+            import psycopg
+
+            self._databases += 1
+            name = f"bench_{self._databases}"
+            admin = f"host={HOST} port={self.cluster.port} user=postgres dbname=postgres"
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")  # a fixed-shape generated name
+            out["DATABASE_URL"] = f"postgresql+psycopg://postgres@{HOST}:{self.cluster.port}/{name}"
+        if self.redis_url is not None:
+            import redis
+
+            redis.Redis.from_url(self.redis_url).flushall()
+            out["REDIS_URL"] = self.redis_url
+        return out
+
+    def cpu(self) -> float:
+        """CPU seconds PostgreSQL (all its processes) and Redis have used so far."""
+        total = 0.0
+        if self.cluster is not None:
+            try:
+                pid = int((self.cluster.root / "data" / "postmaster.pid").read_text().split()[0])
+                total += tree_cpu(pid)
+            except (OSError, ValueError, IndexError):
+                pass
+        if self._redis is not None:
+            total += tree_cpu(self._redis.pid)
+        return total
+
+    def describe(self) -> str:
+        """One line: which database and queue the runs use."""
+        if self.cluster is not None:
+            version = subprocess.run(
+                [str(self.cluster.bindir / "postgres"), "--version"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            database = (
+                f"PostgreSQL ({version or '?'}; throwaway cluster, fsync=off, "
+                "synchronous_commit=off)"
+            )
+        else:
+            database = "SQLite (DATA_DIR/app.db)"
+        queue = "Redis (throwaway redis-server)" if self.redis_url else "SQLite files (huey)"
+        return f"database {database}; job queue {queue}"
+
+    def stop(self) -> None:
+        """Stop and delete everything started."""
+        if self._redis is not None:
+            self._redis.terminate()
+            try:
+                self._redis.wait(10)
+            except subprocess.TimeoutExpired:
+                self._redis.kill()
+                self._redis.wait(10)
+            self._redis = None
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
+
+
+class PgConnection:
+    """A psycopg connection (autocommit: every query sees the latest data) that takes the
+    benchmarks' SQLite-style `?` placeholders, for reading relaydesk's tables."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        self._conn.autocommit = True
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The cursor of `sql` (fetchone, fetchall, iteration)."""
+        return self._conn.execute(sql.replace("?", "%s"), list(params) if params else None)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:

@@ -56,6 +56,13 @@ What it measures
     After the campaign the benchmark waits (--drain, at most) for the emulator to finish
     the status steps (sent, delivered) and their callbacks, and says how long that took.
 
+    --postgresql runs each rate on a new database of a throwaway PostgreSQL cluster
+    (tests/pgserver.py: initdb from /usr/lib/postgresql/*/bin, fsync=off and
+    synchronous_commit=off as in the test suite) after `relaydesk migrate`, and reads
+    relaydesk's tables from it with psycopg; --redis starts a throwaway redis-server and
+    gives REDIS_URL (the job queue) to the server and the workers. The emulator's
+    sandbox.db stays a SQLite file. Their CPU is reported apart from "other processes".
+
 Checks (exit status 1 if any fails)
     the campaign completed; every recipient got exactly one message at the emulator and
     nothing went to another number (duplicates 0); relaydesk stored exactly one campaign
@@ -70,6 +77,7 @@ server tops out near 50 messages/s):
     .venv/bin/python bench/campaign_rate.py
     .venv/bin/python bench/campaign_rate.py --recipients 500 --rates 50     # quick check
     .venv/bin/python bench/campaign_rate.py --rates 500 --concurrency 256
+    .venv/bin/python bench/campaign_rate.py --rates 500 --workers 2 --postgresql --redis
 
 (PYTHONPATH=/tmp/rev/src selects another relaydesk revision, as in webhook_ingest.py.)
 """
@@ -93,6 +101,8 @@ import httpx
 
 from benchlib import (
     HOST,
+    Backing,
+    PgConnection,
     Server,
     environment,
     exit_on_sigterm,
@@ -150,6 +160,7 @@ class RunResult:
     loop_cpu: float = 0.0
     worker_cpu: float = 0.0  # of server_cpu: the separate worker processes
     emulator_cpu: float = 0.0  # a separate emulator process (0 when embedded)
+    backing_cpu: float = 0.0  # PostgreSQL and Redis (--postgresql, --redis)
     other_cpu: float = 0.0
     layout: str = ""
     wall: float = 0.0
@@ -263,9 +274,10 @@ class Stored:
     messages: dict[int, tuple[str, str | None, int, str]]  # id -> to, sid, attempts, status
 
 
-def relaydesk_view(app_db: Path, batch_id: int) -> Stored:
-    """The campaign's recipient rows and every campaign message relaydesk stored."""
-    conn = connect_ro(app_db)
+def relaydesk_view(app_db: Path | str, batch_id: int) -> Stored:
+    """The campaign's recipient rows and every campaign message relaydesk stored (from
+    the SQLite file, or from PostgreSQL when `app_db` is a URL)."""
+    conn: Any = PgConnection(app_db) if isinstance(app_db, str) else connect_ro(app_db)
     try:
         recipients = [
             (str(n), str(s), None if m is None else int(m))
@@ -418,7 +430,7 @@ def wait_for_drain(sandbox_db: Path, limit: float) -> tuple[float | None, int]:
         time.sleep(0.2)
 
 
-def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult:
+def run_rate(rate: float, base_dir: Path, args: argparse.Namespace, backing: Backing) -> RunResult:
     """Fresh server at rate R, one campaign, wait, read both stores, check."""
     concurrency = args.concurrency or default_concurrency(rate, args.latency_ms)
     result = RunResult(rate, args.recipients, concurrency)
@@ -434,6 +446,7 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult
         "CAMPAIGN_CONCURRENCY": str(concurrency),
         "CAMPAIGN_MAX_RECIPIENTS": str(max(args.recipients, 250)),
     }
+    stores = backing.env()  # DATABASE_URL, REDIS_URL: relaydesk's, not the emulator's
     print(
         f"\n== R = {rate:g}/s: {args.recipients} recipients; "
         + ", ".join(f"{k}={v}" for k, v in extra.items())
@@ -455,7 +468,7 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult
             health=False,
         )
         extra["TWILIO_API_BASE_URL"] = f"http://{HOST}:{emulator_port}"
-    env = server_env(data_dir, port, **extra)
+    env = server_env(data_dir, port, **extra, **stores)
     server = Server(
         data_dir, port, env, data_dir / "server.log", ["--no-worker"] if args.workers else []
     )
@@ -463,13 +476,17 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult
         Server(data_dir, 0, env, data_dir / f"worker{i}.log", command="worker")
         for i in range(args.workers)
     ]
-    result.layout = f"emulator {args.emulator}; " + (
-        f"serve --no-worker + {args.workers} worker process(es)" if workers else "serve"
+    result.layout = (
+        f"emulator {args.emulator}; "
+        + (f"serve --no-worker + {args.workers} worker process(es)" if workers else "serve")
+        + ("; PostgreSQL" if "DATABASE_URL" in stores else "; SQLite")
+        + ("; Redis queue" if "REDIS_URL" in stores else "")
     )
     run_cli(["migrate"], env, data_dir)
     token = run_cli(["token", "create", "bench", "--role", "admin"], env, data_dir)
     token = token.strip().splitlines()[-1]
-    sandbox_db, app_db = data_dir / "sandbox.db", data_dir / "app.db"
+    sandbox_db = data_dir / "sandbox.db"
+    app_db: Path | str = stores.get("DATABASE_URL") or data_dir / "app.db"
     numbers = recipient_numbers(args.recipients)
     pasted = "\n".join(numbers)
     headers = {"Authorization": f"Bearer {token}"}
@@ -490,10 +507,11 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult
         for w in workers:
             w.start()
         with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
-            cpu0, machine0, client0 = (
+            cpu0, machine0, client0, backing0 = (
                 relaydesk_cpu(),
                 machine_busy_cpu(),
                 time.process_time(),
+                backing.cpu(),
             )
             worker0, emulator0 = workers_cpu(), emulator_cpu()
             loop0 = thread_cpu(server.pid).get(server.pid, 0.0)
@@ -523,18 +541,25 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace) -> RunResult
             )
             result.wall = time.monotonic() - started
             result.elapsed = result.wall
-            cpu1, machine1, client1 = (
+            cpu1, machine1, client1, backing1 = (
                 relaydesk_cpu(),
                 machine_busy_cpu(),
                 time.process_time(),
+                backing.cpu(),
             )
             result.loop_cpu = thread_cpu(server.pid).get(server.pid, 0.0) - loop0
             result.server_cpu = cpu1 - cpu0
             result.worker_cpu = workers_cpu() - worker0
             result.emulator_cpu = emulator_cpu() - emulator0
+            result.backing_cpu = backing1 - backing0
             result.other_cpu = max(
                 0.0,
-                machine1 - machine0 - result.server_cpu - result.emulator_cpu - (client1 - client0),
+                machine1
+                - machine0
+                - result.server_cpu
+                - result.emulator_cpu
+                - result.backing_cpu
+                - (client1 - client0),
             )
             result.batch_status = str(batch.get("status"))
             if result.ended != "done":
@@ -708,6 +733,10 @@ def report(r: RunResult) -> None:
             f"  emulator CPU      {emu:.2f} cores, {emu_msg:.2f} ms per message (Twilio's part: "
             "not on a real server)"
         )
+    if r.backing_cpu:
+        backing = r.backing_cpu / r.wall if r.wall else 0.0
+        per = r.backing_cpu / r.accepted * 1000 if r.accepted else float("nan")
+        print(f"  PostgreSQL/Redis  {backing:.2f} cores, {per:.2f} ms per message")
     if r.error_lines:
         print(
             f"  server errors     {r.error_lines} ERROR lines in its log, {r.locked} of them "
@@ -817,6 +846,14 @@ def main(argv: list[str] | None = None) -> int:
         help="run `serve --no-worker` plus this many `relaydesk worker` processes (default 0: "
         "the server's own worker)",
     )
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="a throwaway PostgreSQL cluster (tests/pgserver.py), a new database per rate",
+    )
+    parser.add_argument(
+        "--redis", action="store_true", help="a throwaway redis-server as the job queue"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args(argv)
     try:
@@ -845,12 +882,16 @@ def main(argv: list[str] | None = None) -> int:
         "Messages.create, same clock, full precision)"
     )
     base_dir = Path(tempfile.mkdtemp(prefix="relaydesk-campaign-"))
+    backing = Backing(args.postgresql, args.redis)
     results: list[RunResult] = []
     try:
+        backing.start()
+        print(f"  {backing.describe()}")
         for rate in rates:
-            results.append(run_rate(rate, base_dir, args))
+            results.append(run_rate(rate, base_dir, args, backing))
         summary(results)
     finally:
+        backing.stop()
         if args.keep:
             print(f"\ndata kept in {base_dir}")
         else:

@@ -1,4 +1,4 @@
-"""Benchmark: signed Twilio inbound webhooks against a running relaydesk on SQLite.
+"""Benchmark: signed Twilio inbound webhooks against a running relaydesk (SQLite or PostgreSQL).
 
 What it measures
     POST /twilio/inbound throughput (stored messages per second) and per-request latency
@@ -26,16 +26,25 @@ How
     stops, and how long they take to drain. --no-worker serves without the in-process
     worker, to see what the follow-up jobs cost.
 
-    Afterwards, with the server stopped, it checks the SQLite file directly: every unique
+    Afterwards, with the server stopped, it checks the database directly: every unique
     SID sent is stored exactly once, no SID is stored twice, repeats created no rows,
     `message_counters` equal count(*) per direction, conversation counters add up, and a
     sample of bodies round-tripped intact. Prints PASS/FAIL; exits 1 on any FAIL.
+
+    --postgresql runs every server on a new database of a throwaway PostgreSQL cluster
+    (tests/pgserver.py: initdb from /usr/lib/postgresql/*/bin, fsync=off and
+    synchronous_commit=off as in the test suite, so the figures leave out the disk's
+    flush) after `relaydesk migrate`, and reads it with psycopg; --redis starts a
+    throwaway redis-server and gives REDIS_URL (the job queue) to the servers. Their
+    CPU is reported apart from "other processes". The history run needs SQLite (seed.py
+    writes the file), so --postgresql takes --history 0.
 
 Run (about 3 minutes with the default million-message history, 45 s of it seeding):
 
     .venv/bin/python bench/webhook_ingest.py
     .venv/bin/python bench/webhook_ingest.py --count 20000 --concurrency 32 --history 1000000
     .venv/bin/python bench/webhook_ingest.py --history 0          # empty database only
+    .venv/bin/python bench/webhook_ingest.py --count 10000 --history 0 --postgresql --workers 2
 
 The server runs whatever `relaydesk` the interpreter imports; to measure one revision
 while src/ is being edited, export it and put it first on PYTHONPATH:
@@ -67,6 +76,8 @@ from benchlib import (
     BENCH_ACCOUNT_SID,
     BENCH_AUTH_TOKEN,
     HOST,
+    Backing,
+    PgConnection,
     Server,
     environment,
     exit_on_sigterm,
@@ -113,6 +124,7 @@ class RunResult:
 
     label: str
     history: int
+    processes: int = 1  # web processes (serve --workers)
     requests: int = 0
     duplicates: int = 0
     elapsed: float = 0.0
@@ -122,6 +134,7 @@ class RunResult:
     loop_thread_cpu: float = 0.0
     busiest_other_cpu: float = 0.0
     client_cpu: float = 0.0
+    backing_cpu: float = 0.0  # PostgreSQL and Redis (--postgresql, --redis)
     other_cpu: float = 0.0
     backlog_at_end: int = 0
     drain_seconds: float | None = None
@@ -295,14 +308,19 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, Phase]]) -> Phase:
 # --- the database --------------------------------------------------------------------
 
 
-def connect(db: Path) -> sqlite3.Connection:
-    """A plain connection for reading the app's database."""
+Database = Path | str  # the SQLite file, or a PostgreSQL URL (--postgresql)
+
+
+def connect(db: Database) -> Any:
+    """A plain connection for reading the app's database (sqlite3 or psycopg)."""
+    if isinstance(db, str):
+        return PgConnection(db)
     conn = sqlite3.connect(db, timeout=30)
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
 
 
-def count_messages(db: Path) -> int:
+def count_messages(db: Database) -> int:
     """Rows in messages."""
     conn = connect(db)
     try:
@@ -311,7 +329,7 @@ def count_messages(db: Path) -> int:
         conn.close()
 
 
-def unprocessed(conn: sqlite3.Connection) -> int:
+def unprocessed(conn: Any) -> int:
     """Stored inbound messages that the follow-up job has not handled yet."""
     row = conn.execute(
         "SELECT count(*) FROM messages WHERE processed_at IS NULL AND direction = 'inbound'"
@@ -325,7 +343,7 @@ def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
 
 
 def verify(
-    db: Path, sent: dict[str, str], rows_before: int, label: str, rng: random.Random
+    db: Database, sent: dict[str, str], rows_before: int, label: str, rng: random.Random
 ) -> list[tuple[bool, str]]:
     """Check the stored messages against what was sent (server stopped)."""
     checks: list[tuple[bool, str]] = []
@@ -412,6 +430,7 @@ def run_once(
     conversations: int,
     args: argparse.Namespace,
     rng: random.Random,
+    backing: Backing,
 ) -> RunResult:
     """Start a server on `data_dir` (seeded with `history` messages), load it, verify."""
     print(f"\n== {label} ==", flush=True)
@@ -425,11 +444,14 @@ def run_once(
         port, rng, customers, args.warmup, args.count, args.dup_ratio, args.concurrency
     )
     sent = {w.sid: w.body for w in (*warm, *timed)}
-    result = RunResult(label=label, history=history)
+    result = RunResult(label=label, history=history, processes=args.workers)
     result.requests = len(timed)
     result.duplicates = sum(1 for w in timed if w.duplicate)
 
-    env = server_env(data_dir, port)
+    env = server_env(data_dir, port, **backing.env())
+    db: Database = env.get("DATABASE_URL") or data_dir / "app.db"
+    if "DATABASE_URL" in env:
+        run_cli(["migrate"], env, data_dir)
     extra = ["--no-worker"] if args.no_worker else []
     sandbox = None
     if args.workers > 1:
@@ -446,7 +468,6 @@ def run_once(
         env["TWILIO_API_BASE_URL"] = f"http://{HOST}:{sandbox_port}"
         extra += ["--workers", str(args.workers)]
     server = Server(data_dir, port, env, data_dir / "server.log", extra_args=extra)
-    db = data_dir / "app.db"
     try:
         server.start()
         if args.workers > 1:
@@ -459,18 +480,20 @@ def run_once(
         if any(s != 200 for s in phase.statuses):
             print(f"  warm-up answers: {dict(Counter(phase.statuses))}\n{server.log_tail()}")
 
-        cpu0, threads0, client0, machine0 = (
+        cpu0, threads0, client0, machine0, backing0 = (
             session_cpu(server.pid),
             thread_cpu(server.pid),
             time.process_time(),
             machine_busy_cpu(),
+            backing.cpu(),
         )
         phase = run_async(lambda: send_all(port, timed, args.concurrency))
-        cpu1, threads1, client1, machine1 = (
+        cpu1, threads1, client1, machine1, backing1 = (
             session_cpu(server.pid),
             thread_cpu(server.pid),
             time.process_time(),
             machine_busy_cpu(),
+            backing.cpu(),
         )
 
         result.elapsed = phase.elapsed
@@ -478,7 +501,11 @@ def run_once(
         result.statuses = Counter(phase.statuses)
         result.server_cpu = cpu1 - cpu0
         result.client_cpu = client1 - client0
-        result.other_cpu = max(0.0, machine1 - machine0 - result.server_cpu - result.client_cpu)
+        result.backing_cpu = backing1 - backing0
+        result.other_cpu = max(
+            0.0,
+            machine1 - machine0 - result.server_cpu - result.client_cpu - result.backing_cpu,
+        )
         deltas = {tid: t - threads0.get(tid, 0.0) for tid, t in threads1.items()}
         result.loop_thread_cpu = deltas.pop(server.pid, 0.0)
         result.busiest_other_cpu = max(deltas.values(), default=0.0)
@@ -530,18 +557,31 @@ def report(r: RunResult) -> None:
         f"  non-200           {r.non_200}"
         + (f"  ({others}; 0 = connection error)" if others else "")
     )
+    if r.processes > 1:
+        # The threads read are the supervising process's, which serves nothing itself.
+        split = f"{r.processes} web processes and the worker process together"
+    else:
+        split = (
+            f"event-loop thread {r.loop_thread_cpu / r.elapsed:.2f}, busiest other thread "
+            f"{r.busiest_other_cpu / r.elapsed:.2f}, normally the webhook writer"
+        )
     print(
         f"  server CPU        {r.server_cpu / n * 1000:.2f} ms/request = "
-        f"{r.server_cpu / r.elapsed:.2f} "
-        f"cores (event-loop thread {r.loop_thread_cpu / r.elapsed:.2f}, busiest other "
-        f"thread {r.busiest_other_cpu / r.elapsed:.2f}, normally the webhook writer)"
+        f"{r.server_cpu / r.elapsed:.2f} cores ({split})"
     )
     print(
         f"  client CPU        {r.client_cpu / n * 1000:.2f} ms/request = "
         f"{r.client_cpu / r.elapsed:.2f} cores"
     )
+    if r.backing_cpu:
+        print(
+            f"  PostgreSQL/Redis  {r.backing_cpu / n * 1000:.2f} ms/request = "
+            f"{r.backing_cpu / r.elapsed:.2f} cores"
+        )
     server_cores, client_cores = r.server_cpu / r.elapsed, r.client_cpu / r.elapsed
-    if server_cores >= 0.85 and client_cores < 0.5:
+    if r.processes > 1 and client_cores < 0.85:
+        verdict = f"{r.processes} web processes: compare their CPU with the machine's cores"
+    elif server_cores >= 0.85 and client_cores < 0.5:
         verdict = "the server: its process is CPU-bound at ~1 core (one Python process, one GIL)"
     elif client_cores >= 0.85:
         verdict = "the load generator (client CPU-bound); figures understate the server"
@@ -586,7 +626,7 @@ def summary(results: list[RunResult], concurrency: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
     parser = argparse.ArgumentParser(
-        description="Signed Twilio inbound webhooks against relaydesk on SQLite."
+        description="Signed Twilio inbound webhooks against relaydesk (SQLite or PostgreSQL)."
     )
     parser.add_argument("--count", type=int, default=20_000, help="timed webhooks per run")
     parser.add_argument("--concurrency", type=int, default=32, help="connections in parallel")
@@ -617,9 +657,19 @@ def main(argv: list[str] | None = None) -> int:
         help="diagnosis: serve with --no-worker (no in-process follow-up jobs competing "
         "for the database)",
     )
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="a throwaway PostgreSQL cluster (tests/pgserver.py), a new database per run",
+    )
+    parser.add_argument(
+        "--redis", action="store_true", help="a throwaway redis-server as the job queue"
+    )
     args = parser.parse_args(argv)
     if args.count < 1 or args.concurrency < 1 or args.warmup < 0 or args.history < 0:
         parser.error("--count and --concurrency must be positive, --warmup and --history >= 0")
+    if args.postgresql and args.history:
+        parser.error("--postgresql takes --history 0 (the history is seeded into SQLite)")
 
     exit_on_sigterm()
     base = args.data_dir or Path(tempfile.mkdtemp(prefix="relaydesk-bench-"))
@@ -638,12 +688,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.concurrency}, {args.warmup} warm-up, {args.dup_ratio:.0%} repeats; data in {base}"
     )
     print(environment())
+    backing = Backing(args.postgresql, args.redis)
     results = []
     try:
+        backing.start()
+        print(f"{backing.describe()}; {args.workers} web process(es)")
         for label, path, history in runs:
-            results.append(run_once(label, path, history, conversations, args, rng))
+            results.append(run_once(label, path, history, conversations, args, rng, backing))
         summary(results, args.concurrency)
     finally:
+        backing.stop()
         if not args.keep:
             for _, path, _ in runs:
                 shutil.rmtree(path, ignore_errors=True)
