@@ -113,8 +113,6 @@ def _ensure_first_admin(settings: Settings) -> None:
     else:
         email, password = FIRST_ADMIN_EMAIL, secrets.token_urlsafe(12)
     # Prompts ran outside any transaction: a write lock must not wait for a person.
-    from sqlalchemy.exc import IntegrityError
-
     from relaydesk.core.errors import Conflict
 
     try:
@@ -122,7 +120,7 @@ def _ensure_first_admin(settings: Settings) -> None:
             if auth.count_users(session) > 0:
                 return
             auth.create_user(session, email, password, "admin", "cli:serve")
-    except (IntegrityError, Conflict):
+    except Conflict:
         # Several web processes started at once (containers, systemd): another one
         # created the administrator a moment ago.
         return

@@ -12,6 +12,7 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from relaydesk.auth.models import ROLE_RANK, ROLES, ApiToken, User
@@ -97,7 +98,11 @@ def create_user(session: Session, email: str, password: str, role: str, actor: s
         raise Conflict(f"a user with email {email} already exists")
     user = User(email=email, password_hash=hash_password(password), role=role, created_at=utcnow())
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # Created by another transaction between the check above and this insert.
+        raise Conflict(f"a user with email {email} already exists") from None
     audit.record(session, actor, "user.create", f"user:{user.id}", {"email": email, "role": role})
     return user
 
