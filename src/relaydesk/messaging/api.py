@@ -15,6 +15,7 @@ from relaydesk.messaging.models import Message
 from relaydesk.messaging.schemas import (
     ConversationPage,
     ConversationThread,
+    Counts,
     MessageOut,
     MessagePage,
     SendMessageIn,
@@ -112,7 +113,7 @@ def list_messages(
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> MessagePage:
     """Messages newest first, filtered, with keyset pagination and total counts."""
     items, nxt, _newer = queries.list_messages(
         session,
@@ -123,9 +124,7 @@ def list_messages(
         limit=limit,
         cursor=cursor,
     )
-    # The page as a mapping: FastAPI reads the rows into MessagePage once (returning the
-    # model itself would make it dump and read every message a second time).
-    return {"items": items, "next": nxt, "counts": queries.counts(session)}
+    return MessagePage(items=items, next=nxt, counts=Counts(**queries.counts(session)))
 
 
 @router.get("/api/messages/{message_id}", response_model=MessageOut)
@@ -164,12 +163,11 @@ def conversation(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = queries.MAX_LIMIT,
     before: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> ConversationThread:
     """The messages exchanged with one customer, oldest first."""
     number = participant_number(participant)
     items, older, opted_out = queries.thread(session, number, limit=limit, before=before)
-    # A mapping, read into ConversationThread once (see list_messages).
-    return {"participant": number, "opted_out": opted_out, "items": items, "before": older}
+    return ConversationThread(participant=number, opted_out=opted_out, items=items, before=older)
 
 
 @router.post("/api/conversations/{participant}/read", status_code=204)

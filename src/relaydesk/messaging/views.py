@@ -20,7 +20,6 @@ from relaydesk.core.errors import Invalid, RelaydeskError
 from relaydesk.deps import Id
 from relaydesk.messaging import outbox, queries, scheduled, service, templates
 from relaydesk.messaging.models import Message
-from relaydesk.messaging.schemas import MessageOut
 from relaydesk.messaging.status import KNOWN
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.forms import form_datetime
@@ -253,9 +252,7 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
         )
         # The bubbles are the API's messages as dicts, for the parts to annotate; a file's
         # keys are those it has (a file still downloading has no id or kind yet).
-        items = [
-            MessageOut.model_validate(m).model_dump(by_alias=True, exclude_unset=True) for m in rows
-        ]
+        items = [m.model_dump(by_alias=True, exclude_unset=True) for m in rows]
         shared = _shared_by_customer(
             session, [m["id"] for m in items if m["direction"] == "inbound"]
         )
