@@ -377,3 +377,56 @@ def test_sweeps_run_every_sweep_seconds_and_other_periodic_jobs_keep_their_time(
     scheduler.loop(datetime(2026, 1, 1, 2, 0, 1))
     # (The suite's live server may queue other jobs meanwhile: only sweeps count here.)
     assert sorted(q for q in queued if q in sweeps) == ([] if seconds == 60 else sweeps)
+
+
+def test_an_idle_worker_wakes_when_this_process_queues_a_job(tmp_path: Path) -> None:
+    """A job queued in this process does not wait for the idle workers' next poll."""
+    from huey import SqliteHuey
+
+    from relaydesk.core.tasks import _Wakeup, _WakingWorker
+
+    huey = SqliteHuey("wake-test", filename=str(tmp_path / "queue.db"))
+    ran = threading.Event()
+
+    @huey.task()  # type: ignore[misc]
+    def job() -> None:
+        ran.set()
+
+    stop, wakeup = threading.Event(), _Wakeup()
+    # Polls an hour apart: without the wake-up the job would not run during the test.
+    worker = _WakingWorker(
+        huey=huey, stop_flag=stop, default_delay=3600, max_delay=3600, backoff=1, wakeup=wakeup
+    )
+
+    def work() -> None:
+        while not stop.is_set():
+            worker.loop()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: wakeup.sleeping == 1, timeout=30, what="the worker to find nothing")
+        job()
+        assert not ran.wait(0.2)  # queued, but the worker sleeps until its next poll
+        wakeup.ring()
+        assert ran.wait(60), "the worker did not wake up for the job"
+        # A ring between the worker's empty poll and its sleep is not lost either.
+        ran.clear()
+        worker.seen = wakeup.rung
+        wakeup.ring()
+        started = time.monotonic()
+        worker.sleep()
+        assert time.monotonic() - started < 60
+    finally:
+        stop.set()
+        wakeup.ring_all()
+        thread.join(60)
+    assert not thread.is_alive()
+
+
+def test_queuing_a_job_rings_its_queue(server: Any) -> None:
+    from relaydesk.core.tasks import BULK, LIVE, _wakeups, enqueue
+
+    live, bulk = _wakeups[LIVE].rung, _wakeups[BULK].rung
+    enqueue("messaging.sweep")
+    assert (_wakeups[LIVE].rung, _wakeups[BULK].rung) == (live + 1, bulk)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
-from huey.consumer import Consumer, Scheduler
+from huey.consumer import Consumer, Scheduler, Worker
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -244,6 +244,68 @@ def enqueue(name: str, *args: Any, delay: float | None = None, queue: str | None
         wrapper.schedule(args=args, kwargs={"queued_at": due}, delay=delay)
     else:
         wrapper(*args, queued_at=due)
+        _wakeups[queue or _registry.specs[name].queue].ring()
+
+
+class _Wakeup:
+    """Wakes this process's idle workers of a queue when this process queues a job.
+
+    huey's workers poll a SQLite queue, backing off to a second between polls when idle;
+    a job queued here (a webhook's follow-up, an answer to deliver) need not wait for
+    the next poll. Jobs queued by other processes are still found by polling (on Redis
+    the workers block on the queue instead).
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.rung = 0  # jobs queued (rings) so far
+        self.sleeping = 0  # workers waiting now
+
+    def ring(self) -> None:
+        with self.cond:
+            self.rung += 1
+            self.cond.notify()
+
+    def ring_all(self) -> None:
+        with self.cond:
+            self.rung += 1
+            self.cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        """Sleep up to `timeout` unless a job was queued since the worker saw `seen`."""
+        with self.cond:
+            if self.rung == seen:
+                self.sleeping += 1
+                try:
+                    self.cond.wait(timeout)
+                finally:
+                    self.sleeping -= 1
+
+
+_wakeups = {queue: _Wakeup() for queue in QUEUES}
+
+
+class _WakingWorker(Worker):  # type: ignore[misc]
+    """huey's worker whose idle sleep ends early when this process queues a job."""
+
+    delay: float
+    max_delay: float
+    backoff: float
+
+    def __init__(self, *args: Any, wakeup: _Wakeup, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wakeup = wakeup
+        self.seen = 0
+
+    def loop(self, now: Any = None) -> None:
+        self.seen = self.wakeup.rung
+        super().loop(now)
+
+    def sleep(self) -> None:
+        delay = min(self.delay, self.max_delay)
+        self.wakeup.wait(self.seen, delay)
+        if not self.stop_flag.is_set():
+            self.delay = delay * self.backoff
 
 
 @dataclass
@@ -348,6 +410,25 @@ class WorkerConsumer(Consumer):  # type: ignore[misc]
     """huey's consumer with the sweep scheduler (`relaydesk worker`)."""
 
     scheduler_class = SweepScheduler
+
+    def _wakeup(self) -> _Wakeup:
+        return _wakeups[_QUEUE_NAMED.get(self.huey.name, LIVE)]
+
+    def _create_worker(self) -> Worker:
+        return _WakingWorker(
+            huey=self.huey,
+            stop_flag=self.stop_flag,
+            default_delay=self.default_delay,
+            max_delay=self.max_delay,
+            backoff=self.backoff,
+            max_tasks=self.max_tasks,
+            wakeup=self._wakeup(),
+        )
+
+    def stop(self, graceful: bool = False) -> None:
+        self.stop_flag.set()
+        self._wakeup().ring_all()  # idle workers see the flag now, not after their sleep
+        super().stop(graceful)
 
 
 class EmbeddedConsumer(WorkerConsumer):
