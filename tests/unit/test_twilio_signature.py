@@ -41,3 +41,18 @@ def test_any_candidate_url_may_match() -> None:
     good = sign(DOC_URL, DOC_PARAMS, "12345")
     checker = SignatureChecker("12345")
     assert checker.is_valid(["http://internal:8000/myapp.php", DOC_URL], DOC_PARAMS, good)
+
+
+def test_a_port_in_the_signed_url_or_the_received_one_still_matches() -> None:
+    # Twilio may sign https://host:443/... while the request arrives as https://host/...
+    # (and the other way round); the received URL is tried first, the variants after.
+    with_port = "https://example.com:443/myapp.php?foo=1&bar=2"
+    checker = SignatureChecker("12345")
+    assert checker.is_valid([DOC_URL], DOC_PARAMS, sign(with_port, DOC_PARAMS, "12345"))
+    assert checker.is_valid([with_port], DOC_PARAMS, sign(DOC_URL, DOC_PARAMS, "12345"))
+
+
+def test_a_signature_header_with_odd_characters_is_refused_not_an_error() -> None:
+    checker = SignatureChecker("12345")
+    for forged in ("ż" * 28, "L/OH5YylLD5NRKLltdqwSvS0BnU=\x00", "\n", "\x00" * 28):
+        assert not checker.is_valid([DOC_URL], DOC_PARAMS, forged)
