@@ -34,6 +34,7 @@ from sqlalchemy.engine import URL, make_url
 from relaydesk import dbcopy, migrations
 from relaydesk.core import domains
 from relaydesk.core.db import Base, make_engine
+from relaydesk.dbcopy import copier
 from tests.conftest import BACKEND, missing
 from tests.pgserver import PgCluster, find_bindir, free_port
 from tests.processes import CLI, Deployment, wait_until
@@ -599,14 +600,14 @@ def test_a_copy_that_does_not_verify_is_rolled_back(
     """Rows changed on the way (here by SQL run after messages are written) are caught."""
     data_dir = small_source(tmp_path)
     target = postgres.new_database()
-    copy_table = dbcopy._copy_table
+    copy_table = copier._copy_table
 
     def copy_then_tamper(pg: psycopg.Connection[Any], *args: Any) -> None:
         copy_table(pg, *args)
         if args[1].table == "messages":
             pg.execute(tamper.encode())
 
-    monkeypatch.setattr(dbcopy, "_copy_table", copy_then_tamper)
+    monkeypatch.setattr(copier, "_copy_table", copy_then_tamper)  # where _copy_rows finds it
 
     with pytest.raises(dbcopy.VerificationFailed) as failed:
         dbcopy.copy_database(
@@ -706,7 +707,7 @@ def test_the_copy_is_a_snapshot_of_a_source_being_written(
     """A message stored while the copy runs is not half in it: the copy is the snapshot."""
     db = small_source(tmp_path) / "app.db"
     target = postgres.new_database()
-    copy_table = dbcopy._copy_table
+    copy_table = copier._copy_table
 
     def write_meanwhile(pg: psycopg.Connection[Any], *args: Any) -> None:
         copy_table(pg, *args)
@@ -721,7 +722,7 @@ def test_the_copy_is_a_snapshot_of_a_source_being_written(
                     (ANNA, ANNA),
                 )
 
-    monkeypatch.setattr(dbcopy, "_copy_table", write_meanwhile)
+    monkeypatch.setattr(copier, "_copy_table", write_meanwhile)  # where _copy_rows finds it
 
     report = dbcopy.copy_database(f"sqlite:///{db}", target.render_as_string(hide_password=False))
 
