@@ -31,8 +31,21 @@ ROOT = (
 PACKAGE = "relaydesk"
 # The file names every domain shares; anything else at a domain's top level counts.
 SKELETON = {"__init__", "models", "schemas", "service", "api", "views", "tasks"}
-# Packages that are not domains (infrastructure and the web shell).
-NOT_DOMAINS = {"core", "web", "migrations", "translations", "jobs", "channels", "ai", "knowledge"}
+# Packages that are not domains: infrastructure, integrations, the web shell, and the
+# application's own tools (backups, `db copy`, observability), which sit in the app layer.
+NOT_DOMAINS = {
+    "core",
+    "web",
+    "migrations",
+    "translations",
+    "jobs",
+    "channels",
+    "ai",
+    "knowledge",
+    "backups",
+    "dbcopy",
+    "observe",
+}
 
 
 def _python_files() -> list[Path]:
