@@ -231,6 +231,50 @@ def test_the_loop_guard_caps_automatic_answers_per_hour(
     assert len(answers(db, customer)) == 2
 
 
+def test_a_long_conversation_with_a_person_is_answered_to_the_end(
+    db: Any, inbound: Inbound, ai_on: Callable[..., Any]
+) -> None:
+    ai_on()  # the default rules: the hourly cap is a backstop, not a limit on people
+    customer = "+48600200031"
+    topics = ["cena", "dostawa", "godziny otwarcia", "adres", "faktura"]
+    things = ["tortu", "chleba", "bułek", "ciasta", "pączków", "rogali"]
+    for n in range(30):
+        sid = inbound(customer, f"Pytanie o {topics[n % 5]} {things[n % 6]}, proszę")
+        run = finished(db, sid)
+        assert run.outcome == "ai", (n, run.outcome, run.detail)
+    assert len(answers(db, customer)) == 30
+
+
+def test_a_bot_answering_our_answers_is_stopped_on_the_third_round(
+    db: Any, inbound: Inbound, rules: Callable[..., Any], api: httpx.Client
+) -> None:
+    rules()
+    auto_reply(api)
+    customer = "+48600200032"  # another business's bot: it answers each of our answers
+    other = "Thank you for your message no. {}. We will get back to you shortly."
+    runs = [finished(db, inbound(customer, other.format(n))) for n in range(1, 5)]
+    assert [run.outcome for run in runs] == ["auto_reply", "auto_reply", "loop_guard", "loop_guard"]
+    assert "answered the same way" in (runs[2].detail or "")
+    assert len(answers(db, customer)) == 2
+    # A person writing something else afterwards is answered again.
+    assert finished(db, inbound(customer, "Przepraszam, to był nasz automat.")).outcome == (
+        "auto_reply"
+    )
+
+
+def test_our_own_answer_sent_back_is_not_answered(
+    db: Any, inbound: Inbound, rules: Callable[..., Any], api: httpx.Client
+) -> None:
+    rules()
+    auto_reply(api, "Dziękujemy, odpiszemy wkrótce.")
+    customer = "+48600200033"
+    assert finished(db, inbound(customer, "Dzień dobry")).outcome == "auto_reply"
+    echoed = finished(db, inbound(customer, "Dziękujemy, odpiszemy wkrótce."))
+    assert echoed.outcome == "loop_guard"
+    assert "our own automatic answer" in (echoed.detail or "")
+    assert len(answers(db, customer)) == 1
+
+
 def test_precedence_assistant_then_ai_then_classic(
     api: httpx.Client,
     db: Any,

@@ -1,7 +1,8 @@
 """Which answer, if any, an inbound message gets: the precedence of the pipeline.
 
 Opt-out keywords → opted-out contact → bot switched off or a person answering
-(takeover) → a later message in the same burst (debounce) → loop guard → the number's
+(takeover) → a later message in the same burst (debounce) → loop guard (a loop with
+another machine, automation.loops; then the per-hour cap) → the number's
 assistant → global AI auto-reply → classic auto-reply. Reads only; the pipeline stores.
 """
 
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relaydesk.ai.providers import LLMConfig
-from relaydesk.automation import assistants
+from relaydesk.automation import assistants, loops
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import (
     AutomationRun,
@@ -84,6 +85,9 @@ def decide(session: Session, run_id: int) -> Decision:
             )
         if not text.strip():
             return Decision(RunOutcome.KEYWORD, detail=f"{keyword}: no answer is configured")
+        looping = _loop(session, message)
+        if looping:
+            return Decision(RunOutcome.LOOP_GUARD, detail=f"{keyword}: {looping}")
         if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
             return Decision(RunOutcome.LOOP_GUARD, detail=f"{keyword}: too many automatic answers")
         return Decision(RunOutcome.KEYWORD_REPLY, source="auto_reply", text=text, detail=keyword)
@@ -109,6 +113,9 @@ def decide(session: Session, run_id: int) -> Decision:
             later_msg.body, (later_msg.raw or {}).get("OptOutType")
         ):
             return Decision(RunOutcome.MERGED, detail=f"answered together with message {later}")
+    looping = _loop(session, message)
+    if looping:
+        return Decision(RunOutcome.LOOP_GUARD, detail=looping)
     if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
         return Decision(
             RunOutcome.LOOP_GUARD,
@@ -158,6 +165,25 @@ def stepped_back(conversation: Conversation, rules: cfg.Rules) -> Decision | Non
                 RunOutcome.PAUSED, detail=f"a person is answering; paused until {until:%H:%M} UTC"
             )
     return None
+
+
+def _loop(session: Session, message: Message) -> str | None:
+    """Why the message is part of a loop with another machine (automation.loops), if it is."""
+    rows = session.execute(
+        select(Message.direction, Message.source, Message.body)
+        .where(
+            Message.conversation_id == message.conversation_id,
+            Message.id < message.id,
+            Message.created_at >= message.created_at - loops.WINDOW,
+        )
+        .order_by(Message.id.desc())
+        .limit(loops.LINES)
+    ).all()
+    earlier = [
+        loops.Line(inbound=direction == "inbound", automatic=source in AUTOMATIC_SOURCES, text=body)
+        for direction, source, body in reversed(rows)
+    ]
+    return loops.loop_reason(message.body, earlier)
 
 
 def _recent_automatic(session: Session, participant: str) -> int:

@@ -47,7 +47,7 @@ class Rules:
     help_message: str = DEFAULT_HELP
     start_message: str = ""
     takeover_minutes: int = 60
-    loop_guard_per_hour: int = 10
+    loop_guard_per_hour: int = 60  # a backstop: automation.loops catches the loops
     debounce_seconds: float = 5.0
 
 
