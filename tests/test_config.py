@@ -57,6 +57,15 @@ def test_sweeps_run_every_minute_unless_told_otherwise(
     assert make(monkeypatch, tmp_path, SWEEP_SECONDS="2").sweep_seconds == 2
 
 
+def test_the_installation_speaks_the_language_of_its_region_unless_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert make(monkeypatch, tmp_path).language == "pl"  # DEFAULT_REGION=PL by default
+    assert make(monkeypatch, tmp_path, DEFAULT_REGION="GB").language == "en"
+    assert make(monkeypatch, tmp_path, DEFAULT_LANGUAGE=" EN ").language == "en"
+    assert make(monkeypatch, tmp_path, DEFAULT_REGION="DE", DEFAULT_LANGUAGE="pl").language == "pl"
+
+
 @pytest.mark.parametrize(
     ("env", "words"),
     [
@@ -64,6 +73,7 @@ def test_sweeps_run_every_minute_unless_told_otherwise(
         ({"SWEEP_SECONDS": "0"}, "SWEEP_SECONDS"),
         ({"SWEEP_SECONDS": "61"}, "SWEEP_SECONDS"),
         ({"DEFAULT_REGION": "Polska"}, "two-letter country code"),
+        ({"DEFAULT_LANGUAGE": "de"}, "en or pl"),
         ({"TWILIO_MODE": "production"}, "TWILIO_MODE"),
         ({"TWILIO_MESSAGING_SERVICE_SID": "SM123"}, "Messaging Service SID"),
         ({"TWILIO_MODE": "live", "TWILIO_ACCOUNT_SID": "AC" + "1" * 32}, "TWILIO_AUTH_TOKEN"),

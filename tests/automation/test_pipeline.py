@@ -411,6 +411,41 @@ def test_provider_errors_are_retried_then_fall_back_visibly(
     assert len(openai_fake.requests) == before + 1
 
 
+def test_a_model_that_cannot_answer_sends_the_installations_fallback_by_default(
+    api: httpx.Client,
+    db: Any,
+    inbound: Inbound,
+    ai_on: Callable[..., Any],
+    openai_fake: FakeOpenAI,
+) -> None:
+    from relaydesk.ai.settings import DEFAULT_FALLBACKS, DEFAULT_PROMPTS
+
+    config = ai_on()  # no fallback given: the default, in Polish (DEFAULT_REGION=PL)
+    assert config["fallback_message"] == DEFAULT_FALLBACKS["pl"]
+    assert config["system_prompt"] == DEFAULT_PROMPTS["pl"]
+    openai_fake.fail_next(500, times=10)
+    run = finished(db, inbound("+48600200034", "Czy jest dziś chleb?"))
+    assert run.outcome == "failed"
+    assert answers(db, "+48600200034")[-1].body == DEFAULT_FALLBACKS["pl"]
+
+    ai_on(fallback_message="")  # an operator who wants silence gets it
+    openai_fake.fail_next(500, times=10)
+    run = finished(db, inbound("+48600200035", "A bułki?"))
+    assert run.outcome == "failed" and run.reply_message_id is None
+    assert answers(db, "+48600200035") == []
+
+
+def test_the_default_help_answer_is_in_the_installations_language(
+    db: Any, inbound: Inbound, rules: Callable[..., Any]
+) -> None:
+    from relaydesk.automation.settings import DEFAULT_HELPS
+
+    assert rules()["help_message"] == DEFAULT_HELPS["pl"]
+    run = finished(db, inbound("+48600200036", "HELP"))
+    assert run.outcome == "keyword_reply"
+    assert answers(db, "+48600200036")[-1].body == DEFAULT_HELPS["pl"]
+
+
 def test_long_histories_are_summarised_not_cut(
     api: httpx.Client,
     db: Any,

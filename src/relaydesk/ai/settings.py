@@ -24,6 +24,25 @@ AI_SECRET_KEY = PANEL_SECRET_KEY
 Provider = Literal["openai", "local"]
 LOCAL_MODEL_LABEL = "smollm2-135m-instruct"
 
+# What a fresh installation starts with, in its language (Settings.language); the AI tab
+# changes them. The fallback goes to the customer when the model cannot answer.
+DEFAULT_PROMPTS = {
+    "en": (
+        "You answer customers' text messages for the business. Be brief, friendly and "
+        "concrete, answer in the customer's language, and never invent prices or facts."
+    ),
+    "pl": (
+        "Odpowiadasz na wiadomości tekstowe klientów w imieniu firmy. Pisz krótko, "
+        "uprzejmie i konkretnie, odpowiadaj w języku klienta i nigdy nie wymyślaj cen "
+        "ani faktów."
+    ),
+}
+DEFAULT_FALLBACKS = {
+    "en": "Sorry, we cannot answer automatically right now. We will write back as soon as we can.",
+    "pl": "Przepraszamy, nie możemy teraz odpowiedzieć automatycznie. Odpiszemy najszybciej, "
+    "jak to możliwe.",
+}
+
 
 @dataclass(frozen=True)
 class AIConfig:
@@ -33,14 +52,11 @@ class AIConfig:
     provider: Provider = "openai"
     model: str = "gpt-4o-mini"
     temperature: float = 0.7
-    system_prompt: str = (
-        "You answer customers' text messages for the business. Be brief, friendly and "
-        "concrete, answer in the customer's language, and never invent prices or facts."
-    )
+    system_prompt: str = DEFAULT_PROMPTS["en"]
     history_limit: int = 12
     max_reply_segments: int = 3
     base_url: str | None = None
-    fallback_message: str = ""
+    fallback_message: str = DEFAULT_FALLBACKS["en"]  # "": nothing is sent on a failure
     knowledge_index: str | None = None  # ground answers on this knowledge index
     voice_replies: bool = False  # answer voice notes with a voice note
     enabled_at: datetime | None = None
@@ -52,6 +68,9 @@ def read_ai(session: Session) -> tuple[AIConfig, bool]:
     snapshot = settings_store.read(session, [AI_KEY, AI_SECRET_KEY])
     data = settings_store.stored_dict(snapshot.values, AI_KEY)
     data["enabled_at"] = settings_store.parse_time(data.get("enabled_at"))
+    language = get_settings().language
+    data.setdefault("system_prompt", DEFAULT_PROMPTS[language])
+    data.setdefault("fallback_message", DEFAULT_FALLBACKS[language])
     key = snapshot.values.get(AI_SECRET_KEY)
     data["api_key"] = key if isinstance(key, str) and key else None
     return AIConfig(

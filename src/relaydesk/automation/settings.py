@@ -21,12 +21,19 @@ from relaydesk.ai.settings import llm_config as llm_config
 from relaydesk.ai.settings import max_tokens_for as max_tokens_for
 from relaydesk.ai.settings import read_ai as read_ai
 from relaydesk.core import settings_store
+from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 
 AUTO_REPLY_KEY = "automation.auto_reply"
 RULES_KEY = "automation.rules"
 
-DEFAULT_HELP = "To stop messages reply STOP, to start again reply START. For help write to us here."
+# The HELP answer a fresh installation gives, in its language (Settings.language).
+DEFAULT_HELPS = {
+    "en": "To stop messages reply STOP, to start again reply START. For help write to us here.",
+    "pl": "Aby nie dostawać wiadomości, odpisz STOP; aby znów je dostawać, odpisz START. "
+    "W innej sprawie napisz do nas tutaj.",
+}
+DEFAULT_HELP = DEFAULT_HELPS["en"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ def read_auto_reply(session: Session) -> AutoReply:
 def read_rules(session: Session) -> Rules:
     """The rules for every automatic answer."""
     data = settings_store.stored_dict(settings_store.read(session, [RULES_KEY]).values, RULES_KEY)
+    data.setdefault("help_message", DEFAULT_HELPS[get_settings().language])
     return Rules(**settings_store.known_fields(Rules, data))
 
 

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     twilio_api_base_url: str | None = None
     twilio_timeout_seconds: float = Field(15.0, gt=0, le=120)
     default_region: str = "PL"
+    # The language of the texts customers get by default (HELP answer, the AI's prompt
+    # and its fallback); unset: Polish for DEFAULT_REGION=PL, English elsewhere.
+    default_language: Literal["en", "pl"] | None = None
 
     redis_url: str | None = None
     web_workers: int = Field(1, ge=1, le=64)
@@ -180,6 +183,15 @@ class Settings(BaseSettings):
         value = value.strip().upper()
         if value not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"'{value}' is not a two-letter country code such as PL or GB")
+        return value
+
+    @field_validator("default_language", mode="before")
+    @classmethod
+    def _language(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower() or None
+            if value not in (None, "en", "pl"):
+                raise ValueError(f"'{value}' is not a language relaydesk speaks: en or pl")
         return value
 
     @field_validator("forwarded_allow_ips")
@@ -280,6 +292,13 @@ class Settings(BaseSettings):
         return self
 
     # Derived values -------------------------------------------------------------------
+
+    @property
+    def language(self) -> Literal["en", "pl"]:
+        """The installation's language: DEFAULT_LANGUAGE, else from DEFAULT_REGION."""
+        if self.default_language is not None:
+            return self.default_language
+        return "pl" if self.default_region == "PL" else "en"
 
     @property
     def sandbox(self) -> bool:
