@@ -289,6 +289,31 @@ def test_whatsapp_inside_the_window_and_templates_outside(
     assert free_text.json()["from"] == "whatsapp:+15005550006"
 
 
+def test_a_template_is_stored_with_the_text_the_customer_received(
+    api: httpx.Client, db: Any
+) -> None:
+    from relaydesk.messaging.delivery import get_gateway
+
+    sent = api.post(
+        "/api/send-message",
+        json={
+            "to": "whatsapp:+48600100221",
+            "content_sid": "HX4b4adba77b8189f09cc4069f16415ea0",  # a template the emulator has
+            "content_variables": {"1": "Ania"},
+        },
+    )
+    assert sent.status_code == 201, sent.text
+    mid = sent.json()["id"]
+    sid = wait_for(
+        lambda: db.scalar(select(Message.sid).where(Message.id == mid)), what="the template sent"
+    )
+    at_twilio = get_gateway().fetch_message(sid).body  # the emulator's own record
+    assert "Ania" in at_twilio and "{{" not in at_twilio
+    assert api.get(f"/api/messages/{mid}").json()["body"] == at_twilio
+    thread = api.get("/api/conversations/+48600100221").json()
+    assert [m["body"] for m in thread["items"]] == [at_twilio]
+
+
 def test_api_needs_a_valid_token_and_role(server: Any, make_token: Callable[[str], str]) -> None:
     url = server.url
     assert httpx.get(f"{url}/api/messages").status_code == 401

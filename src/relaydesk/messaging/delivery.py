@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, or_, select, update
+from sqlalchemy import Integer, Text, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.account import current_account
@@ -103,14 +103,25 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
         if found is not None:
             log.info("message %s was already at Twilio as %s; not resending", message_id, found.sid)
             # Callbacks sent while we were down are lost: take Twilio's current status.
-            record_sent([Sent(snapshot.id, found.sid, found.status, None)])
+            record_sent([Sent(snapshot.id, found.sid, found.status, None, _text(snapshot, found))])
             return Outcome("submitted")
     try:
         answer = submit(gateway, snapshot)
     except GatewayError as exc:
         return record_failure(snapshot, exc)
-    record_sent([Sent(snapshot.id, answer.sid, answer.status, answer.num_segments)])
+    record_sent(
+        [Sent(snapshot.id, answer.sid, answer.status, answer.num_segments, _text(snapshot, answer))]
+    )
     return Outcome("submitted")
+
+
+def _text(snapshot: Snapshot, answer: SentMessage | RemoteMessage) -> str | None:
+    """What the customer reads of a template send, as Twilio rendered it (else None).
+
+    A WhatsApp template (content_sid) is stored with the body the caller gave, often none;
+    Twilio fills the template's variables in, so its answer is what the customer received.
+    """
+    return answer.body if snapshot.content_sid and answer.body else None
 
 
 def submit(gateway: TwilioGateway, snapshot: Snapshot) -> SentMessage:
@@ -313,6 +324,7 @@ class Sent:
     sid: str
     status: str
     segments: int | None
+    body: str | None = None  # a template's rendered text, to store instead of ours
 
 
 def record_sent(items: list[Sent]) -> None:
@@ -331,6 +343,7 @@ def record_sent(items: list[Sent]) -> None:
                     "mid": item.message_id,
                     "new_sid": item.sid,
                     "segments": item.segments,
+                    "text": item.body,
                     "at": now,
                     "check_at": check_at,
                 }
@@ -361,6 +374,7 @@ _store_sid = (
         error_code=None,
         error_message=None,
         num_segments=func.coalesce(bindparam("segments", type_=Integer), _messages.c.num_segments),
+        body=func.coalesce(bindparam("text", type_=Text), _messages.c.body),
         updated_at=bindparam("at"),
     )
 )

@@ -163,6 +163,7 @@ class SentMessage:
     num_segments: int | None
     error_code: int | None
     error_message: str | None
+    body: str = ""  # the text as Twilio has it (a template's, rendered)
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ class TwilioGateway:
             num_segments=segments,
             error_code=int(msg.error_code) if msg.error_code else None,
             error_message=msg.error_message,
+            body=str(msg.body or ""),
         )
 
     def find_sent(self, *, to: str, since: datetime, limit: int = 50) -> list[RemoteMessage]:
