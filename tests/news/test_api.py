@@ -14,11 +14,13 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.fakes.news_site import Site
+from tests.fakes.news_site import Site, rss
 from tests.news.live import (
+    QUESTION,
     add_sources,
     audit_actions,
     finished_job,
+    page,
     publish,
     run_job,
     wipe_news_data,
@@ -160,12 +162,15 @@ def test_scrape_saves_category_files_and_a_rebuild_reuses_vectors(
     assert api.get("/api/news/files/sport.txt").status_code == 404
     assert api.get("/api/news/files/..%2Fapp.db").status_code in (404, 422)
 
-    first = run_job(api, "/api/news/indices/build", {"name": "news"})["result"]
+    # The fetch updated the index it feeds: 'news', the first one, made active.
+    first = scraped["result"]["index"]
+    assert first["name"] == "news"
     assert first["documents"] == 3
     assert first["embedded"] == first["vectors"] > 0
     assert first["activated"] is True
     again = run_job(api, "/api/news/indices/build", {"name": "news"})["result"]
     assert (again["embedded"], again["reused"]) == (0, first["vectors"])
+    assert again["activated"] is False
 
     status = api.get("/api/news/faiss/status").json()
     assert status["active_index"] == "news"
@@ -183,6 +188,63 @@ def test_scrape_saves_category_files_and_a_rebuild_reuses_vectors(
     assert {"news.scrape.start", "news.index.build", "news.file.delete_all"} <= set(
         audit_actions(api)
     )
+
+
+def test_a_fetch_updates_the_index_so_the_next_question_reads_the_new_article(
+    api: httpx.Client, site: Site, fresh: None
+) -> None:
+    add_sources(api, publish(site))
+    first = run_job(api, "/api/news/scrape")["result"]["index"]
+    asked = api.post("/api/news/test-faiss", json={"query": QUESTION}).json()
+    assert asked["sources"][0]["title"] == "Gdynia lighthouse to be repainted"
+
+    # A new article appears in the economy feed; one fetch, no build.
+    site.serve(
+        "/economy/ferry",
+        page(
+            "Night ferry to Karlskrona returns",
+            [
+                "The night ferry from Gdynia to Karlskrona returns on 3 November and will "
+                "leave the harbour at 21:00 every day except Sunday.",
+                "Tickets for a cabin cost 240 zloty; a place for a bicycle is free.",
+            ],
+        ),
+    )
+    site.serve(
+        "/economy.rss",
+        rss(
+            ("Night ferry to Karlskrona returns", site.url("/economy/ferry")),
+            ("Gdynia lighthouse to be repainted", site.url("/economy/lighthouse")),
+            ("Bakeries raise bread prices", site.url("/economy/bakery")),
+        ),
+        "application/rss+xml",
+    )
+    fetched = run_job(api, "/api/news/scrape", {"categories": ["Economy"]})["result"]
+    assert fetched["new"] == 1
+    index = fetched["index"]
+    assert index["documents"] == 4 and index["activated"] is False
+    assert 0 < index["embedded"] < index["vectors"]  # only the new passages
+    assert index["reused"] == first["vectors"]
+    ferry = api.post(
+        "/api/news/test-faiss", json={"query": "When does the night ferry to Karlskrona leave?"}
+    ).json()
+    assert ferry["sources"][0]["title"] == "Night ferry to Karlskrona returns"
+
+
+def test_a_fetch_can_leave_the_index_alone_and_says_why_it_did(
+    api: httpx.Client, site: Site, fresh: None
+) -> None:
+    add_sources(api, publish(site))
+    only = run_job(api, "/api/news/scrape", {"build": False})["result"]
+    assert only["new"] == 3 and "index" not in only
+    assert api.get("/api/news/indices").json() == []
+    site.serve("/economy.rss", rss(), "application/rss+xml")  # the feeds are empty now
+    site.serve("/tech.rss", rss(), "application/rss+xml")
+    assert api.delete("/api/news/files").status_code == 200
+    nothing = run_job(api, "/api/news/scrape")["result"]
+    assert nothing["new"] == 0
+    assert nothing["index"] is None
+    assert "run a scrape first" in nothing["index_note"]
 
 
 def test_building_before_any_scrape_fails_with_a_reason(api: httpx.Client, fresh: None) -> None:

@@ -64,8 +64,14 @@ def delete_source(source_id: Id, principal: Operator, session: WriteSessionDep) 
     responses={409: {"description": "A scrape is already running"}},
 )
 def scrape(principal: Operator, session: WriteSessionDep, payload: ScrapeIn | None = None) -> Any:
-    """Start a scrape of all (or the named) categories; follow it at /api/jobs/{job_id}."""
-    job = tasks.start_scrape(session, payload.categories if payload else None, principal.actor)
+    """Start a fetch of all (or the named) categories that then updates the active index
+    (unless `build` is false); follow it at /api/jobs/{job_id}."""
+    job = tasks.start_scrape(
+        session,
+        payload.categories if payload else None,
+        principal.actor,
+        build=payload.build if payload else True,
+    )
     return {"job_id": job.id}
 
 

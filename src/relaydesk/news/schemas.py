@@ -49,11 +49,14 @@ class CategoryOut(BaseModel):
 
 
 class ScrapeIn(BaseModel):
-    """Which categories to scrape (all when omitted)."""
+    """Which categories to fetch (all when omitted), and whether to update the index."""
 
     model_config = ConfigDict(extra="forbid")
 
     categories: list[str] | None = Field(None, max_length=200)
+    build: bool = Field(
+        True, description="then update the active index (or 'news') from every category"
+    )
 
 
 class BuildIn(BaseModel):

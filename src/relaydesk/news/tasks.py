@@ -1,4 +1,5 @@
-"""Long news work as jobs: scraping the sources, building an index, and both on a schedule.
+"""Long news work as jobs: fetching the sources (and updating the index they feed),
+building an index, and both on a schedule.
 
 Runners take plain parameters (category names, an index name), read what they need
 from the database themselves, and report progress through the job row.
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from relaydesk.core import clock
 from relaydesk.core.audit import record
 from relaydesk.core.db import session_scope
-from relaydesk.core.errors import Conflict, Invalid
+from relaydesk.core.errors import Conflict, Invalid, RelaydeskError
 from relaydesk.core.tasks import periodic
 from relaydesk.indexes.service import embedder, index_root
 from relaydesk.jobs import service as jobs
@@ -31,13 +32,26 @@ BUILD = "news.build_index"
 REFRESH = "news.refresh"  # scrape then build: what the daily schedule runs
 
 
-def start_scrape(session: Session, categories: list[str] | None, actor: str) -> Job:
-    """Queue a scrape of all categories or the named ones (checked now, not in the worker)."""
+def start_scrape(
+    session: Session, categories: list[str] | None, actor: str, *, build: bool = True
+) -> Job:
+    """Queue a fetch of all categories or the named ones (checked now, not in the worker).
+
+    With `build` (the default) the same job then updates the active index (or 'news')
+    from every category's articles, as the daily refresh does, so a question asked
+    after a fetch reads the new articles without a separate build.
+    """
     chosen = service.categories(session, categories)
     if categories is not None:
         categories = [c.name for c in chosen]  # stored as slugs, however they were typed
-    job = jobs.start(session, SCRAPE, {"categories": categories}, actor)
-    record(session, actor, "news.scrape.start", f"job:{job.id}", {"categories": categories})
+    job = jobs.start(session, SCRAPE, {"categories": categories, "build": build}, actor)
+    record(
+        session,
+        actor,
+        "news.scrape.start",
+        f"job:{job.id}",
+        {"categories": categories, "build": build},
+    )
     return job
 
 
@@ -88,8 +102,21 @@ def _build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
 
 @jobs.runner(SCRAPE)
 def run_scrape(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    """Scrape the chosen categories into the news files."""
-    return _scrape(params, progress)
+    """Scrape the chosen categories into the news files, then update the index they feed.
+
+    The result is the scrape's report with `index`: the build's figures, or null with
+    `index_note` saying why the index was left as it was (nothing to index yet, or the
+    embedder failed: the articles are stored either way).
+    """
+    result = _scrape(params, progress)
+    if params.get("build", True) is False:
+        return result
+    name = store.active_name(index_root()) or service.DEFAULT_INDEX
+    try:
+        result["index"] = _build({"name": name, "categories": None}, progress)
+    except RelaydeskError as exc:
+        result["index"], result["index_note"] = None, exc.message
+    return result
 
 
 @jobs.runner(BUILD)
