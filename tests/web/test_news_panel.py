@@ -46,6 +46,38 @@ def test_viewers_see_the_tab_without_the_controls_that_change_things(
     assert "No sources yet." in html
 
 
+def test_a_fresh_install_offers_the_product_documents_categories_ready_for_sources(
+    panel: Callable[[str], httpx.Client], fresh: None
+) -> None:
+    import re
+
+    from relaydesk.news.sources import SUGGESTED_CATEGORIES
+
+    client = panel("operator")
+    html = client.get("/news").text
+    assert "A source is an address the news are fetched from" in html
+
+    def offered(page: str) -> list[str]:
+        return re.findall(r'<span class="chip" data-category-name="([^"]+)"', page)
+
+    # The installation speaks Polish (DEFAULT_REGION=PL): the document's own names.
+    assert offered(html) == list(SUGGESTED_CATEGORIES["pl"])
+    assert '<option value="Poradnik finansowy">' in html  # the category field suggests them
+    headers = {"X-CSRF-Token": csrf_of(client), "HX-Request": "true"}
+    added = client.post(
+        "/news/sources",
+        data={"category": "Poradnik finansowy", "url": "https://example.com/finanse/rss"},
+        headers=headers,
+    )
+    assert added.status_code == 200, added.text
+    assert 'data-category="poradnik_finansowy"' in added.text
+    assert "Poradnik finansowy" not in offered(added.text)
+    assert len(offered(added.text)) == 7
+    polish = client.get("/news", headers={"Accept-Language": "pl-PL,pl;q=0.9"}).text
+    assert "Kategorie gotowe na źródła:" in polish
+    assert "Źródło to adres, z którego pobierane są artykuły" in polish
+
+
 def test_panel_forms_refuse_bad_input_with_a_notice(
     panel: Callable[[str], httpx.Client], fresh: None
 ) -> None:

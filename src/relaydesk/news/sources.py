@@ -73,6 +73,39 @@ def category_slug(name: str) -> str:
     raise Invalid(f"category name {shown} must start with a letter or a digit")
 
 
+# The categories the product document names, offered on a fresh installation (in its
+# language) until each has a source.
+SUGGESTED_CATEGORIES = {
+    "pl": (
+        "Biznes",
+        "Giełda",
+        "Gospodarka",
+        "Nieruchomości",
+        "Poradnik finansowy",
+        "Praca",
+        "Prawo",
+        "Technologie",
+    ),
+    "en": (
+        "Business",
+        "Stock market",
+        "Economy",
+        "Real estate",
+        "Personal finance",
+        "Jobs",
+        "Law",
+        "Technology",
+    ),
+}
+
+
+def suggested_categories(language: str, used: Iterable[str]) -> list[str]:
+    """The suggested categories (of the language, else English) without a source yet."""
+    taken = set(used)
+    names = SUGGESTED_CATEGORIES.get(language, SUGGESTED_CATEGORIES["en"])
+    return [name for name in names if category_slug(name) not in taken]
+
+
 def category_slugs(names: Iterable[str]) -> list[str]:
     """Each name as its slug (`category_slug`), once each, in the order given."""
     return list(dict.fromkeys(category_slug(name) for name in names))

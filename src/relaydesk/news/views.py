@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from relaydesk.auth.sessions import SignedIn
+from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
 from relaydesk.deps import Id
 from relaydesk.indexes.schemas import RetrievalSettings
@@ -26,6 +27,7 @@ from relaydesk.jobs import service as job_service
 from relaydesk.jobs.service import ACTIVE
 from relaydesk.news import service, tasks
 from relaydesk.news.schemas import ScheduleSettings, SourceOut
+from relaydesk.news.sources import suggested_categories
 from relaydesk.web.deps import PanelAdmin, PanelOperator, PanelViewer
 from relaydesk.web.forms import form_problem
 from relaydesk.web.templating import render
@@ -42,7 +44,9 @@ Short = Annotated[str, Form(max_length=100)]
 
 def _sources() -> dict[str, Any]:
     with session_scope(write=False) as session:
-        return {"groups": service.list_sources(session)}
+        groups = service.list_sources(session)
+    used = [g.category for g in groups]
+    return {"groups": groups, "suggested": suggested_categories(get_settings().language, used)}
 
 
 def _files() -> dict[str, Any]:
