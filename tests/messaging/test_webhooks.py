@@ -307,6 +307,8 @@ def test_disabled_validation_accepts_unsigned_and_health_warns(server: Any, db: 
         assert any("NOT checked" in w for w in health["warnings"])
     finally:
         settings.twilio_validate_signature = True
+        # Assigning marked the field as given by the environment; it was not.
+        settings.model_fields_set.discard("twilio_validate_signature")
     assert httpx.post(server.url + "/twilio/inbound", data=inbound(new_sid())).status_code == 403
 
 

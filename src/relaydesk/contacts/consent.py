@@ -6,11 +6,14 @@ and the delivery path alike.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from relaydesk.contacts.models import Contact
 from relaydesk.core.db import utcnow
+from relaydesk.core.i18n import N_
 
 STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"}
@@ -41,6 +44,36 @@ def opt_out_keyword(body: str, opt_out_type: str | None) -> str | None:
 def means_unsubscribed(error_code: int | None) -> bool:
     """True when Twilio's error says the recipient has unsubscribed from this sender."""
     return error_code == UNSUBSCRIBED_ERROR
+
+
+def opt_out_reason(reason: str | None) -> tuple[str, dict[str, str]]:
+    """The sentence refusing a message to an opted-out contact, and its values.
+
+    A template (with `number` and `when` to fill in) per kind of stored reason, so the
+    panel can say it in the person's language; the API's English is the same sentence.
+    """
+    text = (reason or "").strip()
+    word = re.fullmatch(r"replied (.+)", text)
+    if word:
+        return N_(
+            "%(number)s unsubscribed on %(when)s UTC (replied %(word)s); "
+            "nothing can be sent until they text START"
+        ), {"word": word.group(1)}
+    code = re.fullmatch(r"Twilio error (\d+)", text)
+    if code:
+        return N_(
+            "%(number)s unsubscribed on %(when)s UTC (Twilio error %(code)s); "
+            "nothing can be sent until they text START"
+        ), {"code": code.group(1)}
+    if not text:
+        return N_(
+            "%(number)s unsubscribed on %(when)s UTC (opted out); "
+            "nothing can be sent until they text START"
+        ), {}
+    return N_(
+        "%(number)s unsubscribed on %(when)s UTC (%(reason)s); "
+        "nothing can be sent until they text START"
+    ), {"reason": text}
 
 
 def opt_out(session: Session, contact_id: int, reason: str) -> None:

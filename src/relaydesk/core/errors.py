@@ -4,10 +4,17 @@ The code is the machine-readable half of the API's error body `{detail, code}`: 
 class has a stable one, and a raising site may pass a more specific one (`code=`) where
 a program needs to tell cases apart (e.g. "csrf" among the Forbidden errors). Codes are
 part of the API: once answered, never renamed.
+
+A message may be a template with `params` (`Invalid(N_("%(name)s is taken"),
+params={"name": …})`): the API answers it filled in, in English, and the panel
+translates the template through its catalogs and fills in the same values (a value that
+is itself a catalog entry, or a list of them, is translated too). `N_` (core.i18n)
+marks the template for `make translations`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -17,7 +24,19 @@ class RelaydeskError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, /, *, code: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        /,
+        *,
+        code: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.template = message if params is not None else None
+        self.params = dict(params or {})
+        if params is not None:
+            message = message % {k: _english(v) for k, v in self.params.items()}
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -28,6 +47,13 @@ class RelaydeskError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The JSON body the API answers with."""
         return {"detail": self.message, "code": self.code, **self.extra}
+
+
+def _english(value: Any) -> Any:
+    """A template's value as the API shows it: a list becomes "a, b"."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return value
 
 
 class NotFound(RelaydeskError):

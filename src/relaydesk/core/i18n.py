@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -28,6 +30,23 @@ def translations(language: str) -> NullTranslations:
     write_mo(buffer, catalog)
     buffer.seek(0)
     return Translations(buffer, domain=DOMAIN)
+
+
+def N_(message: str) -> str:  # the name pybabel looks for
+    """Mark a message for the catalogs without translating it here (done where shown)."""
+    return message
+
+
+def localized(language: str, template: str, params: Mapping[str, Any]) -> str:
+    """A template from the code in `language`, its values translated where they can be."""
+    _ = translations(language).gettext
+
+    def value(item: Any) -> Any:
+        if isinstance(item, list | tuple):
+            return ", ".join(_(str(v)) for v in item)
+        return _(item) if isinstance(item, str) and item else item
+
+    return _(template) % {key: value(item) for key, item in params.items()}
 
 
 def from_accept_language(header: str | None) -> str:

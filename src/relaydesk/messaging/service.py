@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.channels.twilio.numbers import Address, InvalidNumber, parse_address
 from relaydesk.channels.twilio.segments import count_segments
+from relaydesk.contacts import consent
 from relaydesk.contacts import service as contacts
 from relaydesk.core import audit, owners
 from relaydesk.core.config import get_settings
@@ -25,6 +26,7 @@ from relaydesk.core.errors import (
     RelaydeskError,
     WindowClosed,
 )
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import BULK, enqueue_after_commit
 from relaydesk.messaging import hooks
 from relaydesk.messaging.ingest import bump_conversations, bump_counter
@@ -308,24 +310,54 @@ def _refusal(
 ) -> OptedOut | WindowClosed | None:
     """Why nothing may go to `address` now or at `send_at`: an opt-out or a closed window."""
     if contact is not None and contact.opted_out_at is not None:
+        template, params = consent.opt_out_reason(contact.opt_out_reason)
         return OptedOut(
-            f"{address.e164} unsubscribed on {contact.opted_out_at:%Y-%m-%d %H:%M} UTC "
-            f"({contact.opt_out_reason or 'opted out'}); nothing can be sent until they text START"
+            template,
+            params={
+                "number": address.e164,
+                "when": f"{contact.opted_out_at:%Y-%m-%d %H:%M}",
+                **params,
+            },
         )
     if address.channel == "whatsapp" and not content_sid:
         last_in = conversation.last_inbound_at if conversation else None
         at = send_at or utcnow()
         if last_in is None or at - last_in > WHATSAPP_WINDOW:
-            when = " at the send time" if send_at else ""
-            since = (
-                f"their last message was at {last_in:%Y-%m-%d %H:%M} UTC"
-                if last_in
-                else "they have never written to this number"
-            )
+            if last_in is None:
+                template = (
+                    N_(
+                        "The WhatsApp 24-hour window with this customer is closed at the send "
+                        "time (they have never written to this number): WhatsApp allows free "
+                        "text only within 24 hours of the customer's last message; send an "
+                        "approved template (content_sid) instead"
+                    )
+                    if send_at
+                    else N_(
+                        "The WhatsApp 24-hour window with this customer is closed (they have "
+                        "never written to this number): WhatsApp allows free text only within "
+                        "24 hours of the customer's last message; send an approved template "
+                        "(content_sid) instead"
+                    )
+                )
+            else:
+                template = (
+                    N_(
+                        "The WhatsApp 24-hour window with this customer is closed at the send "
+                        "time (their last message was at %(last)s UTC): WhatsApp allows free "
+                        "text only within 24 hours of the customer's last message; send an "
+                        "approved template (content_sid) instead"
+                    )
+                    if send_at
+                    else N_(
+                        "The WhatsApp 24-hour window with this customer is closed (their last "
+                        "message was at %(last)s UTC): WhatsApp allows free text only within "
+                        "24 hours of the customer's last message; send an approved template "
+                        "(content_sid) instead"
+                    )
+                )
             return WindowClosed(
-                f"The WhatsApp 24-hour window with this customer is closed{when} ({since}): "
-                "WhatsApp allows free text only within 24 hours of the customer's last "
-                "message; send an approved template (content_sid) instead",
+                template,
+                params={"last": f"{last_in:%Y-%m-%d %H:%M}"} if last_in else {},
                 field="body",
                 last_inbound_at=last_in.isoformat() if last_in else None,
             )

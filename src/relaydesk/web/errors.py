@@ -6,7 +6,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from relaydesk.core.errors import Invalid, RelaydeskError
-from relaydesk.core.i18n import translations
+from relaydesk.core.i18n import localized, translations
 from relaydesk.web.context import request_language
 from relaydesk.web.deps import LoginRequired, login_url
 from relaydesk.web.templating import render
@@ -61,8 +61,10 @@ def panel_error(request: Request, exc: RelaydeskError) -> Response:
         if htmx:
             return Response(status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
-    title = _titles(request_language(request)).get(exc.code, "")
-    context = {"kind": "error", "title": title, "text": exc.message, "text_key": None}
+    language = request_language(request)
+    title = _titles(language).get(exc.code, "")
+    text = localized(language, exc.template, exc.params) if exc.template else exc.message
+    context = {"kind": "error", "title": title, "text": text, "text_key": None}
     if htmx:
         return render(
             request,

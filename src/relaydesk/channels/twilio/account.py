@@ -20,6 +20,7 @@ from relaydesk.channels.twilio.gateway import TWILIO_API
 from relaydesk.core import settings_store
 from relaydesk.core.config import SANDBOX_DEFAULT_FROM, Settings, get_settings
 from relaydesk.core.db import session_scope
+from relaydesk.core.i18n import N_
 
 Mode = Literal["sandbox", "live"]
 Source = Literal["env", "panel", "default"]
@@ -101,13 +102,10 @@ def env_values(settings: Settings) -> dict[str, str | None]:
 
 def live_missing(values: Mapping[str, str | None]) -> list[str]:
     """What live mode still needs, in words, given the configured values."""
-    missing = [
-        label
-        for name, label in (("account_sid", "an Account SID"), ("auth_token", "an auth token"))
-        if not values.get(name)
-    ]
+    needed = (("account_sid", N_("an Account SID")), ("auth_token", N_("an auth token")))
+    missing = [label for name, label in needed if not values.get(name)]
     if not (values.get("default_from") or values.get("messaging_service_sid")):
-        missing.append("a sender number (default_from) or a Messaging Service")
+        missing.append(N_("a sender number (default_from) or a Messaging Service"))
     return missing
 
 

@@ -38,6 +38,7 @@ from relaydesk.channels.twilio.schemas import (
 from relaydesk.core import settings_store
 from relaydesk.core.config import SANDBOX_CREDENTIALS_FILE, Settings, get_settings
 from relaydesk.core.errors import Conflict, Invalid
+from relaydesk.core.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,8 @@ def update_twilio_settings(
         missing = live_missing({n: env[n] or merged.get(n) for n in PANEL_KEYS})
         if missing:
             raise Invalid(
-                f"Live mode needs {', '.join(missing)}; set them first or stay in sandbox mode",
+                N_("Live mode needs %(missing)s; set them first or stay in sandbox mode"),
+                params={"missing": missing},
                 field="mode",
                 missing=missing,
             )
