@@ -53,7 +53,15 @@ FRAMEWORK_CODES = {
 # Index backups are uploaded whole; the import itself enforces its exact limit (250 MB),
 # this leaves room for the multipart envelope around the file.
 _BACKUP_UPLOAD = 251 * 1024 * 1024
-UPLOAD_PATHS = {"/api/news/faiss/import": _BACKUP_UPLOAD, "/news/faiss/import": _BACKUP_UPLOAD}
+# Knowledge documents: the extractor's limit plus the envelope; a key ending in "/" is a
+# prefix (a document's own path, for a new version).
+_DOCUMENT_UPLOAD = 21 * 1024 * 1024
+UPLOAD_PATHS = {
+    "/api/news/faiss/import": _BACKUP_UPLOAD,
+    "/news/faiss/import": _BACKUP_UPLOAD,
+    "/api/knowledge/documents": _DOCUMENT_UPLOAD,
+    "/api/knowledge/documents/": _DOCUMENT_UPLOAD,
+}
 # Attachments: MEDIA_MAX_BYTES plus room for the multipart envelope.
 MEDIA_UPLOAD_PATHS = ("/api/media", "/sandbox/phone/messages", "/sandbox-phone/send")
 
@@ -70,7 +78,15 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.larger.get(scope.get("path", ""), self.limit)
+        path = scope.get("path", "")
+        limit = self.larger.get(path) or next(
+            (
+                size
+                for key, size in self.larger.items()
+                if key.endswith("/") and path.startswith(key)
+            ),
+            self.limit,
+        )
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _too_large(limit, send)

@@ -60,6 +60,7 @@ FOLDERS: dict[str, Callable[[Path], AbstractContextManager[object]] | None] = {
     "media": None,  # content-addressed, each file written once under a temporary name
     "indexes": index_disk.root_lock,
     "news": news_files.directory_lock,
+    "documents": None,  # knowledge documents: each file written whole (write_atomically)
     "voicebot": None,  # exported archives
     "spool": lambda folder: file_lock(folder / spoolfile.FILES_LOCK),
 }

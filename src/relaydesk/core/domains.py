@@ -13,10 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 
-
-def N_(message: str) -> str:
-    """Mark a label for translation; the panel translates it when it renders."""
-    return message
+from relaydesk.core.i18n import N_
 
 
 @dataclass(frozen=True)
@@ -93,6 +90,7 @@ DOMAINS: tuple[Domain, ...] = (
         tabs=(Tab("multi_sms", "/multi-sms", N_("Multi-SMS")),),
     ),
     Domain("relaydesk.indexes", api=("api",), views=("views",), models=None),
+    Domain("relaydesk.documents", api=("api",)),
     Domain(
         "relaydesk.news",
         api=("api",),

@@ -10,8 +10,11 @@ Latin-1 cannot make the response fail.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from urllib.parse import quote
+
+from relaydesk.core.errors import Invalid
 
 MAX_FILENAME = 200  # characters; a longer name is cut, its extension kept
 FALLBACK_FILENAME = "download"
@@ -20,6 +23,9 @@ FALLBACK_FILENAME = "download"
 _TRANSLITERATE = str.maketrans({"ł": "l", "Ł": "L", "ß": "ss", "ø": "o", "Ø": "O", "đ": "d"})
 # A browser would make folders of these, or refuse the name.
 _SEPARATORS = str.maketrans({"/": "_", "\\": "_"})
+# A category name (of news and documents) becomes the stem of its files, so it is held
+# to a portable file name.
+CATEGORY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 def unaccented(text: str) -> str:
@@ -51,3 +57,34 @@ def content_disposition(filename: str, *, inline: bool = False) -> str:
     exact = quote(name, safe="")
     kind = "inline" if inline else "attachment"
     return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{exact}"
+
+
+def category_slug(name: str) -> str:
+    """The file-safe name of a category: 'Poradnik Finansowy' → 'poradnik_finansowy'.
+
+    The one rule for category names, wherever they come from (API bodies, panel forms,
+    stored rows): a slug passes through unchanged, so checking a stored name is calling
+    this again.
+    """
+    shown = repr(name.strip()[:80])
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise Invalid(
+            f"category name {shown} must not contain control characters "
+            "(a line break, a tab or a NUL byte)"
+        )
+    text = unaccented(name.strip()).lower()
+    slug = re.sub(r"\s+", "_", text)
+    if not slug:
+        raise Invalid("a category needs a name")
+    if CATEGORY_PATTERN.fullmatch(slug):
+        return slug
+    bad = sorted({ch for ch in slug if not (ch.isascii() and (ch.isalnum() or ch in "_-"))})
+    if bad:
+        listed = " ".join(repr(ch) for ch in bad[:10])
+        raise Invalid(
+            f"category name {shown} may contain only letters, digits, spaces, '-' and '_' "
+            f"(not {listed})"
+        )
+    if len(slug) > 63:
+        raise Invalid(f"category name {shown} is too long (at most 63 characters)")
+    raise Invalid(f"category name {shown} must start with a letter or a digit")

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from relaydesk.core.errors import Invalid
-from relaydesk.core.names import unaccented
+from relaydesk.core.names import CATEGORY_PATTERN as CATEGORY_PATTERN
+from relaydesk.core.names import category_slug
 
 SourceKind = Literal["feed", "page"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
-# A category name becomes the stem of its files, so it is held to a portable file name.
-CATEGORY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MAX_URL_LENGTH = 2048
 
 # Query parameters that only tell the publisher where a click came from: the same
@@ -40,37 +37,6 @@ _TRACKING_PARAMS = frozenset(
     }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def category_slug(name: str) -> str:
-    """The file-safe name of a category: 'Poradnik Finansowy' → 'poradnik_finansowy'.
-
-    The one rule for category names, wherever they come from (API bodies, panel forms,
-    stored rows): a slug passes through unchanged, so checking a stored name is calling
-    this again.
-    """
-    shown = repr(name.strip()[:80])
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise Invalid(
-            f"category name {shown} must not contain control characters "
-            "(a line break, a tab or a NUL byte)"
-        )
-    text = unaccented(name.strip()).lower()
-    slug = re.sub(r"\s+", "_", text)
-    if not slug:
-        raise Invalid("a category needs a name")
-    if CATEGORY_PATTERN.fullmatch(slug):
-        return slug
-    bad = sorted({ch for ch in slug if not (ch.isascii() and (ch.isalnum() or ch in "_-"))})
-    if bad:
-        listed = " ".join(repr(ch) for ch in bad[:10])
-        raise Invalid(
-            f"category name {shown} may contain only letters, digits, spaces, '-' and '_' "
-            f"(not {listed})"
-        )
-    if len(slug) > 63:
-        raise Invalid(f"category name {shown} is too long (at most 63 characters)")
-    raise Invalid(f"category name {shown} must start with a letter or a digit")
 
 
 # The categories the product document names, offered on a fresh installation (in its

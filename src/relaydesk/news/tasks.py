@@ -17,6 +17,7 @@ from relaydesk.core.audit import record
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict, Invalid, RelaydeskError
 from relaydesk.core.tasks import periodic
+from relaydesk.documents import service as knowledge_documents
 from relaydesk.indexes.service import embedder, index_root
 from relaydesk.jobs import service as jobs
 from relaydesk.jobs.models import Job
@@ -78,11 +79,16 @@ def _build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     name = str(params.get("name") or service.DEFAULT_INDEX)
     categories = params.get("categories")
     articles = files.load_articles(service.news_dir(), categories)
-    if not articles:
-        raise Invalid("There are no scraped articles to index yet: run a scrape first")
     documents = [
         indexing.Document(a.url, a.title, a.category, a.text, a.published) for a in articles
     ]
+    with session_scope(write=False) as session:
+        documents += knowledge_documents.index_documents(session, categories)
+    if not documents:
+        raise Invalid(
+            "There are no scraped articles or uploaded documents to index yet: "
+            "run a scrape first or upload a document"
+        )
     root = index_root()
     result = indexing.build(root, name, documents, embedder(), progress)
     # The first index becomes the active one: a fresh install needs no extra click.
