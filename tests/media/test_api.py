@@ -130,7 +130,8 @@ def test_the_whatsapp_window_is_explained_and_templates_work_outside_it(
         auth=(get_settings().account_sid, get_settings().auth_token),
     ).json()["messages"]
     assert "12/1" in emulated[0]["body"] and "3pm" in emulated[0]["body"]
-    assert sent.json()["body"] == ""  # the text is the template's, rendered by Twilio
+    # Stored with the text Twilio rendered: what the customer received (issue 21).
+    assert sent.json()["body"] == emulated[0]["body"]
 
     twilio_post(
         "/twilio/inbound",
