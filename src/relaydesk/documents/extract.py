@@ -9,6 +9,9 @@ protection and the old binary Office formats are refused with a reason.
 
 Each part is a page of a PDF, a row of a CSV or XLSX (with its header: "Produkt: chleb;
 Cena: 6 zł"), or the whole text of the other kinds; the index splits long parts itself.
+
+Each reader imports its library (pypdf, python-docx, odfpy, openpyxl, trafilatura) when
+it is first used, so processes that never read a document do not load them.
 """
 
 from __future__ import annotations
