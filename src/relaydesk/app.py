@@ -61,6 +61,8 @@ UPLOAD_PATHS = {
     "/news/faiss/import": _BACKUP_UPLOAD,
     "/api/knowledge/documents": _DOCUMENT_UPLOAD,
     "/api/knowledge/documents/": _DOCUMENT_UPLOAD,
+    "/news/documents": _DOCUMENT_UPLOAD,
+    "/news/documents/": _DOCUMENT_UPLOAD,
 }
 # Attachments: MEDIA_MAX_BYTES plus room for the multipart envelope.
 MEDIA_UPLOAD_PATHS = ("/api/media", "/sandbox/phone/messages", "/sandbox-phone/send")

@@ -145,3 +145,81 @@ def test_operator_adds_sources_fetches_builds_and_asks_in_the_browser(
     first = answer.locator("li[data-passage-url]").first
     expect(first).to_have_attribute("data-passage-url", site.url("/economy/lighthouse"))
     expect(first).to_contain_text("Gdynia lighthouse to be repainted")
+
+
+PRICE_LIST = (
+    "Produkt;Cena;Kiedy\n"
+    "Chleb żytni;6,50 zł;codziennie\n"
+    "Sernik krakowski;45 zł za blachę;w soboty\n"
+    "Pączek z różą;3,50 zł;w piątki\n"
+)
+
+
+def test_documents_are_uploaded_refused_and_deleted_in_the_panel(
+    panel: Callable[[str], httpx.Client], fresh: None
+) -> None:
+    operator = panel("operator")
+    headers = {"X-CSRF-Token": csrf_of(operator), "HX-Request": "true"}
+    refused = operator.post(
+        "/news/documents",
+        files={"file": ("cennik.xlsm", b"PK\x03\x04")},
+        data={"category": "Piekarnia"},
+        headers=headers,
+    )
+    assert refused.status_code == 422
+    assert refused.headers["HX-Retarget"] == "#notices"
+    assert "macros" in refused.text
+    added = operator.post(
+        "/news/documents",
+        files={"file": ("cennik.csv", PRICE_LIST.encode())},
+        data={"category": "Piekarnia"},
+        headers=headers,
+    )
+    assert added.status_code == 200, added.text
+    assert "cennik.csv saved: 3 parts with text." in added.text
+    assert added.headers["HX-Trigger"]
+    assert 'hx-delete="/news/documents/' not in added.text  # deleting is for admins
+    viewer = panel("viewer")
+    listed = viewer.get("/news").text
+    assert "cennik.csv" in listed and 'id="news-document-form"' not in listed
+    viewer_headers = {"X-CSRF-Token": csrf_of(viewer), "HX-Request": "true"}
+    sent = {"files": {"file": ("a.txt", b"x")}, "data": {"category": "a"}}
+    assert viewer.post("/news/documents", headers=viewer_headers, **sent).status_code == 403
+
+    admin = panel("admin")
+    admin_headers = {"X-CSRF-Token": csrf_of(admin), "HX-Request": "true"}
+    page = admin.get("/news/documents").text
+    document = page.split('data-document="', 1)[1].split('"', 1)[0]
+    deleted = admin.delete(f"/news/documents/{document}", headers=admin_headers)
+    assert deleted.status_code == 200
+    assert "No documents yet." in deleted.text
+
+
+def test_an_operator_uploads_a_price_list_and_the_test_box_answers_from_its_row(
+    new_page: NewPage, make_user: MakeUser, fresh: None, tmp_path: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    prices = tmp_path / "cennik.csv"
+    prices.write_text(PRICE_LIST, encoding="utf-8")
+    page = new_page()
+    browser_sign_in(page, make_user("operator"))
+    page.wait_for_url("**/messages")
+    page.goto("/news")
+    expect(page.locator("#news-documents .empty")).to_be_visible()
+    page.set_input_files("#news-document-file", str(prices))
+    page.fill("#news-document-category", "Piekarnia")
+    page.click("#news-document-add")
+    expect(page.locator("#news-documents [data-document-saved]")).to_contain_text(
+        "cennik.csv saved: 3 parts with text."
+    )
+    expect(page.locator("#news-documents tr[data-document]")).to_contain_text("piekarnia")
+    # The index update queued with the upload makes it the active index.
+    expect(page.locator("#news-status [data-status]")).to_have_attribute(
+        "data-status", "ready", timeout=120_000
+    )
+    page.fill("#news-query", "Ile kosztuje sernik krakowski?")
+    page.click("#news-ask")
+    first = page.locator("#news-answer .news-answer li[data-passage-url]").first
+    expect(first).to_contain_text("cennik.csv (row 3)")
+    expect(first).to_contain_text("45 zł")

@@ -90,7 +90,7 @@ DOMAINS: tuple[Domain, ...] = (
         tabs=(Tab("multi_sms", "/multi-sms", N_("Multi-SMS")),),
     ),
     Domain("relaydesk.indexes", api=("api",), views=("views",), models=None),
-    Domain("relaydesk.documents", api=("api",)),
+    Domain("relaydesk.documents", api=("api",), views=("views",)),
     Domain(
         "relaydesk.news",
         api=("api",),

@@ -25,7 +25,8 @@ Upload = Annotated[
 ]
 
 
-def _read(upload: UploadFile) -> tuple[str, bytes]:
+def read_upload(upload: UploadFile) -> tuple[str, bytes]:
+    """The uploaded file's name and bytes, refusing more than MAX_BYTES before reading on."""
     data = upload.file.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         raise TooLarge(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB")
@@ -48,7 +49,7 @@ def add_document(
     category: Annotated[str, Form(min_length=1, max_length=63)],
 ) -> DocumentSaved:
     """Add a file to a category; its text is extracted now and the active index updated."""
-    name, data = _read(file)
+    name, data = read_upload(file)
     row = service.add(session, category, name, data, principal.actor)
     job = service.queue_index_update(session, principal.actor)
     return DocumentSaved(document=DocumentOut.model_validate(row), job_id=job)
@@ -65,7 +66,7 @@ def replace_document(
     document_id: Id, principal: Operator, session: WriteSessionDep, file: Upload
 ) -> DocumentSaved:
     """Put a new version of the file in place; the index keeps its unchanged passages."""
-    name, data = _read(file)
+    name, data = read_upload(file)
     row = service.replace(session, document_id, name, data, principal.actor)
     job = service.queue_index_update(session, principal.actor)
     return DocumentSaved(document=DocumentOut.model_validate(row), job_id=job)

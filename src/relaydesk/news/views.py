@@ -20,6 +20,7 @@ from relaydesk.auth.sessions import SignedIn
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
 from relaydesk.deps import Id
+from relaydesk.documents.views import documents_context
 from relaydesk.indexes.schemas import RetrievalSettings
 from relaydesk.indexes.service import Retrieval
 from relaydesk.indexes.views import changed, indexes_context, status_context
@@ -84,6 +85,7 @@ def news_page(request: Request, user: PanelViewer) -> Response:
         **status_context(),
         **_sources(),
         **_files(),
+        **documents_context(),
         **indexes_context(),
         **_settings(),
         "running": _running_jobs(),

@@ -1,0 +1,84 @@
+"""The News tab's documents section: list, upload, new version, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from relaydesk.core.db import session_scope
+from relaydesk.deps import Id
+from relaydesk.documents import service
+from relaydesk.documents.api import read_upload
+from relaydesk.documents.schemas import DocumentOut
+from relaydesk.indexes.views import changed
+from relaydesk.jobs import service as job_service
+from relaydesk.web.deps import PanelAdmin, PanelOperator, PanelViewer
+from relaydesk.web.templating import render
+
+router = APIRouter()
+TEMPLATE = "news/_documents.html"
+
+
+def _job_view(session: Session, job_id: int | None) -> dict[str, Any] | None:
+    """The queued index update as the job fragment shows it (None: none was queued)."""
+    if job_id is None:
+        return None
+    session.flush()
+    return job_service.view(job_service.get(session, job_id))
+
+
+def documents_context() -> dict[str, Any]:
+    """The section's list of documents."""
+    with session_scope(write=False) as session:
+        rows = service.list_documents(session)
+        return {"documents": [DocumentOut.model_validate(row) for row in rows]}
+
+
+@router.get("/news/documents", response_class=HTMLResponse)
+def documents_section(request: Request, user: PanelViewer) -> Response:
+    """The documents and, for operators, the upload form."""
+    return render(request, TEMPLATE, documents_context(), user=user)
+
+
+@router.post("/news/documents", response_class=HTMLResponse)
+def upload_document(
+    request: Request,
+    user: PanelOperator,
+    file: Annotated[UploadFile, File()],
+    category: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Add a document; the section comes back with it and the index update is queued."""
+    name, data = read_upload(file)
+    with session_scope() as session:
+        row = service.add(session, category, name, data, user.actor)
+        job = _job_view(session, service.queue_index_update(session, user.actor))
+        added = DocumentOut.model_validate(row)
+    context = {**documents_context(), "added": added, "job_id": job and job["id"], "job": job}
+    return render(request, TEMPLATE, context, headers=changed(), user=user)
+
+
+@router.post("/news/documents/{document_id}", response_class=HTMLResponse)
+def replace_document(
+    request: Request, document_id: Id, user: PanelOperator, file: Annotated[UploadFile, File()]
+) -> Response:
+    """Put a new version of a document in place."""
+    name, data = read_upload(file)
+    with session_scope() as session:
+        row = service.replace(session, document_id, name, data, user.actor)
+        job = _job_view(session, service.queue_index_update(session, user.actor))
+        added = DocumentOut.model_validate(row)
+    context = {**documents_context(), "added": added, "job_id": job and job["id"], "job": job}
+    return render(request, TEMPLATE, context, headers=changed(), user=user)
+
+
+@router.delete("/news/documents/{document_id}", response_class=HTMLResponse)
+def delete_document(request: Request, document_id: Id, user: PanelAdmin) -> Response:
+    """Delete a document (asked to confirm in the browser first)."""
+    with session_scope() as session:
+        service.delete(session, document_id, user.actor)
+        job = _job_view(session, service.queue_index_update(session, user.actor))
+    context = {**documents_context(), "removed": True, "job": job}
+    return render(request, TEMPLATE, context, headers=changed(), user=user)
