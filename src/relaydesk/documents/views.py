@@ -18,7 +18,7 @@ from relaydesk.jobs import service as job_service
 from relaydesk.web.deps import PanelAdmin, PanelOperator, PanelViewer
 from relaydesk.web.templating import render
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 TEMPLATE = "news/_documents.html"
 
 
