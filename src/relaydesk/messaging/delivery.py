@@ -102,6 +102,8 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
             return record_failure(snapshot, exc, may_have_landed=True)
         if found is not None:
             log.info("message %s was already at Twilio as %s; not resending", message_id, found.sid)
+            # The process that sent it may have died before counting it: Twilio took it.
+            metrics.sends_accepted.inc()
             # Callbacks sent while we were down are lost: take Twilio's current status.
             record_sent([Sent(snapshot.id, found.sid, found.status, None, _text(snapshot, found))])
             return Outcome("submitted")
