@@ -169,6 +169,8 @@ def stepped_back(conversation: Conversation, rules: cfg.Rules) -> Decision | Non
 
 def _loop(session: Session, message: Message) -> str | None:
     """Why the message is part of a loop with another machine (automation.loops), if it is."""
+    if not loops.normalised(message.body):
+        return None  # nothing to compare: no need to read the conversation
     rows = session.execute(
         select(Message.direction, Message.source, Message.body)
         .where(

@@ -50,8 +50,7 @@ def add_document(
 ) -> DocumentSaved:
     """Add a file to a category; its text is extracted now and the active index updated."""
     name, data = read_upload(file)
-    row = service.add(session, category, name, data, principal.actor)
-    job = service.queue_index_update(session, principal.actor)
+    row, job = service.add(session, category, name, data, principal.actor)
     return DocumentSaved(document=DocumentOut.model_validate(row), job_id=job)
 
 
@@ -67,8 +66,7 @@ def replace_document(
 ) -> DocumentSaved:
     """Put a new version of the file in place; the index keeps its unchanged passages."""
     name, data = read_upload(file)
-    row = service.replace(session, document_id, name, data, principal.actor)
-    job = service.queue_index_update(session, principal.actor)
+    row, job = service.replace(session, document_id, name, data, principal.actor)
     return DocumentSaved(document=DocumentOut.model_validate(row), job_id=job)
 
 
@@ -76,5 +74,4 @@ def replace_document(
 def delete_document(document_id: Id, principal: Admin, session: WriteSessionDep) -> Response:
     """Remove a document; the index update queued with it drops its passages."""
     service.delete(session, document_id, principal.actor)
-    service.queue_index_update(session, principal.actor)
     return Response(status_code=204)

@@ -61,8 +61,11 @@ def get(session: Session, document_id: int) -> KnowledgeDocument:
 
 def add(
     session: Session, category: str, filename: str, data: bytes, actor: str
-) -> KnowledgeDocument:
-    """Extract and store an uploaded file in a category (Invalid/TooLarge with a reason)."""
+) -> tuple[KnowledgeDocument, int | None]:
+    """Extract and store an uploaded file in a category (Invalid/TooLarge with a reason).
+
+    Returns the row and the index update queued with it (`queue_index_update`).
+    """
     slug = category_slug(category)
     name = clean_filename(filename)
     found = extract(name, data)
@@ -72,13 +75,14 @@ def add(
     session.flush()
     _write(row.id, name, found.parts, data)
     record(session, actor, "knowledge.document.add", f"document:{row.id}", _details(row))
-    return row
+    return row, queue_index_update(session, actor)
 
 
 def replace(
     session: Session, document_id: int, filename: str, data: bytes, actor: str
-) -> KnowledgeDocument:
-    """Put a new version of a document in its place (same id and category)."""
+) -> tuple[KnowledgeDocument, int | None]:
+    """Put a new version of a document in its place (same id and category); the row and
+    the index update queued with it."""
     row = get(session, document_id)
     name = clean_filename(filename)
     found = extract(name, data)
@@ -88,17 +92,18 @@ def replace(
     session.flush()
     _write(row.id, name, found.parts, data)
     record(session, actor, "knowledge.document.replace", f"document:{row.id}", _details(row))
-    return row
+    return row, queue_index_update(session, actor)
 
 
-def delete(session: Session, document_id: int, actor: str) -> None:
-    """Remove a document; the next index update drops its passages."""
+def delete(session: Session, document_id: int, actor: str) -> int | None:
+    """Remove a document; the index update queued with it (returned) drops its passages."""
     row = get(session, document_id)
     details = _details(row)
     session.delete(row)
     session.flush()
     shutil.rmtree(documents_dir() / str(document_id), ignore_errors=True)
     record(session, actor, "knowledge.document.delete", f"document:{document_id}", details)
+    return queue_index_update(session, actor)
 
 
 def queue_index_update(session: Session, actor: str) -> int | None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from relaydesk.auth.sessions import SignedIn
 from relaydesk.core.db import session_scope
 from relaydesk.deps import Id
 from relaydesk.documents import service
 from relaydesk.documents.api import read_upload
+from relaydesk.documents.models import KnowledgeDocument
 from relaydesk.documents.schemas import DocumentOut
 from relaydesk.indexes.views import changed
 from relaydesk.jobs import service as job_service
@@ -52,12 +55,7 @@ def upload_document(
 ) -> Response:
     """Add a document; the section comes back with it and the index update is queued."""
     name, data = read_upload(file)
-    with session_scope() as session:
-        row = service.add(session, category, name, data, user.actor)
-        job = _job_view(session, service.queue_index_update(session, user.actor))
-        added = DocumentOut.model_validate(row)
-    context = {**documents_context(), "added": added, "job_id": job and job["id"], "job": job}
-    return render(request, TEMPLATE, context, headers=changed(), user=user)
+    return _changed(request, user, lambda s: service.add(s, category, name, data, user.actor))
 
 
 @router.post("/news/documents/{document_id}", response_class=HTMLResponse)
@@ -66,19 +64,26 @@ def replace_document(
 ) -> Response:
     """Put a new version of a document in place."""
     name, data = read_upload(file)
-    with session_scope() as session:
-        row = service.replace(session, document_id, name, data, user.actor)
-        job = _job_view(session, service.queue_index_update(session, user.actor))
-        added = DocumentOut.model_validate(row)
-    context = {**documents_context(), "added": added, "job_id": job and job["id"], "job": job}
-    return render(request, TEMPLATE, context, headers=changed(), user=user)
+    return _changed(
+        request, user, lambda s: service.replace(s, document_id, name, data, user.actor)
+    )
 
 
 @router.delete("/news/documents/{document_id}", response_class=HTMLResponse)
 def delete_document(request: Request, document_id: Id, user: PanelAdmin) -> Response:
     """Delete a document (asked to confirm in the browser first)."""
+    return _changed(request, user, lambda s: (None, service.delete(s, document_id, user.actor)))
+
+
+def _changed(
+    request: Request,
+    user: SignedIn,
+    change: Callable[[Session], tuple[KnowledgeDocument | None, int | None]],
+) -> Response:
+    """Make a change, then answer with the section, a notice and the queued update's progress."""
     with session_scope() as session:
-        service.delete(session, document_id, user.actor)
-        job = _job_view(session, service.queue_index_update(session, user.actor))
-    context = {**documents_context(), "removed": True, "job": job}
+        row, job_id = change(session)
+        job = _job_view(session, job_id)
+        saved = DocumentOut.model_validate(row) if row is not None else None
+    context = {**documents_context(), "added": saved, "removed": saved is None, "job": job}
     return render(request, TEMPLATE, context, headers=changed(), user=user)
