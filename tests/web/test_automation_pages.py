@@ -515,3 +515,17 @@ def test_the_sandbox_phone_takes_numbers_the_way_people_write_them(
         headers={"X-CSRF-Token": csrf_of(client)},
     )
     assert wrong.status_code == 422
+
+
+def test_ai_tab_says_what_offline_transcription_can_and_cannot_do(panel: Panel) -> None:
+    viewer = panel("viewer")
+    card = re.search(r'<section id="ai-voice-notes".*?</section>', viewer.get("/ai").text, re.S)
+    assert card, "the AI tab has no voice-notes card"
+    text = card.group(0)
+    assert 'data-speech-provider="local"' in text and "<code>whisper-base</code>" in text
+    assert 'data-speech-language="auto"' in text
+    assert "What it cannot do:" in text and "TRANSCRIPTION_LANGUAGE=pl" in text
+
+    polish = viewer.get("/ai", headers={"Accept-Language": "pl-PL,pl;q=0.9"}).text
+    card = re.search(r'<section id="ai-voice-notes".*?</section>', polish, re.S)
+    assert card and "Czego nie potrafi:" in card.group(0)

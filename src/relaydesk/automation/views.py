@@ -24,6 +24,7 @@ from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, NotFound, RelaydeskError
 from relaydesk.deps import Id
+from relaydesk.media.transcribe import speech_setup
 from relaydesk.messaging import views as messaging_views
 from relaydesk.messaging.models import Conversation
 from relaydesk.web.deps import PanelOperator, PanelViewer
@@ -127,6 +128,7 @@ def _ai_context() -> dict[str, Any]:
             "ai": service.ai_view(session),
             "auto_reply": cfg.read_auto_reply(session),
             "knowledge_indexes": knowledge_indexes(),
+            "speech": speech_setup(),
         }
 
 

