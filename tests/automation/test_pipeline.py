@@ -435,15 +435,22 @@ def test_a_model_that_cannot_answer_sends_the_installations_fallback_by_default(
     assert answers(db, "+48600200035") == []
 
 
-def test_the_default_help_answer_is_in_the_installations_language(
+def test_the_default_help_and_start_answers_are_in_the_installations_language(
     db: Any, inbound: Inbound, rules: Callable[..., Any]
 ) -> None:
-    from relaydesk.automation.settings import DEFAULT_HELPS
+    from relaydesk.automation.settings import DEFAULT_HELPS, DEFAULT_STARTS
 
-    assert rules()["help_message"] == DEFAULT_HELPS["pl"]
+    stored = rules()
+    assert stored["help_message"] == DEFAULT_HELPS["pl"]
+    assert stored["start_message"] == DEFAULT_STARTS["pl"]
     run = finished(db, inbound("+48600200036", "HELP"))
     assert run.outcome == "keyword_reply"
     assert answers(db, "+48600200036")[-1].body == DEFAULT_HELPS["pl"]
+
+    inbound("+48600200037", "STOP")  # recorded when stored; nothing runs for it
+    run = finished(db, inbound("+48600200037", "START"))
+    assert run.outcome == "keyword_reply"
+    assert answers(db, "+48600200037")[-1].body == DEFAULT_STARTS["pl"]
 
 
 def test_long_histories_are_summarised_not_cut(

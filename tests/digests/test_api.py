@@ -310,3 +310,17 @@ def test_news_config_json_import_refuses_what_it_cannot_read(api: httpx.Client) 
     no_file = api.post("/api/news/config/import", files={"other": (None, "x")})
     assert no_file.status_code == 422
     assert api.get("/api/news/recipients").json() == []
+
+
+def test_a_digest_across_categories_is_asked_for_in_the_installations_language(
+    api: httpx.Client, news_index: FakeIndex
+) -> None:
+    from relaydesk.digests.compose import DIGEST_INSTRUCTIONS
+
+    rid = create(api, phone="+48600100957", mode="all_categories")["id"]
+    news_index.llm_text = "Biznes: RPP nie zmieniła stóp. Technologie: nowy smartfon."
+    assert api.post(f"/api/news/recipients/{rid}/test").status_code == 200
+    # The tests run with DEFAULT_REGION=PL and no DEFAULT_LANGUAGE: Polish.
+    assert news_index.calls[-1]["query"] == DIGEST_INSTRUCTIONS["pl"]
+    assert news_index.calls[-1]["mode"] == "all_categories"
+    assert "po polsku" in DIGEST_INSTRUCTIONS["pl"]

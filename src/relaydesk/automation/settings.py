@@ -34,6 +34,12 @@ DEFAULT_HELPS = {
     "W innej sprawie napisz do nas tutaj.",
 }
 DEFAULT_HELP = DEFAULT_HELPS["en"]
+# The answer to START (the customer subscribes again); "" sends nothing.
+DEFAULT_STARTS = {
+    "en": "Welcome back: you will get our messages again. Reply STOP to stop them.",
+    "pl": "Witamy ponownie: znów będziesz otrzymywać nasze wiadomości. Aby z nich "
+    "zrezygnować, odpisz STOP.",
+}
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class Rules:
     """What holds for every automatic answer."""
 
     help_message: str = DEFAULT_HELP
-    start_message: str = ""
+    start_message: str = DEFAULT_STARTS["en"]
     takeover_minutes: int = 60
     loop_guard_per_hour: int = 60  # a backstop: automation.loops catches the loops
     debounce_seconds: float = 5.0
@@ -70,7 +76,9 @@ def read_auto_reply(session: Session) -> AutoReply:
 def read_rules(session: Session) -> Rules:
     """The rules for every automatic answer."""
     data = settings_store.stored_dict(settings_store.read(session, [RULES_KEY]).values, RULES_KEY)
-    data.setdefault("help_message", DEFAULT_HELPS[get_settings().language])
+    language = get_settings().language
+    data.setdefault("help_message", DEFAULT_HELPS[language])
+    data.setdefault("start_message", DEFAULT_STARTS[language])
     return Rules(**settings_store.known_fields(Rules, data))
 
 

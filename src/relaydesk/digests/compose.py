@@ -8,16 +8,25 @@ from typing import TYPE_CHECKING
 
 from relaydesk.ai.text import trim_to_segments
 from relaydesk.channels.twilio.segments import count_segments
+from relaydesk.core.config import get_settings
 from relaydesk.core.errors import Conflict, ProviderFailed, RelaydeskError
 
 if TYPE_CHECKING:
     from relaydesk.indexes.retrieval import Passage
 
 # What the all-categories digest asks the index for; the answer becomes the SMS.
-DIGEST_INSTRUCTION = (
-    "Write a short SMS news digest: the most important news of each category, one or two "
-    "plain sentences per category, in the language of the articles, without links."
-)
+# The request for a digest across categories, in the installation's language (a
+# recipient with a custom prompt gets the answer to that prompt instead).
+DIGEST_INSTRUCTIONS = {
+    "en": (
+        "Write a short SMS news digest in English: the most important news of each "
+        "category, one or two plain sentences per category, without links."
+    ),
+    "pl": (
+        "Napisz krótki przegląd wiadomości na SMS po polsku: najważniejsze wiadomości z "
+        "każdej kategorii, jedno lub dwa proste zdania na kategorię, bez linków."
+    ),
+}
 # GSM-7 fits 153 characters a segment in a long SMS: asking for more is wasted words.
 CHARS_PER_SEGMENT = 153
 
@@ -69,7 +78,8 @@ def compose(mode: str, prompt: str | None, max_segments: int) -> Digest:
         if mode == "custom_prompt":
             found = retrieval.answer(prompt or "", mode="answer", max_chars=max_chars)
         else:
-            found = retrieval.answer(DIGEST_INSTRUCTION, mode="all_categories", max_chars=max_chars)
+            instruction = DIGEST_INSTRUCTIONS[get_settings().language]
+            found = retrieval.answer(instruction, mode="all_categories", max_chars=max_chars)
     except NoNews:
         raise
     except Conflict as exc:  # no index built, or none active: nothing to tell today
