@@ -387,6 +387,75 @@ def test_server_killed_mid_send_neither_loses_nor_repeats(cli_env: dict[str, str
         sandbox.stop()
 
 
+def test_server_killed_mid_template_send_neither_loses_nor_repeats(
+    cli_env: dict[str, str],
+) -> None:
+    """The same for a WhatsApp template: Twilio lists it with the text it rendered."""
+    if BACKEND == "postgresql":
+        assert run(cli_env, "migrate").returncode == 0
+    app_port, sandbox_port = free_port(), free_port()
+    auth = sandbox_auth(cli_env)
+    sandbox, app_env = external_sandbox(cli_env, app_port, sandbox_port, SANDBOX_LATENCY_MS="3000")
+    twilio_store = Path(cli_env["DATA_DIR"] + "-twilio") / "sandbox.db"
+    app_env["SEND_CLAIM_LEASE_SECONDS"] = "1"
+    serve = Proc(app_env, "serve")
+    api = f"http://127.0.0.1:{app_port}"
+    customer = "whatsapp:+48600100801"
+    try:
+        wait_healthy(f"{api}/health", serve)
+        headers = bearer(app_env, "crash")
+        import threading
+
+        def send() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(
+                    f"{api}/api/send-message",
+                    headers=headers,
+                    timeout=30,
+                    json={
+                        "to": customer,
+                        "content_sid": "HX4b4adba77b8189f09cc4069f16415ea0",
+                        "content_variables": {"1": "Ania"},
+                    },
+                )
+
+        threading.Thread(target=send, daemon=True).start()
+        listing = f"http://127.0.0.1:{sandbox_port}/2010-04-01/Accounts/{auth[0]}/Messages.json"
+
+        def at_twilio() -> list[dict[str, Any]]:
+            found = httpx.get(listing, params={"To": customer}, auth=auth, timeout=30).json()
+            return list(found["messages"])
+
+        def unanswered() -> bool:
+            if not twilio_store.exists():
+                return False
+            with sqlite3.connect(twilio_store) as conn:
+                if conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0:
+                    return False
+            items = httpx.get(f"{api}/api/messages", headers=headers).json()["items"]
+            return bool(items) and items[0]["sid"] is None
+
+        wait_for(unanswered, what="Twilio to hold the template send before answering")
+        serve.proc.kill()  # SIGKILL between Twilio taking the message and its answer
+        serve.proc.wait(timeout=10)
+        serve = Proc(app_env, "serve")
+        wait_healthy(f"{api}/health", serve)
+
+        def recovered() -> dict[str, Any] | None:
+            items = httpx.get(f"{api}/api/messages", headers=headers).json()["items"]
+            return items[0] if items and items[0]["sid"] else None
+
+        message = wait_for(recovered, timeout=30, what="the restarted server to recover")
+        remote = at_twilio()
+        assert len(remote) == 1, [m["body"] for m in remote]  # not sent twice
+        assert message["sid"] == remote[0]["sid"]
+        # What the customer received, as Twilio rendered it, is what the operator reads.
+        assert "Ania" in remote[0]["body"] and message["body"] == remote[0]["body"]
+    finally:
+        serve.stop()
+        sandbox.stop()
+
+
 def signs_in(env: dict[str, str], email: str, password: str) -> bool:
     """Whether the panel's password check accepts these credentials in `env`'s database."""
     code = (

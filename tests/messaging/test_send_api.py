@@ -335,3 +335,19 @@ def test_token_use_is_recorded(api: httpx.Client, db: Any) -> None:
     assert api.get("/api/messages").status_code == 200
     used = db.scalars(select(ApiToken.last_used_at)).all()
     assert used and all(at is not None for at in used)
+
+
+def test_a_template_is_rendered_as_twilio_lists_it(api: httpx.Client) -> None:
+    """What crash recovery compares with Twilio's list (messaging.delivery._listed_body)."""
+    from relaydesk.channels.twilio.gateway import GatewayError
+    from relaydesk.messaging.delivery import get_gateway
+
+    gateway = get_gateway()
+    template = gateway.fetch_template("HX4b4adba77b8189f09cc4069f16415ea0")
+    # A value given wins; a missing one takes the template's own, as Twilio does.
+    assert template.rendered({"1": "Ania"}) == template.rendered({"1": "Ania", "9": "x"})
+    assert "Ania" in template.rendered({"1": "Ania"})
+    assert "{{" not in template.rendered({})
+    with pytest.raises(GatewayError) as missing:
+        gateway.fetch_template("HX" + "0" * 32)
+    assert missing.value.status == 404

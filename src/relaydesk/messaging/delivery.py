@@ -8,6 +8,7 @@ there (`submit_state = "in_flight"`) instead of sending it twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -305,10 +306,15 @@ def _refused_at_send_time(session: Session, msg: Message) -> bool:
 
 def _find_existing(gateway: TwilioGateway, snap: Snapshot) -> RemoteMessage | None:
     since = snap.created_at - timedelta(minutes=1)
+    listed = _listed_body(gateway, snap)
     with session_scope(write=False) as session:
         candidates = gateway.find_sent(to=snap.to_addr, since=since)
         for remote in candidates:
-            if remote.body != snap.body:
+            if listed is None:
+                # A template whose text cannot be known: a message of ours it must be.
+                if snap.service_sid is None and remote.from_ != snap.from_addr:
+                    continue
+            elif remote.body != listed:
                 continue
             if remote.date_created is not None and remote.date_created < since:
                 continue
@@ -316,6 +322,32 @@ def _find_existing(gateway: TwilioGateway, snap: Snapshot) -> RemoteMessage | No
             if known is None:
                 return remote
     return None
+
+
+def _listed_body(gateway: TwilioGateway, snap: Snapshot) -> str | None:
+    """The body Twilio lists for this send: ours, or its template as Twilio renders it.
+
+    None when the template's text cannot be known (a rich type without one, or a template
+    deleted since). A GatewayError reaching Twilio goes to the caller, which asks again
+    at the next attempt rather than sending.
+    """
+    if not snap.content_sid:
+        return snap.body
+    try:
+        template = gateway.fetch_template(snap.content_sid)
+    except GatewayError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    if not template.body:
+        return None
+    try:
+        values = json.loads(snap.content_variables or "{}")
+    except ValueError:
+        values = {}
+    if not isinstance(values, dict):
+        values = {}
+    return template.rendered({str(k): str(v) for k, v in values.items()})
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import re
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -190,6 +191,18 @@ class ContentTemplate:
     body: str  # what the recipient reads: twilio/text's body, else the first type's
     types: list[str]
 
+    def rendered(self, values: dict[str, str]) -> str:
+        """The body as Twilio sends it: each {{key}} from `values`, else the template's own."""
+
+        def fill(match: re.Match[str]) -> str:
+            key = match.group(1)
+            return values.get(key) or self.variables.get(key) or match.group(0)
+
+        return _PLACEHOLDER.sub(fill, self.body)
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
+
 
 @dataclass(frozen=True)
 class RemoteAccount:
@@ -269,6 +282,12 @@ class TwilioGateway:
             status=str(account.status) if account.status else None,
             type=str(account.type) if account.type else None,
         )
+
+    def fetch_template(self, sid: str) -> ContentTemplate:
+        """One Content API template; GatewayError (status 404) when Twilio has none."""
+        with _translated_errors():
+            item = self.client.content.v1.contents(sid).fetch()
+        return _template(item)
 
     def content_templates(self, limit: int = 1000) -> list[ContentTemplate]:
         """The account's Content API templates (all pages, up to `limit`)."""
