@@ -46,17 +46,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import environment  # noqa: E402
-from polish_speech import SENTENCES, Errors, duration, synthesise  # noqa: E402
-
-from relaydesk.knowledge.embeddings import (  # noqa: E402
+from benchlib import environment
+from polish_speech import SENTENCES, Errors, duration, synthesise
+from relaydesk.knowledge.embeddings import (
     MINILM_MODEL,
     E5Embedder,
     LocalEmbedder,
     default_local_model_path,
 )
-from relaydesk.media import audio  # noqa: E402
-from relaydesk.media.transcribe import transcribe  # noqa: E402
+from relaydesk.media import audio
+from relaydesk.media.transcribe import transcribe
 
 # (passage, question): the question asks for what the passage says, in other words.
 PAIRS: tuple[tuple[str, str], ...] = (
@@ -86,8 +85,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
         "Mam celiakię – czy mogę bezpiecznie jeść wasze pieczywo?",
     ),
     (
-        "Płatność przyjmujemy gotówką, kartą, BLIK-iem oraz przelewem przy zamówieniach "
-        "firmowych.",
+        "Płatność przyjmujemy gotówką, kartą, BLIK-iem oraz przelewem przy zamówieniach firmowych.",
         "Czy da się zapłacić telefonem?",
     ),
     (
@@ -101,8 +99,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
         "Potrzebuję rachunku na firmę za wczorajsze zakupy.",
     ),
     (
-        "Pączki z różą pieczemy codziennie, a w tłusty czwartek od 4 rano; jeden kosztuje "
-        "3,50 zł.",
+        "Pączki z różą pieczemy codziennie, a w tłusty czwartek od 4 rano; jeden kosztuje 3,50 zł.",
         "Od której godziny będą pączki w tłusty czwartek?",
     ),
     (
@@ -111,8 +108,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
         "Gdzie mogę zostawić auto, gdy przyjadę po zamówienie?",
     ),
     (
-        "Karta stałego klienta daje 10% rabatu na wszystkie produkty po zebraniu 20 "
-        "pieczątek.",
+        "Karta stałego klienta daje 10% rabatu na wszystkie produkty po zebraniu 20 pieczątek.",
         "Czy macie jakieś zniżki dla osób, które często u was kupują?",
     ),
     (
@@ -150,8 +146,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
         "Skąd bierzecie składniki do wypieków?",
     ),
     (
-        "Kawa na wynos kosztuje 9 zł, a do każdej kawy przed 9:00 dodajemy croissanta "
-        "gratis.",
+        "Kawa na wynos kosztuje 9 zł, a do każdej kawy przed 9:00 dodajemy croissanta gratis.",
         "Czy rano dostanę coś słodkiego do kawy bez dopłaty?",
     ),
     (
@@ -170,8 +165,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
         "Ile teraz kosztuje metr nowego lokum w stolicy?",
     ),
     (
-        "Od stycznia płaca minimalna wzrośnie do 4806 zł brutto, a stawka godzinowa do "
-        "31,40 zł.",
+        "Od stycznia płaca minimalna wzrośnie do 4806 zł brutto, a stawka godzinowa do 31,40 zł.",
         "Ile będzie wynosić najniższa pensja w przyszłym roku?",
     ),
     (
@@ -195,8 +189,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
         "Ile czasu mama może zostać w domu z noworodkiem?",
     ),
     (
-        "Nowy model telefonu ma baterię 5000 mAh i ładowanie 65 W; w Polsce kosztuje "
-        "2999 zł.",
+        "Nowy model telefonu ma baterię 5000 mAh i ładowanie 65 W; w Polsce kosztuje 2999 zł.",
         "Jak szybko ładuje się ta nowa komórka?",
     ),
     (
@@ -205,8 +198,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
         "Ocieplam dom – jak odzyskać część pieniędzy z podatku?",
     ),
     (
-        "Bezrobocie rejestrowane spadło do 5,0%; najwięcej ofert pracy jest w handlu i "
-        "logistyce.",
+        "Bezrobocie rejestrowane spadło do 5,0%; najwięcej ofert pracy jest w handlu i logistyce.",
         "Czy łatwiej teraz znaleźć zatrudnienie?",
     ),
     (

@@ -12,6 +12,7 @@ from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.service import Principal, authenticate_token
 from relaydesk.core.db import get_sessionmaker, session_scope
 from relaydesk.core.errors import Forbidden, Unauthorized
+from relaydesk.core.i18n import N_
 from relaydesk.web.context import signed_in
 from relaydesk.web.deps import CSRF_HEADER, verify_csrf
 
@@ -52,14 +53,14 @@ def current_principal(request: Request) -> Principal:
         if user is not None:
             return user
     if scheme.lower() != "bearer" or not value.strip():
-        raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'")
+        raise Unauthorized(N_("Send an API token as 'Authorization: Bearer <token>'"), params={})
     session = get_sessionmaker()()
     try:
         principal = authenticate_token(session, value.strip())
     finally:
         session.close()
     if principal is None:
-        raise Unauthorized("The API token is unknown or was revoked")
+        raise Unauthorized(N_("The API token is unknown or was revoked"), params={})
     return principal
 
 
@@ -77,7 +78,10 @@ def require(role: str) -> object:
 
     def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if ROLE_RANK[principal.role] < ROLE_RANK[role]:
-            raise Forbidden(f"This needs the {role} role; your token is {principal.role}")
+            raise Forbidden(
+                N_("This needs the %(role)s role; your token is %(current)s"),
+                params={"role": role, "current": principal.role},
+            )
         return principal
 
     return Depends(check)

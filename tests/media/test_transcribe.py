@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from pydantic import ValidationError
 
 from relaydesk.core.config import Settings, get_settings
@@ -81,9 +80,7 @@ def test_transcription_language_auto_or_empty_means_detect(value: str) -> None:
     assert Settings(transcription_language=value).transcription_language is None
 
 
-def test_a_model_directory_replaces_the_packaged_model(
-    tmp_path: Path, booking_wav: bytes
-) -> None:
+def test_a_model_directory_replaces_the_packaged_model(tmp_path: Path, booking_wav: bytes) -> None:
     folder = tmp_path / "my-whisper"
     folder.mkdir()
     for name, data in packaged_model_files().items():

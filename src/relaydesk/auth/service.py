@@ -19,6 +19,7 @@ from relaydesk.auth.models import ROLE_RANK, ROLES, ApiToken, User
 from relaydesk.core import audit
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
+from relaydesk.core.i18n import N_
 
 TOKEN_PREFIX = "rd_"  # noqa: S105 (a prefix, not a secret)
 _hasher = PasswordHasher()
@@ -75,18 +76,24 @@ def normalize_email(email: str) -> str:
     """The stored form of an email (trimmed, lower case); Invalid when it is not one."""
     email = email.strip().lower()
     if "@" not in email or len(email) > 254:
-        raise Invalid(f"'{email}' is not an email address", field="email")
+        raise Invalid(
+            N_("'%(email)s' is not an email address"), params={"email": email}, field="email"
+        )
     return email
 
 
 def _check_role(role: str) -> None:
     if role not in ROLES:
-        raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
+        raise Invalid(
+            N_("role must be one of %(roles)s"), params={"roles": ", ".join(ROLES)}, field="role"
+        )
 
 
 def _check_password(password: str) -> None:
     if len(password) < 8:
-        raise Invalid("the password must be at least 8 characters long", field="password")
+        raise Invalid(
+            N_("the password must be at least 8 characters long"), params={}, field="password"
+        )
 
 
 def create_user(session: Session, email: str, password: str, role: str, actor: str) -> User:
@@ -95,14 +102,16 @@ def create_user(session: Session, email: str, password: str, role: str, actor: s
     _check_role(role)
     _check_password(password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict(f"a user with email {email} already exists")
+        raise Conflict(N_("a user with email %(email)s already exists"), params={"email": email})
     user = User(email=email, password_hash=hash_password(password), role=role, created_at=utcnow())
     session.add(user)
     try:
         session.flush()
     except IntegrityError:
         # Created by another transaction between the check above and this insert.
-        raise Conflict(f"a user with email {email} already exists") from None
+        raise Conflict(
+            N_("a user with email %(email)s already exists"), params={"email": email}
+        ) from None
     audit.record(session, actor, "user.create", f"user:{user.id}", {"email": email, "role": role})
     return user
 
@@ -121,7 +130,7 @@ def get_user(session: Session, user_id: int) -> User:
     """One user; NotFound when there is none with this id."""
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise NotFound(N_("user %(id)s does not exist"), params={"id": user_id})
     return user
 
 
@@ -130,7 +139,7 @@ def get_user_by_email(session: Session, email: str) -> User:
     email = email.strip().lower()
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
-        raise NotFound(f"there is no user with email {email}")
+        raise NotFound(N_("there is no user with email %(email)s"), params={"email": email})
     return user
 
 
@@ -195,8 +204,11 @@ def _check_may_lose_admin(session: Session, user: User, actor: Principal) -> Non
     """Refuse to demote or deactivate oneself, or the last active administrator."""
     if actor.user_id == user.id:
         raise Conflict(
-            "You cannot remove your own administrator rights or deactivate yourself; "
-            "ask another administrator"
+            N_(
+                "You cannot remove your own administrator rights or deactivate yourself; "
+                "ask another administrator"
+            ),
+            params={},
         )
     # Lock the active administrators so that two admins demoting each other at the
     # same moment cannot both succeed (SQLite serialises writers anyway).
@@ -205,8 +217,11 @@ def _check_may_lose_admin(session: Session, user: User, actor: Principal) -> Non
     ).all()
     if not set(admins) - {user.id}:
         raise Conflict(
-            f"{user.email} is the last active administrator; make someone else an "
-            "administrator first"
+            N_(
+                "%(email)s is the last active administrator; make someone else an "
+                "administrator first"
+            ),
+            params={"email": user.email},
         )
 
 
@@ -262,7 +277,7 @@ def create_token(
     """Create an API token; the plain token is returned once and never stored."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise Invalid("a token needs a name of 1 to 100 characters", field="name")
+        raise Invalid(N_("a token needs a name of 1 to 100 characters"), params={}, field="name")
     _check_role(role)
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
@@ -291,7 +306,7 @@ def revoke_token(session: Session, token_id: int, actor: str) -> ApiToken:
     """Revoke a token at once; revoking a revoked token changes nothing."""
     token = session.get(ApiToken, token_id)
     if token is None:
-        raise NotFound(f"token {token_id} does not exist")
+        raise NotFound(N_("token %(id)s does not exist"), params={"id": token_id})
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         audit.record(session, actor, "token.revoke", f"token:{token.id}", {"name": token.name})

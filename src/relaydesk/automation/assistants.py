@@ -20,6 +20,7 @@ from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
+from relaydesk.core.i18n import N_
 
 # Document 002 ended sessions on "end, stop, goodbye, bye, quit, exit, cancel"; four of
 # those are Twilio opt-out words, which unsubscribe the customer instead (opt-out wins).
@@ -54,16 +55,27 @@ def clean_keywords(words: list[str] | None) -> list[str]:
             continue
         if word in RESERVED_WORDS:
             raise Invalid(
-                f"'{word}' is one of Twilio's opt-out keywords: a customer texting it is "
-                "unsubscribed (or helped), so it cannot also end an assistant session",
+                N_(
+                    "'%(word)s' is one of Twilio's opt-out keywords: a customer texting it is "
+                    "unsubscribed (or helped), so it cannot also end an assistant session"
+                ),
+                params={"word": word},
                 field="end_keywords",
             )
         if len(word) > 40:
-            raise Invalid(f"End keyword '{word[:40]}…' is too long", field="end_keywords")
+            raise Invalid(
+                N_("End keyword '%(word)s…' is too long"),
+                params={"word": word[:40]},
+                field="end_keywords",
+            )
         if word not in out:
             out.append(word)
     if len(out) > MAX_KEYWORDS:
-        raise Invalid(f"At most {MAX_KEYWORDS} end keywords", field="end_keywords")
+        raise Invalid(
+            N_("At most %(count)s end keywords"),
+            params={"count": MAX_KEYWORDS},
+            field="end_keywords",
+        )
     return out
 
 
@@ -79,18 +91,27 @@ def ends_session(body: str, keywords: list[str]) -> str | None:
 def _validate(data: AssistantData) -> AssistantData:
     name = data.name.strip()
     if not name:
-        raise Invalid("An assistant needs a name", field="name")
+        raise Invalid(N_("An assistant needs a name"), params={}, field="name")
     if len(name) > 100:
-        raise Invalid("The name is longer than 100 characters", field="name")
+        raise Invalid(N_("The name is longer than 100 characters"), params={}, field="name")
     if len(data.first_message) > 1000:
-        raise Invalid("The first message is longer than 1,000 characters", field="first_message")
+        raise Invalid(
+            N_("The first message is longer than 1,000 characters"),
+            params={},
+            field="first_message",
+        )
     if len(data.system_prompt) > 8000:
-        raise Invalid("The instructions are longer than 8,000 characters", field="system_prompt")
+        raise Invalid(
+            N_("The instructions are longer than 8,000 characters"),
+            params={},
+            field="system_prompt",
+        )
     if data.temperature is not None and not 0 <= data.temperature <= 2:
-        raise Invalid("Temperature must be between 0 and 2", field="temperature")
+        raise Invalid(N_("Temperature must be between 0 and 2"), params={}, field="temperature")
     if not 1 <= data.session_timeout_minutes <= 24 * 60:
         raise Invalid(
-            "The session timeout must be between 1 and 1,440 minutes",
+            N_("The session timeout must be between 1 and 1,440 minutes"),
+            params={},
             field="session_timeout_minutes",
         )
     model = (data.model or "").strip() or None
@@ -117,7 +138,7 @@ def get(session: Session, assistant_id: int) -> Assistant:
     """One assistant, or NotFound."""
     assistant = session.get(Assistant, assistant_id)
     if assistant is None:
-        raise NotFound(f"Assistant {assistant_id} does not exist")
+        raise NotFound(N_("Assistant %(id)s does not exist"), params={"id": assistant_id})
     return assistant
 
 
@@ -136,7 +157,11 @@ def create(session: Session, data: AssistantData, actor: str) -> Assistant:
     """A new assistant; names are unique."""
     clean = _validate(data)
     if session.scalar(select(Assistant.id).where(Assistant.name == clean.name)) is not None:
-        raise Conflict(f"An assistant called '{clean.name}' already exists", field="name")
+        raise Conflict(
+            N_("An assistant called '%(name)s' already exists"),
+            params={"name": clean.name},
+            field="name",
+        )
     assistant = Assistant(**clean.__dict__)
     session.add(assistant)
     session.flush()
@@ -152,7 +177,11 @@ def update(session: Session, assistant_id: int, data: AssistantData, actor: str)
         select(Assistant.id).where(Assistant.name == clean.name, Assistant.id != assistant_id)
     )
     if clash is not None:
-        raise Conflict(f"An assistant called '{clean.name}' already exists", field="name")
+        raise Conflict(
+            N_("An assistant called '%(name)s' already exists"),
+            params={"name": clean.name},
+            field="name",
+        )
     for key, value in clean.__dict__.items():
         setattr(assistant, key, value)
     assistant.updated_at = utcnow()
@@ -186,7 +215,7 @@ def our_number(raw: str) -> str:
     try:
         return normalize(value, get_settings().default_region)
     except InvalidNumber as exc:
-        raise Invalid(str(exc), field="number") from None
+        raise Invalid(exc.template, params=exc.params, field="number") from None
 
 
 def list_numbers(session: Session) -> Sequence[PhoneNumber]:
@@ -211,7 +240,10 @@ def bind(session: Session, raw_number: str, assistant_id: int, actor: str) -> Ph
             with session.begin_nested():
                 session.flush()
         except IntegrityError:
-            raise Conflict(f"{number} was bound at the same moment; reload and retry") from None
+            raise Conflict(
+                N_("%(number)s was bound at the same moment; reload and retry"),
+                params={"number": number},
+            ) from None
     elif row.assistant_id != assistant_id:
         row.assistant_id, row.bound_at = assistant_id, utcnow()
     record(session, actor, "phone_number.bind", f"number:{number}", {"assistant_id": assistant_id})
@@ -223,7 +255,7 @@ def unbind(session: Session, number_id: int, actor: str) -> None:
     """Remove a number's binding."""
     row = session.get(PhoneNumber, number_id)
     if row is None:
-        raise NotFound(f"Phone number binding {number_id} does not exist")
+        raise NotFound(N_("Phone number binding %(id)s does not exist"), params={"id": number_id})
     record(session, actor, "phone_number.unbind", f"number:{row.number}", None)
     settings_store.mark_changed(session)
     session.delete(row)

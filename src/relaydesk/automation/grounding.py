@@ -16,6 +16,7 @@ from relaydesk.ai.providers import ChatTurn
 from relaydesk.ai.text import scrub_twilio
 from relaydesk.core.config import get_settings
 from relaydesk.core.errors import Invalid, RelaydeskError
+from relaydesk.core.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ def knowledge_index_or_none(name: str | None) -> str | None:
         return None
     known = knowledge_indexes()
     if name not in known:
-        listed = ", ".join(known) or "none yet: build one in the News tab"
         raise Invalid(
-            f"There is no knowledge index called '{name}' (indexes: {listed})",
+            N_("There is no knowledge index called '%(name)s' (indexes: %(listed)s)"),
+            params={"name": name, "listed": known or N_("none yet: build one in the News tab")},
             field="knowledge_index",
         )
     return name

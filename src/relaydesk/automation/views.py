@@ -23,11 +23,13 @@ from relaydesk.channels.twilio.account import current_account
 from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, NotFound, RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.deps import Id
 from relaydesk.media.transcribe import speech_setup
 from relaydesk.messaging import views as messaging_views
 from relaydesk.messaging.models import Conversation
 from relaydesk.web.deps import PanelOperator, PanelViewer
+from relaydesk.web.errors import error_text
 from relaydesk.web.forms import form_problem
 from relaydesk.web.templating import render
 
@@ -100,7 +102,7 @@ def save_auto_reply(request: Request, user: PanelOperator, form: FormDep) -> Res
     enabled = form.get("enabled") == "on"
     message = str(form.get("message") or "")
     if len(message) > 1600:
-        raise Invalid("The message is longer than 1,600 characters", field="message")
+        raise Invalid(N_("The message is longer than 1,600 characters"), params={}, field="message")
     with session_scope() as session:
         ai_was_on = cfg.read_ai(session)[0].enabled
         service.update_auto_reply(session, enabled, message, user.actor)
@@ -132,14 +134,14 @@ def _ai_context() -> dict[str, Any]:
         }
 
 
-def _conversation_context(raw: str) -> dict[str, Any]:
+def _conversation_context(request: Request, raw: str) -> dict[str, Any]:
     """The AI tab's chat preview for a number (an unusable number says why, in place)."""
     if not raw.strip():
         return {"participant": "", "bubbles": [], "problem": None}
     try:
         number = participant_number(raw)
     except Invalid as exc:
-        return {"participant": raw, "bubbles": [], "problem": exc.message}
+        return {"participant": raw, "bubbles": [], "problem": error_text(request, exc)}
     with session_scope(write=False) as session:
         rows = service.bubbles(session, number)
     return {"participant": number, "bubbles": rows, "problem": None}
@@ -148,7 +150,7 @@ def _conversation_context(raw: str) -> dict[str, Any]:
 @router.get("/ai", response_class=HTMLResponse)
 def ai_page(request: Request, user: PanelViewer, participant: Participant = "") -> Response:
     """AI replies: configuration, token usage, a conversation preview and a test box."""
-    context = {**_ai_context(), **_conversation_context(participant)}
+    context = {**_ai_context(), **_conversation_context(request, participant)}
     return render(request, "automation/ai.html", context, user=user)
 
 
@@ -174,7 +176,7 @@ def save_ai(request: Request, user: PanelOperator, form: FormDep) -> Response:
 @router.get("/ai/conversation", response_class=HTMLResponse)
 def ai_conversation(request: Request, user: PanelViewer, participant: Participant = "") -> Response:
     """The conversation with one number as bubbles (what the model would read)."""
-    context = _conversation_context(participant)
+    context = _conversation_context(request, participant)
     return render(request, "automation/_conversation.html", context, user=user)
 
 
@@ -188,16 +190,16 @@ async def _preview(
     status = 200
     try:
         if not message:
-            raise Invalid("Type a message to test with", field="message")
+            raise Invalid(N_("Type a message to test with"), params={}, field="message")
         if len(message) > 1600 or len(participant or "") > 40:
-            raise Invalid("The message or the number is too long")
+            raise Invalid(N_("The message or the number is too long"), params={})
         context["result"] = await run_in_threadpool(
             service.preview, participant, message, assistant_id=assistant_id
         )
         if assistant_id is None:  # the AI tab's token table shows the test's tokens too
             context["ai"] = {"usage": await run_in_threadpool(_usage)}
     except RelaydeskError as exc:
-        context["error"], context["code"] = exc.message, exc.code
+        context["error"], context["code"] = error_text(request, exc), exc.code
         status = exc.status_code
     return render(request, "automation/_preview.html", context, status_code=status, user=user)
 
@@ -281,7 +283,7 @@ def bind_number(request: Request, user: PanelOperator, form: FormDep) -> Respons
     """Bind one of our numbers to an assistant (a bound number moves)."""
     chosen = str(form.get("assistant_id") or "")
     if not chosen.isdigit():
-        raise Invalid("Choose an assistant", field="assistant_id")
+        raise Invalid(N_("Choose an assistant"), params={}, field="assistant_id")
     with session_scope() as session:
         assistants.bind(session, str(form.get("number") or ""), int(chosen), user.actor)
     return _assistants_section(request, user, "bound")

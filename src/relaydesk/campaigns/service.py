@@ -18,6 +18,7 @@ from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import queries
 from relaydesk.messaging.models import Message, MessageStatus
@@ -93,29 +94,41 @@ def validate(numbers: str, body: str, send_at: datetime | None) -> Plan:
     settings = get_settings()
     text = body.strip()
     if not text:
-        raise Invalid("Write the message to send", field="body")
+        raise Invalid(N_("Write the message to send"), params={}, field="body")
     if len(text) > MAX_BODY:
         raise Invalid(
-            f"The message is {len(text):,} characters long; Twilio's limit is {MAX_BODY:,}",
+            N_("The message is %(length)s characters long; Twilio's limit is %(limit)s"),
+            params={"length": f"{len(text):,}", "limit": f"{MAX_BODY:,}"},
             field="body",
         )
     if len(numbers) > MAX_INPUT_CHARS:
-        raise Invalid("The list of numbers is too long to read", field="numbers")
+        raise Invalid(N_("The list of numbers is too long to read"), params={}, field="numbers")
     parsed = parse_numbers(numbers, settings.default_region)
     if not parsed.numbers:
-        raise Invalid("The list has no valid phone number", field="numbers", invalid=parsed.invalid)
+        raise Invalid(
+            N_("The list has no valid phone number"),
+            params={},
+            field="numbers",
+            invalid=parsed.invalid,
+        )
     limit = settings.campaign_max_recipients
     if len(parsed.numbers) > limit:
         raise Invalid(
-            f"The list has {len(parsed.numbers):,} valid numbers; a campaign may have at most "
-            f"{limit:,} (CAMPAIGN_MAX_RECIPIENTS). Split it into several campaigns.",
+            N_(
+                "The list has %(count)s valid numbers; a campaign may have at most "
+                "%(limit)s (CAMPAIGN_MAX_RECIPIENTS). Split it into several campaigns."
+            ),
+            params={"count": f"{len(parsed.numbers):,}", "limit": f"{limit:,}"},
             field="numbers",
         )
     when = check_send_time(send_at, utcnow(), grace=SEND_AT_GRACE)
     account = current_account()
     sender = account.messaging_service_sid or account.default_from or ""
     if not sender:
-        raise Conflict("No sender is configured: set a default number or a Messaging Service")
+        raise Conflict(
+            N_("No sender is configured: set a default number or a Messaging Service"),
+            params={},
+        )
     return Plan(text, parsed, sender, count_segments(text).segments, when)
 
 
@@ -241,7 +254,7 @@ def get(session: Session, batch_id: int) -> Batch:
     """One batch, or NotFound."""
     batch = session.get(Batch, batch_id)
     if batch is None:
-        raise NotFound(f"Campaign {batch_id} does not exist")
+        raise NotFound(N_("Campaign %(id)s does not exist"), params={"id": batch_id})
     return batch
 
 
@@ -281,8 +294,12 @@ def change_state(session: Session, batch_id: int, action: str, actor: str) -> Ba
     batch = get(session, batch_id)
     sources, target = ACTIONS[action]
     if batch.status not in sources:
-        verb = {"pause": "paused", "resume": "resumed", "cancel": "canceled"}[action]
-        raise Conflict(f"A {batch.status} campaign cannot be {verb}", code="campaign_state")
+        template = {
+            "pause": N_("A %(status)s campaign cannot be paused"),
+            "resume": N_("A %(status)s campaign cannot be resumed"),
+            "cancel": N_("A %(status)s campaign cannot be canceled"),
+        }[action]
+        raise Conflict(template, params={"status": str(batch.status)}, code="campaign_state")
     now = utcnow()
     values: dict[str, Any] = {"status": target, "updated_at": now}
     if action == "resume":
@@ -298,7 +315,7 @@ def change_state(session: Session, batch_id: int, action: str, actor: str) -> Ba
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if not changed:
-        raise Conflict("The campaign changed meanwhile; reload and try again")
+        raise Conflict(N_("The campaign changed meanwhile; reload and try again"), params={})
     if action == "cancel":
         session.execute(
             update(Recipient)

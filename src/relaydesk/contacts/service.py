@@ -21,7 +21,7 @@ def participant_number(raw: str) -> str:
     try:
         return normalize(raw, get_settings().default_region)
     except InvalidNumber as exc:
-        raise Invalid(str(exc), field="participant") from None
+        raise Invalid(exc.template, params=exc.params, field="participant") from None
 
 
 def find(session: Session, phone: str, channel: str) -> Contact | None:

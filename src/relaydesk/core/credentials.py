@@ -12,8 +12,11 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from relaydesk.core.i18n import N_
+
 MAX_KEY = 500
-PROBLEM = (
+# Marked for the catalogs: shown inside other messages, which translate it with them.
+PROBLEM = N_(
     "an API key is printable ASCII without spaces; check for a pasted line break, a space "
     "or a letter that is not part of the key"
 )

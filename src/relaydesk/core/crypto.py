@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from relaydesk.core.config import get_settings
 from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.i18n import N_
 
 # Fixed, so the same SECRET_KEY always yields the same key; versioned so a future
 # scheme can derive a different one without clashing.
@@ -38,7 +39,9 @@ def _current() -> Fernet:
     key = get_settings().secret_key
     if not key:
         # load_settings() always fills it in; only hand-built Settings lack it.
-        raise SecretUnreadable("SECRET_KEY is not set: secrets cannot be stored or read")
+        raise SecretUnreadable(
+            N_("SECRET_KEY is not set: secrets cannot be stored or read"), params={}
+        )
     return _fernet(key)
 
 
@@ -53,6 +56,9 @@ def decrypt(token: str) -> str:
         return _current().decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeError):
         raise SecretUnreadable(
-            "A stored secret cannot be decrypted with the current SECRET_KEY "
-            "(it changed since the secret was saved); enter the secret again"
+            N_(
+                "A stored secret cannot be decrypted with the current SECRET_KEY "
+                "(it changed since the secret was saved); enter the secret again"
+            ),
+            params={},
         ) from None

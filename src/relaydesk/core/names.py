@@ -15,6 +15,7 @@ import unicodedata
 from urllib.parse import quote
 
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 
 MAX_FILENAME = 200  # characters; a longer name is cut, its extension kept
 FALLBACK_FILENAME = "download"
@@ -69,22 +70,33 @@ def category_slug(name: str) -> str:
     shown = repr(name.strip()[:80])
     if any(unicodedata.category(ch) == "Cc" for ch in name):
         raise Invalid(
-            f"category name {shown} must not contain control characters "
-            "(a line break, a tab or a NUL byte)"
+            N_(
+                "category name %(name)s must not contain control characters "
+                "(a line break, a tab or a NUL byte)"
+            ),
+            params={"name": shown},
         )
     text = unaccented(name.strip()).lower()
     slug = re.sub(r"\s+", "_", text)
     if not slug:
-        raise Invalid("a category needs a name")
+        raise Invalid(N_("a category needs a name"), params={})
     if CATEGORY_PATTERN.fullmatch(slug):
         return slug
     bad = sorted({ch for ch in slug if not (ch.isascii() and (ch.isalnum() or ch in "_-"))})
     if bad:
         listed = " ".join(repr(ch) for ch in bad[:10])
         raise Invalid(
-            f"category name {shown} may contain only letters, digits, spaces, '-' and '_' "
-            f"(not {listed})"
+            N_(
+                "category name %(name)s may contain only letters, digits, spaces, '-' and '_' "
+                "(not %(characters)s)"
+            ),
+            params={"name": shown, "characters": listed},
         )
     if len(slug) > 63:
-        raise Invalid(f"category name {shown} is too long (at most 63 characters)")
-    raise Invalid(f"category name {shown} must start with a letter or a digit")
+        raise Invalid(
+            N_("category name %(name)s is too long (at most 63 characters)"),
+            params={"name": shown},
+        )
+    raise Invalid(
+        N_("category name %(name)s must start with a letter or a digit"), params={"name": shown}
+    )

@@ -9,14 +9,29 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from relaydesk.core.i18n import N_
+
 
 class BlockedAddress(ValueError):
-    """The URL resolves to a private, loopback, link-local or otherwise internal address."""
+    """The URL resolves to a private, loopback, link-local or otherwise internal address.
+
+    `str()` is the English message. Raised with `params`, the message is an N_-marked
+    template: `template` and `params` let a caller re-raise it as a RelaydeskError the
+    panel shows in the reader's language (`Invalid(exc.template, params=exc.params)`).
+    """
+
+    def __init__(self, message: str, /, *, params: Mapping[str, Any] | None = None) -> None:
+        self.template = message if params is not None else None
+        self.params = dict(params or {})
+        if params is not None:
+            message = message % self.params
+        super().__init__(message)
 
 
 class Unresolvable(BlockedAddress):
@@ -28,7 +43,10 @@ def internal_address(host: str, port: int | None = None) -> str | None:
     try:
         infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        raise Unresolvable(f"'{host}' cannot be resolved ({exc.strerror})") from None
+        raise Unresolvable(
+            N_("'%(host)s' cannot be resolved (%(reason)s)"),
+            params={"host": host, "reason": exc.strerror},
+        ) from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
@@ -42,12 +60,15 @@ def check_public_url(url: str, *, setting: str) -> None:
     """Raise BlockedAddress when `url` leads into an internal network; `setting` allows it."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BlockedAddress(f"'{url}' is not an http(s) address")
+        raise BlockedAddress(N_("'%(url)s' is not an http(s) address"), params={"url": url})
     found = internal_address(parts.hostname, parts.port)
     if found is not None:
         raise BlockedAddress(
-            f"{parts.hostname} resolves to the internal address {found}; requests to the "
-            f"server's own network are refused unless {setting}=true"
+            N_(
+                "%(host)s resolves to the internal address %(address)s; requests to the "
+                "server's own network are refused unless %(setting)s=true"
+            ),
+            params={"host": parts.hostname, "address": found, "setting": setting},
         )
 
 
@@ -67,10 +88,20 @@ def check_peer(event: str, info: dict[str, Any], *, setting: str) -> None:
     if peer and found is None:
         return
     stream.close()
-    reached = f"the internal address {found}" if found else "an address that cannot be checked"
+    if found:
+        raise BlockedAddress(
+            N_(
+                "the connection reached the internal address %(address)s; requests to the "
+                "server's own network are refused unless %(setting)s=true"
+            ),
+            params={"address": found, "setting": setting},
+        )
     raise BlockedAddress(
-        f"the connection reached {reached}; requests to the server's own network are "
-        f"refused unless {setting}=true"
+        N_(
+            "the connection reached an address that cannot be checked; requests to the "
+            "server's own network are refused unless %(setting)s=true"
+        ),
+        params={"setting": setting},
     )
 
 

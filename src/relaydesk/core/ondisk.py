@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 
 MAX_NAME_BYTES = 255  # the longest file name Linux file systems accept
 
@@ -29,21 +30,27 @@ def inside(folder: Path, name: str) -> Path:
     """
     shown = repr(name[:80])
     if name in ("", ".", ".."):
-        raise Invalid(f"{shown} is not a name")
+        raise Invalid(N_("%(name)s is not a name"), params={"name": shown})
     if any(ch in "/\\" or ord(ch) < 32 or ord(ch) == 127 for ch in name):
         raise Invalid(
-            f"{shown} is not a name: it must not contain '/', '\\', a NUL byte or another "
-            "control character"
+            N_(
+                "%(name)s is not a name: it must not contain '/', '\\', a NUL byte or another "
+                "control character"
+            ),
+            params={"name": shown},
         )
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise Invalid(f"{shown} is too long for a name (at most {MAX_NAME_BYTES} bytes)")
+        raise Invalid(
+            N_("%(name)s is too long for a name (at most %(limit)s bytes)"),
+            params={"name": shown, "limit": MAX_NAME_BYTES},
+        )
     path = folder / name
     try:
         leads_out = path.resolve().parent != folder.resolve()
     except (OSError, RuntimeError):  # a loop of links
         leads_out = True
     if leads_out:
-        raise Invalid(f"{shown} leads outside its folder")
+        raise Invalid(N_("%(name)s leads outside its folder"), params={"name": shown})
     return path
 
 

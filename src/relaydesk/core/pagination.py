@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -20,10 +21,12 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
-        raise Invalid("The cursor is not one this API gave out", field="cursor") from None
+        raise Invalid(
+            N_("The cursor is not one this API gave out"), params={}, field="cursor"
+        ) from None
     parts = text.split("|")
     if len(parts) != count:
-        raise Invalid("The cursor is not one this API gave out", field="cursor")
+        raise Invalid(N_("The cursor is not one this API gave out"), params={}, field="cursor")
     return parts
 
 
@@ -31,5 +34,5 @@ def cursor_id(cursor: str, field: str = "cursor") -> int:
     """The message/entry id inside a one-part cursor; Invalid when it was tampered with."""
     (value,) = decode_cursor(cursor, 1)
     if not value.isdigit():
-        raise Invalid("The cursor is not one this API gave out", field=field)
+        raise Invalid(N_("The cursor is not one this API gave out"), params={}, field=field)
     return int(value)

@@ -13,6 +13,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, TooLarge
+from relaydesk.core.i18n import N_
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.digests import configfile, service
 from relaydesk.digests.compose import Digest
@@ -115,15 +116,18 @@ def get_config(principal: Viewer, session: SessionDep) -> Any:
     return configfile.export(session)
 
 
+_TOO_LARGE = N_("The file is larger than 1 MB; news_config.json files are far smaller")
+
+
 async def _read_capped(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
-        raise TooLarge("The file is larger than 1 MB; news_config.json files are far smaller")
+        raise TooLarge(_TOO_LARGE, params={})
     data = bytearray()
     async for chunk in request.stream():
         data.extend(chunk)
         if len(data) > MAX_IMPORT_BYTES:
-            raise TooLarge("The file is larger than 1 MB; news_config.json files are far smaller")
+            raise TooLarge(_TOO_LARGE, params={})
     return bytes(data)
 
 
@@ -140,18 +144,25 @@ async def _document(request: Request) -> Any:
         except (MultiPartException, KeyError, ValueError):
             # No boundary in the Content-Type, or a body that is not the form it says.
             raise Invalid(
-                "The upload is not valid multipart/form-data; send the file as a form field "
-                "or the JSON itself as the body",
+                N_(
+                    "The upload is not valid multipart/form-data; send the file as a form "
+                    "field or the JSON itself as the body"
+                ),
+                params={},
                 field="file",
             ) from None
         files = [v for v in form.values() if isinstance(v, UploadFile)]
         if not files:
-            raise Invalid("Attach the news_config.json file to the form", field="file")
+            raise Invalid(
+                N_("Attach the news_config.json file to the form"), params={}, field="file"
+            )
         data = await files[0].read()
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Invalid(f"The file is not valid JSON: {exc}", field="file") from None
+        raise Invalid(
+            N_("The file is not valid JSON: %(error)s"), params={"error": str(exc)}, field="file"
+        ) from None
 
 
 @router.post(

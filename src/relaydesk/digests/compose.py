@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relaydesk.ai.text import trim_to_segments
 from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.core.config import get_settings
 from relaydesk.core.errors import Conflict, ProviderFailed, RelaydeskError
+from relaydesk.core.i18n import N_
 
 if TYPE_CHECKING:
     from relaydesk.indexes.retrieval import Passage
@@ -36,11 +37,15 @@ class NoNews(Conflict):
 
     code = "no_news"
 
-    def __init__(self, reason: str | None = None) -> None:
-        super().__init__(
-            reason
-            or "No news matched: scrape the sources and build an index first, or check the prompt"
-        )
+    def __init__(
+        self, reason: str | None = None, *, params: Mapping[str, Any] | None = None
+    ) -> None:
+        if not reason:
+            reason = N_(
+                "No news matched: scrape the sources and build an index first, or check the prompt"
+            )
+            params = {}
+        super().__init__(reason, params=params)
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,16 @@ def compose(mode: str, prompt: str | None, max_segments: int) -> Digest:
     except NoNews:
         raise
     except Conflict as exc:  # no index built, or none active: nothing to tell today
-        raise NoNews(exc.message) from None
+        # The refusal's template goes along, so that the panel can still translate it.
+        raise NoNews(
+            exc.template or exc.message, params=exc.params if exc.template else None
+        ) from None
     except RelaydeskError:
         raise
     except Exception as exc:  # an index or model failing in its own way
-        raise ProviderFailed(f"The news index could not answer: {exc}") from exc
+        raise ProviderFailed(
+            N_("The news index could not answer: %(error)s"), params={"error": str(exc)}
+        ) from exc
     if not found.sources:
         raise NoNews(found.note)
     text = (found.answer or "").strip() or _from_passages(found.sources)

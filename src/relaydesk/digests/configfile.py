@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.core import audit, clock
 from relaydesk.core.errors import Invalid, RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.digests import service
 from relaydesk.digests.models import NewsRecipient
 
@@ -70,7 +71,7 @@ def _entries(data: Any) -> tuple[list[Any], str | None]:
     if isinstance(data, list):
         return data, None
     if not isinstance(data, dict):
-        raise Invalid("news_config.json must hold a list of recipients or an object")
+        raise Invalid(N_("news_config.json must hold a list of recipients or an object"), params={})
     default_zone = _first(data, _ZONE)
     if _first(data, _PHONE) is not None:  # a file with a single recipient
         return [data], None
@@ -81,7 +82,8 @@ def _entries(data: Any) -> tuple[list[Any], str | None]:
         if isinstance(found, dict):  # keyed by id
             return list(found.values()), default_zone
     raise Invalid(
-        "No recipients found: expected a list, or an object with a 'recipients' list",
+        N_("No recipients found: expected a list, or an object with a 'recipients' list"),
+        params={},
         field="recipients",
     )
 
@@ -96,7 +98,7 @@ def _first(entry: dict[str, Any], keys: tuple[str, ...]) -> Any:
 def _time(value: Any, minute: Any) -> str:
     """'08:00', '8:00', '08:00:00', '8' or 8 (with an optional separate minute) as HH:MM."""
     if isinstance(value, bool):
-        raise Invalid("the time is not a time of day", field="send_time")
+        raise Invalid(N_("the time is not a time of day"), params={}, field="send_time")
     if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
         whole = isinstance(minute, int) or (isinstance(minute, str) and minute.isdigit())
         return f"{int(value):02d}:{int(minute) if whole else 0:02d}"
@@ -114,7 +116,9 @@ def _mode(entry: dict[str, Any], prompt: str | None) -> str:
     if isinstance(raw, str) and raw.strip().lower() in _CUSTOM:
         return "custom_prompt"
     if raw is not None:
-        raise Invalid(f"unknown prompt mode '{str(raw)[:30]}'", field="mode")
+        raise Invalid(
+            N_("unknown prompt mode '%(mode)s'"), params={"mode": str(raw)[:30]}, field="mode"
+        )
     custom = entry.get("use_custom_prompt", entry.get("custom"))
     if isinstance(custom, bool):
         return "custom_prompt" if custom else "all_categories"
@@ -128,19 +132,23 @@ def _enabled(entry: dict[str, Any]) -> bool:
     text = str(raw).strip().lower()
     if text in _TRUE | _FALSE:
         return text in _TRUE
-    raise Invalid(f"'enabled' must be true or false, not '{text[:20]}'", field="enabled")
+    raise Invalid(
+        N_("'enabled' must be true or false, not '%(value)s'"),
+        params={"value": text[:20]},
+        field="enabled",
+    )
 
 
 def read_entry(entry: Any, default_zone: str | None) -> tuple[service.Fields, bool]:
     """One entry as validated recipient settings and its enabled flag, or Invalid."""
     if not isinstance(entry, dict):
-        raise Invalid("the entry is not an object")
+        raise Invalid(N_("the entry is not an object"), params={})
     phone = _first(entry, _PHONE)
     if phone is None:
-        raise Invalid("the entry has no phone number", field="phone")
+        raise Invalid(N_("the entry has no phone number"), params={}, field="phone")
     when = _first(entry, _TIME)
     if when is None:
-        raise Invalid("the entry has no send time", field="send_time")
+        raise Invalid(N_("the entry has no send time"), params={}, field="send_time")
     raw_prompt = _first(entry, _PROMPT)
     prompt = str(raw_prompt).strip() if raw_prompt is not None else None
     fields = service.clean(
@@ -157,7 +165,10 @@ def import_config(session: Session, data: Any, actor: str) -> ImportReport:
     """Create the recipients of a `news_config.json` document; the same entry twice is kept once."""
     entries, default_zone = _entries(data)
     if len(entries) > MAX_ENTRIES:
-        raise Invalid(f"The file has {len(entries):,} recipients; at most {MAX_ENTRIES:,} at once")
+        raise Invalid(
+            N_("The file has %(count)s recipients; at most %(limit)s at once"),
+            params={"count": f"{len(entries):,}", "limit": f"{MAX_ENTRIES:,}"},
+        )
     report = ImportReport()
     for index, entry in enumerate(entries):
         label = _first(entry, _PHONE) if isinstance(entry, dict) else None

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 
 DEFAULT_TIMEZONE = "Europe/Warsaw"
 MODES = ("all_categories", "custom_prompt")
@@ -28,7 +29,8 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise Invalid(
-            f"'{name[:64]}' is not a time zone; use an IANA name such as Europe/Warsaw",
+            N_("'%(name)s' is not a time zone; use an IANA name such as Europe/Warsaw"),
+            params={"name": name[:64]},
             field="timezone",
         ) from None
 
@@ -48,7 +50,8 @@ def parse_send_time(value: str) -> time:
     ):
         return time(int(hours), int(minutes))
     raise Invalid(
-        f"'{text[:20]}' is not a time of day; write HH:MM between 00:00 and 23:59",
+        N_("'%(text)s' is not a time of day; write HH:MM between 00:00 and 23:59"),
+        params={"text": text[:20]},
         field="send_time",
     )
 

@@ -26,6 +26,7 @@ from relaydesk.core import audit
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.digests.compose import Digest, NoNews, compose
 from relaydesk.digests.models import DigestOutcome, NewsRecipient
 from relaydesk.digests.schedule import (
@@ -62,20 +63,23 @@ def clean(
     try:
         address = parse_address(phone, get_settings().default_region)
     except InvalidNumber as exc:
-        raise Invalid(str(exc), field="phone") from None
+        raise Invalid(exc.template, params=exc.params, field="phone") from None
     at = parse_send_time(send_time)
     tz = (timezone or "").strip() or DEFAULT_TIMEZONE
     zone(tz)
     if mode not in MODES:
         raise Invalid(
-            f"The mode must be one of {', '.join(MODES)}, not '{mode[:30]}'", field="mode"
+            N_("The mode must be one of %(modes)s, not '%(mode)s'"),
+            params={"modes": ", ".join(MODES), "mode": mode[:30]},
+            field="mode",
         )
     text = (prompt or "").strip()
     if mode == "custom_prompt" and not text:
-        raise Invalid("A custom-prompt digest needs its prompt", field="prompt")
+        raise Invalid(N_("A custom-prompt digest needs its prompt"), params={}, field="prompt")
     if len(text) > MAX_PROMPT:
         raise Invalid(
-            f"The prompt is {len(text):,} characters long; the limit is {MAX_PROMPT:,}",
+            N_("The prompt is %(length)s characters long; the limit is %(limit)s"),
+            params={"length": f"{len(text):,}", "limit": f"{MAX_PROMPT:,}"},
             field="prompt",
         )
     # The prompt is only used in custom-prompt mode; keeping it elsewhere would mislead.
@@ -103,7 +107,7 @@ def get(session: Session, recipient_id: int, *, for_update: bool = False) -> New
     """One recipient, or NotFound."""
     found = session.get(NewsRecipient, recipient_id, with_for_update=for_update or None)
     if found is None:
-        raise NotFound(f"News recipient {recipient_id} does not exist")
+        raise NotFound(N_("News recipient %(id)s does not exist"), params={"id": recipient_id})
     return found
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 
 from relaydesk.core.errors import Invalid, TooLarge
+from relaydesk.core.i18n import N_
 from relaydesk.deps import Admin, Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.documents import service
 from relaydesk.documents.extract import MAX_BYTES
@@ -29,9 +30,13 @@ def read_upload(upload: UploadFile) -> tuple[str, bytes]:
     """The uploaded file's name and bytes, refusing more than MAX_BYTES before reading on."""
     data = upload.file.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        raise TooLarge(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise TooLarge(
+            N_("The file is larger than %(size)s MB"), params={"size": MAX_BYTES // (1024 * 1024)}
+        )
     if not upload.filename:
-        raise Invalid("The file needs a name (its type is checked against it)", field="file")
+        raise Invalid(
+            N_("The file needs a name (its type is checked against it)"), params={}, field="file"
+        )
     return upload.filename, data
 
 

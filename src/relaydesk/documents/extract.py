@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from relaydesk.core.errors import Invalid, TooLarge
+from relaydesk.core.i18n import N_
 
 MAX_BYTES = 20 * 1024 * 1024  # an upload
 MAX_UNPACKED = 100 * 1024 * 1024  # the members of a DOCX/XLSX/ODT together
@@ -49,11 +50,14 @@ SUFFIXES = {
     ".html": "html",
     ".htm": "html",
 }
+# Each is a template with the file's name as %(filename)s.
 _REFUSED_SUFFIXES = {
-    ".xlsm": "a spreadsheet with macros (.xlsm) is not accepted: save it as .xlsx",
-    ".docm": "a document with macros (.docm) is not accepted: save it as .docx",
-    ".doc": "the old Word format (.doc) is not accepted: save it as .docx",
-    ".xls": "the old Excel format (.xls) is not accepted: save it as .xlsx",
+    ".xlsm": N_(
+        "%(filename)s: a spreadsheet with macros (.xlsm) is not accepted: save it as .xlsx"
+    ),
+    ".docm": N_("%(filename)s: a document with macros (.docm) is not accepted: save it as .docx"),
+    ".doc": N_("%(filename)s: the old Word format (.doc) is not accepted: save it as .docx"),
+    ".xls": N_("%(filename)s: the old Excel format (.xls) is not accepted: save it as .xlsx"),
 }
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
@@ -83,16 +87,22 @@ class Extracted:
 def extract(filename: str, data: bytes) -> Extracted:
     """The kind and text parts of an uploaded file; Invalid or TooLarge with a reason."""
     if len(data) > MAX_BYTES:
-        raise TooLarge(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise TooLarge(
+            N_("The file is larger than %(size)s MB"), params={"size": MAX_BYTES // (1024 * 1024)}
+        )
     if not data.strip():
-        raise Invalid("The file is empty", field="file")
+        raise Invalid(N_("The file is empty"), params={}, field="file")
     suffix = PurePosixPath(filename.lower()).suffix
     if suffix in _REFUSED_SUFFIXES:
-        raise Invalid(f"{filename}: {_REFUSED_SUFFIXES[suffix]}", field="file")
+        raise Invalid(_REFUSED_SUFFIXES[suffix], params={"filename": filename}, field="file")
     kind = _kind_of(data, suffix, filename)
     parts = list(_limited(_READERS[kind](data)))
     if not parts:
-        raise Invalid(f"{filename}: no text was found in it (a scan needs OCR first)", field="file")
+        raise Invalid(
+            N_("%(filename)s: no text was found in it (a scan needs OCR first)"),
+            params={"filename": filename},
+            field="file",
+        )
     return Extracted(kind, parts)
 
 
@@ -102,19 +112,27 @@ def _kind_of(data: bytes, suffix: str, filename: str) -> str:
         found = "pdf"
     elif data.startswith(_OLE_MAGIC):
         raise Invalid(
-            f"{filename}: a password-protected or old binary Office file (.doc, .xls) is not "
-            "accepted: save it as .docx or .xlsx without a password",
+            N_(
+                "%(filename)s: a password-protected or old binary Office file (.doc, .xls) is "
+                "not accepted: save it as .docx or .xlsx without a password"
+            ),
+            params={"filename": filename},
             field="file",
         )
     elif data.startswith(b"PK\x03\x04"):
         found = _zip_kind(data, filename)
     elif b"\x00" in data[:8192]:
-        raise Invalid(f"{filename}: this kind of file is not supported", field="file")
+        raise Invalid(
+            N_("%(filename)s: this kind of file is not supported"),
+            params={"filename": filename},
+            field="file",
+        )
     else:
         found = promised if promised in ("csv", "txt", "md", "html") else _text_kind(data)
     if promised is not None and promised != found:
         raise Invalid(
-            f"{filename}: the name says {promised.upper()} but the content is {found.upper()}",
+            N_("%(filename)s: the name says %(promised)s but the content is %(found)s"),
+            params={"filename": filename, "promised": promised.upper(), "found": found.upper()},
             field="file",
         )
     return found
@@ -131,17 +149,30 @@ def _zip_kind(data: bytes, filename: str) -> str:
         members = archive.infolist()
     except (zipfile.BadZipFile, ValueError):
         raise Invalid(
-            f"{filename}: the file is damaged (not a readable ZIP)", field="file"
+            N_("%(filename)s: the file is damaged (not a readable ZIP)"),
+            params={"filename": filename},
+            field="file",
         ) from None
     names = {m.filename for m in members}
     if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNPACKED:
-        raise Invalid(f"{filename}: the file unpacks to too much data", field="file")
+        raise Invalid(
+            N_("%(filename)s: the file unpacks to too much data"),
+            params={"filename": filename},
+            field="file",
+        )
     if any(m.flag_bits & 0x1 for m in members):
-        raise Invalid(f"{filename}: a password-protected file is not accepted", field="file")
+        raise Invalid(
+            N_("%(filename)s: a password-protected file is not accepted"),
+            params={"filename": filename},
+            field="file",
+        )
     if any(name.lower().endswith("vbaproject.bin") for name in names):
         raise Invalid(
-            f"{filename}: a file with macros is not accepted: save it without macros "
-            "(.xlsx, .docx)",
+            N_(
+                "%(filename)s: a file with macros is not accepted: save it without macros "
+                "(.xlsx, .docx)"
+            ),
+            params={"filename": filename},
             field="file",
         )
     if "word/document.xml" in names:
@@ -150,7 +181,11 @@ def _zip_kind(data: bytes, filename: str) -> str:
         return "xlsx"
     if "mimetype" in names and archive.read("mimetype").strip() == _ODT_MIMETYPE:
         return "odt"
-    raise Invalid(f"{filename}: this kind of ZIP file is not supported", field="file")
+    raise Invalid(
+        N_("%(filename)s: this kind of ZIP file is not supported"),
+        params={"filename": filename},
+        field="file",
+    )
 
 
 def _limited(parts: Iterable[Part]) -> Iterator[Part]:
@@ -162,8 +197,11 @@ def _limited(parts: Iterable[Part]) -> Iterator[Part]:
         total += len(text)
         if total > MAX_CHARACTERS:
             raise Invalid(
-                f"The document holds more than {MAX_CHARACTERS:,} characters of text; "
-                "split it into smaller files",
+                N_(
+                    "The document holds more than %(limit)s characters of text; "
+                    "split it into smaller files"
+                ),
+                params={"limit": f"{MAX_CHARACTERS:,}"},
                 field="file",
             )
         yield Part(part.ref, text)
@@ -212,7 +250,11 @@ def _rows(sheet: str | None, rows: Iterable[Iterable[object]]) -> Iterator[Part]
     header: list[str] | None = None
     for number, row in enumerate(rows, start=1):
         if number > MAX_ROWS:
-            raise Invalid(f"More than {MAX_ROWS:,} rows: split the table", field="file")
+            raise Invalid(
+                N_("More than %(limit)s rows: split the table"),
+                params={"limit": f"{MAX_ROWS:,}"},
+                field="file",
+            )
         cells = ["" if c is None else str(c).strip() for c in row]
         if not any(cells):
             continue
@@ -247,15 +289,23 @@ def _pdf(data: bytes) -> Iterator[Part]:
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
-            raise Invalid("A password-protected PDF is not accepted", field="file")
+            raise Invalid(N_("A password-protected PDF is not accepted"), params={}, field="file")
         if len(reader.pages) > MAX_PAGES:
-            raise Invalid(f"More than {MAX_PAGES:,} pages: split the PDF", field="file")
+            raise Invalid(
+                N_("More than %(limit)s pages: split the PDF"),
+                params={"limit": f"{MAX_PAGES:,}"},
+                field="file",
+            )
         for number, page in enumerate(reader.pages, start=1):
             yield Part(f"page {number}", page.extract_text() or "")
     except Invalid:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, MemoryError, RecursionError) as exc:
-        raise Invalid(f"The PDF could not be read ({type(exc).__name__})", field="file") from None
+        raise Invalid(
+            N_("The PDF could not be read (%(error)s)"),
+            params={"error": type(exc).__name__},
+            field="file",
+        ) from None
 
 
 def _docx(data: bytes) -> Iterator[Part]:

@@ -20,6 +20,7 @@ from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, NotFound
+from relaydesk.core.i18n import N_
 from relaydesk.core.names import category_slug, clean_filename
 from relaydesk.core.ondisk import write_atomically
 from relaydesk.documents.extract import Extracted, Part, extract
@@ -55,7 +56,7 @@ def get(session: Session, document_id: int) -> KnowledgeDocument:
     """One document; NotFound when there is none."""
     row = session.get(KnowledgeDocument, document_id)
     if row is None:
-        raise NotFound(f"There is no document {document_id}")
+        raise NotFound(N_("There is no document %(id)s"), params={"id": document_id})
     return row
 
 

@@ -19,6 +19,7 @@ from relaydesk.ai.settings import AIConfig, llm_config, read_ai
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict, Invalid, NotConfigured, ProviderFailed
+from relaydesk.core.i18n import N_
 from relaydesk.indexes import service
 from relaydesk.knowledge import search as index_search
 from relaydesk.knowledge import store
@@ -80,8 +81,13 @@ def _load(index: str | None) -> store.LoadedIndex:
     name = index or store.active_name(root)
     if name is None:
         if store.list_indexes(root):
-            raise Conflict("No knowledge index is active: activate one in the News tab first")
-        raise Conflict("There is no knowledge index yet: scrape the news and build an index first")
+            raise Conflict(
+                N_("No knowledge index is active: activate one in the News tab first"), params={}
+            )
+        raise Conflict(
+            N_("There is no knowledge index yet: scrape the news and build an index first"),
+            params={},
+        )
     return store.load(root, name)
 
 
@@ -110,14 +116,18 @@ def _passages(hits: list[index_search.Hit]) -> list[Passage]:
 def _query_vector(loaded: store.LoadedIndex, model: Embedder, query: str) -> Any:
     """The query embedded once (a summary searches every category with it)."""
     if not query.strip():
-        raise Invalid("The question is empty", field="query")
+        raise Invalid(N_("The question is empty"), params={}, field="query")
     try:
         index_search.check_compatible(loaded, model)  # may ask an OpenAI server for its dimension
         return model.embed_query(query.strip())
     except LLMNotConfigured as exc:
-        raise NotConfigured(exc.message) from None
+        raise exc.as_relaydesk(NotConfigured) from None
     except LLMError as exc:
-        raise ProviderFailed(f"The embedding model could not be used: {exc.message}") from None
+        # The reason is the provider's English message: only the frame is translated.
+        raise ProviderFailed(
+            N_("The embedding model could not be used: %(reason)s"),
+            params={"reason": exc.message},
+        ) from None
 
 
 def _search(

@@ -23,6 +23,7 @@ from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, NotConfigured
+from relaydesk.core.i18n import N_
 from relaydesk.knowledge import backup, store
 from relaydesk.knowledge.embeddings import Embedder, get_embedder
 from relaydesk.knowledge.manifest import Manifest
@@ -47,9 +48,13 @@ class Retrieval:
 
     def __post_init__(self) -> None:
         if not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
-            raise Invalid(f"top_k must be a whole number from 1 to {MAX_TOP_K}", field="top_k")
+            raise Invalid(
+                N_("top_k must be a whole number from 1 to %(max)s"),
+                params={"max": MAX_TOP_K},
+                field="top_k",
+            )
         if not 0 <= float(self.min_score) <= 1:
-            raise Invalid("min_score must be between 0 and 1", field="min_score")
+            raise Invalid(N_("min_score must be between 0 and 1"), params={}, field="min_score")
 
 
 def read_retrieval(session: Session) -> Retrieval:
@@ -71,7 +76,7 @@ def embedder() -> Embedder:
             get_settings(), api_key=credentials.api_key, base_url=credentials.base_url
         )
     except LLMNotConfigured as exc:
-        raise NotConfigured(exc.message) from None
+        raise exc.as_relaydesk(NotConfigured) from None
 
 
 def list_indexes() -> list[dict[str, Any]]:
@@ -120,7 +125,9 @@ def export_backup(name: str | None) -> backup.ExportedZip:
     root = index_root()
     chosen = name or store.active_name(root)
     if chosen is None:
-        raise store.IndexNotFound("No index is active and none was named: nothing to export")
+        raise store.IndexNotFound(
+            N_("No index is active and none was named: nothing to export"), params={}
+        )
     return backup.export_zip(root, chosen)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, NotFound, RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import enqueue_after_commit, yield_to_live
 from relaydesk.jobs.models import Job, JobStatus
 
@@ -76,7 +77,8 @@ def start(session: Session, kind: str, params: dict[str, Any], actor: str | None
     )
     if running is not None:
         raise Conflict(
-            f"A {kind} job is already under way (job {running}); wait for it to finish",
+            N_("A %(kind)s job is already under way (job %(job)s); wait for it to finish"),
+            params={"kind": kind, "job": running},
             job_id=running,
         )
     job = Job(
@@ -92,7 +94,7 @@ def get(session: Session, job_id: int) -> Job:
     """One job; NotFound otherwise."""
     job = session.get(Job, job_id)
     if job is None:
-        raise NotFound(f"Job {job_id} does not exist")
+        raise NotFound(N_("Job %(id)s does not exist"), params={"id": job_id})
     return job
 
 

@@ -17,13 +17,14 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from relaydesk.core import clock, ondisk
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 from relaydesk.knowledge import disk, store
 from relaydesk.knowledge.embeddings import Embedder, describe_embedder
 from relaydesk.knowledge.manifest import (
@@ -47,14 +48,24 @@ MEMBERS = (MANIFEST_FILE, CHUNKS_FILE, INDEX_FILE)
 _DRIVE = re.compile(r"[A-Za-z]:")
 
 
+_REFUSED = "This backup was refused: "
+
+
 class BackupRefused(Invalid):
-    """An uploaded backup was not imported; the message says why in plain words."""
+    """An uploaded backup was not imported; the message says why in plain words.
+
+    Given `params`, the message is a whole N_-marked template that starts with "This
+    backup was refused: " (one catalog entry per reason); given only a text, that text
+    is the reason (e.g. a FormatError's) and the prefix is added.
+    """
 
     code = "backup_refused"
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"This backup was refused: {reason}")
-        self.reason = reason
+    def __init__(self, message: str, /, *, params: Mapping[str, Any] | None = None) -> None:
+        if params is None:
+            message, params = N_("This backup was refused: %(reason)s"), {"reason": message}
+        super().__init__(message, params=params)
+        self.reason = self.message.removeprefix(_REFUSED)
 
 
 class BackupTooLarge(BackupRefused):
@@ -95,7 +106,7 @@ def export_zip(root: Path, name: str) -> ExportedZip:
     """
     path = store.index_path(root, name)
     if not path.is_dir():
-        raise store.IndexNotFound(f"There is no index named '{name}'")
+        raise store.IndexNotFound(N_("There is no index named '%(name)s'"), params={"name": name})
     for _ in range(3):
         try:
             files = _open_snapshot(path)
@@ -103,7 +114,7 @@ def export_zip(root: Path, name: str) -> ExportedZip:
         except FileNotFoundError:
             continue  # swapped by a build between opening the folder and its files
     else:
-        raise store.IndexDamaged(f"The index '{name}' is missing files")
+        raise store.IndexDamaged(N_("The index '%(name)s' is missing files"), params={"name": name})
     out = tempfile.TemporaryFile(dir=root)  # noqa: SIM115 (ExportedZip closes it)
     try:
         with files[MANIFEST_FILE] as handle:
@@ -111,7 +122,10 @@ def export_zip(root: Path, name: str) -> ExportedZip:
         try:
             manifest = Manifest.from_json(raw_manifest)
         except FormatError as exc:
-            raise store.IndexDamaged(f"The index '{name}' is damaged: {exc}") from None
+            raise store.IndexDamaged(
+                N_("The index '%(name)s' is damaged: %(problem)s"),
+                params={"name": name, "problem": str(exc)},
+            ) from None
         with zipfile.ZipFile(out, "w") as archive:
             archive.writestr(_member(MANIFEST_FILE, zipfile.ZIP_DEFLATED), raw_manifest)
             # Vectors barely compress: storing them saves seconds for ~5% of size.
@@ -146,7 +160,8 @@ def _copy_checked(
             dest.write(block)
     if size != entry.size or digest.hexdigest() != entry.sha256:
         raise store.IndexDamaged(
-            f"The index '{manifest.name}' is damaged: {member} does not match its manifest"
+            N_("The index '%(name)s' is damaged: %(file)s does not match its manifest"),
+            params={"name": manifest.name, "file": member},
         )
 
 
@@ -206,7 +221,9 @@ def import_zip(
         try:
             archive = zipfile.ZipFile(upload)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
-            raise BackupRefused("the file is not a ZIP archive") from None
+            raise BackupRefused(
+                N_("This backup was refused: the file is not a ZIP archive"), params={}
+            ) from None
         with archive, disk.work_dir(root, "import") as staged:
             members = _checked_members(archive.infolist(), limit)
             unpacked = 0
@@ -236,10 +253,13 @@ def _copy_limited(source: IO[bytes], dest: IO[bytes], max_bytes: int) -> None:
     while block := source.read(BLOCK):
         copied += len(block)
         if copied > max_bytes:
-            raise BackupTooLarge(f"the file is larger than {_size(max_bytes)}")
+            raise BackupTooLarge(
+                N_("This backup was refused: the file is larger than %(size)s"),
+                params={"size": _size(max_bytes)},
+            )
         dest.write(block)
     if copied == 0:
-        raise BackupRefused("the file is empty")
+        raise BackupRefused(N_("This backup was refused: the file is empty"), params={})
 
 
 def _check_directory_size(upload: IO[bytes]) -> None:
@@ -250,7 +270,7 @@ def _check_directory_size(upload: IO[bytes]) -> None:
     tail = upload.read(window)
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or at + 22 > len(tail):
-        raise BackupRefused("the file is not a ZIP archive")
+        raise BackupRefused(N_("This backup was refused: the file is not a ZIP archive"), params={})
     entries, directory = struct.unpack_from("<HI", tail, at + 10)
     end_record = size - window + at
     if (entries == 0xFFFF or directory == 0xFFFFFFFF) and end_record >= 20:
@@ -263,7 +283,13 @@ def _check_directory_size(upload: IO[bytes]) -> None:
             if len(record) == 56 and record[:4] == b"PK\x06\x06":
                 entries, directory = struct.unpack_from("<QQ", record, 32)
     if entries > MAX_ENTRIES or directory > MAX_DIRECTORY_BYTES:
-        raise BackupRefused(f"it lists {entries} entries; a backup holds only {', '.join(MEMBERS)}")
+        raise BackupRefused(
+            N_(
+                "This backup was refused: "
+                "it lists %(entries)s entries; a backup holds only %(files)s"
+            ),
+            params={"entries": entries, "files": ", ".join(MEMBERS)},
+        )
 
 
 def _checked_members(infos: list[zipfile.ZipInfo], limit: int) -> list[zipfile.ZipInfo]:
@@ -273,40 +299,99 @@ def _checked_members(infos: list[zipfile.ZipInfo], limit: int) -> list[zipfile.Z
         path = info.orig_filename
         shown = repr(path[:80])
         if "\\" in path:
-            raise BackupRefused(f"it contains a path with backslashes ({shown})")
+            raise BackupRefused(
+                N_("This backup was refused: it contains a path with backslashes (%(path)s)"),
+                params={"path": shown},
+            )
         if path.startswith("/") or _DRIVE.match(path):
-            raise BackupRefused(f"it contains an absolute path ({shown})")
+            raise BackupRefused(
+                N_("This backup was refused: it contains an absolute path (%(path)s)"),
+                params={"path": shown},
+            )
         if ".." in path.split("/"):
-            raise BackupRefused(f"it contains a path that leads out of its folder ({shown})")
+            raise BackupRefused(
+                N_(
+                    "This backup was refused: "
+                    "it contains a path that leads out of its folder (%(path)s)"
+                ),
+                params={"path": shown},
+            )
         if "\x00" in path or path != info.filename:
-            raise BackupRefused(f"it contains a file name that cannot be used ({shown})")
+            raise BackupRefused(
+                N_(
+                    "This backup was refused: "
+                    "it contains a file name that cannot be used (%(path)s)"
+                ),
+                params={"path": shown},
+            )
         kind = stat.S_IFMT(info.external_attr >> 16)
         if kind == stat.S_IFLNK:
-            raise BackupRefused(f"it contains a symbolic link ({shown})")
+            raise BackupRefused(
+                N_("This backup was refused: it contains a symbolic link (%(path)s)"),
+                params={"path": shown},
+            )
         if info.is_dir() or kind == stat.S_IFDIR:
-            raise BackupRefused(f"it contains a folder ({shown}); a backup holds only files")
+            raise BackupRefused(
+                N_(
+                    "This backup was refused: "
+                    "it contains a folder (%(path)s); a backup holds only files"
+                ),
+                params={"path": shown},
+            )
         if kind not in (0, stat.S_IFREG):
-            raise BackupRefused(f"it contains a special file ({shown})")
+            raise BackupRefused(
+                N_("This backup was refused: it contains a special file (%(path)s)"),
+                params={"path": shown},
+            )
         if path not in MEMBERS:
             raise BackupRefused(
-                f"it contains an unknown file ({shown}); a backup holds only {', '.join(MEMBERS)}"
+                N_(
+                    "This backup was refused: it contains an unknown file (%(path)s); "
+                    "a backup holds only %(files)s"
+                ),
+                params={"path": shown, "files": ", ".join(MEMBERS)},
             )
         if path in found:
-            raise BackupRefused(f"it contains {path} twice")
+            raise BackupRefused(
+                N_("This backup was refused: it contains %(path)s twice"), params={"path": path}
+            )
         if info.flag_bits & 0x1:
-            raise BackupRefused(f"{path} is encrypted")
+            raise BackupRefused(
+                N_("This backup was refused: %(path)s is encrypted"), params={"path": path}
+            )
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise BackupRefused(f"{path} uses a compression method relaydesk does not read")
+            raise BackupRefused(
+                N_(
+                    "This backup was refused: "
+                    "%(path)s uses a compression method relaydesk does not read"
+                ),
+                params={"path": path},
+            )
         if _bomb(info.file_size, info.compress_size):
-            raise BackupRefused(f"{path} expands far more than real index files (a zip bomb)")
+            raise BackupRefused(
+                N_(
+                    "This backup was refused: "
+                    "%(path)s expands far more than real index files (a zip bomb)"
+                ),
+                params={"path": path},
+            )
         found[path] = info
     if MANIFEST_FILE not in found:
-        raise BackupRefused(f"it has no {MANIFEST_FILE}; it is not a relaydesk index backup")
+        raise BackupRefused(
+            N_("This backup was refused: it has no %(file)s; it is not a relaydesk index backup"),
+            params={"file": MANIFEST_FILE},
+        )
     missing = [m for m in MEMBERS if m not in found]
     if missing:
-        raise BackupRefused(f"it lacks {' and '.join(missing)}")
+        raise BackupRefused(
+            N_("This backup was refused: it lacks %(files)s"),
+            params={"files": " and ".join(missing)},
+        )
     if sum(info.file_size for info in found.values()) > limit:
-        raise BackupRefused(f"it would unpack to more than {_size(limit)}")
+        raise BackupRefused(
+            N_("This backup was refused: it would unpack to more than %(size)s"),
+            params={"size": _size(limit)},
+        )
     return [found[m] for m in MEMBERS]
 
 
@@ -318,18 +403,36 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget
             while block := source.read(BLOCK):
                 written += len(block)
                 if written > info.file_size:
-                    raise BackupRefused(f"{info.filename} is larger than the archive declares")
+                    raise BackupRefused(
+                        N_("This backup was refused: %(path)s is larger than the archive declares"),
+                        params={"path": info.filename},
+                    )
                 if written > budget:
-                    raise BackupRefused("it would unpack to more than the allowed size")
+                    raise BackupRefused(
+                        N_(
+                            "This backup was refused: it would unpack to more than the allowed size"
+                        ),
+                        params={},
+                    )
                 if _bomb(written, info.compress_size):
                     raise BackupRefused(
-                        f"{info.filename} expands far more than real index files (a zip bomb)"
+                        N_(
+                            "This backup was refused: %(path)s expands far more than real index "
+                            "files (a zip bomb)"
+                        ),
+                        params={"path": info.filename},
                     )
                 out.write(block)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise BackupRefused(f"{info.filename} is damaged inside the archive ({exc})") from None
+        raise BackupRefused(
+            N_("This backup was refused: %(path)s is damaged inside the archive (%(error)s)"),
+            params={"path": info.filename, "error": str(exc)},
+        ) from None
     if written != info.file_size:
-        raise BackupRefused(f"{info.filename} is shorter than the archive declares")
+        raise BackupRefused(
+            N_("This backup was refused: %(path)s is shorter than the archive declares"),
+            params={"path": info.filename},
+        )
     return written
 
 
@@ -341,9 +444,17 @@ def _check_embedder(manifest: Manifest, embedder: Embedder) -> None:
     if embedder.model == manifest.model and embedder.dimension == manifest.dimension:
         return
     raise BackupRefused(
-        f"its index was built with {manifest.provider} · {manifest.model} "
-        f"({manifest.dimension} dimensions) but the configured embedder is "
-        f"{describe_embedder(embedder)} ({embedder.dimension} dimensions)"
+        N_(
+            "This backup was refused: its index was built with %(built_with)s "
+            "(%(built_dimension)s dimensions) but the configured embedder is %(embedder)s "
+            "(%(dimension)s dimensions)"
+        ),
+        params={
+            "built_with": f"{manifest.provider} · {manifest.model}",
+            "built_dimension": manifest.dimension,
+            "embedder": describe_embedder(embedder),
+            "dimension": embedder.dimension,
+        },
     )
 
 

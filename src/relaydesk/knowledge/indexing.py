@@ -16,6 +16,7 @@ import numpy as np
 from relaydesk.ai.providers import LLMError
 from relaydesk.core import clock, ondisk
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 from relaydesk.knowledge import chunking, disk
 from relaydesk.knowledge.embeddings import Embedder, Vectors, describe_embedder
 from relaydesk.knowledge.manifest import (
@@ -95,7 +96,7 @@ def build(
     root.mkdir(parents=True, exist_ok=True)
     docs, skipped = _unique(documents)
     if not docs:
-        raise Invalid("There is nothing to index: no document has any text")
+        raise Invalid(N_("There is nothing to index: no document has any text"), params={})
     report(0, 0, "splitting documents into chunks")
     planned = _plan(docs, chunk_size, chunk_overlap)
     previous = _previous(root, name, embedder)
@@ -215,8 +216,16 @@ def _embed(embedder: Embedder, texts: list[str], dimension: int) -> Vectors:
     vectors = embedder.embed(texts)
     if vectors.shape != (len(texts), dimension):
         raise LLMError(
-            f"{describe_embedder(embedder)} returned {vectors.shape[0]} vectors of "
-            f"{vectors.shape[1] if vectors.ndim == 2 else '?'} dimensions for {len(texts)} texts",
+            N_(
+                "%(model)s returned %(vectors)s vectors of %(dimension)s dimensions "
+                "for %(texts)s texts"
+            ),
+            params={
+                "model": describe_embedder(embedder),
+                "vectors": vectors.shape[0],
+                "dimension": vectors.shape[1] if vectors.ndim == 2 else "?",
+                "texts": len(texts),
+            },
             transient=False,
         )
     return vectors

@@ -17,6 +17,8 @@ import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from relaydesk.core.i18n import N_
+
 FORMAT = "relaydesk-knowledge-index"
 VERSION = 1
 INDEX_FILE = "index.faiss"
@@ -38,7 +40,11 @@ METRIC_INNER_PRODUCT = 0
 
 
 class FormatError(ValueError):
-    """A file of an index does not have the expected content; the message says what."""
+    """A file of an index does not have the expected content; the message says what.
+
+    Shown inside IndexDamaged and BackupRefused messages; the fixed ones are marked N_ so
+    the panel translates them there.
+    """
 
 
 def valid_name(name: str) -> bool:
@@ -92,15 +98,15 @@ class Manifest:
     def from_json(cls, raw: bytes) -> Manifest:
         """Parse and check manifest.json; FormatError says what is wrong."""
         if len(raw) > MAX_MANIFEST_BYTES:
-            raise FormatError("manifest.json is larger than any real manifest")
+            raise FormatError(N_("manifest.json is larger than any real manifest"))
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise FormatError("manifest.json is not valid JSON") from None
+            raise FormatError(N_("manifest.json is not valid JSON")) from None
         if not isinstance(data, dict):
-            raise FormatError("manifest.json does not hold an object")
+            raise FormatError(N_("manifest.json does not hold an object"))
         if data.get("format") != FORMAT:
-            raise FormatError("manifest.json is not a relaydesk knowledge index manifest")
+            raise FormatError(N_("manifest.json is not a relaydesk knowledge index manifest"))
         if data.get("version") != VERSION:
             raise FormatError(
                 f"the index format version {data.get('version')!r} is not supported "

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 from relaydesk.knowledge.embeddings import Embedder, describe_embedder
 from relaydesk.knowledge.store import IncompatibleEmbedder, LoadedIndex, StoredChunk
 
@@ -29,12 +30,16 @@ def search(
 ) -> list[Hit]:
     """The `top_k` passages most similar to the vector, best first, scoring ≥ `min_score`."""
     if top_k < 1:
-        raise Invalid("top_k must be at least 1", field="top_k")
+        raise Invalid(N_("top_k must be at least 1"), params={}, field="top_k")
     query = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
     if query.shape[1] != index.manifest.dimension:
         raise Invalid(
-            f"The query vector has {query.shape[1]} dimensions; the index '{index.name}' "
-            f"holds {index.manifest.dimension}"
+            N_("The query vector has %(given)s dimensions; the index '%(name)s' holds %(held)s"),
+            params={
+                "given": query.shape[1],
+                "name": index.name,
+                "held": index.manifest.dimension,
+            },
         )
     norm = float(np.linalg.norm(query))
     if norm > 0:
@@ -61,10 +66,19 @@ def check_compatible(index: LoadedIndex, embedder: Embedder) -> None:
     if embedder.model == m.model and embedder.dimension == m.dimension:
         return
     raise IncompatibleEmbedder(
-        f"The index '{index.name}' was built with {m.provider} · {m.model} ({m.dimension} "
-        f"dimensions) but the configured embedder is {describe_embedder(embedder)} "
-        f"({embedder.dimension} dimensions); rebuild the index, or set EMBEDDING_PROVIDER and "
-        "EMBEDDING_MODEL to what it was built with"
+        N_(
+            "The index '%(name)s' was built with %(built_with)s (%(built_dimension)s "
+            "dimensions) but the configured embedder is %(embedder)s (%(dimension)s "
+            "dimensions); rebuild the index, or set EMBEDDING_PROVIDER and EMBEDDING_MODEL "
+            "to what it was built with"
+        ),
+        params={
+            "name": index.name,
+            "built_with": f"{m.provider} · {m.model}",
+            "built_dimension": m.dimension,
+            "embedder": describe_embedder(embedder),
+            "dimension": embedder.dimension,
+        },
     )
 
 
@@ -78,7 +92,7 @@ def search_text(
 ) -> list[Hit]:
     """Embed `query` and search; refuses an index built by another embedding model."""
     if not query.strip():
-        raise Invalid("The question is empty", field="query")
+        raise Invalid(N_("The question is empty"), params={}, field="query")
     check_compatible(index, embedder)
     vector = embedder.embed_query(query.strip())
     return search(index, vector, top_k=top_k, min_score=min_score, category=category)

@@ -27,6 +27,7 @@ import numpy as np
 
 from relaydesk.core import ondisk
 from relaydesk.core.errors import Conflict, Invalid, NotFound, RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.knowledge import disk
 from relaydesk.knowledge.manifest import (
     CHUNKS_FILE,
@@ -141,8 +142,11 @@ def check_name(name: str) -> str:
     """`name` if it is a valid index name, else Invalid with the rule."""
     if not isinstance(name, str) or not valid_name(name):
         raise Invalid(
-            "An index name is 1 to 63 characters: lower-case letters, digits, '-' and '_', "
-            "starting with a letter or digit",
+            N_(
+                "An index name is 1 to 63 characters: lower-case letters, digits, '-' and '_', "
+                "starting with a letter or digit"
+            ),
+            params={},
             field="name",
         )
     return name
@@ -267,7 +271,7 @@ def status(root: Path) -> IndexStatus:
         dimension=m.dimension,
         last_build=m.updated_at,
         backup_ready=complete,
-        problem=None if complete else "the index files do not match their manifest",
+        problem=None if complete else N_("the index files do not match their manifest"),
     )
 
 
@@ -276,9 +280,15 @@ def read_manifest(path: Path) -> Manifest:
     try:
         return Manifest.from_json(disk.read_limited(path / MANIFEST_FILE, MAX_MANIFEST_BYTES))
     except FileNotFoundError:
-        raise IndexDamaged(f"The index '{path.name}' has no {MANIFEST_FILE}") from None
+        raise IndexDamaged(
+            N_("The index '%(name)s' has no %(file)s"),
+            params={"name": path.name, "file": MANIFEST_FILE},
+        ) from None
     except FormatError as exc:
-        raise IndexDamaged(f"The index '{path.name}' is damaged: {exc}") from None
+        raise IndexDamaged(
+            N_("The index '%(name)s' is damaged: %(problem)s"),
+            params={"name": path.name, "problem": str(exc)},
+        ) from None
 
 
 # --- Loading -----------------------------------------------------------------------------
@@ -300,7 +310,7 @@ def load(root: Path, name: str) -> LoadedIndex:
             if version is None and _settled_exists(path):
                 version = files_version(path)
             if version is None:
-                raise IndexNotFound(f"There is no index named '{name}'")
+                raise IndexNotFound(N_("There is no index named '%(name)s'"), params={"name": name})
             cached = _cached(path)
             if cached is not None:
                 return cached
@@ -309,13 +319,19 @@ def load(root: Path, name: str) -> LoadedIndex:
             except (FileNotFoundError, FormatError) as exc:
                 if files_version(path) != version:
                     continue  # a build swapped the directory while it was read: read anew
-                raise IndexDamaged(f"The index '{name}' is damaged: {exc}") from None
+                raise IndexDamaged(
+                    N_("The index '%(name)s' is damaged: %(problem)s"),
+                    params={"name": name, "problem": str(exc)},
+                ) from None
             with _cache_lock:
                 _cache[path] = (version, loaded)
                 while len(_cache) > MAX_CACHED:
                     _cache.popitem(last=False)
             return loaded
-    raise IndexDamaged(f"The index '{name}' kept changing while it was read; try again")
+    raise IndexDamaged(
+        N_("The index '%(name)s' kept changing while it was read; try again"),
+        params={"name": name},
+    )
 
 
 def load_active(root: Path) -> LoadedIndex | None:
@@ -411,5 +427,5 @@ def _settled_exists(path: Path) -> bool:
 def _existing(root: Path, name: str) -> Path:
     path = index_path(root, name)
     if not path.is_dir() or path.is_symlink():
-        raise IndexNotFound(f"There is no index named '{name}'")
+        raise IndexNotFound(N_("There is no index named '%(name)s'"), params={"name": name})
     return path

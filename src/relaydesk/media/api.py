@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, Response
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Gone, Invalid, NotFound, TooLarge
+from relaydesk.core.i18n import N_
 from relaydesk.core.names import content_disposition
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.media import kinds, outbound, store
@@ -33,9 +34,9 @@ def _file_response(sha256: str, content_type: str, name: str, *, private: bool) 
     try:
         path = store.path_of(sha256)
     except ValueError:
-        raise NotFound("No such file") from None
+        raise NotFound(N_("No such file"), params={}) from None
     if not path.exists():
-        raise NotFound("The file is no longer stored")
+        raise NotFound(N_("The file is no longer stored"), params={})
     headers = {
         **SAFE_HEADERS,
         "Content-Disposition": content_disposition(name, inline=content_type.startswith(INLINE)),
@@ -51,7 +52,7 @@ def attachment_file(attachment_id: Id, principal: Viewer, session: SessionDep) -
     """A message's stored file (signed-in users and API tokens only)."""
     row = session.get(Attachment, attachment_id)
     if row is None or not row.sha256:
-        raise NotFound("No stored file with this id")
+        raise NotFound(N_("No stored file with this id"), params={})
     name = f"attachment-{row.id}{_extension(row.content_type)}"
     return _file_response(row.sha256, row.content_type, name, private=True)
 
@@ -72,12 +73,19 @@ def upload(
     limit = get_settings().media_max_bytes
     data = file.file.read(limit + 1)
     if len(data) > limit:
-        raise TooLarge(f"The file is over the {limit // kinds.MB} MB limit")
+        raise TooLarge(
+            N_("The file is over the %(limit)s MB limit"), params={"limit": limit // kinds.MB}
+        )
     if not data:
-        raise Invalid("The file is empty", field="file")
+        raise Invalid(N_("The file is empty"), params={}, field="file")
     verdict = kinds.check_inbound(file.content_type, data)
     if verdict.problem:
-        raise Invalid(f"This file cannot be sent: {verdict.problem}", field="file")
+        # The problem is stored on received files too, in English: it stays a plain value.
+        raise Invalid(
+            N_("This file cannot be sent: %(problem)s"),
+            params={"problem": verdict.problem},
+            field="file",
+        )
     link = outbound.publish(
         session,
         data,
@@ -100,9 +108,9 @@ def published(token: str, session: SessionDep) -> Response:
     """A published file, for Twilio to fetch (no sign-in: the address is the secret)."""
     link = outbound.find_link(session, token)
     if link is None:
-        raise NotFound("No such file")
+        raise NotFound(N_("No such file"), params={})
     if link.expires_at <= utcnow():
-        raise Gone("This link has expired")
+        raise Gone(N_("This link has expired"), params={})
     name = link.filename or f"file{_extension(link.content_type)}"
     return _file_response(link.sha256, link.content_type, name, private=False)
 

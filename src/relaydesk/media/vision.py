@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 
 from relaydesk.core.config import get_settings
+from relaydesk.core.i18n import N_
 from relaydesk.media.providers import MediaProviderError, OpenAIAccess, call_openai
 
 DEFAULT_PROMPT = (
@@ -41,9 +42,12 @@ def describe_image(
     """A short description of the image, including any text in it."""
     content_type = content_type.split(";")[0].strip().lower()
     if not content_type.startswith("image/"):
-        raise VisionError(f"Only images can be described, not {content_type or 'this file'}")
+        raise VisionError(
+            N_("Only images can be described, not %(type)s"),
+            params={"type": content_type or N_("this file")},
+        )
     if not data:
-        raise VisionError("The image is empty")
+        raise VisionError(N_("The image is empty"), params={})
     name = model or get_settings().vision_model
     url = f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
     response = call_openai(
@@ -66,5 +70,8 @@ def describe_image(
     )
     text = (response.choices[0].message.content or "").strip() if response.choices else ""
     if not text:
-        raise VisionError(f"The vision model '{name}' returned an empty description")
+        raise VisionError(
+            N_("The vision model '%(model)s' returned an empty description"),
+            params={"model": name},
+        )
     return text

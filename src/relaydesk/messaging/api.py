@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from relaydesk.contacts.service import participant_number
 from relaydesk.core.errors import NotFound, VendorRefused
+from relaydesk.core.i18n import N_
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.messaging import outbox, queries, scheduled, service, templates
 from relaydesk.messaging.models import Message
@@ -60,7 +61,8 @@ def send_message(payload: SendMessageIn, principal: Operator) -> dict[str, Any] 
     body = sent.message.model_dump(mode="json", by_alias=True)
     if outcome.state == "refused" and outcome.error is not None:
         raise VendorRefused(
-            f"Twilio refused the message: {outcome.error.message}",
+            N_("Twilio refused the message: %(reason)s"),
+            params={"reason": outcome.error.message},
             twilio_code=outcome.error.code,
             message=body,
         )
@@ -132,7 +134,7 @@ def get_message(message_id: Id, principal: Viewer, session: SessionDep) -> Messa
     """One message."""
     message = session.get(Message, message_id)
     if message is None:
-        raise NotFound(f"Message {message_id} does not exist")
+        raise NotFound(N_("Message %(id)s does not exist"), params={"id": message_id})
     return message
 
 

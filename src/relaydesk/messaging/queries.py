@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from relaydesk.contacts.models import Contact
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 from relaydesk.core.pagination import cursor_id, decode_cursor, encode_cursor
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageStatus
 from relaydesk.messaging.schemas import MessageOut
@@ -141,7 +142,9 @@ def list_conversations(
         try:
             at, cid = datetime.fromisoformat(at_text), int(conv_id)
         except ValueError:
-            raise Invalid("The cursor is not one this API gave out", field="cursor") from None
+            raise Invalid(
+                N_("The cursor is not one this API gave out"), params={}, field="cursor"
+            ) from None
         query = query.where(
             or_(
                 Conversation.last_message_at < at,

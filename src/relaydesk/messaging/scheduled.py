@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from relaydesk.core import audit
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, NotFound
+from relaydesk.core.i18n import N_
 from relaydesk.messaging.models import Message, MessageStatus
 
 
@@ -39,11 +40,14 @@ def cancel(session: Session, message_id: int, actor: str) -> Message:
     )
     message = session.get(Message, message_id, populate_existing=True)
     if message is None:
-        raise NotFound(f"Message {message_id} does not exist")
+        raise NotFound(N_("Message %(id)s does not exist"), params={"id": message_id})
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
-            f"Message {message_id} is not waiting for its send time (its status is "
-            f"{message.status}): only a scheduled message that was not sent yet can be canceled",
+            N_(
+                "Message %(id)s is not waiting for its send time (its status is "
+                "%(status)s): only a scheduled message that was not sent yet can be canceled"
+            ),
+            params={"id": message_id, "status": str(message.status)},
             code="not_scheduled",
         )
     audit.record(

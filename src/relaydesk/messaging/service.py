@@ -134,7 +134,7 @@ def send_many(
         try:
             address = parse_address(req.to, settings.default_region)
         except InvalidNumber as exc:
-            results[i] = Invalid(str(exc), field="to")
+            results[i] = Invalid(exc.template, params=exc.params, field="to")
             continue
         body = req.body or ""
         try:
@@ -292,12 +292,17 @@ def check_send_time(
     too_early = when < now - grace if grace else when <= now
     if too_early:
         raise Invalid(
-            f"{field} is in the past ({when:%Y-%m-%d %H:%M:%S} UTC); give a future time "
-            "with its time zone, e.g. 2030-01-31T09:00:00+01:00",
+            N_(
+                "%(field)s is in the past (%(when)s UTC); give a future time "
+                "with its time zone, e.g. 2030-01-31T09:00:00+01:00"
+            ),
+            params={"field": field, "when": f"{when:%Y-%m-%d %H:%M:%S}"},
             field=field,
         )
     if when > now + MAX_SCHEDULE_AHEAD:
-        raise Invalid(f"{field} is more than a year ahead", field=field)
+        raise Invalid(
+            N_("%(field)s is more than a year ahead"), params={"field": field}, field=field
+        )
     return max(when, now)
 
 
@@ -371,7 +376,7 @@ def refusal(
     try:
         address = parse_address(to, get_settings().default_region)
     except InvalidNumber as exc:
-        raise Invalid(str(exc), field="to") from None
+        raise Invalid(exc.template, params=exc.params, field="to") from None
     contact = contacts.find(session, address.e164, address.channel)
     conversation = _conversation_for(session, contact.id, None) if contact else None
     return _refusal(address, contact, conversation, content_sid, at)
@@ -391,30 +396,49 @@ def send_time_refusal(session: Session, message: Message) -> OptedOut | WindowCl
 def _check_content(body: str, req: SendRequest, channel: str) -> None:
     if not body.strip() and not req.media_urls and not req.content_sid:
         raise Invalid(
-            "The message is empty: give a body, media_urls or a content_sid", field="body"
+            N_("The message is empty: give a body, media_urls or a content_sid"),
+            params={},
+            field="body",
         )
     if len(body) > MAX_BODY:
         raise Invalid(
-            f"The message is {len(body):,} characters long; Twilio's limit is {MAX_BODY:,}",
+            N_("The message is %(length)s characters long; Twilio's limit is %(limit)s"),
+            params={"length": f"{len(body):,}", "limit": f"{MAX_BODY:,}"},
             field="body",
         )
     limit = 1 if channel == "whatsapp" else MAX_MEDIA
     if len(req.media_urls) > limit:
         raise Invalid(
-            f"At most {limit} media file(s) per message on this channel", field="media_urls"
+            N_("At most %(limit)s media file(s) per message on this channel"),
+            params={"limit": limit},
+            field="media_urls",
         )
     for url in req.media_urls:
         if not url.startswith(("https://", "http://")) or len(url) > 2000:
-            raise Invalid(f"Media URL '{url[:80]}' must be an http(s) address", field="media_urls")
+            raise Invalid(
+                N_("Media URL '%(url)s' must be an http(s) address"),
+                params={"url": url[:80]},
+                field="media_urls",
+            )
     if req.content_sid and not CONTENT_SID.match(req.content_sid):
         raise Invalid(
-            "content_sid must look like HX followed by 32 hex digits", field="content_sid"
+            N_("content_sid must look like HX followed by 32 hex digits"),
+            params={},
+            field="content_sid",
         )
     if req.content_variables is not None:
         if not req.content_sid:
-            raise Invalid("content_variables need a content_sid", field="content_variables")
+            raise Invalid(
+                N_("content_variables need a content_sid"),
+                params={},
+                field="content_variables",
+            )
         if len(req.content_variables) > 100:
-            raise Invalid("A template takes at most 100 variables", field="content_variables")
+            raise Invalid(
+                N_("A template takes at most 100 variables"),
+                params={},
+                field="content_variables",
+            )
 
 
 def _preview(body: str, req: SendRequest) -> str:
@@ -514,7 +538,7 @@ def delete_message(session: Session, message_id: int, actor: str) -> None:
     """Delete one message from history, keeping counters true and the deletion audited."""
     message = session.get(Message, message_id)
     if message is None:
-        raise NotFound(f"Message {message_id} does not exist")
+        raise NotFound(N_("Message %(id)s does not exist"), params={"id": message_id})
     conv_id, direction = message.conversation_id, message.direction
     audit.record(
         session,
@@ -560,9 +584,11 @@ def whatsapp_window(session: Session, to: str, from_: str | None = None) -> dict
     try:
         address = parse_address(to, get_settings().default_region)
     except InvalidNumber as exc:
-        raise Invalid(str(exc), field="to") from None
+        raise Invalid(exc.template, params=exc.params, field="to") from None
     if address.channel != "whatsapp":
-        raise Invalid("The window applies to WhatsApp addresses (whatsapp:+48…)", field="to")
+        raise Invalid(
+            N_("The window applies to WhatsApp addresses (whatsapp:+48…)"), params={}, field="to"
+        )
     contact = contacts.find(session, address.e164, address.channel)
     conversation = _conversation_for(session, contact.id, from_) if contact else None
     last_in = conversation.last_inbound_at if conversation else None

@@ -33,6 +33,7 @@ from relaydesk.core import audit
 from relaydesk.core import db as database
 from relaydesk.core.db import bounded_wait, is_lock_wait, session_scope, utcnow
 from relaydesk.core.errors import Invalid, NotFound, Unavailable
+from relaydesk.core.i18n import N_
 from relaydesk.messaging import spoolfile
 from relaydesk.messaging.ingest import read_inbound, record_statuses, store_inbound
 from relaydesk.messaging.models import MessageEvent
@@ -283,11 +284,17 @@ def _chosen(ids: list[str] | None) -> list[SpoolEntry]:
         return dead
     wrong = [i for i in ids if not ENTRY_ID.fullmatch(i)]
     if wrong:
-        raise Invalid(f"{wrong[0][:40]!r} is not a dead-letter id (12 hexadecimal characters)")
+        raise Invalid(
+            N_("%(id)s is not a dead-letter id (12 hexadecimal characters)"),
+            params={"id": repr(wrong[0][:40])},
+        )
     by_id = {entry.id: entry for entry in dead}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise NotFound(f"There is no dead letter {missing[0]} (it may have been retried already)")
+        raise NotFound(
+            N_("There is no dead letter %(id)s (it may have been retried already)"),
+            params={"id": missing[0]},
+        )
     return [by_id[i] for i in dict.fromkeys(ids)]
 
 
@@ -298,7 +305,9 @@ def retry(ids: list[str] | None, actor: str) -> RetryOutcome:
         if not chosen:
             return RetryOutcome()
         if not _database_answers():
-            raise Unavailable("The database is not available now; nothing was retried")
+            raise Unavailable(
+                N_("The database is not available now; nothing was retried"), params={}
+            )
         outcome = RetryOutcome()
         stored: set[str] = set()
         changed: dict[str, SpoolEntry] = {}
@@ -306,7 +315,9 @@ def retry(ids: list[str] | None, actor: str) -> RetryOutcome:
             result, error = _store_one(entry)
             if result == STOPPED and position == 0:
                 # Reads work, writes wait for a lock held elsewhere (PostgreSQL).
-                raise Unavailable("The database is not available now; nothing was retried")
+                raise Unavailable(
+                    N_("The database is not available now; nothing was retried"), params={}
+                )
             if result == STOPPED:
                 outcome.untried = len(chosen) - position
                 break

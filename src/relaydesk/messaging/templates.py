@@ -9,6 +9,7 @@ from typing import Any
 
 from relaydesk.channels.twilio.gateway import GatewayError
 from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.messaging.delivery import get_gateway
 
 CACHE_SECONDS = 60.0
@@ -35,7 +36,9 @@ def list_templates(*, fresh: bool = False) -> list[dict[str, Any]]:
     try:
         found = [asdict(t) for t in gateway.content_templates()]
     except GatewayError as exc:
-        raise TemplatesUnavailable(f"Twilio's template list could not be read: {exc}") from None
+        raise TemplatesUnavailable(
+            N_("Twilio's template list could not be read: %(reason)s"), params={"reason": str(exc)}
+        ) from None
     found.sort(key=lambda t: (t["friendly_name"].lower(), t["sid"]))
     with _lock:
         _cache[key] = (now, found)

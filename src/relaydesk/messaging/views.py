@@ -17,11 +17,13 @@ from relaydesk.channels.twilio.segments import GSM7_BASIC, GSM7_EXTENSION
 from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.deps import Id
 from relaydesk.messaging import outbox, queries, scheduled, service, templates
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.status import KNOWN
 from relaydesk.web.deps import PanelOperator, PanelViewer
+from relaydesk.web.errors import error_text
 from relaydesk.web.forms import form_datetime
 from relaydesk.web.templating import render
 
@@ -192,7 +194,9 @@ def _panel_request(
     """What a panel form asks to send: text, files, or a template with its variables."""
     keys, values = var_key or [], var_value or []
     if len(keys) != len(values):
-        raise Invalid("Every template variable needs a value", field="content_variables")
+        raise Invalid(
+            N_("Every template variable needs a value"), params={}, field="content_variables"
+        )
     return service.SendRequest(
         to=to,
         body=body,
@@ -375,7 +379,7 @@ def chat_templates(request: Request, participant: str, user: PanelOperator) -> R
     try:
         found = [_template_choice(t) for t in templates.list_templates()]
     except RelaydeskError as exc:
-        found, error = [], exc.message
+        found, error = [], error_text(request, exc)
     return render(
         request,
         "messages/_templates.html",

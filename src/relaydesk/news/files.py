@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from relaydesk.core import clock
 from relaydesk.core.errors import Invalid, NotFound
+from relaydesk.core.i18n import N_
 from relaydesk.core.ondisk import file_lock, inside, write_atomically
 from relaydesk.news.sources import CATEGORY_PATTERN
 
@@ -126,7 +127,9 @@ def category_file(directory: Path, category: str, kind: FileKind) -> Path:
     """The path of a category's file; Invalid for a name that is not a category's."""
     name = f"{category}.{kind}"
     if not FILE_NAME.fullmatch(name):
-        raise Invalid(f"{category[:80]!r} is not a category name")
+        raise Invalid(
+            N_("%(category)s is not a category name"), params={"category": repr(category[:80])}
+        )
     return inside(directory, name)
 
 
@@ -275,11 +278,12 @@ def file_path(directory: Path, name: str) -> Path:
     """The path of an existing news file; Invalid or NotFound for anything else."""
     if not FILE_NAME.fullmatch(name):
         raise Invalid(
-            f"'{name}' is not a news file name: expected <category>.json or <category>.txt"
+            N_("'%(name)s' is not a news file name: expected <category>.json or <category>.txt"),
+            params={"name": name},
         )
     entry = _entry(directory, name)
     if entry is None:
-        raise NotFound(f"there is no news file '{name}'")
+        raise NotFound(N_("there is no news file '%(name)s'"), params={"name": name})
     return entry[0]
 
 

@@ -20,6 +20,7 @@ from relaydesk.core import settings_store
 from relaydesk.core.audit import record
 from relaydesk.core.config import get_settings
 from relaydesk.core.errors import Conflict, Invalid, NotFound
+from relaydesk.core.i18n import N_
 from relaydesk.indexes.schemas import RetrievalSettings
 from relaydesk.indexes.service import RETRIEVAL_KEY, Retrieval, read_retrieval
 from relaydesk.news import files
@@ -64,7 +65,8 @@ def add_source(session: Session, category: str, url: str, kind: str, actor: str)
     for row in existing:
         if normalise_url(row.url) == key:
             raise Conflict(
-                f"Category '{row.label or row.category}' already has the source {row.url}",
+                N_("Category '%(category)s' already has the source %(url)s"),
+                params={"category": row.label or row.category, "url": row.url},
                 field="url",
             )
     # One label per category: the first one typed names it, later spellings join it.
@@ -86,7 +88,7 @@ def delete_source(session: Session, source_id: int, actor: str) -> None:
     """Remove one source (its category disappears with its last source; files stay)."""
     row = session.get(NewsSource, source_id)
     if row is None:
-        raise NotFound(f"News source {source_id} does not exist")
+        raise NotFound(N_("News source %(id)s does not exist"), params={"id": source_id})
     record(
         session,
         actor,
@@ -108,13 +110,18 @@ def categories(session: Session, names: list[str] | None = None) -> list[Categor
         unknown = [n for n in names if n not in known]
         if unknown:
             raise Invalid(
-                f"No sources in category {', '.join(repr(n) for n in unknown)}; "
-                f"known: {', '.join(sorted(known)) or 'none yet'}",
+                N_("No sources in category %(unknown)s; known: %(known)s"),
+                params={
+                    "unknown": ", ".join(repr(n) for n in unknown),
+                    "known": ", ".join(sorted(known)) or N_("none yet"),
+                },
                 field="categories",
             )
         groups = [g for g in groups if g.category in names]
     if not groups:
-        raise Invalid("There are no news sources yet: add a feed or a section page first")
+        raise Invalid(
+            N_("There are no news sources yet: add a feed or a section page first"), params={}
+        )
     return [
         Category(
             g.category,
@@ -184,7 +191,9 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise Invalid(
-            f"'{name}' is not a time zone; use a name like Europe/Warsaw", field="timezone"
+            N_("'%(name)s' is not a time zone; use a name like Europe/Warsaw"),
+            params={"name": name},
+            field="timezone",
         ) from None
 
 
@@ -196,7 +205,9 @@ def parse_hhmm(text: str) -> time:
             raise ValueError
         return time(int(hours), int(minutes))
     except ValueError:
-        raise Invalid(f"'{text}' is not a time of day as HH:MM", field="scrape_at") from None
+        raise Invalid(
+            N_("'%(text)s' is not a time of day as HH:MM"), params={"text": text}, field="scrape_at"
+        ) from None
 
 
 def _stored(session: Session, key: str) -> dict[str, Any]:

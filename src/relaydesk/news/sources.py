@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 from relaydesk.core.names import CATEGORY_PATTERN as CATEGORY_PATTERN
 from relaydesk.core.names import category_slug
 
@@ -81,22 +82,25 @@ def check_url(url: str) -> str:
     """The URL without surrounding spaces, or Invalid saying what is wrong with it."""
     url = url.strip()
     if not url:
-        raise Invalid("a source needs a URL")
+        raise Invalid(N_("a source needs a URL"), params={})
     if len(url) > MAX_URL_LENGTH:
-        raise Invalid(f"the URL is too long (at most {MAX_URL_LENGTH} characters)")
+        raise Invalid(
+            N_("the URL is too long (at most %(limit)s characters)"),
+            params={"limit": MAX_URL_LENGTH},
+        )
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise Invalid(f"'{url}' contains spaces or control characters")
+        raise Invalid(N_("'%(url)s' contains spaces or control characters"), params={"url": url})
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises on a port that is not a number
     except ValueError:
-        raise Invalid(f"'{url}' is not a valid URL") from None
+        raise Invalid(N_("'%(url)s' is not a valid URL"), params={"url": url}) from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise Invalid(f"'{url}' must start with http:// or https://")
+        raise Invalid(N_("'%(url)s' must start with http:// or https://"), params={"url": url})
     if not parts.hostname:
-        raise Invalid(f"'{url}' has no host name")
+        raise Invalid(N_("'%(url)s' has no host name"), params={"url": url})
     if parts.username is not None or parts.password is not None:
-        raise Invalid(f"'{url}' must not contain a user name or password")
+        raise Invalid(N_("'%(url)s' must not contain a user name or password"), params={"url": url})
     return url
 
 
@@ -137,8 +141,11 @@ class Source:
         object.__setattr__(self, "url", check_url(self.url))
         if self.kind not in SOURCE_KINDS:
             raise Invalid(
-                f"source kind '{self.kind}' is unknown; use 'feed' (RSS or Atom) or "
-                "'page' (a section page that links to articles)"
+                N_(
+                    "source kind '%(kind)s' is unknown; use 'feed' (RSS or Atom) or "
+                    "'page' (a section page that links to articles)"
+                ),
+                params={"kind": self.kind},
             )
 
 
@@ -159,7 +166,10 @@ class Category:
         for source in self.sources:
             key = normalise_url(source.url)
             if key in seen:
-                raise Invalid(f"category '{label}' lists {source.url} twice")
+                raise Invalid(
+                    N_("category '%(label)s' lists %(url)s twice"),
+                    params={"label": label, "url": source.url},
+                )
             seen.add(key)
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,10 +185,12 @@ class Category:
         """Read `{name, label?, sources: [url | {url, kind?}]}` with clear errors."""
         name = data.get("name")
         if not isinstance(name, str):
-            raise Invalid("a category needs a name")
+            raise Invalid(N_("a category needs a name"), params={})
         raw_sources = data.get("sources", [])
         if not isinstance(raw_sources, list):
-            raise Invalid(f"the sources of category '{name}' must be a list")
+            raise Invalid(
+                N_("the sources of category '%(name)s' must be a list"), params={"name": name}
+            )
         sources = []
         for raw in raw_sources:
             if isinstance(raw, str):
@@ -186,7 +198,9 @@ class Category:
             elif isinstance(raw, Mapping) and isinstance(raw.get("url"), str):
                 sources.append(Source(raw["url"], raw.get("kind", "feed")))
             else:
-                raise Invalid(f"a source of category '{name}' needs a URL")
+                raise Invalid(
+                    N_("a source of category '%(name)s' needs a URL"), params={"name": name}
+                )
         label = data.get("label")
         return cls(name, sources, label if isinstance(label, str) else "")
 
@@ -198,8 +212,8 @@ def unique_categories(categories: Iterable[Category]) -> list[Category]:
         other = found.get(category.name)
         if other is not None:
             raise Invalid(
-                f"categories '{other.label}' and '{category.label}' would both be stored "
-                f"as '{category.name}'"
+                N_("categories '%(first)s' and '%(second)s' would both be stored as '%(slug)s'"),
+                params={"first": other.label, "second": category.label, "slug": category.name},
             )
         found[category.name] = category
     return list(found.values())

@@ -16,6 +16,7 @@ from relaydesk.core import clock
 from relaydesk.core.audit import record
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Conflict, Invalid, RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import periodic
 from relaydesk.documents import service as knowledge_documents
 from relaydesk.indexes.service import embedder, index_root
@@ -86,8 +87,11 @@ def _build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
         documents += knowledge_documents.index_documents(session, categories)
     if not documents:
         raise Invalid(
-            "There are no scraped articles or uploaded documents to index yet: "
-            "run a scrape first or upload a document"
+            N_(
+                "There are no scraped articles or uploaded documents to index yet: "
+                "run a scrape first or upload a document"
+            ),
+            params={},
         )
     root = index_root()
     result = indexing.build(root, name, documents, embedder(), progress)

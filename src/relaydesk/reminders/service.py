@@ -21,6 +21,7 @@ from relaydesk.core import audit
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import service as messaging
 from relaydesk.reminders.models import Reminder, ReminderOutcome, ReminderRun
@@ -34,16 +35,17 @@ def _address(to: str) -> Address:
     try:
         return parse_address(to, get_settings().default_region)
     except InvalidNumber as exc:
-        raise Invalid(str(exc), field="to") from None
+        raise Invalid(exc.template, params=exc.params, field="to") from None
 
 
 def _clean_body(body: str) -> str:
     text = body.strip()
     if not text:
-        raise Invalid("The reminder needs a text", field="body")
+        raise Invalid(N_("The reminder needs a text"), params={}, field="body")
     if len(text) > messaging.MAX_BODY:
         raise Invalid(
-            f"The text is {len(text):,} characters long; the limit is {messaging.MAX_BODY:,}",
+            N_("The text is %(length)s characters long; the limit is %(limit)s"),
+            params={"length": f"{len(text):,}", "limit": f"{messaging.MAX_BODY:,}"},
             field="body",
         )
     return text
@@ -52,7 +54,8 @@ def _clean_body(body: str) -> str:
 def _check_interval(minutes: int) -> int:
     if not 1 <= minutes <= MAX_INTERVAL_MINUTES:
         raise Invalid(
-            f"The interval must be between 1 and {MAX_INTERVAL_MINUTES:,} minutes",
+            N_("The interval must be between 1 and %(max)s minutes"),
+            params={"max": f"{MAX_INTERVAL_MINUTES:,}"},
             field="interval_minutes",
         )
     return minutes
@@ -85,7 +88,7 @@ def get(session: Session, reminder_id: int, *, for_update: bool = False) -> Remi
     """One reminder, or NotFound."""
     reminder = session.get(Reminder, reminder_id, with_for_update=for_update or None)
     if reminder is None:
-        raise NotFound(f"Reminder {reminder_id} does not exist")
+        raise NotFound(N_("Reminder %(id)s does not exist"), params={"id": reminder_id})
     return reminder
 
 

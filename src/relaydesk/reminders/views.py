@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 from relaydesk.deps import Id
 from relaydesk.messaging.service import MAX_INPUT
 from relaydesk.reminders import service
@@ -34,7 +35,11 @@ def _section(request: Request, user: SignedIn, notice: str | None = None) -> Res
 
 def _interval(value: str) -> int:
     if not value.strip().isdigit():
-        raise Invalid("The interval is a whole number of minutes", field="interval_minutes")
+        raise Invalid(
+            N_("The interval is a whole number of minutes"),
+            params={},
+            field="interval_minutes",
+        )
     return int(value)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 from relaydesk.core.names import content_disposition
 from relaydesk.deps import Admin, Id, Operator, SessionDep, Viewer, WriteSessionDep
 from relaydesk.jobs.models import Job
@@ -127,7 +128,7 @@ def sync(principal: Operator, session: WriteSessionDep, payload: SyncIn | None =
     """Fetch the conversations of the days asked for (default this month) in the background."""
     payload = payload or SyncIn()
     if payload.date_from and payload.date_to and payload.date_from > payload.date_to:
-        raise Invalid("'from' is after 'to'", field="from")
+        raise Invalid(N_("'from' is after 'to'"), params={}, field="from")
     job = syncs.start(
         session,
         trigger="manual",

@@ -19,6 +19,7 @@ import httpx
 from relaydesk.core.credentials import PROBLEM as KEY_PROBLEM
 from relaydesk.core.credentials import header_safe
 from relaydesk.core.errors import NotConfigured, ProviderFailed
+from relaydesk.core.i18n import N_
 from relaydesk.core.vendor import (
     Backoff,
     Kind,
@@ -52,11 +53,17 @@ class ElevenLabsError(VendorError, ProviderFailed):
         status: int | None = None,
         permanent: bool,
         retry_after: float | None = None,
+        params: dict[str, Any] | None = None,
     ) -> None:
         kind = Kind.PERMANENT if permanent else Kind.TRANSIENT
+        template = message if params is not None else None
+        if params is not None:
+            message = message % params
         super().__init__(
             message, vendor="elevenlabs", kind=kind, status=status, retry_after=retry_after
         )
+        # Like a RelaydeskError raised with a template: the panel translates it.
+        self.template, self.params = template, dict(params or {})
         self.extra = {"vendor_status": status}
 
 
@@ -96,12 +103,15 @@ class ElevenLabsClient:
         """A client for the stored settings (NotConfigured-style error when no key)."""
         if not config.api_key:
             raise ElevenLabsError(
-                "No ElevenLabs API key is set: add it in the voice-bot settings", permanent=True
+                N_("No ElevenLabs API key is set: add it in the voice-bot settings"),
+                permanent=True,
+                params={},
             )
         if not header_safe(config.api_key):
             # Not ElevenLabs' refusal (502): the stored setting must be fixed here.
             raise NotConfigured(
-                f"The stored ElevenLabs API key cannot be sent: {KEY_PROBLEM}. Enter it again."
+                N_("The stored ElevenLabs API key cannot be sent: %(problem)s. Enter it again."),
+                params={"problem": KEY_PROBLEM},
             )
         return cls(config.api_key, config.base_url, **options)
 
@@ -136,8 +146,9 @@ class ElevenLabsClient:
         conversations = body.get("conversations") if isinstance(body, dict) else None
         if not isinstance(conversations, list):
             raise ElevenLabsError(
-                "ElevenLabs answered the conversation list without a 'conversations' list",
+                N_("ElevenLabs answered the conversation list without a 'conversations' list"),
                 permanent=False,
+                params={},
             )
         next_cursor = body.get("next_cursor")
         return Page(
@@ -155,7 +166,9 @@ class ElevenLabsClient:
         )
         if not isinstance(body, dict):
             raise ElevenLabsError(
-                "ElevenLabs answered a conversation with no object", permanent=False
+                N_("ElevenLabs answered a conversation with no object"),
+                permanent=False,
+                params={},
             )
         return body
 
@@ -174,16 +187,21 @@ class ElevenLabsClient:
         except ElevenLabsError as exc:
             if exc.permanent:
                 raise
+            # A reason without values is itself a catalog entry: the panel translates it.
+            reason = exc.template if exc.template and "%(" not in exc.template else exc.message
             raise ElevenLabsError(
-                f"{exc.message}; gave up after {exc.attempts} attempts", permanent=False
+                N_("%(reason)s; gave up after %(attempts)s attempts"),
+                permanent=False,
+                params={"reason": reason, "attempts": exc.attempts},
             ) from None
         try:
             return response.json()
         except ValueError:
             raise ElevenLabsError(
-                "ElevenLabs answered with something that is not JSON",
+                N_("ElevenLabs answered with something that is not JSON"),
                 status=response.status_code,
                 permanent=False,
+                params={},
             ) from None
 
     def _send(self, path: str, params: dict[str, Any], *, what: str) -> httpx.Response:
@@ -193,7 +211,9 @@ class ElevenLabsClient:
             response = self._http.get(path, params=params)
         except httpx.TransportError as exc:
             raise ElevenLabsError(
-                f"ElevenLabs could not be reached ({exc.__class__.__name__})", permanent=False
+                N_("ElevenLabs could not be reached (%(error)s)"),
+                permanent=False,
+                params={"error": exc.__class__.__name__},
             ) from None
         if response.status_code >= 400:
             raise read_error(response, what)
@@ -217,29 +237,60 @@ def _vendor_message(response: httpx.Response) -> str:
 def read_error(response: httpx.Response, what: str) -> ElevenLabsError:
     """An error answer as an ElevenLabsError: 429 and 5xx transient, the rest permanent."""
     status = response.status_code
+    params: dict[str, Any] = {"status": status, "what": what}
     if status_kind(status) is Kind.TRANSIENT:
         if status == 429:
-            text = "ElevenLabs is rate limiting the requests (429)"
+            text = N_("ElevenLabs is rate limiting the requests (429)")
         else:
-            text = f"ElevenLabs had a server error ({status})"
+            text = N_("ElevenLabs had a server error (%(status)s)")
         # A Retry-After of 0 says nothing about when: the backoff decides then.
         wait = retry_after_seconds(response.headers.get("retry-after")) or None
-        return ElevenLabsError(text, status=status, permanent=False, retry_after=wait)
+        return ElevenLabsError(
+            text, status=status, permanent=False, retry_after=wait, params=params
+        )
     said = _vendor_message(response)
+    params["said"] = said
+    # Each refusal with and without ElevenLabs' own words (which stay as they are).
     if status == 401:
-        text = "ElevenLabs refused the API key (401): check the key in the voice-bot settings"
+        text = (
+            N_(
+                "ElevenLabs refused the API key (401): check the key in the voice-bot "
+                "settings. ElevenLabs said: %(said)s"
+            )
+            if said
+            else N_("ElevenLabs refused the API key (401): check the key in the voice-bot settings")
+        )
     elif status == 403:
         text = (
-            "The ElevenLabs API key may not read Conversational AI conversations (403): "
-            "give the key the ConvAI read permission"
+            N_(
+                "The ElevenLabs API key may not read Conversational AI conversations (403): "
+                "give the key the ConvAI read permission. ElevenLabs said: %(said)s"
+            )
+            if said
+            else N_(
+                "The ElevenLabs API key may not read Conversational AI conversations (403): "
+                "give the key the ConvAI read permission"
+            )
         )
     elif status == 404:
-        text = f"ElevenLabs does not know {what} (404): check the agent ids in the settings"
+        text = (
+            N_(
+                "ElevenLabs does not know %(what)s (404): check the agent ids in the "
+                "settings. ElevenLabs said: %(said)s"
+            )
+            if said
+            else N_("ElevenLabs does not know %(what)s (404): check the agent ids in the settings")
+        )
     else:
-        text = f"ElevenLabs refused the request for {what} ({status})"
-    if said:
-        text = f"{text}. ElevenLabs said: {said}"
-    return ElevenLabsError(text, status=status, permanent=True)
+        text = (
+            N_(
+                "ElevenLabs refused the request for %(what)s (%(status)s). "
+                "ElevenLabs said: %(said)s"
+            )
+            if said
+            else N_("ElevenLabs refused the request for %(what)s (%(status)s)")
+        )
+    return ElevenLabsError(text, status=status, permanent=True, params=params)
 
 
 def test_connection(

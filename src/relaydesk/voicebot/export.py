@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, get_sessionmaker, session_scope, utcnow
 from relaydesk.core.errors import Invalid, NotFound
+from relaydesk.core.i18n import N_
 from relaydesk.core.ondisk import file_lock, write_atomically
 from relaydesk.voicebot.kpis import month_period
 from relaydesk.voicebot.models import VoiceArchive
@@ -128,7 +129,11 @@ def archive_month(session: Session, month: str, trigger: str = "manual") -> Voic
     with file_lock(archive_dir() / ".lock"):
         data, rows = _month_csv(start, end)
         if rows == 0:
-            raise Invalid(f"There are no conversations in {month} to archive", field="month")
+            raise Invalid(
+                N_("There are no conversations in %(month)s to archive"),
+                params={"month": month},
+                field="month",
+            )
         values = {**_write_archive(month, data), "rows": rows, "trigger": trigger}
         insert = dialect_insert(session)(VoiceArchive).values(**values, created_at=utcnow())
         session.execute(
@@ -187,10 +192,10 @@ def archive_path(filename: str) -> Path:
     lead out of the archive folder."""
     folder = archive_dir().resolve()
     if not ARCHIVE_NAME.fullmatch(filename):
-        raise NotFound("No such archive file")
+        raise NotFound(N_("No such archive file"), params={})
     path = (folder / filename).resolve()
     if path.parent != folder or not path.is_file():
-        raise NotFound("No such archive file")
+        raise NotFound(N_("No such archive file"), params={})
     return path
 
 
@@ -198,5 +203,5 @@ def download(session: Session, archive_id: int) -> tuple[Path, str]:
     """The path and download name of archive `archive_id`."""
     archive = session.get(VoiceArchive, archive_id)
     if archive is None:
-        raise NotFound(f"Archive {archive_id} does not exist")
+        raise NotFound(N_("Archive %(id)s does not exist"), params={"id": archive_id})
     return archive_path(archive.filename), archive.filename

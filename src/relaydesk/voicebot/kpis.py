@@ -36,11 +36,15 @@ def period_of(
 ) -> tuple[datetime, datetime]:
     """[start, end) in UTC of a month "YYYY-MM" or of from…to (inclusive days); default now."""
     if month and (date_from or date_to):
-        raise Invalid("Give either month or from/to, not both", field="month")
+        raise Invalid(N_("Give either month or from/to, not both"), params={}, field="month")
     if month:
         found = MONTH.match(month.strip())
         if not found:
-            raise Invalid(f"'{month[:20]}' is not a month; use YYYY-MM", field="month")
+            raise Invalid(
+                N_("'%(month)s' is not a month; use YYYY-MM"),
+                params={"month": month[:20]},
+                field="month",
+            )
         first = date(int(found.group(1)), int(found.group(2)), 1)
         return _midnight(first), _midnight(_next_month(first))
     if date_from is None and date_to is None:
@@ -52,9 +56,13 @@ def period_of(
     if date_to is None:
         date_to = max(date_from, utcnow().date())
     if date_from > date_to:
-        raise Invalid("'from' is after 'to'", field="from")
+        raise Invalid(N_("'from' is after 'to'"), params={}, field="from")
     if (date_to - date_from).days >= MAX_RANGE_DAYS:
-        raise Invalid(f"The range is longer than {MAX_RANGE_DAYS} days", field="to")
+        raise Invalid(
+            N_("The range is longer than %(days)s days"),
+            params={"days": MAX_RANGE_DAYS},
+            field="to",
+        )
     return _midnight(date_from), _midnight(date_to + timedelta(days=1))
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.contacts.models import Contact
 from relaydesk.core.errors import Invalid, NotFound
+from relaydesk.core.i18n import N_
 from relaydesk.voicebot.kpis import day_of, in_period
 from relaydesk.voicebot.models import VoiceConversation
 
@@ -54,7 +55,11 @@ def filtered(
     where = in_period(start, end, agent_id)
     if outcome:
         if outcome not in OUTCOMES:
-            raise Invalid(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
+            raise Invalid(
+                N_("outcome must be one of %(outcomes)s"),
+                params={"outcomes": ", ".join(OUTCOMES)},
+                field="outcome",
+            )
         where = where & (C.call_successful == outcome)
     return where
 
@@ -89,7 +94,9 @@ def list_conversations(
 ) -> dict[str, Any]:
     """One page of the period's conversations, newest first, with the total count."""
     if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise Invalid(f"page must be ≥ 1 and per_page between 1 and {MAX_PER_PAGE}")
+        raise Invalid(
+            N_("page must be ≥ 1 and per_page between 1 and %(max)s"), params={"max": MAX_PER_PAGE}
+        )
     where = filtered(start=start, end=end, agent_id=agent_id, outcome=outcome)
     total = session.scalar(select(func.count()).select_from(C).where(where)) or 0
     rows = session.execute(item_query(where).limit(per_page).offset((page - 1) * per_page))
@@ -109,7 +116,7 @@ def get_conversation(session: Session, conversation_id: str) -> dict[str, Any]:
         )
     ).first()
     if row is None:
-        raise NotFound(f"Conversation {conversation_id[:64]} is not synced")
+        raise NotFound(N_("Conversation %(id)s is not synced"), params={"id": conversation_id[:64]})
     details: dict[str, Any] = row.details if isinstance(row.details, dict) else {}
     analysis = _dict(details.get("analysis"))
     metadata = _dict(details.get("metadata"))

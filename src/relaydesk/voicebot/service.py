@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from relaydesk.core.audit import record
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotConfigured
+from relaydesk.core.i18n import N_
 from relaydesk.jobs import service as jobs
 from relaydesk.jobs.models import Job
 from relaydesk.voicebot import settings
@@ -31,7 +32,8 @@ def _refuse_while_active(session: Session) -> None:
     )
     if running is not None:
         raise Conflict(
-            f"A voice-bot sync is already under way (job {running}); wait for it to finish",
+            N_("A voice-bot sync is already under way (job %(job)s); wait for it to finish"),
+            params={"job": running},
             job_id=running,
         )
 
@@ -41,7 +43,11 @@ def ready_config(session: Session) -> settings.VoicebotConfig:
     config = settings.read(session)
     if not config.ready:
         raise NotConfigured(
-            "Set the ElevenLabs API key and at least one agent id in the voice-bot settings first"
+            N_(
+                "Set the ElevenLabs API key and at least one agent id in the voice-bot "
+                "settings first"
+            ),
+            params={},
         )
     return config
 
@@ -59,7 +65,9 @@ def _range(date_from: date | None, date_to: date | None) -> tuple[datetime, date
     if date_to is not None:  # the whole last day, but not the future
         end = min(end, datetime.combine(date_to + timedelta(days=1), dtime(), UTC))
     if start >= end:
-        raise Invalid("The start date must be before the end date (and not in the future)")
+        raise Invalid(
+            N_("The start date must be before the end date (and not in the future)"), params={}
+        )
     return start, end
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from relaydesk.core import settings_store
 from relaydesk.core.config import get_settings
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 
 CONFIG_KEY = "voicebot"
 API_KEY_SETTING = "voicebot.api_key"
@@ -73,7 +74,8 @@ def check_agent_id(value: str, *, field: str = "agent_id") -> str:
     """`value` if it is an ElevenLabs agent id, else Invalid saying what one looks like."""
     if not AGENT_ID.fullmatch(value):
         raise Invalid(
-            f"{value[:70]!r} is not an ElevenLabs agent id (1 to 64 letters, digits, - and _)",
+            N_("%(value)s is not an ElevenLabs agent id (1 to 64 letters, digits, - and _)"),
+            params={"value": repr(value[:70])},
             field=field,
         )
     return value
@@ -91,7 +93,9 @@ def clean_agent_ids(values: list[str] | str) -> list[str]:
         if value not in out:
             out.append(value)
     if len(out) > MAX_AGENTS:
-        raise Invalid(f"At most {MAX_AGENTS} agents", field="agent_ids")
+        raise Invalid(
+            N_("At most %(count)s agents"), params={"count": MAX_AGENTS}, field="agent_ids"
+        )
     return out
 
 
@@ -114,7 +118,9 @@ def save(
     if api_key is not False:
         key = str(api_key or "").strip() or None
         if key is not None and (len(key) < 8 or len(key) > 200 or not key.isprintable()):
-            raise Invalid("That does not look like an ElevenLabs API key", field="api_key")
+            raise Invalid(
+                N_("That does not look like an ElevenLabs API key"), params={}, field="api_key"
+            )
         settings_store.save(
             session,
             {API_KEY_SETTING: key},

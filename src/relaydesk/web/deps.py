@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.core.errors import Forbidden, RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.web.context import signed_in_async
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -52,12 +53,15 @@ def verify_csrf(request: Request, user: SignedIn, sent: str | None) -> None:
         return
     if not sent or not secrets.compare_digest(sent, user.csrf_token):
         raise Forbidden(
-            "The form expired or did not come from this panel (CSRF check failed); "
-            "reload the page and try again",
+            N_(
+                "The form expired or did not come from this panel (CSRF check failed); "
+                "reload the page and try again"
+            ),
+            params={},
             code="csrf",
         )
     if not same_origin(request):
-        raise Forbidden("The request came from another site", code="csrf")
+        raise Forbidden(N_("The request came from another site"), params={}, code="csrf")
 
 
 async def check_csrf(request: Request, user: SignedIn) -> None:
@@ -83,7 +87,10 @@ def require_user(role: str) -> object:
             raise LoginRequired(target if request.method == "GET" else "/")
         await check_csrf(request, user)
         if ROLE_RANK[user.role] < ROLE_RANK[role]:
-            raise Forbidden(f"This needs the {role} role; you are signed in as {user.role}")
+            raise Forbidden(
+                N_("This needs the %(role)s role; you are signed in as %(current)s"),
+                params={"role": role, "current": user.role},
+            )
         return user
 
     return Depends(check)

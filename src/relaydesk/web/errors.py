@@ -53,6 +53,13 @@ def _titles(lang: str) -> dict[str, str]:
     }
 
 
+def error_text(request: Request, exc: RelaydeskError) -> str:
+    """A domain error's message in the panel's language (English when it has no template)."""
+    if exc.template is None:
+        return exc.message
+    return localized(request_language(request), exc.template, exc.params)
+
+
 def panel_error(request: Request, exc: RelaydeskError) -> Response:
     """Render a domain error for the panel: redirect to sign-in, or show a notice."""
     htmx = request.headers.get("hx-request") == "true"
@@ -63,7 +70,7 @@ def panel_error(request: Request, exc: RelaydeskError) -> Response:
         return RedirectResponse(target, status_code=303)
     language = request_language(request)
     title = _titles(language).get(exc.code, "")
-    text = localized(language, exc.template, exc.params) if exc.template else exc.message
+    text = error_text(request, exc)
     context = {"kind": "error", "title": title, "text": text, "text_key": None}
     if htmx:
         return render(

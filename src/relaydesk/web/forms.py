@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 
 
 def form_datetime(value: str, field: str) -> datetime | None:
@@ -17,7 +18,9 @@ def form_datetime(value: str, field: str) -> datetime | None:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise Invalid(f"'{text[:40]}' is not a date and time", field=field) from None
+        raise Invalid(
+            N_("'%(text)s' is not a date and time"), params={"text": text[:40]}, field=field
+        ) from None
 
 
 def form_problem(exc: ValidationError) -> Invalid:

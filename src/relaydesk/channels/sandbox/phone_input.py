@@ -16,6 +16,7 @@ from relaydesk.channels.sandbox.media import (
     content_type_for,
 )
 from relaydesk.channels.sandbox.validation import is_whatsapp, valid_phone
+from relaydesk.core.i18n import N_
 
 MEDIA_FIELD = "media"
 
@@ -88,12 +89,24 @@ class PhoneMessage(BaseModel):
 
 
 class PhoneInputError(Exception):
-    """A message the phone could not send; `status` is 413 for size, else 422."""
+    """A message the phone could not send; `status` is 413 for size, else 422.
 
-    def __init__(self, status: int, message: str, field: str = MEDIA_FIELD) -> None:
-        super().__init__(message)
+    `message` is a catalog template filled in with `params`; the panel passes both on
+    (`Invalid(exc.template, params=exc.params)`) so the phone's notice is translated.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str = MEDIA_FIELD,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.template = message
+        self.params = dict(params or {})
+        self.message = message % self.params
+        super().__init__(self.message)
         self.status = status
-        self.message = message
         self.field = field
 
 
@@ -117,8 +130,12 @@ async def read_uploads(files: Sequence[str | UploadFile]) -> list[Upload]:
     """The attached files, sizes checked before reading; empty file inputs are skipped."""
     chosen = [f for f in files if isinstance(f, UploadFile) and (f.filename or f.size)]
     if len(chosen) > MAX_FILES:
-        raise PhoneInputError(422, f"At most {MAX_FILES} files can be sent in one message")
-    too_large = PhoneInputError(413, "The files are larger than 16 MB together")
+        raise PhoneInputError(
+            422,
+            N_("At most %(count)s files can be sent in one message"),
+            params={"count": MAX_FILES},
+        )
+    too_large = PhoneInputError(413, N_("The files are larger than 16 MB together"))
     if sum(f.size or 0 for f in chosen) > MAX_MESSAGE_BYTES:
         raise too_large
     uploads: list[Upload] = []
@@ -136,6 +153,6 @@ async def read_uploads(files: Sequence[str | UploadFile]) -> list[Upload]:
 def check_message(message: PhoneMessage, uploads: Sequence[Upload]) -> None:
     """Raise PhoneInputError for an empty message or too many files for WhatsApp."""
     if not message.has_content(uploads):
-        raise PhoneInputError(422, "Type a message, attach a file or share a location", "body")
+        raise PhoneInputError(422, N_("Type a message, attach a file or share a location"), "body")
     if message.whatsapp and len(uploads) > MAX_FILES_WHATSAPP:
-        raise PhoneInputError(422, "WhatsApp carries one file per message")
+        raise PhoneInputError(422, N_("WhatsApp carries one file per message"))

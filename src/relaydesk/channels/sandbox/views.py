@@ -23,6 +23,7 @@ from relaydesk.channels.sandbox.runtime import get_emulator
 from relaydesk.channels.sandbox.validation import valid_phone
 from relaydesk.contacts.service import participant_number
 from relaydesk.core.errors import Invalid, NotFound
+from relaydesk.core.i18n import N_
 from relaydesk.web.context import environment_mode
 from relaydesk.web.deps import PanelOperator
 from relaydesk.web.templating import render
@@ -34,7 +35,7 @@ Number = Annotated[str | None, Query(max_length=40)]
 
 def _require_sandbox() -> None:
     if environment_mode() != "sandbox":
-        raise NotFound("The sandbox phone exists only in sandbox mode")
+        raise NotFound(N_("The sandbox phone exists only in sandbox mode"), params={})
 
 
 def _number(raw: str | None) -> str:
@@ -93,7 +94,7 @@ async def phone_send(
         uploads = await read_uploads(media or [])
         check_message(incoming, uploads)
     except PhoneInputError as exc:
-        raise Invalid(exc.message, field=exc.field) from None
+        raise Invalid(exc.template, params=exc.params, field=exc.field) from None
     answer = await text_relaydesk(incoming, uploads)
     context = {"number": chosen, "messages": await _phone_messages(chosen), "answer": answer}
     return render(request, "sandbox/_screen.html", context, user=user)

@@ -7,18 +7,27 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from relaydesk.core.i18n import N_
+
 WHATSAPP_PREFIX = "whatsapp:"
 _JUNK = re.compile(r"[\s\u00a0\u200b().\-/]")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 class InvalidNumber(ValueError):
-    """The input is not a phone number; `reason` says why in plain words."""
+    """The input is not a phone number; `reason` says why in plain words.
+
+    `template` and `params` let a RelaydeskError carry the same text to the panel's
+    catalogs: `Invalid(exc.template, params=exc.params, field=…)`.
+    """
+
+    template = N_("'%(raw)s' is not a valid phone number: %(reason)s")
 
     def __init__(self, raw: str, reason: str) -> None:
         super().__init__(f"'{raw}' is not a valid phone number: {reason}")
         self.raw = raw
         self.reason = reason
+        self.params = {"raw": raw, "reason": reason}
 
 
 @dataclass(frozen=True)
@@ -38,20 +47,20 @@ def normalize(raw: str, region: str = "PL") -> str:
     """E.164 form of `raw`; numbers without a country code are read in `region`."""
     text = (raw or "").strip()
     if not text:
-        raise InvalidNumber(raw, "it is empty")
+        raise InvalidNumber(raw, N_("it is empty"))
     if len(text) > 40:
-        raise InvalidNumber(raw[:40] + "…", "it is too long")
+        raise InvalidNumber(raw[:40] + "…", N_("it is too long"))
     compact = _JUNK.sub("", text)
     if not re.fullmatch(r"\+?\d+", compact):
-        raise InvalidNumber(raw, "it may contain only digits, spaces, brackets, dashes and '+'")
+        raise InvalidNumber(raw, N_("it may contain only digits, spaces, brackets, dashes and '+'"))
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidNumber(raw, str(exc.args[0]) if exc.args else "cannot be read") from None
+        raise InvalidNumber(raw, str(exc.args[0]) if exc.args else N_("cannot be read")) from None
     if not phonenumbers.is_possible_number(number):
-        raise InvalidNumber(raw, "it has the wrong number of digits")
+        raise InvalidNumber(raw, N_("it has the wrong number of digits"))
     if not phonenumbers.is_valid_number(number):
-        raise InvalidNumber(raw, "no such number exists in its country's numbering plan")
+        raise InvalidNumber(raw, N_("no such number exists in its country's numbering plan"))
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 

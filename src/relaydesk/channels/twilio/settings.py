@@ -131,19 +131,29 @@ def update_twilio_settings(
         if env[name]:
             if value == env[name]:
                 continue  # the form sent the environment's value back unchanged
-            raise Conflict(_env_conflict(name, settings), field=name)
+            template, params = _env_conflict(name, settings)
+            raise Conflict(template, params=params, field=name)
         updates[name] = value
     if changes.clear_auth_token:
         if "auth_token" in updates:
             problems.append(
-                {"field": "auth_token", "problem": "give a new auth_token or clear it, not both"}
+                {
+                    "field": "auth_token",
+                    "problem": N_("give a new auth_token or clear it, not both"),
+                }
             )
         elif env["auth_token"]:
-            raise Conflict(_env_conflict("auth_token", settings), field="auth_token")
+            template, params = _env_conflict("auth_token", settings)
+            raise Conflict(template, params=params, field="auth_token")
         else:
             updates["auth_token"] = None
     if problems:
-        raise Invalid("; ".join(f"{p['field']}: {p['problem']}" for p in problems), fields=problems)
+        # One "field: problem" per problem; the panel translates each problem it knows.
+        template = "; ".join(f"%(field{i})s: %(problem{i})s" for i in range(len(problems)))
+        params = {}
+        for i, p in enumerate(problems):
+            params[f"field{i}"], params[f"problem{i}"] = p["field"], p["problem"]
+        raise Invalid(template, params=params, fields=problems)
 
     stored = dict(read_panel(session).values)
     merged = {**stored, **updates}
@@ -217,12 +227,13 @@ def _masked(secret: str | None) -> str | None:
     return MASK + secret[-4:] if len(secret) >= 16 else MASK
 
 
-def _env_conflict(name: str, settings: Settings) -> str:
+def _env_conflict(name: str, settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The template and params of the Conflict for a setting the environment fixes."""
     if name == "mode" and settings.mode_env_var == "TWILIO_ACCOUNT_SID":
-        return (
+        return N_(
             "TWILIO_ACCOUNT_SID is set in the environment, which selects live mode; change it there"
-        )
-    return f"{ENV_NAMES[name]} is set in the environment; change it there"
+        ), {}
+    return N_("%(name)s is set in the environment; change it there"), {"name": ENV_NAMES[name]}
 
 
 def _mode(value: str, settings: Settings) -> str:
@@ -232,27 +243,31 @@ def _mode(value: str, settings: Settings) -> str:
 def _account_sid(value: str, settings: Settings) -> str:
     if not ACCOUNT_SID.match(value):
         raise ValueError(
-            "an Account SID is 'AC' followed by 32 hexadecimal characters "
-            "(see the Twilio Console's Account Info)"
+            N_(
+                "an Account SID is 'AC' followed by 32 hexadecimal characters "
+                "(see the Twilio Console's Account Info)"
+            )
         )
     return value
 
 
 def _auth_token(value: str, settings: Settings) -> str:
     if len(value) < 16 or any(ch.isspace() for ch in value):
-        raise ValueError("a Twilio auth token is 32 characters without spaces")
+        raise ValueError(N_("a Twilio auth token is 32 characters without spaces"))
     return value
 
 
 def _service_sid(value: str, settings: Settings) -> str:
     if not SERVICE_SID.match(value):
-        raise ValueError("a Messaging Service SID is 'MG' followed by 32 hexadecimal characters")
+        raise ValueError(
+            N_("a Messaging Service SID is 'MG' followed by 32 hexadecimal characters")
+        )
     return value
 
 
 def _number(value: str, settings: Settings) -> str:
     if value.lower().startswith(WHATSAPP_PREFIX):
-        raise ValueError("give the number without 'whatsapp:'; use whatsapp_from for WhatsApp")
+        raise ValueError(N_("give the number without 'whatsapp:'; use whatsapp_from for WhatsApp"))
     try:
         return normalize(value, settings.default_region)
     except InvalidNumber as exc:
@@ -272,7 +287,7 @@ def _url(value: str, settings: Settings) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
         raise ValueError(f"'{value[:80]}' must be an address like https://relay.example.com")
     if parts.query or parts.fragment:
-        raise ValueError("the public address cannot have a '?query' or '#fragment'")
+        raise ValueError(N_("the public address cannot have a '?query' or '#fragment'"))
     return value.rstrip("/")
 
 
