@@ -6,15 +6,20 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from relaydesk.auth.service import Principal
 from relaydesk.contacts.service import participant_number
-from relaydesk.core.errors import NotFound, VendorRefused
+from relaydesk.core.errors import Invalid, NotFound, VendorRefused
 from relaydesk.core.i18n import N_
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
-from relaydesk.messaging import outbox, queries, scheduled, service, templates
-from relaydesk.messaging.models import Message
+from relaydesk.messaging import outbox, queries, scheduled, service, states, templates
+from relaydesk.messaging.models import Conversation, ConversationStatus, Message, Priority
 from relaydesk.messaging.schemas import (
+    ConversationEventOut,
     ConversationPage,
+    ConversationPatch,
     ConversationThread,
     Counts,
     MessageOut,
@@ -152,10 +157,44 @@ def list_conversations(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     unread: bool = False,
+    status: ConversationStatus | None = None,
+    assignee: Annotated[
+        str | None,
+        Query(max_length=20, description="me, none, or a user's id"),
+    ] = None,
+    priority: Priority | None = None,
 ) -> Any:
-    """Conversations, most recent first."""
-    items, nxt = queries.list_conversations(session, limit=limit, cursor=cursor, unread_only=unread)
+    """Conversations, most recent first: filtered by state, owner, priority or unread."""
+    items, nxt = queries.list_conversations(
+        session,
+        limit=limit,
+        cursor=cursor,
+        unread_only=unread,
+        status=status,
+        assignee=_assignee_filter(assignee, principal),
+        priority=priority,
+        user_id=principal.user_id,
+    )
     return {"items": items, "next": nxt}
+
+
+def _assignee_filter(value: str | None, principal: Principal) -> int | Literal["none"] | None:
+    """?assignee=me|none|<id> as the query wants it."""
+    if value is None or value == "":
+        return None
+    if value == "none":
+        return "none"
+    if value == "me":
+        if principal.user_id is None:
+            raise Invalid(
+                N_("assignee=me needs a user: this token belongs to nobody"),
+                params={},
+                field="assignee",
+            )
+        return principal.user_id
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise Invalid(N_("assignee is me, none or a user's id"), params={}, field="assignee")
+    return int(value)
 
 
 @router.get("/api/conversations/{participant}", response_model=ConversationThread)
@@ -166,16 +205,75 @@ def conversation(
     limit: Annotated[int, Query(ge=1, le=1000)] = queries.MAX_LIMIT,
     before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ConversationThread:
-    """The messages exchanged with one customer, oldest first."""
+    """The messages exchanged with one customer, oldest first, with its state and events."""
     number = participant_number(participant)
     items, older, opted_out = queries.thread(session, number, limit=limit, before=before)
-    return ConversationThread(participant=number, opted_out=opted_out, items=items, before=older)
+    return ConversationThread(
+        participant=number,
+        opted_out=opted_out,
+        items=items,
+        before=older,
+        **_state(session, number),
+    )
+
+
+def _state(session: Session, number: str) -> dict[str, Any]:
+    """The conversation's state, owner, priority and events (none before a first message)."""
+    first = session.scalar(
+        select(Conversation)
+        .where(Conversation.participant == number)
+        .order_by(Conversation.id)
+        .limit(1)
+    )
+    if first is None:
+        return {}
+    return {
+        "status": first.status,
+        "snoozed_until": first.snoozed_until,
+        "assignee_id": first.assignee_id,
+        "assignee": states.user_name(session, first.assignee_id),
+        "priority": first.priority,
+        "events": [
+            ConversationEventOut.model_validate(event)
+            for event in states.events_of(session, number)
+        ],
+    }
+
+
+@router.patch(
+    "/api/conversations/{participant}",
+    response_model=ConversationThread,
+    responses={
+        404: {"description": "No conversation with this number"},
+        422: {"description": "An unknown status or priority, a bad snooze, an unusable user"},
+    },
+)
+def change_conversation(
+    participant: str, payload: ConversationPatch, principal: Operator, session: WriteSessionDep
+) -> ConversationThread:
+    """Change the state, owner or priority of a customer's conversation (fields given only).
+
+    `status` snoozed needs `snoozed_until` (in the future, at most a year ahead); a
+    customer's message opens a resolved or snoozed conversation again, keeping its owner.
+    Each change is an event in the thread and an entry in the audit log.
+    """
+    number = participant_number(participant)
+    given = payload.model_fields_set
+    wanted = states.Change(
+        **{name: getattr(payload, name) for name in given}  # only what the caller sent
+    )
+    states.change(session, number, wanted, principal)
+    return ConversationThread(
+        participant=number, opted_out=False, items=[], before=None, **_state(session, number)
+    )
 
 
 @router.post("/api/conversations/{participant}/read", status_code=204)
 def mark_read(participant: str, principal: Operator, session: WriteSessionDep) -> Response:
-    """Mark a customer's conversations as read."""
-    service.mark_read(session, participant_number(participant))
+    """Mark a customer's conversations as read (for everyone, and for the caller)."""
+    number = participant_number(participant)
+    service.mark_read(session, number)
+    states.mark_read(session, number, principal.user_id)
     return Response(status_code=204)
 
 

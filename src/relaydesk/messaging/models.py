@@ -54,6 +54,30 @@ class SubmitState(StrEnum):
     REFUSED = "refused"
 
 
+class ConversationStatus(StrEnum):
+    """Where a conversation is in the team's work.
+
+    open → pending (waiting for the customer) | snoozed (until a time) | resolved; a
+    customer's message opens a resolved or snoozed conversation again, a snooze ends by
+    itself at its time.
+    """
+
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class Priority(StrEnum):
+    """How urgent a conversation is, as its team sees it."""
+
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
 class Conversation(Base):
     """One thread per contact × our address; keeps the inbox list cheap to read."""
 
@@ -62,6 +86,9 @@ class Conversation(Base):
         UniqueConstraint("contact_id", "our_address"),
         Index("ix_conversations_recent", "last_message_at", "id"),
         Index("ix_conversations_participant", "participant"),
+        Index("ix_conversations_status_recent", "status", "last_message_at", "id"),
+        Index("ix_conversations_assignee_recent", "assignee_id", "last_message_at", "id"),
+        Index("ix_conversations_snoozed_until", "snoozed_until"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -80,8 +107,57 @@ class Conversation(Base):
     human_replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The per-conversation "bot on/off" switch.
     automation_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # The team's work on it (messaging.states changes these and records each change).
+    status: Mapped[ConversationStatus] = mapped_column(
+        state_type(ConversationStatus, length=10, name="status"),
+        default=ConversationStatus.OPEN,
+        server_default=ConversationStatus.OPEN.value,
+    )
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    priority: Mapped[Priority] = mapped_column(
+        state_type(Priority, length=10, name="priority"),
+        default=Priority.NONE,
+        server_default=Priority.NONE.value,
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ConversationEvent(Base):
+    """A change to a conversation's state, owner or priority, shown in its thread.
+
+    `kind`: assigned | status | priority | reopened | snooze_ended. `actor_id` is the user
+    who made it (None: the customer's message or the clock); `data` holds what changed
+    ({"from": ..., "to": ...}, names included so the thread reads without joins).
+    """
+
+    __tablename__ = "conversation_events"
+    __table_args__ = (Index("ix_conversation_events_conversation_id_id", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    participant: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(100))  # the name shown ("Anna", "customer")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConversationRead(Base):
+    """How far one user has read a conversation: their unread count starts after it."""
+
+    __tablename__ = "conversation_reads"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_read_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Message(Base):

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Select, Text, and_, cast, false, func, or_, select
 from sqlalchemy.orm import Session
 
+from relaydesk.auth.models import User
 from relaydesk.contacts.models import Contact
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Invalid
 from relaydesk.core.i18n import N_
 from relaydesk.core.pagination import cursor_id, decode_cursor, encode_cursor
-from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageStatus
+from relaydesk.messaging import states
+from relaydesk.messaging.models import (
+    Conversation,
+    ConversationRead,
+    ConversationStatus,
+    Message,
+    MessageCounter,
+    MessageStatus,
+    Priority,
+)
 from relaydesk.messaging.schemas import MessageOut
 from relaydesk.messaging.status import KNOWN
 
@@ -128,15 +138,50 @@ def list_conversations(
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
     unread_only: bool = False,
+    status: ConversationStatus | None = None,
+    assignee: int | Literal["none"] | None = None,
+    priority: Priority | None = None,
+    user_id: int | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Conversations with any message, most recent first."""
+    """Conversations with any message, most recent first, filtered as asked.
+
+    `user_id` is the caller: their own unread counts (`unread_count`), and `unread_only`
+    keeps what they have not read; without a user, the shared counter does both.
+    """
     query = (
-        select(Conversation, Contact.profile_name, Contact.opted_out_at)
+        select(Conversation, Contact.profile_name, Contact.opted_out_at, User.email, User.name)
         .join(Contact, Contact.id == Conversation.contact_id)
+        .outerjoin(User, User.id == Conversation.assignee_id)
         .where(Conversation.last_message_at.is_not(None))
     )
-    if unread_only:
+    if status is not None:
+        query = query.where(Conversation.status == status)
+    if assignee == "none":
+        query = query.where(Conversation.assignee_id.is_(None))
+    elif assignee is not None:
+        query = query.where(Conversation.assignee_id == assignee)
+    if priority is not None:
+        query = query.where(Conversation.priority == priority)
+    if unread_only and user_id is None:
         query = query.where(Conversation.unread_count > 0)
+    elif unread_only:
+        read_up_to = (
+            select(ConversationRead.last_read_message_id)
+            .where(
+                ConversationRead.user_id == user_id,
+                ConversationRead.conversation_id == Conversation.id,
+            )
+            .scalar_subquery()
+        )
+        query = query.where(
+            select(Message.id)
+            .where(
+                Message.conversation_id == Conversation.id,
+                Message.direction == "inbound",
+                Message.id > func.coalesce(read_up_to, 0),
+            )
+            .exists()
+        )
     if cursor:
         at_text, conv_id = decode_cursor(cursor, 2)
         try:
@@ -154,6 +199,12 @@ def list_conversations(
     rows = session.execute(
         query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit + 1)
     ).all()
+    page = rows[:limit]
+    mine = (
+        states.unread_for(session, user_id, [row[0].id for row in page])
+        if user_id is not None
+        else {}
+    )
     items = [
         {
             "id": c.id,
@@ -166,9 +217,15 @@ def list_conversations(
             "last_direction": c.last_direction,
             "message_count": c.message_count,
             "unread": c.unread_count,
+            "unread_count": mine.get(c.id, c.unread_count),
             "opted_out": opted_out_at is not None,
+            "status": c.status,
+            "snoozed_until": c.snoozed_until,
+            "assignee_id": c.assignee_id,
+            "assignee": (owner_name or owner_email.split("@", 1)[0]) if owner_email else None,
+            "priority": c.priority,
         }
-        for c, name, opted_out_at in rows[:limit]
+        for c, name, opted_out_at, owner_email, owner_name in page
     ]
     nxt = None
     if len(rows) > limit:

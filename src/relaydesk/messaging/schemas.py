@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
+from relaydesk.messaging.models import ConversationStatus, Priority
 from relaydesk.messaging.service import MAX_INPUT
 
 
@@ -98,8 +99,17 @@ class ConversationOut(BaseModel):
     last_body: str | None
     last_direction: str | None
     message_count: int
-    unread: int
+    unread: int = Field(description="customer messages nobody has marked read")
+    unread_count: int = Field(
+        description="customer messages the caller has not read (a token without a user: "
+        "the same as unread)"
+    )
     opted_out: bool
+    status: ConversationStatus
+    snoozed_until: datetime | None
+    assignee_id: int | None
+    assignee: str | None = Field(description="the owner's name")
+    priority: Priority
 
 
 class ConversationPage(BaseModel):
@@ -109,6 +119,19 @@ class ConversationPage(BaseModel):
     next: str | None
 
 
+class ConversationEventOut(BaseModel):
+    """A change to the conversation: who did what, when."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str = Field(description="assigned | status | priority | reopened | snooze_ended")
+    actor: str = Field(description="the user's name, or customer / clock")
+    actor_id: int | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
 class ConversationThread(BaseModel):
     """The messages exchanged with one participant, oldest first."""
 
@@ -116,6 +139,30 @@ class ConversationThread(BaseModel):
     opted_out: bool
     items: list[MessageOut]
     before: str | None = Field(description="cursor for older messages, or null")
+    status: ConversationStatus | None = None
+    snoozed_until: datetime | None = None
+    assignee_id: int | None = None
+    assignee: str | None = None
+    priority: Priority | None = None
+    events: list[ConversationEventOut] = Field(
+        default_factory=list, description="state, owner and priority changes, oldest first"
+    )
+
+
+class ConversationPatch(BaseModel):
+    """PATCH /api/conversations/{participant}: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: ConversationStatus | None = None
+    snoozed_until: datetime | None = Field(
+        default=None,
+        description="with status snoozed: when it opens again (ISO 8601 with a time zone)",
+    )
+    assignee_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="a user's id; null: nobody"
+    )
+    priority: Priority | None = None
 
 
 class SendMessageIn(BaseModel):

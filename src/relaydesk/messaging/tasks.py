@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.tasks import enqueue, periodic, task
-from relaydesk.messaging import delivery, hooks, reconcile, spool
+from relaydesk.messaging import delivery, hooks, reconcile, spool, states
 from relaydesk.messaging.models import Message, MessageStatus
 
 log = logging.getLogger(__name__)
@@ -92,3 +92,12 @@ def sweep() -> None:
 def check_statuses() -> None:
     """Ask Twilio for the statuses of sent messages that never became final."""
     reconcile.check_due(delivery.get_gateway())
+
+
+@periodic("messaging.wake_snoozed", minutes="*", at_start=True)
+def wake_snoozed() -> None:
+    """Open the snoozed conversations whose time has come (each with an event)."""
+    with session_scope() as session:
+        woken = states.wake_snoozed(session)
+    if woken:
+        log.info("%d snoozed conversation(s) opened again", woken)
