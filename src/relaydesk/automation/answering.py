@@ -20,6 +20,7 @@ from relaydesk.automation.policy import Decision, LLMJob
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.media import outbound as media_outbound
 from relaydesk.media import service as media
 from relaydesk.messaging.models import Message
@@ -85,7 +86,7 @@ def ask(decision: Decision, run_id: int) -> Answer:
             RunOutcome.FAILED,
             decision.source,
             job.fallback.strip() or None,
-            f"the model could not answer: {exc}",
+            N_("the model could not answer: %(reason)s") % {"reason": exc},
             usage,
             job,
         )
@@ -95,11 +96,11 @@ def ask(decision: Decision, run_id: int) -> Answer:
             RunOutcome.FAILED,
             decision.source,
             job.fallback.strip() or None,
-            "the model gave an empty answer",
+            N_("the model gave an empty answer"),
             usage,
             job,
         )
-    detail = f"answered without knowledge: {note}" if note else None
+    detail = N_("answered without knowledge: %(reason)s") % {"reason": note} if note else None
     answer = Answer(decision.outcome, decision.source, text, detail, usage, job, found)
     if job.voice_replies:
         _add_voice(answer, upto)
@@ -117,7 +118,7 @@ def _add_voice(answer: Answer, message_id: int) -> None:
     try:
         answer.media_urls = [media_outbound.voice_reply(answer.text, channel)]
     except RelaydeskError as exc:
-        note = f"sent as text: the voice reply failed ({exc.message})"
+        note = N_("sent as text: the voice reply failed (%(reason)s)") % {"reason": exc.message}
         answer.detail = f"{answer.detail}; {note}" if answer.detail else note
 
 

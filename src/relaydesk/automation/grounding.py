@@ -70,14 +70,16 @@ def find(index: str, query: str) -> Grounding:
 
     text = scrub_twilio(query).strip()[-QUERY_CHARS:]
     if not text:
-        return Grounding(problem="nothing to look up (the message has no text)")
+        return Grounding(problem=N_("nothing to look up (the message has no text)"))
     try:
         found = retrieval.search(text, index=index)
     except RelaydeskError as exc:
-        return Grounding(problem=f"knowledge index '{index}' unavailable: {exc.message}")
+        problem = N_("knowledge index '%(index)s' unavailable: %(reason)s")
+        return Grounding(problem=problem % {"index": index, "reason": exc.message})
     except Exception as exc:  # a damaged file must not cost the customer the answer
         log.exception("searching knowledge index %s failed", index)
-        return Grounding(problem=f"knowledge index '{index}' failed: {exc.__class__.__name__}")
+        problem = N_("knowledge index '%(index)s' failed: %(error)s")
+        return Grounding(problem=problem % {"index": index, "error": exc.__class__.__name__})
     return Grounding(
         passages=[
             {
@@ -90,7 +92,7 @@ def find(index: str, query: str) -> Grounding:
             }
             for p in found
         ],
-        problem=None if found else "no passage was close enough to the question",
+        problem=None if found else N_("no passage was close enough to the question"),
     )
 
 

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from relaydesk.core.i18n import N_
+
 WINDOW = timedelta(minutes=30)  # how far back the conversation is looked at
 LINES = 40  # at most this many earlier messages of the conversation
 REPEATS = 3  # the third time the same exchange comes is a loop
@@ -55,7 +57,7 @@ def loop_reason(text: str | None, earlier: Sequence[Line]) -> str | None:
         return None
     ours = {normalised(line.text) for line in earlier if not line.inbound and line.automatic}
     if len(current) >= ECHO_TEXT and current in ours:
-        return "the customer's message repeats our own automatic answer"
+        return N_("the customer's message repeats our own automatic answer")
     answered: list[str] = []  # what we answered each earlier copy of this message
     waiting = False
     for line in earlier:
@@ -67,8 +69,10 @@ def loop_reason(text: str | None, earlier: Sequence[Line]) -> str | None:
     if len(answered) < REPEATS - 1:
         return None
     if len(set(answered)) == 1:
-        return f"the same message {len(answered) + 1} times, answered the same way each time"
+        same = N_("the same message %(count)d times, answered the same way each time")
+        return same % {"count": len(answered) + 1}
     if len(current) >= LONG_TEXT:
         minutes = int(WINDOW.total_seconds() // 60)
-        return f"the same message {len(answered) + 1} times within {minutes} minutes"
+        within = N_("the same message %(count)d times within %(minutes)d minutes")
+        return within % {"count": len(answered) + 1, "minutes": minutes}
     return None

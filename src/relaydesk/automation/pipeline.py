@@ -31,6 +31,7 @@ from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import OptedOut, RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.media import service as media
 from relaydesk.messaging import service as messaging
@@ -101,9 +102,8 @@ def run(run_id: int) -> RunOutcome | None:
     if with_files and _waits_for_media(run_id, token, message_id):
         return RunOutcome.WAITING
     if attempts is not None and attempts > MAX_ATTEMPTS:
-        answer = Answer(
-            RunOutcome.FAILED, detail=f"gave up after {MAX_ATTEMPTS} interrupted attempts"
-        )
+        gave_up = N_("gave up after %(count)d interrupted attempts") % {"count": MAX_ATTEMPTS}
+        answer = Answer(RunOutcome.FAILED, detail=gave_up)
         return _finish(run_id, token, answer)
     with session_scope(write=False) as session:
         decision = decide(session, run_id)
@@ -212,6 +212,7 @@ def _send(
             sent = messaging.send(session, request)
     except RelaydeskError as exc:
         if isinstance(exc, OptedOut):
-            return None, (RunOutcome.OPTED_OUT, "the customer unsubscribed meanwhile")
-        return None, (RunOutcome.FAILED, f"the answer could not be sent: {exc.message}")
+            return None, (RunOutcome.OPTED_OUT, N_("the customer unsubscribed meanwhile"))
+        why = N_("the answer could not be sent: %(reason)s") % {"reason": exc.message}
+        return None, (RunOutcome.FAILED, why)
     return sent.id, None

@@ -26,6 +26,7 @@ from relaydesk.automation.models import (
 from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.contacts.models import Contact
 from relaydesk.core.db import utcnow
+from relaydesk.core.i18n import N_
 from relaydesk.messaging.models import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def decide(session: Session, run_id: int) -> Decision:
     assert row is not None
     message = session.get(Message, row.inbound_message_id)
     if message is None or message.conversation_id is None:
-        return Decision(RunOutcome.NO_MODE, detail="the message was deleted")
+        return Decision(RunOutcome.NO_MODE, detail=N_("the message was deleted"))
     conversation = session.get(Conversation, message.conversation_id)
     assert conversation is not None
     contact = session.get(Contact, conversation.contact_id)
@@ -76,24 +77,25 @@ def decide(session: Session, run_id: int) -> Decision:
 
     keyword = opt_out_keyword(message.body, opt_out_type)
     if keyword == "STOP":
-        return Decision(RunOutcome.OPT_OUT, detail="the customer unsubscribed")
+        return Decision(RunOutcome.OPT_OUT, detail=N_("the customer unsubscribed"))
     if keyword in ("START", "HELP"):
         text = rules.start_message if keyword == "START" else rules.help_message
         if opt_out_type:
-            return Decision(
-                RunOutcome.KEYWORD, detail=f"{keyword}: Twilio's Advanced Opt-Out answered"
-            )
+            answered = N_("%(keyword)s: Twilio's Advanced Opt-Out answered")
+            return Decision(RunOutcome.KEYWORD, detail=answered % {"keyword": keyword})
         if not text.strip():
-            return Decision(RunOutcome.KEYWORD, detail=f"{keyword}: no answer is configured")
+            unset = N_("%(keyword)s: no answer is configured") % {"keyword": keyword}
+            return Decision(RunOutcome.KEYWORD, detail=unset)
         looping = _loop(session, message)
         if looping:
             return Decision(RunOutcome.LOOP_GUARD, detail=f"{keyword}: {looping}")
         if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
-            return Decision(RunOutcome.LOOP_GUARD, detail=f"{keyword}: too many automatic answers")
+            too_many = N_("%(keyword)s: too many automatic answers") % {"keyword": keyword}
+            return Decision(RunOutcome.LOOP_GUARD, detail=too_many)
         return Decision(RunOutcome.KEYWORD_REPLY, source="auto_reply", text=text, detail=keyword)
 
     if contact is not None and contact.opted_out_at is not None:
-        return Decision(RunOutcome.OPTED_OUT, detail="the customer has unsubscribed")
+        return Decision(RunOutcome.OPTED_OUT, detail=N_("the customer has unsubscribed"))
     blocked = stepped_back(conversation, rules)
     if blocked:
         return blocked
@@ -112,14 +114,16 @@ def decide(session: Session, run_id: int) -> Decision:
         if later_msg is not None and not opt_out_keyword(
             later_msg.body, (later_msg.raw or {}).get("OptOutType")
         ):
-            return Decision(RunOutcome.MERGED, detail=f"answered together with message {later}")
+            merged = N_("answered together with message %(message)d") % {"message": later}
+            return Decision(RunOutcome.MERGED, detail=merged)
     looping = _loop(session, message)
     if looping:
         return Decision(RunOutcome.LOOP_GUARD, detail=looping)
     if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
         return Decision(
             RunOutcome.LOOP_GUARD,
-            detail=f"{rules.loop_guard_per_hour} automatic answers in the last hour already",
+            detail=N_("%(count)d automatic answers in the last hour already")
+            % {"count": rules.loop_guard_per_hour},
         )
 
     ai, _ = cfg.read_ai(session)
@@ -128,7 +132,8 @@ def decide(session: Session, run_id: int) -> Decision:
         return _assistant_decision(session, message, conversation, bound, ai)
     if ai.enabled:
         if ai.enabled_at is None or message.created_at < ai.enabled_at:
-            return Decision(RunOutcome.RETRO, detail="received before AI replies were switched on")
+            retro = N_("received before AI replies were switched on")
+            return Decision(RunOutcome.RETRO, detail=retro)
         return Decision(
             RunOutcome.AI,
             source="ai",
@@ -147,23 +152,23 @@ def decide(session: Session, run_id: int) -> Decision:
     if classic.enabled and classic.message.strip():
         if classic.enabled_at is None or message.created_at < classic.enabled_at:
             return Decision(
-                RunOutcome.RETRO, detail="received before the auto-reply was switched on"
+                RunOutcome.RETRO, detail=N_("received before the auto-reply was switched on")
             )
         return Decision(RunOutcome.AUTO_REPLY, source="auto_reply", text=classic.message)
-    return Decision(RunOutcome.NO_MODE, detail="no automatic answer is switched on")
+    return Decision(RunOutcome.NO_MODE, detail=N_("no automatic answer is switched on"))
 
 
 def stepped_back(conversation: Conversation, rules: cfg.Rules) -> Decision | None:
     """Why the bot keeps out of this conversation now (switched off, a person answering)."""
     if not conversation.automation_enabled:
-        return Decision(RunOutcome.BOT_OFF, detail="automatic answers are off in this conversation")
+        off = N_("automatic answers are off in this conversation")
+        return Decision(RunOutcome.BOT_OFF, detail=off)
     human = conversation.human_replied_at
     if human is not None:
         until = human + timedelta(minutes=rules.takeover_minutes)
         if until > utcnow():
-            return Decision(
-                RunOutcome.PAUSED, detail=f"a person is answering; paused until {until:%H:%M} UTC"
-            )
+            paused = N_("a person is answering; paused until %(time)s UTC")
+            return Decision(RunOutcome.PAUSED, detail=paused % {"time": f"{until:%H:%M}"})
     return None
 
 
@@ -215,14 +220,14 @@ def _assistant_decision(
     binding, assistant = bound
     if message.created_at < binding.bound_at:
         return Decision(
-            RunOutcome.RETRO, detail="received before the number was given its assistant"
+            RunOutcome.RETRO, detail=N_("received before the number was given its assistant")
         )
     live = assistants.open_session(session, conversation.id, assistant, message.created_at)
     word = assistants.ends_session(message.body, list(assistant.end_keywords or []))
     if word is not None:
         return Decision(
             RunOutcome.SESSION_ENDED,
-            detail=f"the customer wrote '{word}'",
+            detail=N_("the customer wrote '%(word)s'") % {"word": word},
             job=LLMJob(
                 llm=cfg.llm_config(ai),
                 system_prompt="",

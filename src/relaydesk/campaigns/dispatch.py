@@ -31,6 +31,7 @@ from relaydesk.core import owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import Conflict, RelaydeskError, WindowClosed
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import live_waiting
 from relaydesk.core.tasks import stopping as worker_stopping
 from relaydesk.messaging import delivery, queries
@@ -502,14 +503,15 @@ def _has_pending(batch_id: int, states: tuple[RecipientStatus, ...] = UNSETTLED)
 
 
 def _auto_pause(batch_id: int, count: int, detail: str | None) -> None:
-    detail = detail or "Twilio refused the messages"
+    detail = detail or N_("Twilio refused the messages")
     with session_scope() as session:
         changed = session.execute(
             update(Batch)
             .where(Batch.id == batch_id, Batch.status == BatchStatus.PROCESSING)
             .values(
                 status=BatchStatus.PAUSED,
-                note=f"Paused after {count} failures in a row; last: {detail}",
+                note=N_("Paused after %(count)s failures in a row; last: %(detail)s")
+                % {"count": count, "detail": detail},
                 updated_at=utcnow(),
             )
             .execution_options(synchronize_session=False)
@@ -548,7 +550,9 @@ def _finish(batch_id: int) -> None:
         batch.finished_at, batch.dispatcher_until, batch.dispatcher = now, None, None
         if not queued or (len(states) == len(queued) and refused):
             batch.status = BatchStatus.FAILED
-            batch.note = batch.note or "No message could be sent (all numbers skipped or refused)"
+            batch.note = batch.note or N_(
+                "No message could be sent (all numbers skipped or refused)"
+            )
         else:
             batch.status = BatchStatus.COMPLETED
 

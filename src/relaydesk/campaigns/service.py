@@ -320,7 +320,7 @@ def change_state(session: Session, batch_id: int, action: str, actor: str) -> Ba
         session.execute(
             update(Recipient)
             .where(Recipient.batch_id == batch_id, Recipient.status == RecipientStatus.PENDING)
-            .values(status=RecipientStatus.SKIPPED, reason="campaign canceled")
+            .values(status=RecipientStatus.SKIPPED, reason=N_("campaign canceled"))
             .execution_options(synchronize_session=False)
         )
     record(session, actor, f"campaign.{action}", f"batch:{batch_id}", None)

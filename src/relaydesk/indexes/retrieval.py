@@ -218,17 +218,20 @@ def _ask(
             backoff_seconds=settings.llm_retry_backoff_seconds,
         )
     except LLMNotConfigured as exc:
-        hint = " (the stored API key cannot be decrypted)" if unreadable else ""
-        note = (
-            f"No language model is configured{hint}: {exc.message.rstrip('.')}. "
-            "Showing the passages instead."
+        template = (
+            N_(
+                "No language model is configured (the stored API key cannot be decrypted): "
+                "%(reason)s. Showing the passages instead."
+            )
+            if unreadable
+            else N_("No language model is configured: %(reason)s. Showing the passages instead.")
         )
-        return None, None, note
+        return None, None, template % {"reason": exc.message.rstrip(".")}
     except LLMError as exc:
         log.warning("news: the model could not answer: %s", exc.message)
-        note = (
-            f"The language model could not answer: {exc.message.rstrip('.')}. Showing the passages."
-        )
+        note = N_("The language model could not answer: %(reason)s. Showing the passages.") % {
+            "reason": exc.message.rstrip(".")
+        }
         return None, None, note
     text = trim_chars(completion.text, max_chars) if max_chars else completion.text
     return text, completion.model or llm.model, None

@@ -97,7 +97,7 @@ def build(
     docs, skipped = _unique(documents)
     if not docs:
         raise Invalid(N_("There is nothing to index: no document has any text"), params={})
-    report(0, 0, "splitting documents into chunks")
+    report(0, 0, N_("splitting documents into chunks"))
     planned = _plan(docs, chunk_size, chunk_overlap)
     previous = _previous(root, name, embedder)
     dimension = embedder.dimension
@@ -115,12 +115,22 @@ def build(
     reused = {new for new, _ in reuse}
     pending = [i for i in range(len(planned)) if i not in reused]
     total = len(pending)
-    report(0, total, f"{len(reuse)} chunks unchanged, {total} to embed")
+    report(
+        0,
+        total,
+        N_("%(reused)s chunks unchanged, %(total)s to embed")
+        % {"reused": len(reuse), "total": total},
+    )
     for start in range(0, total, EMBED_BATCH):
         rows = pending[start : start + EMBED_BATCH]
         vectors[rows] = _embed(embedder, [planned[i].embed_text for i in rows], dimension)
-        report(start + len(rows), total, f"embedded {start + len(rows)} of {total} chunks")
-    report(total, total, "writing the index")
+        done = start + len(rows)
+        report(
+            done,
+            total,
+            N_("embedded %(done)s of %(total)s chunks") % {"done": done, "total": total},
+        )
+    report(total, total, N_("writing the index"))
     now = _now()
     manifest = Manifest(
         name=name,
@@ -139,7 +149,7 @@ def build(
         write_directory(staged, manifest, vectors, [p.record for p in planned])
         disk.swap_in(root, name, staged)
     forget_loaded(root / name)  # free the old version's memory now
-    report(total, total, "done")
+    report(total, total, N_("done"))
     return BuildResult(
         name=name,
         vectors=len(planned),

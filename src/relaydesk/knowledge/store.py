@@ -352,9 +352,13 @@ def read_directory(path: Path, name: str) -> LoadedIndex:
     try:
         index = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
     except RuntimeError as exc:
-        raise FormatError(f"FAISS cannot read {INDEX_FILE}: {exc}") from None
+        raise FormatError(
+            N_("FAISS cannot read %(file)s: %(reason)s") % {"file": INDEX_FILE, "reason": exc}
+        ) from None
     if index.d != manifest.dimension or index.ntotal != manifest.vectors:
-        raise FormatError(f"{INDEX_FILE} does not have the shape the manifest lists")
+        raise FormatError(
+            N_("%(file)s does not have the shape the manifest lists") % {"file": INDEX_FILE}
+        )
     chunks = tuple(
         StoredChunk(
             id=r["id"],

@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from relaydesk.core import netguard
+from relaydesk.core.i18n import N_
 from relaydesk.core.vendor import Kind, VendorError, status_kind
 
 MAX_REDIRECTS = 5
@@ -60,7 +61,7 @@ def media_prefix(source: Source) -> str:
 def download(url: str, source: Source, *, max_bytes: int, timeout: float) -> Downloaded:
     """The file at a Twilio media URL (DownloadError / TooLarge when it cannot be had)."""
     if not url.startswith(media_prefix(source)) or ".." in urlsplit(url).path:
-        raise DownloadError("the address is not one of this Twilio account's media files")
+        raise DownloadError(N_("the address is not one of this Twilio account's media files"))
     auth = (source.account_sid, source.auth_token)
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=True) as client:
         current = url
@@ -73,55 +74,61 @@ def download(url: str, source: Source, *, max_bytes: int, timeout: float) -> Dow
                     if answer.is_redirect:
                         location = answer.headers.get("location")
                         if not location:
-                            raise DownloadError("Twilio redirected without an address")
+                            raise DownloadError(N_("Twilio redirected without an address"))
                         current = urljoin(current, location)
                         continue
                     if answer.status_code != 200:
                         raise read_error(answer)
                     return Downloaded(_read_capped(answer, max_bytes), _type_of(answer))
             except httpx.TimeoutException:
-                raise DownloadError("Twilio sent the file too slowly", transient=True) from None
+                raise DownloadError(N_("Twilio sent the file too slowly"), transient=True) from None
             except httpx.TransportError as exc:
-                raise DownloadError(f"could not reach Twilio: {exc}", transient=True) from None
-    raise DownloadError(f"more than {MAX_REDIRECTS} redirects")
+                unreachable = N_("could not reach Twilio: %(reason)s") % {"reason": exc}
+                raise DownloadError(unreachable, transient=True) from None
+    raise DownloadError(N_("more than %(count)d redirects") % {"count": MAX_REDIRECTS})
 
 
 def _check_redirect(url: str, source: Source) -> None:
     scheme = urlsplit(url).scheme
     if scheme not in ("http", "https"):
-        raise DownloadError("Twilio redirected to a non-web address")
+        raise DownloadError(N_("Twilio redirected to a non-web address"))
     if source.sandbox:
         return  # the emulator runs on this machine and redirects to itself
     if scheme != "https":
-        raise DownloadError("Twilio redirected to an unencrypted address")
+        raise DownloadError(N_("Twilio redirected to an unencrypted address"))
     try:
         netguard.check_public_url(url, setting="TWILIO_MODE=sandbox")
     except netguard.BlockedAddress as exc:
-        raise DownloadError(f"refused redirect: {exc}") from None
+        raise DownloadError(N_("refused redirect: %(reason)s") % {"reason": exc}) from None
 
 
 def read_error(answer: httpx.Response) -> DownloadError:
     """Twilio's answer other than 200 as a DownloadError: 429 and 5xx transient."""
     code = answer.status_code
     if code in (401, 403):
-        message = f"Twilio refused the download ({code}): check the credentials"
+        message = N_("Twilio refused the download (%(status)d): check the credentials") % {
+            "status": code
+        }
     elif code == 404:
-        message = "Twilio no longer has this file (404)"
+        message = N_("Twilio no longer has this file (404)")
     else:
-        message = f"Twilio answered {code}"
+        message = N_("Twilio answered %(status)d") % {"status": code}
     return DownloadError(message, transient=status_kind(code) is Kind.TRANSIENT, status=code)
 
 
 def _read_capped(answer: httpx.Response, max_bytes: int) -> bytes:
     declared = answer.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise TooLarge(f"the file is {int(declared)} bytes, over the {max_bytes}-byte limit")
+        raise TooLarge(
+            N_("the file is %(size)d bytes, over the %(limit)d-byte limit")
+            % {"size": int(declared), "limit": max_bytes}
+        )
     chunks: list[bytes] = []
     total = 0
     for chunk in answer.iter_bytes():
         total += len(chunk)
         if total > max_bytes:
-            raise TooLarge(f"the file is over the {max_bytes}-byte limit")
+            raise TooLarge(N_("the file is over the %(limit)d-byte limit") % {"limit": max_bytes})
         chunks.append(chunk)
     return b"".join(chunks)
 

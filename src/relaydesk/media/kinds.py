@@ -126,11 +126,13 @@ def check_inbound(declared: str | None, data: bytes) -> Verdict:
     if not ct or ct == "application/octet-stream":
         ct = normalise(sniffed) or ct
     if ct not in INBOUND_TYPES:
-        return Verdict(ct or "unknown", f"files of type {ct or 'unknown'} are not accepted")
+        problem = N_("files of type %(type)s are not accepted") % {"type": ct or "unknown"}
+        return Verdict(ct or "unknown", problem)
     if ct.startswith(_SNIFFED) and sniffed and not _agree(ct, sniffed):
-        return Verdict(ct, f"the file says {ct} but its content is {sniffed}")
+        problem = N_("the file says %(declared)s but its content is %(sniffed)s")
+        return Verdict(ct, problem % {"declared": ct, "sniffed": sniffed})
     if ct.startswith(_SNIFFED) and not sniffed and ct.startswith("image/"):
-        return Verdict(ct, f"the content is not a {ct} image")
+        return Verdict(ct, N_("the content is not a %(type)s image") % {"type": ct})
     return Verdict(ct)
 
 

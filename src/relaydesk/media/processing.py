@@ -17,6 +17,7 @@ from relaydesk.ai.credentials import openai_credentials
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import enqueue, yield_to_live
 from relaydesk.media import audio, kinds, store, transcribe, vision
 from relaydesk.media.download import DownloadError, Source, TooLarge, download
@@ -103,10 +104,13 @@ def _fetch(item: Claimed, source: Source, budget: int) -> dict[str, Any]:
     if not item.source_url:
         return {
             "state": AttachmentState.FAILED,
-            "error": "the webhook gave no address for this file",
+            "error": N_("the webhook gave no address for this file"),
         }
     if budget <= 0:
-        return _refused(f"the message is over the {settings.media_max_bytes // kinds.MB} MB limit")
+        return _refused(
+            N_("the message is over the %(limit)s MB limit")
+            % {"limit": settings.media_max_bytes // kinds.MB}
+        )
     try:
         got = download(
             item.source_url,
@@ -115,10 +119,14 @@ def _fetch(item: Claimed, source: Source, budget: int) -> dict[str, Any]:
             timeout=settings.media_download_timeout_seconds,
         )
     except TooLarge as exc:
-        return _refused(f"{exc} (at most {settings.media_max_bytes // kinds.MB} MB per message)")
+        return _refused(
+            N_("%(reason)s (at most %(limit)s MB per message)")
+            % {"reason": exc, "limit": settings.media_max_bytes // kinds.MB}
+        )
     except DownloadError as exc:
         if exc.transient and item.attempts < MAX_ATTEMPTS:
-            return {"state": AttachmentState.PENDING, "error": f"will retry: {exc}"}
+            error = N_("will retry: %(reason)s") % {"reason": exc}
+            return {"state": AttachmentState.PENDING, "error": error}
         return {"state": AttachmentState.FAILED, "error": str(exc)}
     verdict = kinds.check_inbound(item.content_type or got.content_type, got.data)
     if verdict.problem:
@@ -155,7 +163,12 @@ def _understand(sha256: str, content_type: str) -> dict[str, Any]:
     except Exception as exc:
         what = "transcription" if kind == "audio" else "image description"
         log.warning("%s failed: %s", what, exc)
-        return {"error": f"{what} failed: {str(exc)[:300]}"}
+        failed = (
+            N_("transcription failed: %(reason)s")
+            if kind == "audio"
+            else N_("image description failed: %(reason)s")
+        )
+        return {"error": failed % {"reason": str(exc)[:300]}}
 
 
 def openai_access() -> OpenAIAccess:

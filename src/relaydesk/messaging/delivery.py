@@ -31,6 +31,7 @@ from relaydesk.contacts import consent
 from relaydesk.core import metrics, owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, session_scope, utcnow
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import BULK, enqueue_after_commit
 from relaydesk.core.vendor import Backoff
 from relaydesk.messaging import reconcile
@@ -291,7 +292,8 @@ def _refused_at_send_time(session: Session, msg: Message) -> bool:
         .values(
             status=MessageStatus.FAILED,
             error_code=None,
-            error_message=f"Not sent at its scheduled time: {problem.message}",
+            error_message=N_("Not sent at its scheduled time: %(reason)s")
+            % {"reason": problem.message},
             submit_state=SubmitState.NOT_SENT,
             submit_started_at=None,
             next_attempt_at=None,
@@ -524,7 +526,8 @@ def record_failure(snap: Snapshot, exc: GatewayError, *, may_have_landed: bool =
             message = (
                 exc.message
                 if exc.permanent
-                else (f"Gave up after {snap.attempts} attempts: {exc.message}")
+                else N_("Gave up after %(attempts)s attempts: %(reason)s")
+                % {"attempts": snap.attempts, "reason": exc.message}
             )
             session.execute(
                 update(Message)
@@ -550,7 +553,8 @@ def record_failure(snap: Snapshot, exc: GatewayError, *, may_have_landed: bool =
             .where(Message.id == snap.id)
             .values(
                 error_code=exc.code,
-                error_message=f"Attempt {snap.attempts} failed, retrying: {exc.message}",
+                error_message=N_("Attempt %(attempt)s failed, retrying: %(reason)s")
+                % {"attempt": snap.attempts, "reason": exc.message},
                 submit_state=(
                     SubmitState.IN_FLIGHT
                     if exc.ambiguous or may_have_landed

@@ -16,6 +16,7 @@ import httpx
 import trafilatura
 from trafilatura.settings import Document
 
+from relaydesk.core.i18n import N_
 from relaydesk.news.files import clean_text, clean_title
 from relaydesk.news.sources import normalise_url
 
@@ -120,8 +121,10 @@ def feed_links(content: bytes, url: str, media_type: str, limit: int) -> list[Li
     )
     if not parsed.entries and (parsed.bozo or not parsed.get("version")):
         raise ExtractError(
-            "this is not an RSS or Atom feed; a section page with article links "
-            "can be added as a source of kind 'page'"
+            N_(
+                "this is not an RSS or Atom feed; a section page with article links "
+                "can be added as a source of kind 'page'"
+            )
         )
     links: list[Link] = []
     seen: set[str] = set()

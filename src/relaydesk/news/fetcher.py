@@ -24,6 +24,7 @@ from protego import Protego
 
 from relaydesk import __version__
 from relaydesk.core import netguard
+from relaydesk.core.i18n import N_
 from relaydesk.core.ondisk import human_size
 from relaydesk.core.vendor import Kind, VendorError, status_kind
 
@@ -87,10 +88,13 @@ class Page:
 
 def read_error(response: httpx.Response) -> FetchError:
     """A web server's answer other than 2xx or a redirect: 429 and 5xx may pass."""
-    return FetchError(
-        f"the server answered HTTP {response.status_code} {response.reason_phrase}".rstrip(),
-        status=response.status_code,
+    status, phrase = response.status_code, response.reason_phrase.rstrip()
+    reason = (
+        N_("the server answered HTTP %(status)s %(phrase)s") % {"status": status, "phrase": phrase}
+        if phrase
+        else N_("the server answered HTTP %(status)s") % {"status": status}
     )
+    return FetchError(reason, status=status)
 
 
 class Fetcher:
@@ -153,48 +157,56 @@ class Fetcher:
                     return Page(url, content, media_type.split(";")[0].strip().lower())
             except httpx.TimeoutException:
                 raise FetchError(
-                    f"no answer within {self.limits.timeout_seconds:g} s (timeout)",
+                    N_("no answer within %(seconds)s s (timeout)")
+                    % {"seconds": f"{self.limits.timeout_seconds:g}"},
                     kind=Kind.TRANSIENT,
                 ) from None
             except httpx.HTTPError as exc:
-                raise FetchError(f"the request failed: {exc}", kind=Kind.TRANSIENT) from None
+                raise FetchError(
+                    N_("the request failed: %(reason)s") % {"reason": exc}, kind=Kind.TRANSIENT
+                ) from None
             except httpx.InvalidURL:
-                raise FetchError(f"'{url}' is not a valid address") from None
-        raise FetchError(f"more than {self.limits.max_redirects} redirects")
+                raise FetchError(N_("'%(url)s' is not a valid address") % {"url": url}) from None
+        raise FetchError(N_("more than %(limit)s redirects") % {"limit": self.limits.max_redirects})
 
     def check_address(self, url: str) -> None:
         """Refuse (FetchError, skipped) a URL that is not http(s) or leads inside."""
         try:
             scheme = urlsplit(url).scheme.lower()
         except ValueError:  # such as a broken IPv6 address
-            raise FetchError(f"'{url}' is not a valid address") from None
+            raise FetchError(N_("'%(url)s' is not a valid address") % {"url": url}) from None
         if scheme not in ("http", "https"):
-            raise FetchError(f"refused: '{url}' is not an http(s) address", skipped=True)
+            raise FetchError(
+                N_("refused: '%(url)s' is not an http(s) address") % {"url": url}, skipped=True
+            )
         if self.limits.allow_private_networks:
             return
         try:
             netguard.check_public_url(url, setting=SETTING)
         except netguard.BlockedAddress as exc:
-            raise FetchError(f"refused: {exc}", skipped=True) from None
+            raise FetchError(N_("refused: %(reason)s") % {"reason": exc}, skipped=True) from None
         except ValueError:  # a port that is not a number
-            raise FetchError(f"'{url}' is not a valid address") from None
+            raise FetchError(N_("'%(url)s' is not a valid address") % {"url": url}) from None
 
     def _check_peer(self, event: str, info: dict[str, Any]) -> None:
         """Refuse a new connection that ended up at an internal address after all."""
         try:
             netguard.check_peer(event, info, setting=SETTING)
         except netguard.BlockedAddress as exc:
-            raise FetchError(f"refused: {exc}", skipped=True) from None
+            raise FetchError(N_("refused: %(reason)s") % {"reason": exc}, skipped=True) from None
 
     def _redirect_target(self, url: str, location: str) -> str:
         try:
             target = urljoin(url, location.strip())
             scheme = urlsplit(target).scheme.lower()
         except ValueError:
-            raise FetchError(f"redirect to '{location}', not a valid address") from None
+            raise FetchError(
+                N_("redirect to '%(url)s', not a valid address") % {"url": location}
+            ) from None
         if scheme not in ("http", "https"):
             raise FetchError(
-                f"refused: redirect to '{target}', not an http(s) address", skipped=True
+                N_("refused: redirect to '%(url)s', not an http(s) address") % {"url": target},
+                skipped=True,
             )
         return target
 
@@ -204,8 +216,8 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FetchError(
-                f"the response is {human_size(int(declared))}, over the {human_size(limit)} "
-                "limit; not downloaded"
+                N_("the response is %(size)s, over the %(limit)s limit; not downloaded")
+                % {"size": human_size(int(declared)), "limit": human_size(limit)}
             )
         chunks = []
         size = 0
@@ -213,13 +225,15 @@ class Fetcher:
             size += len(chunk)
             if size > limit:
                 raise FetchError(
-                    f"the response is larger than the {human_size(limit)} limit; stopped reading it"
+                    N_("the response is larger than the %(limit)s limit; stopped reading it")
+                    % {"limit": human_size(limit)}
                 )
             # The read timeout only bounds each pause; a server dripping bytes could
             # otherwise hold a worker forever.
             if time.monotonic() > deadline:
                 raise FetchError(
-                    f"the response took longer than {self.limits.timeout_seconds:g} s (timeout)"
+                    N_("the response took longer than %(seconds)s s (timeout)")
+                    % {"seconds": f"{self.limits.timeout_seconds:g}"}
                 )
             chunks.append(chunk)
         return b"".join(chunks)
@@ -239,12 +253,17 @@ class Fetcher:
             raise FetchError(rules.reason, skipped=True)
         if isinstance(rules, FetchError):
             raise FetchError(
-                f"robots.txt of {parts.hostname} could not be read ({rules.reason}); "
-                "the site is skipped until it can",
+                N_(
+                    "robots.txt of %(host)s could not be read (%(reason)s); "
+                    "the site is skipped until it can"
+                )
+                % {"host": parts.hostname, "reason": rules.reason},
                 skipped=True,
             )
         if rules is not None and not rules.can_fetch(url, ROBOTS_AGENT):
-            raise FetchError(f"robots.txt of {parts.hostname} disallows it", skipped=True)
+            raise FetchError(
+                N_("robots.txt of %(host)s disallows it") % {"host": parts.hostname}, skipped=True
+            )
 
     def _load_robots(self, origin: str) -> Protego | FetchError | None:
         """The rules; None when the site has none; the error when it cannot be read."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from relaydesk.core.config import Settings, get_settings
+from relaydesk.core.i18n import N_
 from relaydesk.news import files
 from relaydesk.news.extract import (
     HTML_TYPES,
@@ -159,7 +160,10 @@ class _Run:
         elif isinstance(error, str):
             reason, outcome = error, "skipped"
         else:
-            reason = f"unexpected error: {error.__class__.__name__}: {error}"
+            reason = N_("unexpected error: %(kind)s: %(reason)s") % {
+                "kind": error.__class__.__name__,
+                "reason": error,
+            }
         counts = self.counts(category)
         if outcome == "failed":
             counts.failed += 1
@@ -193,17 +197,19 @@ def _discover(fetcher: Fetcher, source: Source, limit: int) -> list[Link]:
     if source.kind == "feed":
         return feed_links(page.content, page.url, page.media_type, limit)
     if page.media_type not in HTML_TYPES:
-        raise ExtractError(f"the section page is {page.media_type}, not HTML")
+        raise ExtractError(N_("the section page is %(type)s, not HTML") % {"type": page.media_type})
     return page_links(page.content, page.url, limit)
 
 
 def _fetch_article(fetcher: Fetcher, source: Source, link: Link) -> files.Article:
     page = fetcher.get(link.url)
     if page.media_type not in HTML_TYPES:
-        raise FetchError(f"not an article page ({page.media_type})", skipped=True)
+        raise FetchError(
+            N_("not an article page (%(type)s)") % {"type": page.media_type}, skipped=True
+        )
     extracted = article_text(page.content, page.url)
     if extracted is None:
-        raise FetchError("no article text found on the page", skipped=True)
+        raise FetchError(N_("no article text found on the page"), skipped=True)
     # A feed names its entries well; the anchor text of a section page is often
     # "read more", so there the page's own title comes first.
     feed_title = link.title if source.kind == "feed" else None
@@ -245,7 +251,7 @@ def scrape(
     chosen = unique_categories(categories)
     run = _Run(chosen, directory, progress)
     sources = [(c.name, s) for c in chosen for s in c.sources]
-    run.tell(f"reading {len(sources)} sources", step=False)
+    run.tell(N_("reading %(count)s sources") % {"count": len(sources)}, step=False)
     new: dict[str, list[files.Article]] = defaultdict(list)
     with (
         Fetcher(options.limits()) as fetcher,
@@ -254,6 +260,7 @@ def scrape(
         found = _run_all(
             pool,
             [partial(_discover, fetcher, s, options.max_articles_per_source) for _, s in sources],
+            # Too little fixed text to be recognised later: this one stays English.
             lambda i, _: run.tell(f"{sources[i][0]}: read {sources[i][1].url}"),
         )
         # In source order, so that which category keeps a shared link does not depend
@@ -263,7 +270,7 @@ def scrape(
             if isinstance(links, BaseException):
                 run.problem(category, source.url, links)
             elif not links:
-                run.problem(category, source.url, "no article links found")
+                run.problem(category, source.url, N_("no article links found"))
             for link in links if isinstance(links, list) else []:
                 key = normalise_url(link.url)
                 if key in run.urls:
@@ -275,7 +282,10 @@ def scrape(
         fetched = _run_all(
             pool,
             [partial(_fetch_article, fetcher, s, link) for _, s, link in candidates],
-            lambda i, _: run.tell(f"{candidates[i][0]}: fetched {candidates[i][2].url}"),
+            lambda i, _: run.tell(
+                N_("%(category)s: fetched %(url)s")
+                % {"category": candidates[i][0], "url": candidates[i][2].url}
+            ),
         )
     for (category, _, link), article in zip(candidates, fetched, strict=True):
         if isinstance(article, BaseException):
@@ -292,7 +302,7 @@ def scrape(
                 directory, name, new[name], options.keep_per_category
             )
     run.report.finished_at = files.now_iso()
-    run.tell(f"saved {run.report.new} new articles", step=False)
+    run.tell(N_("saved %(count)s new articles") % {"count": run.report.new}, step=False)
     log.info(
         "news: scraped %d sources, %d new articles, %d problems",
         len(sources),

@@ -298,9 +298,9 @@ def test_connection(
 ) -> dict[str, Any]:
     """List one page per agent: {ok, detail, agents: [{agent_id, ok, detail}]}."""
     if not config.api_key:
-        return {"ok": False, "detail": "No ElevenLabs API key is set", "agents": []}
+        return {"ok": False, "detail": N_("No ElevenLabs API key is set"), "agents": []}
     if not config.agent_ids:
-        return {"ok": False, "detail": "Add at least one agent id", "agents": []}
+        return {"ok": False, "detail": N_("Add at least one agent id"), "agents": []}
     agents: list[dict[str, Any]] = []
     with ElevenLabsClient.from_config(config, sleep=sleep, max_total_wait=10.0) as client:
         for agent_id in config.agent_ids:
@@ -311,13 +311,15 @@ def test_connection(
                 if exc.status in (401, 403):
                     break  # the key is wrong for every agent alike
                 continue
-            found = "has conversations" if page.conversations else "has no conversations yet"
-            agents.append(
-                {"agent_id": agent_id, "ok": True, "detail": f"Reached; the agent {found}"}
+            found = (
+                N_("Reached; the agent has conversations")
+                if page.conversations
+                else N_("Reached; the agent has no conversations yet")
             )
+            agents.append({"agent_id": agent_id, "ok": True, "detail": found})
     ok = len(agents) == len(config.agent_ids) and all(a["ok"] for a in agents)
     if ok:
-        detail = f"Connected to ElevenLabs; {len(agents)} agent(s) answered"
+        detail = N_("Connected to ElevenLabs; %(count)s agent(s) answered") % {"count": len(agents)}
     else:
         detail = next(a["detail"] for a in agents if not a["ok"])
     return {"ok": ok, "detail": detail, "agents": agents}

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import stopping
 from relaydesk.jobs import service as jobs
 from relaydesk.jobs.service import Progress
@@ -107,7 +108,7 @@ class _Syncer:
                         _finish(
                             run_id,
                             SyncStatus.INTERRUPTED,
-                            "The worker stopped; the next sync resumes",
+                            N_("The worker stopped; the next sync resumes"),
                         )
                         return counts
                     page = self.client.list_conversations(
@@ -119,8 +120,12 @@ class _Syncer:
                     counts.add(added)
                     self.total.add(added)
                     self.report(
-                        f"Agent {agent_id}: listed {self.total.listed} conversations, "
-                        f"fetched {self.total.fetched}"
+                        N_("Agent %(agent)s: listed %(listed)s conversations, fetched %(fetched)s")
+                        % {
+                            "agent": agent_id,
+                            "listed": self.total.listed,
+                            "fetched": self.total.fetched,
+                        }
                     )
                     if not page.has_more:
                         break
@@ -373,7 +378,7 @@ def run_sync(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
             syncer.run(run_id)
     finally:
         syncer.close()
-    syncer.report("Sync finished", force=True)
+    syncer.report(N_("Sync finished"), force=True)
     return {
         "run_id": run_id,
         "resumed_run_id": resumed,
@@ -418,7 +423,7 @@ def run_refetch(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
                     _finish(
                         run_id,
                         SyncStatus.INTERRUPTED,
-                        "The worker stopped; start the re-fetch again",
+                        N_("The worker stopped; start the re-fetch again"),
                     )
                     break
                 batch = syncer.details(ids[offset : offset + REFETCH_BATCH])
@@ -426,13 +431,16 @@ def run_refetch(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
                 filled += _store_details(run_id, found, directions)
                 fetched += len(found)
                 progress(
-                    offset + len(batch), len(ids), f"Fetched {fetched} of {len(ids)} conversations"
+                    offset + len(batch),
+                    len(ids),
+                    N_("Fetched %(fetched)s of %(total)s conversations")
+                    % {"fetched": fetched, "total": len(ids)},
                 )
             else:
                 _finish(run_id, SyncStatus.DONE)
     finally:
         syncer.close()
-    progress(len(ids), len(ids), "Re-fetch finished", force=True)
+    progress(len(ids), len(ids), N_("Re-fetch finished"), force=True)
     return {"run_id": run_id, "candidates": len(ids), "fetched": fetched, "numbers_found": filled}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from relaydesk import __version__
 from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.core import domains
-from relaydesk.core.i18n import LANGUAGES, translations
+from relaydesk.core.i18n import LANGUAGES, translate_stored, translations
 from relaydesk.core.ondisk import human_size
 from relaydesk.web.context import environment_mode, request_language, signed_in
 from relaydesk.web.labels import labels
@@ -92,6 +92,8 @@ def render(
             gettext=catalog.gettext,
             ngettext=catalog.ngettext,
             labels=labels(lang),
+            # Stored English notes (job progress, refusals kept on rows) in the viewer's language.
+            said=partial(translate_stored, lang),
             **(context or {}),
         )
     )

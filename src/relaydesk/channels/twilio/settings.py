@@ -177,27 +177,70 @@ def update_twilio_settings(
     return twilio_settings_view(session)
 
 
+# What the connection test says, whole sentences per endpoint (the sandbox emulator, Twilio
+# itself, a Twilio API elsewhere) so that each reads right in every language.
+_TEST_TEXTS: dict[str, dict[str, str]] = {
+    "sandbox": {
+        "unreachable": N_("Could not reach the sandbox emulator at %(api_base)s: %(reason)s"),
+        "refused": N_("the sandbox emulator refused the request (error %(code)s): %(reason)s"),
+        "unreadable": N_(
+            "the sandbox emulator at %(api_base)s did not answer like Twilio: %(error)s"
+        ),
+        "inactive": N_("Connected to the sandbox emulator, but account %(name)s is %(status)s"),
+        "connected": N_(
+            "Connected to the sandbox emulator: account %(name)s (%(type)s, %(status)s)"
+        ),
+    },
+    "twilio": {
+        "unreachable": N_("Could not reach Twilio at %(api_base)s: %(reason)s"),
+        "refused": N_("Twilio refused the request (error %(code)s): %(reason)s"),
+        "unreadable": N_("Twilio at %(api_base)s did not answer like Twilio: %(error)s"),
+        "inactive": N_("Connected to Twilio, but account %(name)s is %(status)s"),
+        "connected": N_("Connected to Twilio: account %(name)s (%(type)s, %(status)s)"),
+    },
+    "elsewhere": {
+        "unreachable": N_(
+            "Could not reach the Twilio API at %(api_base)s at %(api_base)s: %(reason)s"
+        ),
+        "refused": N_(
+            "the Twilio API at %(api_base)s refused the request (error %(code)s): %(reason)s"
+        ),
+        "unreadable": N_(
+            "the Twilio API at %(api_base)s at %(api_base)s did not answer like Twilio: %(error)s"
+        ),
+        "inactive": N_(
+            "Connected to the Twilio API at %(api_base)s, but account %(name)s is %(status)s"
+        ),
+        "connected": N_(
+            "Connected to the Twilio API at %(api_base)s: account %(name)s (%(type)s, %(status)s)"
+        ),
+    },
+}
+
+
 def test_connection() -> dict[str, Any]:
     """Fetch the account in effect through the SDK; never raises for vendor problems."""
     account = current_account()
-    where = _where(account)
+    texts = _TEST_TEXTS[_where(account)]
     timeout = min(get_settings().twilio_timeout_seconds, TEST_TIMEOUT_SECONDS)
     gateway = TwilioGateway(
         make_client(account.api_base, account.account_sid, account.auth_token, timeout)
     )
     result: dict[str, Any] = {"ok": False, "mode": account.mode, "detail": "", "account": None}
+    values: dict[str, Any] = {"api_base": account.api_base}
     try:
         remote = gateway.fetch_account()
     except GatewayError as exc:
+        values["reason"] = exc.message
         if exc.code is None:
-            result["detail"] = f"Could not reach {where} at {account.api_base}: {exc.message}"
+            result["detail"] = texts["unreachable"] % values
         else:
-            result["detail"] = f"{where} refused the request (error {exc.code}): {exc.message}"
+            result["detail"] = texts["refused"] % {**values, "code": exc.code}
         return result
     except TwilioException as exc:
         # A non-Twilio answer (e.g. a proxy's HTML page) that the SDK cannot read.
         log.warning("Twilio connection test: unreadable answer from %s", account.api_base)
-        result["detail"] = f"{where} at {account.api_base} did not answer like Twilio: {exc}"
+        result["detail"] = texts["unreadable"] % {**values, "error": exc}
         return result
     result["account"] = {
         "sid": remote.sid,
@@ -205,19 +248,21 @@ def test_connection() -> dict[str, Any]:
         "status": remote.status,
         "type": remote.type,
     }
-    name = f"'{remote.friendly_name}'" if remote.friendly_name else remote.sid
+    values["name"] = f"'{remote.friendly_name}'" if remote.friendly_name else remote.sid
+    values["status"] = remote.status
     if remote.status != "active":
-        result["detail"] = f"Connected to {where}, but account {name} is {remote.status}"
+        result["detail"] = texts["inactive"] % values
         return result
     result["ok"] = True
-    result["detail"] = f"Connected to {where}: account {name} ({remote.type}, {remote.status})"
+    result["detail"] = texts["connected"] % {**values, "type": remote.type}
     return result
 
 
 def _where(account: TwilioAccount) -> str:
+    """Which endpoint the account reaches: a key of `_TEST_TEXTS`."""
     if account.sandbox:
-        return "the sandbox emulator"
-    return "Twilio" if account.api_base == TWILIO_API else f"the Twilio API at {account.api_base}"
+        return "sandbox"
+    return "twilio" if account.api_base == TWILIO_API else "elsewhere"
 
 
 def _masked(secret: str | None) -> str | None:
