@@ -94,6 +94,34 @@ def test_migrate_then_user_and_token(cli_env: dict[str, str]) -> None:
     assert token.stdout.strip().splitlines()[-1].startswith("rd_")
 
 
+def test_a_named_user_and_a_token_that_acts_as_them(cli_env: dict[str, str]) -> None:
+    assert run(cli_env, "migrate").returncode == 0
+    made = run(
+        cli_env,
+        "user",
+        "create",
+        "--email",
+        "anna@example.com",
+        "--password",
+        "x" * 12,
+        "--name",
+        "Anna",
+    )
+    assert made.returncode == 0, made.stderr
+    renamed = run(cli_env, "user", "rename", "--email", "anna@example.com", "--name", "Anna N.")
+    assert renamed.returncode == 0, renamed.stderr
+    listing = run(cli_env, "user", "list").stdout
+    assert "Anna N." in listing
+    token = run(cli_env, "token", "create", "anna-crm", "--user", "ANNA@example.com")
+    assert token.returncode == 0, token.stderr
+    assert "acting as anna@example.com" in token.stdout
+    above = run(cli_env, "token", "create", "x", "--role", "admin", "--user", "anna@example.com")
+    assert above.returncode != 0 and "cannot have the role admin" in above.stderr
+    nobody = run(cli_env, "token", "create", "x", "--user", "nobody@example.com")
+    assert nobody.returncode != 0 and "no user with email" in nobody.stderr
+    assert "Traceback" not in above.stderr + nobody.stderr
+
+
 def test_invalid_configuration_is_one_readable_line(cli_env: dict[str, str]) -> None:
     for name, value, words in [
         ("PORT", "eighty", "PORT"),
@@ -643,10 +671,19 @@ def test_user_list_set_password_and_disable(cli_env: dict[str, str]) -> None:
         )
         assert made.returncode == 0, made.stderr
     listing = run(cli_env, "user", "list").stdout.strip().splitlines()
-    assert listing[0].split() == ["ID", "EMAIL", "ROLE", "ACTIVE", "LAST", "LOGIN", "CREATED"]
-    assert [r.split()[1:4] for r in listing[1:]] == [
-        ["boss@example.com", "admin", "yes"],
-        ["ola@example.com", "operator", "yes"],
+    assert listing[0].split() == [
+        "ID",
+        "EMAIL",
+        "NAME",
+        "ROLE",
+        "ACTIVE",
+        "LAST",
+        "LOGIN",
+        "CREATED",
+    ]
+    assert [r.split()[1:5] for r in listing[1:]] == [
+        ["boss@example.com", "-", "admin", "yes"],
+        ["ola@example.com", "-", "operator", "yes"],
     ]
 
     changed = run(
@@ -670,7 +707,7 @@ def test_user_list_set_password_and_disable(cli_env: dict[str, str]) -> None:
     disabled = run(cli_env, "user", "disable", "--email", "ola@example.com")
     assert disabled.returncode == 0, disabled.stderr
     assert not signs_in(cli_env, "ola@example.com", "third-pass")
-    assert run(cli_env, "user", "list").stdout.strip().splitlines()[2].split()[3] == "no"
+    assert run(cli_env, "user", "list").stdout.strip().splitlines()[2].split()[4] == "no"
 
     for args, words in [
         (("user", "disable", "--email", "boss@example.com"), "last active administrator"),

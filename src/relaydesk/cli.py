@@ -258,15 +258,16 @@ def user() -> None:
 @click.option("--email", required=True)
 @click.option("--password", required=True)
 @click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), default="operator")
+@click.option("--name", default=None, help="How colleagues see this person (e.g. Anna).")
 @friendly
-def user_create(email: str, password: str, role: str) -> None:
+def user_create(email: str, password: str, role: str, name: str | None) -> None:
     """Create a user."""
     _settings()
     from relaydesk.auth import service as auth
     from relaydesk.core.db import session_scope
 
     with session_scope() as session:
-        created = auth.create_user(session, email, password, role, "cli")
+        created = auth.create_user(session, email, password, role, "cli", name)
         email = created.email
     click.echo(f"created {role} {email}")
 
@@ -281,10 +282,18 @@ def user_list() -> None:
 
     with session_scope(write=False) as session:
         rows = [
-            [u.id, u.email, u.role, "yes" if u.is_active else "no", u.last_login_at, u.created_at]
+            [
+                u.id,
+                u.email,
+                u.name,
+                u.role,
+                "yes" if u.is_active else "no",
+                u.last_login_at,
+                u.created_at,
+            ]
             for u in auth.list_users(session)
         ]
-    _table(["ID", "EMAIL", "ROLE", "ACTIVE", "LAST LOGIN", "CREATED"], rows)
+    _table(["ID", "EMAIL", "NAME", "ROLE", "ACTIVE", "LAST LOGIN", "CREATED"], rows)
 
 
 @user.command("set-password")
@@ -302,6 +311,17 @@ def user_set_password(email: str, password: str) -> None:
     _settings()
     user_id = _update_user(email, password=password)
     click.echo(f"new password set for {email.strip().lower()} (user {user_id})")
+
+
+@user.command("rename")
+@click.option("--email", required=True)
+@click.option("--name", required=True, help='The name colleagues see ("" clears it).')
+@friendly
+def user_rename(email: str, name: str) -> None:
+    """Set the name colleagues see for a user (in the inbox: "Anna assigned …")."""
+    _settings()
+    _update_user(email, name=name)
+    click.echo(f"{email.strip().lower()} is now called {name.strip() or '(their e-mail)'}")
 
 
 @user.command("disable")
@@ -358,16 +378,24 @@ def token() -> None:
 @token.command("create")
 @click.argument("name")
 @click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), default="operator")
+@click.option(
+    "--user",
+    "user_email",
+    default=None,
+    help="The user the token acts as (its calls count as theirs: assignee=me, notes).",
+)
 @friendly
-def token_create(name: str, role: str) -> None:
+def token_create(name: str, role: str, user_email: str | None) -> None:
     """Create an API token; the token is printed alone on the last line."""
     _settings()
     from relaydesk.auth import service as auth
     from relaydesk.core.db import session_scope
 
     with session_scope() as session:
-        _, plain = auth.create_token(session, name, role, "cli")
-    click.echo(f"API token '{name}' ({role}); it is shown only once:")
+        owner = auth.get_user_by_email(session, user_email).id if user_email else None
+        _, plain = auth.create_token(session, name, role, "cli", user_id=owner)
+    acting = f", acting as {user_email.strip().lower()}" if user_email else ""
+    click.echo(f"API token '{name}' ({role}{acting}); it is shown only once:")
     click.echo(plain)
 
 

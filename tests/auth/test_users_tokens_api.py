@@ -120,6 +120,7 @@ def test_users_are_created_listed_and_changed(api: httpx.Client, db: Any) -> Non
     assert set(ola) == {
         "id",
         "email",
+        "name",
         "role",
         "is_active",
         "language",
@@ -298,3 +299,100 @@ def test_validation_errors_are_readable(
     answer = api.request(method, path.format(id=someone), json=body)
     assert answer.status_code == 422, answer.text
     assert words in answer.json()["detail"]
+
+
+def test_an_admin_makes_a_token_that_acts_as_a_user(
+    api: httpx.Client, server: Any, twilio_post: Callable[..., httpx.Response], db: Any
+) -> None:
+    anna = api.post(
+        "/api/users",
+        json={
+            "email": "anna@example.com",
+            "password": PASSWORD,
+            "role": "operator",
+            "name": "Anna",
+        },
+    )
+    assert anna.status_code == 201, anna.text
+    assert anna.json()["name"] == "Anna"
+    made = api.post(
+        "/api/tokens", json={"name": "anna-crm", "role": "operator", "user_id": anna.json()["id"]}
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["user_id"] == anna.json()["id"]
+    twilio_post(
+        "/twilio/inbound",
+        {
+            "MessageSid": "SM" + "7" * 32,
+            "From": "+48600100790",
+            "To": "+15005550006",
+            "Body": "Hej",
+            "NumMedia": "0",
+        },
+    )
+    with client(server.url, made.json()["token"]) as as_anna:
+        taken = as_anna.patch(
+            "/api/conversations/+48600100790", json={"assignee_id": anna.json()["id"]}
+        )
+        assert taken.status_code == 200, taken.text
+        assert taken.json()["events"][-1]["actor"] == "Anna"
+        mine = as_anna.get("/api/conversations", params={"assignee": "me"}).json()["items"]
+        assert [item["participant"] for item in mine] == ["+48600100790"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"role": "admin"}, "cannot have the role admin"),
+        ({"user_id": 999_999_999}, "No user"),
+        ({"user_id": 0}, "user_id"),
+        ({"user_id": "me"}, "user_id"),
+    ],
+)
+def test_a_token_cannot_act_above_its_user_or_as_nobody(
+    api: httpx.Client, db: Any, fields: dict[str, Any], words: str
+) -> None:
+    operator = make_user("olga@example.com")
+    payload = {"name": "olga-token", "role": "operator", "user_id": operator, **fields}
+    answer = api.post("/api/tokens", json=payload)
+    assert answer.status_code == 422, answer.text
+    assert words in answer.text
+    assert db.scalar(select(ApiToken.id).where(ApiToken.name == "olga-token")) is None
+
+
+def test_a_token_cannot_act_as_a_locked_user(api: httpx.Client) -> None:
+    gone = make_user("gone@example.com")
+    assert api.patch(f"/api/users/{gone}", json={"is_active": False}).status_code == 200
+    answer = api.post("/api/tokens", json={"name": "t", "role": "viewer", "user_id": gone})
+    assert answer.status_code == 422
+    assert "deactivated" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("  Anna   Nowak ", "Anna Nowak"),
+        ("Anna\nNowak", "Anna Nowak"),  # one line: a line break is a space
+        ("", None),
+        ("Zoë 'O\"Brien'", "Zoë 'O\"Brien'"),
+    ],
+)
+def test_a_users_name_is_one_clean_line(
+    api: httpx.Client, db: Any, name: str, stored: str | None
+) -> None:
+    user = make_user("named@example.com")
+    answer = api.patch(f"/api/users/{user}", json={"name": name})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["name"] == stored
+    assert db.scalar(select(User.name).where(User.id == user)) == stored
+
+
+@pytest.mark.parametrize("name", ["A\x00na", "A\x1bna", "anna@example.com", "x" * 101])
+def test_a_bad_name_is_refused_and_changes_nothing(api: httpx.Client, db: Any, name: str) -> None:
+    user = make_user("plain@example.com")
+    api.patch(f"/api/users/{user}", json={"name": "Piotr"})
+    answer = api.patch(f"/api/users/{user}", json={"name": name})
+    assert answer.status_code == 422, answer.text
+    assert db.scalar(select(User.name).where(User.id == user)) == "Piotr"
+    renames = audit(db, "user.rename")
+    assert [(e.details or {}).get("to") for e in renames] == ["Piotr"]

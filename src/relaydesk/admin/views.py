@@ -125,10 +125,11 @@ def create_user(
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     role: Annotated[str, Form(max_length=16)] = "operator",
+    name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """Add a user."""
     with session_scope() as session:
-        auth.create_user(session, email, password, role, user.actor)
+        auth.create_user(session, email, password, role, user.actor, name or None)
     return _users_section(request, user, "user_created")
 
 
@@ -140,8 +141,9 @@ def update_user(
     role: Annotated[str | None, Form(max_length=16)] = None,
     is_active: Annotated[str | None, Form(pattern="^(true|false)$")] = None,
     password: Annotated[str | None, Form(max_length=1024)] = None,
+    name: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
-    """Change a user's role, lock or unlock them, or set a new password."""
+    """Change a user's role or name, lock or unlock them, or set a new password."""
     with session_scope() as session:
         auth.update_user(
             session,
@@ -149,6 +151,7 @@ def update_user(
             role=role or None,
             is_active=None if is_active is None else is_active == "true",
             password=password or None,
+            name=name,
             actor=_principal(user),
         )
     return _users_section(request, user, "user_updated")

@@ -35,7 +35,7 @@ def list_users(principal: Admin, session: SessionDep) -> Any:
 def create_user(payload: UserCreateIn, principal: Admin, session: WriteSessionDep) -> Any:
     """Create a panel user."""
     user = service.create_user(
-        session, payload.email, payload.password, payload.role, principal.actor
+        session, payload.email, payload.password, payload.role, principal.actor, payload.name
     )
     return user
 
@@ -57,6 +57,7 @@ def update_user(
         role=payload.role,
         is_active=payload.is_active,
         password=payload.password,
+        name=payload.name,
         actor=principal,
     )
     return user
@@ -71,8 +72,9 @@ def list_tokens(principal: Admin, session: SessionDep) -> Any:
 @router.post("/api/tokens", status_code=201, response_model=TokenCreatedOut)
 def create_token(payload: TokenCreateIn, principal: Admin, session: WriteSessionDep) -> Any:
     """Create an API token; the answer holds the token, which is never shown again."""
+    acts_as = payload.user_id if "user_id" in payload.model_fields_set else principal.user_id
     token, plain = service.create_token(
-        session, payload.name, payload.role, principal.actor, user_id=principal.user_id
+        session, payload.name, payload.role, principal.actor, user_id=acts_as
     )
     return {**TokenOut.model_validate(token).model_dump(), "token": plain}
 

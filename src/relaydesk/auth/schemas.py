@@ -17,6 +17,9 @@ class UserOut(BaseModel):
 
     id: int
     email: str
+    name: str | None = Field(
+        description="how colleagues see this person; null: the e-mail's local part"
+    )
     role: str
     is_active: bool
     language: str | None
@@ -38,6 +41,7 @@ class UserCreateIn(BaseModel):
     email: str = Field(max_length=254)
     password: str = Field(max_length=1024)
     role: Role
+    name: str | None = Field(default=None, max_length=200)
 
 
 class UserUpdateIn(BaseModel):
@@ -48,6 +52,7 @@ class UserUpdateIn(BaseModel):
     role: Role | None = None
     is_active: bool | None = None
     password: str | None = Field(default=None, max_length=1024)
+    name: str | None = Field(default=None, max_length=200, description='"" clears it')
 
 
 class TokenOut(BaseModel):
@@ -78,6 +83,12 @@ class TokenCreateIn(BaseModel):
 
     name: str = Field(max_length=100)
     role: Role
+    user_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**63 - 1,
+        description="the user the token acts as (default: the administrator creating it)",
+    )
 
 
 class TokenCreatedOut(TokenOut):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +90,30 @@ def _check_role(role: str) -> None:
         )
 
 
+MAX_NAME = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_name(name: str | None) -> str | None:
+    """A person's display name as stored: trimmed, 1 to 100 characters, one line; "" → None."""
+    if name is None:
+        return None
+    name = " ".join(name.split())
+    if not name:
+        return None
+    if len(name) > MAX_NAME:
+        raise Invalid(
+            N_("a name has at most %(max)s characters"), params={"max": MAX_NAME}, field="name"
+        )
+    if _CONTROL.search(name) or "@" in name:
+        raise Invalid(
+            N_("a name is one line of text without control characters or @"),
+            params={},
+            field="name",
+        )
+    return name
+
+
 def _check_password(password: str) -> None:
     if len(password) < 8:
         raise Invalid(
@@ -96,14 +121,23 @@ def _check_password(password: str) -> None:
         )
 
 
-def create_user(session: Session, email: str, password: str, role: str, actor: str) -> User:
+def create_user(
+    session: Session, email: str, password: str, role: str, actor: str, name: str | None = None
+) -> User:
     """Create a user; the email must be new and the password at least 8 characters."""
     email = normalize_email(email)
+    name = clean_name(name)
     _check_role(role)
     _check_password(password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict(N_("a user with email %(email)s already exists"), params={"email": email})
-    user = User(email=email, password_hash=hash_password(password), role=role, created_at=utcnow())
+    user = User(
+        email=email,
+        name=name,
+        password_hash=hash_password(password),
+        role=role,
+        created_at=utcnow(),
+    )
     session.add(user)
     try:
         session.flush()
@@ -150,10 +184,20 @@ def update_user(
     role: str | None = None,
     is_active: bool | None = None,
     password: str | None = None,
+    name: str | None = None,
     actor: Principal,
 ) -> User:
-    """Change a user's role, active flag or password; every change is audited."""
+    """Change a user's role, active flag, password or name ("" clears it); audited."""
     user = get_user(session, user_id)
+    if name is not None and clean_name(name) != user.name:
+        old_name, user.name = user.name, clean_name(name)
+        audit.record(
+            session,
+            actor.actor,
+            "user.rename",
+            f"user:{user.id}",
+            {"email": user.email, "from": old_name, "to": user.name},
+        )
     if role is not None:
         _check_role(role)
     if password is not None:
@@ -274,11 +318,31 @@ def _digest(token: str) -> str:
 def create_token(
     session: Session, name: str, role: str, actor: str, user_id: int | None = None
 ) -> tuple[ApiToken, str]:
-    """Create an API token; the plain token is returned once and never stored."""
+    """Create an API token; the plain token is returned once and never stored.
+
+    With `user_id` the token acts as that user (assignee=me, notes and mentions over the
+    API): the user must be active, and the token's role cannot be above theirs.
+    """
     name = name.strip()
     if not name or len(name) > 100:
         raise Invalid(N_("a token needs a name of 1 to 100 characters"), params={}, field="name")
     _check_role(role)
+    if user_id is not None:
+        owner = session.get(User, user_id)
+        if owner is None:
+            raise Invalid(N_("No user has the id %(id)s"), params={"id": user_id}, field="user_id")
+        if not owner.is_active:
+            raise Invalid(
+                N_("%(email)s is deactivated: a token cannot act as them"),
+                params={"email": owner.email},
+                field="user_id",
+            )
+        if ROLE_RANK[role] > ROLE_RANK[owner.role]:
+            raise Invalid(
+                N_("A token acting as %(email)s (%(user_role)s) cannot have the role %(role)s"),
+                params={"email": owner.email, "user_role": owner.role, "role": role},
+                field="role",
+            )
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         name=name,
