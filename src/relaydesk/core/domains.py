@@ -62,6 +62,7 @@ DOMAINS: tuple[Domain, ...] = (
         tasks=("tasks",),
         tabs=(Tab("messages", "/messages", N_("Messages")),),
     ),
+    Domain("relaydesk.inbox", api=("notes_api", "labels_api", "canned_api")),
     Domain("relaydesk.media", api=("api",), views=("views",), tasks=("tasks",), inbound=True),
     Domain(
         "relaydesk.automation",

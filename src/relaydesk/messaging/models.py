@@ -145,6 +145,35 @@ class ConversationEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Label(Base):
+    """A label a team puts on conversations ("invoice", "VIP"): a name and a colour.
+
+    `key` is the name folded to lower case: two labels never differ by case alone.
+    """
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    key: Mapped[str] = mapped_column(String(50), unique=True)
+    colour: Mapped[str] = mapped_column(String(7))  # "#rrggbb"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConversationLabel(Base):
+    """A label on a conversation row (a customer's rows carry the same labels)."""
+
+    __tablename__ = "conversation_labels"
+    __table_args__ = (Index("ix_conversation_labels_label_id", "label_id", "conversation_id"),)
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    label_id: Mapped[int] = mapped_column(
+        ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class ConversationRead(Base):
     """How far one user has read a conversation: their unread count starts after it."""
 
