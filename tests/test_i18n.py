@@ -85,3 +85,65 @@ def test_a_chosen_language_wins_over_the_browser() -> None:
     assert pick_language(None, "pl", "en-GB") == "pl"
     assert pick_language(None, "xx", "pl") == "pl"
     assert pick_language("de", None, None) == "en"
+
+
+# Where an error's English is meant to stay English: startup and command-line text
+# (core/config.py, backups, dbcopy, cli), the emulator that imitates Twilio's English
+# (channels/sandbox), the index files' format diagnostics quoted inside a translated
+# sentence (knowledge/manifest.py, knowledge/disk.py), the Prometheus endpoint
+# (observe), and a job kind no code registered (a programming error).
+ENGLISH_BY_DESIGN = (
+    "backups/",
+    "dbcopy",
+    "cli.py",
+    "channels/sandbox/",
+    "migrations/",
+    "core/config.py",
+    "knowledge/manifest.py",
+    "knowledge/disk.py",
+    "observe/",
+    "jobs/service.py",
+)
+LIBRARY_ERRORS = {"ValueError", "TypeError", "KeyError", "RuntimeError", "OSError"}
+
+
+def test_service_errors_are_catalog_templates() -> None:
+    """A refusal a person reads is raised with an N_ template, so the panel can translate it."""
+    import ast
+
+    plain = []
+    for path in sorted(SRC.rglob("*.py")):
+        where = path.relative_to(SRC).as_posix()
+        if any(part in where for part in ENGLISH_BY_DESIGN):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
+                continue
+            func = node.exc.func
+            name = getattr(func, "id", None) or getattr(func, "attr", "")
+            if name in LIBRARY_ERRORS or not node.exc.args:
+                continue
+            first = node.exc.args[0]
+            literal = isinstance(first, ast.JoinedStr) or (
+                isinstance(first, ast.Constant) and isinstance(first.value, str)
+            )
+            if literal and (name.endswith("Error") or name in _DOMAIN_ERRORS):
+                plain.append(f"{where}:{node.lineno} {name}")
+    assert not plain, f"raise these with N_(template) and params: {plain}"
+
+
+_DOMAIN_ERRORS = {
+    "Invalid",
+    "Conflict",
+    "NotFound",
+    "Forbidden",
+    "TooLarge",
+    "Gone",
+    "Unavailable",
+    "VendorRefused",
+    "ProviderFailed",
+    "OptedOut",
+    "WindowClosed",
+    "Unauthorized",
+    "NoNews",
+}
