@@ -31,7 +31,10 @@ class Mention(Base):
     """A user named in a note (@Anna): their panel shows it until they read it."""
 
     __tablename__ = "mentions"
-    __table_args__ = (Index("ix_mentions_user_id_read_at", "user_id", "read_at", "id"),)
+    __table_args__ = (
+        Index("ix_mentions_user_id_read_at", "user_id", "read_at", "id"),
+        Index("ix_mentions_note_id", "note_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     note_id: Mapped[int] = mapped_column(ForeignKey("conversation_notes.id", ondelete="CASCADE"))

@@ -86,6 +86,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mentions")),
     )
     op.create_index("ix_mentions_user_id_read_at", "mentions", ["user_id", "read_at", "id"])
+    op.create_index("ix_mentions_note_id", "mentions", ["note_id"])
     op.create_table(
         "canned_responses",
         sa.Column("id", BIG_ID, nullable=False),
@@ -106,6 +107,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_canned_responses_owner_id_shortcut", table_name="canned_responses")
     op.drop_table("canned_responses")
+    op.drop_index("ix_mentions_note_id", table_name="mentions")
     op.drop_index("ix_mentions_user_id_read_at", table_name="mentions")
     op.drop_table("mentions")
     op.drop_index("ix_conversation_notes_participant_id", table_name="conversation_notes")
