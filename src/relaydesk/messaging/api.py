@@ -163,8 +163,15 @@ def list_conversations(
         Query(max_length=20, description="me, none, or a user's id"),
     ] = None,
     priority: Priority | None = None,
+    label: Annotated[
+        str | None,
+        Query(max_length=100, description="a label's name, ignoring case"),
+    ] = None,
 ) -> Any:
-    """Conversations, most recent first: filtered by state, owner, priority or unread."""
+    """Conversations, most recent first: filtered by state, owner, priority, label or unread.
+
+    A label name no label has finds nothing (an empty list, not an error).
+    """
     items, nxt = queries.list_conversations(
         session,
         limit=limit,
@@ -174,6 +181,7 @@ def list_conversations(
         assignee=_assignee_filter(assignee, principal),
         priority=priority,
         user_id=principal.user_id,
+        label=label,
     )
     return {"items": items, "next": nxt}
 
@@ -218,7 +226,7 @@ def conversation(
 
 
 def _state(session: Session, number: str) -> dict[str, Any]:
-    """The conversation's state, owner, priority and events (none before a first message)."""
+    """The conversation's state, owner, priority, labels and events (none before a message)."""
     first = session.scalar(
         select(Conversation)
         .where(Conversation.participant == number)
@@ -233,6 +241,7 @@ def _state(session: Session, number: str) -> dict[str, Any]:
         "assignee_id": first.assignee_id,
         "assignee": states.user_name(session, first.assignee_id),
         "priority": first.priority,
+        "labels": queries.label_names_of(session, number),
         "events": [
             ConversationEventOut.model_validate(event)
             for event in states.events_of(session, number)

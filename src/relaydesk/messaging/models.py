@@ -127,7 +127,7 @@ class Conversation(Base):
 class ConversationEvent(Base):
     """A change to a conversation's state, owner or priority, shown in its thread.
 
-    `kind`: assigned | status | priority | reopened | snooze_ended. `actor_id` is the user
+    `kind`: assigned | status | priority | reopened | snooze_ended | labels. `actor_id` is the user
     who made it (None: the customer's message or the clock); `data` holds what changed
     ({"from": ..., "to": ...}, names included so the thread reads without joins).
     """

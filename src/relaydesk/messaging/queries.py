@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -17,8 +18,10 @@ from relaydesk.core.pagination import cursor_id, decode_cursor, encode_cursor
 from relaydesk.messaging import states
 from relaydesk.messaging.models import (
     Conversation,
+    ConversationLabel,
     ConversationRead,
     ConversationStatus,
+    Label,
     Message,
     MessageCounter,
     MessageStatus,
@@ -142,12 +145,19 @@ def list_conversations(
     assignee: int | Literal["none"] | None = None,
     priority: Priority | None = None,
     user_id: int | None = None,
+    label: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Conversations with any message, most recent first, filtered as asked.
 
     `user_id` is the caller: their own unread counts (`unread_count`), and `unread_only`
-    keeps what they have not read; without a user, the shared counter does both.
+    keeps what they have not read; without a user, the shared counter does both. `label`
+    is a label's name, ignoring case: a name no label has finds nothing.
     """
+    label_id: int | None = None
+    if label is not None and label.strip():
+        label_id = _label_id(session, label)
+        if label_id is None:
+            return [], None
     query = (
         select(Conversation, Contact.profile_name, Contact.opted_out_at, User.email, User.name)
         .join(Contact, Contact.id == Conversation.contact_id)
@@ -162,6 +172,15 @@ def list_conversations(
         query = query.where(Conversation.assignee_id == assignee)
     if priority is not None:
         query = query.where(Conversation.priority == priority)
+    if label_id is not None:
+        query = query.where(
+            select(ConversationLabel.conversation_id)
+            .where(
+                ConversationLabel.conversation_id == Conversation.id,
+                ConversationLabel.label_id == label_id,
+            )
+            .exists()
+        )
     if unread_only and user_id is None:
         query = query.where(Conversation.unread_count > 0)
     elif unread_only:
@@ -205,6 +224,7 @@ def list_conversations(
         if user_id is not None
         else {}
     )
+    names = _label_names(session, [row[0].id for row in page])
     items = [
         {
             "id": c.id,
@@ -224,6 +244,7 @@ def list_conversations(
             "assignee_id": c.assignee_id,
             "assignee": (owner_name or owner_email.split("@", 1)[0]) if owner_email else None,
             "priority": c.priority,
+            "labels": names.get(c.id, []),
         }
         for c, name, opted_out_at, owner_email, owner_name in page
     ]
@@ -232,6 +253,47 @@ def list_conversations(
         last = rows[limit - 1][0]
         nxt = encode_cursor(last.last_message_at, last.id)
     return items, nxt
+
+
+def _label_id(session: Session, name: str) -> int | None:
+    """The id of the label with this name, ignoring case (as inbox.labels compares them)."""
+    key = " ".join(name.split()).casefold()
+    # Text no label's name can hold (a NUL byte) is not sent to the database at all.
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in key):
+        return None
+    return session.scalar(select(Label.id).where(Label.key == key))
+
+
+def _label_names(session: Session, conversation_ids: list[int]) -> dict[int, list[str]]:
+    """The label names on each of these conversation rows, by name (one query)."""
+    names: dict[int, list[str]] = {}
+    if not conversation_ids:
+        return names
+    for conversation_id, name in session.execute(
+        select(ConversationLabel.conversation_id, Label.name)
+        .join(Label, Label.id == ConversationLabel.label_id)
+        .where(ConversationLabel.conversation_id.in_(conversation_ids))
+        .order_by(Label.key)
+    ):
+        names.setdefault(conversation_id, []).append(name)
+    return names
+
+
+def label_names_of(session: Session, participant: str) -> list[str]:
+    """The label names on a customer's conversations (all their rows), by name."""
+    return list(
+        session.scalars(
+            select(Label.name)
+            .where(
+                Label.id.in_(
+                    select(ConversationLabel.label_id)
+                    .join(Conversation, Conversation.id == ConversationLabel.conversation_id)
+                    .where(Conversation.participant == participant)
+                )
+            )
+            .order_by(Label.key)
+        )
+    )
 
 
 def thread(

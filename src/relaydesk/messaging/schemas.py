@@ -110,6 +110,7 @@ class ConversationOut(BaseModel):
     assignee_id: int | None
     assignee: str | None = Field(description="the owner's name")
     priority: Priority
+    labels: list[str] = Field(default_factory=list, description="label names, by name")
 
 
 class ConversationPage(BaseModel):
@@ -125,7 +126,10 @@ class ConversationEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    kind: str = Field(description="assigned | status | priority | reopened | snooze_ended")
+    kind: str = Field(
+        description="assigned | status | priority | reopened | snooze_ended | labels "
+        "(data: {added, removed}, label names)"
+    )
     actor: str = Field(description="the user's name, or customer / clock")
     actor_id: int | None
     data: dict[str, Any]
@@ -144,6 +148,9 @@ class ConversationThread(BaseModel):
     assignee_id: int | None = None
     assignee: str | None = None
     priority: Priority | None = None
+    labels: list[str] = Field(
+        default_factory=list, description="the customer's label names, by name"
+    )
     events: list[ConversationEventOut] = Field(
         default_factory=list, description="state, owner and priority changes, oldest first"
     )

@@ -74,7 +74,7 @@ def user_name(session: Session, user_id: int | None) -> str | None:
     return user.display_name if user else None
 
 
-def _actor(session: Session, principal: Principal) -> tuple[int | None, str]:
+def actor_of(session: Session, principal: Principal) -> tuple[int | None, str]:
     """(user id, name shown in the thread) of whoever makes a change."""
     user_id = principal.user_id
     name = user_name(session, user_id)
@@ -156,7 +156,7 @@ def change(
         else None
     )
     rows = conversations_of(session, participant)
-    actor_id, actor = _actor(session, principal)
+    actor_id, actor = actor_of(session, principal)
     events: list[tuple[str, dict[str, Any]]] = []
     first = rows[0]
     if wanted.given("assignee_id") and wanted.assignee_id != first.assignee_id:
