@@ -58,9 +58,9 @@ DOMAINS: tuple[Domain, ...] = (
     Domain(
         "relaydesk.messaging",
         api=("api",),
-        views=("views",),
+        views=("views", "inbox_views"),
         tasks=("tasks",),
-        tabs=(Tab("messages", "/messages", N_("Messages")),),
+        tabs=(Tab("inbox", "/inbox", N_("Inbox")), Tab("messages", "/messages", N_("Messages"))),
     ),
     Domain("relaydesk.inbox", api=("notes_api", "labels_api", "canned_api")),
     Domain("relaydesk.media", api=("api",), views=("views",), tasks=("tasks",), inbound=True),

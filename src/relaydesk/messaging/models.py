@@ -133,7 +133,10 @@ class ConversationEvent(Base):
     """
 
     __tablename__ = "conversation_events"
-    __table_args__ = (Index("ix_conversation_events_conversation_id_id", "conversation_id", "id"),)
+    __table_args__ = (
+        Index("ix_conversation_events_conversation_id_id", "conversation_id", "id"),
+        Index("ix_conversation_events_participant_id", "participant", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -19,7 +20,7 @@ from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, RelaydeskError
 from relaydesk.core.i18n import N_
 from relaydesk.deps import Id
-from relaydesk.messaging import outbox, queries, scheduled, service, templates
+from relaydesk.messaging import outbox, queries, scheduled, service, states, templates
 from relaydesk.messaging.models import Message
 from relaydesk.messaging.status import KNOWN
 from relaydesk.web.deps import PanelOperator, PanelViewer
@@ -264,16 +265,54 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
             item.update(shared.get(item["id"], {}))
         for part in _thread_parts:
             extras.update(part(session, number, items))
+        events = _events_between(session, number, items, older, before)
     channel = next((m["channel"] for m in reversed(items) if m["direction"] == "inbound"), "sms")
     return {
         "participant": number,
         "items": items,
+        # The bubbles and the team's changes (assigned, resolved, …) in time order; at the
+        # same moment the message first (the customer's message that reopened it).
+        "entries": sorted([*items, *events], key=lambda e: (e["created_at"], "event" in e)),
         "older": older,
         "before": before or "",
         "opted_out": opted_out,
         "channel": "whatsapp" if channel == "whatsapp" else "sms",
         **extras,
     }
+
+
+def _events_between(
+    session: Session,
+    number: str,
+    items: list[dict[str, Any]],
+    older: str | None,
+    before: str | None,
+) -> list[dict[str, Any]]:
+    """The conversation's events that fall within this page of messages."""
+    events = [
+        {
+            "event": True,
+            "kind": e.kind,
+            "actor": e.actor,
+            "data": e.data or {},
+            "until": _stored_time((e.data or {}).get("until")),
+            "created_at": e.created_at,
+        }
+        for e in states.events_of(session, number)
+    ]
+    if items and older:  # an older page holds the earlier events
+        events = [e for e in events if e["created_at"] >= items[0]["created_at"]]
+    if items and before:  # a newer page holds the later ones
+        events = [e for e in events if e["created_at"] <= items[-1]["created_at"]]
+    return events
+
+
+def _stored_time(value: Any) -> datetime | None:
+    """A time an event keeps in its data (ISO 8601), or None."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _shared_by_customer(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -325,24 +364,20 @@ def _window_context(number: str, channel: str) -> dict[str, Any]:
     return {"participant": number, "window": window}
 
 
+def chat_context(number: str, before: str | None = None) -> dict[str, Any]:
+    """What the chat's partials need: the thread, the parts, the window, the composer."""
+    context = {**_thread_context(number, before), **chat_extras(number)}
+    context.update(_window_context(number, context["channel"]))
+    return {**context, "segment_rules": segment_rules()}
+
+
 @router.get("/chat/{participant}", response_class=HTMLResponse)
 def chat_page(
     request: Request, participant: str, user: PanelViewer, before: Before = None
 ) -> Response:
     """The conversation with one customer as chat bubbles, with a composer."""
-    number = participant_number(participant)
-    context = {**_thread_context(number, before), **chat_extras(number)}
-    context.update(_window_context(number, context["channel"]))
-    return render(
-        request,
-        "messages/chat.html",
-        {
-            **context,
-            "tab": "messages",
-            "segment_rules": segment_rules(),
-        },
-        user=user,
-    )
+    context = chat_context(participant_number(participant), before)
+    return render(request, "messages/chat.html", {**context, "tab": "messages"}, user=user)
 
 
 @router.get("/chat/{participant}/window", response_class=HTMLResponse)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from relaydesk.auth.sessions import load_session
 from relaydesk.core.db import get_sessionmaker
-from relaydesk.messaging.models import Message
+from relaydesk.messaging.models import ConversationEvent, Message
 from relaydesk.web.context import session_token
 from relaydesk.web.deps import PanelViewer
 
@@ -31,15 +31,17 @@ HEARTBEAT_SECONDS = 15.0
 
 
 def read_marker() -> str:
-    """Changes whenever a message is added, removed or changes status."""
+    """Changes whenever a message is added, removed or changes status, and whenever a
+    conversation changes state or owner (each such change is a ConversationEvent)."""
     session = get_sessionmaker()()
     try:
         newest, changed, oldest = session.execute(
             select(func.max(Message.id), func.max(Message.updated_at), func.min(Message.id))
         ).one()
+        event = session.scalar(select(func.max(ConversationEvent.id)))
     finally:
         session.close()
-    return f"{newest}:{changed.isoformat() if changed else ''}:{oldest}"
+    return f"{newest}:{changed.isoformat() if changed else ''}:{oldest}:{event}"
 
 
 class ChangeWatcher:

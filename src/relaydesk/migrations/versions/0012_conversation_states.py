@@ -95,6 +95,12 @@ def upgrade() -> None:
         ["conversation_id", "id"],
         unique=False,
     )
+    op.create_index(
+        "ix_conversation_events_participant_id",
+        "conversation_events",
+        ["participant", "id"],
+        unique=False,
+    )
     op.create_table(
         "conversation_reads",
         sa.Column("user_id", BIG_ID, nullable=False),
@@ -119,6 +125,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("conversation_reads")
+    op.drop_index("ix_conversation_events_participant_id", table_name="conversation_events")
     op.drop_index("ix_conversation_events_conversation_id_id", table_name="conversation_events")
     op.drop_table("conversation_events")
     with op.batch_alter_table("conversations") as batch:

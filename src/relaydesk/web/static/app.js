@@ -276,7 +276,38 @@
     dialog.querySelector("[data-close-viewer]").focus();
   }
 
+  // ---- the inbox: the open conversation's row, and the state bar's snooze time ----
+  function markCurrent() {
+    var list = document.getElementById("inbox-list");
+    if (!list) return;
+    var current = new URLSearchParams(window.location.search).get("c");
+    list.querySelectorAll(".inbox-row").forEach(function (row) {
+      var link = row.querySelector(".inbox-link");
+      if (current && row.dataset.participant === current) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    });
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.matches) return;
+    // Snoozing needs a time: choosing it shows the time field instead of saving at once.
+    if (elt.matches("select[data-state-status]") && elt.value === "snoozed") {
+      event.preventDefault();
+      var bar = elt.closest(".inbox-state");
+      var form = bar.querySelector("[data-snooze-form]");
+      form.hidden = false;
+      bar.dataset.editing = "1";
+      form.querySelector("input[type=datetime-local]").focus();
+      return;
+    }
+    // A live reload would throw away a snooze time being typed.
+    if (elt.matches(".inbox-state[data-editing]") && event.detail.requestConfig.verb === "get") event.preventDefault();
+  });
+  document.addEventListener("htmx:pushedIntoHistory", markCurrent);
+  window.addEventListener("popstate", function () { setTimeout(markCurrent, 0); });
+
   function enhance(root) {
+    markCurrent();
     localTimes(root);
     scrollThreads(root);
     attachWidgets(root);
