@@ -3,9 +3,12 @@ and the layout at a desktop and a phone width."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +25,10 @@ Post = Callable[..., httpx.Response]
 
 CUSTOMER, OTHER = "+48600100851", "+48600100852"
 NO_SIDEWAYS = "document.documentElement.scrollWidth <= window.innerWidth"
+# RELAYDESK_SCREENSHOTS=<folder>: keep what the pages looked like (for a person to check).
+SHOTS = (
+    Path(os.environ["RELAYDESK_SCREENSHOTS"]) if os.environ.get("RELAYDESK_SCREENSHOTS") else None
+)
 
 
 def operator(name: str = "Ola") -> tuple[int, str]:
@@ -119,6 +126,13 @@ def test_list_and_thread_fit_a_desktop_and_a_phone(new_page: NewPage, twilio_pos
     )
     assert side["x"] + side["width"] <= pane["x"]  # side by side
     assert wide.evaluate(NO_SIDEWAYS)
+    # The filter pills sit apart, none drawn over its neighbour.
+    for group in wide.locator(".inbox-filter").all():
+        boxes = [link.bounding_box() for link in group.locator("a").all()]
+        for left, right in itertools.pairwise(boxes):
+            assert left and right and left["x"] + left["width"] <= right["x"] + 0.5, boxes
+    if SHOTS:
+        wide.screenshot(path=str(SHOTS / "inbox-1280.png"))
 
     phone = signed_in(new_page, email, 390, 844)
     phone.goto("/inbox")
