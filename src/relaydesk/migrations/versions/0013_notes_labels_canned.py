@@ -50,9 +50,7 @@ def upgrade() -> None:
         sa.Column("label_id", BIG_ID, nullable=False),
         _fk("conversation_labels", "conversation_id", "conversations", "CASCADE"),
         _fk("conversation_labels", "label_id", "labels", "CASCADE"),
-        sa.PrimaryKeyConstraint(
-            "conversation_id", "label_id", name=op.f("pk_conversation_labels")
-        ),
+        sa.PrimaryKeyConstraint("conversation_id", "label_id", name=op.f("pk_conversation_labels")),
     )
     op.create_index(
         "ix_conversation_labels_label_id", "conversation_labels", ["label_id", "conversation_id"]
