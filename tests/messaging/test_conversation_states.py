@@ -317,3 +317,37 @@ def test_state_times_are_stored_in_utc(
         json={"status": "snoozed", "snoozed_until": local.isoformat()},
     )
     assert datetime.fromisoformat(thread(api)["snoozed_until"]) == until
+
+
+def test_a_new_channel_of_the_same_customer_keeps_their_owner_priority_and_labels(
+    twilio_post: Post, team: Callable[..., Member], api: httpx.Client
+) -> None:
+    anna = team("Anna")
+    receive(twilio_post)  # SMS
+    assert api.post("/api/labels", json={"name": "VIP"}).status_code == 201
+    anna.client.patch(
+        f"/api/conversations/{CUSTOMER}", json={"assignee_id": anna.id, "priority": "high"}
+    )
+    assert api.put(f"/api/conversations/{CUSTOMER}/labels", json={"labels": ["VIP"]}).is_success
+    answer = twilio_post(
+        "/twilio/inbound",
+        {
+            "MessageSid": "SM" + secrets.token_hex(16),
+            "From": f"whatsapp:{CUSTOMER}",
+            "To": "whatsapp:+15005550006",
+            "Body": "Piszę teraz z WhatsAppa",
+            "NumMedia": "0",
+        },
+    )
+    assert answer.status_code == 200
+
+    rows = [
+        item
+        for item in anna.client.get("/api/conversations").json()["items"]
+        if item["participant"] == CUSTOMER
+    ]
+    assert sorted(item["channel"] for item in rows) == ["sms", "whatsapp"]
+    for item in rows:
+        assert (item["assignee_id"], item["priority"], item["labels"]) == (anna.id, "high", ["VIP"])
+    assert len(listed(anna.client, label="vip")) == 2
+    assert len(listed(anna.client, assignee="me")) == 2

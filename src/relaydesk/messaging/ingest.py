@@ -144,6 +144,9 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
         )
     }
 
+    # A customer's first message on another channel or number: its row takes their owner.
+    states.inherit(session, sorted(set(conv_ids.values())))
+
     # A message no handler wants is done when stored: no follow-up job at all.
     wanted = {rec.sid for rec in fresh if hooks.wanted(rec)}
     rows = []

@@ -25,6 +25,7 @@ from relaydesk.core.i18n import N_
 from relaydesk.messaging.models import (
     Conversation,
     ConversationEvent,
+    ConversationLabel,
     ConversationRead,
     ConversationStatus,
     Message,
@@ -234,6 +235,48 @@ def reopen(session: Session, conversation_ids: list[int], at: datetime) -> list[
             )
         )
     return [row[0] for row in reopened]
+
+
+def inherit(session: Session, conversation_ids: list[int]) -> None:
+    """A customer's new conversation row (another channel or number of ours) takes the
+    owner, priority and labels their other rows have, so the list shows it the same way."""
+    if not conversation_ids:
+        return
+    new = session.execute(
+        select(Conversation.id, Conversation.participant).where(
+            Conversation.id.in_(conversation_ids),
+            Conversation.message_count == 0,
+            Conversation.assignee_id.is_(None),
+            Conversation.priority == Priority.NONE,
+        )
+    ).all()
+    for conversation_id, participant in new:
+        sibling = session.execute(
+            select(Conversation.id, Conversation.assignee_id, Conversation.priority)
+            .where(
+                Conversation.participant == participant,
+                Conversation.id != conversation_id,
+                Conversation.message_count > 0,
+            )
+            .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+            .limit(1)
+        ).first()
+        if sibling is None:
+            continue
+        session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(assignee_id=sibling.assignee_id, priority=sibling.priority)
+            .execution_options(synchronize_session=False)
+        )
+        labels = session.scalars(
+            select(ConversationLabel.label_id).where(
+                ConversationLabel.conversation_id == sibling.id
+            )
+        ).all()
+        for label_id in labels:
+            session.add(ConversationLabel(conversation_id=conversation_id, label_id=label_id))
+    session.flush()
 
 
 def wake_snoozed(session: Session, now: datetime | None = None) -> int:
