@@ -335,3 +335,15 @@ def test_admin_tests_the_connection_fetches_the_month_and_watches_it_finish(
     expect(page.locator("#vb-sync-logs tr").first).to_have_attribute("data-status", "done")
     expect(page.locator("#vb-sync-logs tr").first).to_contain_text("manual")
     expect(page.locator("#vb-fetch")).to_be_enabled()
+
+
+def test_the_tab_shows_the_apis_english_notes_in_polish(
+    new_page: NewPage, make_user: MakeUser
+) -> None:
+    from playwright.sync_api import expect
+
+    page = open_tab(new_page, make_user, "admin", locale="pl-PL")
+    page.click("#vb-test")  # no key saved and none typed: the API says so, in English
+    expect(page.locator("#vb-settings-result")).to_contain_text(
+        "Nie ustawiono klucza API ElevenLabs"
+    )

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,7 +21,7 @@ from relaydesk.channels.sandbox.views import router as sandbox_router
 from relaydesk.core import domains
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
-from relaydesk.core.i18n import LANGUAGES, translations
+from relaydesk.core.i18n import LANGUAGES, translate_stored, translations
 from relaydesk.deps import CurrentPrincipal
 from relaydesk.web.context import (
     LANGUAGE_COOKIE,
@@ -152,6 +153,25 @@ def logout(request: Request, user: PanelViewer) -> Response:
 def _remember_language(user_id: int, language: str) -> None:
     with session_scope() as session:
         session.execute(update(User).where(User.id == user_id).values(language=language))
+
+
+class StoredTexts(BaseModel):
+    """English notes the API answered, for the panel's scripts to show translated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[Annotated[str, Field(max_length=4000)]] = Field(max_length=100)
+
+
+@router.post("/said")
+def said(request: Request, user: PanelViewer, payload: StoredTexts) -> JSONResponse:
+    """The texts in the signed-in person's language (core.i18n.translate_stored), in order.
+
+    The API answers in English; the panel's own scripts (the Voice bot tab) show its job
+    progress, failures and connection-test results through this, as templates do with said().
+    """
+    language = request_language(request, user)
+    return JSONResponse({"texts": [translate_stored(language, text) for text in payload.texts]})
 
 
 @router.post("/language")

@@ -40,9 +40,34 @@
       body: body === undefined ? undefined : JSON.stringify(body),
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
-        return { ok: response.ok, status: response.status, data: data };
+        return translated({ ok: response.ok, status: response.status, data: data });
       });
     });
+  }
+  // The API answers in English: its notes (detail, message, error) go through /said,
+  // which returns them in the panel's language; on any trouble the English stays.
+  var NOTE_KEYS = { detail: true, message: true, error: true };
+  function translated(answer) {
+    if (document.documentElement.lang === "en") return Promise.resolve(answer);
+    var slots = [];
+    (function walk(value, depth) {
+      if (!value || typeof value !== "object" || depth > 3) return;
+      Object.keys(value).forEach(function (key) {
+        var item = value[key];
+        if (NOTE_KEYS[key] && typeof item === "string" && item) slots.push([value, key]);
+        else walk(item, depth + 1);
+      });
+    })(answer.data, 0);
+    if (!slots.length) return Promise.resolve(answer);
+    slots = slots.slice(0, 100);
+    return fetch("/said", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken(), Accept: "application/json" },
+      body: JSON.stringify({ texts: slots.map(function (slot) { return slot[0][slot[1]].slice(0, 4000); }) }),
+    }).then(function (response) { return response.ok ? response.json() : null; }).then(function (body) {
+      if (body && body.texts) slots.forEach(function (slot, i) { slot[0][slot[1]] = body.texts[i]; });
+      return answer;
+    }).catch(function () { return answer; });
   }
   function problem(answer) {
     var detail = answer && answer.data && answer.data.detail;
