@@ -177,3 +177,20 @@ def test_closed_whatsapp_window_offers_a_template_instead_of_free_text(
     page.select_option("#chat-channel", "sms")
     assert page.locator("#chat-body").is_enabled()
     assert page.locator("[data-window-note]").is_hidden()
+
+
+def test_a_refused_upload_is_explained_in_the_panels_language(
+    new_page: NewPage, make_user: MakeUser, twilio_post: Post
+) -> None:
+    customer_writes(twilio_post, CUSTOMER, "Dzień dobry")
+    page = new_page(locale="pl-PL")
+    browser_sign_in(page, make_user("operator"))
+    page.wait_for_url("**/messages")
+    page.goto(f"/chat/{CUSTOMER}")
+    page.set_input_files(
+        "#chat-file",
+        files=[{"name": "setup.exe", "mimeType": "application/x-msdownload", "buffer": b"MZ\0"}],
+    )
+    notice = page.wait_for_selector("#notices .notice-error")
+    assert "setup.exe" in notice.inner_text()
+    assert "nie są przyjmowane" in notice.inner_text()  # the API said it in English

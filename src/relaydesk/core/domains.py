@@ -25,6 +25,9 @@ class Tab:
     label: str
     role: str = "viewer"  # the least role that sees it
     mode: str | None = None  # shown only in this environment mode ("sandbox")
+    # Navigation follows domain order; a lower `order` moves a tab ahead of it (the inbox,
+    # a domain above messaging, is still the first tab).
+    order: int = 100
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,16 @@ DOMAINS: tuple[Domain, ...] = (
     Domain(
         "relaydesk.messaging",
         api=("api",),
-        views=("views", "inbox_views"),
+        views=("views",),
         tasks=("tasks",),
-        tabs=(Tab("inbox", "/inbox", N_("Inbox")), Tab("messages", "/messages", N_("Messages"))),
+        tabs=(Tab("messages", "/messages", N_("Messages")),),
     ),
-    Domain("relaydesk.inbox", api=("notes_api", "labels_api", "canned_api")),
+    Domain(
+        "relaydesk.inbox",
+        api=("notes_api", "labels_api", "canned_api"),
+        views=("views", "notes_views", "labels_views", "canned_views"),
+        tabs=(Tab("inbox", "/inbox", N_("Inbox"), order=0),),
+    ),
     Domain("relaydesk.media", api=("api",), views=("views",), tasks=("tasks",), inbound=True),
     Domain(
         "relaydesk.automation",
@@ -157,4 +165,4 @@ def inbound_modules() -> list[str]:
 
 def tabs() -> list[Tab]:
     """The panel's sections in navigation order."""
-    return [tab for domain in DOMAINS for tab in domain.tabs]
+    return sorted((tab for domain in DOMAINS for tab in domain.tabs), key=lambda tab: tab.order)

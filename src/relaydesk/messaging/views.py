@@ -33,11 +33,14 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 STATUS_CHOICES = sorted(KNOWN)
 CHANGED = "rd:changed"  # the client-side event that makes live fragments reload
+THREAD_ENTRIES = "thread_entries"  # a ThreadPart's own entries: dicts with a created_at
 
 
 # Later domains add to the chat page when their views load: what they know about the
-# messages of a thread (a ThreadPart may annotate the items and returns extra context)
-# and about the conversation (a ChatPart's context joins the page's).
+# messages of a thread (a ThreadPart may annotate the items and returns extra context;
+# under THREAD_ENTRIES it may give entries of its own, e.g. the inbox's private notes,
+# which join the thread by time) and about the conversation (a ChatPart's context joins
+# the page's).
 ThreadPart = Callable[[Session, str, list[dict[str, Any]]], dict[str, Any]]
 ChatPart = Callable[[str], dict[str, Any]]
 _thread_parts: list[ThreadPart] = []
@@ -263,16 +266,20 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
         )
         for item in items:
             item.update(shared.get(item["id"], {}))
+        added: list[dict[str, Any]] = []
         for part in _thread_parts:
-            extras.update(part(session, number, items))
-        events = _events_between(session, number, items, older, before)
+            found = part(session, number, items)
+            added.extend(found.pop(THREAD_ENTRIES, []))
+            extras.update(found)
+        events = _within([*_events(session, number), *added], items, older, before)
     channel = next((m["channel"] for m in reversed(items) if m["direction"] == "inbound"), "sms")
     return {
         "participant": number,
         "items": items,
-        # The bubbles and the team's changes (assigned, resolved, …) in time order; at the
-        # same moment the message first (the customer's message that reopened it).
-        "entries": sorted([*items, *events], key=lambda e: (e["created_at"], "event" in e)),
+        # The bubbles, the team's changes (assigned, resolved, …) and the parts' entries
+        # in time order; at the same moment the message first (the customer's message
+        # that reopened it).
+        "entries": sorted([*items, *events], key=lambda e: (e["created_at"], "direction" not in e)),
         "older": older,
         "before": before or "",
         "opted_out": opted_out,
@@ -281,15 +288,9 @@ def _thread_context(number: str, before: str | None = None) -> dict[str, Any]:
     }
 
 
-def _events_between(
-    session: Session,
-    number: str,
-    items: list[dict[str, Any]],
-    older: str | None,
-    before: str | None,
-) -> list[dict[str, Any]]:
-    """The conversation's events that fall within this page of messages."""
-    events = [
+def _events(session: Session, number: str) -> list[dict[str, Any]]:
+    """The conversation's events as thread entries."""
+    return [
         {
             "event": True,
             "kind": e.kind,
@@ -300,6 +301,16 @@ def _events_between(
         }
         for e in states.events_of(session, number)
     ]
+
+
+def _within(
+    entries: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+    older: str | None,
+    before: str | None,
+) -> list[dict[str, Any]]:
+    """The entries (events, notes) that fall within this page of messages."""
+    events = entries
     if items and older:  # an older page holds the earlier events
         events = [e for e in events if e["created_at"] >= items[0]["created_at"]]
     if items and before:  # a newer page holds the later ones

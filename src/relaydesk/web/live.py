@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from relaydesk.auth.sessions import load_session
 from relaydesk.core.db import get_sessionmaker
+from relaydesk.inbox.models import ConversationNote
 from relaydesk.messaging.models import ConversationEvent, Message
 from relaydesk.web.context import session_token
 from relaydesk.web.deps import PanelViewer
@@ -31,17 +32,19 @@ HEARTBEAT_SECONDS = 15.0
 
 
 def read_marker() -> str:
-    """Changes whenever a message is added, removed or changes status, and whenever a
-    conversation changes state or owner (each such change is a ConversationEvent)."""
+    """Changes whenever a message is added, removed or changes status, whenever a
+    conversation changes state, owner or labels (each such change is a ConversationEvent),
+    and whenever someone writes a private note (which is how a mention arrives)."""
     session = get_sessionmaker()()
     try:
         newest, changed, oldest = session.execute(
             select(func.max(Message.id), func.max(Message.updated_at), func.min(Message.id))
         ).one()
         event = session.scalar(select(func.max(ConversationEvent.id)))
+        note = session.scalar(select(func.max(ConversationNote.id)))
     finally:
         session.close()
-    return f"{newest}:{changed.isoformat() if changed else ''}:{oldest}:{event}"
+    return f"{newest}:{changed.isoformat() if changed else ''}:{oldest}:{event}:{note}"
 
 
 class ChangeWatcher:

@@ -128,6 +128,17 @@
   }
 
   // ---- attachments: uploaded at once to /api/media, sent as media_urls with the message ----
+  // An English note from the API in the panel's language (/said); the English on trouble.
+  function said(text) {
+    if (document.documentElement.lang === "en" || !text) return Promise.resolve(text);
+    return fetch("/said", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken(), Accept: "application/json" },
+      body: JSON.stringify({ texts: [String(text).slice(0, 4000)] }),
+    }).then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) { return body && body.texts ? body.texts[0] : text; })
+      .catch(function () { return text; });
+  }
   function csrfToken() {
     try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"]; } catch (e) { return ""; }
   }
@@ -231,7 +242,10 @@
         progress.remove();
       } else {
         item.remove();
-        showNotice(widget.dataset.failedTitle, file.name + ": " + (answer.detail || request.statusText || request.status), widget.dataset.closeLabel);
+        var reason = answer.detail || request.statusText || String(request.status);
+        said(reason).then(function (shown) {
+          showNotice(widget.dataset.failedTitle, file.name + ": " + shown, widget.dataset.closeLabel);
+        });
       }
       syncRequired(form);
     });
@@ -304,6 +318,131 @@
     if (elt.matches(".inbox-state[data-editing]") && event.detail.requestConfig.verb === "get") event.preventDefault();
   });
   document.addEventListener("htmx:pushedIntoHistory", markCurrent);
+  // The label picker lives in the state bar: a live reload would close it mid-choice.
+  document.addEventListener("toggle", function (event) {
+    var picker = event.target;
+    if (!picker.matches || !picker.matches("details[data-label-picker]")) return;
+    var bar = picker.closest(".inbox-state");
+    if (!bar) return;
+    if (picker.open) bar.dataset.editing = "1";
+    else delete bar.dataset.editing;
+  }, true);
+  // Reply or Note: the pane shows the composer or the private note form.
+  function composeMode(button) {
+    var pane = button.closest("#inbox-pane");
+    if (!pane) return;
+    var note = button.dataset.composeMode === "note";
+    pane.querySelectorAll("[data-compose-mode]").forEach(function (other) {
+      var pressed = other === button;
+      other.setAttribute("aria-pressed", String(pressed));
+      other.classList.toggle("secondary", !pressed);
+      other.classList.toggle("outline", !pressed);
+    });
+    var composer = pane.querySelector(".chat-composer");
+    var form = pane.querySelector("[data-compose-panel=note]");
+    if (composer) composer.hidden = note;
+    if (form) form.hidden = !note;
+    var field = note ? form && form.querySelector("textarea") : composer && composer.querySelector("textarea");
+    if (field) field.focus();
+  }
+
+  // ---- canned answers: "/word" in the inbox composer offers them, filled in for the customer ----
+  var canned = { box: null, textarea: null, start: 0, end: 0, timer: null, seq: 0, inserting: false };
+  function cannedWord(textarea) {
+    var caret = textarea.selectionStart;
+    if (caret !== textarea.selectionEnd) return null;
+    var match = /(^|\s)\/([^\s\/]*)$/.exec(textarea.value.slice(0, caret));
+    if (!match) return null;
+    return { start: caret - match[2].length - 1, end: caret, q: match[2] };
+  }
+  function closeCanned() {
+    canned.seq += 1;
+    clearTimeout(canned.timer);
+    if (canned.box) canned.box.remove();
+    canned.box = null;
+    if (canned.textarea) {
+      canned.textarea.setAttribute("aria-expanded", "false");
+      canned.textarea.removeAttribute("aria-activedescendant");
+    }
+  }
+  function suggestCanned(textarea) {
+    var pane = textarea.closest("[data-canned-url]");
+    if (!pane || canned.inserting) return;
+    var word = cannedWord(textarea);
+    if (!word) { closeCanned(); return; }
+    canned.textarea = textarea;
+    canned.start = word.start;
+    canned.end = word.end;
+    var seq = ++canned.seq;
+    clearTimeout(canned.timer);
+    canned.timer = setTimeout(function () {
+      fetch(pane.dataset.cannedUrl + "?q=" + encodeURIComponent(word.q), { credentials: "same-origin", headers: { "HX-Request": "true" } })
+        .then(function (answer) { return answer.ok ? answer.text() : ""; })
+        .then(function (html) { if (seq === canned.seq && html) showCanned(textarea, html); });
+    }, 120);
+  }
+  function showCanned(textarea, html) {
+    if (!canned.box) {
+      canned.box = document.createElement("div");
+      canned.box.className = "canned-popup";
+      canned.box.id = "canned-popup";
+      canned.box.dataset.cannedPopup = "";
+      textarea.insertAdjacentElement("afterend", canned.box);
+    }
+    canned.box.innerHTML = html;
+    textarea.setAttribute("aria-expanded", "true");
+    textarea.setAttribute("aria-controls", "canned-popup");
+    markCanned(cannedOptions()[0]);
+  }
+  function cannedOptions() {
+    return canned.box ? Array.prototype.slice.call(canned.box.querySelectorAll("[data-canned-id]")) : [];
+  }
+  function markCanned(chosen) {
+    cannedOptions().forEach(function (option) { option.setAttribute("aria-selected", String(option === chosen)); });
+    if (chosen && canned.textarea) {
+      canned.textarea.setAttribute("aria-activedescendant", chosen.id);
+      chosen.scrollIntoView({ block: "nearest" });
+    }
+  }
+  function moveCanned(step) {
+    var options = cannedOptions();
+    if (!options.length) return;
+    var at = options.findIndex(function (option) { return option.getAttribute("aria-selected") === "true"; });
+    markCanned(options[(at + step + options.length) % options.length]);
+  }
+  function chooseCanned(option) {
+    var textarea = canned.textarea;
+    var text = option.dataset.text;
+    textarea.value = textarea.value.slice(0, canned.start) + text + textarea.value.slice(canned.end);
+    var caret = canned.start + text.length;
+    closeCanned();
+    textarea.focus();
+    textarea.setSelectionRange(caret, caret);
+    // The segment counter counts what will be sent: the filled-in text.
+    canned.inserting = true;
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+    canned.inserting = false;
+  }
+  document.addEventListener("keydown", function (event) {
+    if (!canned.box || event.target !== canned.textarea) return;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      moveCanned(event.key === "ArrowDown" ? 1 : -1);
+    } else if (event.key === "Enter" || event.key === "Tab") {
+      var chosen = canned.box.querySelector("[data-canned-id][aria-selected=true]");
+      if (!chosen) { closeCanned(); return; }
+      event.preventDefault();
+      chooseCanned(chosen);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      closeCanned();
+    }
+  });
+  document.addEventListener("mousedown", function (event) {
+    if (!canned.box) return;
+    if (canned.box.contains(event.target)) event.preventDefault(); // the textarea keeps focus
+    else if (event.target !== canned.textarea) closeCanned();
+  });
   window.addEventListener("popstate", function () { setTimeout(markCurrent, 0); });
 
   function enhance(root) {
@@ -319,6 +458,7 @@
   document.addEventListener("input", function (event) {
     if (!event.target.matches) return;
     if (event.target.matches("textarea[data-segments]")) updateCounter(event.target);
+    if (event.target.matches("textarea[data-segments]")) suggestCanned(event.target);
     if (event.target.matches("fieldset[data-template] input[data-variable]")) previewTemplate(event.target.closest("fieldset"));
   });
   document.addEventListener("change", function (event) {
@@ -337,6 +477,14 @@
     }
   });
   document.addEventListener("click", function (event) {
+    var option = event.target.closest && event.target.closest("[data-canned-popup] [data-canned-id]");
+    if (option) { chooseCanned(option); return; }
+    var mode = event.target.closest && event.target.closest("[data-compose-mode]");
+    if (mode) { composeMode(mode); return; }
+    if (event.target.closest && event.target.closest("[data-close-mentions]")) {
+      document.getElementById("mention-list").innerHTML = "";
+      return;
+    }
     var opener = event.target.closest && event.target.closest("[data-viewer]");
     if (opener) { openViewer(opener); return; }
     var viewer = document.getElementById("media-viewer");

@@ -20,6 +20,7 @@ from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, NotFound
 from relaydesk.core.i18n import N_
+from relaydesk.inbox import labels, notes
 from relaydesk.messaging import queries, service, states
 from relaydesk.messaging.models import Conversation, ConversationStatus, Priority
 from relaydesk.messaging.views import CHANGED, chat_context
@@ -36,15 +37,17 @@ DEFAULT_OWNER, DEFAULT_STATUS = "all", ConversationStatus.OPEN.value
 Owner = Annotated[str, Query(pattern="^(all|mine|unassigned)$")]
 State = Annotated[str, Query(pattern="^(open|pending|snoozed|resolved)$")]
 Text = Annotated[str | None, Query(max_length=200)]
+LabelName = Annotated[str | None, Query(max_length=labels.MAX_NAME * 2)]
 Field = Annotated[str | None, Form(max_length=40)]
 E = TypeVar("E", bound=StrEnum)
 
 
-def _query(owner: str, status: str, **more: str | None) -> str:
+def _query(owner: str, status: str, label: str | None = None, **more: str | None) -> str:
     """The inbox's URL query: the filters that differ from the defaults, then `more`."""
     values = {
         "owner": owner if owner != DEFAULT_OWNER else None,
         "status": status if status != DEFAULT_STATUS else None,
+        "label": label or None,
         **more,
     }
     return urlencode({key: value for key, value in values.items() if value})
@@ -58,8 +61,14 @@ def _assignee(owner: str, user: SignedIn) -> int | Literal["none"] | None:
 
 
 def _list_context(
-    user: SignedIn, owner: str, status: str, cursor: str | None, current: str | None
+    user: SignedIn,
+    owner: str,
+    status: str,
+    label: str | None,
+    cursor: str | None,
+    current: str | None,
 ) -> dict[str, Any]:
+    label = " ".join(label.split()) if label else None
     with session_scope(write=False) as session:
         items, nxt = queries.list_conversations(
             session,
@@ -68,20 +77,27 @@ def _list_context(
             status=ConversationStatus(status),
             assignee=_assignee(owner, user),
             user_id=user.user_id,
+            label=label,
         )
-    base = _query(owner, status)
+        known = [row for row, _ in labels.list_labels(session)]
+    base = _query(owner, status, label)
     return {
         "conversations": items,
         "owner": owner,
         "status": status,
-        "owner_links": [(o, "/inbox?" + _query(o, status, c=current)) for o in OWNERS],
+        "label": label or "",
+        # Every label, for the filter and the rows' chips (the rows carry names only).
+        "all_labels": known,
+        "label_colours": {row.name: row.colour for row in known},
+        "owner_links": [(o, "/inbox?" + _query(o, status, label, c=current)) for o in OWNERS],
         "status_links": [
-            (s.value, "/inbox?" + _query(owner, s.value, c=current)) for s in ConversationStatus
+            (s.value, "/inbox?" + _query(owner, s.value, label, c=current))
+            for s in ConversationStatus
         ],
         "current": current,
         "list_query": base,
         "list_url": "/inbox/list" + (f"?{base}" if base else ""),
-        "more_url": "/inbox/list?" + _query(owner, status, cursor=nxt) if nxt else None,
+        "more_url": "/inbox/list?" + _query(owner, status, label, cursor=nxt) if nxt else None,
     }
 
 
@@ -99,7 +115,7 @@ def _first(session: Session, number: str) -> tuple[Conversation, str | None]:
     return found[0], found[1]
 
 
-def _state_context(number: str) -> dict[str, Any]:
+def state_context(number: str) -> dict[str, Any]:
     """The state bar: status, snooze, owner, priority and who can be given the conversation."""
     with session_scope(write=False) as session:
         first, name = _first(session, number)
@@ -109,6 +125,11 @@ def _state_context(number: str) -> dict[str, Any]:
             if u.is_active and ROLE_RANK.get(u.role, 0) >= ROLE_RANK["operator"]
         ]
         owner = states.user_name(session, first.assignee_id)
+        on = {row.id for row in labels.labels_on(session, number)}
+        choices = [
+            {"name": row.name, "colour": row.colour, "on": row.id in on}
+            for row, _ in labels.list_labels(session)
+        ]
     if first.assignee_id is not None and all(p["id"] != first.assignee_id for p in people):
         people.append({"id": first.assignee_id, "name": owner or "?"})  # locked since
     return {
@@ -122,15 +143,26 @@ def _state_context(number: str) -> dict[str, Any]:
             "priority": first.priority.value,
         },
         "people": sorted(people, key=lambda p: str(p["name"]).lower()),
+        "label_choices": choices,
         "statuses": [s.value for s in ConversationStatus],
         "priorities": [p.value for p in Priority],
     }
 
 
-def _pane_context(number: str, owner: str, status: str) -> dict[str, Any]:
+def _pane_context(number: str, owner: str, status: str, label: str | None) -> dict[str, Any]:
     """The open conversation: state bar, thread and composer (the chat page's partials)."""
-    state = _state_context(number)  # first: an unknown customer is a 404
-    return {**chat_context(number), **state, "list_query": _query(owner, status)}
+    state = state_context(number)  # first: an unknown customer is a 404
+    return {**chat_context(number), **state, "list_query": _query(owner, status, label)}
+
+
+def principal_of(user: SignedIn) -> Principal:
+    """The signed-in user as the services' caller."""
+    return Principal("user", user.user_id, user.role, user.email)
+
+
+def _unread_mentions(user: SignedIn) -> int:
+    with session_scope(write=False) as session:
+        return notes.unread_count(session, user.user_id)
 
 
 @router.get("/inbox", response_class=HTMLResponse)
@@ -139,13 +171,15 @@ def inbox_page(
     user: PanelViewer,
     owner: Owner = DEFAULT_OWNER,
     status: State = DEFAULT_STATUS,
+    label: LabelName = None,
     c: Text = None,
 ) -> Response:
     """The team inbox: the conversations on the left, the open one (`c`) on the right."""
     number = participant_number(c) if c else None
-    context = _list_context(user, owner, status, None, number)
+    context = _list_context(user, owner, status, label, None, number)
     if number:
-        context.update(_pane_context(number, owner, status))
+        context.update(_pane_context(number, owner, status, label))
+    context["mentions_unread"] = _unread_mentions(user)
     return render(request, "inbox/index.html", {**context, "tab": "inbox"}, user=user)
 
 
@@ -155,12 +189,13 @@ def inbox_list(
     user: PanelViewer,
     owner: Owner = DEFAULT_OWNER,
     status: State = DEFAULT_STATUS,
+    label: LabelName = None,
     cursor: Text = None,
     c: Text = None,
 ) -> Response:
     """The list (reloaded live), or with `cursor` the next rows for "Load more"."""
     current = participant_number(c) if c else None
-    context = _list_context(user, owner, status, cursor, current)
+    context = _list_context(user, owner, status, label, cursor, current)
     template = "inbox/_rows.html" if cursor else "inbox/_list.html"
     return render(request, template, context, user=user)
 
@@ -172,16 +207,17 @@ def inbox_pane(
     user: PanelViewer,
     owner: Owner = DEFAULT_OWNER,
     status: State = DEFAULT_STATUS,
+    label: LabelName = None,
 ) -> Response:
     """One conversation, loaded beside the list when its row is clicked."""
-    context = _pane_context(participant_number(participant), owner, status)
+    context = _pane_context(participant_number(participant), owner, status, label)
     return render(request, "inbox/_pane.html", context, user=user)
 
 
 @router.get("/inbox/{participant}/state", response_class=HTMLResponse)
 def inbox_state(request: Request, participant: str, user: PanelViewer) -> Response:
     """The state bar alone (reloaded live)."""
-    context = _state_context(participant_number(participant))
+    context = state_context(participant_number(participant))
     return render(request, "inbox/_state.html", context, user=user)
 
 
@@ -246,13 +282,12 @@ def change_state(
     """Change the status, snooze, owner or priority; the thread and list then reload."""
     number = participant_number(participant)
     wanted = _wanted(status, snoozed_until, assignee, priority, user)
-    principal = Principal("user", user.user_id, user.role, user.email)
     with session_scope() as session:
-        states.change(session, number, wanted, principal)
+        states.change(session, number, wanted, principal_of(user))
     return render(
         request,
         "inbox/_state.html",
-        _state_context(number),
+        state_context(number),
         headers={"HX-Trigger": CHANGED},
         user=user,
     )
