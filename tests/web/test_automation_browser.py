@@ -150,7 +150,13 @@ def test_new_tabs_read_in_polish(new_page: NewPage, make_user: MakeUser) -> None
     browser_sign_in(page, make_user("operator"))
     page.wait_for_url("**/messages")
     tabs = page.locator("nav.tabs a")
-    assert tabs.all_inner_texts()[:4] == ["Wiadomości", "Auto-odpowiedź", "AI", "Asystenci"]
+    assert tabs.all_inner_texts()[:5] == [
+        "Skrzynka",
+        "Wiadomości",
+        "Auto-odpowiedź",
+        "AI",
+        "Asystenci",
+    ]
     page.click("nav.tabs >> text=Auto-odpowiedź")
     expect(page.locator("h1")).to_have_text("Auto-odpowiedź")
     expect(page.locator("label.switch-label")).to_contain_text(

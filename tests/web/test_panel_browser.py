@@ -235,4 +235,11 @@ def test_api_reference_renders_from_local_assets(new_page: NewPage, make_user: M
     browser_sign_in(page, make_user("viewer"))
     page.wait_for_url("**/messages")
     page.click("nav.tabs >> text=REST API")
+    # Every tag is listed, folded; opening one draws its operations.
+    tags = page.locator("#swagger-ui .opblock-tag")
+    tags.first.wait_for()
+    names = [name.strip() for name in tags.all_inner_texts()]
+    assert any(name.startswith("messages") for name in names), names
+    assert any(name.startswith("inbox") for name in names), names
+    page.click('#swagger-ui .opblock-tag[data-tag="messages"]')
     page.wait_for_selector('#swagger-ui .opblock-summary-path[data-path="/api/send-message"]')
