@@ -9,6 +9,10 @@ What it measures
       - GET /api/messages?direction=outbound&status=delivered
       - GET /api/messages?participant=<seeded number>
       - GET /api/conversations                              first page
+      - GET /api/conversations?status=open|assignee=me|assignee=none|priority=urgent|
+        label=vip|unread=true                               the team inbox's filters (the
+                                                            token acts as the panel's user, so
+                                                            "me" and unread are per user)
       - GET /api/conversations/{participant}                one thread (up to 200)
       - GET /api/messages?q=<common word> / ?q=<absent word>  text search (reported,
         not in the target; fewer requests: --search-requests)
@@ -21,7 +25,10 @@ What it measures
       - GET /messages/rows?cursor=<next of the API's first page>   second page
       - GET /chat/{participant}                             the chat page (up to 200 bubbles)
       - GET /chat/{participant}/thread                      the thread fragment reloaded live
-    Target: p95 < 25 ms for each endpoint, API and panel, except the text search. Each
+      - GET /inbox, GET /inbox?c={participant}              the Inbox tab: its list, and the
+                                                            list with a thread of 200 open
+    Target: p95 < 25 ms for each endpoint, API and panel, except the text search and the
+    Inbox page with a thread of 200 open (p95 < 50 ms, issue 19). Each
     line also shows the response size and item count (the pages are real; for HTML the
     count of history rows `<tr data-message-id` or chat bubbles `<li class="bubble`)
     and the server's CPU time per request (/proc/PID/stat), which is close to the
@@ -89,7 +96,7 @@ ABSENT_WORD = "xylofon"
 PANEL_EMAIL = "bench-panel@example.com"
 SESSION_COOKIE = "relaydesk_session"
 LOGIN_CSRF = re.compile(r'name="login_csrf"\s+value="([^"]+)"')
-HTML_ITEMS = ("<tr data-message-id", '<li class="bubble')
+HTML_ITEMS = ("<tr data-message-id", '<li class="bubble', '<li class="inbox-row')
 
 
 @dataclass
@@ -101,6 +108,7 @@ class Endpoint:
     requests: int
     in_target: bool = True
     panel: bool = False  # an HTML page of the panel, sent with the session cookie
+    target_ms: float | None = None  # its own p95 target instead of TARGET_P95_MS
 
 
 @dataclass
@@ -134,6 +142,38 @@ def prepare(data_dir: Path, args: argparse.Namespace, port: int) -> None:
     summary = seed_database(data_dir / "app.db", args.messages, args.conversations, progress=print)
     print(f"  seeded in {summary.seconds:.1f} s")
     marker.write_text(json.dumps({**wanted, "seconds": round(summary.seconds, 1)}))
+
+
+def spread_team_state(db: Path, email: str) -> None:
+    """Give the seeded conversations a team's state: owners, states, priorities, a label
+    and read positions of the panel's user (idempotent, so --reuse keeps it)."""
+    conn = sqlite3.connect(db)
+    try:
+        (user_id,) = conn.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()
+        conn.execute("UPDATE conversations SET assignee_id = ? WHERE id % 10 = 0", (user_id,))
+        conn.execute(
+            "INSERT OR REPLACE INTO conversation_reads "
+            "(user_id, conversation_id, last_read_message_id, read_at) "
+            "SELECT ?, id, COALESCE(last_message_id, 0), CURRENT_TIMESTAMP "
+            "FROM conversations WHERE id % 3 <> 0",
+            (user_id,),
+        )
+        conn.executescript(
+            """
+            UPDATE conversations SET status = 'pending' WHERE id % 7 = 0;
+            UPDATE conversations SET status = 'resolved' WHERE id % 5 = 1;
+            UPDATE conversations SET priority = 'urgent' WHERE id % 50 = 3;
+            INSERT OR IGNORE INTO labels (name, key, colour, created_at)
+                VALUES ('VIP', 'vip', '#c0392b', CURRENT_TIMESTAMP);
+            INSERT OR IGNORE INTO conversation_labels (conversation_id, label_id)
+                SELECT id, (SELECT id FROM labels WHERE key = 'vip')
+                FROM conversations WHERE id % 20 = 2;
+            ANALYZE;
+            """
+        )
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def busiest_participant(db: Path) -> tuple[str, int]:
@@ -261,10 +301,17 @@ def run(args: argparse.Namespace, data_dir: Path) -> list[Measured]:
     server = Server(data_dir, port, env, data_dir / "server.log")
     try:
         server.start()
-        out = run_cli(["token", "create", "bench", "--role", "viewer"], env, data_dir)
+        password = panel_user(env, data_dir)
+        spread_team_state(data_dir / "app.db", PANEL_EMAIL)
+        # The token acts as the panel's user: assignee=me and unread counts are theirs.
+        out = run_cli(
+            ["token", "create", "bench", "--role", "viewer", "--user", PANEL_EMAIL],
+            env,
+            data_dir,
+        )
         token = out.strip().splitlines()[-1]
         base_url = f"http://{HOST}:{port}"
-        session = sign_in(base_url, panel_user(env, data_dir))
+        session = sign_in(base_url, password)
         print(
             f"server pid {server.pid} on port {port}; busiest participant {participant} "
             f"({thread_size:,} messages)"
@@ -296,6 +343,17 @@ def run(args: argparse.Namespace, data_dir: Path) -> list[Measured]:
                 ),
                 Endpoint("messages, participant", f"/api/messages?participant={p}", args.requests),
                 Endpoint("conversations, first page", "/api/conversations", args.requests),
+                *(
+                    Endpoint(f"conversations, {q}", f"/api/conversations?{q}", args.requests)
+                    for q in (
+                        "status=open",
+                        "assignee=me",
+                        "assignee=none",
+                        "priority=urgent",
+                        "label=vip",
+                        "unread=true",
+                    )
+                ),
                 Endpoint("one conversation (thread)", f"/api/conversations/{p}", args.requests),
                 Endpoint(
                     f"search q={COMMON_WORD}",
@@ -326,6 +384,15 @@ def run(args: argparse.Namespace, data_dir: Path) -> list[Measured]:
                 Endpoint("panel: chat page (200 bubbles)", f"/chat/{p}", args.requests, panel=True),
                 Endpoint(
                     "panel: chat thread fragment", f"/chat/{p}/thread", args.requests, panel=True
+                ),
+                Endpoint("panel: inbox list", "/inbox", args.requests, panel=True),
+                # Issue 19's target for the whole page with a thread of 200: p95 <= 50 ms.
+                Endpoint(
+                    "panel: inbox, list + thread (200)",
+                    f"/inbox?c={p}",
+                    args.requests,
+                    panel=True,
+                    target_ms=50.0,
                 ),
             ]
             results = []
@@ -366,7 +433,7 @@ def report(results: list[Measured], args: argparse.Namespace) -> bool:
         lat = m.latencies_ms
         p95 = percentile(lat, 95)
         if m.endpoint.in_target:
-            ok = p95 < TARGET_P95_MS
+            ok = p95 < (m.endpoint.target_ms or TARGET_P95_MS)
             all_ok &= ok
             verdict = "target met" if ok else "TARGET NOT MET"
         else:
