@@ -10,11 +10,13 @@ file, task queue, port and throwaway PostgreSQL cluster.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -354,3 +356,60 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@dataclass
+class Member:
+    """A team member: their user id, e-mail address and an API client acting as them."""
+
+    id: int
+    email: str
+    client: httpx.Client
+
+
+@pytest.fixture
+def team(server: LiveServer) -> Iterator[Callable[..., Member]]:
+    """Make users (with a name and a role), each with a token that acts as them."""
+    from relaydesk.auth import service as auth
+    from relaydesk.core.db import session_scope
+
+    clients: list[httpx.Client] = []
+
+    def make(name: str, role: str = "operator", local: str | None = None) -> Member:
+        local = local or f"{name.lower().replace(' ', '.')}-{secrets.token_hex(3)}"
+        email = f"{local}@example.com"
+        with session_scope() as session:
+            user = auth.create_user(session, email, "x" * 12, role, "t")
+            user.name = name
+            session.flush()
+            _, plain = auth.create_token(session, f"{name}'s token", role, "t", user_id=user.id)
+            user_id = user.id
+        client = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {plain}"}, timeout=30
+        )
+        clients.append(client)
+        return Member(user_id, email, client)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def customer_writes(
+    post: Callable[..., httpx.Response],
+    sender: str,
+    body: str = "Dzień dobry",
+    to: str = "+15005550006",
+) -> None:
+    """A customer's text reaches relaydesk as Twilio's signed webhook (stored on a 200)."""
+    answer = post(
+        "/twilio/inbound",
+        {
+            "MessageSid": "SM" + secrets.token_hex(16),
+            "From": sender,
+            "To": to,
+            "Body": body,
+            "NumMedia": "0",
+        },
+    )
+    assert answer.status_code == 200, answer.text

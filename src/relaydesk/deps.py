@@ -70,7 +70,7 @@ def _panel_user(request: Request) -> Principal | None:
     if user is None:
         return None
     verify_csrf(request, user, request.headers.get(CSRF_HEADER))
-    return Principal("user", user.user_id, user.role, user.email)
+    return user.principal
 
 
 def require(role: str) -> object:

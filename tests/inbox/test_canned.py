@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,45 +14,10 @@ from relaydesk.contacts import service as contacts
 from relaydesk.core.db import session_scope
 from relaydesk.core.models import AuditEntry
 from relaydesk.inbox.models import CannedResponse
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, Member
 
 CUSTOMER = "+48600100700"
 URL = "/api/canned-responses"
-
-
-@dataclass
-class Member:
-    """A team member: their user id and an API client acting as them."""
-
-    id: int
-    client: httpx.Client
-
-
-@pytest.fixture
-def team(server: LiveServer) -> Iterator[Callable[..., Member]]:
-    """Make users (with a name and a role), each with a token that acts as them."""
-    from relaydesk.auth import service as auth
-
-    clients: list[httpx.Client] = []
-
-    def make(name: str, role: str = "operator") -> Member:
-        with session_scope() as session:
-            user = auth.create_user(
-                session, f"{name.lower()}-{secrets.token_hex(3)}@example.com", "x" * 12, role, "t"
-            )
-            user.name = name
-            session.flush()
-            _, plain = auth.create_token(session, f"{name}'s token", role, "t", user_id=user.id)
-            user_id = user.id
-        client = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {plain}"}, timeout=30
-        )
-        clients.append(client)
-        return Member(user_id, client)
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def make(client: httpx.Client, shortcut: str, body: str = "Hi", shared: bool = False) -> Any:

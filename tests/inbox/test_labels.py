@@ -2,74 +2,27 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event, select
 
-from relaydesk.core.db import get_sessionmaker, session_scope
+from relaydesk.core.db import get_sessionmaker
 from relaydesk.core.models import AuditEntry
 from relaydesk.inbox.labels import PALETTE
 from relaydesk.messaging import queries
 from relaydesk.messaging.models import ConversationLabel, Label
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, Member, customer_writes
 
 Post = Callable[..., httpx.Response]
 CUSTOMER = "+48600100800"
 OUR_NUMBER = "+15005550006"
 
 
-@dataclass
-class Member:
-    """A team member: their user id and an API client acting as them."""
-
-    id: int
-    client: httpx.Client
-
-
-@pytest.fixture
-def team(server: LiveServer) -> Iterator[Callable[..., Member]]:
-    """Make users (with a name and a role), each with a token that acts as them."""
-    from relaydesk.auth import service as auth
-
-    clients: list[httpx.Client] = []
-
-    def make(name: str, role: str = "operator") -> Member:
-        with session_scope() as session:
-            user = auth.create_user(
-                session, f"{name.lower()}-{secrets.token_hex(3)}@example.com", "x" * 12, role, "t"
-            )
-            user.name = name
-            session.flush()
-            _, plain = auth.create_token(session, f"{name}'s token", role, "t", user_id=user.id)
-            user_id = user.id
-        client = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {plain}"}, timeout=30
-        )
-        clients.append(client)
-        return Member(user_id, client)
-
-    yield make
-    for client in clients:
-        client.close()
-
-
 def receive(post: Post, sender: str = CUSTOMER, to: str = OUR_NUMBER) -> None:
-    answer = post(
-        "/twilio/inbound",
-        {
-            "MessageSid": "SM" + secrets.token_hex(16),
-            "From": sender,
-            "To": to,
-            "Body": "Dzień dobry",
-            "NumMedia": "0",
-        },
-    )
-    assert answer.status_code == 200
+    customer_writes(post, sender, to=to)
 
 
 def thread(client: httpx.Client, participant: str = CUSTOMER) -> dict[str, Any]:

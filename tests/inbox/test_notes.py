@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,61 +16,15 @@ from relaydesk.core.models import AuditEntry
 from relaydesk.inbox.models import ConversationNote, Mention
 from relaydesk.inbox.notes import mentioned
 from relaydesk.messaging.models import Message
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import LiveServer, Member, customer_writes, wait_for
 
 Post = Callable[..., httpx.Response]
 CUSTOMER = "+48600100750"
 OTHER = "+48600100751"
 
 
-@dataclass
-class Member:
-    """A team member: their user id, e-mail address and an API client acting as them."""
-
-    id: int
-    email: str
-    client: httpx.Client
-
-
-@pytest.fixture
-def team(server: LiveServer) -> Iterator[Callable[..., Member]]:
-    """Make users (with a name and a role), each with a token that acts as them."""
-    from relaydesk.auth import service as auth
-
-    clients: list[httpx.Client] = []
-
-    def make(name: str, role: str = "operator", local: str | None = None) -> Member:
-        local = local or f"{name.lower().replace(' ', '.')}-{secrets.token_hex(3)}"
-        email = f"{local}@example.com"
-        with session_scope() as session:
-            user = auth.create_user(session, email, "x" * 12, role, "t")
-            user.name = name
-            session.flush()
-            _, plain = auth.create_token(session, f"{name}'s token", role, "t", user_id=user.id)
-            user_id = user.id
-        client = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {plain}"}, timeout=30
-        )
-        clients.append(client)
-        return Member(user_id, email, client)
-
-    yield make
-    for client in clients:
-        client.close()
-
-
 def receive(post: Post, sender: str = CUSTOMER, body: str = "Dzień dobry") -> None:
-    answer = post(
-        "/twilio/inbound",
-        {
-            "MessageSid": "SM" + secrets.token_hex(16),
-            "From": sender,
-            "To": "+15005550006",
-            "Body": body,
-            "NumMedia": "0",
-        },
-    )
-    assert answer.status_code == 200
+    customer_writes(post, sender, body)
 
 
 def note(member: Member, body: str, participant: str = CUSTOMER) -> dict[str, Any]:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,59 +17,14 @@ from relaydesk.core.db import session_scope
 from relaydesk.core.models import AuditEntry
 from relaydesk.messaging import tasks as messaging_tasks
 from relaydesk.messaging.models import Conversation, ConversationEvent
-from tests.conftest import FrozenClock, LiveServer
+from tests.conftest import FrozenClock, LiveServer, Member, customer_writes
 
 Post = Callable[..., httpx.Response]
 CUSTOMER = "+48600100700"
 
 
-@dataclass
-class Member:
-    """A team member: their user id and an API client acting as them."""
-
-    id: int
-    client: httpx.Client
-
-
-@pytest.fixture
-def team(server: LiveServer) -> Iterator[Callable[..., Member]]:
-    """Make users (with a name and a role), each with a token that acts as them."""
-    from relaydesk.auth import service as auth
-
-    clients: list[httpx.Client] = []
-
-    def make(name: str, role: str = "operator") -> Member:
-        with session_scope() as session:
-            user = auth.create_user(
-                session, f"{name.lower()}-{secrets.token_hex(3)}@example.com", "x" * 12, role, "t"
-            )
-            user.name = name
-            session.flush()
-            _, plain = auth.create_token(session, f"{name}'s token", role, "t", user_id=user.id)
-            user_id = user.id
-        client = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {plain}"}, timeout=30
-        )
-        clients.append(client)
-        return Member(user_id, client)
-
-    yield make
-    for client in clients:
-        client.close()
-
-
 def receive(post: Post, sender: str = CUSTOMER, body: str = "Dzień dobry") -> None:
-    answer = post(
-        "/twilio/inbound",
-        {
-            "MessageSid": "SM" + secrets.token_hex(16),
-            "From": sender,
-            "To": "+15005550006",
-            "Body": body,
-            "NumMedia": "0",
-        },
-    )
-    assert answer.status_code == 200
+    customer_writes(post, sender, body)
 
 
 def thread(client: httpx.Client, participant: str = CUSTOMER) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from relaydesk.auth import service as auth
 from relaydesk.auth.models import ROLES
-from relaydesk.auth.service import Principal
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.channels.twilio import settings as twilio_settings
 from relaydesk.channels.twilio.account import current_account
@@ -35,10 +34,6 @@ TWILIO_FIELDS = (
     "messaging_service_sid",
     "public_base_url",
 )
-
-
-def _principal(user: SignedIn) -> Principal:
-    return Principal("user", user.user_id, user.role, user.email)
 
 
 def _settings_context() -> dict[str, Any]:
@@ -152,7 +147,7 @@ def update_user(
             is_active=None if is_active is None else is_active == "true",
             password=password or None,
             name=name,
-            actor=_principal(user),
+            actor=user.principal,
         )
     return _users_section(request, user, "user_updated")
 

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.auth.models import LoginFailure, User, WebSession
+from relaydesk.auth.service import Principal
 from relaydesk.core import audit
 from relaydesk.core.db import session_scope, utcnow
 
@@ -67,6 +68,11 @@ class SignedIn:
     def actor(self) -> str:
         """How the audit log names this user (the same form as `Principal.actor`)."""
         return f"user:{self.user_id}:{self.email}"
+
+    @property
+    def principal(self) -> Principal:
+        """This user as the services' caller (as the API sees a panel session)."""
+        return Principal("user", self.user_id, self.role, self.email)
 
 
 def _digest(token: str) -> str:

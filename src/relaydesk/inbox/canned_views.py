@@ -12,7 +12,6 @@ from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
 from relaydesk.deps import Id
 from relaydesk.inbox import canned
-from relaydesk.inbox.views import principal_of
 from relaydesk.web.deps import PanelOperator
 from relaydesk.web.templating import render
 
@@ -30,7 +29,7 @@ def suggest(
 ) -> Response:
     """The canned answers matching `/q`, each filled in for this customer, for the composer."""
     number = participant_number(participant)
-    principal = principal_of(user)
+    principal = user.principal
     with session_scope(write=False) as session:
         found = canned.search(session, user.user_id, q)[:SUGGESTED]
         answers = [
@@ -64,7 +63,7 @@ def create(
 ) -> Response:
     """A new canned answer: the user's own, or shared with everyone (admins)."""
     with session_scope() as session:
-        canned.create(session, principal_of(user), shortcut.strip().removeprefix("/"), body, shared)
+        canned.create(session, user.principal, shortcut.strip().removeprefix("/"), body, shared)
     return _manage(request, user)
 
 
@@ -72,5 +71,5 @@ def create(
 def delete(request: Request, canned_id: Id, user: PanelOperator) -> Response:
     """Delete a canned answer (asked to confirm first)."""
     with session_scope() as session:
-        canned.delete(session, canned_id, principal_of(user))
+        canned.delete(session, canned_id, user.principal)
     return _manage(request, user)

@@ -22,7 +22,7 @@ from relaydesk.core import audit
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
 from relaydesk.core.i18n import N_
-from relaydesk.messaging import states
+from relaydesk.messaging import queries, states
 from relaydesk.messaging.models import Conversation, ConversationEvent, ConversationLabel, Label
 
 MAX_NAME = 50
@@ -209,19 +209,7 @@ def delete_label(session: Session, label_id: int, principal: Principal) -> None:
 
 def labels_on(session: Session, participant: str) -> list[Label]:
     """The labels on a customer's conversations, by name."""
-    return list(
-        session.scalars(
-            select(Label)
-            .where(
-                Label.id.in_(
-                    select(ConversationLabel.label_id)
-                    .join(Conversation, Conversation.id == ConversationLabel.conversation_id)
-                    .where(Conversation.participant == participant)
-                )
-            )
-            .order_by(Label.key)
-        )
-    )
+    return queries.labels_of(session, participant)
 
 
 def _wanted(session: Session, names: list[str]) -> list[Label]:

@@ -11,7 +11,7 @@ from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
 from relaydesk.deps import Id
 from relaydesk.inbox import labels
-from relaydesk.inbox.views import principal_of, state_context
+from relaydesk.inbox.views import state_context
 from relaydesk.messaging.views import CHANGED
 from relaydesk.web.deps import PanelAdmin, PanelOperator
 from relaydesk.web.templating import render
@@ -30,7 +30,7 @@ def set_labels(
     """Put exactly the ticked labels on the customer's conversations; the state bar again."""
     number = participant_number(participant)
     with session_scope() as session:
-        labels.set_labels(session, number, label or [], principal_of(user))
+        labels.set_labels(session, number, label or [], user.principal)
     return render(
         request,
         "inbox/_state.html",
@@ -82,5 +82,5 @@ def update_label(
 def delete_label(request: Request, label_id: Id, user: PanelAdmin) -> Response:
     """Delete a label: it comes off every conversation (asked to confirm first)."""
     with session_scope() as session:
-        labels.delete_label(session, label_id, principal_of(user))
+        labels.delete_label(session, label_id, user.principal)
     return _manage(request, user, changed=True)

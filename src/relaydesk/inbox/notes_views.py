@@ -16,7 +16,6 @@ from relaydesk.core.errors import NotFound
 from relaydesk.deps import Id
 from relaydesk.inbox import notes
 from relaydesk.inbox.models import Mention
-from relaydesk.inbox.views import principal_of
 from relaydesk.messaging.views import CHANGED, THREAD_ENTRIES, thread_part
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.templating import render
@@ -46,7 +45,7 @@ def add_note(
     """Write a private note (never sent); the thread and the mentioned people's badges reload."""
     number = participant_number(participant)
     with session_scope() as session:
-        notes.add_note(session, number, body, principal_of(user))
+        notes.add_note(session, number, body, user.principal)
     return Response(status_code=204, headers={"HX-Trigger": CHANGED})
 
 
@@ -65,7 +64,7 @@ def mentions_badge(request: Request, user: PanelViewer) -> Response:
 def mentions_list(request: Request, user: PanelViewer) -> Response:
     """The newest notes that mention the signed-in user: who, where, when, how it starts."""
     with session_scope(write=False) as session:
-        items, _, unread = notes.mentions_of(session, principal_of(user), limit=MENTIONS_SHOWN)
+        items, _, unread = notes.mentions_of(session, user.principal, limit=MENTIONS_SHOWN)
     context = {"mentions": items, "mentions_unread": unread}
     return render(request, "inbox/_mentions.html", context, user=user)
 
@@ -75,6 +74,6 @@ def open_mention(mention_id: Id, user: PanelViewer) -> Response:
     """Mark one mention read and open its conversation in the inbox."""
     with session_scope() as session:
         # NotFound unless the mention is the user's own.
-        notes.mark_read(session, principal_of(user), ids=[mention_id])
+        notes.mark_read(session, user.principal, ids=[mention_id])
         participant = session.scalar(select(Mention.participant).where(Mention.id == mention_id))
     return RedirectResponse("/inbox?" + urlencode({"c": participant or ""}), status_code=303)

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from relaydesk.auth import service as auth
 from relaydesk.auth.models import ROLE_RANK
-from relaydesk.auth.service import Principal
 from relaydesk.auth.sessions import SignedIn
 from relaydesk.contacts.models import Contact
 from relaydesk.contacts.service import participant_number
@@ -155,11 +154,6 @@ def _pane_context(number: str, owner: str, status: str, label: str | None) -> di
     return {**chat_context(number), **state, "list_query": _query(owner, status, label)}
 
 
-def principal_of(user: SignedIn) -> Principal:
-    """The signed-in user as the services' caller."""
-    return Principal("user", user.user_id, user.role, user.email)
-
-
 def _unread_mentions(user: SignedIn) -> int:
     with session_scope(write=False) as session:
         return notes.unread_count(session, user.user_id)
@@ -283,7 +277,7 @@ def change_state(
     number = participant_number(participant)
     wanted = _wanted(status, snoozed_until, assignee, priority, user)
     with session_scope() as session:
-        states.change(session, number, wanted, principal_of(user))
+        states.change(session, number, wanted, user.principal)
     return render(
         request,
         "inbox/_state.html",

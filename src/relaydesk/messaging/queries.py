@@ -279,11 +279,11 @@ def _label_names(session: Session, conversation_ids: list[int]) -> dict[int, lis
     return names
 
 
-def label_names_of(session: Session, participant: str) -> list[str]:
-    """The label names on a customer's conversations (all their rows), by name."""
+def labels_of(session: Session, participant: str) -> list[Label]:
+    """The labels on a customer's conversations (all their rows), by name."""
     return list(
         session.scalars(
-            select(Label.name)
+            select(Label)
             .where(
                 Label.id.in_(
                     select(ConversationLabel.label_id)
@@ -294,6 +294,11 @@ def label_names_of(session: Session, participant: str) -> list[str]:
             .order_by(Label.key)
         )
     )
+
+
+def label_names_of(session: Session, participant: str) -> list[str]:
+    """The names of `labels_of`."""
+    return [label.name for label in labels_of(session, participant)]
 
 
 def thread(

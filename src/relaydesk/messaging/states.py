@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from relaydesk.auth.models import ROLE_RANK, User
 from relaydesk.auth.service import Principal
@@ -212,29 +212,16 @@ def reopen(session: Session, conversation_ids: list[int], at: datetime) -> list[
     """A customer wrote: open their resolved or snoozed conversations again (owner kept)."""
     if not conversation_ids:
         return []
-    reopened = session.execute(
-        update(Conversation)
-        .where(
+    return _open_again(
+        session,
+        and_(
             Conversation.id.in_(conversation_ids),
             Conversation.status.in_((ConversationStatus.RESOLVED, ConversationStatus.SNOOZED)),
-        )
-        .values(status=ConversationStatus.OPEN, snoozed_until=None)
-        .returning(Conversation.id, Conversation.participant)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for conversation_id, participant in reopened:
-        session.add(
-            ConversationEvent(
-                conversation_id=conversation_id,
-                participant=participant,
-                kind="reopened",
-                actor_id=None,
-                actor="customer",
-                data={"to": ConversationStatus.OPEN.value},
-                created_at=at,
-            )
-        )
-    return [row[0] for row in reopened]
+        ),
+        "reopened",
+        "customer",
+        at,
+    )
 
 
 def inherit(session: Session, conversation_ids: list[int]) -> None:
@@ -282,29 +269,36 @@ def inherit(session: Session, conversation_ids: list[int]) -> None:
 def wake_snoozed(session: Session, now: datetime | None = None) -> int:
     """Open the snoozed conversations whose time has come; how many."""
     now = now or utcnow()
-    woken = session.execute(
+    condition = and_(
+        Conversation.status == ConversationStatus.SNOOZED, Conversation.snoozed_until <= now
+    )
+    return len(_open_again(session, condition, "snooze_ended", "clock", now))
+
+
+def _open_again(
+    session: Session, condition: ColumnElement[bool], kind: str, actor: str, at: datetime
+) -> list[int]:
+    """Open the conversations `condition` picks, each with an event; their ids."""
+    opened = session.execute(
         update(Conversation)
-        .where(
-            Conversation.status == ConversationStatus.SNOOZED,
-            Conversation.snoozed_until <= now,
-        )
+        .where(condition)
         .values(status=ConversationStatus.OPEN, snoozed_until=None)
         .returning(Conversation.id, Conversation.participant)
         .execution_options(synchronize_session=False)
     ).all()
-    for conversation_id, participant in woken:
-        session.add(
-            ConversationEvent(
-                conversation_id=conversation_id,
-                participant=participant,
-                kind="snooze_ended",
-                actor_id=None,
-                actor="clock",
-                data={"to": ConversationStatus.OPEN.value},
-                created_at=now,
-            )
+    session.add_all(
+        ConversationEvent(
+            conversation_id=conversation_id,
+            participant=participant,
+            kind=kind,
+            actor_id=None,
+            actor=actor,
+            data={"to": ConversationStatus.OPEN.value},
+            created_at=at,
         )
-    return len(woken)
+        for conversation_id, participant in opened
+    )
+    return [conversation_id for conversation_id, _ in opened]
 
 
 def events_of(session: Session, participant: str, limit: int = 500) -> list[ConversationEvent]:
@@ -348,24 +342,20 @@ def unread_for(session: Session, user_id: int, conversation_ids: list[int]) -> d
     """How many customer messages each conversation has that `user_id` has not read."""
     if not conversation_ids:
         return {}
-    reads = dict(
-        session.execute(
-            select(ConversationRead.conversation_id, ConversationRead.last_read_message_id).where(
-                ConversationRead.user_id == user_id,
-                ConversationRead.conversation_id.in_(conversation_ids),
-            )
-        ).all()
-    )
-    counts: dict[int, int] = {}
-    for conversation_id in conversation_ids:
-        counts[conversation_id] = (
-            session.scalar(
-                select(func.count(Message.id)).where(
-                    Message.conversation_id == conversation_id,
-                    Message.id > reads.get(conversation_id, 0),
-                    Message.direction == "inbound",
-                )
-            )
-            or 0
+    read = aliased(ConversationRead)
+    counted = session.execute(
+        select(Message.conversation_id, func.count(Message.id))
+        .outerjoin(
+            read,
+            and_(read.conversation_id == Message.conversation_id, read.user_id == user_id),
         )
+        .where(
+            Message.conversation_id.in_(conversation_ids),
+            Message.direction == "inbound",
+            Message.id > func.coalesce(read.last_read_message_id, 0),
+        )
+        .group_by(Message.conversation_id)
+    ).all()
+    counts = dict.fromkeys(conversation_ids, 0)
+    counts.update({cid: count for cid, count in counted if cid is not None})
     return counts
