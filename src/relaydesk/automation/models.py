@@ -39,6 +39,7 @@ class RunOutcome(StrEnum):
     AI = "ai"
     ASSISTANT = "assistant"
     AUTO_REPLY = "auto_reply"
+    OUT_OF_OFFICE = "out_of_office"  # outside business hours, once per closed period
     # Not answered, and why.
     KEYWORD = "keyword"  # START / HELP that Twilio answers, or with no text configured
     OPT_OUT = "opt_out"  # the message was an unsubscribe (STOP)

@@ -120,6 +120,8 @@ class Conversation(Base):
         default=Priority.NONE,
         server_default=Priority.NONE.value,
     )
+    # The closed period (its start) whose out-of-office answer this conversation got.
+    ooo_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
