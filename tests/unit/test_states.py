@@ -29,6 +29,16 @@ domains.load_models()  # every table in the metadata
 CHECKS: dict[str, dict[str, tuple[str, ...]]] = importlib.import_module(
     "relaydesk.migrations.versions.0010_status_check_constraints"
 ).CHECKS
+# Later revisions that changed a column's set.
+CHECKS = {
+    **CHECKS,
+    "automation_runs": {
+        **CHECKS["automation_runs"],
+        "outcome": importlib.import_module(
+            "relaydesk.migrations.versions.0014_profiles_hours_assignment"
+        ).OUTCOMES,
+    },
+}
 
 ENUMS: dict[tuple[str, str], type[StrEnum]] = {
     ("messages", "status"): MessageStatus,
@@ -167,7 +177,7 @@ def test_active_jobs_and_unfinished_files_are_states_of_their_machines() -> None
 
 
 def test_run_outcomes_fit_their_column_and_keep_their_words() -> None:
-    assert len(RunOutcome) == 16
+    assert len(RunOutcome) == 17
     assert RunOutcome("session_ended") is RunOutcome.SESSION_ENDED
     with pytest.raises(ValueError):
         RunOutcome("answered")

@@ -86,7 +86,7 @@ def signed_in_admin(
         )
     page = new_page()
     browser_sign_in(page, make_user("admin"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     return page
 
 

@@ -22,7 +22,7 @@ CUSTOMER = "+48600100950"
 def operator_page(new_page: NewPage, make_user: MakeUser) -> Any:
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     return page
 
 
@@ -148,7 +148,7 @@ def test_new_tabs_read_in_polish(new_page: NewPage, make_user: MakeUser) -> None
 
     page = new_page(locale="pl-PL")
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     tabs = page.locator("nav.tabs a")
     assert tabs.all_inner_texts()[:5] == [
         "Skrzynka",
@@ -177,7 +177,7 @@ def test_new_tabs_have_labels_and_contrast(
     api.post("/api/phone-numbers", json={"number": "+48732100200", "assistant_id": assistant["id"]})
     page = new_page()
     browser_sign_in(page, make_user("admin"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     for path in ("/auto-reply", "/ai", "/assistants", f"/assistants/{assistant['id']}"):
         page.goto(path)
         page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")

@@ -31,7 +31,7 @@ def fast_campaigns(monkeypatch: pytest.MonkeyPatch) -> None:
 def open_tab(new_page: NewPage, make_user: MakeUser, role: str, locale: str = "en-GB") -> Any:
     page = new_page(locale=locale)
     browser_sign_in(page, make_user(role))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.click("nav.tabs a[href='/multi-sms']")
     page.wait_for_url("**/multi-sms")
     return page

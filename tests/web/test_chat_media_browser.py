@@ -36,7 +36,7 @@ def shot(page: Any, name: str) -> None:
 def open_chat(new_page: NewPage, make_user: MakeUser, participant: str = CUSTOMER) -> Any:
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.goto(f"/chat/{participant}")
     return page
 
@@ -185,7 +185,7 @@ def test_a_refused_upload_is_explained_in_the_panels_language(
     customer_writes(twilio_post, CUSTOMER, "Dzień dobry")
     page = new_page(locale="pl-PL")
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.goto(f"/chat/{CUSTOMER}")
     page.set_input_files(
         "#chat-file",

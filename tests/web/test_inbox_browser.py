@@ -47,7 +47,7 @@ def signed_in(new_page: NewPage, email: str, width: int = 1280, height: int = 90
     page = new_page()
     page.set_viewport_size({"width": width, "height": height})
     browser_sign_in(page, email)
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     return page
 
 

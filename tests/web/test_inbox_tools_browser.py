@@ -95,6 +95,17 @@ def test_handover_with_a_note_and_mention_then_a_canned_answer_and_resolve(
     # Anna's page follows live too.
     anna.wait_for_selector(".thread-event:has-text('Bartek resolved it')")
 
+    # The customer writes again from the sandbox phone: open again, still Bartek's.
+    anna.goto(f"/sandbox-phone?number={CUSTOMER.replace('+', '%2B')}")
+    anna.fill("#phone-body", "Jeszcze jedno pytanie")
+    anna.click(".phone-form button[type=submit]")
+    bartek.wait_for_selector("#inbox-state[data-status=open]")
+    assert bartek.get_attribute("#inbox-state", "data-assignee") == str(bartek_id)
+    bartek.wait_for_selector("#thread :text('Jeszcze jedno pytanie')")
+    bartek.wait_for_selector('.thread-event:has-text("Reopened by the customer\'s message")')
+    bartek.goto("/inbox?owner=mine")
+    bartek.wait_for_selector(f"{row(CUSTOMER)}[data-status=open]")
+
 
 def test_the_tools_fit_a_desktop_and_a_phone(new_page: NewPage, twilio_post: Post) -> None:
     receive(twilio_post, CUSTOMER, "Długa wiadomość " * 30, profile="Jan")

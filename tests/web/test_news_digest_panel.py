@@ -86,7 +86,7 @@ def test_operator_manages_digest_recipients_in_chromium(
 
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.evaluate(EMBED)
     body = page.locator("#news-recipients-body")
     expect(body.locator(".empty")).to_have_text("No recipients yet.")

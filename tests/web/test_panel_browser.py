@@ -54,7 +54,8 @@ def test_operator_sees_counts_sends_and_watches_delivery(
     customer_texts(twilio_post, "+48600100401", "Hello")
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
+    page.goto("/messages")
     assert page.inner_text("[data-count=total]") == "2"
     assert page.inner_text("[data-count=inbound]") == "2"
     assert page.inner_text("[data-count=outbound]") == "0"
@@ -85,7 +86,8 @@ def test_chat_shows_a_customer_message_live_without_reloading(
     customer_texts(twilio_post, "+48600100500", "Pierwsza wiadomość")
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
+    page.goto("/messages")
     page.click("#history tbody tr >> text=Open chat")
     page.wait_for_url("**/chat/**")
     assert page.locator(".bubble.in").count() == 1
@@ -116,7 +118,7 @@ def test_opted_out_customer_shows_a_banner_and_a_disabled_composer(
     customer_texts(twilio_post, "+48600100600", "STOP")
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.goto("/chat/+48600100600")
     assert page.locator(".opted-out").is_visible()
     assert page.locator("#chat-body").is_disabled()
@@ -128,7 +130,7 @@ def test_sandbox_phone_page_plays_a_customer(
 ) -> None:
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.click("nav.tabs >> text=Sandbox phone")
     page.fill("#phone-number", "+48600100700")
     page.fill("#phone-body", "Ile kosztuje dostawa?")
@@ -141,7 +143,8 @@ def test_sandbox_phone_page_plays_a_customer(
 def test_language_switch_to_polish_is_remembered(new_page: NewPage, make_user: MakeUser) -> None:
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
+    page.goto("/messages")
     assert page.inner_text("#history-title") == "Message history"
     page.select_option("#language-select", "pl")
     page.wait_for_selector("html[lang=pl]")
@@ -164,7 +167,8 @@ def test_viewer_cannot_send(new_page: NewPage, make_user: MakeUser, twilio_post:
     customer_texts(twilio_post, "+48600100800", "Hello")
     page = new_page()
     browser_sign_in(page, make_user("viewer"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
+    page.goto("/messages")
     assert page.locator("#send-body").count() == 0
     assert page.locator("#history button:has-text('Delete')").count() == 0
     page.goto("/chat/+48600100800")
@@ -187,7 +191,8 @@ def test_delete_asks_for_confirmation(
     customer_texts(twilio_post, "+48600100900", "to be deleted")
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
+    page.goto("/messages")
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.click("#history button:has-text('Delete')")
     assert db.scalar(select(Message.id)) is not None
@@ -200,7 +205,8 @@ def test_delete_asks_for_confirmation(
 def test_segment_counter_agrees_with_the_server(new_page: NewPage, make_user: MakeUser) -> None:
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
+    page.goto("/messages")
     counter = page.locator("#send-counter")
     samples = ["Hello", "a" * 161, "Zażółć gęślą jaźń", "€ and [brackets]", "ą" * 71, "{" * 80]
     for text in samples:
@@ -215,7 +221,7 @@ def test_admin_creates_a_token_shown_once_and_tests_the_connection(
 ) -> None:
     page = new_page()
     browser_sign_in(page, make_user("admin"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.click("nav.tabs >> text=Users and tokens")
     page.fill("#token-name", "crm-integration")
     page.click("text=Create token")
@@ -233,7 +239,7 @@ def test_admin_creates_a_token_shown_once_and_tests_the_connection(
 def test_api_reference_renders_from_local_assets(new_page: NewPage, make_user: MakeUser) -> None:
     page = new_page()
     browser_sign_in(page, make_user("viewer"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.click("nav.tabs >> text=REST API")
     # Every tag is listed, folded; opening one draws its operations.
     tags = page.locator("#swagger-ui .opblock-tag")

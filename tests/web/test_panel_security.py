@@ -116,7 +116,7 @@ def test_login_never_redirects_off_site(server: LiveServer, make_user: MakeUser)
             },
         )
         assert answer.status_code == 303
-        assert answer.headers["location"] == "/messages"
+        assert answer.headers["location"] == "/inbox"
 
 
 def test_logout_ends_the_session_on_the_server(server: LiveServer, make_user: MakeUser) -> None:

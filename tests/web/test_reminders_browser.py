@@ -29,7 +29,7 @@ def test_operator_creates_a_reminder_in_the_przypomnienia_tab(
 
     page = new_page(locale="pl-PL")
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.click("nav.tabs >> text=Przypomnienia")
     page.wait_for_url("**/reminders")
     expect(page.locator("h1")).to_have_text("Przypomnienia")
@@ -79,7 +79,8 @@ def test_send_later_converts_the_local_time_and_lists_the_message(
 
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
+    page.goto("/messages")
     when = local_slot(days=2, hour=18, minute=45)
     page.fill("#send-to", "+48600100802")
     page.fill("#send-body", "See you tomorrow")

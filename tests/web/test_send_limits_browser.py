@@ -24,7 +24,8 @@ def test_a_message_over_1600_characters_is_refused_like_the_api_refuses_it(
 
     page = new_page()
     browser_sign_in(page, make_user("operator"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
+    page.goto("/messages")
     page.fill("#send-to", "+48600100500")
     page.fill("#send-body", text)
     # Nothing is cut in the browser: the whole text is what would be sent.

@@ -68,7 +68,7 @@ def test_admin_retries_and_deletes_dead_letters_in_the_browser(
     dead_letter({"MessageSid": poisoned, "Body": "bez nadawcy"}, "BadWebhook: no From")
     page = new_page()
     browser_sign_in(page, make_user("admin"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.click("nav.tabs >> text=Audit log")
     page.wait_for_selector("#spool-section")
     assert page.inner_text("[data-spool=dead]") == "2"
@@ -96,7 +96,7 @@ def test_spool_section_speaks_polish_fits_a_phone_and_is_accessible(
     page = new_page("pl-PL")
     page.set_viewport_size({"width": 390, "height": 844})
     browser_sign_in(page, make_user("admin"))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.goto("/audit")
     section = page.inner_text("#spool-section")
     assert "Odłożone webhooki" in section

@@ -137,7 +137,7 @@ def calls(server: Any) -> list[dict[str, Any]]:
 def open_tab(new_page: NewPage, make_user: MakeUser, role: str, locale: str = "en-GB") -> Any:
     page = new_page(locale=locale)
     browser_sign_in(page, make_user(role))
-    page.wait_for_url("**/messages")
+    page.wait_for_url("**/inbox")
     page.click("nav.tabs a[href='/voicebot']")
     page.wait_for_url("**/voicebot")
     return page

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from relaydesk.ai import providers
@@ -40,6 +41,7 @@ class Answer:
     job: LLMJob | None = None
     knowledge: list[dict[str, Any]] | None = None  # the passages the answer used
     media_urls: list[str] = field(default_factory=list)  # a voice reply's audio
+    ooo_period: datetime | None = None  # the closed period an out-of-office answer is for
 
 
 def complete(llm: LLMConfig, turns: list[ChatTurn]) -> Completion:
@@ -56,7 +58,14 @@ def complete(llm: LLMConfig, turns: list[ChatTurn]) -> Completion:
 def ask(decision: Decision, run_id: int) -> Answer:
     job = decision.job
     if job is None or decision.outcome == RunOutcome.SESSION_ENDED:
-        return Answer(decision.outcome, decision.source, decision.text, decision.detail, job=job)
+        return Answer(
+            decision.outcome,
+            decision.source,
+            decision.text,
+            decision.detail,
+            job=job,
+            ooo_period=decision.ooo_period,
+        )
     with session_scope(write=False) as session:
         row = session.get(AutomationRun, run_id)
         assert row is not None

@@ -1,9 +1,10 @@
 """Whether the pipeline could answer a new message at all, asked while it is stored.
 
-With every mode off (no auto-reply, no AI, no number bound to an assistant) most
-messages need no follow-up job; skipping it keeps webhook ingest at full speed. The
-answer is cached for a second; a change made in this process drops it at commit, so
-only another process's switch can be seen up to `CACHE_SECONDS` late.
+With every mode off (no auto-reply, no AI, no number bound to an assistant, no
+out-of-office answer of business hours) most messages need no follow-up job; skipping
+it keeps webhook ingest at full speed. The answer is cached for a second; a change made
+in this process drops it at commit, so only another process's switch can be seen up to
+`CACHE_SECONDS` late.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from relaydesk.automation.models import PhoneNumber
 from relaydesk.channels.twilio.parsing import InboundRecord
 from relaydesk.core import settings_store
 from relaydesk.core.db import session_scope
+from relaydesk.inbox import hours_settings
 
 CACHE_SECONDS = 1.0
 
@@ -57,8 +59,12 @@ def current() -> Gate:
         ai, _ = cfg.read_ai(session)
         rules = cfg.read_rules(session)
         bound = session.scalar(select(PhoneNumber.id).limit(1)) is not None
+        out_of_office = hours_settings.read(session).answers
     gate = Gate(
-        any_mode=bound or ai.enabled or (classic.enabled and bool(classic.message.strip())),
+        any_mode=bound
+        or ai.enabled
+        or out_of_office
+        or (classic.enabled and bool(classic.message.strip())),
         help=bool(rules.help_message.strip()),
         start=bool(rules.start_message.strip()),
     )

@@ -39,7 +39,9 @@ class RunOutcome(StrEnum):
     AI = "ai"
     ASSISTANT = "assistant"
     AUTO_REPLY = "auto_reply"
-    OUT_OF_OFFICE = "out_of_office"  # outside business hours, once per closed period
+    # Outside business hours, once per closed period: a later message of the period has
+    # this outcome with no reply, and a detail saying the answer was sent already.
+    OUT_OF_OFFICE = "out_of_office"
     # Not answered, and why.
     KEYWORD = "keyword"  # START / HELP that Twilio answers, or with no text configured
     OPT_OUT = "opt_out"  # the message was an unsubscribe (STOP)

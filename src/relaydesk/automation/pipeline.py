@@ -25,7 +25,7 @@ from relaydesk.automation.models import (
     RunOutcome,
     RunState,
 )
-from relaydesk.automation.policy import decide, stepped_back
+from relaydesk.automation.policy import OUT_OF_OFFICE_SENT, decide, stepped_back
 from relaydesk.automation.usage import record_usage, track_session
 from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.core.config import get_settings
@@ -168,7 +168,8 @@ def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
             if blocked is not None and answer.outcome != RunOutcome.KEYWORD_REPLY:
                 outcome, detail = blocked.outcome, blocked.detail
             else:
-                reply_id, problem = _send(session, conversation, answer)
+                send = _send if answer.ooo_period is None else _send_out_of_office
+                reply_id, problem = send(session, conversation, answer)
                 if problem:
                     outcome, detail = problem
         row.state, row.outcome, row.detail = RunState.DONE, outcome, (detail or None)
@@ -190,6 +191,41 @@ def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
                     .execution_options(synchronize_session=False)
                 )
         return outcome
+
+
+def _send_out_of_office(
+    session: Session, conversation: Conversation, answer: Answer
+) -> tuple[int | None, tuple[RunOutcome, str] | None]:
+    """`_send`, once per conversation per closed period: the period is claimed first.
+
+    The claim is a conditional UPDATE in the transaction that stores the answer: of two
+    runs of one conversation in one closed period (here or in another process), the
+    second finds the period taken and sends nothing. An answer that could not be sent
+    gives the claim back, so a later message of the period may still get one.
+    """
+    assert answer.ooo_period is not None
+    savepoint = session.begin_nested()
+    claimed = session.execute(
+        update(Conversation)
+        .where(
+            Conversation.id == conversation.id,
+            or_(
+                Conversation.ooo_period_start.is_(None),
+                Conversation.ooo_period_start != answer.ooo_period,
+            ),
+        )
+        .values(ooo_period_start=answer.ooo_period)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not claimed:
+        savepoint.rollback()
+        return None, (RunOutcome.OUT_OF_OFFICE, OUT_OF_OFFICE_SENT)
+    reply_id, problem = _send(session, conversation, answer)
+    if problem:
+        savepoint.rollback()
+    else:
+        savepoint.commit()
+    return reply_id, problem
 
 
 def _send(

@@ -3,14 +3,22 @@
 Opt-out keywords → opted-out contact → bot switched off or a person answering
 (takeover) → a later message in the same burst (debounce) → loop guard (a loop with
 another machine, automation.loops; then the per-hour cap) → the number's
-assistant → global AI auto-reply → classic auto-reply. Reads only; the pipeline stores.
+assistant → global AI auto-reply → out-of-office answer → classic auto-reply.
+Reads only; the pipeline stores.
+
+Business hours (inbox.hours) change only the last two steps: the bots (assistant, AI)
+answer around the clock, and no out-of-office answer goes where a bot answers. With
+business hours on and a message received while closed, the out-of-office answer takes
+the classic auto-reply's place: once per conversation per closed period (the pipeline
+claims the period on the conversation in the transaction that stores the answer); later
+messages of that period get no automatic answer, and their runs say so.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,11 +35,14 @@ from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.contacts.models import Contact
 from relaydesk.core.db import utcnow
 from relaydesk.core.i18n import N_
+from relaydesk.inbox import hours_settings
+from relaydesk.inbox.hours import BusinessHours, closed_period_start
 from relaydesk.messaging.models import Conversation, Message
 
 log = logging.getLogger(__name__)
 
 AUTOMATIC_SOURCES = ("auto_reply", "ai", "assistant")
+OUT_OF_OFFICE_SENT = N_("the out-of-office answer was already sent in this closed period")
 
 
 @dataclass
@@ -60,6 +71,7 @@ class Decision:
     text: str | None = None
     detail: str | None = None
     job: LLMJob | None = None
+    ooo_period: datetime | None = None  # the closed period an out-of-office answer is for
 
 
 def decide(session: Session, run_id: int) -> Decision:
@@ -148,6 +160,11 @@ def decide(session: Session, run_id: int) -> Decision:
                 voice_replies=ai.voice_replies,
             ),
         )
+    hours = hours_settings.read(session)
+    if hours.answers:
+        period = closed_period_start(hours, message.created_at)
+        if period is not None:
+            return _out_of_office(conversation, hours, period)
     classic = cfg.read_auto_reply(session)
     if classic.enabled and classic.message.strip():
         if classic.enabled_at is None or message.created_at < classic.enabled_at:
@@ -170,6 +187,15 @@ def stepped_back(conversation: Conversation, rules: cfg.Rules) -> Decision | Non
             paused = N_("a person is answering; paused until %(time)s UTC")
             return Decision(RunOutcome.PAUSED, detail=paused % {"time": f"{until:%H:%M}"})
     return None
+
+
+def _out_of_office(conversation: Conversation, hours: BusinessHours, period: datetime) -> Decision:
+    """The out-of-office answer, unless this closed period's went to the conversation."""
+    if conversation.ooo_period_start == period:
+        return Decision(RunOutcome.OUT_OF_OFFICE, detail=OUT_OF_OFFICE_SENT)
+    return Decision(
+        RunOutcome.OUT_OF_OFFICE, source="auto_reply", text=hours.message, ooo_period=period
+    )
 
 
 def _loop(session: Session, message: Message) -> str | None:

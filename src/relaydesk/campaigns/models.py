@@ -77,6 +77,8 @@ class Recipient(Base):
     __table_args__ = (
         UniqueConstraint("batch_id", "number"),
         Index("ix_multi_sms_recipients_batch_status", "batch_id", "status", "id"),
+        # A customer's campaigns (the contact profile).
+        Index("ix_multi_sms_recipients_number", "number", "batch_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

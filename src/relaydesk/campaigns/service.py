@@ -20,6 +20,8 @@ from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Conflict, Invalid, NotFound
 from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import enqueue_after_commit
+from relaydesk.inbox.profile_schemas import CampaignItem
+from relaydesk.inbox.profiles import register_section
 from relaydesk.messaging import queries
 from relaydesk.messaging.models import Message, MessageStatus
 from relaydesk.messaging.service import MAX_BODY, check_send_time
@@ -340,3 +342,37 @@ def pending_count(session: Session, batch_id: int) -> int:
         )
         or 0
     )
+
+
+def received_by(session: Session, number: str, limit: int) -> tuple[int, list[CampaignItem]]:
+    """The campaigns a customer was a recipient of, newest first, and how many (one query).
+
+    Recipients have no index by number (only per batch): the profile reads them all.
+    """
+    total = func.count().over().label("total")
+    rows = session.execute(
+        select(Batch, Recipient.status, Recipient.reason, Message.status, Message.sid, total)
+        .join(Batch, Batch.id == Recipient.batch_id)
+        .outerjoin(Message, Message.id == Recipient.message_id)
+        .where(Recipient.number == number)
+        .order_by(Batch.created_at.desc(), Batch.id.desc())
+        .limit(limit)
+    ).all()
+    items = [
+        CampaignItem(
+            batch_id=batch.id,
+            body=batch.body,
+            batch_status=batch.status.value,
+            status=recipient_state(
+                status, {"status": sent, "sid": sid} if sent is not None else None
+            ),
+            reason=reason,
+            created_at=batch.created_at,
+            finished_at=batch.finished_at,
+        )
+        for batch, status, reason, sent, sid, _ in rows
+    ]
+    return (int(rows[0].total) if rows else 0), items
+
+
+register_section("campaigns", received_by)

@@ -13,26 +13,16 @@ rules, all computed from stored state so a restart changes nothing:
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date, datetime, time, timedelta
 
+from relaydesk.core.clock import wall_instant
+from relaydesk.core.clock import zone as zone
 from relaydesk.core.errors import Invalid
 from relaydesk.core.i18n import N_
 
 DEFAULT_TIMEZONE = "Europe/Warsaw"
 MODES = ("all_categories", "custom_prompt")
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA time zone `name`, or Invalid."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(
-            N_("'%(name)s' is not a time zone; use an IANA name such as Europe/Warsaw"),
-            params={"name": name[:64]},
-            field="timezone",
-        ) from None
+send_instant = wall_instant  # the rules of the spring gap and the autumn fold are core.clock's
 
 
 def parse_send_time(value: str) -> time:
@@ -54,30 +44,6 @@ def parse_send_time(value: str) -> time:
         params={"text": text[:20]},
         field="send_time",
     )
-
-
-def send_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
-    """The UTC instant of wall time `at` on local `day`.
-
-    In the autumn fold the first occurrence (fold=0). In the spring gap the wall time
-    never shows; the digest goes at the first instant whose wall time is past it, i.e.
-    the moment the clocks jump.
-    """
-    wall = datetime.combine(day, at)
-    first = wall.replace(tzinfo=tz).astimezone(UTC)
-    if first.astimezone(tz).replace(tzinfo=None) == wall:
-        return first
-    # A gap: fold=1 reads the wall time with the offset after the jump (an instant before
-    # it), fold=0 with the offset before (after it). Bisect for the jump itself, to the second.
-    lo = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    hi = first
-    while hi - lo > timedelta(seconds=1):
-        mid = lo + (hi - lo) / 2
-        if mid.astimezone(tz).replace(tzinfo=None) >= wall:
-            hi = mid
-        else:
-            lo = mid
-    return hi.replace(microsecond=0)
 
 
 def due_day(

@@ -3,8 +3,9 @@
 A caller sees the shared answers and their own; a shortcut is unique among what anyone
 sees, so a personal answer may not take a shared one's shortcut, nor a shared one a
 personal one's. Someone else's personal answers do not exist for the caller (404).
-Rendering fills `{{contact.name}}`, `{{contact.phone}}` and `{{agent.name}}` for one
-customer and the caller, and counts the SMS segments of the result as a send would.
+Rendering fills `{{contact.name}}`, `{{contact.phone}}`, the profile's custom attributes
+(`{{contact.city}}`) and `{{agent.name}}` for one customer and the caller, and counts the
+SMS segments of the result as a send would.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from sqlalchemy.orm import Session
 from relaydesk.auth.models import ROLE_RANK
 from relaydesk.auth.service import Principal
 from relaydesk.channels.twilio.segments import count_segments
-from relaydesk.contacts.models import Contact
 from relaydesk.core import audit
 from relaydesk.core.errors import Conflict, Forbidden, Invalid, NotFound
 from relaydesk.core.i18n import N_
+from relaydesk.inbox import profiles
 from relaydesk.inbox.models import CannedResponse
 from relaydesk.messaging.states import user_name
 
@@ -272,26 +273,16 @@ class Rendered:
     missing: list[str]  # variables with no value here, and unknown ones
 
 
-def _contact_name(session: Session, number: str) -> str | None:
-    """The customer's profile name (the newest one given on any channel)."""
-    name = session.scalar(
-        select(Contact.profile_name)
-        .where(Contact.phone == number, Contact.profile_name.is_not(None))
-        .order_by(Contact.updated_at.desc(), Contact.id.desc())
-        .limit(1)
-    )
-    return (name.strip() or None) if name else None
-
-
 def _variables(session: Session, number: str, principal: Principal) -> dict[str, str | None]:
-    """Every variable a template may use, with its value here (None: no value)."""
+    """Every variable a template may use, with its value here (None: no value).
+
+    The profile gives contact.name (the edited name, else the one the customer gave) and
+    contact.<key> for each custom attribute; an undefined key stays as written.
+    """
     return {
-        "contact.name": _contact_name(session, number),
+        **profiles.template_values(session, number),
         "contact.phone": number,
         "agent.name": user_name(session, principal.user_id),
-        # Custom contact attributes (issue 19, scope 5: the contact profile) belong here,
-        # one entry per admin-defined key, once the profile stores them. Until then a
-        # template that names one gets it back as written and listed in `missing`.
     }
 
 

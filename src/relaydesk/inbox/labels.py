@@ -45,6 +45,11 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+def one_line(text: str) -> bool:
+    """Whether `text` is one line without control characters, lone surrogates or bidi overrides."""
+    return not any(unicodedata.category(ch) in _REFUSED_CATEGORIES or ch in _BIDI for ch in text)
+
+
 def key_of(name: str) -> str:
     """How a name is compared: case-folded, whitespace runs as one space."""
     return " ".join(name.split()).casefold()
@@ -52,7 +57,7 @@ def key_of(name: str) -> str:
 
 def clean_name(name: str, field: str = "name") -> str:
     """A label's name as stored: one line, trimmed, 1 to MAX_NAME characters."""
-    if any(unicodedata.category(ch) in _REFUSED_CATEGORIES or ch in _BIDI for ch in name):
+    if not one_line(name):
         raise Invalid(
             N_("A label's name is one line of text without control characters"),
             params={},

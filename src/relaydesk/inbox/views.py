@@ -19,7 +19,8 @@ from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, NotFound
 from relaydesk.core.i18n import N_
-from relaydesk.inbox import labels, notes
+from relaydesk.inbox import labels, notes, profiles
+from relaydesk.inbox.profile_views import profile_context
 from relaydesk.messaging import queries, service, states
 from relaydesk.messaging.models import Conversation, ConversationStatus, Priority
 from relaydesk.messaging.views import CHANGED, chat_context
@@ -79,6 +80,10 @@ def _list_context(
             label=label,
         )
         known = [row for row, _ in labels.list_labels(session)]
+        # A name the team wrote in the profile wins over the one the customer gave.
+        edited = profiles.edited_names(session, [item["participant"] for item in items])
+    for item in items:
+        item["profile_name"] = edited.get(item["participant"]) or item["profile_name"]
     base = _query(owner, status, label)
     return {
         "conversations": items,
@@ -151,7 +156,15 @@ def state_context(number: str) -> dict[str, Any]:
 def _pane_context(number: str, owner: str, status: str, label: str | None) -> dict[str, Any]:
     """The open conversation: state bar, thread and composer (the chat page's partials)."""
     state = state_context(number)  # first: an unknown customer is a 404
-    return {**chat_context(number), **state, "list_query": _query(owner, status, label)}
+    profile = profile_context(number)
+    if profile["profile"] is not None:
+        state["customer"] = profile["profile"].name
+    return {
+        **chat_context(number),
+        **state,
+        **profile,
+        "list_query": _query(owner, status, label),
+    }
 
 
 def _unread_mentions(user: SignedIn) -> int:

@@ -21,7 +21,7 @@ from relaydesk.contacts import consent
 from relaydesk.contacts.models import Contact
 from relaydesk.core.db import Base, UTCDateTime, utcnow
 from relaydesk.core.tasks import enqueue_after_commit
-from relaydesk.messaging import hooks, states
+from relaydesk.messaging import assignment, hooks, states
 from relaydesk.messaging import status as st
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageStatus
 
@@ -209,7 +209,10 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
     )
     bump_counter(session, "inbound", len(inserted))
     # The customer wrote again: a resolved or snoozed conversation is open once more.
-    states.reopen(session, list(per_conv), max(rec.received_at for rec in fresh))
+    latest = max(rec.received_at for rec in fresh)
+    states.reopen(session, list(per_conv), latest)
+    # Nobody owns it: the next operator online gets it, when round-robin is on.
+    assignment.assign_waiting(session, list(per_conv), latest)
 
     consent = [(by_sid[row.sid], by_sid[row.sid].opt_out) for row in inserted]
     for rec, keyword in consent:

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from relaydesk.contacts.models import Contact
 from relaydesk.core.errors import Invalid, NotFound
 from relaydesk.core.i18n import N_
+from relaydesk.inbox.profile_schemas import CallItem
+from relaydesk.inbox.profiles import register_section
 from relaydesk.voicebot.kpis import day_of, in_period
 from relaydesk.voicebot.models import VoiceConversation
 
@@ -179,3 +181,20 @@ def agents(session: Session) -> list[dict[str, Any]]:
         {"agent_id": agent_id, "agent_name": name, "conversations": int(count)}
         for agent_id, name, count, _ in rows
     ]
+
+
+def calls_of(session: Session, number: str, limit: int) -> tuple[int, list[CallItem]]:
+    """A customer's calls (by the caller's number), newest first, and how many (one query)."""
+    fields = list(CallItem.model_fields)
+    total = func.count().over().label("total")
+    rows = session.execute(
+        select(*(getattr(C, name) for name in fields), total)
+        .where(C.customer_number == number)
+        .order_by(C.start_time.desc(), C.id.desc())
+        .limit(limit)
+    ).all()
+    items = [CallItem(**{name: getattr(row, name) for name in fields}) for row in rows]
+    return (int(rows[0].total) if rows else 0), items
+
+
+register_section("calls", calls_of)

@@ -110,15 +110,22 @@ async def live(request: Request, user: PanelViewer) -> StreamingResponse:
     token = session_token(request)
 
     async def events() -> AsyncIterator[str]:
+        clock = asyncio.get_running_loop().time
+        checked = clock()
         try:
             yield "retry: 2000\n\n"
             while not await request.is_disconnected():
                 try:
                     marker = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
                 except TimeoutError:
-                    # A locked user, or one signed out elsewhere, loses the stream too.
+                    marker = None
+                if clock() - checked >= HEARTBEAT_SECONDS:
+                    # A locked user, or one signed out elsewhere, loses the stream too; the
+                    # check keeps the session fresh, so an open page counts as online.
                     if not await run_in_threadpool(_still_signed_in, token):
                         return
+                    checked = clock()
+                if marker is None:
                     yield ": keep-alive\n\n"
                     continue
                 yield f"event: changed\ndata: {marker}\n\n"

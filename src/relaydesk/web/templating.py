@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache, partial
 from pathlib import Path
@@ -24,6 +25,17 @@ from relaydesk.web.labels import labels
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
+
+# Later domains add to every page's header when their views load (the inbox's business
+# hours): a HeaderPart gets the page's language and returns HTML, or "" for nothing.
+HeaderPart = Callable[[str], Markup]
+_header_parts: list[HeaderPart] = []
+
+
+def header_part(func: HeaderPart) -> HeaderPart:
+    """Register something a later domain shows in the header of every signed-in page."""
+    _header_parts.append(func)
+    return func
 
 
 def _iso(value: datetime | None) -> str:
@@ -63,6 +75,7 @@ def environment() -> Environment:
     env.globals["ROLE_RANK"] = ROLE_RANK
     env.globals["human_size"] = human_size
     env.globals["static_version"] = _static_version()
+    env.globals["header_parts"] = _header_parts
     return env
 
 

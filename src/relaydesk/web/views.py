@@ -40,7 +40,7 @@ from relaydesk.web.templating import STATIC_DIR, render
 router = APIRouter(include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "relaydesk_login_csrf"
-HOME = "/messages"
+HOME = "/inbox"  # the team inbox is where a day starts
 
 
 def safe_next(target: str | None) -> str:

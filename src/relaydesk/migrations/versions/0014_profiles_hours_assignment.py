@@ -6,7 +6,8 @@
 - conversations.ooo_period_start: the closed period whose out-of-office answer this
   conversation got (sent once per conversation per closed period);
 - users.last_seen_at / last_assigned_at: who is online in the panel and whose turn it is;
-- automation_runs.outcome learns "out_of_office".
+- automation_runs.outcome learns "out_of_office";
+- multi_sms_recipients gets an index by number (a customer's campaigns, on their profile).
 
 Revision ID: 0014
 Revises: 0013
@@ -45,6 +46,7 @@ RUN_OUTCOMES = (
     "failed",
     "waiting",
 )
+OUTCOMES = (*RUN_OUTCOMES, "out_of_office")  # automation_runs.outcome from this revision on
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -82,6 +84,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contact_attributes")),
         sa.UniqueConstraint("key", name=op.f("uq_contact_attributes_key")),
     )
+    op.create_index(
+        "ix_multi_sms_recipients_number", "multi_sms_recipients", ["number", "batch_id"]
+    )
     with op.batch_alter_table("conversations") as batch:
         batch.add_column(_when("ooo_period_start", nullable=True))
     with op.batch_alter_table("users") as batch:
@@ -89,9 +94,7 @@ def upgrade() -> None:
         batch.add_column(_when("last_assigned_at", nullable=True))
     with op.batch_alter_table("automation_runs") as batch:
         batch.drop_constraint(op.f("ck_automation_runs_outcome"), type_="check")
-        batch.create_check_constraint(
-            op.f("ck_automation_runs_outcome"), _in("outcome", (*RUN_OUTCOMES, "out_of_office"))
-        )
+        batch.create_check_constraint(op.f("ck_automation_runs_outcome"), _in("outcome", OUTCOMES))
 
 
 def downgrade() -> None:
@@ -105,5 +108,6 @@ def downgrade() -> None:
         batch.drop_column("last_seen_at")
     with op.batch_alter_table("conversations") as batch:
         batch.drop_column("ooo_period_start")
+    op.drop_index("ix_multi_sms_recipients_number", table_name="multi_sms_recipients")
     op.drop_table("contact_attributes")
     op.drop_table("contact_profiles")

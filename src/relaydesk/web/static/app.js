@@ -445,8 +445,78 @@
   });
   window.addEventListener("popstate", function () { setTimeout(markCurrent, 0); });
 
+  // ---- the inbox's keyboard: j/k move through the list, e resolves, a takes it, n/r write,
+  // "/" offers canned answers, "?" lists the keys. Never while typing in a field. ----
+  function typing(target) {
+    return target && target.closest && target.closest("input, textarea, select, [contenteditable=true]");
+  }
+  function moveInList(step) {
+    var rows = Array.prototype.slice.call(document.querySelectorAll("#inbox-list .inbox-row .inbox-link"));
+    if (!rows.length) return;
+    var at = rows.findIndex(function (link) { return link.getAttribute("aria-current") === "true"; });
+    var next = at < 0 ? (step > 0 ? 0 : rows.length - 1) : Math.min(Math.max(at + step, 0), rows.length - 1);
+    if (next !== at) { rows[next].click(); rows[next].scrollIntoView({ block: "nearest" }); }
+  }
+  function writeIn(mode, text) {
+    var pane = document.getElementById("inbox-pane");
+    var button = pane && pane.querySelector("[data-compose-mode=" + mode + "]");
+    if (!button) return false;
+    composeMode(button);
+    if (text) {
+      var field = pane.querySelector(".chat-composer textarea");
+      if (!field) return false;
+      field.value = text + field.value;
+      field.setSelectionRange(text.length, text.length);
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    return true;
+  }
+  // The state bar may be refreshing (live): the change is sent by its address, not a click.
+  function changeState(state, values) {
+    htmx.ajax("POST", state.getAttribute("hx-get"), { target: "#inbox-state", swap: "outerHTML", values: values });
+    return true;
+  }
+  var shortcuts = {
+    j: function () { moveInList(1); return true; },
+    k: function () { moveInList(-1); return true; },
+    e: function () {
+      var state = document.querySelector("#inbox-pane #inbox-state");
+      if (!state || state.dataset.status === "resolved" || !state.querySelector("[data-state-status]")) return false;
+      return changeState(state, { status: "resolved" });
+    },
+    a: function () {
+      var state = document.querySelector("#inbox-pane #inbox-state");
+      if (!state || !state.querySelector("[data-assign-me]")) return false;
+      return changeState(state, { assignee: "me" });
+    },
+    n: function () { return writeIn("note"); },
+    r: function () { return writeIn("reply"); },
+    "/": function () { return writeIn("reply", "/"); },
+    "?": function () {
+      var help = document.getElementById("inbox-keys");
+      if (!help || help.open) return false;
+      help.showModal();
+      return true;
+    },
+  };
+  document.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    if (!document.querySelector(".inbox") || document.querySelector("dialog[open]")) return;
+    var action = shortcuts[event.key];
+    if (action && action()) event.preventDefault();
+  });
+
+  // ---- the customer's profile: where it is a column beside the thread, it is open ----
+  var wideProfile = window.matchMedia("(min-width: 1200px)");
+  function openProfiles(root) {
+    if (!wideProfile.matches) return;
+    root.querySelectorAll("details[data-profile-box]").forEach(function (box) { box.open = true; });
+  }
+  wideProfile.addEventListener("change", function () { openProfiles(document); });
+
   function enhance(root) {
     markCurrent();
+    openProfiles(root);
     localTimes(root);
     scrollThreads(root);
     attachWidgets(root);
@@ -455,8 +525,20 @@
     root.querySelectorAll("select[data-template-select]").forEach(showTemplate);
   }
 
+  // Typing into a conversation someone else owns says whose it is.
+  function ownerNotice(field) {
+    var pane = field.closest("#inbox-pane");
+    var notice = pane && pane.querySelector("[data-owner-notice]");
+    var state = pane && pane.querySelector("#inbox-state");
+    if (!notice || !state) return;
+    var owner = state.dataset.assignee;
+    var theirs = owner && owner !== notice.dataset.me;
+    notice.textContent = theirs ? notice.dataset.template.replace("%(name)s", state.dataset.assigneeName) : "";
+    notice.hidden = !theirs;
+  }
   document.addEventListener("input", function (event) {
     if (!event.target.matches) return;
+    if (event.target.matches("#inbox-pane textarea")) ownerNotice(event.target);
     if (event.target.matches("textarea[data-segments]")) updateCounter(event.target);
     if (event.target.matches("textarea[data-segments]")) suggestCanned(event.target);
     if (event.target.matches("fieldset[data-template] input[data-variable]")) previewTemplate(event.target.closest("fieldset"));
@@ -492,6 +574,9 @@
       viewer.close();
       return;
     }
+    var keys = event.target.closest && event.target.closest("[data-close-keys]");
+    if (keys) { keys.closest("dialog").close(); return; }
+    if (event.target.closest && event.target.closest("[data-open-keys]")) { shortcuts["?"](); return; }
     var close = event.target.closest && event.target.closest("[data-dismiss]");
     if (close) { close.parentElement.remove(); return; }
     var copy = event.target.closest && event.target.closest("[data-copy]");
