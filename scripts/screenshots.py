@@ -78,7 +78,17 @@ def main(out_dir: Path) -> None:
 
     cli("migrate")
     cli("user", "create", "--email", EMAIL, "--password", PASSWORD, "--role", "admin")
-    token = cli("token", "create", "screenshots").strip().splitlines()[-1]
+    cli("user", "rename", "--email", EMAIL, "--name", "Anna")
+    cli(
+        "user", "create", "--email", "piotr@example.com", "--password", PASSWORD,
+        "--role", "operator", "--name", "Piotr",
+    )  # fmt: skip
+    # The token acts as Anna: notes and assignments read as hers.
+    token = (
+        cli("token", "create", "screenshots", "--role", "admin", "--user", EMAIL)
+        .strip()
+        .splitlines()[-1]
+    )
     server = subprocess.Popen([*RELAYDESK, "serve"], env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -105,6 +115,7 @@ def main(out_dir: Path) -> None:
             api.post("/sandbox/phone/messages", json={"from": number, "body": question})
             if answer:
                 api.post("/api/send-message", json={"to": number, "body": answer})
+        _team_at_work(api)
         # Twilio's magic "invalid number": shows a failed row with its error.
         api.post("/api/send-message", json={"to": "+15005550001", "body": "Numer z błędem"})
         wait_until(
@@ -119,6 +130,85 @@ def main(out_dir: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
     print(f"screenshots written to {out_dir}")
+
+
+def _team_at_work(api: httpx.Client) -> None:
+    """What a team's inbox holds after a morning: owners, labels, a note, a profile,
+    business hours, a reminder and a campaign."""
+    api = httpx.Client(
+        base_url=api.base_url,
+        headers=api.headers,
+        event_hooks={"response": [lambda answer: answer.raise_for_status()]},
+    )
+    users = {u["email"]: u["id"] for u in api.get("/api/users").json()["items"]}
+    for name, colour in (("VIP", "#d62728"), ("Dostawa", "#1f77b4"), ("Reklamacja", "#ff7f0e")):
+        api.post("/api/labels", json={"name": name, "colour": colour})
+    api.put("/api/conversations/+48600100200/labels", json={"labels": ["VIP", "Dostawa"]})
+    api.patch(
+        "/api/conversations/+48600100200",
+        json={"assignee_id": users[EMAIL], "priority": "high"},
+    )
+    api.patch(
+        "/api/conversations/+48602300400",
+        json={"assignee_id": users["piotr@example.com"], "priority": "medium"},
+    )
+    api.put("/api/conversations/+48602300400/labels", json={"labels": ["Dostawa"]})
+    api.post(
+        "/api/conversations/+48602300400/notes",
+        json={"body": "@Piotr klient pyta o zmianę adresu — zamówienie 1057, sprawdź proszę."},
+    )
+    api.put(
+        "/api/contact-attributes",
+        json={
+            "attributes": [
+                {"key": "city", "name": "Miasto", "kind": "text"},
+                {"key": "since", "name": "Klient od", "kind": "date"},
+                {"key": "tier", "name": "Pakiet", "kind": "list", "options": ["Standard", "Gold"]},
+            ]
+        },
+    )
+    api.patch(
+        "/api/contacts/+48600100200",
+        json={
+            "name": "Jan Kowalski",
+            "note": "Woli kontakt SMS po 16:00.",
+            "attributes": {"city": "Gdańsk", "since": "2024-03-01", "tier": "Gold"},
+        },
+    )
+    api.post(
+        "/api/canned-responses",
+        json={
+            "shortcut": "dostawa",
+            "body": "Dzień dobry {{contact.name}}, dostawa trwa 1–2 dni robocze. {{agent.name}}",
+            "shared": True,
+        },
+    )
+    weekday = [["09:00", "17:00"]]
+    api.put(
+        "/api/business-hours",
+        json={
+            "enabled": True,
+            "timezone": "Europe/Warsaw",
+            "days": [weekday] * 5 + [[["10:00", "14:00"]], []],
+            "holidays": ["2026-12-24", "2026-12-25", "2026-12-26"],
+            "message": "Dziękujemy! Jesteśmy teraz nieczynni — odpiszemy zaraz po otwarciu.",
+        },
+    )
+    api.post(
+        "/api/reminders",
+        json={
+            "to": "+48601200300",
+            "body": "Przypomnienie: odbiór zamówienia w piątek.",
+            "interval_minutes": 1440,
+        },
+    )
+    api.post(
+        "/api/multi-sms/batches",
+        json={
+            "numbers": "+48600100200\n+48601200300\n+48602300400\n600 100 20",
+            "body": "Promocja: -20% na pieczywo do niedzieli. Odpisz STOP, aby zrezygnować.",
+        },
+    )
 
 
 def _healthy(base: str) -> bool:
@@ -143,24 +233,42 @@ def _photograph(base: str, out_dir: Path) -> None:
             page.fill("#email", EMAIL)
             page.fill("#password", PASSWORD)
             page.click("form[action='/login'] button[type=submit]")
-            page.wait_for_url("**/messages")
+            page.wait_for_url("**/inbox")
+            page.goto("/messages")
             page.fill("#send-to", "+48600100200")
             page.fill("#send-body", "Zażółć gęślą jaźń — dziękujemy!")
             page.screenshot(path=str(out_dir / f"messages{suffix}.png"), full_page=True)
             page.goto("/chat/+48600100200")
             page.fill("#chat-body", "Czy mogę jeszcze w czymś pomóc?")
             page.screenshot(path=str(out_dir / f"chat{suffix}.png"), full_page=True)
-            for tab in ("auto-reply", "ai", "assistants"):
+            for tab in ("auto-reply", "ai", "assistants", "reminders", "multi-sms"):
                 page.goto(f"/{tab}")
+                page.wait_for_load_state("networkidle")
                 page.screenshot(path=str(out_dir / f"{tab}{suffix}.png"), full_page=True)
+            page.goto("/inbox?owner=all&c=%2B48600100200")
+            page.wait_for_selector("#thread")
+            page.wait_for_load_state("networkidle")
+            page.fill("#chat-body", "Dzień dobry Panie Janie, ")
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(out_dir / f"inbox{suffix}.png"), full_page=True)
+            page.goto("/inbox/hours")
+            page.screenshot(path=str(out_dir / f"business-hours{suffix}.png"), full_page=True)
             if not suffix:
                 page.goto("/settings")
                 page.screenshot(path=str(out_dir / "settings.png"), full_page=True)
+                for tab in ("users", "audit"):
+                    page.goto(f"/{tab}")
+                    page.screenshot(path=str(out_dir / f"{tab}.png"), full_page=False)
                 page.goto("/sandbox-phone?number=%2B48602300400")
                 page.screenshot(path=str(out_dir / "sandbox-phone.png"), full_page=True)
                 page.set_viewport_size({"width": 390, "height": 844})
                 page.goto("/messages")
                 page.screenshot(path=str(out_dir / "messages-phone.png"), full_page=False)
+                page.goto("/inbox?owner=all")
+                page.screenshot(path=str(out_dir / "inbox-phone.png"), full_page=False)
+                page.goto("/inbox?owner=all&c=%2B48602300400")
+                page.wait_for_selector("#thread")
+                page.screenshot(path=str(out_dir / "inbox-thread-phone.png"), full_page=False)
             context.close()
         browser.close()
 
