@@ -8,6 +8,7 @@ What it measures
       - GET /api/messages?cursor=<next of the first page>   second page
       - GET /api/messages?direction=outbound&status=delivered
       - GET /api/messages?participant=<seeded number>
+      - GET /api/messages?label=vip                          the history of labelled customers
       - GET /api/conversations                              first page
       - GET /api/conversations?status=open|assignee=me|assignee=none|priority=urgent|
         label=vip|unread=true                               the team inbox's filters (the
@@ -342,6 +343,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> list[Measured]:
                     args.requests,
                 ),
                 Endpoint("messages, participant", f"/api/messages?participant={p}", args.requests),
+                Endpoint("messages, label=vip", "/api/messages?label=vip", args.requests),
                 Endpoint("conversations, first page", "/api/conversations", args.requests),
                 *(
                     Endpoint(f"conversations, {q}", f"/api/conversations?{q}", args.requests)

@@ -9,12 +9,14 @@ import httpx
 import pytest
 from sqlalchemy import event, select
 
-from relaydesk.core.db import get_sessionmaker
+from relaydesk.auth import service as auth
+from relaydesk.core.db import get_sessionmaker, session_scope
 from relaydesk.core.models import AuditEntry
 from relaydesk.inbox.labels import PALETTE
 from relaydesk.messaging import queries
 from relaydesk.messaging.models import ConversationLabel, Label
 from tests.conftest import LiveServer, Member, customer_writes
+from tests.web.conftest import PASSWORD, sign_in
 
 Post = Callable[..., httpx.Response]
 CUSTOMER = "+48600100800"
@@ -341,3 +343,38 @@ def test_unknown_label_ids_numbers_and_customers(api: httpx.Client) -> None:
         assert api.delete(f"/api/labels/{huge}").status_code == 422
     assert put_labels(api, ["VIP"], "+48600999999").status_code == 404
     assert put_labels(api, ["VIP"], "not-a-number").status_code == 422
+
+
+def test_the_message_history_filters_by_label_in_the_api_and_the_panel(
+    twilio_post: Callable[..., httpx.Response], api: httpx.Client
+) -> None:
+    customer_writes(twilio_post, "+48600300001", "Reklamacja paczki")
+    customer_writes(twilio_post, "+48600300002", "Pytanie o cenę")
+    assert api.post("/api/labels", json={"name": "Reklamacja"}).status_code == 201
+    assert (
+        api.put(
+            "/api/conversations/+48600300001/labels", json={"labels": ["reklamacja"]}
+        ).status_code
+        == 200
+    )
+
+    def bodies(**params: str) -> list[str]:
+        answer = api.get("/api/messages", params=params)
+        assert answer.status_code == 200, answer.text
+        return [m["body"] for m in answer.json()["items"]]
+
+    assert bodies(label="REKLAMACJA") == ["Reklamacja paczki"]
+    assert bodies(label="no such label") == []
+    assert bodies(label="bad\x00name") == []
+    assert sorted(bodies()) == ["Pytanie o cenę", "Reklamacja paczki"]
+    assert api.get("/api/messages", params={"label": "x" * 101}).status_code == 422
+
+    with session_scope() as session:
+        auth.create_user(session, "viewer-labels@example.com", PASSWORD, "viewer", "t")
+    with httpx.Client(base_url=str(api.base_url)) as browser:
+        sign_in(browser, "viewer-labels@example.com")
+        page = browser.get("/messages", params={"label": "Reklamacja"})
+        assert page.status_code == 200
+        assert '<option value="Reklamacja" selected>' in page.text
+        rows = browser.get("/messages/rows", params={"label": "Reklamacja"}).text
+        assert "Reklamacja paczki" in rows and "Pytanie o cenę" not in rows

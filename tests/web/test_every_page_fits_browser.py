@@ -66,9 +66,27 @@ def pages() -> list[str]:
 
 @pytest.mark.parametrize("locale", ["en-GB", "pl-PL"])
 def test_every_page_fits_a_desktop_and_a_phone(
-    new_page: NewPage, make_user: MakeUser, twilio_post: Post, locale: str
+    new_page: NewPage, make_user: MakeUser, twilio_post: Post, api: httpx.Client, locale: str
 ) -> None:
     receive(twilio_post, CUSTOMER, "Dzień dobry, mam pytanie o zamówienie " * 6, profile="Jan")
+    # Labels and attributes add filters and profile lines: the pages at their fullest.
+    for name in ("Reklamacja długoterminowa", "VIP"):
+        assert api.post("/api/labels", json={"name": name}).status_code == 201
+    labelled = api.put(
+        f"/api/conversations/{CUSTOMER}/labels",
+        json={"labels": ["Reklamacja długoterminowa", "VIP"]},
+    )
+    assert labelled.status_code == 200
+    defined = api.put(
+        "/api/contact-attributes",
+        json={"attributes": [{"key": "city", "name": "Miejscowość zamieszkania", "kind": "text"}]},
+    )
+    assert defined.status_code == 200
+    profile = api.patch(
+        f"/api/contacts/{CUSTOMER}",
+        json={"attributes": {"city": "Konstantynów Łódzki"}, "note": "Długa notatka " * 30},
+    )
+    assert profile.status_code == 200
     email = make_user("admin")
     page = new_page(locale)
     browser_sign_in(page, email)

@@ -118,6 +118,10 @@ def list_messages(
     status: Annotated[str | None, Query(max_length=20)] = None,
     participant: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
+    label: Annotated[
+        str | None,
+        Query(max_length=100, description="a label's name, ignoring case: its conversations"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> MessagePage:
@@ -128,6 +132,7 @@ def list_messages(
         status=status,
         participant=participant_number(participant) if participant else None,
         q=q,
+        label=label,
         limit=limit,
         cursor=cursor,
     )

@@ -86,6 +86,7 @@ def list_messages(
     status: str | None = None,
     participant: str | None = None,
     q: str | None = None,
+    label: str | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
     after: str | None = None,
@@ -93,8 +94,21 @@ def list_messages(
     """A page of messages, newest first, with the cursors of the older and newer pages.
 
     `cursor` asks for the page older than a previous page, `after` for the newer one.
+    `label` keeps the messages of conversations carrying that label (a name, ignoring
+    case; a name no label has finds nothing).
     """
     query = select(*_LISTED)
+    if label is not None and label.strip():
+        label_id = _label_id(session, label)
+        query = query.where(
+            Message.conversation_id.in_(
+                select(ConversationLabel.conversation_id).where(
+                    ConversationLabel.label_id == label_id
+                )
+            )
+            if label_id is not None
+            else false()
+        )
     if direction:
         query = query.where(Message.direction == direction)
     if status:

@@ -21,7 +21,7 @@ from relaydesk.core.errors import Invalid, RelaydeskError
 from relaydesk.core.i18n import N_
 from relaydesk.deps import Id
 from relaydesk.messaging import outbox, queries, scheduled, service, states, templates
-from relaydesk.messaging.models import Message
+from relaydesk.messaging.models import Label, Message
 from relaydesk.messaging.status import KNOWN
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.errors import error_text
@@ -78,6 +78,7 @@ def _history(
     q: str | None,
     cursor: str | None,
     after: str | None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     with session_scope(write=False) as session:
         items, older, newer = queries.list_messages(
@@ -85,12 +86,19 @@ def _history(
             direction=direction or None,
             status=status or None,
             q=q or None,
+            label=label or None,
             limit=PAGE_SIZE,
             cursor=cursor or None,
             after=after or None,
         )
         counts = queries.counts(session)
-    filters = {"direction": direction or "", "status": status or "", "q": q or ""}
+        label_names = list(session.scalars(select(Label.name).order_by(Label.key)))
+    filters = {
+        "direction": direction or "",
+        "status": status or "",
+        "q": q or "",
+        "label": label or "",
+    }
     base = {k: v for k, v in filters.items() if v}
     page = {"cursor": cursor} if cursor else {"after": after} if after else {}
     return {
@@ -102,11 +110,13 @@ def _history(
         "newer_url": "/messages/rows?" + urlencode({**base, "after": newer}) if newer else None,
         "first_url": "/messages/rows?" + urlencode(base) if (cursor or after) else None,
         "statuses": STATUS_CHOICES,
+        "label_names": label_names,
     }
 
 
 Direction = Annotated[str | None, Query(pattern="^(inbound|outbound)?$")]
 Text = Annotated[str | None, Query(max_length=200)]
+LabelName = Annotated[str | None, Query(max_length=100)]
 
 
 def _scheduled() -> dict[str, Any]:
@@ -121,9 +131,10 @@ def messages_page(
     direction: Direction = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     q: Text = None,
+    label: LabelName = None,
 ) -> Response:
     """The Messages tab: counts, the send form, scheduled messages and the history."""
-    context = {**_history(direction, status, q, None, None), **_scheduled()}
+    context = {**_history(direction, status, q, None, None, label), **_scheduled()}
     return render(
         request,
         "messages/index.html",
@@ -141,9 +152,10 @@ def messages_rows(
     q: Text = None,
     cursor: Text = None,
     after: Text = None,
+    label: LabelName = None,
 ) -> Response:
     """The history table and the counters (reloaded live and by the filters)."""
-    context = _history(direction, status, q, cursor, after)
+    context = _history(direction, status, q, cursor, after, label)
     return render(request, "messages/_history.html", {**context, "oob": True}, user=user)
 
 
