@@ -28,6 +28,8 @@ What it measures
       - GET /chat/{participant}/thread                      the thread fragment reloaded live
       - GET /inbox, GET /inbox?c={participant}              the Inbox tab: its list, and the
                                                             list with a thread of 200 open
+      - GET /inbox/{participant}/profile, /api/contacts/{participant}  the customer's profile
+                                                            beside the thread (loaded after it)
     Target: p95 < 25 ms for each endpoint, API and panel, except the text search and the
     Inbox page with a thread of 200 open (p95 < 50 ms, issue 19). Each
     line also shows the response size and item count (the pages are real; for HTML the
@@ -396,6 +398,11 @@ def run(args: argparse.Namespace, data_dir: Path) -> list[Measured]:
                     panel=True,
                     target_ms=50.0,
                 ),
+                # The customer's profile loads right after the pane (calls, campaigns...).
+                Endpoint(
+                    "panel: customer profile", f"/inbox/{p}/profile", args.requests, panel=True
+                ),
+                Endpoint("API: customer profile", f"/api/contacts/{p}", args.requests),
             ]
             results = []
             before = (machine_busy_cpu(), process_cpu(server.pid), time.process_time())

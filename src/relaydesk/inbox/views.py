@@ -20,7 +20,6 @@ from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid, NotFound
 from relaydesk.core.i18n import N_
 from relaydesk.inbox import labels, notes, profiles
-from relaydesk.inbox.profile_views import profile_context
 from relaydesk.messaging import queries, service, states
 from relaydesk.messaging.models import Conversation, ConversationStatus, Priority
 from relaydesk.messaging.views import CHANGED, chat_context
@@ -156,15 +155,12 @@ def state_context(number: str) -> dict[str, Any]:
 def _pane_context(number: str, owner: str, status: str, label: str | None) -> dict[str, Any]:
     """The open conversation: state bar, thread and composer (the chat page's partials)."""
     state = state_context(number)  # first: an unknown customer is a 404
-    profile = profile_context(number)
-    if profile["profile"] is not None:
-        state["customer"] = profile["profile"].name
-    return {
-        **chat_context(number),
-        **state,
-        **profile,
-        "list_query": _query(owner, status, label),
-    }
+    # The profile itself loads after the pane (inbox/_profile_box.html); its name is the title.
+    with session_scope(write=False) as session:
+        edited = profiles.edited_names(session, [number]).get(number)
+    if edited:
+        state["customer"] = edited
+    return {**chat_context(number), **state, "list_query": _query(owner, status, label)}
 
 
 def _unread_mentions(user: SignedIn) -> int:
