@@ -29,8 +29,6 @@ class User(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Online in the panel: a page or the live stream seen recently (inbox.assignment).
-    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When round-robin last gave this person a conversation (the longest waiting goes next).
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -5,7 +5,8 @@
 - contact_attributes: the attributes an admin defines (key, name, type, list options);
 - conversations.ooo_period_start: the closed period whose out-of-office answer this
   conversation got (sent once per conversation per closed period);
-- users.last_seen_at / last_assigned_at: who is online in the panel and whose turn it is;
+- users.last_assigned_at: whose turn it is in round-robin assignment (who is online comes
+  from the panel sessions);
 - automation_runs.outcome learns "out_of_office";
 - multi_sms_recipients gets an index by number (a customer's campaigns, on their profile).
 
@@ -90,7 +91,6 @@ def upgrade() -> None:
     with op.batch_alter_table("conversations") as batch:
         batch.add_column(_when("ooo_period_start", nullable=True))
     with op.batch_alter_table("users") as batch:
-        batch.add_column(_when("last_seen_at", nullable=True))
         batch.add_column(_when("last_assigned_at", nullable=True))
     with op.batch_alter_table("automation_runs") as batch:
         batch.drop_constraint(op.f("ck_automation_runs_outcome"), type_="check")
@@ -105,7 +105,6 @@ def downgrade() -> None:
         )
     with op.batch_alter_table("users") as batch:
         batch.drop_column("last_assigned_at")
-        batch.drop_column("last_seen_at")
     with op.batch_alter_table("conversations") as batch:
         batch.drop_column("ooo_period_start")
     op.drop_index("ix_multi_sms_recipients_number", table_name="multi_sms_recipients")
