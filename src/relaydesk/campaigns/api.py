@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 
-from relaydesk.campaigns import service
+from relaydesk.campaigns import export, service
 from relaydesk.campaigns.schemas import BatchIn, BatchOut, PreviewIn, PreviewOut, RecipientOut
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 
@@ -49,6 +50,30 @@ def get_batch(batch_id: Id, principal: Viewer, session: SessionDep) -> BatchOut:
 def batch_recipients(batch_id: Id, principal: Viewer, session: SessionDep) -> list[RecipientOut]:
     """Every recipient with its status and, for failures, Twilio's error and its meaning."""
     return service.recipients(session, batch_id)
+
+
+@router.get(
+    "/batches/{batch_id}/recipients.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/csv": {}},
+            "description": "UTF-8 with BOM; cells that could start a formula begin with '",
+        }
+    },
+)
+def batch_recipients_csv(batch_id: Id, principal: Viewer, session: SessionDep) -> Response:
+    """Every recipient's outcome as a CSV file (Excel-ready): status, Twilio's error code and
+    its meaning, the message SID, when it was queued and when its status last changed."""
+    service.get(session, batch_id)  # an unknown campaign is a 404 before anything streams
+    return StreamingResponse(
+        export.recipients_csv(batch_id),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="campaign-{batch_id}-recipients.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.post(
