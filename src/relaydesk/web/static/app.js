@@ -455,7 +455,12 @@
     if (!rows.length) return;
     var at = rows.findIndex(function (link) { return link.getAttribute("aria-current") === "true"; });
     var next = at < 0 ? (step > 0 ? 0 : rows.length - 1) : Math.min(Math.max(at + step, 0), rows.length - 1);
-    if (next !== at) { rows[next].click(); rows[next].scrollIntoView({ block: "nearest" }); }
+    if (next === at) return;
+    // By the link's own htmx attributes (the pane, the address), not a click: a click on a
+    // row the live list has just redrawn would load the whole page.
+    var link = rows[next];
+    htmx.ajax("GET", link.getAttribute("hx-get"), { source: link, target: "#inbox-pane", swap: "outerHTML" });
+    link.scrollIntoView({ block: "nearest" });
   }
   function writeIn(mode, text) {
     var pane = document.getElementById("inbox-pane");
