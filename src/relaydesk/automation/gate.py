@@ -9,17 +9,15 @@ in this process drops it at commit, so only another process's switch can be seen
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import PhoneNumber
 from relaydesk.channels.twilio.parsing import InboundRecord
 from relaydesk.core import settings_store
-from relaydesk.core.db import session_scope
 from relaydesk.inbox import hours_settings
 
 CACHE_SECONDS = 1.0
@@ -34,33 +32,13 @@ class Gate:
     start: bool
 
 
-_lock = threading.Lock()
-_cached: tuple[float, Gate] | None = None
-
-
-def invalidate() -> None:
-    """Forget the cached state (after a commit that changed automation)."""
-    global _cached
-    with _lock:
-        _cached = None
-
-
-settings_store.on_change(invalidate)
-
-
-def current() -> Gate:
-    """The state in effect, read at most once per CACHE_SECONDS."""
-    global _cached
-    with _lock:
-        if _cached is not None and time.monotonic() - _cached[0] < CACHE_SECONDS:
-            return _cached[1]
-    with session_scope(write=False) as session:
-        classic = cfg.read_auto_reply(session)
-        ai, _ = cfg.read_ai(session)
-        rules = cfg.read_rules(session)
-        bound = session.scalar(select(PhoneNumber.id).limit(1)) is not None
-        out_of_office = hours_settings.read(session).answers
-    gate = Gate(
+def _read(session: Session) -> Gate:
+    classic = cfg.read_auto_reply(session)
+    ai, _ = cfg.read_ai(session)
+    rules = cfg.read_rules(session)
+    bound = session.scalar(select(PhoneNumber.id).limit(1)) is not None
+    out_of_office = hours_settings.read(session).answers
+    return Gate(
         any_mode=bound
         or ai.enabled
         or out_of_office
@@ -68,9 +46,14 @@ def current() -> Gate:
         help=bool(rules.help_message.strip()),
         start=bool(rules.start_message.strip()),
     )
-    with _lock:
-        _cached = (time.monotonic(), gate)
-    return gate
+
+
+_gate = settings_store.Cached(_read, CACHE_SECONDS)
+
+
+def current() -> Gate:
+    """The state in effect, read at most once per CACHE_SECONDS."""
+    return _gate.get()
 
 
 def wants(record: InboundRecord) -> bool:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from relaydesk.core.audit import record
 from relaydesk.core.crypto import SecretUnreadable, decrypt, encrypt
-from relaydesk.core.db import utcnow
+from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.models import Setting
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,42 @@ def mark_changed(session: Session) -> None:
 def on_change(callback: Callable[[], None]) -> None:
     """Call `callback` after every commit that changed settings (to drop cached copies)."""
     _listeners.append(callback)
+
+
+T = TypeVar("T")
+
+
+class Cached(Generic[T]):
+    """A value made from settings, kept for `seconds`, for paths that ask all the time.
+
+    A commit that changes settings in this process drops it at once (`on_change`); another
+    process's change is seen within `seconds`.
+    """
+
+    def __init__(self, load: Callable[[Session], T], seconds: float) -> None:
+        self._load, self._seconds = load, seconds
+        self._lock = threading.Lock()
+        self._value: tuple[float, T] | None = None
+        on_change(self.forget)
+
+    def forget(self) -> None:
+        """Drop the kept value: the next `get` reads the settings again."""
+        with self._lock:
+            self._value = None
+
+    def get(self, session: Session | None = None) -> T:
+        """The value, read again (with `session`, else a read-only one) once it is stale."""
+        with self._lock:
+            if self._value is not None and time.monotonic() - self._value[0] < self._seconds:
+                return self._value[1]
+        if session is None:
+            with session_scope(write=False) as own:
+                value = self._load(own)
+        else:
+            value = self._load(session)
+        with self._lock:
+            self._value = (time.monotonic(), value)
+        return value
 
 
 def _plain(row: Setting) -> Any:

@@ -7,15 +7,12 @@ once per CACHE_SECONDS (a change made in this process drops the copy at commit).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
 from relaydesk.core import settings_store
 from relaydesk.core.config import get_settings
-from relaydesk.core.db import session_scope
 from relaydesk.core.errors import Invalid
 from relaydesk.inbox.hours import BusinessHours, clean, default
 
@@ -23,9 +20,6 @@ log = logging.getLogger(__name__)
 
 HOURS_KEY = "inbox.business_hours"
 CACHE_SECONDS = 5.0
-
-_lock = threading.Lock()
-_cached: tuple[float, BusinessHours] | None = None
 
 
 def read(session: Session) -> BusinessHours:
@@ -56,24 +50,9 @@ def save(session: Session, config: BusinessHours, actor: str) -> BusinessHours:
     return cleaned
 
 
-def invalidate() -> None:
-    """Forget the cached copy (after a commit that changed settings)."""
-    global _cached
-    with _lock:
-        _cached = None
-
-
-settings_store.on_change(invalidate)
+_current = settings_store.Cached(read, CACHE_SECONDS)
 
 
 def current() -> BusinessHours:
     """The schedule in effect, read at most once per CACHE_SECONDS."""
-    global _cached
-    with _lock:
-        if _cached is not None and time.monotonic() - _cached[0] < CACHE_SECONDS:
-            return _cached[1]
-    with session_scope(write=False) as session:
-        config = read(session)
-    with _lock:
-        _cached = (time.monotonic(), config)
-    return config
+    return _current.get()

@@ -15,8 +15,6 @@ correctness. Each assignment is an "assigned" event by "round-robin" and an audi
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,25 +40,16 @@ class AssignmentConfig:
     round_robin: bool = False
 
 
-_lock = threading.Lock()
-_cached: tuple[float, AssignmentConfig] | None = None
-
-
-def _invalidate() -> None:
-    global _cached
-    with _lock:
-        _cached = None
-
-
-settings_store.on_change(_invalidate)
-
-
 def read_config(session: Session) -> AssignmentConfig:
     """The setting as stored."""
     data = settings_store.stored_dict(
         settings_store.read(session, [SETTING_KEY]).values, SETTING_KEY
     )
     return AssignmentConfig(round_robin=bool(data.get("round_robin", False)))
+
+
+# Ingest asks on every batch of webhooks: read at most once per CACHE_SECONDS.
+_current = settings_store.Cached(read_config, CACHE_SECONDS)
 
 
 def save_config(session: Session, config: AssignmentConfig, actor: str) -> AssignmentConfig:
@@ -72,18 +61,6 @@ def save_config(session: Session, config: AssignmentConfig, actor: str) -> Assig
         action="settings.assignment",
         target=SETTING_KEY,
     )
-    return config
-
-
-def _current(session: Session) -> AssignmentConfig:
-    """The setting, read at most once per CACHE_SECONDS (ingest asks on every batch)."""
-    global _cached
-    with _lock:
-        if _cached is not None and time.monotonic() - _cached[0] < CACHE_SECONDS:
-            return _cached[1]
-    config = read_config(session)
-    with _lock:
-        _cached = (time.monotonic(), config)
     return config
 
 
@@ -110,7 +87,7 @@ def assign_waiting(session: Session, conversation_ids: list[int], at: datetime) 
     Called by ingest in the transaction that stores the customer's messages; returns
     {participant: user id} for the customers it assigned.
     """
-    if not conversation_ids or not _current(session).round_robin:
+    if not conversation_ids or not _current.get(session).round_robin:
         return {}
     waiting = sorted(
         set(
