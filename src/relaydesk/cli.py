@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -428,6 +429,58 @@ def token_revoke(token_id: int) -> None:
         revoked = auth.revoke_token(session, token_id, "cli")
         name = revoked.name
     click.echo(f"revoked token {token_id} ({name})")
+
+
+@main.group("search")
+def search_group() -> None:
+    """The search index of messages and contacts (kept up to date in the background)."""
+
+
+@search_group.command("status")
+@friendly
+def search_status() -> None:
+    """How far the search index has read the message history."""
+    _settings()
+    from relaydesk.core.db import session_scope
+    from relaydesk.messaging import search
+
+    with session_scope(write=False) as session:
+        state = search.status(session)
+    click.echo(f"messages indexed up to id {state.position} of {state.newest}")
+    click.echo(f"still to read:   {state.behind}")
+    click.echo(f"contacts indexed: {state.contacts_indexed}")
+
+
+@search_group.command("rebuild")
+@click.option(
+    "--background",
+    is_flag=True,
+    help="Only empty the index; the running server's worker fills it again.",
+)
+@friendly
+def search_rebuild(background: bool) -> None:
+    """Empty the search index and read the whole history into it again."""
+    _settings()
+    from relaydesk.core.db import session_scope
+    from relaydesk.messaging import search
+
+    with session_scope() as session:
+        search.reset(session)
+    click.echo("search index emptied")
+    if background:
+        return
+    total, started = 0, time.monotonic()
+    while True:
+        done = search.catch_up(budget=5.0)
+        total += done.indexed
+        with session_scope(write=False) as session:
+            behind = search.status(session).behind
+        click.echo(f"indexed {total} rows; {behind} messages still to read")
+        if not done.behind and behind == 0:
+            break
+        if not done.indexed and not done.behind:
+            break  # only young rows left (PostgreSQL): the worker takes them in a moment
+    click.echo(f"search index rebuilt in {time.monotonic() - started:.1f} s")
 
 
 @main.group()

@@ -60,8 +60,8 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("relaydesk.contacts"),
     Domain(
         "relaydesk.messaging",
-        api=("api",),
-        views=("views",),
+        api=("api", "search_api"),
+        views=("views", "search_views"),
         tasks=("tasks",),
         tabs=(Tab("messages", "/messages", N_("Messages")),),
     ),

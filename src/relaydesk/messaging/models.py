@@ -310,3 +310,38 @@ class MessageCounter(Base):
 
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SearchMessage(Base):
+    """The search index of messages: their text folded (lower case, no diacritics).
+
+    On SQLite this is an FTS5 table with the trigram tokenizer (the migration makes it;
+    `rowid` is FTS5's own row id), on PostgreSQL a table with a pg_trgm GIN index. Both
+    answer "which rows contain this substring" from an index; `rowid` is the message's id.
+    Written only by the indexer (`messaging.search`), never on the webhook path.
+    """
+
+    __tablename__ = "search_messages"
+
+    rowid: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class SearchContact(Base):
+    """The search index of contacts (`rowid` is the contact's id): name, note, attribute
+    values and the number's digits, folded; the same kind of table as SearchMessage."""
+
+    __tablename__ = "search_contacts"
+
+    rowid: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class SearchProgress(Base):
+    """How far the indexer has come: per kind, a position (an id) and a change time."""
+
+    __tablename__ = "search_progress"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    position: Mapped[int] = mapped_column(BigId, default=0)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

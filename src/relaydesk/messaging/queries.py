@@ -15,7 +15,7 @@ from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Invalid
 from relaydesk.core.i18n import N_
 from relaydesk.core.pagination import cursor_id, decode_cursor, encode_cursor
-from relaydesk.messaging import states
+from relaydesk.messaging import search, states
 from relaydesk.messaging.models import (
     Conversation,
     ConversationLabel,
@@ -118,6 +118,12 @@ def list_messages(
     if participant:
         query = query.where(Message.participant == participant)
     if q:
+        try:
+            wanted = search.parse(q)
+        except Invalid:
+            wanted = None  # shorter than the index can look for: read the rows
+        if wanted is not None:
+            return _matching_page(session, query, wanted, limit, cursor, after)
         pattern = _like(q)
         query = query.where(
             or_(
@@ -145,6 +151,51 @@ def list_messages(
     rows = _listed(session, query.order_by(Message.id.desc()).limit(limit + 1))
     items = rows[:limit]
     nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    prev = encode_cursor(rows[0].id) if cursor and rows else None
+    return items, nxt, prev
+
+
+def _matching_page(
+    session: Session,
+    query: Select[Any],
+    wanted: search.Query,
+    limit: int,
+    cursor: str | None,
+    after: str | None,
+) -> tuple[list[MessageOut], str | None, str | None]:
+    """A page of list_messages for a search: the index's candidates, newest first (oldest
+    first for `after`), kept when the other filters hold; a number also finds the
+    messages of the contacts whose number holds it."""
+    before = cursor_id(cursor, "cursor") if cursor and not after else None
+    after_id = cursor_id(after, "after") if after else None
+    newest_first = after_id is None
+    found: dict[int, MessageOut] = {}
+    for chunk in search.message_ids(session, wanted, before=before, after=after_id, chunk=500):
+        for row in _listed(session, query.where(Message.id.in_(chunk))):
+            found[row.id] = row
+        if len(found) > limit:
+            break
+    numbers = search.participants_with_number(session, wanted)
+    if numbers:
+        by_number = query.where(Message.participant.in_(numbers))
+        if before is not None:
+            by_number = by_number.where(Message.id < before)
+        if after_id is not None:
+            by_number = by_number.where(Message.id > after_id)
+        order = Message.id.desc() if newest_first else Message.id.asc()
+        for row in _listed(session, by_number.order_by(order).limit(limit + 1)):
+            found[row.id] = row
+    rows = sorted(found.values(), key=lambda m: m.id, reverse=newest_first)
+    more = len(rows) > limit
+    if not newest_first:
+        page = list(reversed(rows[:limit]))
+        return (
+            page,
+            (encode_cursor(page[-1].id) if page else None),
+            (encode_cursor(page[0].id) if more and page else None),
+        )
+    items = rows[:limit]
+    nxt = encode_cursor(items[-1].id) if more else None
     prev = encode_cursor(rows[0].id) if cursor and rows else None
     return items, nxt, prev
 

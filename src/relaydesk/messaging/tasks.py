@@ -8,13 +8,17 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from relaydesk.core.db import session_scope, utcnow
-from relaydesk.core.tasks import enqueue, periodic, task
-from relaydesk.messaging import delivery, hooks, reconcile, spool, states
+from relaydesk.core.tasks import BULK, enqueue, periodic, task, yield_to_live
+from relaydesk.messaging import delivery, hooks, reconcile, search, spool, states
 from relaydesk.messaging.models import Message, MessageStatus
 
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
+# The search indexer works in turns of at most INDEX_TURN seconds (other bulk jobs go in
+# between) and comes back after INDEX_AGAIN seconds while there is something to index.
+INDEX_TURN = 5.0
+INDEX_AGAIN = 2.0
 
 
 @task("messaging.deliver")
@@ -101,3 +105,19 @@ def wake_snoozed() -> None:
         woken = states.wake_snoozed(session)
     if woken:
         log.info("%d snoozed conversation(s) opened again", woken)
+
+
+@task("search.index", queue=BULK)
+def index_search() -> None:
+    """Bring the search index up to date; queued again while there is work."""
+    done = search.catch_up(budget=INDEX_TURN, yield_to=yield_to_live)
+    if done.behind:
+        enqueue("search.index")
+    elif done.indexed:
+        enqueue("search.index", delay=INDEX_AGAIN)
+
+
+@periodic("search.sweep", minutes="*", queue=BULK, at_start=True)
+def search_sweep() -> None:
+    """Start the indexer after a (re)start and whenever it has stopped for lack of work."""
+    index_search()
