@@ -60,6 +60,9 @@ def pages() -> list[str]:
         f"/chat/{CUSTOMER.replace('+', '%2B')}",
         "/inbox/hours",
         "/inbox/attributes",
+        "/search?q=zam%C3%B3wienia",
+        "/search?q=zamowienie&type=messages",
+        "/search?q=600&type=contacts",
         "/docs",
     ]
 
