@@ -191,9 +191,11 @@ def empty_tables() -> None:
     """Delete every row of every table (children first), as the models declare them."""
     from relaydesk.core import domains
     from relaydesk.core.db import Base, get_engine
+    from relaydesk.messaging.models import SEARCH_METADATA
 
     domains.load_models()  # every domain's tables in the metadata
-    tables = list(reversed(Base.metadata.sorted_tables))
+    # And the search index, derived data outside the models' metadata.
+    tables = list(reversed(Base.metadata.sorted_tables)) + SEARCH_METADATA.sorted_tables
     # A job outside the worker (a thread of the emulator, a callback being answered) may
     # still write: on PostgreSQL the database may abort one of two deadlocked
     # transactions; ours is simply tried again.

@@ -15,6 +15,7 @@ on SQLite, in a cluster this module starts (with CI=true, no PostgreSQL fails th
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sqlite3
 import subprocess
@@ -35,6 +36,7 @@ from relaydesk import dbcopy, migrations
 from relaydesk.core import domains
 from relaydesk.core.db import Base, make_engine
 from relaydesk.dbcopy import copier
+from relaydesk.messaging.models import SEARCH_METADATA
 from tests.conftest import BACKEND, missing
 from tests.pgserver import PgCluster, find_bindir, free_port
 from tests.processes import CLI, Deployment, wait_until
@@ -392,6 +394,18 @@ def test_a_real_installation_moves_to_postgresql_and_serves_from_it(
     try:
         with _client(app.url, installation.operator_token) as api:  # a token from before
             assert _all_messages(api) == installation.messages
+            # The search index is not copied (derived data): PostgreSQL's own is read
+            # again by its worker, and a search finds the copied messages meanwhile too.
+            word = next(
+                w
+                for m in installation.messages
+                for w in re.findall(r"[^\W\d_]{5,}", m["body"] or "")
+            )
+            holding = {
+                m["id"] for m in installation.messages if word.lower() in (m["body"] or "").lower()
+            }
+            found = api.get("/api/search", params={"q": word, "limit": 100}).json()["items"]
+            assert holding and holding <= {hit["id"] for hit in found}, word
             inbox = api.get("/api/conversations", params={"limit": 100}).json()["items"]
             assert inbox == installation.conversations
             sent = api.post("/api/send-message", json={"to": NEW_CUSTOMER, "body": "Już z PG"})
@@ -446,7 +460,8 @@ def test_copying_twice_is_refused(tmp_path: Path, postgres: Postgres) -> None:
     again = copy_cli(env, target)
 
     assert again.returncode == 1
-    tables = len(Base.metadata.tables) + 1  # and alembic_version
+    # The models' tables, the search index's and alembic_version.
+    tables = len(Base.metadata.tables) + len(SEARCH_METADATA.tables) + 1
     assert f"is not empty: schema public holds {tables} tables (alembic_version, " in again.stderr
     assert fetch(target, "SELECT id, body FROM messages ORDER BY id") == copied
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from relaydesk.core.db import session_scope
 from relaydesk.messaging import search
-from relaydesk.messaging.models import Message, SearchContact, SearchMessage
+from relaydesk.messaging.models import Message, search_contacts, search_messages
 from tests.conftest import FrozenClock, LiveServer, customer_writes, wait_for
 
 Post = Callable[..., httpx.Response]
@@ -37,7 +37,7 @@ def index_everything(clock: FrozenClock) -> None:
 
 def indexed_rows() -> int:
     with session_scope(write=False) as session:
-        return session.scalar(select(func.count()).select_from(SearchMessage)) or 0
+        return session.scalar(select(func.count()).select_from(search_messages)) or 0
 
 
 def hits(api: httpx.Client, q: str, kind: str = "messages", **params: Any) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def test_a_number_is_found_typed_with_spaces_dashes_or_in_part(
         if indexed:
             index_everything(clock)
             with session_scope(write=False) as session:
-                assert session.scalar(select(func.count()).select_from(SearchContact)) == 3
+                assert session.scalar(select(func.count()).select_from(search_contacts)) == 3
         for typed in ("600 123", "+48 600-123-456", "0048 600 123 456", "600123456", "(600) 123"):
             contacts = hits(api, typed, "contacts")["items"]
             assert [c["participant"] for c in contacts] == [ANIA], (typed, indexed)
@@ -248,7 +248,7 @@ def test_rebuild_reads_the_history_into_an_emptied_index(
 
     index_everything(clock)
     with session_scope() as session:
-        session.execute(update(SearchMessage).values(text="stale"))
+        session.execute(update(search_messages).values(text="stale"))
     assert hits(api, "dostawa")["items"] == []  # the index answers for what it has read
     result = CliRunner().invoke(main, ["search", "rebuild"])
     assert result.exit_code == 0, result.output

@@ -9,10 +9,13 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Column,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -312,36 +315,31 @@ class MessageCounter(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class SearchMessage(Base):
-    """The search index of messages: their text folded (lower case, no diacritics).
-
-    On SQLite this is an FTS5 table with the trigram tokenizer (the migration makes it;
-    `rowid` is FTS5's own row id), on PostgreSQL a table with a pg_trgm GIN index. Both
-    answer "which rows contain this substring" from an index; `rowid` is the message's id.
-    Written only by the indexer (`messaging.search`), never on the webhook path.
-    """
-
-    __tablename__ = "search_messages"
-
-    rowid: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
-    text: Mapped[str] = mapped_column(Text)
-
-
-class SearchContact(Base):
-    """The search index of contacts (`rowid` is the contact's id): name, note, attribute
-    values and the number's digits, folded; the same kind of table as SearchMessage."""
-
-    __tablename__ = "search_contacts"
-
-    rowid: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
-    text: Mapped[str] = mapped_column(Text)
-
-
-class SearchProgress(Base):
-    """How far the indexer has come: per kind, a position (an id) and a change time."""
-
-    __tablename__ = "search_progress"
-
-    name: Mapped[str] = mapped_column(String(20), primary_key=True)
-    position: Mapped[int] = mapped_column(BigId, default=0)
-    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+# The search index (messaging.search) is derived data, kept in its own MetaData rather than
+# Base's: the database copy and the test clean-up, which go through every model, leave it
+# alone (a copied installation's worker reads the history into the new database's index).
+# On SQLite the two index tables are FTS5 tables with the trigram tokenizer (the migration
+# makes them; `rowid` is FTS5's own row id), on PostgreSQL tables with a pg_trgm GIN index:
+# both answer "which rows contain this substring" from an index. `rowid` is the message's
+# or the contact's id; `text` is folded (lower case, no diacritics).
+SEARCH_METADATA = MetaData()
+search_messages = Table(
+    "search_messages",
+    SEARCH_METADATA,
+    Column("rowid", BigId, primary_key=True, autoincrement=False),
+    Column("text", Text, nullable=False),
+)
+search_contacts = Table(
+    "search_contacts",
+    SEARCH_METADATA,
+    Column("rowid", BigId, primary_key=True, autoincrement=False),
+    Column("text", Text, nullable=False),
+)
+# How far the indexer has come: per kind, a position (an id) and a change time.
+search_progress = Table(
+    "search_progress",
+    SEARCH_METADATA,
+    Column("name", String(20), primary_key=True),
+    Column("position", BigId, nullable=False, default=0),
+    Column("changed_at", UTCDateTime),
+)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import Select, and_, delete, func, or_, select, text
+from sqlalchemy import Select, and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from relaydesk.channels.twilio.numbers import InvalidNumber, normalize
@@ -44,7 +44,7 @@ from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, utcnow
 from relaydesk.core.errors import Invalid
 from relaydesk.core.i18n import N_
-from relaydesk.messaging.models import Message, SearchContact, SearchMessage, SearchProgress
+from relaydesk.messaging.models import Message, search_contacts, search_messages, search_progress
 
 log = logging.getLogger(__name__)
 
@@ -253,13 +253,36 @@ def _contact_documents(session: Session, participants: Iterable[str]) -> dict[in
 # ---------------------------------------------------------------- the indexer
 
 
-def _progress(session: Session, name: str) -> SearchProgress:
-    row = session.get(SearchProgress, name, with_for_update=_is_postgresql(session))
-    if row is None:
-        row = SearchProgress(name=name, position=0, changed_at=None)
-        session.add(row)
-        session.flush()
-    return row
+@dataclass
+class Progress:
+    """How far the indexer has come for one kind (a row of search_progress)."""
+
+    name: str
+    position: int = 0
+    changed_at: datetime | None = None
+
+
+def _progress(session: Session, name: str) -> Progress:
+    """The stored progress of `name` (locked on PostgreSQL: one indexer at a time)."""
+    table = search_progress
+    session.execute(
+        dialect_insert(session)(table)
+        .values(name=name, position=0, changed_at=None)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    statement = select(table.c.position, table.c.changed_at).where(table.c.name == name)
+    if _is_postgresql(session):
+        statement = statement.with_for_update()
+    position, changed_at = session.execute(statement).one()
+    return Progress(name, position, changed_at)
+
+
+def _save(session: Session, progress: Progress) -> None:
+    session.execute(
+        update(search_progress)
+        .where(search_progress.c.name == progress.name)
+        .values(position=progress.position, changed_at=progress.changed_at)
+    )
 
 
 def _is_postgresql(session: Session) -> bool:
@@ -303,24 +326,26 @@ def _index_new_messages(session: Session, now: datetime) -> tuple[int, bool]:
         return 0, False
     _write(
         session,
-        SearchMessage.__table__,
+        search_messages,
         {row.id: fold(message_text(row.body, row.media)) for row in rows},
     )
     progress.position = rows[-1].id
+    _save(session, progress)
     return len(rows), len(rows) == CHUNK
 
 
-def _since(progress: SearchProgress) -> datetime:
+def _since(progress: Progress) -> datetime:
     return progress.changed_at or EPOCH
 
 
-def _moved(progress: SearchProgress, rows: Sequence[Any], now: datetime) -> bool:
+def _moved(session: Session, progress: Progress, rows: Sequence[Any], now: datetime) -> bool:
     """Move a change-time position past `rows` (ordered by their time, last column), at
     most to SETTLE ago: a change committed late is read again, never missed. True when
     a full chunk says there is more."""
     full = len(rows) == CHUNK
     newest = rows[-1][-1] if full else now - SETTLE
     progress.changed_at = max(_since(progress), min(newest, now - SETTLE))
+    _save(session, progress)
     return full
 
 
@@ -341,10 +366,10 @@ def _index_changed_messages(session: Session, now: datetime) -> tuple[int, bool]
     ).all()
     _write(
         session,
-        SearchMessage.__table__,
+        search_messages,
         {row.id: fold(message_text(row.body, row.media)) for row in rows},
     )
-    return len(rows), _moved(progress, rows, now)
+    return len(rows), _moved(session, progress, rows, now)
 
 
 def _index_contacts(session: Session, now: datetime) -> tuple[int, bool]:
@@ -363,8 +388,8 @@ def _index_contacts(session: Session, now: datetime) -> tuple[int, bool]:
         .limit(CHUNK)
     ).all()
     documents = _contact_documents(session, (p for p, _ in changed))
-    _write(session, SearchContact.__table__, documents)
-    return len(documents), _moved(progress, changed, now)
+    _write(session, search_contacts, documents)
+    return len(documents), _moved(session, progress, changed, now)
 
 
 _running = threading.Lock()
@@ -414,9 +439,8 @@ def catch_up(budget: float = 20.0, yield_to: Any = None) -> Pass:
 
 def reset(session: Session) -> None:
     """Empty the index and its positions: the indexer starts over from the first row."""
-    session.execute(delete(SearchMessage))
-    session.execute(delete(SearchContact))
-    session.execute(delete(SearchProgress))
+    for table in (search_messages, search_contacts, search_progress):
+        session.execute(delete(table))
 
 
 @dataclass(frozen=True)
@@ -434,11 +458,10 @@ class Status:
 
 def status(session: Session) -> Status:
     """The indexer's position against the newest message."""
-    progress = session.get(SearchProgress, MESSAGES)
     return Status(
-        position=progress.position if progress else 0,
+        position=_position(session, MESSAGES),
         newest=session.scalar(select(func.max(Message.id))) or 0,
-        contacts_indexed=session.scalar(select(func.count()).select_from(SearchContact)) or 0,
+        contacts_indexed=session.scalar(select(func.count()).select_from(search_contacts)) or 0,
     )
 
 
@@ -446,7 +469,8 @@ def status(session: Session) -> Status:
 
 
 def _position(session: Session, name: str) -> int:
-    return session.scalar(select(SearchProgress.position).where(SearchProgress.name == name)) or 0
+    table = search_progress
+    return session.scalar(select(table.c.position).where(table.c.name == name)) or 0
 
 
 def _condition(session: Session, table: Any, query: Query, *, contact: bool = False) -> Any:
@@ -472,7 +496,7 @@ def indexed_message_ids(
     session: Session, query: Query, *, before: int | None, after: int | None, limit: int
 ) -> list[int]:
     """Ids of indexed messages matching, newest first (oldest first with `after`)."""
-    table = SearchMessage.__table__
+    table = search_messages
     statement: Select[Any] = select(table.c.rowid).where(_condition(session, table, query))
     if before is not None:
         statement = statement.where(table.c.rowid < before)
@@ -544,13 +568,17 @@ def message_ids(
 
 def contact_ids(session: Session, query: Query, limit: int, before: int | None = None) -> list[int]:
     """Ids of contacts matching, newest first: the index, then changes it has not read."""
-    table = SearchContact.__table__
+    table = search_contacts
     statement = select(table.c.rowid).where(_condition(session, table, query, contact=True))
     if before is not None:
         statement = statement.where(table.c.rowid < before)
     found = list(session.scalars(statement.order_by(table.c.rowid.desc()).limit(limit)))
-    progress = session.get(SearchProgress, CONTACTS)
-    since = progress.changed_at if progress and progress.changed_at else EPOCH
+    since = (
+        session.scalar(
+            select(search_progress.c.changed_at).where(search_progress.c.name == CONTACTS)
+        )
+        or EPOCH
+    )
     changed = {
         p
         for (p,) in session.execute(
@@ -726,7 +754,7 @@ def _listed_before(
     page of conversations went on from): they were listed on an earlier page."""
     if not conversations:
         return set()
-    table = SearchMessage.__table__
+    table = search_messages
     position = _position(session, MESSAGES)
     matching = select(table.c.rowid).where(
         _condition(session, table, query), table.c.rowid >= before
