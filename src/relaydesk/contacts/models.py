@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.core.db import Base, BigId, UTCDateTime, state_type, utcnow
@@ -16,7 +16,11 @@ class Contact(Base):
     """A customer reachable on one channel; opt-out is tracked per channel like Twilio."""
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("phone", "channel"),)
+    __table_args__ = (
+        UniqueConstraint("phone", "channel"),
+        # What changed since: the search index reads changed contacts again.
+        Index("ix_contacts_updated_at", "updated_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     phone: Mapped[str] = mapped_column(String(20))  # E.164
@@ -46,6 +50,7 @@ class ContactProfile(Base):
     """
 
     __tablename__ = "contact_profiles"
+    __table_args__ = (Index("ix_contact_profiles_updated_at", "updated_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     participant: Mapped[str] = mapped_column(String(20), unique=True)  # E.164

@@ -170,8 +170,10 @@ def _matching_page(
     after_id = cursor_id(after, "after") if after else None
     newest_first = after_id is None
     found: dict[int, MessageOut] = {}
-    for chunk in search.message_ids(session, wanted, before=before, after=after_id, chunk=500):
-        for row in _listed(session, query.where(Message.id.in_(chunk))):
+    # Chunks a little larger than a page: the other filters may leave some out.
+    chunk = limit * 2 + 1
+    for ids in search.message_ids(session, wanted, before=before, after=after_id, chunk=chunk):
+        for row in _listed(session, query.where(Message.id.in_(ids))):
             found[row.id] = row
         if len(found) > limit:
             break

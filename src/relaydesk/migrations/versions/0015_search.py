@@ -6,6 +6,8 @@
   (any substring of three or more characters is found from the index); on PostgreSQL
   plain tables with a pg_trgm GIN index, which answers LIKE '%…%' the same way.
 - search_progress: how far the indexer has come (per kind: an id and a change time).
+- contacts and contact_profiles get an index on updated_at: the indexer, and each
+  search of contacts, read what changed since the indexer's last pass.
 
 The indexes start empty: the indexer fills them from the existing history after the
 upgrade (`relaydesk search status` shows how far it is; searches cover what is not
@@ -53,9 +55,13 @@ def upgrade() -> None:
         sa.Column("changed_at", relaydesk.core.db.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_search_progress")),
     )
+    op.create_index("ix_contacts_updated_at", "contacts", ["updated_at"])
+    op.create_index("ix_contact_profiles_updated_at", "contact_profiles", ["updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_contact_profiles_updated_at", table_name="contact_profiles")
+    op.drop_index("ix_contacts_updated_at", table_name="contacts")
     op.drop_table("search_progress")
     for name in INDEXES:
         op.execute(f"DROP TABLE {name}")
