@@ -71,19 +71,24 @@ def world(api: httpx.Client, twilio_post: Post, clock: FrozenClock) -> World:
     customer_writes(twilio_post, B, body="STOP")
     customer_writes(twilio_post, f"whatsapp:{C}", to="whatsapp:+15005550006")
     for number, names, values in (
-        (A, ["VIP", "Warszawa"], {"city": "Warszawa", "visits": 5, "since": "2024-01-10",
-                                  "plan": "Gold"}),
+        (
+            A,
+            ["VIP", "Warszawa"],
+            {"city": "Warszawa", "visits": 5, "since": "2024-01-10", "plan": "Gold"},
+        ),
         (B, ["VIP"], {"city": "Kraków", "visits": 2, "plan": "Silver"}),
         (C, [], {"city": "Gdańsk"}),
         (D, ["Warszawa"], {}),
     ):
-        patched = api.patch(
-            f"/api/contacts/{number}", json={"labels": names, "attributes": values}
-        )
+        patched = api.patch(f"/api/contacts/{number}", json={"labels": names, "attributes": values})
         assert patched.status_code == 200, patched.text
     resolved = api.patch(f"/api/conversations/{D}", json={"status": "resolved"})
     assert resolved.status_code == 200, resolved.text
     return World(labels)
+
+
+def wa(number: str) -> str:
+    return f"whatsapp:{number}"
 
 
 def members(api: httpx.Client, rules: dict[str, Any]) -> dict[str, int]:
@@ -102,7 +107,6 @@ def saved_members(api: httpx.Client, rules: dict[str, Any]) -> set[str]:
 
 def test_each_rule_kind_picks_the_right_contacts(api: httpx.Client, world: World) -> None:
     vip, warsaw = world.labels["VIP"], world.labels["Warszawa"]
-    wa = lambda n: f"whatsapp:{n}"  # noqa: E731
     cases: list[tuple[dict[str, Any], set[str]]] = [
         ({}, {A, B, wa(C), D, wa(E)}),
         ({"channel": "whatsapp"}, {wa(C), wa(E)}),
@@ -158,7 +162,10 @@ def test_opted_out_members_are_skipped_with_the_reason_and_counted(
 def test_a_campaign_to_a_segment_sends_to_its_members_and_records_the_segment(
     api: httpx.Client, world: World, db: Any, fast: None
 ) -> None:
-    rules = {"channel": "sms", "labels": [{"match": "any", "label_ids": list(world.labels.values())}]}
+    rules = {
+        "channel": "sms",
+        "labels": [{"match": "any", "label_ids": list(world.labels.values())}],
+    }
     segment = api.post("/api/segments", json={"name": "Klienci VIP", "rules": rules}).json()
     made = api.post(
         "/api/multi-sms/batches", json={"segment_id": segment["id"], "body": "Promocja!"}
@@ -216,9 +223,7 @@ def test_the_limit_applies_to_the_resolved_list(
 
     monkeypatch.setattr(get_settings(), "campaign_max_recipients", 3)
     everyone = api.post("/api/segments", json={"name": "All", "rules": {}}).json()
-    refused = api.post(
-        "/api/multi-sms/batches", json={"segment_id": everyone["id"], "body": "x"}
-    )
+    refused = api.post("/api/multi-sms/batches", json={"segment_id": everyone["id"], "body": "x"})
     assert refused.status_code == 422, refused.text
     assert "4 recipients" in refused.json()["detail"] and "at most 3" in refused.json()["detail"]
     preview = api.post("/api/multi-sms/preview", json={"segment_id": everyone["id"], "body": "x"})
@@ -273,9 +278,7 @@ def test_refusals_store_nothing(api: httpx.Client, world: World, db: Any, team: 
 
 def test_quotes_and_odd_values_are_data_not_sql(api: httpx.Client, world: World) -> None:
     for value in ("' OR 1=1 --", '"; DROP TABLE contacts; --', "%", "_", "\\"):
-        counted = members(
-            api, {"attributes": [{"key": "city", "op": "contains", "value": value}]}
-        )
+        counted = members(api, {"attributes": [{"key": "city", "op": "contains", "value": value}]})
         assert counted["matching"] == 0, value
     assert members(api, {})["matching"] == 5  # still there
 
