@@ -53,16 +53,12 @@ def upgrade() -> None:
             ondelete="SET NULL",
         )
     with op.batch_alter_table("multi_sms_recipients") as batch:
-        batch.alter_column(
-            "number", existing_type=sa.String(length=20), type_=sa.String(length=64)
-        )
+        batch.alter_column("number", existing_type=sa.String(length=20), type_=sa.String(length=64))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("multi_sms_recipients") as batch:
-        batch.alter_column(
-            "number", existing_type=sa.String(length=64), type_=sa.String(length=20)
-        )
+        batch.alter_column("number", existing_type=sa.String(length=64), type_=sa.String(length=20))
     with op.batch_alter_table("multi_sms_batches") as batch:
         batch.drop_constraint(op.f("fk_multi_sms_batches_segment_id_segments"), type_="foreignkey")
         batch.drop_column("segment_name")
