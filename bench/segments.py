@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import percentile  # noqa: E402
+from benchlib import percentile
 
 CITIES = ("Warszawa", "Kraków", "Gdańsk", "Łódź", "Wrocław", "Poznań")
 STATUSES = ("open", "pending", "snoozed", "resolved")
