@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import customer_writes
 from tests.web.conftest import MakeUser, browser_sign_in
+from tests.web.test_accessibility import LOW_CONTRAST, UNLABELLED
 
 NewPage = Callable[..., Any]
 pytestmark = pytest.mark.browser
@@ -52,6 +53,8 @@ def test_operator_makes_a_segment_and_sends_a_campaign_to_it(
     page.wait_for_url("**/inbox")
     page.click("nav.tabs a[href='/contacts']")
     page.wait_for_url("**/contacts")
+    assert page.evaluate(UNLABELLED) == []
+    assert page.evaluate(LOW_CONTRAST) == []
     count = page.locator("#segment-count")
     expect(count.locator("[data-segment-matching]")).to_have_text("3")  # opted-in only
     page.fill("#segment-name", "Klienci VIP")

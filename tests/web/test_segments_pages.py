@@ -1,0 +1,64 @@
+"""The Contacts tab over plain HTTP: who sees and may do what, refusals as notices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.web.conftest import csrf_of
+
+Panel = Callable[[str], httpx.Client]
+
+
+def htmx(client: httpx.Client) -> dict[str, str]:
+    return {"X-CSRF-Token": csrf_of(client), "HX-Request": "true"}
+
+
+def test_a_viewer_sees_segments_but_changes_nothing(panel: Panel, api: httpx.Client) -> None:
+    made = api.post("/api/segments", json={"name": "Wszyscy", "rules": {}})
+    assert made.status_code == 201
+    viewer = panel("viewer")
+    page = viewer.get("/contacts")
+    assert page.status_code == 200
+    assert "Wszyscy" in page.text and "/api/contacts.csv" in page.text
+    assert 'id="segment-form"' not in page.text and "contacts-import-form" not in page.text
+    headers = htmx(viewer)
+    assert viewer.post("/contacts/segments", data={"name": "x"}, headers=headers).status_code == 403
+    delete = viewer.post(f"/contacts/segments/{made.json()['id']}/delete", headers=headers)
+    assert delete.status_code == 403
+    upload = viewer.post(
+        "/contacts/import",
+        files={"file": ("c.csv", b"number\n+48600100960\n", "text/csv")},
+        headers=headers,
+    )
+    assert upload.status_code == 403
+    assert viewer.post("/contacts/segments/count", headers=headers).status_code == 200
+    assert [s["name"] for s in api.get("/api/segments").json()] == ["Wszyscy"]
+
+
+def test_an_operator_saves_and_deletes_a_segment_from_the_form(
+    panel: Panel, api: httpx.Client
+) -> None:
+    operator = panel("operator")
+    headers = htmx(operator)
+    bad = operator.post(
+        "/contacts/segments", data={"name": "x", "within_days": "soon"}, headers=headers
+    )
+    assert bad.status_code == 422 and "whole number of days" in bad.text
+    assert api.get("/api/segments").json() == []
+    saved = operator.post(
+        "/contacts/segments",
+        data={"name": "SMS", "channel": "sms", "opted_in_only": "1", "status": ["open"]},
+        headers=headers,
+    )
+    assert saved.status_code == 200 and "data-segment-created" in saved.text
+    (segment,) = api.get("/api/segments").json()
+    assert segment["rules"]["channel"] == "sms" and segment["rules"]["opted_in_only"]
+    assert segment["rules"]["conversation_status"] == ["open"]
+    gone = operator.post(f"/contacts/segments/{segment['id']}/delete", headers=headers)
+    assert gone.status_code == 200 and api.get("/api/segments").json() == []
+    missing = operator.post("/contacts/segments/999999/delete", headers=headers)
+    assert missing.status_code == 404
+    no_csrf = operator.post("/contacts/segments", data={"name": "x"})
+    assert no_csrf.status_code == 403
