@@ -86,7 +86,7 @@ def test_operator_makes_a_segment_and_sends_a_campaign_to_it(
     expect(page.locator("#campaign-confirm .notice-success")).to_contain_text("created")
     batch = page.locator("#campaign-history article.batch").first
     expect(batch.locator("[data-batch-segment]")).to_contain_text("Klienci VIP")
-    expect(batch).to_have_attribute("data-status", "completed")
+    expect(batch).to_have_attribute("data-status", "completed", timeout=30_000)
     (made,) = api.get("/api/multi-sms/batches").json()
     assert made["segment_name"] == "Klienci VIP"
     recipients = api.get(f"/api/multi-sms/batches/{made['id']}/recipients").json()

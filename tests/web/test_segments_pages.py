@@ -34,6 +34,9 @@ def test_a_viewer_sees_segments_but_changes_nothing(panel: Panel, api: httpx.Cli
     )
     assert upload.status_code == 403
     assert viewer.post("/contacts/segments/count", headers=headers).status_code == 200
+    counted = viewer.get(f"/contacts/segments/{made.json()['id']}/count")
+    assert counted.status_code == 200 and "0 recipients, 0 opted out" in counted.text
+    assert viewer.get("/contacts/segments/999999/count").status_code == 404
     assert [s["name"] for s in api.get("/api/segments").json()] == ["Wszyscy"]
 
 

@@ -96,10 +96,8 @@ def _choices(session: Session) -> dict[str, Any]:
 
 
 def _saved(session: Session) -> list[dict[str, Any]]:
-    return [
-        {"segment": segment, "count": service.count(session, Rules.model_validate(segment.rules))}
-        for segment in service.list_segments(session)
-    ]
+    """The saved segments; each row loads its count by itself (a count can take 0.1 s)."""
+    return [{"id": s.id, "name": s.name} for s in service.list_segments(session)]
 
 
 def _list(request: Request, user: SignedIn, **extra: Any) -> Response:
@@ -187,6 +185,15 @@ def segment_create(
         segment = service.create(session, name, rules, user.actor)
         created = segment.name
     return _list(request, user, created=created)
+
+
+@router.get("/contacts/segments/{segment_id}/count", response_class=HTMLResponse)
+def saved_count(request: Request, segment_id: Id, user: PanelViewer) -> Response:
+    """A saved segment's live count, in its row of the list."""
+    with session_scope(write=False) as session:
+        segment = service.get(session, segment_id)
+        count = service.count(session, Rules.model_validate(segment.rules))
+    return render(request, "segments/_saved_count.html", {"count": count}, user=user)
 
 
 @router.post("/contacts/segments/{segment_id}/delete", response_class=HTMLResponse)
