@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from relaydesk.contacts.models import AttributeKind, Contact, ContactAttribute, ContactProfile
@@ -185,11 +185,12 @@ def conditions(session: Session, rules: Rules, now: datetime) -> list[ColumnElem
             where.extend(Contact.phone.in_(_labelled([lid])) for lid in ids)
         else:
             where.append(Contact.phone.not_in(_labelled(ids)))
-    for attribute_rule in rules.attributes:
+    if rules.attributes:
+        # One pass over the profiles for every attribute rule (each value is one JSON path).
         where.append(
             Contact.phone.in_(
                 select(ContactProfile.participant).where(
-                    _attribute_condition(session, attribute_rule)
+                    *(_attribute_condition(session, rule) for rule in rules.attributes)
                 )
             )
         )
@@ -231,15 +232,18 @@ def count(session: Session, rules: Rules) -> CountOut:
     now = utcnow()
     out = Contact.opted_out_at.is_not(None)
     whatsapp = and_(Contact.channel == "whatsapp", Contact.opted_out_at.is_(None))
+    # An SMS-only segment has no WhatsApp member: no need to look at the windows.
+    in_window: ColumnElement[Any] = (
+        func.sum(case((and_(whatsapp, Contact.id.in_(_window_open(now))), 1), else_=0))
+        if checked.channel != "sms"
+        else literal(0)
+    )
     row = session.execute(
         select(
             func.count(),
             func.coalesce(func.sum(case((out, 1), else_=0)), 0),
             func.coalesce(func.sum(case((whatsapp, 1), else_=0)), 0),
-            func.coalesce(
-                func.sum(case((and_(whatsapp, Contact.id.in_(_window_open(now))), 1), else_=0)),
-                0,
-            ),
+            func.coalesce(in_window, 0),
         ).where(*conditions(session, checked, now))
     ).one()
     matching, skipped, on_whatsapp, window = (int(v) for v in row)
