@@ -66,6 +66,11 @@ def test_operator_makes_a_segment_and_sends_a_campaign_to_it(
     page.click("#segment-form button[type=submit]")
     expect(page.locator("[data-segment-created]")).to_contain_text("Klienci VIP")
     expect(page.locator("[data-segment-row='Klienci VIP']")).to_contain_text("2 recipients")
+    expect(page.locator("#segment-name")).to_have_value("")  # the form is ready for another
+    page.click("[data-segment-row='Klienci VIP'] [data-segment-edit]")
+    expect(page.locator("#segment-editor-title")).to_contain_text("Klienci VIP")
+    expect(page.locator("#segment-name")).to_have_value("Klienci VIP")
+    expect(page.locator("#segment-count [data-segment-skipped]")).to_have_text("1")
     for width in (1280, 390):
         fits(page, width)
 

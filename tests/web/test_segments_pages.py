@@ -65,3 +65,50 @@ def test_an_operator_saves_and_deletes_a_segment_from_the_form(
     assert missing.status_code == 404
     no_csrf = operator.post("/contacts/segments", data={"name": "x"})
     assert no_csrf.status_code == 403
+
+
+def test_an_operator_edits_a_segment_in_the_form(panel: Panel, api: httpx.Client) -> None:
+    vip = api.post("/api/labels", json={"name": "VIP"}).json()["id"]
+    api.put(
+        "/api/contact-attributes",
+        json={"attributes": [{"key": "city", "name": "City", "kind": "text"}]},
+    )
+    rules = {
+        "channel": "whatsapp",
+        "labels": [{"match": "all", "label_ids": [vip]}],
+        "attributes": [{"key": "city", "op": "contains", "value": "ków"}],
+        "last_inbound_within_days": 7,
+        "conversation_status": ["pending"],
+    }
+    made = api.post("/api/segments", json={"name": "Kraków VIP", "rules": rules}).json()
+    operator = panel("operator")
+    form = operator.get(f"/contacts/segments/{made['id']}/edit")
+    assert form.status_code == 200
+    text = form.text
+    assert f'hx-post="/contacts/segments/{made["id"]}"' in text
+    assert 'value="Kraków VIP"' in text and 'value="7"' in text
+    assert '<option value="whatsapp" selected>' in text
+    assert f'<option value="{vip}" selected>VIP</option>' in text
+    assert '<option value="contains" selected>' in text and 'value="ków"' in text
+    assert 'value="pending" checked' in text
+    saved = operator.post(
+        f"/contacts/segments/{made['id']}",
+        data={
+            "name": "Kraków",
+            "channel": "sms",
+            "attr_key": ["city"],
+            "attr_op": ["equals"],
+            "attr_value": ["Kraków"],
+        },
+        headers=htmx(operator),
+    )
+    assert saved.status_code == 200, saved.text
+    assert 'id="segment-editor"' in saved.text and "hx-swap-oob" in saved.text
+    (segment,) = api.get("/api/segments").json()
+    assert segment["name"] == "Kraków"
+    assert segment["rules"]["channel"] == "sms" and segment["rules"]["labels"] == []
+    assert segment["rules"]["attributes"] == [
+        {"key": "city", "op": "equals", "value": "Kraków", "values": []}
+    ]
+    assert operator.get("/contacts/segments/999999/edit").status_code == 404
+    assert panel("viewer").get(f"/contacts/segments/{made['id']}/edit").status_code == 403

@@ -22,6 +22,7 @@ from relaydesk.core.i18n import N_
 from relaydesk.deps import Id
 from relaydesk.inbox import attributes, labels
 from relaydesk.segments import contacts_csv, service
+from relaydesk.segments.models import Segment
 from relaydesk.segments.schemas import MAX_ATTRIBUTE_RULES, Rules
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.forms import form_problem
@@ -86,12 +87,30 @@ def rules_from_form(
         raise form_problem(exc) from None
 
 
-def _choices(session: Session) -> dict[str, Any]:
+def _editor(session: Session, segment: Segment | None = None) -> dict[str, Any]:
+    """What the rules form shows: a new segment's defaults, or a saved one's rules."""
+    rules = Rules.model_validate(segment.rules) if segment else Rules(opted_in_only=True)
+    picked: dict[str, list[int]] = {"labels_any": [], "labels_all": [], "labels_none": []}
+    for rule in rules.labels:
+        picked[f"labels_{rule.match}"].extend(rule.label_ids)
+    rows: list[dict[str, Any]] = [
+        {
+            "key": rule.key,
+            "op": rule.op,
+            "value": "|".join(rule.values) if rule.op == "one_of" else rule.value,
+        }
+        for rule in rules.attributes
+    ]
+    rows += [{"key": "", "op": "equals", "value": ""}] * max(0, ATTRIBUTE_ROWS - len(rows))
     return {
+        "editing": {"id": segment.id, "name": segment.name} if segment else None,
+        "rules": rules,
+        "picked": picked,
+        "attribute_rules": rows,
+        "count": service.count(session, rules),
         "label_choices": [label for label, _ in labels.list_labels(session)],
         "attribute_choices": attributes.list_definitions(session),
         "statuses": STATUSES,
-        "attribute_rows": ATTRIBUTE_ROWS,
     }
 
 
@@ -101,8 +120,9 @@ def _saved(session: Session) -> list[dict[str, Any]]:
 
 
 def _list(request: Request, user: SignedIn, **extra: Any) -> Response:
+    """The list again, with a fresh (new segment) form out of band."""
     with session_scope(write=False) as session:
-        context = {"saved": _saved(session), **extra}
+        context = {"saved": _saved(session), "editor": True, **_editor(session), **extra}
     return render(request, "segments/_list.html", context, user=user)
 
 
@@ -110,12 +130,7 @@ def _list(request: Request, user: SignedIn, **extra: Any) -> Response:
 def contacts_page(request: Request, user: PanelViewer) -> Response:
     """The Contacts tab: segments with their counts and rules, and contacts as CSV."""
     with session_scope(write=False) as session:
-        context = {
-            "tab": "contacts",
-            "saved": _saved(session),
-            "count": service.count(session, Rules(opted_in_only=True)),  # the form's start
-            **_choices(session),
-        }
+        context = {"tab": "contacts", "saved": _saved(session), **_editor(session)}
     return render(request, "segments/index.html", context, user=user)
 
 
@@ -194,6 +209,57 @@ def saved_count(request: Request, segment_id: Id, user: PanelViewer) -> Response
         segment = service.get(session, segment_id)
         count = service.count(session, Rules.model_validate(segment.rules))
     return render(request, "segments/_saved_count.html", {"count": count}, user=user)
+
+
+@router.get("/contacts/segments/new", response_class=HTMLResponse)
+def segment_new(request: Request, user: PanelOperator) -> Response:
+    """An empty rules form (leaving an edit)."""
+    with session_scope(write=False) as session:
+        context = _editor(session)
+    return render(request, "segments/_editor.html", context, user=user)
+
+
+@router.get("/contacts/segments/{segment_id}/edit", response_class=HTMLResponse)
+def segment_edit(request: Request, segment_id: Id, user: PanelOperator) -> Response:
+    """The rules form filled with a saved segment's name and rules."""
+    with session_scope(write=False) as session:
+        context = _editor(session, service.get(session, segment_id))
+    return render(request, "segments/_editor.html", context, user=user)
+
+
+@router.post("/contacts/segments/{segment_id}", response_class=HTMLResponse)
+def segment_update(
+    request: Request,
+    segment_id: Id,
+    user: PanelOperator,
+    name: Text = "",
+    channel: Text = "",
+    opted_in_only: Text = "",
+    labels_any: Ids = None,
+    labels_all: Ids = None,
+    labels_none: Ids = None,
+    attr_key: Words = None,
+    attr_op: Words = None,
+    attr_value: Words = None,
+    within_days: Text = "",
+    status: Words = None,
+) -> Response:
+    """Save the edited name and rules; campaigns already made keep their recipients."""
+    rules = rules_from_form(
+        channel,
+        opted_in_only,
+        labels_any,
+        labels_all,
+        labels_none,
+        attr_key,
+        attr_op,
+        attr_value,
+        within_days,
+        status,
+    )
+    with session_scope() as session:
+        saved = service.update(session, segment_id, name, rules, user.actor).name
+    return _list(request, user, created=saved)
 
 
 @router.post("/contacts/segments/{segment_id}/delete", response_class=HTMLResponse)
