@@ -9,6 +9,8 @@ from fastapi.responses import StreamingResponse
 
 from relaydesk.campaigns import export, service
 from relaydesk.campaigns.schemas import BatchIn, BatchOut, PreviewIn, PreviewOut, RecipientOut
+from relaydesk.core.errors import Invalid
+from relaydesk.core.i18n import N_
 from relaydesk.deps import Id, Operator, SessionDep, Viewer, WriteSessionDep
 
 router = APIRouter(prefix="/api/multi-sms", tags=["campaigns"])
@@ -18,17 +20,41 @@ router = APIRouter(prefix="/api/multi-sms", tags=["campaigns"])
     "/batches",
     response_model=BatchOut,
     status_code=201,
-    responses={422: {"description": "No valid number, too many recipients, or a bad text"}},
+    responses={
+        404: {"description": "No segment has this segment_id"},
+        422: {"description": "No valid number, too many recipients, or a bad text"},
+    },
 )
 def create_batch(payload: BatchIn, principal: Operator, session: WriteSessionDep) -> BatchOut:
-    """Create a campaign; it is sent in the background at the configured rate."""
-    batch = service.create(session, payload.numbers, payload.body, payload.send_at, principal.actor)
+    """Create a campaign to pasted numbers or to a segment's members (exactly one of the
+    two); it is sent in the background at the configured rate."""
+    batch = service.create(
+        session,
+        payload.numbers,
+        payload.body,
+        payload.send_at,
+        principal.actor,
+        segment_id=payload.segment_id,
+    )
     return service.with_counters(session, batch.id)
 
 
-@router.post("/preview", response_model=PreviewOut)
-def preview_batch(payload: PreviewIn, principal: Operator) -> Any:
-    """Count valid, duplicate and invalid numbers and the cost, creating nothing."""
+@router.post(
+    "/preview",
+    response_model=PreviewOut,
+    responses={404: {"description": "No segment has this segment_id"}},
+)
+def preview_batch(payload: PreviewIn, principal: Operator, session: SessionDep) -> Any:
+    """Count valid, duplicate and invalid numbers (or a segment's recipients and the
+    members it would skip) and the cost, creating nothing."""
+    if payload.segment_id is not None:
+        if payload.numbers.strip():
+            raise Invalid(
+                N_("Give either the numbers or a segment, not both"),
+                params={},
+                field="segment_id",
+            )
+        return service.preview_segment(session, payload.segment_id, payload.body)
     return service.preview(payload.numbers, payload.body)
 
 

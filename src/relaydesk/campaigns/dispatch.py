@@ -153,6 +153,15 @@ _mark_refused = (
 )
 
 
+def _from(sender: str, to: str) -> str | None:
+    """The sender of one recipient's message: the batch's, except a plain (SMS) number
+    for a WhatsApp recipient. That one goes from our WhatsApp address, the one the
+    customer wrote to, so that the 24-hour window is judged on their conversation."""
+    if to.startswith("whatsapp:") and not sender.startswith(("MG", "whatsapp:")):
+        return None
+    return sender
+
+
 def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
     """Claim up to `count` pending recipients and create their messages, in one transaction.
 
@@ -188,7 +197,9 @@ def claim(batch_id: int, sender: str, count: int, rate: float) -> list[Claimed]:
         if not rows:
             return []
         requests = [
-            messaging.SendRequest(to=number, body=batch.body, source="campaign", from_=batch.sender)
+            messaging.SendRequest(
+                to=number, body=batch.body, source="campaign", from_=_from(batch.sender, number)
+            )
             for _, number in rows
         ]
         outcomes = messaging.send_many(

@@ -1,30 +1,25 @@
 """A campaign's per-recipient outcome as a CSV file that opens correctly in a spreadsheet.
 
-UTF-8 with a byte-order mark (Excel then reads Polish letters right), one row per
-recipient in the order they were pasted, written in chunks so that a campaign of any
-size streams without being held in memory. A cell that begins with `=`, `+`, `-`, `@`,
-a tab or a carriage return gets a leading apostrophe (OWASP's rule against formula
-injection): a spreadsheet shows it as text and never evaluates it. E.164 numbers begin
-with `+`, so they read '+48600100200 — the plus kept, not turned into a sum.
+One row per recipient in the order they were pasted, written in chunks so that a
+campaign of any size streams without being held in memory; UTF-8 with a BOM and
+formula-safe cells (`core.csvfile`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 
 from relaydesk.campaigns.models import Recipient
 from relaydesk.campaigns.service import recipient_state
+from relaydesk.core.csvfile import BOM
+from relaydesk.core.csvfile import line as _line
+from relaydesk.core.csvfile import safe as safe  # the name the report used before the move
 from relaydesk.core.db import session_scope
 from relaydesk.messaging import queries
 
 CHUNK = 1000
-BOM = "\ufeff"
 COLUMNS = (
     "recipient_id",
     "input",
@@ -37,23 +32,6 @@ COLUMNS = (
     "queued_at",
     "updated_at",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe(value: Any) -> str:
-    """One cell as text a spreadsheet will not run as a formula."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def _line(cells: list[Any]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow([safe(cell) for cell in cells])
-    return out.getvalue()
 
 
 def recipients_csv(batch_id: int) -> Iterator[str]:

@@ -64,6 +64,12 @@ class Batch(Base):
     dispatcher_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dispatcher: Mapped[str | None] = mapped_column(String(80))  # relaydesk.core.owners.me()
     created_by: Mapped[str | None] = mapped_column(String(100))
+    # The segment it was made from (None: a pasted list). Its recipients are the members
+    # at that moment: the segment changing later changes nothing here.
+    segment_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("segments.id", ondelete="SET NULL")
+    )
+    segment_name: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -84,7 +90,7 @@ class Recipient(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("multi_sms_batches.id", ondelete="CASCADE"))
     input: Mapped[str] = mapped_column(String(64))
-    number: Mapped[str] = mapped_column(String(20))
+    number: Mapped[str] = mapped_column(String(64))  # +48… or whatsapp:+48…
     status: Mapped[RecipientStatus] = mapped_column(
         state_type(RecipientStatus, length=10, name="status")
     )

@@ -6,13 +6,22 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_ID = 2**63 - 1
+
 
 class BatchIn(BaseModel):
-    """Numbers pasted as they come (commas, semicolons, spaces, lines) and the text."""
+    """The text and its recipients: numbers pasted as they come (commas, semicolons,
+    spaces, lines) or a saved segment (exactly one of the two)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    numbers: str = Field(..., max_length=200_000)
+    numbers: str = Field("", max_length=200_000)
+    segment_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="send to a segment's members instead of `numbers`",
+    )
     body: str = Field(..., max_length=1600)
     send_at: datetime | None = None
 
@@ -53,6 +62,8 @@ class BatchOut(BaseModel):
     counters: Counters
     progress: float
     created_by: str | None
+    segment_id: int | None = None
+    segment_name: str | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -79,6 +90,7 @@ class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     numbers: str = Field("", max_length=200_000)
+    segment_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     body: str = Field("", max_length=1600)
 
 
@@ -92,3 +104,13 @@ class PreviewOut(BaseModel):
     segments_per_message: int
     estimated_segments: int
     limit: int
+    skipped: list[InvalidEntry] = Field(
+        default_factory=list,
+        description="a segment's members the campaign would skip (opted out), and why",
+    )
+    whatsapp: int = Field(0, description="valid recipients on WhatsApp")
+    whatsapp_window_open: int = Field(
+        0,
+        description="of them, those who wrote within 24 hours (a segment's count): free "
+        "text reaches only them, the others are skipped at send time with the reason",
+    )

@@ -25,6 +25,8 @@ from relaydesk.inbox.profiles import register_section
 from relaydesk.messaging import queries
 from relaydesk.messaging.models import Message, MessageStatus
 from relaydesk.messaging.service import MAX_BODY, check_send_time
+from relaydesk.segments import service as segments
+from relaydesk.segments.schemas import Rules
 
 FINAL = frozenset({BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED})
 # What a person may do to a batch: the statuses it may come from, and where it goes.
@@ -63,15 +65,40 @@ def preview(text: str, body: str) -> dict[str, Any]:
     """What a batch would be, without creating it (the panel's live count)."""
     settings = get_settings()
     parsed = parse_numbers(text[:MAX_INPUT_CHARS], settings.default_region)
-    segments = count_segments(body).segments if body else 0
+    per_message = count_segments(body).segments if body else 0
     return {
         "total": parsed.total,
         "valid": len(parsed.numbers),
         "duplicates": parsed.duplicates,
         "invalid": parsed.invalid,
-        "segments_per_message": segments,
-        "estimated_segments": segments * len(parsed.numbers),
+        "segments_per_message": per_message,
+        "estimated_segments": per_message * len(parsed.numbers),
         "limit": settings.campaign_max_recipients,
+        "skipped": [],
+        "whatsapp": 0,
+        "whatsapp_window_open": 0,
+    }
+
+
+def preview_segment(session: Session, segment_id: int, body: str) -> dict[str, Any]:
+    """What a batch to a segment would be now: its recipients, the skipped ones and why."""
+    counted = segments.count(session, Rules.model_validate(segments.get(session, segment_id).rules))
+    skipped: list[dict[str, str]] = []
+    if counted.recipients <= counted.limit:  # over the limit: the counts say enough
+        resolution = segments.resolve(session, segment_id)
+        skipped = [{"input": number, "reason": why} for number, why in resolution.skipped]
+    per_message = count_segments(body).segments if body else 0
+    return {
+        "total": counted.matching,
+        "valid": counted.recipients,
+        "duplicates": 0,
+        "invalid": [],
+        "segments_per_message": per_message,
+        "estimated_segments": per_message * counted.recipients,
+        "limit": counted.limit,
+        "skipped": skipped,
+        "whatsapp": counted.whatsapp,
+        "whatsapp_window_open": counted.whatsapp_window_open,
     }
 
 
@@ -84,6 +111,8 @@ class Plan:
     sender: str
     segments_per_message: int
     send_at: datetime | None
+    segment: tuple[int, str] | None = None  # (id, name) when sent to a segment
+    skipped: tuple[tuple[str, str], ...] = ()  # a segment's opted-out members, and why
 
     @property
     def valid(self) -> int:
@@ -91,9 +120,40 @@ class Plan:
         return len(self.parsed.numbers)
 
 
-def validate(numbers: str, body: str, send_at: datetime | None) -> Plan:
-    """Every check `create` makes, without touching the database."""
+def _segment_recipients(
+    session: Session, segment_id: int
+) -> tuple[Parsed, tuple[int, str], tuple[tuple[str, str], ...]]:
+    """A segment's members now, as a parsed list (the limit applies to the resolved list)."""
+    segment = segments.get(session, segment_id)
+    resolution = segments.resolve(session, segment_id)
+    if not resolution.recipients:
+        raise Invalid(
+            N_("The segment %(name)s has no contact a campaign could reach"),
+            params={"name": segment.name},
+            field="segment_id",
+            skipped=[{"input": n, "reason": why} for n, why in resolution.skipped[:20]],
+        )
+    parsed = Parsed(
+        numbers=[(address, address) for address in resolution.recipients],
+        total=resolution.matching,
+    )
+    return parsed, (segment.id, segment.name), tuple(resolution.skipped)
+
+
+def validate(
+    numbers: str,
+    body: str,
+    send_at: datetime | None,
+    *,
+    session: Session | None = None,
+    segment_id: int | None = None,
+) -> Plan:
+    """Every check `create` makes, storing nothing (a segment is read through `session`)."""
     settings = get_settings()
+    if segment_id is not None and numbers.strip():
+        raise Invalid(
+            N_("Give either the numbers or a segment, not both"), params={}, field="segment_id"
+        )
     text = body.strip()
     if not text:
         raise Invalid(N_("Write the message to send"), params={}, field="body")
@@ -103,6 +163,13 @@ def validate(numbers: str, body: str, send_at: datetime | None) -> Plan:
             params={"length": f"{len(text):,}", "limit": f"{MAX_BODY:,}"},
             field="body",
         )
+    per_message = count_segments(text).segments
+    if segment_id is not None:
+        if session is None:
+            raise ValueError("a segment is read through a session")
+        when, sender = check_send_time(send_at, utcnow(), grace=SEND_AT_GRACE), _sender()
+        parsed, segment, skipped = _segment_recipients(session, segment_id)
+        return Plan(text, parsed, sender, per_message, when, segment, skipped)
     if len(numbers) > MAX_INPUT_CHARS:
         raise Invalid(N_("The list of numbers is too long to read"), params={}, field="numbers")
     parsed = parse_numbers(numbers, settings.default_region)
@@ -124,6 +191,11 @@ def validate(numbers: str, body: str, send_at: datetime | None) -> Plan:
             field="numbers",
         )
     when = check_send_time(send_at, utcnow(), grace=SEND_AT_GRACE)
+    return Plan(text, parsed, _sender(), per_message, when)
+
+
+def _sender() -> str:
+    """The configured sender (Messaging Service first); Conflict when there is none."""
     account = current_account()
     sender = account.messaging_service_sid or account.default_from or ""
     if not sender:
@@ -131,27 +203,39 @@ def validate(numbers: str, body: str, send_at: datetime | None) -> Plan:
             N_("No sender is configured: set a default number or a Messaging Service"),
             params={},
         )
-    return Plan(text, parsed, sender, count_segments(text).segments, when)
+    return sender
 
 
 def create(
-    session: Session, numbers: str, body: str, send_at: datetime | None, actor: str
+    session: Session,
+    numbers: str,
+    body: str,
+    send_at: datetime | None,
+    actor: str,
+    segment_id: int | None = None,
 ) -> Batch:
-    """Validate the list and the text, then store the batch and its recipients."""
-    plan = validate(numbers, body, send_at)
+    """Validate the recipients and the text, then store the batch and its recipients.
+
+    To a segment, its members are read now and stored as the recipients (the segment
+    changing later changes nothing); opted-out members are stored already skipped, with
+    the reason, so the report lists them as a pasted list's would.
+    """
+    plan = validate(numbers, body, send_at, session=session, segment_id=segment_id)
     parsed, send_at, now = plan.parsed, plan.send_at, utcnow()
     batch = Batch(
         body=plan.body,
         status=BatchStatus.PENDING,
         sender=plan.sender,
         total=parsed.total,
-        valid=plan.valid,
+        valid=plan.valid + len(plan.skipped),
         duplicates=parsed.duplicates,
         invalid=parsed.invalid,
         segments_per_message=plan.segments_per_message,
         send_at=send_at,
         consecutive_failures=0,
         created_by=actor,
+        segment_id=plan.segment[0] if plan.segment else None,
+        segment_name=plan.segment[1] if plan.segment else None,
         created_at=now,
         updated_at=now,
     )
@@ -169,13 +253,27 @@ def create(
             for raw, address in parsed.numbers
         ],
     )
-    record(
-        session,
-        actor,
-        "campaign.create",
-        f"batch:{batch.id}",
-        {"recipients": len(parsed.numbers), "send_at": send_at.isoformat() if send_at else None},
-    )
+    if plan.skipped:
+        session.execute(
+            insert(Recipient),
+            [
+                {
+                    "batch_id": batch.id,
+                    "input": address,
+                    "number": address,
+                    "status": RecipientStatus.SKIPPED,
+                    "reason": why,
+                }
+                for address, why in plan.skipped
+            ],
+        )
+    details: dict[str, Any] = {
+        "recipients": len(parsed.numbers),
+        "send_at": send_at.isoformat() if send_at else None,
+    }
+    if plan.segment:
+        details.update(segment_id=plan.segment[0], skipped=len(plan.skipped))
+    record(session, actor, "campaign.create", f"batch:{batch.id}", details)
     delay = max(0.0, (send_at - now).total_seconds()) if send_at else None
     enqueue_after_commit(session, "campaigns.dispatch", batch.id, delay=delay or None)
     return batch
@@ -239,6 +337,8 @@ def _batch_out(batch: Batch, counts: dict[str, int]) -> BatchOut:
         counters=counts,
         progress=round(done / batch.valid, 4) if batch.valid else 1.0,
         created_by=batch.created_by,
+        segment_id=batch.segment_id,
+        segment_name=batch.segment_name,
         created_at=batch.created_at,
         started_at=batch.started_at,
         finished_at=batch.finished_at,

@@ -15,9 +15,11 @@ from relaydesk.campaigns.schemas import BatchOut
 from relaydesk.campaigns.service import MAX_INPUT_CHARS
 from relaydesk.core import clock
 from relaydesk.core.db import session_scope
+from relaydesk.core.errors import Invalid
 from relaydesk.deps import Id
 from relaydesk.messaging.service import MAX_INPUT
 from relaydesk.messaging.views import CHANGED, segment_rules
+from relaydesk.segments import service as segments
 from relaydesk.web.deps import PanelOperator, PanelViewer
 from relaydesk.web.forms import form_datetime
 from relaydesk.web.labels import N_
@@ -41,12 +43,28 @@ Numbers = Annotated[str, Form(max_length=MAX_INPUT_CHARS)]
 Body = Annotated[str, Form(max_length=MAX_INPUT)]
 DateText = Annotated[str, Form(max_length=40)]
 Fingerprint = Annotated[str, Form(max_length=64)]
+Source = Annotated[Literal["list", "segment"], Form()]
+SegmentId = Annotated[str, Form(max_length=20)]
 
 
-def _fingerprint(numbers: str, body: str, send_at_local: str) -> str:
+def _fingerprint(numbers: str, body: str, send_at_local: str, segment: int | None = None) -> str:
     """Identifies the form's content, to tell whether a shown summary is still current."""
-    text = "\0".join((numbers, body, send_at_local))
+    text = "\0".join((numbers, body, send_at_local, str(segment or "")))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _segment(source: str, segment_id: str) -> int | None:
+    """The segment the form sends to (None: the pasted list); Invalid when none is chosen."""
+    if source != "segment":
+        return None
+    if not segment_id.isdigit() or not 0 < int(segment_id) < 2**63:
+        raise Invalid(N_("Choose a segment"), params={}, field="segment_id")
+    return int(segment_id)
+
+
+def _segments() -> list[dict[str, Any]]:
+    with session_scope(write=False) as session:
+        return [{"id": s.id, "name": s.name} for s in segments.list_segments(session)]
 
 
 def _starts_soon(batch: BatchOut) -> bool:
@@ -75,6 +93,7 @@ def campaigns_page(request: Request, user: PanelViewer) -> Response:
         "tab": "multi_sms",
         "segment_rules": segment_rules(),
         "history_size": HISTORY_SIZE,
+        "segments": _segments(),
     }
     return render(request, "campaigns/index.html", context, user=user)
 
@@ -87,16 +106,26 @@ def campaign_preview(
     body: Body = "",
     send_at_local: DateText = "",
     summary_of: Fingerprint = "",
+    source: Source = "list",
+    segment_id: SegmentId = "",
 ) -> Response:
-    """The live count: valid, duplicate and invalid entries and the cost in segments.
+    """The live count: valid, duplicate and invalid entries (or a segment's recipients and
+    skipped members) and the cost in segments.
 
     A summary shown for other content than the form's is taken away (out of band), so
     only what is on screen can be confirmed.
     """
-    stale = bool(summary_of) and summary_of != _fingerprint(numbers, body, send_at_local)
+    segment = int(segment_id) if source == "segment" and segment_id.isdigit() else None
+    fingerprint = _fingerprint(numbers, body, send_at_local, segment)
+    stale = bool(summary_of) and summary_of != fingerprint
+    if segment is not None:
+        with session_scope(write=False) as session:
+            count = service.preview_segment(session, segment, body)
+    else:
+        count = service.preview(numbers, body)
     context = {
-        "count": service.preview(numbers, body),
-        "typed": bool(numbers.strip()),
+        "count": count,
+        "typed": bool(numbers.strip()) or segment is not None,
         "stale": stale,
     }
     return render(request, "campaigns/_count.html", context, user=user)
@@ -110,20 +139,33 @@ def campaign_confirm(
     body: Body = "",
     send_at: DateText = "",
     send_at_local: DateText = "",
+    source: Source = "list",
+    segment_id: SegmentId = "",
 ) -> Response:
     """The summary to confirm: the service's own checks, nothing stored."""
-    plan = service.validate(numbers, body, form_datetime(send_at, "send_at"))
+    segment = _segment(source, segment_id)
+    with session_scope(write=False) as session:
+        plan = service.validate(
+            "" if segment else numbers,
+            body,
+            form_datetime(send_at, "send_at"),
+            session=session,
+            segment_id=segment,
+        )
     summary = {
         "valid": plan.valid,
         "segments": plan.segments_per_message * plan.valid,
         "sender": plan.sender,
         "send_at": plan.send_at,
+        "segment": plan.segment[1] if plan.segment else None,
+        "skipped": len(plan.skipped),
     }
     context = {
         "summary": summary,
-        "numbers": numbers,
+        "numbers": "" if segment else numbers,
         "body": body,
-        "fingerprint": _fingerprint(numbers, body, send_at_local),
+        "segment_id": segment,
+        "fingerprint": _fingerprint(numbers, body, send_at_local, segment),
     }
     return render(request, "campaigns/_confirm.html", context, user=user)
 
@@ -135,13 +177,18 @@ def campaign_create(
     numbers: Numbers = "",
     body: Body = "",
     send_at: DateText = "",
+    source: Source = "list",
+    segment_id: SegmentId = "",
 ) -> Response:
     """Create the confirmed campaign; it goes out in the background at the configured rate."""
     when = form_datetime(send_at, "send_at")
+    segment = _segment(source, segment_id)
     with session_scope() as session:
-        batch = service.create(session, numbers, body, when, user.actor)
+        batch = service.create(
+            session, "" if segment else numbers, body, when, user.actor, segment_id=segment
+        )
         created = {"id": batch.id, "valid": batch.valid, "send_at": batch.send_at}
-    context = {"created": created, "segment_rules": segment_rules()}
+    context = {"created": created, "segment_rules": segment_rules(), "segments": _segments()}
     return render(
         request, "campaigns/_created.html", context, headers={"HX-Trigger": CHANGED}, user=user
     )

@@ -87,6 +87,13 @@ DOMAINS: tuple[Domain, ...] = (
         tabs=(Tab("inbox", "/inbox", N_("Inbox"), order=0),),
     ),
     Domain("relaydesk.media", api=("api",), views=("views",), tasks=("tasks",), inbound=True),
+    # Saved contact filters (campaigns to a segment) and contacts in and out as CSV.
+    Domain(
+        "relaydesk.segments",
+        api=("api", "contacts_csv_api"),
+        views=("views",),
+        tabs=(Tab("contacts", "/contacts", N_("Contacts")),),
+    ),
     Domain(
         "relaydesk.automation",
         api=("api",),

@@ -306,6 +306,12 @@ def check_send_time(
     return max(when, now)
 
 
+def opted_out(number: str, at: datetime, reason: str | None) -> OptedOut:
+    """The refusal of a message to a contact who opted out at `at` (E.164 `number`)."""
+    template, params = consent.opt_out_reason(reason)
+    return OptedOut(template, params={"number": number, "when": f"{at:%Y-%m-%d %H:%M}", **params})
+
+
 def _refusal(
     address: Address,
     contact: Contact | None,
@@ -315,15 +321,7 @@ def _refusal(
 ) -> OptedOut | WindowClosed | None:
     """Why nothing may go to `address` now or at `send_at`: an opt-out or a closed window."""
     if contact is not None and contact.opted_out_at is not None:
-        template, params = consent.opt_out_reason(contact.opt_out_reason)
-        return OptedOut(
-            template,
-            params={
-                "number": address.e164,
-                "when": f"{contact.opted_out_at:%Y-%m-%d %H:%M}",
-                **params,
-            },
-        )
+        return opted_out(address.e164, contact.opted_out_at, contact.opt_out_reason)
     if address.channel == "whatsapp" and not content_sid:
         last_in = conversation.last_inbound_at if conversation else None
         at = send_at or utcnow()
