@@ -99,7 +99,12 @@ ABSENT_WORD = "xylofon"
 PANEL_EMAIL = "bench-panel@example.com"
 SESSION_COOKIE = "relaydesk_session"
 LOGIN_CSRF = re.compile(r'name="login_csrf"\s+value="([^"]+)"')
-HTML_ITEMS = ("<tr data-message-id", '<li class="bubble', '<li class="inbox-row', '<li class="search-hit')
+HTML_ITEMS = (
+    "<tr data-message-id",
+    '<li class="bubble',
+    '<li class="inbox-row',
+    '<li class="search-hit',
+)
 
 
 @dataclass
