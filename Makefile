@@ -22,9 +22,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 # The tests also cover the optional extras. torch==2.13.0 first: it is the CPU build on
 # this machine's disk; letting the extra resolve torch by itself pulls GBs of CUDA.
+# llama-cpp-python compiles llama.cpp: for x86-64 with AVX2 rather than for "this CPU",
+# because a virtual machine may list instructions (AMX) that it then refuses with SIGILL.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 $(DEV_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,local-llm,local-embeddings]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev,local-llm,local-embeddings]'
 	touch $@
 
 $(VENDOR_STAMP): package.json package-lock.json
