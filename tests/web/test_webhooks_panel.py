@@ -10,9 +10,9 @@ from sqlalchemy import select
 from relaydesk.webhooks_out.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import wait_for
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.web.test_inbox_notes_labels_pages import post
 from tests.web.test_inbox_pages import Member
 from tests.web.test_inbox_pages import member as member  # the fixture, shared
-from tests.web.test_inbox_notes_labels_pages import post
 
 MakeMember = Callable[..., Member]
 
