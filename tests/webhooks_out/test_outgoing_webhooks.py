@@ -462,3 +462,27 @@ def test_conversation_and_consent_events(
         ),
         what="the delivered status",
     )
+
+
+def test_a_closed_port_is_retried_and_a_redirect_is_not_followed(
+    api: httpx.Client, twilio_post: Callable[..., httpx.Response], db: Any
+) -> None:
+    from tests.pgserver import free_port
+
+    closed = register(api, f"http://127.0.0.1:{free_port()}/nobody")
+    with WebhookReceiver(lambda body: 302) as moved:
+        redirected = register(api, moved.url)
+        customer_writes(twilio_post, "+48600700090", "where to?")
+        wait_for(
+            lambda: all(
+                deliveries(db, e["id"]) and deliveries(db, e["id"])[0].attempts
+                for e in (closed, redirected)
+            ),
+            what="both tried",
+        )
+        refused = deliveries(db, closed["id"])[0]
+        assert refused.state == "pending" and refused.last_status is None
+        assert "Connection" in (refused.last_error or "")  # retried later
+        bounced = deliveries(db, redirected["id"])[0]
+        assert bounced.state == "failed" and bounced.last_status == 302
+        assert bounced.last_error == "redirect not followed" and moved.count == 1
