@@ -80,7 +80,7 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
-        Index("ix_webhook_deliveries_order", "endpoint_id", "key", "id"),
+        Index("ix_webhook_deliveries_order", "endpoint_id", "state", "key", "id"),
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
     )
 

@@ -1,7 +1,8 @@
 """Sending deliveries: claim the due ones, POST them signed, record every attempt.
 
 Order: an endpoint gets a key's (a customer's) events one at a time, oldest first; a
-delivery is due only when no older delivery of its endpoint and key is still pending.
+delivery is due only when no older delivery of its endpoint and key is still pending
+(it heads its key).
 Different keys go in parallel (SEND_THREADS).
 
 Retries: a timeout, a connection error, 408, 429 or a 5xx is tried again after
@@ -30,8 +31,8 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from prometheus_client import Counter
-from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import bindparam, case, delete, exists, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from relaydesk.core import audit, events, netguard
 from relaydesk.core.config import get_settings
@@ -102,31 +103,33 @@ class _Result:
         return self.status in RETRYABLE or self.status >= 500
 
 
-_older = aliased(WebhookDelivery)
-
-
 def _claim(limit: int) -> list[_Job]:
-    """Hold the due deliveries that head their endpoint's key for LEASE; they are ours."""
+    """Hold the due deliveries that head their endpoint's key for LEASE; they are ours.
+
+    A key's head is its oldest pending delivery: one grouped pass over the pending rows
+    of the enabled endpoints, read from the index (endpoint_id, state, key, id) alone,
+    so its cost follows the backlog, not the history.
+    """
     now = utcnow()
     free = (WebhookDelivery.locked_until.is_(None)) | (WebhookDelivery.locked_until < now)
+    heads = (
+        select(func.min(WebhookDelivery.id))
+        .where(
+            WebhookDelivery.endpoint_id.in_(
+                select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
+            ),
+            WebhookDelivery.state == events.PENDING,
+        )
+        .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.key)
+    )
     with session_scope() as session:
         ids = list(
             session.scalars(
                 select(WebhookDelivery.id)
-                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
                 .where(
-                    WebhookDelivery.state == events.PENDING,
+                    WebhookDelivery.id.in_(heads),
                     WebhookDelivery.next_attempt_at <= now,
-                    WebhookEndpoint.enabled.is_(True),
                     free,
-                    ~exists().where(
-                        and_(
-                            _older.endpoint_id == WebhookDelivery.endpoint_id,
-                            _older.key == WebhookDelivery.key,
-                            _older.state == events.PENDING,
-                            _older.id < WebhookDelivery.id,
-                        )
-                    ),
                 )
                 .order_by(WebhookDelivery.id)
                 .limit(limit)

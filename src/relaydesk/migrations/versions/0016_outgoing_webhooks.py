@@ -67,7 +67,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_deliveries_due", "webhook_deliveries", ["state", "next_attempt_at"])
     op.create_index(
-        "ix_webhook_deliveries_order", "webhook_deliveries", ["endpoint_id", "key", "id"]
+        "ix_webhook_deliveries_order",
+        "webhook_deliveries",
+        ["endpoint_id", "state", "key", "id"],
     )
     op.create_index("ix_webhook_deliveries_endpoint", "webhook_deliveries", ["endpoint_id", "id"])
     op.create_table(
