@@ -16,17 +16,18 @@ in a short cache (`subscribers`) so a type nobody subscribes to costs a dictiona
 from __future__ import annotations
 
 import json
+import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, insert, select
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, event, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
 from relaydesk.core.settings_store import Cached, mark_changed
-from relaydesk.core.tasks import enqueue_after_commit
+from relaydesk.core.tasks import enqueue
 
 # The events an endpoint may subscribe to (webhook.test is sent on request only).
 EVENT_TYPES = (
@@ -42,6 +43,7 @@ EVENT_TYPES = (
 )
 TEST_EVENT = "webhook.test"
 DELIVER_JOB = "webhooks_out.deliver"
+log = logging.getLogger(__name__)
 
 # What a delivery row goes through: pending (waiting, being sent, or waiting for a retry),
 # then delivered, or failed (gave up: a 4xx, or still failing 24 hours after the event).
@@ -199,22 +201,42 @@ def emit(
 
 
 def kick(session: Session) -> None:
-    """Run the delivery job once this transaction commits (once per transaction)."""
-    if not session.info.get("relaydesk_webhooks_kicked"):
-        session.info["relaydesk_webhooks_kicked"] = True
-        enqueue_after_commit(session, DELIVER_JOB)
+    """Have the deliveries sent once this transaction commits (once per transaction).
+
+    When this process's sender is running it is asked to look once more; otherwise the
+    delivery job is queued. At 1,000 inbound webhooks a second that spares the job
+    queue a job per ingest batch.
+    """
+    session.info[_KICK] = True
 
 
-def _reset_kick(session: Session) -> None:
-    session.info.pop("relaydesk_webhooks_kicked", None)
+_KICK = "relaydesk_webhooks_kick"
+_local_sender: list[Callable[[], bool]] = []
 
 
-def _install() -> None:
-    from sqlalchemy import event
-
-    # A session is used for one transaction after another: the next one kicks again.
-    event.listen(Session, "after_commit", _reset_kick)
-    event.listen(Session, "after_rollback", _reset_kick)
+def on_local_sender(wake: Callable[[], bool]) -> None:
+    """Register this process's sender: `wake()` returns True when it will look again."""
+    _local_sender[:] = [wake]
 
 
-_install()
+def _after_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint was released: wait for the real commit
+    if not session.info.pop(_KICK, False):
+        return
+    if _local_sender and _local_sender[0]():
+        return
+    try:
+        enqueue(DELIVER_JOB)
+    except Exception:
+        # The rows are committed; the minute sweep sends them.
+        log.exception("could not queue %s; the sweep will send the deliveries", DELIVER_JOB)
+
+
+def _after_rollback(session: Session) -> None:
+    if session.get_nested_transaction() is None:
+        session.info.pop(_KICK, None)
+
+
+event.listen(Session, "after_commit", _after_commit)
+event.listen(Session, "after_rollback", _after_rollback)

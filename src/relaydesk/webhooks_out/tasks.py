@@ -1,10 +1,10 @@
 """Jobs of outgoing webhooks: send what is due; the sweep picks up retries and crashes.
 
-Every transaction that writes deliveries queues `webhooks_out.deliver`; at 1,000
-inbound webhooks a second that is many jobs, so one process runs one sender at a time
-(it sends SEND_THREADS deliveries at once) and a job that finds it busy only asks it to
-look once more before it stops. Other processes (`relaydesk worker`) run their own;
-the leases on the rows keep them apart.
+Every transaction that writes deliveries asks for a run once it commits: when this
+process's sender is running it only looks once more, otherwise `webhooks_out.deliver`
+is queued. One process runs one sender at a time (it sends SEND_THREADS deliveries at
+once); other processes (`relaydesk worker`) run their own, and the leases on the rows
+keep them apart.
 """
 
 from __future__ import annotations
@@ -22,21 +22,40 @@ _busy = threading.Lock()
 _again = threading.Event()
 
 
+def _wake() -> bool:
+    """A commit wrote deliveries: True when this process's running sender will see them."""
+    if _busy.locked():
+        _again.set()
+        return True
+    return False
+
+
+events.on_local_sender(_wake)
+
+
 @task(events.DELIVER_JOB)
 def deliver() -> None:
-    """Send the due deliveries; then wake up again when the next retry is due."""
-    if not _busy.acquire(blocking=False):
-        _again.set()  # the running sender looks again before it stops
-        return
+    """Send the due deliveries; then wake up again when the next retry is due.
+
+    A commit that finds the sender running only asks it to look again (`_wake`); the
+    rare wake-up that comes just as it stops is caught by the next retry check (at most a
+    second later) or the minute sweep.
+    """
     sent = 0
-    try:
-        while True:
-            _again.clear()
-            sent += sender.deliver_due()
-            if not _again.is_set():
-                break
-    finally:
-        _busy.release()
+    while True:
+        if not _busy.acquire(blocking=False):
+            _again.set()  # the running sender looks again before it stops
+            return
+        try:
+            while True:
+                _again.clear()
+                sent += sender.deliver_due()
+                if not _again.is_set():
+                    break
+        finally:
+            _busy.release()
+        if not _again.is_set():
+            break
     wait = sender.next_due()
     if wait is None or wait > MAX_DELAY:
         return
