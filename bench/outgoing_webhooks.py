@@ -46,9 +46,11 @@ from benchlib import (
     environment,
     exit_on_sigterm,
     free_port,
+    machine_busy_cpu,
     percentile,
     run_cli,
     server_env,
+    session_cpu,
 )
 from webhook_ingest import Webhook, _parse_head, build_webhook, customer_numbers, run_async
 
@@ -168,10 +170,18 @@ def main(argv: list[str] | None = None) -> int:
                     receiver.count = 0
 
                     # 1. Delay while ingest runs at the rate.
+                    cpu0, client0, machine0 = (
+                        session_cpu(server.pid),
+                        time.process_time(),
+                        machine_busy_cpu(),
+                    )
                     latencies, statuses, elapsed = run_async(
                         lambda: send_paced(port, paced, args.rate, args.concurrency)
                     )
                     ingest_end = time.time()
+                    server_cpu = session_cpu(server.pid) - cpu0
+                    bench_cpu = time.process_time() - client0
+                    other = max(0.0, machine_busy_cpu() - machine0 - server_cpu - bench_cpu)
                     during = sum(1 for r in receiver.events() if r.at <= ingest_end)
                     drained = wait_received(receiver, count)
                     got = receiver.events()
@@ -198,6 +208,16 @@ def main(argv: list[str] | None = None) -> int:
                         f"p90 {percentile(delays, 90):.0f}  p99 {percentile(delays, 99):.0f}  "
                         f"max {delays[-1]:.0f}"
                     )
+                    print(
+                        f"  server CPU         {server_cpu / count * 1000:.2f} ms per inbound "
+                        f"webhook (storing it and delivering its event) = "
+                        f"{server_cpu / elapsed:.2f} cores"
+                    )
+                    print(
+                        f"  bench CPU          {bench_cpu / elapsed:.2f} cores (client, receiver)"
+                    )
+                    warn = "  <- other work on this machine" if other / elapsed > 0.15 else ""
+                    print(f"  other processes    {other / elapsed:.2f} cores{warn}")
                     if len(got) != count or ok != count:
                         failed = True
                         print("  FAIL: not every webhook was stored and delivered once")
