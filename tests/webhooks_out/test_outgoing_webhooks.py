@@ -261,6 +261,8 @@ def test_replay_and_test_events_send_the_same_event_again(
     wait_for(lambda: deliveries(db, made["id"])[0].state == "delivered", what="recorded")
     delivery = deliveries(db, made["id"])[0]
 
+    counted = api.get("/metrics").text
+    assert 'relaydesk_webhook_deliveries_total{outcome="delivered"}' in counted
     answer = api.post(f"/api/webhooks/{made['id']}/deliveries/{delivery.id}/replay")
     assert answer.status_code == 202, answer.text
     again = wait_for(lambda: receiver.events("message.received")[1:], what="the replay")[0]
@@ -486,3 +488,33 @@ def test_a_closed_port_is_retried_and_a_redirect_is_not_followed(
         bounced = deliveries(db, redirected["id"])[0]
         assert bounced.state == "failed" and bounced.last_status == 302
         assert bounced.last_error == "redirect not followed" and moved.count == 1
+
+
+def test_a_delivery_held_by_a_crashed_worker_is_sent_once_its_lease_ends(
+    api: httpx.Client,
+    twilio_post: Callable[..., httpx.Response],
+    db: Any,
+    clock: FrozenClock,
+    receiver: WebhookReceiver,
+) -> None:
+    from sqlalchemy import update
+
+    from relaydesk.core.db import session_scope
+    from relaydesk.webhooks_out import sender
+
+    made = register(api, receiver.url)
+    now = clock.freeze()
+    with session_scope() as session:
+        # What a worker that died mid-delivery leaves: a pending row under its lease.
+        events.emit(
+            session, "message.received", [("+48600700099", {"id": 1})], endpoints=[made["id"]]
+        )
+        session.flush()
+        session.execute(update(WebhookDelivery).values(locked_until=now + sender.LEASE))
+    enqueue(DELIVER)
+    time.sleep(0.3)  # a negative check: the lease holds it
+    assert receiver.count == 0
+    clock.move(sender.LEASE + timedelta(seconds=1))
+    enqueue("webhooks_out.sweep")
+    wait_for(lambda: receiver.count == 1, what="the delivery after the lease")
+    wait_for(lambda: deliveries(db, made["id"])[0].state == "delivered", what="recorded")
