@@ -197,28 +197,33 @@ class _Connections:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         key = (parts.scheme, host, port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        for fresh in (False, True):
-            conn = None if fresh else self.open.get(key)
-            reused = conn is not None
-            if conn is None:
-                conn = self._connect(parts.scheme, host, port)
-                self.open[key] = conn
+        conn = self.open.get(key)
+        if conn is not None:
             try:
-                conn.request("POST", target, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read(READ_CAP)
-                if answer.will_close or not answer.isclosed():
-                    self.close(key)  # a longer answer than we read, or the server closes
-                return answer.status, data
+                return self._send(key, conn, target, body, headers)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.close(key)
-                if not reused:
-                    raise
-                # A kept-alive connection the receiver had closed: once more on a new one.
-            except BaseException:
-                self.close(key)
-                raise
-        raise ConnectionError("unreachable")  # pragma: no cover (the loop returns or raises)
+                pass  # a kept-alive connection the receiver had closed: once more, anew
+        conn = self.open[key] = self._connect(parts.scheme, host, port)
+        return self._send(key, conn, target, body, headers)
+
+    def _send(
+        self,
+        key: tuple[str, str, int],
+        conn: http.client.HTTPConnection,
+        target: str,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> tuple[int, bytes]:
+        try:
+            conn.request("POST", target, body=body, headers=headers)
+            answer = conn.getresponse()
+            data = answer.read(READ_CAP)
+        except BaseException:
+            self.close(key)
+            raise
+        if answer.will_close or not answer.isclosed():
+            self.close(key)  # a longer answer than we read, or the server closes
+        return answer.status, data
 
     def _connect(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection

@@ -200,7 +200,7 @@ def delete(session: Session, endpoint_id: int, actor: str) -> None:
 
 
 def send_test(session: Session, endpoint_id: int, actor: str) -> WebhookDelivery:
-    """Queue a `webhook.test` event for this endpoint only (enabled or not is its own)."""
+    """Queue a `webhook.test` event for this endpoint only (sent once it is enabled)."""
     endpoint = get(session, endpoint_id)
     data = {"endpoint_id": endpoint.id, "requested_by": actor, "at": utcnow().isoformat()}
     events.emit(session, events.TEST_EVENT, [("webhook.test", data)], endpoints=[endpoint.id])
