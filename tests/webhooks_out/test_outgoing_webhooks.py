@@ -518,3 +518,16 @@ def test_a_delivery_held_by_a_crashed_worker_is_sent_once_its_lease_ends(
     enqueue("webhooks_out.sweep")
     wait_for(lambda: receiver.count == 1, what="the delivery after the lease")
     wait_for(lambda: deliveries(db, made["id"])[0].state == "delivered", what="recorded")
+
+
+def test_a_send_twilio_refuses_is_a_failed_message_status(
+    api: httpx.Client, receiver: WebhookReceiver
+) -> None:
+    made = register(api, receiver.url, "message.status", "message.sent")
+    # The emulator refuses this number (Twilio's magic "invalid number").
+    refused = api.post("/api/send-message", json={"to": "+15005550001", "body": "a"})
+    assert refused.status_code == 422, refused.text
+    got = wait_for(lambda: receiver.events("message.status"), what="the failed status")[0]
+    data = verified(made["secret"], got)["data"]
+    assert data["status"] == "failed" and data["error_code"]
+    assert receiver.events("message.sent") == []

@@ -547,6 +547,8 @@ def record_failure(snap: Snapshot, exc: GatewayError, *, may_have_landed: bool =
             )
             if consent.means_unsubscribed(exc.code):
                 opt_out_recipient(session, snap.id, f"Twilio error {exc.code}")
+            # Refused or given up: the message is failed, as a callback would say.
+            outgoing.messages(session, "message.status", [snap.id])
             return Outcome("refused" if exc.permanent else "failed", exc)
         delay = backoff_seconds(snap.attempts)
         session.execute(
