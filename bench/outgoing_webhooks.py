@@ -21,6 +21,7 @@ Run:
     .venv/bin/python bench/outgoing_webhooks.py
     .venv/bin/python bench/outgoing_webhooks.py --rate 1000 --seconds 10 --backlog 5000
     .venv/bin/python bench/outgoing_webhooks.py --postgresql
+    .venv/bin/python bench/outgoing_webhooks.py --worker-process   # sending in `relaydesk worker`
 """
 
 from __future__ import annotations
@@ -124,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="inbound connections")
     parser.add_argument("--postgresql", action="store_true", help="a throwaway PostgreSQL")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="serve --no-worker and a separate `relaydesk worker` sends the deliveries",
+    )
     args = parser.parse_args(argv)
     exit_on_sigterm()
     base = Path(tempfile.mkdtemp(prefix="relaydesk-bench-hooks-"))
@@ -150,9 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         backlog = [build_webhook(port, rng, customers) for _ in range(args.backlog)]
         warm = [build_webhook(port, rng, customers) for _ in range(300)]
         with WebhookReceiver() as receiver:
-            server = Server(data_dir, port, env, data_dir / "server.log")
+            # --worker-process: the web process only stores; a `relaydesk worker` sends.
+            extra = ["--no-worker"] if args.worker_process else []
+            server = Server(data_dir, port, env, data_dir / "server.log", extra_args=extra)
+            worker = (
+                Server(data_dir, 0, env, data_dir / "worker.log", command="worker")
+                if args.worker_process
+                else None
+            )
             try:
                 server.start()
+                if worker is not None:
+                    worker.start()
                 with admin_client(env, data_dir, port) as api:
                     made = api.post(
                         "/api/webhooks",
@@ -170,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     receiver.count = 0
 
                     # 1. Delay while ingest runs at the rate.
+                    worker0 = session_cpu(worker.pid) if worker is not None else 0.0
                     cpu0, client0, machine0 = (
                         session_cpu(server.pid),
                         time.process_time(),
@@ -181,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                     ingest_end = time.time()
                     server_cpu = session_cpu(server.pid) - cpu0
                     bench_cpu = time.process_time() - client0
-                    other = max(0.0, machine_busy_cpu() - machine0 - server_cpu - bench_cpu)
+                    worker_cpu = session_cpu(worker.pid) - worker0 if worker is not None else 0.0
+                    busy = machine_busy_cpu() - machine0
+                    other = max(0.0, busy - server_cpu - bench_cpu - worker_cpu)
                     during = sum(1 for r in receiver.events() if r.at <= ingest_end)
                     drained = wait_received(receiver, count)
                     got = receiver.events()
@@ -209,10 +227,15 @@ def main(argv: list[str] | None = None) -> int:
                         f"max {delays[-1]:.0f}"
                     )
                     print(
-                        f"  server CPU         {server_cpu / count * 1000:.2f} ms per inbound "
-                        f"webhook (storing it and delivering its event) = "
+                        f"  {'web process' if worker else 'server':<19}"
+                        f"{server_cpu / count * 1000:.2f} ms CPU per inbound webhook = "
                         f"{server_cpu / elapsed:.2f} cores"
                     )
+                    if worker is not None:
+                        print(
+                            f"  worker process     {worker_cpu / count * 1000:.2f} ms CPU per "
+                            f"event = {worker_cpu / elapsed:.2f} cores"
+                        )
                     print(
                         f"  bench CPU          {bench_cpu / elapsed:.2f} cores (client, receiver)"
                     )
@@ -252,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                         )
             finally:
                 server.stop()
+                if worker is not None:
+                    worker.stop()
     finally:
         backing.stop()
         shutil.rmtree(base, ignore_errors=True)
