@@ -45,6 +45,7 @@ Run (about 3 minutes with the default million-message history, 45 s of it seedin
     .venv/bin/python bench/webhook_ingest.py --count 20000 --concurrency 32 --history 1000000
     .venv/bin/python bench/webhook_ingest.py --history 0          # empty database only
     .venv/bin/python bench/webhook_ingest.py --count 10000 --history 0 --postgresql --workers 2
+    .venv/bin/python bench/webhook_ingest.py --count 10000 --history 0 --outgoing  # + endpoint
 
 The server runs whatever `relaydesk` the interpreter imports; to measure one revision
 while src/ is being edited, export it and put it first on PYTHONPATH:
@@ -72,6 +73,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
+
 from benchlib import (
     BENCH_ACCOUNT_SID,
     BENCH_AUTH_TOKEN,
@@ -93,6 +96,9 @@ from benchlib import (
 from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.channels.twilio.signature import sign
 from seed import INBOUND_SENTENCES, OUR_ADDRESS, make_body, participant_number, seed_database
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' loopback fakes
+from tests.fakes.webhook_receiver import WebhookReceiver
 
 CUSTOMERS = 5_000
 DRAIN_TIMEOUT = 180.0
@@ -467,9 +473,16 @@ def run_once(
         )
         env["TWILIO_API_BASE_URL"] = f"http://{HOST}:{sandbox_port}"
         extra += ["--workers", str(args.workers)]
+    receiver = None
+    if args.outgoing:
+        # One endpoint subscribed to message.received, on a loopback receiver.
+        env["WEBHOOKS_ALLOW_PRIVATE_NETWORKS"] = "true"
+        receiver = WebhookReceiver(record=False).__enter__()
     server = Server(data_dir, port, env, data_dir / "server.log", extra_args=extra)
     try:
         server.start()
+        if receiver is not None:
+            register_endpoint(env, data_dir, port, receiver.url, ["message.received"])
         if args.workers > 1:
             # /health answers as soon as the first process is up; connections made
             # before the others finish starting would all land on that one.
@@ -526,12 +539,33 @@ def run_once(
             conn.close()
     finally:
         server.stop()
+        if receiver is not None:
+            print(f"  outgoing webhooks received by the endpoint: {receiver.count:,}")
+            receiver.__exit__(None, None, None)
         if sandbox is not None:
             sandbox.terminate()
             sandbox.wait(timeout=30)
     result.checks = verify(db, sent, rows_before, label, rng)
     report(result)
     return result
+
+
+def register_endpoint(
+    env: dict[str, str], data_dir: Path, port: int, url: str, types: list[str]
+) -> dict[str, Any]:
+    """Register an outgoing webhook endpoint through the API (a fresh admin token)."""
+    token = run_cli(["token", "create", "bench", "--role", "admin"], env, data_dir)
+    answer = httpx.post(
+        f"http://{HOST}:{port}/api/webhooks",
+        json={"url": url, "events": types},
+        headers={"Authorization": f"Bearer {token.strip().splitlines()[-1]}"},
+        timeout=30,
+    )
+    if answer.status_code != 201:
+        raise SystemExit(f"could not register the endpoint: {answer.status_code} {answer.text}")
+    made: dict[str, Any] = answer.json()
+    print(f"  outgoing webhooks: endpoint {made['id']} for {', '.join(types)} at {url}")
+    return made
 
 
 # --- output --------------------------------------------------------------------------
@@ -664,6 +698,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--redis", action="store_true", help="a throwaway redis-server as the job queue"
+    )
+    parser.add_argument(
+        "--outgoing",
+        action="store_true",
+        help="register one outgoing webhook endpoint (message.received) on a loopback "
+        "receiver: what emitting and delivering events costs per inbound webhook",
     )
     args = parser.parse_args(argv)
     if args.count < 1 or args.concurrency < 1 or args.warmup < 0 or args.history < 0:

@@ -58,6 +58,8 @@ os.environ.update(
         "LLM_RETRY_BACKOFF_SECONDS": "0",
         # The fake AI servers listen on loopback.
         "LLM_ALLOW_PRIVATE_NETWORKS": "true",
+        # The test receivers of outgoing webhooks listen on loopback.
+        "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "true",
     }
 )
 os.environ.pop("DB_PATH", None)

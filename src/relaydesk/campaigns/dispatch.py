@@ -25,9 +25,10 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from relaydesk.campaigns import service as campaigns
 from relaydesk.campaigns.models import Batch, BatchStatus, Recipient, RecipientStatus, SendPacer
 from relaydesk.channels.twilio.gateway import GatewayError, SentMessage
-from relaydesk.core import owners
+from relaydesk.core import events, owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import Conflict, RelaydeskError, WindowClosed
@@ -566,6 +567,10 @@ def _finish(batch_id: int) -> None:
             )
         else:
             batch.status = BatchStatus.COMPLETED
+        if events.wanted("campaign.finished", session):
+            session.flush()
+            view = campaigns.batch_out(session, batch).model_dump(mode="json")
+            events.emit(session, "campaign.finished", [(f"campaign:{batch.id}", view)])
 
 
 def dispatch(batch_id: int) -> None:

@@ -318,6 +318,11 @@ def counters(session: Session, batch_ids: list[int]) -> dict[int, dict[str, int]
     return out
 
 
+def batch_out(session: Session, batch: Batch) -> BatchOut:
+    """One batch as the API shows it, with its counters."""
+    return _batch_out(batch, counters(session, [batch.id])[batch.id])
+
+
 def _batch_out(batch: Batch, counts: dict[str, int]) -> BatchOut:
     """A batch with its counters; the estimate and the progress (0..1) follow from them."""
     done = counts["sent"] + counts["failed"] + counts["skipped"]

@@ -7,11 +7,14 @@ and the delivery path alike.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.contacts.models import Contact
+from relaydesk.core import events
 from relaydesk.core.db import utcnow
 from relaydesk.core.i18n import N_
 
@@ -78,8 +81,38 @@ def opt_out_reason(reason: str | None) -> tuple[str, dict[str, str]]:
 
 def opt_out(session: Session, contact_id: int, reason: str) -> None:
     """Never message this contact again (until they text START); keeps the first reason."""
-    session.execute(
+    done = session.execute(
         update(Contact)
         .where(Contact.id == contact_id, Contact.opted_out_at.is_(None))
         .values(opted_out_at=utcnow(), opt_out_reason=reason)
     )
+    if done.rowcount:  # type: ignore[attr-defined]
+        emit_changes(session, "contact.opted_out", [contact_id])
+
+
+def contact_data(contact: Contact) -> dict[str, Any]:
+    """A contact as outgoing webhooks show it."""
+    return {
+        "id": contact.id,
+        "phone": contact.phone,
+        "channel": contact.channel,
+        "profile_name": contact.profile_name,
+        "opted_out": contact.opted_out_at is not None,
+        "opted_out_at": contact.opted_out_at.isoformat() if contact.opted_out_at else None,
+        "opt_out_reason": contact.opt_out_reason,
+        "opted_in_at": contact.opted_in_at.isoformat() if contact.opted_in_at else None,
+    }
+
+
+def emit_changes(session: Session, event_type: str, contact_ids: Sequence[int]) -> None:
+    """Queue contact.opted_out / contact.opted_in for these contacts (when anyone listens)."""
+    if not contact_ids or not events.wanted(event_type, session):
+        return
+    session.flush()
+    rows = session.scalars(
+        select(Contact)
+        .where(Contact.id.in_(list(contact_ids)))
+        .order_by(Contact.id)
+        .execution_options(populate_existing=True)
+    )
+    events.emit(session, event_type, [(row.phone, contact_data(row)) for row in rows])

@@ -137,6 +137,14 @@ DOMAINS: tuple[Domain, ...] = (
         tasks=("tasks", "sync"),  # sync registers the sync job runners
         tabs=(Tab("voicebot", "/voicebot", N_("Voice bot")),),
     ),
+    # Outgoing webhooks: endpoints, signed deliveries, retries (events come from the core).
+    Domain(
+        "relaydesk.webhooks_out",
+        api=("api",),
+        views=("views",),
+        tasks=("tasks",),
+        tabs=(Tab("webhooks", "/webhooks", N_("Webhooks"), "admin"),),
+    ),
     # The Twilio emulator mounts its own routes (only in sandbox mode); its tab is here.
     Domain(
         "relaydesk.channels.sandbox",

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from relaydesk.auth.models import User, WebSession
 from relaydesk.core import audit, settings_store
 from relaydesk.core.db import utcnow
+from relaydesk.messaging import outgoing
 from relaydesk.messaging.models import Conversation, ConversationEvent, ConversationStatus
 
 SETTING_KEY = "inbox.assignment"
@@ -118,6 +119,7 @@ def assign_waiting(session: Session, conversation_ids: list[int], at: datetime) 
     latest = session.scalar(select(func.max(User.last_assigned_at)))
     stamp = at if latest is None or latest < at else latest
     given: dict[str, int] = {}
+    user_names: dict[str, str] = {}
     for turn, participant in enumerate(waiting):
         person = people[turn % len(people)]
         data = {"from": None, "to": person.display_name, "to_id": person.id, "auto": True}
@@ -143,11 +145,21 @@ def assign_waiting(session: Session, conversation_ids: list[int], at: datetime) 
         )
         audit.record(session, ACTOR, "conversation.assigned", participant, data)
         given[participant] = person.id
+        user_names[participant] = person.display_name
         # Later turns in this batch are later: the next batch starts with whoever is next.
         session.execute(
             update(User)
             .where(User.id == person.id)
             .values(last_assigned_at=stamp + timedelta(microseconds=turn + 1))
             .execution_options(synchronize_session=False)
+        )
+    if given:
+        outgoing.conversation(
+            session,
+            "conversation.assigned",
+            [
+                (p, {"from": None, "to": user_names[p], "to_id": uid, "auto": True, "by": ACTOR})
+                for p, uid in given.items()
+            ],
         )
     return given

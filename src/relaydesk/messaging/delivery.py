@@ -34,7 +34,7 @@ from relaydesk.core.db import Base, session_scope, utcnow
 from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import BULK, enqueue_after_commit
 from relaydesk.core.vendor import Backoff
-from relaydesk.messaging import reconcile
+from relaydesk.messaging import outgoing, reconcile
 from relaydesk.messaging.ingest import lock_sids, opt_out_recipient
 from relaydesk.messaging.models import (
     BULK_SOURCES,
@@ -396,6 +396,7 @@ def record_sent(items: list[Sent]) -> None:
         if moves:
             conn.execute(_move_from_pending, moves)
         _replay_early_batch(session, {item.sid: item.message_id for item in items})
+        outgoing.messages(session, "message.sent", [item.message_id for item in items])
 
 
 _messages = Base.metadata.tables["messages"]
@@ -546,6 +547,8 @@ def record_failure(snap: Snapshot, exc: GatewayError, *, may_have_landed: bool =
             )
             if consent.means_unsubscribed(exc.code):
                 opt_out_recipient(session, snap.id, f"Twilio error {exc.code}")
+            # Refused or given up: the message is failed, as a callback would say.
+            outgoing.messages(session, "message.status", [snap.id])
             return Outcome("refused" if exc.permanent else "failed", exc)
         delay = backoff_seconds(snap.attempts)
         session.execute(

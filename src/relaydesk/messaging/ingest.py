@@ -21,7 +21,7 @@ from relaydesk.contacts import consent
 from relaydesk.contacts.models import Contact
 from relaydesk.core.db import Base, UTCDateTime, utcnow
 from relaydesk.core.tasks import enqueue_after_commit
-from relaydesk.messaging import assignment, hooks, states
+from relaydesk.messaging import assignment, hooks, outgoing, states
 from relaydesk.messaging import status as st
 from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageStatus
 
@@ -188,6 +188,8 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
     if not inserted:
         return []
     by_sid = {rec.sid: rec for rec in fresh}
+    # Before the state changes below: an endpoint hears of the message, then of its effects.
+    outgoing.received(session, rows, {row.sid: row.id for row in inserted})
 
     per_conv: dict[int, list[tuple[int, InboundRecord]]] = {}
     for row in inserted:
@@ -214,8 +216,9 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
     # Nobody owns it: the next operator online gets it, when round-robin is on.
     assignment.assign_waiting(session, list(per_conv), latest)
 
-    consent = [(by_sid[row.sid], by_sid[row.sid].opt_out) for row in inserted]
-    for rec, keyword in consent:
+    keywords = [(by_sid[row.sid], by_sid[row.sid].opt_out) for row in inserted]
+    changed: dict[str, list[int]] = {"STOP": [], "START": []}
+    for rec, keyword in keywords:
         if keyword not in ("STOP", "START"):
             continue
         cid = contact_ids[(rec.participant, rec.contact_channel)]
@@ -228,6 +231,9 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
                 **({"opted_in_at": rec.received_at} if keyword == "START" else {}),
             )
         )
+        changed[keyword].append(cid)
+    consent.emit_changes(session, "contact.opted_out", changed["STOP"])
+    consent.emit_changes(session, "contact.opted_in", changed["START"])
     ids = [row.id for row in inserted]
     follow_up = [row.id for row in inserted if row.sid in wanted]
     if follow_up:
@@ -333,6 +339,7 @@ def record_statuses(session: Session, records: list[StatusRecord]) -> int:
     }
     events = []
     applied = 0
+    moved_ids: list[int] = []
     for rec in records:
         found = current.get(rec.sid)
         moved = False
@@ -341,6 +348,7 @@ def record_statuses(session: Session, records: list[StatusRecord]) -> int:
             if apply_status(session, mid, status, rec.status, rec.error_code, rec.received_at):
                 current[rec.sid] = (mid, rec.status, participant)
                 moved = True
+                moved_ids.append(mid)
                 applied += 1
         events.append(
             {
@@ -355,6 +363,7 @@ def record_statuses(session: Session, records: list[StatusRecord]) -> int:
             }
         )
     session.connection().execute(Base.metadata.tables["message_events"].insert(), events)
+    outgoing.messages(session, "message.status", moved_ids)
     return applied
 
 

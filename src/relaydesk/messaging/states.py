@@ -22,6 +22,7 @@ from relaydesk.core import audit
 from relaydesk.core.db import utcnow
 from relaydesk.core.errors import Invalid, NotFound
 from relaydesk.core.i18n import N_
+from relaydesk.messaging import outgoing
 from relaydesk.messaging.models import (
     Conversation,
     ConversationEvent,
@@ -205,6 +206,11 @@ def change(
         )
         audit.record(session, principal.actor, f"conversation.{kind}", participant, data)
     session.flush()
+    for kind, data in events:
+        if kind in ("status", "assigned"):
+            outgoing.conversation(
+                session, f"conversation.{kind}", [(participant, {**data, "by": actor})]
+            )
     return rows
 
 
@@ -297,6 +303,14 @@ def _open_again(
             created_at=at,
         )
         for conversation_id, participant in opened
+    )
+    outgoing.conversation(
+        session,
+        "conversation.status",
+        [
+            (participant, {"to": ConversationStatus.OPEN.value, "reason": kind, "by": actor})
+            for participant in sorted({participant for _, participant in opened})
+        ],
     )
     return [conversation_id for conversation_id, _ in opened]
 

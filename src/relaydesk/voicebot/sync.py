@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from relaydesk.core import events
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import RelaydeskError
 from relaydesk.core.i18n import N_
@@ -172,6 +173,12 @@ class _Syncer:
             _replace_evaluations(
                 session, {row["conversation_id"]: fetched[row["conversation_id"]] for row in full}
             )
+            if full and events.wanted("voicebot.call_synced", session):
+                events.emit(
+                    session,
+                    "voicebot.call_synced",
+                    [(f"call:{row['conversation_id']}", _call_data(row)) for row in full],
+                )
             counts = _Counts(
                 listed=len(summaries),
                 fetched=len(full),
@@ -192,6 +199,14 @@ class _Syncer:
                 .execution_options(synchronize_session=False)
             )
         return counts
+
+
+def _call_data(row: dict[str, Any]) -> dict[str, Any]:
+    """A synced call for outgoing webhooks: its summary columns, JSON-ready."""
+    return {
+        key: row[key].isoformat() if isinstance(row.get(key), date | datetime) else row.get(key)
+        for key in _SUMMARY_COLUMNS
+    }
 
 
 _SUMMARY_COLUMNS = (
