@@ -150,9 +150,10 @@ def test_new_tabs_read_in_polish(new_page: NewPage, make_user: MakeUser) -> None
     browser_sign_in(page, make_user("operator"))
     page.wait_for_url("**/inbox")
     tabs = page.locator("nav.tabs a")
-    assert tabs.all_inner_texts()[:5] == [
+    assert tabs.all_inner_texts()[:6] == [
         "Skrzynka",
         "Wiadomości",
+        "Kontakty",
         "Auto-odpowiedź",
         "AI",
         "Asystenci",

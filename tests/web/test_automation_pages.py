@@ -78,7 +78,9 @@ def test_automation_tabs_render_for_every_role(panel: Panel, api: httpx.Client, 
         page = client.get(path)
         assert page.status_code == 200, path
         nav = re.findall(r'<li><a href="(/[a-z-]+)"', page.text)
-        assert nav[:5] == ["/inbox", "/messages", "/auto-reply", "/ai", "/assistants"], nav
+        assert nav[:6] == [
+            "/inbox", "/messages", "/contacts", "/auto-reply", "/ai", "/assistants"
+        ], nav  # fmt: skip
         content = main_of(page.text)
         if role == "viewer":
             assert "<form" not in content and "hx-post" not in content, path

@@ -35,9 +35,9 @@ def test_reminders_tab_renders_for_every_role(panel: Panel, api: httpx.Client, r
     page = client.get("/reminders")
     assert page.status_code == 200
     nav = re.findall(r'<li><a href="(/[a-z-]+)"', page.text)
-    assert nav[:6] == ["/inbox", "/messages", "/auto-reply", "/ai", "/assistants", "/reminders"], (
-        nav
-    )
+    assert nav[:7] == [
+        "/inbox", "/messages", "/contacts", "/auto-reply", "/ai", "/assistants", "/reminders"
+    ], nav  # fmt: skip
     assert '<a href="/reminders" aria-current="page">' in page.text
     content = main_of(page.text)
     assert "+48600100701" in content and "Odbierz paczkę" in content
