@@ -357,7 +357,7 @@ def test_sweeps_run_every_sweep_seconds_and_other_periodic_jobs_keep_their_time(
     # Bulk work has its own schedule, run by the bulk queue's workers.
     bulk = tasks.get_huey(tasks.BULK)
     bulk_at_two = sorted(task.name for task in bulk.read_periodic(datetime(2026, 1, 1, 2, 0)))
-    assert bulk_at_two == ["news.digests", "voicebot.daily_sync"]
+    assert bulk_at_two == ["news.digests", "search.sweep", "voicebot.daily_sync"]
     assert "news.digests" not in sweeps
 
     queued: list[str] = []

@@ -46,7 +46,9 @@ def test_an_uploaded_price_list_answers_questions_citing_its_row(
     assert (prices["kind"], prices["parts"]) == ("csv", 3)
     assert built["activated"] is True and built["documents"] == 3  # its first index
     hours, again = upload(
-        api, "godziny.pdf", samples.pdf("Open Monday to Friday 7-18", "Saturday 8-14")
+        api,
+        "godziny.pdf",
+        samples.pdf("Open Monday to Friday 7-18", "Saturday: open 8-14, Sunday closed"),
     )
     assert (hours["kind"], hours["parts"]) == ("pdf", 2)
     assert again["reused"] > 0 and again["documents"] == 5  # the price list kept its vectors
