@@ -340,13 +340,18 @@ def _since(progress: Progress) -> datetime:
 
 def _moved(session: Session, progress: Progress, rows: Sequence[Any], now: datetime) -> bool:
     """Move a change-time position past `rows` (ordered by their time, last column), at
-    most to SETTLE ago: a change committed late is read again, never missed. True when
-    a full chunk says there is more."""
+    most to SETTLE ago: a change stamped before another transaction's but committed
+    after it is read again, never missed. True when a full chunk moved it, so there is
+    more to read now."""
+    before = _since(progress)
+    horizon = now - SETTLE
     full = len(rows) == CHUNK
-    newest = rows[-1][-1] if full else now - SETTLE
-    progress.changed_at = max(_since(progress), min(newest, now - SETTLE))
+    newest = rows[-1][-1] if full else horizon
+    progress.changed_at = max(before, min(newest, horizon))
     _save(session, progress)
-    return full
+    # A full chunk that did not move the position (its rows are all younger than the
+    # horizon) is read again on the next pass, not in a loop now.
+    return full and progress.changed_at > before
 
 
 def _index_changed_messages(session: Session, now: datetime) -> tuple[int, bool]:
@@ -364,12 +369,19 @@ def _index_changed_messages(session: Session, now: datetime) -> tuple[int, bool]
         .order_by(Message.updated_at)
         .limit(CHUNK)
     ).all()
-    _write(
-        session,
-        search_messages,
-        {row.id: fold(message_text(row.body, row.media)) for row in rows},
-    )
-    return len(rows), _moved(session, progress, rows, now)
+    documents = {row.id: fold(message_text(row.body, row.media)) for row in rows}
+    # A status callback touches the row too: write only the texts that changed.
+    stored = {
+        row.rowid: row.text
+        for row in session.execute(
+            select(search_messages.c.rowid, search_messages.c.text).where(
+                search_messages.c.rowid.in_(list(documents))
+            )
+        )
+    }
+    changed_documents = {i: t for i, t in documents.items() if stored.get(i) != t}
+    _write(session, search_messages, changed_documents)
+    return len(changed_documents), _moved(session, progress, rows, now)
 
 
 def _index_contacts(session: Session, now: datetime) -> tuple[int, bool]:
@@ -388,8 +400,19 @@ def _index_contacts(session: Session, now: datetime) -> tuple[int, bool]:
         .limit(CHUNK)
     ).all()
     documents = _contact_documents(session, (p for p, _ in changed))
-    _write(session, search_contacts, documents)
-    return len(documents), _moved(session, progress, changed, now)
+    # Ingest touches a contact's row with every message it stores; its document changes
+    # only with a name, a note or an attribute: write only what differs.
+    stored = {
+        row.rowid: row.text
+        for row in session.execute(
+            select(search_contacts.c.rowid, search_contacts.c.text).where(
+                search_contacts.c.rowid.in_(list(documents))
+            )
+        )
+    }
+    changed_documents = {i: t for i, t in documents.items() if stored.get(i) != t}
+    _write(session, search_contacts, changed_documents)
+    return len(changed_documents), _moved(session, progress, changed, now)
 
 
 _running = threading.Lock()
