@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
-from relaydesk.core.db import session_scope
+from relaydesk.contacts.models import Contact
+from relaydesk.core import clock as core_clock
+from relaydesk.core.db import get_engine, session_scope
 from relaydesk.messaging import search
 from relaydesk.messaging.models import Message, search_contacts, search_messages
 from tests.conftest import FrozenClock, LiveServer, customer_writes, wait_for
@@ -24,7 +26,8 @@ ANIA, PIOTR, OLA = "+48600123456", "+48600777888", "+48501222333"
 
 def index_everything(clock: FrozenClock) -> None:
     """Let the indexer read everything stored so far (rows old enough on PostgreSQL)."""
-    clock.freeze()
+    # Never back in time: a change stamped by the frozen clock must be behind the horizon.
+    clock.freeze(max(clock.at, core_clock.system_now()))
     clock.move(search.SETTLE + timedelta(seconds=1))
 
     def caught_up() -> bool:
@@ -257,3 +260,74 @@ def test_rebuild_reads_the_history_into_an_emptied_index(
     assert [h["participant"] for h in hits(api, "dostawa")["items"]] == [PIOTR]
     status = CliRunner().invoke(main, ["search", "status"])
     assert "still to read:   0" in status.output
+
+
+def whole_pass() -> search.Pass:
+    """One complete pass of the indexer (the server's own may be at it a moment)."""
+    return wait_for(
+        lambda: (done := search.catch_up(budget=3)).steps and done,
+        what="a whole pass of the indexer",
+    )
+
+
+class TickingClock:
+    """A clock that moves on by a millisecond each time it is read, as time does."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(milliseconds=1)
+        return self.at
+
+
+def test_the_indexer_reads_each_change_once_and_never_splits_an_instant(
+    server: LiveServer, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ingest touches contacts all the time, and one transaction stamps many rows alike.
+
+    Twelve contacts changed at one instant must all be read although a chunk holds five
+    (a chunk that ended inside the instant skipped the rest), and a pass must end when
+    only changes younger than the settle window are left (it read them again and again
+    while the clock moved, and burned a core during ingest)."""
+    monkeypatch.setattr(search, "CHUNK", 5)
+    now = clock.freeze()
+    one_instant = now - timedelta(seconds=60)
+    numbers = [f"+4860010{i:04d}" for i in range(22)]
+    with session_scope() as session:
+        session.add_all(
+            Contact(
+                phone=number,
+                channel="sms",
+                profile_name=f"Klient {i}",
+                updated_at=one_instant if i < 12 else now - timedelta(seconds=50 - i),
+            )
+            for i, number in enumerate(numbers[:15])
+        )
+        session.add_all(
+            Contact(phone=number, channel="sms", profile_name=f"Nowy {i}", updated_at=now)
+            for i, number in enumerate(numbers[15:])
+        )
+    core_clock.set_source(TickingClock(now))
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        done = whole_pass()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert not done.behind
+    reads = sum("FROM contacts" in s and "updated_at" in s for s in statements)
+    assert reads <= 6, reads  # chunks of 5 for 15 changes, never a loop
+    with session_scope(write=False) as session:
+        indexed = set(session.scalars(select(search_contacts.c.text)))
+    assert {f"klient {i}" for i in range(15)} <= {t.split(" 48")[0] for t in indexed}
+    assert not any(t.startswith("nowy") for t in indexed)  # younger than the window
+    clock.freeze(now + search.SETTLE + timedelta(seconds=1))
+    whole_pass()
+    with session_scope(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(search_contacts)) == 22

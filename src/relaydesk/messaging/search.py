@@ -29,7 +29,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -340,81 +340,98 @@ def _since(progress: Progress) -> datetime:
     return progress.changed_at or EPOCH
 
 
-def _moved(session: Session, progress: Progress, rows: Sequence[Any], now: datetime) -> bool:
-    """Move a change-time position past `rows` (ordered by their time, last column), at
-    most to SETTLE ago: a change stamped before another transaction's but committed
-    after it is read again, never missed. True when a full chunk moved it, so there is
-    more to read now."""
-    before = _since(progress)
-    horizon = now - SETTLE
-    full = len(rows) == CHUNK
-    newest = rows[-1][-1] if full else horizon
-    progress.changed_at = max(before, min(newest, horizon))
+Between = Callable[[datetime, datetime], Any]  # a select ordered by change time
+
+
+def _changed(
+    session: Session, progress: Progress, between: Between, now: datetime
+) -> tuple[list[Any], bool]:
+    """The next chunk of rows changed since the position, and whether more wait now.
+
+    `between(after, until)` selects rows changed in (after, until], ordered by their
+    change time (the last column). Only changes at least SETTLE old are read: a change
+    stamped before another transaction's can commit after it, and a search reads the
+    younger ones directly. A chunk never splits the rows of one instant (one transaction
+    stamps many rows alike): those at the chunk's last instant go with the next chunk,
+    or all together when the whole chunk is one instant. The position is saved.
+    """
+    since, horizon = _since(progress), now - SETTLE
+    if horizon <= since:
+        return [], False
+    rows = list(session.execute(between(since, horizon).limit(CHUNK)).all())
+    more = len(rows) == CHUNK
+    if not more:
+        until = horizon
+    elif rows[0][-1] == rows[-1][-1]:
+        until = rows[-1][-1]
+        rows = list(session.execute(between(since, until)).all())
+    else:
+        until = rows[-1][-1]
+        rows = [row for row in rows if row[-1] < until]
+        until = rows[-1][-1]
+    progress.changed_at = until
     _save(session, progress)
-    # A full chunk that did not move the position (its rows are all younger than the
-    # horizon) is read again on the next pass, not in a loop now.
-    return full and progress.changed_at > before
+    return rows, more
 
 
 def _index_changed_messages(session: Session, now: datetime) -> tuple[int, bool]:
     """Index again messages whose text can change after they were stored: files get
     transcripts and descriptions, a template's text is filled in when recovered."""
-    progress = _progress(session, CHANGED)
     position = _progress(session, MESSAGES).position
-    rows = session.execute(
-        select(Message.id, Message.body, Message.media, Message.updated_at)
-        .where(
-            Message.updated_at > _since(progress),
-            Message.id <= position,
-            or_(Message.num_media > 0, Message.content_sid.is_not(None)),
+
+    def between(after: datetime, until: datetime) -> Select[Any]:
+        return (
+            select(Message.id, Message.body, Message.media, Message.updated_at)
+            .where(
+                Message.updated_at > after,
+                Message.updated_at <= until,
+                Message.id <= position,
+                or_(Message.num_media > 0, Message.content_sid.is_not(None)),
+            )
+            .order_by(Message.updated_at)
         )
-        .order_by(Message.updated_at)
-        .limit(CHUNK)
-    ).all()
+
+    rows, more = _changed(session, _progress(session, CHANGED), between, now)
     documents = {row.id: fold(message_text(row.body, row.media)) for row in rows}
     # A status callback touches the row too: write only the texts that changed.
-    stored = {
-        row.rowid: row.text
-        for row in session.execute(
-            select(search_messages.c.rowid, search_messages.c.text).where(
-                search_messages.c.rowid.in_(list(documents))
-            )
-        )
-    }
-    changed_documents = {i: t for i, t in documents.items() if stored.get(i) != t}
+    changed_documents = _differing(session, search_messages, documents)
     _write(session, search_messages, changed_documents)
-    return len(changed_documents), _moved(session, progress, rows, now)
+    return len(changed_documents), more
 
 
 def _index_contacts(session: Session, now: datetime) -> tuple[int, bool]:
     """Index again the contacts whose row or profile changed since the last pass."""
-    progress = _progress(session, CONTACTS)
-    since = _since(progress)
-    changed = session.execute(
-        select(Contact.phone, Contact.updated_at)
-        .where(Contact.updated_at > since)
-        .union_all(
-            select(ContactProfile.participant, ContactProfile.updated_at).where(
-                ContactProfile.updated_at > since
+
+    def between(after: datetime, until: datetime) -> Any:
+        return (
+            select(Contact.phone, Contact.updated_at)
+            .where(Contact.updated_at > after, Contact.updated_at <= until)
+            .union_all(
+                select(ContactProfile.participant, ContactProfile.updated_at).where(
+                    ContactProfile.updated_at > after, ContactProfile.updated_at <= until
+                )
             )
+            .order_by(text("2"))
         )
-        .order_by(text("2"))
-        .limit(CHUNK)
-    ).all()
-    documents = _contact_documents(session, (p for p, _ in changed))
+
+    rows, more = _changed(session, _progress(session, CONTACTS), between, now)
+    documents = _contact_documents(session, (p for p, _ in rows))
     # Ingest touches a contact's row with every message it stores; its document changes
     # only with a name, a note or an attribute: write only what differs.
+    changed_documents = _differing(session, search_contacts, documents)
+    _write(session, search_contacts, changed_documents)
+    return len(changed_documents), more
+
+
+def _differing(session: Session, table: Any, documents: dict[int, str]) -> dict[int, str]:
+    """The documents whose indexed text is not already this."""
     stored = {
         row.rowid: row.text
         for row in session.execute(
-            select(search_contacts.c.rowid, search_contacts.c.text).where(
-                search_contacts.c.rowid.in_(list(documents))
-            )
+            select(table.c.rowid, table.c.text).where(table.c.rowid.in_(list(documents)))
         )
     }
-    changed_documents = {i: t for i, t in documents.items() if stored.get(i) != t}
-    _write(session, search_contacts, changed_documents)
-    return len(changed_documents), _moved(session, progress, changed, now)
+    return {i: t for i, t in documents.items() if stored.get(i) != t}
 
 
 _running = threading.Lock()
