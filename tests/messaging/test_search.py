@@ -331,3 +331,23 @@ def test_the_indexer_reads_each_change_once_and_never_splits_an_instant(
     whole_pass()
     with session_scope(write=False) as session:
         assert session.scalar(select(func.count()).select_from(search_contacts)) == 22
+
+
+def test_two_indexers_never_write_the_same_chunk_twice(history: None, clock: FrozenClock) -> None:
+    """Reading happens outside the write lock, so two processes may read the same chunk:
+    the one that commits second finds the position moved and writes nothing."""
+    clock.freeze(max(clock.at, core_clock.system_now()) + search.SETTLE + timedelta(seconds=1))
+    with search._running:  # the server's own indexer (this process) stays out
+        with session_scope() as session:
+            search.reset(session)
+        with session_scope(write=False) as session:
+            first = search._new_messages(session, clock.at)
+            second = search._new_messages(session, clock.at)
+        assert first is not None and second is not None and len(first.documents) == 4
+        with session_scope() as session:
+            assert search._commit(session, first)
+        with session_scope() as session:
+            assert not search._commit(session, second)
+    assert indexed_rows() == 4
+    with session_scope(write=False) as session:
+        assert search.status(session).behind == 0

@@ -51,8 +51,13 @@ log = logging.getLogger(__name__)
 MIN_TERM = 3  # the trigram index finds substrings of three characters or more
 MAX_TERMS = 8
 # Rows read and indexed per transaction. Smaller chunks hold SQLite's write lock for less
-# time but make FTS5 merge many small segments: 250 rows indexed three times slower.
+# time but make FTS5 merge many small segments: 250 rows indexed three times slower. So
+# a backlog (a rebuild, a restart after a burst) goes in chunks of CHUNK, and the few
+# seconds of messages that come in while the indexer keeps up in chunks of TAIL_CHUNK:
+# 2,000 rows held the lock for about 0.3 s, and the webhooks waiting behind it doubled
+# the p99 of ingest.
 CHUNK = 2000
+TAIL_CHUNK = 250
 # How long a transaction may take to commit: positions by change time stay this far
 # behind (a late commit is read again, never missed); on PostgreSQL new rows are indexed
 # once they are this old (an earlier transaction may still commit a lower id).
@@ -265,8 +270,36 @@ class Progress:
 
 
 def _progress(session: Session, name: str) -> Progress:
-    """The stored progress of `name` (locked on PostgreSQL: one indexer at a time)."""
+    """The stored progress of `name` (nothing stored yet: the start)."""
+    row = session.execute(
+        select(search_progress.c.position, search_progress.c.changed_at).where(
+            search_progress.c.name == name
+        )
+    ).first()
+    return Progress(name, row.position, row.changed_at) if row else Progress(name)
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+@dataclass
+class _Chunk:
+    """What one step read: documents to write and where its position moves."""
+
+    read_at: Progress  # the position the rows were read from
+    moved: Progress  # where it stands once they are written
+    table: Any
+    documents: dict[int, str]
+    more: bool  # more is waiting now
+
+
+def _commit(session: Session, chunk: _Chunk) -> bool:
+    """Write a chunk's documents and move its position, in a short write transaction
+    (reading and folding happened before, outside SQLite's write lock). False when
+    another indexer (another process) moved the position since: nothing is written."""
     table = search_progress
+    name = chunk.read_at.name
     session.execute(
         dialect_insert(session)(table)
         .values(name=name, position=0, changed_at=None)
@@ -275,20 +308,16 @@ def _progress(session: Session, name: str) -> Progress:
     statement = select(table.c.position, table.c.changed_at).where(table.c.name == name)
     if _is_postgresql(session):
         statement = statement.with_for_update()
-    position, changed_at = session.execute(statement).one()
-    return Progress(name, position, changed_at)
-
-
-def _save(session: Session, progress: Progress) -> None:
+    stored = session.execute(statement).one()
+    if (stored.position, stored.changed_at) != (chunk.read_at.position, chunk.read_at.changed_at):
+        return False
+    _write(session, chunk.table, chunk.documents)
     session.execute(
-        update(search_progress)
-        .where(search_progress.c.name == progress.name)
-        .values(position=progress.position, changed_at=progress.changed_at)
+        update(table)
+        .where(table.c.name == name)
+        .values(position=chunk.moved.position, changed_at=chunk.moved.changed_at)
     )
-
-
-def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+    return True
 
 
 def _write(session: Session, table: Any, documents: dict[int, str]) -> None:
@@ -310,8 +339,8 @@ def _write(session: Session, table: Any, documents: dict[int, str]) -> None:
     session.execute(table.insert(), [{"rowid": i, "text": t} for i, t in documents.items()])
 
 
-def _index_new_messages(session: Session, now: datetime) -> tuple[int, bool]:
-    """Index the next chunk of messages past the position: (rows indexed, more to do).
+def _new_messages(session: Session, now: datetime) -> _Chunk | None:
+    """The next chunk of messages past the position.
 
     SQLite commits one writer at a time, so ids are committed in order. On PostgreSQL a
     transaction that started earlier may still commit a lower id: only rows older than
@@ -323,17 +352,18 @@ def _index_new_messages(session: Session, now: datetime) -> tuple[int, bool]:
     )
     if _is_postgresql(session):
         statement = statement.where(Message.created_at <= now - SETTLE)
-    rows = session.execute(statement.order_by(Message.id).limit(CHUNK)).all()
+    last = session.scalar(select(func.max(Message.id))) or 0
+    chunk = CHUNK if last - progress.position >= CHUNK else TAIL_CHUNK
+    rows = session.execute(statement.order_by(Message.id).limit(chunk)).all()
     if not rows:
-        return 0, False
-    _write(
-        session,
+        return None
+    return _Chunk(
+        progress,
+        Progress(MESSAGES, rows[-1].id, progress.changed_at),
         search_messages,
         {row.id: fold(message_text(row.body, row.media)) for row in rows},
+        more=len(rows) == chunk,
     )
-    progress.position = rows[-1].id
-    _save(session, progress)
-    return len(rows), len(rows) == CHUNK
 
 
 def _since(progress: Progress) -> datetime:
@@ -345,19 +375,19 @@ Between = Callable[[datetime, datetime], Any]  # a select ordered by change time
 
 def _changed(
     session: Session, progress: Progress, between: Between, now: datetime
-) -> tuple[list[Any], bool]:
-    """The next chunk of rows changed since the position, and whether more wait now.
+) -> tuple[list[Any], Progress, bool] | None:
+    """The next chunk of rows changed since the position: (rows, moved position, more).
 
     `between(after, until)` selects rows changed in (after, until], ordered by their
     change time (the last column). Only changes at least SETTLE old are read: a change
     stamped before another transaction's can commit after it, and a search reads the
     younger ones directly. A chunk never splits the rows of one instant (one transaction
     stamps many rows alike): those at the chunk's last instant go with the next chunk,
-    or all together when the whole chunk is one instant. The position is saved.
+    or all together when the whole chunk is one instant.
     """
     since, horizon = _since(progress), now - SETTLE
     if horizon <= since:
-        return [], False
+        return None
     rows = list(session.execute(between(since, horizon).limit(CHUNK)).all())
     more = len(rows) == CHUNK
     if not more:
@@ -369,13 +399,11 @@ def _changed(
         until = rows[-1][-1]
         rows = [row for row in rows if row[-1] < until]
         until = rows[-1][-1]
-    progress.changed_at = until
-    _save(session, progress)
-    return rows, more
+    return rows, Progress(progress.name, progress.position, until), more
 
 
-def _index_changed_messages(session: Session, now: datetime) -> tuple[int, bool]:
-    """Index again messages whose text can change after they were stored: files get
+def _changed_messages(session: Session, now: datetime) -> _Chunk | None:
+    """Messages whose text can change after they were stored, read again: files get
     transcripts and descriptions, a template's text is filled in when recovered."""
     position = _progress(session, MESSAGES).position
 
@@ -391,16 +419,20 @@ def _index_changed_messages(session: Session, now: datetime) -> tuple[int, bool]
             .order_by(Message.updated_at)
         )
 
-    rows, more = _changed(session, _progress(session, CHANGED), between, now)
+    progress = _progress(session, CHANGED)
+    found = _changed(session, progress, between, now)
+    if found is None:
+        return None
+    rows, moved, more = found
     documents = {row.id: fold(message_text(row.body, row.media)) for row in rows}
     # A status callback touches the row too: write only the texts that changed.
-    changed_documents = _differing(session, search_messages, documents)
-    _write(session, search_messages, changed_documents)
-    return len(changed_documents), more
+    return _Chunk(
+        progress, moved, search_messages, _differing(session, search_messages, documents), more
+    )
 
 
-def _index_contacts(session: Session, now: datetime) -> tuple[int, bool]:
-    """Index again the contacts whose row or profile changed since the last pass."""
+def _changed_contacts(session: Session, now: datetime) -> _Chunk | None:
+    """The contacts whose row or profile changed since the last pass, read again."""
 
     def between(after: datetime, until: datetime) -> Any:
         return (
@@ -414,13 +446,17 @@ def _index_contacts(session: Session, now: datetime) -> tuple[int, bool]:
             .order_by(text("2"))
         )
 
-    rows, more = _changed(session, _progress(session, CONTACTS), between, now)
+    progress = _progress(session, CONTACTS)
+    found = _changed(session, progress, between, now)
+    if found is None:
+        return None
+    rows, moved, more = found
     documents = _contact_documents(session, (p for p, _ in rows))
     # Ingest touches a contact's row with every message it stores; its document changes
     # only with a name, a note or an attribute: write only what differs.
-    changed_documents = _differing(session, search_contacts, documents)
-    _write(session, search_contacts, changed_documents)
-    return len(changed_documents), more
+    return _Chunk(
+        progress, moved, search_contacts, _differing(session, search_contacts, documents), more
+    )
 
 
 def _differing(session: Session, table: Any, documents: dict[int, str]) -> dict[int, str]:
@@ -450,8 +486,9 @@ class Pass:
 def catch_up(budget: float = 20.0, yield_to: Any = None) -> Pass:
     """Index what was stored or changed since the last pass, for at most `budget` seconds.
 
-    One chunk per transaction; `yield_to` (the worker's `yield_to_live`) is called
-    between chunks so customers' messages are never kept waiting by the index.
+    Each chunk is read and folded in a read transaction and written in a short write
+    transaction of its own; `yield_to` (the worker's `yield_to_live`) is called between
+    chunks so customers' messages are never kept waiting by the index.
     """
     from relaydesk.core.db import session_scope
 
@@ -460,12 +497,18 @@ def catch_up(budget: float = 20.0, yield_to: Any = None) -> Pass:
         return done  # another thread of this process is at it
     started = time.monotonic()
     try:
-        for step in (_index_new_messages, _index_changed_messages, _index_contacts):
+        for step in (_new_messages, _changed_messages, _changed_contacts):
             while True:
-                with session_scope() as session:
-                    count, more = step(session, utcnow())
-                done.indexed += count
-                if not more:
+                with session_scope(write=False) as session:
+                    chunk = step(session, utcnow())
+                if chunk is None:
+                    break
+                if chunk.documents or chunk.moved != chunk.read_at:
+                    with session_scope() as session:
+                        if not _commit(session, chunk):
+                            break  # another process is indexing: it goes on
+                done.indexed += len(chunk.documents)
+                if not chunk.more:
                     break
                 if time.monotonic() - started > budget:
                     done.behind = True
