@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -40,18 +40,19 @@ Upload = Annotated[UploadFile, File()]
 
 
 def rules_from_form(
-    channel: str,
-    opted_in_only: str,
-    labels_any: list[int] | None,
-    labels_all: list[int] | None,
-    labels_none: list[int] | None,
-    attr_key: list[str] | None,
-    attr_op: list[str] | None,
-    attr_value: list[str] | None,
-    within_days: str,
-    status: list[str] | None,
+    channel: Text = "",
+    opted_in_only: Text = "",
+    labels_any: Ids = None,
+    labels_all: Ids = None,
+    labels_none: Ids = None,
+    attr_key: Words = None,
+    attr_op: Words = None,
+    attr_value: Words = None,
+    within_days: Text = "",
+    status: Words = None,
 ) -> Rules:
-    """The rules a filled-in form means (empty rows and fields are no rule)."""
+    """The rules a filled-in form means (empty rows and fields are no rule); the live
+    count, creating and editing a segment read the same form through `FormRules`."""
     label_rules = [
         {"match": match, "label_ids": ids}
         for match, ids in (("any", labels_any), ("all", labels_all), ("none", labels_none))
@@ -85,6 +86,9 @@ def rules_from_form(
         )
     except ValidationError as exc:
         raise form_problem(exc) from None
+
+
+FormRules = Annotated[Rules, Depends(rules_from_form)]
 
 
 def _editor(session: Session, segment: Segment | None = None) -> dict[str, Any]:
@@ -138,30 +142,9 @@ def contacts_page(request: Request, user: PanelViewer) -> Response:
 def segment_count(
     request: Request,
     user: PanelViewer,
-    channel: Text = "",
-    opted_in_only: Text = "",
-    labels_any: Ids = None,
-    labels_all: Ids = None,
-    labels_none: Ids = None,
-    attr_key: Words = None,
-    attr_op: Words = None,
-    attr_value: Words = None,
-    within_days: Text = "",
-    status: Words = None,
+    rules: FormRules,
 ) -> Response:
     """The live count under the rules form (what the form means now, nothing saved)."""
-    rules = rules_from_form(
-        channel,
-        opted_in_only,
-        labels_any,
-        labels_all,
-        labels_none,
-        attr_key,
-        attr_op,
-        attr_value,
-        within_days,
-        status,
-    )
     with session_scope(write=False) as session:
         count = service.count(session, rules)
     return render(request, "segments/_count.html", {"count": count}, user=user)
@@ -171,31 +154,10 @@ def segment_count(
 def segment_create(
     request: Request,
     user: PanelOperator,
+    rules: FormRules,
     name: Text = "",
-    channel: Text = "",
-    opted_in_only: Text = "",
-    labels_any: Ids = None,
-    labels_all: Ids = None,
-    labels_none: Ids = None,
-    attr_key: Words = None,
-    attr_op: Words = None,
-    attr_value: Words = None,
-    within_days: Text = "",
-    status: Words = None,
 ) -> Response:
     """Save the form's rules as a segment; the list again."""
-    rules = rules_from_form(
-        channel,
-        opted_in_only,
-        labels_any,
-        labels_all,
-        labels_none,
-        attr_key,
-        attr_op,
-        attr_value,
-        within_days,
-        status,
-    )
     with session_scope() as session:
         segment = service.create(session, name, rules, user.actor)
         created = segment.name
@@ -232,31 +194,10 @@ def segment_update(
     request: Request,
     segment_id: Id,
     user: PanelOperator,
+    rules: FormRules,
     name: Text = "",
-    channel: Text = "",
-    opted_in_only: Text = "",
-    labels_any: Ids = None,
-    labels_all: Ids = None,
-    labels_none: Ids = None,
-    attr_key: Words = None,
-    attr_op: Words = None,
-    attr_value: Words = None,
-    within_days: Text = "",
-    status: Words = None,
 ) -> Response:
     """Save the edited name and rules; campaigns already made keep their recipients."""
-    rules = rules_from_form(
-        channel,
-        opted_in_only,
-        labels_any,
-        labels_all,
-        labels_none,
-        attr_key,
-        attr_op,
-        attr_value,
-        within_days,
-        status,
-    )
     with session_scope() as session:
         saved = service.update(session, segment_id, name, rules, user.actor).name
     return _list(request, user, created=saved)
