@@ -167,3 +167,70 @@ def test_twilio_unreachable_mid_campaign_holds_the_rest_until_it_is_back(tmp_pat
         assert watch.last["counters"]["sent"] == len(RECIPIENTS)
     finally:
         deployment.stop()
+
+
+def test_a_killed_whatsapp_campaign_to_a_segment_goes_from_our_whatsapp_address_once(
+    tmp_path: Path,
+) -> None:
+    """A segment of WhatsApp customers (each wrote today) gets a campaign from the plain
+    SMS sender: each message goes from our WhatsApp address, the one the customer wrote
+    to, and a SIGKILL mid-run neither loses nor repeats anyone."""
+    import secrets
+
+    from relaydesk.channels.twilio.signature import sign
+    from tests.conftest import AUTH_TOKEN
+
+    ours = "whatsapp:+15005550006"
+    customers = [f"whatsapp:+48600800{i:03d}" for i in range(24)]
+    deployment = Deployment(tmp_path, CAMPAIGN_RATE_MPS="4")
+    try:
+        deployment.start()
+        inbound = f"{deployment.url}/twilio/inbound"
+        with httpx.Client(timeout=30) as twilio:
+            for number in customers:
+                params = {
+                    "MessageSid": "SM" + secrets.token_hex(16),
+                    "From": number,
+                    "To": ours,
+                    "Body": "Dzień dobry, czy są nowe promocje?",
+                    "NumMedia": "0",
+                }
+                signed = {"X-Twilio-Signature": sign(inbound, params, AUTH_TOKEN)}
+                answer = twilio.post(inbound, data=params, headers=signed)
+                assert answer.status_code == 200, answer.text
+        with deployment.client() as client:
+            segment = client.post(
+                "/api/segments", json={"name": "WhatsApp", "rules": {"channel": "whatsapp"}}
+            )
+            assert segment.status_code == 201, segment.text
+            created = client.post(
+                "/api/multi-sms/batches",
+                json={"segment_id": segment.json()["id"], "body": "Nowa promocja: -20%"},
+            )
+        assert created.status_code == 201, created.text
+        watch = BatchWatch(deployment, created.json()["id"])
+        try:
+            wait_until(
+                lambda: sum(deployment.sent_to().values()) >= 5,
+                timeout=120,
+                what="the first recipients at the emulator",
+                deployment=deployment,
+            )
+            deployment.kill()
+            deployment.start()
+            assert sum(deployment.sent_to().values()) < len(customers), "finished before the kill"
+            wait_until(
+                lambda: watch.last.get("status") == "completed",
+                timeout=300,
+                what="the campaign to complete after the restart",
+                deployment=deployment,
+            )
+        finally:
+            watch.stop()
+        sent = deployment.emulator_messages()
+        assert sorted(str(m.to) for m in sent) == sorted(customers)  # each exactly once
+        assert {str(m.from_) for m in sent} == {ours}
+        assert watch.untrue == [], "completed while recipients had no outcome"
+        assert watch.last["counters"]["sent"] == len(customers)
+    finally:
+        deployment.stop()
