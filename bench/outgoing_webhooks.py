@@ -273,6 +273,20 @@ def main(argv: list[str] | None = None) -> int:
                             f"  delivered          {receiver.count:,} in {took:.2f} s = "
                             f"{receiver.count / took:,.0f} events/s"
                         )
+                        distinct = len({r.headers["webhook-id"] for r in receiver.events()})
+                        again = receiver.count - distinct
+                        # A held request older than the sender's timeout is sent again
+                        # (at least once): it arrives twice, with the same webhook-id.
+                        print(
+                            f"  {'PASS' if distinct == args.backlog else 'FAIL'}  "
+                            f"{distinct:,} distinct webhook-ids"
+                            + (
+                                f" ({again:,} sent again after the sender's timeout)"
+                                if again
+                                else ""
+                            )
+                        )
+                        failed = failed or distinct != args.backlog
             finally:
                 server.stop()
                 if worker is not None:
