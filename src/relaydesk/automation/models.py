@@ -16,7 +16,9 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -185,4 +187,32 @@ class LLMUsage(Base):
     calls: Mapped[int] = mapped_column(BigInteger, default=0)
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AssistantTool(Base):
+    """An HTTP API of the business that an assistant (or the global AI) may call.
+
+    `owner` is "ai" for the global AI or "assistant:<id>" for an assistant: one name per
+    owner. The secret header's value is stored encrypted and never shown again.
+    """
+
+    __tablename__ = "assistant_tools"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_assistant_tools_owner_name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(40))
+    assistant_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("assistants.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    method: Mapped[str] = mapped_column(String(6))  # GET | POST
+    url: Mapped[str] = mapped_column(String(2000))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret_header_name: Mapped[str | None] = mapped_column(String(100))
+    secret_header_value: Mapped[str | None] = mapped_column(Text)  # encrypted
+    confirm: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -261,3 +261,66 @@ class ConversationAutomationOut(BaseModel):
     opted_in_at: datetime | None
     last_run: RunOut | None
     last_failure: RunOut | None
+
+
+class SecretHeaderIn(BaseModel):
+    """A header sent with every call of a tool, such as an API key (write-only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["X-Api-Key"])
+    value: str = Field(min_length=1, max_length=4000)
+
+
+class ToolIn(BaseModel):
+    """A tool as an admin defines it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, examples=["order_status"])
+    description: str = Field(default="", max_length=2000, description="what the model reads")
+    method: Literal["GET", "POST"] = "GET"
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="http(s); {placeholders} in the path or query are filled from arguments",
+        examples=["https://shop.example.com/api/orders/{order_id}"],
+    )
+    parameters: dict[str, Any] = Field(description="JSON Schema of the arguments: an object")
+    secret_header: SecretHeaderIn | None = None
+    confirm: bool = Field(default=False, description="the customer confirms before the call")
+    enabled: bool = True
+
+
+class ToolPatch(BaseModel):
+    """A change to a tool; `secret_header: null` removes the header."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    description: str | None = Field(default=None, max_length=2000)
+    method: Literal["GET", "POST"] | None = None
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    parameters: dict[str, Any] | None = None
+    secret_header: SecretHeaderIn | None = None
+    confirm: bool | None = None
+    enabled: bool | None = None
+
+
+class ToolOut(BaseModel):
+    """A tool as the API shows it: the secret header's name, never its value."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    assistant_id: int | None
+    name: str
+    description: str
+    method: str
+    url: str
+    parameters: dict[str, Any]
+    secret_header_name: str | None
+    confirm: bool
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
