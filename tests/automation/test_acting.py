@@ -3,7 +3,7 @@ calls the shop on loopback, and the model's answer is built from what came back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from relaydesk.automation import acting, tool_calls
 from relaydesk.automation.models import AssistantTool
 from relaydesk.core.config import get_settings
 from relaydesk.core.crypto import encrypt
+from tests.automation.conftest import answers, finished
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.shop import API_KEY, Shop
 
@@ -117,3 +118,39 @@ def test_a_model_that_keeps_calling_is_made_to_answer_and_unknown_tools_fail_sof
     assert len(shop.seen) == acting.MAX_ROUNDS  # only the real tool reached the shop
     keys = {tool_calls.idempotency_key(9, c.call_id) for c in done.calls}
     assert len(keys) == len(done.calls)
+
+
+def test_a_customer_asks_for_an_order_and_the_answer_comes_from_the_shop(
+    api: Any,
+    db: Any,
+    inbound: Callable[..., str],
+    ai_on: Callable[..., Any],
+    openai_fake: FakeOpenAI,
+    shop: Shop,
+) -> None:
+    """End to end: a signed webhook, the AI with a tool defined through the API, the
+    shop on loopback, the answer at the emulator, the call in the runs API."""
+    ai_on()
+    tool = {
+        "name": "order_status",
+        "description": "The status of an order by its number, e.g. A-123",
+        "url": f"{shop.base}/api/orders/{{order_id}}",
+        "parameters": ORDER_SCHEMA,
+        "secret_header": {"name": "X-Api-Key", "value": API_KEY},
+    }
+    assert api.post("/api/ai/tools", json=tool).status_code == 201
+    openai_fake.reply_with(shop_assistant)
+    sid = inbound("+48600300001", "Dzień dobry, gdzie jest moja paczka A-123?")
+    run = finished(db, sid)
+    assert run.outcome == "ai", run.detail
+    [answer] = answers(db, "+48600300001")
+    assert "w drodze" in answer.body
+    assert len(shop.seen) == 1 and shop.seen[0][3]["x-api-key"] == API_KEY
+    runs = api.get("/api/automation/runs")
+    [call] = runs.json()[0]["tool_calls"]
+    assert (call["name"], call["arguments"], call["status"]) == (
+        "order_status",
+        {"order_id": "A-123"},
+        200,
+    )
+    assert "w drodze" in call["excerpt"] and API_KEY not in runs.text

@@ -40,6 +40,19 @@ class Conversation:
     calls: list[ToolCallRecord] = field(default_factory=list)
 
 
+def recorded(call: ToolCallRecord) -> dict[str, Any]:
+    """A call as the run keeps it (the runs API and the chat show it)."""
+    return {
+        "id": call.call_id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": call.result.status,
+        "latency_ms": call.result.latency_ms,
+        "excerpt": call.result.excerpt,
+        "error": call.result.error,
+    }
+
+
 def offered(tools: list[AssistantTool]) -> list[AssistantTool]:
     """The tools the model may call now."""
     return [tool for tool in tools if tool.enabled and not tool.confirm]
@@ -82,8 +95,10 @@ def converse(
     prompt = completion = 0
     # Typed loosely: the SDK's overloads cannot see through the optional tools below.
     create: Any = client.chat.completions.create
-    for round_ in range(MAX_ROUNDS + 1):
-        last = round_ == MAX_ROUNDS or len(records) >= MAX_CALLS or not specs
+    round_ = 0
+    while True:
+        last = round_ >= MAX_ROUNDS or len(records) >= MAX_CALLS or not specs
+        round_ += 1
         try:
             response = create(
                 model=config.model,
@@ -143,4 +158,3 @@ def converse(
                     "content": tool_calls.as_model_text(result),
                 }
             )
-    raise AssertionError("unreachable: the last round answers in words")

@@ -11,16 +11,18 @@ from typing import Any
 from relaydesk.ai import providers
 from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig, LLMError
 from relaydesk.ai.text import trim_to_segments
-from relaydesk.automation import context
+from relaydesk.automation import acting, context
 from relaydesk.automation import grounding as grounding_of
+from relaydesk.automation import tools as tools_of
 from relaydesk.automation.models import (
+    AssistantTool,
     AutomationRun,
     RunOutcome,
 )
 from relaydesk.automation.policy import Decision, LLMJob
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
-from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.errors import NotFound, RelaydeskError
 from relaydesk.core.i18n import N_
 from relaydesk.media import outbound as media_outbound
 from relaydesk.media import service as media
@@ -42,6 +44,7 @@ class Answer:
     knowledge: list[dict[str, Any]] | None = None  # the passages the answer used
     media_urls: list[str] = field(default_factory=list)  # a voice reply's audio
     ooo_period: datetime | None = None  # the closed period an out-of-office answer is for
+    tool_calls: list[dict[str, Any]] | None = None  # what the model called (acting)
 
 
 def complete(llm: LLMConfig, turns: list[ChatTurn]) -> Completion:
@@ -88,7 +91,13 @@ def ask(decision: Decision, run_id: int) -> Answer:
             grounding = grounding_of.find(job.knowledge_index, customer[-2000:])
             turns = grounding_of.ground(ctx.turns, grounding, job.llm.provider)
             found, note = grounding.record(), grounding.problem
-        done = complete(job.llm, turns)
+        called: list[dict[str, Any]] | None = None
+        offered = _tools(job) if job.llm.provider == "openai" else []
+        if offered:
+            talk = acting.converse(job.llm, turns, offered, run_id)
+            done, called = talk.completion, [acting.recorded(c) for c in talk.calls]
+        else:
+            done = complete(job.llm, turns)
         usage.append(done)
     except LLMError as exc:
         return Answer(
@@ -111,9 +120,19 @@ def ask(decision: Decision, run_id: int) -> Answer:
         )
     detail = N_("answered without knowledge: %(reason)s") % {"reason": note} if note else None
     answer = Answer(decision.outcome, decision.source, text, detail, usage, job, found)
+    answer.tool_calls = called
     if job.voice_replies:
         _add_voice(answer, upto)
     return answer
+
+
+def _tools(job: LLMJob) -> list[AssistantTool]:
+    """The tools the model may call for this answer: the assistant's, or the AI's."""
+    with session_scope(write=False) as session:
+        try:
+            return acting.offered(tools_of.list_tools(session, job.assistant_id))
+        except NotFound:
+            return []  # the assistant was deleted since the decision: no tools
 
 
 def _add_voice(answer: Answer, message_id: int) -> None:

@@ -98,6 +98,9 @@ class AutomationRun(Base):
     model: Mapped[str | None] = mapped_column(String(100))
     # The knowledge passages the answer was grounded on: [{title, url, category, score}].
     knowledge: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The tools the model called for the answer: [{id, name, arguments, status,
+    # latency_ms, excerpt, error}] (see automation.acting).
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -175,6 +175,7 @@ def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
         row.state, row.outcome, row.detail = RunState.DONE, outcome, (detail or None)
         row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
         row.knowledge = answer.knowledge
+        row.tool_calls = answer.tool_calls
         record_usage(session, row, answer.usage)
         if message is not None and message.conversation_id is not None:
             track_session(session, message, answer, reply_id, now)

@@ -228,6 +228,18 @@ class KnowledgePassageOut(BaseModel):
     excerpt: str
 
 
+class ToolCallOut(BaseModel):
+    """One tool call of an answer: what the model asked and what came back."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    status: int | None = Field(description="the tool's HTTP status; null when none came")
+    latency_ms: int
+    excerpt: str = Field(description="the start of the answer (or what went wrong)")
+    error: str | None
+
+
 class RunOut(BaseModel):
     """What the pipeline did about one inbound message."""
 
@@ -246,6 +258,9 @@ class RunOut(BaseModel):
     completion_tokens: int
     knowledge: list[KnowledgePassageOut] | None = Field(
         None, description="The knowledge passages the answer was grounded on"
+    )
+    tool_calls: list[ToolCallOut] | None = Field(
+        None, description="The tools the model called for the answer, in order"
     )
     created_at: datetime
     finished_at: datetime | None

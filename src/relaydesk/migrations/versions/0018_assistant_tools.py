@@ -1,5 +1,6 @@
 """Tools an assistant or the global AI may call (issue 23): the business's own HTTP APIs.
 
+- automation_runs.tool_calls: what the model called for the answer (JSON);
 - assistant_tools: owner ("ai" or "assistant:<id>"), name (unique per owner), the
   description the model reads, method and URL, the parameters' JSON Schema, an optional
   secret header (its value encrypted), whether the customer must confirm first, enabled.
@@ -54,7 +55,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assistant_tools")),
         sa.UniqueConstraint("owner", "name", name="uq_assistant_tools_owner_name"),
     )
+    with op.batch_alter_table("automation_runs") as batch:
+        batch.add_column(sa.Column("tool_calls", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("automation_runs") as batch:
+        batch.drop_column("tool_calls")
     op.drop_table("assistant_tools")
