@@ -154,3 +154,24 @@ def test_a_customer_asks_for_an_order_and_the_answer_comes_from_the_shop(
         200,
     )
     assert "w drodze" in call["excerpt"] and API_KEY not in runs.text
+
+
+def test_a_transient_model_failure_is_asked_again_without_calling_the_tool_again(
+    shop: Shop, model: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "llm_retry_backoff_seconds", 0.0)
+    real_call = tool_calls.call
+
+    def call_then_break_the_model(*args: Any, **kwargs: Any) -> tool_calls.ToolResult:
+        result = real_call(*args, **kwargs)
+        model.fail_next(503)  # the round after the tool call fails once
+        return result
+
+    monkeypatch.setattr(tool_calls, "call", call_then_break_the_model)
+    model.reply_with(shop_assistant)
+    model.fail_next(503)  # and so does the first round
+    turns = [ChatTurn("user", "Gdzie jest A-123?")]
+    done = acting.converse(config(model), turns, [order_tool(shop)], run_id=3)
+    assert "w drodze" in done.completion.text
+    assert len(shop.seen) == 1  # the shop was asked once
+    assert len(model.requests) == 4  # two rounds, each failed once and asked again

@@ -17,6 +17,8 @@ from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig
 from relaydesk.automation import tool_calls
 from relaydesk.automation.models import AssistantTool
 from relaydesk.automation.tool_calls import ToolResult
+from relaydesk.core.config import get_settings
+from relaydesk.core.vendor import retry
 
 MAX_ROUNDS = 4  # model turns that may call tools; the next one must answer in words
 MAX_CALLS = 8  # tool calls per answer, over every round
@@ -88,6 +90,7 @@ def converse(
     import openai
 
     client = providers.openai_client(config)
+    settings = get_settings()
     usable = {tool.name: tool for tool in offered(tools)}
     specs = [_spec(tool) for tool in usable.values()]
     messages: list[Any] = [providers.openai_message(turn) for turn in turns]
@@ -99,16 +102,28 @@ def converse(
     while True:
         last = round_ >= MAX_ROUNDS or len(records) >= MAX_CALLS or not specs
         round_ += 1
-        try:
-            response = create(
-                model=config.model,
-                messages=messages,
-                temperature=config.temperature,
-                max_tokens=config.max_tokens,
-                **({"tools": specs, "tool_choice": "none" if last else "auto"} if specs else {}),
-            )
-        except openai.APIError as exc:
-            raise providers.openai_error(config, exc) from None
+        choice = {"tools": specs, "tool_choice": "none" if last else "auto"} if specs else {}
+
+        def ask(choice: dict[str, Any] = choice) -> Any:
+            try:
+                return create(
+                    model=config.model,
+                    messages=messages,
+                    temperature=config.temperature,
+                    max_tokens=config.max_tokens,
+                    **choice,
+                )
+            except openai.APIError as exc:
+                raise providers.openai_error(config, exc) from None
+
+        # A transient failure asks the model again for this round only: the tools
+        # already called are not called again.
+        response = retry(
+            ask,
+            attempts=settings.llm_retries + 1,
+            backoff=providers.llm_backoff(settings.llm_retry_backoff_seconds),
+            label=providers.describe(config),
+        )
         if response.usage:
             prompt += response.usage.prompt_tokens
             completion += response.usage.completion_tokens
