@@ -30,6 +30,7 @@ from tests.pgserver import free_port
 
 CLI = [sys.executable, "-m", "relaydesk.cli"]
 ACCOUNT_SID = "AC" + "7e" * 16
+OUR_NUMBER = "+15005550006"  # the sandbox's default sender: where customers write
 
 
 def database_url(data_dir: Path) -> str:
@@ -211,6 +212,28 @@ class Deployment:
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
         )
+
+    def customer_writes(self, sender: str, body: str, to: str = OUR_NUMBER) -> str:
+        """A customer's SMS (or, with whatsapp: addresses, WhatsApp message) arrives as
+        Twilio delivers it: a signed POST /twilio/inbound; returns its MessageSid."""
+        from relaydesk.channels.twilio.signature import sign
+
+        url = f"{self.url}/twilio/inbound"
+        params = {
+            "MessageSid": "SM" + secrets.token_hex(16),
+            "From": sender,
+            "To": to,
+            "Body": body,
+            "NumMedia": "0",
+        }
+        answer = httpx.post(
+            url,
+            data=params,
+            headers={"X-Twilio-Signature": sign(url, params, AUTH_TOKEN)},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        return params["MessageSid"]
 
     def emulator_messages(self) -> list[Any]:
         """The emulator's own Messages list (what "Twilio" accepted), through the twilio SDK."""

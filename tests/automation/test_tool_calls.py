@@ -66,13 +66,25 @@ def test_a_post_carries_the_same_idempotency_key_when_repeated(shop: Shop) -> No
         method="POST",
         schema={"type": "object", "properties": {"slot": {"type": "string"}}},
     )
-    key = tool_calls.idempotency_key(run_id=41, call_id="call_abc")
+    key = tool_calls.idempotency_key("run:41", "book", {"slot": "2026-12-07 10:00"})
     first = tool_calls.call(book, {"slot": "2026-12-07 10:00"}, key=key)
     again = tool_calls.call(book, {"slot": "2026-12-07 10:00"}, key=key)  # after a crash
     assert first.status == again.status == 201
     assert shop.bookings == {key: 2}  # one key: the shop books once
     assert shop.seen[0][4] == {"slot": "2026-12-07 10:00"}
-    assert tool_calls.idempotency_key(41, "call_other") != key
+    # The key follows what is called, whatever id the model gave the call or the
+    # order it wrote the arguments in; another run, slot or repetition gets another.
+    assert tool_calls.idempotency_key("run:41", "book", {"slot": "2026-12-07 10:00"}) == key
+    a, b = {"a": 1, "b": 2}, {"b": 2, "a": 1}
+    assert tool_calls.idempotency_key("run:1", "t", a) == tool_calls.idempotency_key(
+        "run:1", "t", b
+    )
+    others = {
+        tool_calls.idempotency_key("run:42", "book", {"slot": "2026-12-07 10:00"}),
+        tool_calls.idempotency_key("run:41", "book", {"slot": "2026-12-07 11:00"}),
+        tool_calls.idempotency_key("run:41", "book", {"slot": "2026-12-07 10:00"}, nth=1),
+    }
+    assert key not in others and len(others) == 3
 
 
 def test_failures_become_answers_the_model_can_explain(

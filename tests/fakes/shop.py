@@ -2,7 +2,9 @@
 
 GET /api/orders/<number> answers the order's status when the X-Api-Key header is right
 (401 otherwise); POST /api/bookings books a slot and remembers each Idempotency-Key (a
-repeated key books nothing new); /api/slow holds its answer until `release` is set;
+repeated key books nothing new; with `hold_bookings` it answers only once `release` is
+set, and `booking_arrived` tells that one came); /api/slow holds its answer until
+`release` is set;
 /api/big answers 5 MB; /api/boom answers 500; /api/moved redirects.
 """
 
@@ -28,6 +30,8 @@ class Shop:
         self.seen: list[tuple[str, str, dict[str, list[str]], dict[str, str], Any]] = []
         self.bookings: Counter[str] = Counter()  # Idempotency-Key -> times asked
         self.release = threading.Event()
+        self.hold_bookings = False
+        self.booking_arrived = threading.Event()
         shop = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -84,6 +88,9 @@ class Shop:
                     return
                 key = self.headers.get("Idempotency-Key") or ""
                 shop.bookings[key] += 1
+                shop.booking_arrived.set()
+                if shop.hold_bookings:
+                    shop.release.wait(30)
                 self._answer(201, {"booked": body, "first_time": shop.bookings[key] == 1})
 
             def log_message(self, *args: Any) -> None:

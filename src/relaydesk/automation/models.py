@@ -210,8 +210,11 @@ class AssistantTool(Base):
     )
     name: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
-    method: Mapped[str] = mapped_column(String(6))  # GET | POST
-    url: Mapped[str] = mapped_column(String(2000))
+    # A tool relaydesk itself carries out (hand_over, schedule_message, search_knowledge):
+    # no method or URL, its parameters are relaydesk's (automation.builtins).
+    builtin: Mapped[str | None] = mapped_column(String(30))
+    method: Mapped[str | None] = mapped_column(String(6))  # GET | POST
+    url: Mapped[str | None] = mapped_column(String(2000))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     secret_header_name: Mapped[str | None] = mapped_column(String(100))
     secret_header_value: Mapped[str | None] = mapped_column(Text)  # encrypted
@@ -219,3 +222,48 @@ class AssistantTool(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ConfirmationState(StrEnum):
+    """pending (asked) → calling → done, or declined / expired / superseded."""
+
+    PENDING = "pending"
+    CALLING = "calling"
+    DONE = "done"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+
+
+class ToolConfirmation(Base):
+    """A call of a `confirm` tool the model asked for, waiting for the customer's yes.
+
+    `key` is the asking call's idempotency key (one row however often the run is
+    retried); the call itself is made by the run of the customer's next message that
+    agrees (`confirmed_run_id`), with an idempotency key of its own derived from this
+    row, and its record kept in `result`.
+    """
+
+    __tablename__ = "tool_confirmations"
+    __table_args__ = (
+        Index("ix_tool_confirmations_conversation_id_state", "conversation_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    tool_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("assistant_tools.id", ondelete="CASCADE")
+    )
+    conversation_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    run_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("automation_runs.id", ondelete="SET NULL")
+    )
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(12))  # a ConfirmationState
+    confirmed_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

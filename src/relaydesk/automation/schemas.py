@@ -120,6 +120,10 @@ class TestOut(BaseModel):
     completion_tokens: int
     context: list[Turn]
     new_session: bool | None = None
+    tool_calls: list[ToolCallOut] = Field(
+        default_factory=list,
+        description="the tools the model called (a confirm tool only as a dry run)",
+    )
 
 
 class RulesIn(BaseModel):
@@ -238,6 +242,15 @@ class ToolCallOut(BaseModel):
     latency_ms: int
     excerpt: str = Field(description="the start of the answer (or what went wrong)")
     error: str | None
+    builtin: str | None = Field(None, description="the built-in tool called, if it was one")
+    state: Literal[
+        "called", "refused", "awaiting_confirmation", "confirmed", "declined", "dry_run"
+    ] = Field(
+        "called",
+        description="called; refused (not called: unknown tool, bad arguments, a limit); "
+        "awaiting_confirmation (a confirm tool: the customer was asked); confirmed (called "
+        "after the customer's yes); declined (the customer said no); dry_run (the test box)",
+    )
 
 
 class RunOut(BaseModel):
@@ -287,21 +300,41 @@ class SecretHeaderIn(BaseModel):
     value: str = Field(min_length=1, max_length=4000)
 
 
+BuiltinName = Literal["hand_over", "schedule_message", "search_knowledge"]
+
+
 class ToolIn(BaseModel):
-    """A tool as an admin defines it."""
+    """A tool as an admin defines it: an HTTP API, or one of relaydesk's built-in tools
+    (`builtin`: then only the name, description, confirm and enabled may be given)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64, examples=["order_status"])
-    description: str = Field(default="", max_length=2000, description="what the model reads")
-    method: Literal["GET", "POST"] = "GET"
-    url: str = Field(
+    builtin: BuiltinName | None = Field(
+        default=None,
+        description="hand_over: the bot stops and a person is called in; schedule_message: "
+        "a message to this customer later; search_knowledge: the knowledge index",
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        examples=["order_status"],
+        description="required for an HTTP tool; a built-in one is named after itself",
+    )
+    description: str | None = Field(
+        default=None, max_length=2000, description="what the model reads"
+    )
+    method: Literal["GET", "POST"] | None = Field(default=None, description="GET by default")
+    url: str | None = Field(
+        default=None,
         min_length=1,
         max_length=2000,
         description="http(s); {placeholders} in the path or query are filled from arguments",
         examples=["https://shop.example.com/api/orders/{order_id}"],
     )
-    parameters: dict[str, Any] = Field(description="JSON Schema of the arguments: an object")
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of the arguments: an object"
+    )
     secret_header: SecretHeaderIn | None = None
     confirm: bool = Field(default=False, description="the customer confirms before the call")
     enabled: bool = True
@@ -329,13 +362,32 @@ class ToolOut(BaseModel):
 
     id: int
     assistant_id: int | None
+    builtin: str | None
     name: str
     description: str
-    method: str
-    url: str
+    method: str | None
+    url: str | None
     parameters: dict[str, Any]
     secret_header_name: str | None
     confirm: bool
     enabled: bool
     created_at: datetime
     updated_at: datetime
+
+
+class ToolTryIn(BaseModel):
+    """Example arguments to call a tool with, from the panel's "try it"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolTryOut(BaseModel):
+    """What the tool answered (the first MAX_TRY_CHARS characters)."""
+
+    status: int | None = Field(description="the HTTP status; null when no answer came")
+    latency_ms: int
+    content: str
+    error: str | None
+    truncated: bool

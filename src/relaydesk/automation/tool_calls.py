@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -53,9 +54,29 @@ class ToolResult:
         return self.content[:EXCERPT]
 
 
-def idempotency_key(run_id: int, call_id: str) -> str:
-    """The same key for the same call of the same run, whoever sends it again."""
-    return hashlib.sha256(f"relaydesk:{run_id}:{call_id}".encode()).hexdigest()[:40]
+def canonical(arguments: dict[str, Any]) -> str:
+    """The arguments as one text, the same whatever order the model wrote them in."""
+    return json.dumps(arguments, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def idempotency_key(scope: str, name: str, arguments: dict[str, Any], nth: int = 0) -> str:
+    """The same key for the same call in the same scope, whoever makes it again.
+
+    `scope` is the automation run ("run:12") or a confirmed call ("confirmation:3");
+    `nth` counts earlier calls of the same tool with the same arguments in that scope.
+    A model asked again after a crash gives its calls new ids, so the key is derived
+    from what is called, not from the model's id for the call.
+    """
+    text = f"relaydesk:{scope}:{name}:{canonical(arguments)}:{nth}"
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def check_arguments(tool: AssistantTool, arguments: dict[str, Any]) -> str | None:
+    """Why `arguments` do not fit the tool's schema (None when they do)."""
+    problems = sorted(
+        Draft202012Validator(tool.parameters).iter_errors(arguments), key=lambda e: e.path
+    )
+    return f"bad arguments: {problems[0].message[:200]}" if problems else None
 
 
 def build_request(tool: AssistantTool, arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -66,7 +87,7 @@ def build_request(tool: AssistantTool, arguments: dict[str, Any]) -> tuple[str, 
         value = rest.pop(match.group(1), "")
         return quote(str(value), safe="")
 
-    url = PLACEHOLDER.sub(fill, tool.url)
+    url = PLACEHOLDER.sub(fill, tool.url or "")
     return url, rest
 
 
@@ -78,11 +99,10 @@ def _failed(started: float, error: str, status: int | None = None) -> ToolResult
 def call(tool: AssistantTool, arguments: dict[str, Any], *, key: str | None = None) -> ToolResult:
     """Call `tool` with the model's `arguments` (checked against its schema first)."""
     started = time.monotonic()
-    problems = sorted(
-        Draft202012Validator(tool.parameters).iter_errors(arguments), key=lambda e: e.path
-    )
-    if problems:
-        return _failed(started, f"bad arguments: {problems[0].message[:200]}")
+    problem = check_arguments(tool, arguments)
+    if problem:
+        return _failed(started, problem)
+    assert tool.url is not None and tool.method is not None
     url, rest = build_request(tool, arguments)
     allowed = get_settings().tools_allow_private_networks
     if not allowed:
@@ -139,3 +159,42 @@ def as_model_text(result: ToolResult) -> str:
     return json.dumps(
         {"ok": result.ok, "status": result.status, "result": result.content}, ensure_ascii=False
     )
+
+
+MAX_TRY_CHARS = 4000  # of the answer shown by "try it"
+
+
+def try_tool(assistant_id: int | None, tool_id: int, arguments: dict[str, Any]) -> ToolResult:
+    """Call a tool now with example arguments (the panel's and the API's "try it").
+
+    A confirm tool is called for real too: an admin asked for it. The built-in tools
+    that act on a conversation can only be tried in the test box.
+    """
+    from relaydesk.automation import acting, builtins, tools
+    from relaydesk.core.db import session_scope
+    from relaydesk.core.errors import Invalid
+    from relaydesk.core.i18n import N_
+
+    with session_scope(write=False) as session:
+        tool = tools.get(session, assistant_id, tool_id)
+        index = None
+        if tool.builtin == builtins.SEARCH:
+            index = _knowledge_index(session, assistant_id)
+        session.expunge(tool)
+    if tool.builtin in (builtins.HAND_OVER, builtins.SCHEDULE):
+        raise Invalid(
+            N_("This built-in tool acts on a conversation: try it in the test box"),
+            params={},
+        )
+    scene = builtins.Scene(0, None, None, index, dry_run=True)
+    key = hashlib.sha256(os.urandom(16)).hexdigest()[:40]
+    return acting.carry_out(tool, arguments, scene, key)
+
+
+def _knowledge_index(session: Any, assistant_id: int | None) -> str | None:
+    from relaydesk.automation import assistants
+    from relaydesk.automation import settings as cfg
+
+    if assistant_id is not None:
+        return assistants.get(session, assistant_id).knowledge_index
+    return cfg.read_ai(session)[0].knowledge_index

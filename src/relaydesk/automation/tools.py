@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relaydesk.automation import assistants
+from relaydesk.automation.builtins import BUILTINS
 from relaydesk.automation.models import AssistantTool
 from relaydesk.core import audit
 from relaydesk.core.config import get_settings
@@ -156,6 +157,7 @@ def get(session: Session, assistant_id: int | None, tool_id: int) -> AssistantTo
 class ToolFields:
     """What a request sets (None: not given)."""
 
+    builtin: str | None = None
     name: str | None = None
     description: str | None = None
     method: str | None = None
@@ -176,18 +178,23 @@ def create(
     )
     if (count or 0) >= MAX_TOOLS:
         raise Conflict(N_("At most %(limit)s tools each"), params={"limit": MAX_TOOLS})
-    assert fields.name is not None and fields.url is not None and fields.parameters is not None
-    tool = AssistantTool(
-        owner=owner,
-        assistant_id=assistant_id,
-        name=fields.name,
-        description=fields.description or "",
-        method=fields.method or "GET",
-        url=fields.url,
-        parameters=fields.parameters,
-        confirm=bool(fields.confirm),
-        enabled=True if fields.enabled is None else fields.enabled,
-    )
+    if fields.builtin is not None:
+        tool = _builtin(owner, assistant_id, fields)
+    else:
+        _require(fields)
+        assert fields.name is not None and fields.url is not None
+        assert fields.parameters is not None
+        tool = AssistantTool(
+            owner=owner,
+            assistant_id=assistant_id,
+            name=fields.name,
+            description=fields.description or "",
+            method=fields.method or "GET",
+            url=fields.url,
+            parameters=fields.parameters,
+            confirm=bool(fields.confirm),
+            enabled=True if fields.enabled is None else fields.enabled,
+        )
     _apply(session, tool, fields)
     session.add(tool)
     session.flush()
@@ -195,10 +202,51 @@ def create(
     return tool
 
 
+def _require(fields: ToolFields) -> None:
+    for name in ("name", "url", "parameters"):
+        if getattr(fields, name) is None:
+            raise Invalid(N_("A tool needs a %(field)s"), params={"field": name}, field=name)
+
+
+def _builtin(owner: str, assistant_id: int | None, fields: ToolFields) -> AssistantTool:
+    """A built-in tool: relaydesk's parameters, no method, URL or secret header."""
+    assert fields.builtin is not None
+    _only_builtin_fields(fields)
+    spec = BUILTINS[fields.builtin]
+    return AssistantTool(
+        owner=owner,
+        assistant_id=assistant_id,
+        builtin=fields.builtin,
+        name=fields.name or fields.builtin,
+        description=fields.description or spec.description,
+        method=None,
+        url=None,
+        parameters=spec.parameters,
+        confirm=bool(fields.confirm),
+        enabled=True if fields.enabled is None else fields.enabled,
+    )
+
+
+def _only_builtin_fields(fields: ToolFields) -> None:
+    given = [
+        name
+        for name in ("method", "url", "parameters", "secret_header")
+        if getattr(fields, name) is not None
+    ]
+    if given or fields.remove_secret_header:
+        raise Invalid(
+            N_("A built-in tool has no method, URL, parameters or secret header of its own"),
+            params={},
+            field=given[0] if given else "secret_header",
+        )
+
+
 def update(
     session: Session, assistant_id: int | None, tool_id: int, fields: ToolFields, actor: str
 ) -> AssistantTool:
     tool = get(session, assistant_id, tool_id)
+    if tool.builtin is not None:
+        _only_builtin_fields(fields)
     for name in ("name", "description", "method", "url", "parameters", "confirm", "enabled"):
         value = getattr(fields, name)
         if value is not None:
@@ -218,6 +266,9 @@ def delete(session: Session, assistant_id: int | None, tool_id: int, actor: str)
 def _apply(session: Session, tool: AssistantTool, fields: ToolFields) -> None:
     """Check the tool as it will be stored, and set (or remove) its secret header."""
     _check_name(session, tool.owner, tool.name, tool.id)
+    if tool.builtin is not None:
+        return
+    assert tool.url is not None
     check_url(tool.url)
     check_parameters(tool.url, tool.parameters)
     if fields.remove_secret_header:
@@ -232,6 +283,7 @@ def _audited(tool: AssistantTool) -> dict[str, Any]:
     """What the audit log keeps of a tool: never the secret header's value."""
     return {
         "name": tool.name,
+        "builtin": tool.builtin,
         "method": tool.method,
         "url": tool.url,
         "confirm": tool.confirm,

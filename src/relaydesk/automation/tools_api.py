@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from relaydesk.automation import tools
-from relaydesk.automation.schemas import ToolIn, ToolOut, ToolPatch
+from relaydesk.automation.schemas import ToolIn, ToolOut, ToolPatch, ToolTryIn, ToolTryOut
+from relaydesk.automation.tool_calls import MAX_TRY_CHARS, try_tool
 from relaydesk.deps import Admin, Id, SessionDep, WriteSessionDep
 
 router = APIRouter(tags=["assistants"])
@@ -19,6 +20,7 @@ def _fields(payload: ToolIn | ToolPatch) -> tools.ToolFields:
     given = payload.model_fields_set
     header = payload.secret_header
     return tools.ToolFields(
+        builtin=payload.builtin if isinstance(payload, ToolIn) else None,
         name=payload.name,
         description=payload.description,
         method=payload.method,
@@ -101,3 +103,39 @@ def delete_assistant_tool(
     """Remove an assistant's tool."""
     tools.delete(session, assistant_id, tool_id, principal.actor)
     return Response(status_code=204)
+
+
+def _tried(assistant_id: int | None, tool_id: int, payload: ToolTryIn) -> ToolTryOut:
+    result = try_tool(assistant_id, tool_id, payload.arguments)
+    return ToolTryOut(
+        status=result.status,
+        latency_ms=result.latency_ms,
+        content=result.content[:MAX_TRY_CHARS],
+        error=result.error,
+        truncated=result.truncated or len(result.content) > MAX_TRY_CHARS,
+    )
+
+
+_TRY_ERRORS: dict[int | str, dict[str, str]] = {
+    404: {"description": "No such tool"},
+    422: {"description": "A built-in tool that acts on a conversation"},
+}
+
+
+@router.post("/api/ai/tools/{tool_id}/try", response_model=ToolTryOut, responses=_TRY_ERRORS)
+def try_ai_tool(tool_id: Id, payload: ToolTryIn, principal: Admin) -> ToolTryOut:
+    """Call a tool of the global AI now with example arguments and show what it answered
+    (a confirm tool is called for real too). The shop's failures are a 200 with `error`."""
+    return _tried(None, tool_id, payload)
+
+
+@router.post(
+    "/api/assistants/{assistant_id}/tools/{tool_id}/try",
+    response_model=ToolTryOut,
+    responses=_TRY_ERRORS,
+)
+def try_assistant_tool(
+    assistant_id: Id, tool_id: Id, payload: ToolTryIn, principal: Admin
+) -> ToolTryOut:
+    """Call an assistant's tool now with example arguments and show what it answered."""
+    return _tried(assistant_id, tool_id, payload)

@@ -3,7 +3,9 @@
 - automation_runs.tool_calls: what the model called for the answer (JSON);
 - assistant_tools: owner ("ai" or "assistant:<id>"), name (unique per owner), the
   description the model reads, method and URL, the parameters' JSON Schema, an optional
-  secret header (its value encrypted), whether the customer must confirm first, enabled.
+  secret header (its value encrypted), whether the customer must confirm first, enabled;
+  a built-in tool (`builtin`) has no method or URL;
+- tool_confirmations: a `confirm` tool's call waiting for the customer's yes.
 
 Revision ID: 0018
 Revises: 0017
@@ -37,8 +39,9 @@ def upgrade() -> None:
         sa.Column("assistant_id", BIG_ID, nullable=True),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
-        sa.Column("method", sa.String(length=6), nullable=False),
-        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("builtin", sa.String(length=30), nullable=True),
+        sa.Column("method", sa.String(length=6), nullable=True),
+        sa.Column("url", sa.String(length=2000), nullable=True),
         sa.Column("parameters", sa.JSON(), nullable=False),
         sa.Column("secret_header_name", sa.String(length=100), nullable=True),
         sa.Column("secret_header_value", sa.Text(), nullable=True),
@@ -57,9 +60,51 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("automation_runs") as batch:
         batch.add_column(sa.Column("tool_calls", sa.JSON(), nullable=True))
+    op.create_table(
+        "tool_confirmations",
+        sa.Column("id", BIG_ID, nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("tool_id", BIG_ID, nullable=False),
+        sa.Column("conversation_id", BIG_ID, nullable=False),
+        sa.Column("run_id", BIG_ID, nullable=True),
+        sa.Column("arguments", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=12), nullable=False),
+        sa.Column("confirmed_run_id", sa.BigInteger(), nullable=True),
+        sa.Column("result", sa.JSON(), nullable=True),
+        _when("created_at"),
+        _when("expires_at"),
+        sa.Column("decided_at", relaydesk.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["tool_id"],
+            ["assistant_tools.id"],
+            name=op.f("fk_tool_confirmations_tool_id_assistant_tools"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_tool_confirmations_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["automation_runs.id"],
+            name=op.f("fk_tool_confirmations_run_id_automation_runs"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tool_confirmations")),
+        sa.UniqueConstraint("key", name=op.f("uq_tool_confirmations_key")),
+    )
+    op.create_index(
+        "ix_tool_confirmations_conversation_id_state",
+        "tool_confirmations",
+        ["conversation_id", "state"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tool_confirmations_conversation_id_state", table_name="tool_confirmations")
+    op.drop_table("tool_confirmations")
     with op.batch_alter_table("automation_runs") as batch:
         batch.drop_column("tool_calls")
     op.drop_table("assistant_tools")
