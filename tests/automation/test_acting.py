@@ -3,6 +3,7 @@ calls the shop on loopback, and the model's answer is built from what came back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -132,9 +133,12 @@ def test_a_customer_asks_for_an_order_and_the_answer_comes_from_the_shop(
     ai_on: Callable[..., Any],
     openai_fake: FakeOpenAI,
     shop: Shop,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """End to end: a signed webhook, the AI with a tool defined through the API, the
-    shop on loopback, the answer at the emulator, the call in the runs API."""
+    shop on loopback, the answer at the emulator, the call in the runs API; the secret
+    header reaches the shop and nothing else (no answer, no log line at DEBUG)."""
+    caplog.set_level(logging.DEBUG)
     ai_on()
     tool = {
         "name": "order_status",
@@ -159,6 +163,8 @@ def test_a_customer_asks_for_an_order_and_the_answer_comes_from_the_shop(
         200,
     )
     assert "w drodze" in call["excerpt"] and API_KEY not in runs.text
+    assert "/api/orders/A-123" in caplog.text  # the call was logged, its secret was not
+    assert API_KEY not in caplog.text
 
 
 def test_a_transient_model_failure_is_asked_again_without_calling_the_tool_again(
