@@ -4,8 +4,9 @@ Stored with the bot's last answer, in the transaction of pipeline._finish: the b
 switched off for this customer (as the chat's switch does; switching it on again ends
 the hand-over), their conversation is opened for the team (whatever its state), the
 thread shows a "handed over" event with the model's reason, and the team is told by a
-note in the thread that mentions the conversation's owner, or every active operator
-and admin when it has none. The mention stays unread in their panel until they read it.
+note in the thread (in the installation's language) that mentions the conversation's
+owner, or every active operator and admin when it has none. The mention stays unread
+in their panel until they read it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from relaydesk.auth.models import User
 from relaydesk.core import audit
+from relaydesk.core.config import get_settings
+from relaydesk.core.i18n import N_, localized
 from relaydesk.inbox.models import ConversationNote, Mention
 from relaydesk.messaging import states
 from relaydesk.messaging.models import Conversation, ConversationEvent
@@ -54,7 +57,11 @@ def hand_over(
         participant=participant,
         author_id=None,
         author=ACTOR,
-        body=f"The assistant handed this conversation over: {reason}",
+        body=localized(
+            get_settings().language,
+            N_("The assistant handed this conversation over: %(reason)s"),
+            {"reason": reason},
+        ),
         created_at=at,
     )
     session.add(note)
