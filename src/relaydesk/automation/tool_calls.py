@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,28 @@ def build_request(tool: AssistantTool, arguments: dict[str, Any]) -> tuple[str, 
     return url, rest
 
 
+_clients: dict[bool, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(*, guarded: bool) -> httpx.Client:
+    """One pooled client per kind, shared by every call: a client per call would build a
+    TLS context each time, which costs more CPU than the rest of the call. A pooled
+    connection was checked by the network guard when it was opened."""
+    with _clients_lock:
+        client = _clients.get(guarded)
+        if client is None:
+            limits = httpx.Limits(max_connections=32, max_keepalive_connections=8)
+            transport = (
+                GuardedTransport(setting=SETTING, limits=limits)
+                if guarded
+                else httpx.HTTPTransport(limits=limits)
+            )
+            client = httpx.Client(transport=transport, timeout=TIMEOUT, follow_redirects=False)
+            _clients[guarded] = client
+        return client
+
+
 def _failed(started: float, error: str, status: int | None = None) -> ToolResult:
     latency = int((time.monotonic() - started) * 1000)
     return ToolResult(status, latency, f"The tool failed: {error}", error=error)
@@ -118,11 +141,9 @@ def call(tool: AssistantTool, arguments: dict[str, Any], *, key: str | None = No
             return _failed(started, "its secret header cannot be read (SECRET_KEY changed?)")
     if tool.method == "POST" and key:
         headers["Idempotency-Key"] = key
-    transport = None if allowed else GuardedTransport(setting=SETTING)
     try:
         with (
-            httpx.Client(transport=transport, timeout=TIMEOUT, follow_redirects=False) as client,
-            client.stream(
+            _client(guarded=not allowed).stream(
                 tool.method,
                 url,
                 headers=headers,
