@@ -220,3 +220,36 @@ def test_the_test_box_calls_reading_tools_and_only_describes_the_rest(
     assert calls["book_slot"]["state"] == "dry_run" and calls["hand_over"]["state"] == "dry_run"
     assert [s[0] for s in shop.seen] == ["GET"]  # the booking was not made
     assert db.scalar(select(Conversation).where(Conversation.participant == "+48600500003")) is None
+
+
+def test_a_hand_over_that_needs_a_yes_happens_after_it(
+    api: httpx.Client,
+    db: Any,
+    inbound: Callable[..., str],
+    ai_on: Callable[..., Any],
+    openai_fake: FakeOpenAI,
+) -> None:
+    ai_on()
+    made = api.post("/api/ai/tools", json={"builtin": "hand_over", "confirm": True})
+    assert made.status_code == 201, made.text
+
+    def offer_a_person(body: dict[str, Any]) -> Any:
+        results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+        said = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+        if results:
+            return f"OK. {results[-1]}"
+        if "człowiek" in said:
+            return {"tool_calls": [{"name": "hand_over", "arguments": {"reason": "prośba"}}]}
+        return "Czym mogę służyć?"
+
+    openai_fake.reply_with(offer_a_person)
+    customer = "+48600500004"
+    asked = finished(db, inbound(customer, "Wolę rozmawiać z człowiekiem"))
+    assert [c["state"] for c in asked.tool_calls] == ["awaiting_confirmation"]
+    conversation = db.scalar(select(Conversation).where(Conversation.participant == customer))
+    assert conversation.automation_enabled is True  # nothing happened yet
+    agreed = finished(db, inbound(customer, "Tak"))
+    assert [c["state"] for c in agreed.tool_calls] == ["confirmed"]
+    again = db.scalar(select(Conversation).where(Conversation.participant == customer))
+    assert again.automation_enabled is False
+    assert len(answers(db, customer)) == 2  # the question, then the bot's last words

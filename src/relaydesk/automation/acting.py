@@ -17,6 +17,7 @@ and a scheduled message are only described.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +59,8 @@ class Conversation:
     def hand_over(self) -> str | None:
         """The reason the model handed the conversation over (None: it did not)."""
         for call in self.calls:
-            if call.builtin == builtins.HAND_OVER and call.state == "called" and call.result.ok:
+            handed = call.state in ("called", "confirmed") and call.result.ok
+            if call.builtin == builtins.HAND_OVER and handed:
                 return str(call.arguments.get("reason") or "")
         return None
 
@@ -253,7 +255,9 @@ def converse(
             )
         same = (name, tool_calls.canonical(arguments))
         nth = seen[same] = seen.get(same, -1) + 1
-        key = tool_calls.idempotency_key(f"run:{scene.run_id}", name, arguments, nth)
+        # The test box is no run: its calls get keys of their own, never a run's.
+        scope = f"test:{secrets.token_hex(8)}" if scene.dry_run else f"run:{scene.run_id}"
+        key = tool_calls.idempotency_key(scope, name, arguments, nth)
         if tool.confirm:
             state = "dry_run" if scene.dry_run else "awaiting_confirmation"
             result = confirming.asked(tool, arguments, scene, key)

@@ -183,16 +183,22 @@ def settle(scene: Scene, text: str) -> list[Settled]:
             settled.append(_replayed(row, tool))  # this run, retried: already called
         elif row.confirmed_run_id == scene.run_id and row.state == ConfirmationState.CALLING:
             settled.append(_call(row, tool, scene))  # cut short: again, with the same key
+        elif row.confirmed_run_id == scene.run_id and row.state == ConfirmationState.DECLINED:
+            settled.append(_declined(row, tool))  # this run, retried: the no still stands
         elif row.state != ConfirmationState.PENDING or row.run_id == scene.run_id:
             continue  # asked in this very run: the customer has not answered yet
         elif row.expires_at <= now:
             _decide(row.id, ConfirmationState.EXPIRED, scene.run_id)
         elif answer == "no" and _decide(row.id, ConfirmationState.DECLINED, scene.run_id):
-            refused = ToolResult(None, 0, "The customer said no: it was not done.", error=None)
-            settled.append(Settled(row.id, tool, row.arguments, refused, "declined"))
+            settled.append(_declined(row, tool))
         elif answer == "yes" and _decide(row.id, ConfirmationState.CALLING, scene.run_id):
             settled.append(_call(row, tool, scene))
     return settled
+
+
+def _declined(row: ToolConfirmation, tool: AssistantTool) -> Settled:
+    refused = ToolResult(None, 0, "The customer said no: it was not done.", error=None)
+    return Settled(row.id, tool, row.arguments, refused, "declined")
 
 
 def _decide(row_id: int, state: ConfirmationState, run_id: int) -> bool:
