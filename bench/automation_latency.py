@@ -8,7 +8,13 @@ What it measures
                  answers at once (tests/fakes/openai.py FakeOpenAI on loopback, in this
                  process), so the figures are relaydesk's own overhead, not a model's
                  thinking time;
-      - classic  the static auto-reply (no model).
+      - classic  the static auto-reply (no model);
+      - tools    (only with --modes) the AI auto-reply with one tool (issue 23): a GET of
+                 an order's status on a loopback shop (tests/fakes/shop.py, in this
+                 process, answering at once, with its secret header); the fake model
+                 asks for the tool in its first round and answers in its second, so the
+                 difference to `ai` is the cost of one tool round: a second model call,
+                 the tool's HTTP call and keeping the call on the run.
     --messages webhooks per mode (default 300), each from its own customer number, sent
     open-loop at a fixed offered rate (--rate, default 20/s) or, with --burst, all at
     once over --concurrency connections. Prints p50/p90/p99/max in ms, the answers per
@@ -54,6 +60,7 @@ Run (about 40 s with the defaults):
     .venv/bin/python bench/automation_latency.py --messages 1000 --burst
     .venv/bin/python bench/automation_latency.py --rate 1 --messages 30   # sparse traffic
     .venv/bin/python bench/automation_latency.py --modes ai --debounce 5  # default window
+    .venv/bin/python bench/automation_latency.py --modes ai,tools           # a tool round
 
 (PYTHONPATH=/tmp/rev/src selects another relaydesk revision, as in webhook_ingest.py.)
 """
@@ -97,14 +104,36 @@ from relaydesk.core.config import SANDBOX_DEFAULT_FROM, Settings
 
 sys.path.insert(0, str(REPO))  # for tests.fakes
 from tests.fakes import FakeOpenAI
+from tests.fakes.shop import API_KEY, Shop
 
 MODES = ("ai", "classic")
+ALL_MODES = (*MODES, "tools")
 OUR_NUMBER = SANDBOX_DEFAULT_FROM
 CLASSIC_TEXT = "Thanks for your message! We will get back to you within the hour."
 MODEL = "gpt-4o-mini"
 POLL_SECONDS = 0.05
-EXPECTED_OUTCOME = {"ai": "ai", "classic": "auto_reply"}
-EXPECTED_SOURCE = {"ai": "ai", "classic": "auto_reply"}
+EXPECTED_OUTCOME = {"ai": "ai", "classic": "auto_reply", "tools": "ai"}
+EXPECTED_SOURCE = {"ai": "ai", "classic": "auto_reply", "tools": "ai"}
+ORDER_TOOL = {
+    "name": "order_status",
+    "description": "The status of an order by its number, e.g. A-123",
+    "parameters": {
+        "type": "object",
+        "properties": {"order_id": {"type": "string"}},
+        "required": ["order_id"],
+    },
+    "secret_header": {"name": "X-Api-Key", "value": API_KEY},
+}
+
+
+def order_assistant(body: dict[str, Any]) -> Any:
+    """Asks the shop once, then echoes the customer (so the echo check still holds)."""
+    if not any(m["role"] == "tool" for m in body["messages"]):
+        return {"tool_calls": [{"name": "order_status", "arguments": {"order_id": "A-123"}}]}
+    said = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+    return f"Echo: {said}"
+
+
 STAGES = ("receive", "to job", "run", "to deliver", "twilio call")
 HOPS = ("to job", "run", "to deliver")
 
@@ -180,7 +209,9 @@ def build_webhooks(port: int, first: int, count: int, tag: str) -> list[Webhook]
     return out
 
 
-def configure(base: str, token: str, mode: str, fake_url: str, debounce: float) -> None:
+def configure(
+    base: str, token: str, mode: str, fake_url: str, debounce: float, shop_url: str = ""
+) -> None:
     """Rules (debounce, loop guard) and the mode's switch, through the REST API."""
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
@@ -191,7 +222,12 @@ def configure(base: str, token: str, mode: str, fake_url: str, debounce: float) 
                 raise SystemExit(f"PUT {path} answered {answer.status_code}: {answer.text[:300]}")
 
         put("/api/automation/rules", {"debounce_seconds": debounce, "loop_guard_per_hour": 1000})
-        if mode == "ai":
+        if mode == "tools":
+            tool = {**ORDER_TOOL, "url": f"{shop_url}/api/orders/{{order_id}}"}
+            answer = client.post("/api/ai/tools", json=tool)
+            if answer.status_code != 201:
+                raise SystemExit(f"POST /api/ai/tools answered {answer.status_code}: {answer.text}")
+        if mode in ("ai", "tools"):
             put(
                 "/api/ai/config",
                 {
@@ -365,10 +401,16 @@ def relaydesk_view(app_db: Path | str) -> dict[str, Stored]:
 # --- one mode ------------------------------------------------------------------------
 
 
-def run_mode(mode: str, base_dir: Path, fake: FakeOpenAI, args: argparse.Namespace) -> ModeResult:
+def run_mode(
+    mode: str, base_dir: Path, fake: FakeOpenAI, shop: Shop, args: argparse.Namespace
+) -> ModeResult:
     """Fresh server, configure the mode, warm up, send, wait, read, check."""
     how = f"all at once over {args.concurrency} connections" if args.burst else f"{args.rate:g}/s"
-    what = "AI auto-reply, fake model answering at once" if mode == "ai" else "static auto-reply"
+    what = {
+        "ai": "AI auto-reply, fake model answering at once",
+        "classic": "static auto-reply",
+        "tools": "AI auto-reply calling one tool, model and shop answering at once",
+    }[mode]
     print(
         f"\n== {mode}: {args.messages} webhooks, {how}, one customer each ({what}) ==", flush=True
     )
@@ -377,7 +419,7 @@ def run_mode(mode: str, base_dir: Path, fake: FakeOpenAI, args: argparse.Namespa
     port = free_port()
     # The fake model listens on loopback, which the AI settings refuse by default (SSRF
     # guard); older revisions ignore the variable.
-    extra = {"LLM_ALLOW_PRIVATE_NETWORKS": "true"}
+    extra = {"LLM_ALLOW_PRIVATE_NETWORKS": "true", "TOOLS_ALLOW_PRIVATE_NETWORKS": "true"}
     if args.worker_threads:
         extra["WORKER_THREADS"] = str(args.worker_threads)
     env = server_env(data_dir, port, **extra)
@@ -388,10 +430,12 @@ def run_mode(mode: str, base_dir: Path, fake: FakeOpenAI, args: argparse.Namespa
     token = run_cli(["token", "create", "bench", "--role", "admin"], env, data_dir)
     token = token.strip().splitlines()[-1]
     fake.reset()
+    if mode == "tools":
+        fake.reply_with(order_assistant)
     sandbox_db, app_db = data_dir / "sandbox.db", data_dir / "app.db"
     try:
         server.start()
-        configure(base, token, mode, fake.base_url, args.debounce)
+        configure(base, token, mode, fake.base_url, args.debounce, shop.base)
         # Warm-up customers (numbers after the timed ones): first model client, caches.
         warm = build_webhooks(port, args.messages, args.warmup, "w")
         timed = build_webhooks(port, 0, args.messages, "t")
@@ -400,7 +444,7 @@ def run_mode(mode: str, base_dir: Path, fake: FakeOpenAI, args: argparse.Namespa
             if not wait_for_answers(sandbox_db, len(warm), args.stall):
                 print(f"  warm-up answers missing\n{server.log_tail()}")
             time.sleep(0.2)
-        model_calls_before = len(fake.requests)
+        model_calls_before, shop_calls_before = len(fake.requests), len(shop.seen)
         cpu0, machine0, client0 = session_cpu(server.pid), machine_busy_cpu(), time.process_time()
         loop0 = thread_cpu(server.pid).get(server.pid, 0.0)
         wall0 = time.perf_counter()
@@ -415,6 +459,7 @@ def run_mode(mode: str, base_dir: Path, fake: FakeOpenAI, args: argparse.Namespa
             print(f"  answers stopped coming (no new one for {args.stall:g} s)")
         time.sleep(args.settle)  # a duplicate answer would show up meanwhile
         model_calls = len(fake.requests) - model_calls_before
+        shop_calls = len(shop.seen) - shop_calls_before
         answers = emulator_answers(sandbox_db)
         stored = relaydesk_view(app_db)
     finally:
@@ -422,7 +467,7 @@ def run_mode(mode: str, base_dir: Path, fake: FakeOpenAI, args: argparse.Namespa
         if args.keep:
             print(f"  data kept in {data_dir}")
 
-    evaluate(result, mode, timed, warm, answers, stored, model_calls)
+    evaluate(result, mode, timed, warm, answers, stored, model_calls, shop_calls)
     if not result.ok:
         print(f"  server log (last lines):\n{server.log_tail()}")
     report(result)
@@ -437,6 +482,7 @@ def evaluate(
     answers: dict[str, list[tuple[float, str]]],
     stored: dict[str, Stored],
     model_calls: int,
+    shop_calls: int = 0,
 ) -> None:
     """Latencies, stages and checks of one mode."""
     stages: dict[str, list[float]] = {name: [] for name in (*STAGES, "ack")}
@@ -516,13 +562,22 @@ def evaluate(
             f"run outcomes {dict(outcomes)} (want {want} x {len(customers)})",
         )
     )
-    if mode == "ai":
+    if mode in ("ai", "tools"):
+        rounds = 2 if mode == "tools" else 1
         r.checks.append(
             (
-                model_calls == len(timed),
-                f"model called {model_calls} times for {len(timed)} timed messages",
+                model_calls == rounds * len(timed),
+                f"model called {model_calls} times for {len(timed)} timed messages "
+                f"({rounds} round(s) each)",
             )
         )
+        if mode == "tools":
+            r.checks.append(
+                (
+                    shop_calls == len(timed),
+                    f"the shop was called {shop_calls} times for {len(timed)} timed messages",
+                )
+            )
         echoed = sum(
             1 for w in timed if [b for _, b in answers.get(w.customer, [])] == [f"Echo: {w.body}"]
         )
@@ -614,7 +669,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency", type=int, default=32, help="connections in parallel (at most)"
     )
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: ai,classic")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated: ai,classic,tools"
+    )
     parser.add_argument("--warmup", type=int, default=10, help="untimed messages first")
     parser.add_argument(
         "--debounce", type=float, default=0.0, help="the debounce rule in seconds (default 0)"
@@ -635,8 +692,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or any(m not in MODES for m in modes):
-        parser.error(f"--modes takes {', '.join(MODES)}")
+    if not modes or any(m not in ALL_MODES for m in modes):
+        parser.error(f"--modes takes {', '.join(ALL_MODES)}")
     if args.messages < 1 or args.rate <= 0 or args.concurrency < 1 or args.warmup < 0:
         parser.error("--messages, --rate and --concurrency must be positive, --warmup >= 0")
     if args.messages + args.warmup > 1_000_000:
@@ -658,13 +715,16 @@ def main(argv: list[str] | None = None) -> int:
     base_dir = Path(tempfile.mkdtemp(prefix="relaydesk-automation-"))
     fake = FakeOpenAI()
     fake.start()
+    shop = Shop()
+    shop.__enter__()
     results: list[ModeResult] = []
     try:
         for mode in modes:
-            results.append(run_mode(mode, base_dir, fake, args))
+            results.append(run_mode(mode, base_dir, fake, shop, args))
         summary(results, args)
     finally:
         fake.stop()
+        shop.__exit__(None, None, None)
         if not args.keep:
             shutil.rmtree(base_dir, ignore_errors=True)
     if len(results) < len(modes) or not all(r.ok for r in results):

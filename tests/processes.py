@@ -30,6 +30,7 @@ from tests.pgserver import free_port
 
 CLI = [sys.executable, "-m", "relaydesk.cli"]
 ACCOUNT_SID = "AC" + "7e" * 16
+OUR_NUMBER = "+15005550006"  # the sandbox's default sender: where customers write
 
 
 def database_url(data_dir: Path) -> str:
@@ -120,6 +121,7 @@ class Deployment:
                 self.env.pop(name, None)  # the suite's own tuning, not a user's default
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[IO[bytes]] = []
+        self._twilio: httpx.Client | None = None
         self.token = ""
         if setup:
             self.run("migrate")
@@ -205,12 +207,36 @@ class Deployment:
         self.processes.clear()
         for log in self.logs:
             log.close()
+        if self._twilio is not None:
+            self._twilio.close()
+            self._twilio = None
 
     def client(self) -> httpx.Client:
         """An API client with an operator token."""
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
         )
+
+    def customer_writes(self, sender: str, body: str, to: str = OUR_NUMBER) -> str:
+        """A customer's SMS (or, with whatsapp: addresses, WhatsApp message) arrives as
+        Twilio delivers it: a signed POST /twilio/inbound; returns its MessageSid."""
+        from relaydesk.channels.twilio.signature import sign
+
+        url = f"{self.url}/twilio/inbound"
+        params = {
+            "MessageSid": "SM" + secrets.token_hex(16),
+            "From": sender,
+            "To": to,
+            "Body": body,
+            "NumMedia": "0",
+        }
+        if self._twilio is None:
+            self._twilio = httpx.Client(timeout=30)  # kept alive, as Twilio's connections are
+        answer = self._twilio.post(
+            url, data=params, headers={"X-Twilio-Signature": sign(url, params, AUTH_TOKEN)}
+        )
+        assert answer.status_code == 200, answer.text
+        return params["MessageSid"]
 
     def emulator_messages(self) -> list[Any]:
         """The emulator's own Messages list (what "Twilio" accepted), through the twilio SDK."""

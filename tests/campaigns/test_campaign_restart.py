@@ -175,29 +175,14 @@ def test_a_killed_whatsapp_campaign_to_a_segment_goes_from_our_whatsapp_address_
     """A segment of WhatsApp customers (each wrote today) gets a campaign from the plain
     SMS sender: each message goes from our WhatsApp address, the one the customer wrote
     to, and a SIGKILL mid-run neither loses nor repeats anyone."""
-    import secrets
-
-    from relaydesk.channels.twilio.signature import sign
-    from tests.conftest import AUTH_TOKEN
 
     ours = "whatsapp:+15005550006"
     customers = [f"whatsapp:+48600800{i:03d}" for i in range(24)]
     deployment = Deployment(tmp_path, CAMPAIGN_RATE_MPS="4")
     try:
         deployment.start()
-        inbound = f"{deployment.url}/twilio/inbound"
-        with httpx.Client(timeout=30) as twilio:
-            for number in customers:
-                params = {
-                    "MessageSid": "SM" + secrets.token_hex(16),
-                    "From": number,
-                    "To": ours,
-                    "Body": "Dzień dobry, czy są nowe promocje?",
-                    "NumMedia": "0",
-                }
-                signed = {"X-Twilio-Signature": sign(inbound, params, AUTH_TOKEN)}
-                answer = twilio.post(inbound, data=params, headers=signed)
-                assert answer.status_code == 200, answer.text
+        for number in customers:
+            deployment.customer_writes(number, "Dzień dobry, czy są nowe promocje?", to=ours)
         with deployment.client() as client:
             segment = client.post(
                 "/api/segments", json={"name": "WhatsApp", "rules": {"channel": "whatsapp"}}

@@ -23,7 +23,7 @@ import pytest
 
 from tests.fakes.loopback import LoopbackServer
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o")
 EMBEDDING_SIZES = {
     "text-embedding-3-small": 1536,
@@ -51,8 +51,10 @@ def echo_last_user_message(body: dict[str, Any]) -> str:
     return f"Echo: {users[-1] if users else ''}"
 
 
-def content_text(content: str | list[dict[str, Any]]) -> str:
+def content_text(content: str | list[dict[str, Any]] | None) -> str:
     """A message's text: the string itself, or its text parts joined (images left out)."""
+    if content is None:
+        return ""
     if isinstance(content, str):
         return content
     return " ".join(part["text"] for part in content if part.get("type") == "text")
@@ -86,16 +88,64 @@ def _validation_error(body: Any) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "'messages' must be a non-empty array"
+    called: set[str] = set()  # tool_call ids the assistant asked for so far
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             return f"Invalid value for 'messages[{i}].role'"
         content = message.get("content")
+        asked = message.get("tool_calls") if message["role"] == "assistant" else None
+        if asked:
+            problem = _tool_calls_error(i, asked)
+            if problem is not None:
+                return problem
+            called |= {call["id"] for call in asked}
+        if message["role"] == "tool" and message.get("tool_call_id") not in called:
+            return (
+                "Invalid parameter: messages with role 'tool' must be a response to a "
+                "preceeding message with 'tool_calls'."
+            )
         if message["role"] == "user" and isinstance(content, list):
             problem = _content_parts_error(i, content)
             if problem is not None:
                 return problem
-        elif not isinstance(content, str):
+        elif not isinstance(content, str) and not (asked and content is None):
             return f"Invalid type for 'messages[{i}].content': expected a string"
+    return _tools_error(body.get("tools"))
+
+
+def _tool_calls_error(i: int, calls: Any) -> str | None:
+    """What is wrong with an assistant message's tool_calls, or None."""
+    if not isinstance(calls, list):
+        return f"Invalid type for 'messages[{i}].tool_calls': expected an array"
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if (
+            not isinstance(function, dict)
+            or call.get("type") != "function"
+            or not isinstance(call.get("id"), str)
+            or not isinstance(function.get("name"), str)
+            or not isinstance(function.get("arguments"), str)
+        ):
+            return f"Invalid value for 'messages[{i}].tool_calls'"
+    return None
+
+
+def _tools_error(tools: Any) -> str | None:
+    """What is wrong with a request's tools (function definitions), or None."""
+    if tools is None:
+        return None
+    if not isinstance(tools, list) or not tools:
+        return "Invalid 'tools': expected a non-empty array"
+    for j, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if tool.get("type") != "function" or not isinstance(name, str):
+            return f"Invalid value for 'tools[{j}]'"
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            return f"Invalid 'tools[{j}].function.name': string does not match pattern."
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            return f"Invalid type for 'tools[{j}].function.parameters': expected an object"
     return None
 
 
@@ -200,7 +250,8 @@ class FakeOpenAI:
         self.transcriptions: list[dict[str, Any]] = []
         self.transcript = "This is a transcript."
         self._lock = threading.Lock()
-        self._reply: Callable[[dict[str, Any]], str] = echo_last_user_message
+        # A reply is the answer's text, or {"tool_calls": [{"name", "arguments"}]}.
+        self._reply: Callable[[dict[str, Any]], Any] = echo_last_user_message
         self._failures: list[int] = []
         self._server = LoopbackServer(self._handler_class())
         self.base_url = f"http://127.0.0.1:{self._server.port}/v1"
@@ -228,8 +279,9 @@ class FakeOpenAI:
         with self._lock:
             self.transcript = text
 
-    def reply_with(self, fn: Callable[[dict[str, Any]], str]) -> None:
-        """Answer chat completions with fn(request_json) from now on."""
+    def reply_with(self, fn: Callable[[dict[str, Any]], Any]) -> None:
+        """Answer chat completions with fn(request_json) from now on: a text, or
+        {"tool_calls": [{"name": ..., "arguments": {...}}]} to call the request's tools."""
         with self._lock:
             self._reply = fn
 
@@ -299,8 +351,28 @@ class FakeOpenAI:
                     self._error(404, f"The model `{body['model']}` does not exist")
                     return
                 answer = reply(body)
-                prompt = sum(_words(content_text(m["content"])) for m in body["messages"])
-                completion = _words(answer)
+                prompt = sum(_words(content_text(m.get("content"))) for m in body["messages"])
+                if isinstance(answer, dict):  # the model calls tools
+                    calls = [
+                        {
+                            "id": f"call_{len(fake.requests)}_{n}",
+                            "type": "function",
+                            "function": {
+                                "name": call["name"],
+                                "arguments": json.dumps(call["arguments"], ensure_ascii=False),
+                            },
+                        }
+                        for n, call in enumerate(answer["tool_calls"])
+                    ]
+                    message: dict[str, Any] = {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": calls,
+                    }
+                    finish, completion = "tool_calls", 10 * len(calls)
+                else:
+                    message = {"role": "assistant", "content": answer}
+                    finish, completion = "stop", _words(answer)
                 self._json(
                     200,
                     {
@@ -308,13 +380,7 @@ class FakeOpenAI:
                         "object": "chat.completion",
                         "created": int(time.time()),
                         "model": body["model"],
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": answer},
-                                "finish_reason": "stop",
-                            }
-                        ],
+                        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                         "usage": {
                             "prompt_tokens": prompt,
                             "completion_tokens": completion,

@@ -10,7 +10,6 @@ emulator's own Messages list and the messages table hold one out-of-office answe
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,32 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from relaydesk.channels.twilio.signature import sign
-from tests.conftest import AUTH_TOKEN
 from tests.processes import Deployment, wait_until
 
 # Real relaydesk processes (serve, worker, CLI subprocesses): the e2e tier.
 pytestmark = pytest.mark.e2e
 
 CUSTOMER = "+48600800001"
-OUR_NUMBER = "+15005550006"
 CLOSED = "Jesteśmy zamknięci do poniedziałku."
-
-
-def customer_writes(deployment: Deployment, body: str) -> None:
-    """The customer's text as Twilio's signed webhook to the running server."""
-    url = f"{deployment.url}/twilio/inbound"
-    params = {
-        "MessageSid": "SM" + secrets.token_hex(16),
-        "From": CUSTOMER,
-        "To": OUR_NUMBER,
-        "Body": body,
-        "NumMedia": "0",
-    }
-    answer = httpx.post(
-        url, data=params, headers={"X-Twilio-Signature": sign(url, params, AUTH_TOKEN)}
-    )
-    assert answer.status_code == 200, answer.text
 
 
 def runs(client: httpx.Client) -> list[dict[str, Any]]:
@@ -86,7 +66,7 @@ def test_the_out_of_office_answer_goes_once_per_closed_period_across_a_restart(
         assert hours.json()["open_now"] is False
         assert client.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
 
-        customer_writes(deployment, "Dzień dobry, czy jest ktoś?")
+        deployment.customer_writes(CUSTOMER, "Dzień dobry, czy jest ktoś?")
         wait_until(
             lambda: [str(m.body) for m in deployment.emulator_messages()] == [CLOSED],
             timeout=60,
@@ -98,7 +78,7 @@ def test_the_out_of_office_answer_goes_once_per_closed_period_across_a_restart(
         deployment.start()
         client = httpx.Client(base_url=deployment.url, headers=dict(client.headers), timeout=30)
 
-        customer_writes(deployment, "Halo? Pilna sprawa.")
+        deployment.customer_writes(CUSTOMER, "Halo? Pilna sprawa.")
         done = wait_until(
             lambda: len(found := runs(client)) == 2 and found[1]["state"] == "done" and found,
             timeout=60,

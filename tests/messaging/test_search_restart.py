@@ -4,34 +4,16 @@ up by itself; every message is found once, from the index (e2e: SQLite or Postgr
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import httpx
 import pytest
 
-from relaydesk.channels.twilio.signature import sign
-from tests.conftest import AUTH_TOKEN
 from tests.processes import Deployment, wait_until
 
 pytestmark = pytest.mark.e2e
 
-OUR_NUMBER = "+15005550006"
 BURST = 300
-
-
-def post(client: httpx.Client, url: str, sender: str, body: str) -> None:
-    params = {
-        "MessageSid": "SM" + secrets.token_hex(16),
-        "From": sender,
-        "To": OUR_NUMBER,
-        "Body": body,
-        "NumMedia": "0",
-    }
-    answer = client.post(
-        url, data=params, headers={"X-Twilio-Signature": sign(url, params, AUTH_TOKEN)}
-    )
-    assert answer.status_code == 200, answer.text
 
 
 def all_hits(client: httpx.Client, q: str) -> list[int]:
@@ -61,10 +43,10 @@ def test_the_index_catches_up_after_a_kill_and_finds_every_message_once(tmp_path
         deployment.start()
         token = deployment.run("token", "create", "search", "--role", "viewer")
         headers = {"Authorization": f"Bearer {token.strip().splitlines()[-1]}"}
-        url = f"{deployment.url}/twilio/inbound"
-        with httpx.Client(timeout=30) as twilio:
-            for n in range(BURST):
-                post(twilio, url, f"+48600{n % 50:06d}", f"Zgłaszam reklamację nr {n}, paczka {n}")
+        for n in range(BURST):
+            deployment.customer_writes(
+                f"+48600{n % 50:06d}", f"Zgłaszam reklamację nr {n}, paczka {n}"
+            )
         deployment.kill()  # whatever the indexer had read, it had not finished
         deployment.start()
         wait_until(

@@ -221,7 +221,7 @@ def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
     # Heavy SDK (about half a second to import): loaded only where it is called.
     import openai
 
-    messages = [_openai_message(t) for t in turns]
+    messages = [openai_message(t) for t in turns]
     try:
         response = client.chat.completions.create(
             model=config.model,
@@ -233,7 +233,7 @@ def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
         raise openai_error(config, exc) from None
     text = (response.choices[0].message.content or "").strip() if response.choices else ""
     if not text:
-        raise _empty_answer(config)
+        raise empty_answer(config)
     usage = response.usage
     return Completion(
         text=text,
@@ -244,7 +244,7 @@ def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
     )
 
 
-def _openai_message(turn: ChatTurn) -> ChatCompletionMessageParam:
+def openai_message(turn: ChatTurn) -> ChatCompletionMessageParam:
     # One literal per role: the SDK types each role's message as its own TypedDict.
     if turn.role == "system":
         return {"role": "system", "content": turn.content}
@@ -347,7 +347,7 @@ def _status_message(
     return N_("OpenAI refused the request (%(status)s): %(detail)s"), params
 
 
-def _empty_answer(config: LLMConfig) -> LLMError:
+def empty_answer(config: LLMConfig) -> LLMError:
     return LLMError(
         N_("%(model)s returned an empty answer"),
         params={"model": describe(config)},
@@ -462,7 +462,7 @@ def _complete_local(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
     choices = result.get("choices") or [{}]
     text = str((choices[0].get("message") or {}).get("content") or "").strip()
     if not text:
-        raise _empty_answer(config)
+        raise empty_answer(config)
     usage = result.get("usage") or {}
     return Completion(
         text=text,

@@ -4,23 +4,29 @@ grounding, the assistant's greeting and an optional voice reply."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from relaydesk.ai import providers
 from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig, LLMError
 from relaydesk.ai.text import trim_to_segments
-from relaydesk.automation import context
+from relaydesk.automation import acting, confirming, context
 from relaydesk.automation import grounding as grounding_of
+from relaydesk.automation import tools as tools_of
+from relaydesk.automation.builtins import Scene
 from relaydesk.automation.models import (
+    AssistantTool,
     AutomationRun,
     RunOutcome,
 )
 from relaydesk.automation.policy import Decision, LLMJob
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope
-from relaydesk.core.errors import RelaydeskError
+from relaydesk.core.errors import NotFound, RelaydeskError
 from relaydesk.core.i18n import N_
 from relaydesk.media import outbound as media_outbound
 from relaydesk.media import service as media
@@ -42,6 +48,8 @@ class Answer:
     knowledge: list[dict[str, Any]] | None = None  # the passages the answer used
     media_urls: list[str] = field(default_factory=list)  # a voice reply's audio
     ooo_period: datetime | None = None  # the closed period an out-of-office answer is for
+    tool_calls: list[dict[str, Any]] | None = None  # what the model called (acting)
+    hand_over: str | None = None  # the model handed the conversation over, and why
 
 
 def complete(llm: LLMConfig, turns: list[ChatTurn]) -> Completion:
@@ -55,7 +63,11 @@ def complete(llm: LLMConfig, turns: list[ChatTurn]) -> Completion:
     )
 
 
-def ask(decision: Decision, run_id: int) -> Answer:
+def ask(
+    decision: Decision,
+    run_id: int,
+    journal: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> Answer:
     job = decision.job
     if job is None or decision.outcome == RunOutcome.SESSION_ENDED:
         return Answer(
@@ -70,6 +82,8 @@ def ask(decision: Decision, run_id: int) -> Answer:
         row = session.get(AutomationRun, run_id)
         assert row is not None
         upto, conversation_id = row.inbound_message_id, row.conversation_id
+        prior = list(row.tool_calls or [])  # an earlier attempt's calls (a retried run)
+        said = session.scalar(select(Message.body).where(Message.id == upto)) or ""
     usage: list[Completion] = []
     try:
         ctx = context.build(
@@ -88,7 +102,25 @@ def ask(decision: Decision, run_id: int) -> Answer:
             grounding = grounding_of.find(job.knowledge_index, customer[-2000:])
             turns = grounding_of.ground(ctx.turns, grounding, job.llm.provider)
             found, note = grounding.record(), grounding.problem
-        done = complete(job.llm, turns)
+        called: list[dict[str, Any]] | None = None
+        handed_over: str | None = None
+        offered = _tools(job) if job.llm.provider == "openai" else []
+        if offered:
+            scene = Scene(
+                run_id,
+                conversation_id,
+                None,
+                job.knowledge_index,
+                source=decision.source or "ai",
+            )
+            settled = confirming.settle(scene, said) if confirming.waiting(conversation_id) else []
+            talk = acting.converse(
+                job.llm, turns, offered, scene, prior=prior, settled=settled, journal=journal
+            )
+            done, called = talk.completion, [acting.recorded(c) for c in talk.calls]
+            handed_over = talk.hand_over
+        else:
+            done = complete(job.llm, turns)
         usage.append(done)
     except LLMError as exc:
         return Answer(
@@ -111,9 +143,25 @@ def ask(decision: Decision, run_id: int) -> Answer:
         )
     detail = N_("answered without knowledge: %(reason)s") % {"reason": note} if note else None
     answer = Answer(decision.outcome, decision.source, text, detail, usage, job, found)
+    answer.tool_calls, answer.hand_over = called, handed_over
     if job.voice_replies:
         _add_voice(answer, upto)
     return answer
+
+
+def tools_for(assistant_id: int | None) -> list[AssistantTool]:
+    """The tools the model may call: the assistant's, or the AI's (detached rows)."""
+    with session_scope(write=False) as session:
+        try:
+            found = acting.offered(tools_of.list_tools(session, assistant_id))
+        except NotFound:
+            return []  # the assistant was deleted since the decision: no tools
+        session.expunge_all()
+        return found
+
+
+def _tools(job: LLMJob) -> list[AssistantTool]:
+    return tools_for(job.assistant_id)
 
 
 def _add_voice(answer: Answer, message_id: int) -> None:

@@ -16,7 +16,9 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -96,6 +98,9 @@ class AutomationRun(Base):
     model: Mapped[str | None] = mapped_column(String(100))
     # The knowledge passages the answer was grounded on: [{title, url, category, score}].
     knowledge: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The tools the model called for the answer: [{id, name, arguments, status,
+    # latency_ms, excerpt, error}] (see automation.acting).
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -186,3 +191,79 @@ class LLMUsage(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AssistantTool(Base):
+    """An HTTP API of the business that an assistant (or the global AI) may call.
+
+    `owner` is "ai" for the global AI or "assistant:<id>" for an assistant: one name per
+    owner. The secret header's value is stored encrypted and never shown again.
+    """
+
+    __tablename__ = "assistant_tools"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_assistant_tools_owner_name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(40))
+    assistant_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("assistants.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # A tool relaydesk itself carries out (hand_over, schedule_message, search_knowledge):
+    # no method or URL, its parameters are relaydesk's (automation.builtins).
+    builtin: Mapped[str | None] = mapped_column(String(30))
+    method: Mapped[str | None] = mapped_column(String(6))  # GET | POST
+    url: Mapped[str | None] = mapped_column(String(2000))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret_header_name: Mapped[str | None] = mapped_column(String(100))
+    secret_header_value: Mapped[str | None] = mapped_column(Text)  # encrypted
+    confirm: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ConfirmationState(StrEnum):
+    """pending (asked) → calling → done, or declined / expired / superseded."""
+
+    PENDING = "pending"
+    CALLING = "calling"
+    DONE = "done"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+
+
+class ToolConfirmation(Base):
+    """A call of a `confirm` tool the model asked for, waiting for the customer's yes.
+
+    `key` is the asking call's idempotency key (one row however often the run is
+    retried); the call itself is made by the run of the customer's next message that
+    agrees (`confirmed_run_id`), with an idempotency key of its own derived from this
+    row, and its record kept in `result`.
+    """
+
+    __tablename__ = "tool_confirmations"
+    __table_args__ = (
+        Index("ix_tool_confirmations_conversation_id_state", "conversation_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    tool_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("assistant_tools.id", ondelete="CASCADE")
+    )
+    conversation_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    run_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("automation_runs.id", ondelete="SET NULL")
+    )
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(12))  # a ConfirmationState
+    confirmed_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

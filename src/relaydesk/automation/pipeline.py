@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.answering import Answer, ask
+from relaydesk.automation.handover import hand_over
 from relaydesk.automation.models import (
     AutomationRun,
     RunOutcome,
@@ -107,8 +109,20 @@ def run(run_id: int) -> RunOutcome | None:
         return _finish(run_id, token, answer)
     with session_scope(write=False) as session:
         decision = decide(session, run_id)
-    answer = ask(decision, run_id)
+    answer = ask(decision, run_id, journal=lambda calls: _journal(run_id, token, calls))
     return _finish(run_id, token, answer)
+
+
+def _journal(run_id: int, token: str, calls: list[dict[str, Any]]) -> None:
+    """Keep the tool calls made so far on the run (while the claim holds), so that a
+    retry after a crash does not make them again."""
+    with session_scope() as session:
+        session.execute(
+            update(AutomationRun)
+            .where(AutomationRun.id == run_id, AutomationRun.claim_token == token)
+            .values(tool_calls=calls)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _waits_for_media(run_id: int, token: str, message_id: int) -> bool:
@@ -172,9 +186,14 @@ def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
                 reply_id, problem = send(session, conversation, answer)
                 if problem:
                     outcome, detail = problem
+        if answer.hand_over is not None and message is not None and message.conversation_id:
+            conversation = session.get(Conversation, message.conversation_id)
+            if conversation is not None:
+                hand_over(session, conversation, answer.hand_over, run_id, now)
         row.state, row.outcome, row.detail = RunState.DONE, outcome, (detail or None)
         row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
         row.knowledge = answer.knowledge
+        row.tool_calls = answer.tool_calls
         record_usage(session, row, answer.usage)
         if message is not None and message.conversation_id is not None:
             track_session(session, message, answer, reply_id, now)

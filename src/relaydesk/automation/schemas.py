@@ -120,6 +120,10 @@ class TestOut(BaseModel):
     completion_tokens: int
     context: list[Turn]
     new_session: bool | None = None
+    tool_calls: list[ToolCallOut] = Field(
+        default_factory=list,
+        description="the tools the model called (a confirm tool only as a dry run)",
+    )
 
 
 class RulesIn(BaseModel):
@@ -228,6 +232,27 @@ class KnowledgePassageOut(BaseModel):
     excerpt: str
 
 
+class ToolCallOut(BaseModel):
+    """One tool call of an answer: what the model asked and what came back."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    status: int | None = Field(description="the tool's HTTP status; null when none came")
+    latency_ms: int
+    excerpt: str = Field(description="the start of the answer (or what went wrong)")
+    error: str | None
+    builtin: str | None = Field(None, description="the built-in tool called, if it was one")
+    state: Literal[
+        "called", "refused", "awaiting_confirmation", "confirmed", "declined", "dry_run"
+    ] = Field(
+        "called",
+        description="called; refused (not called: unknown tool, bad arguments, a limit); "
+        "awaiting_confirmation (a confirm tool: the customer was asked); confirmed (called "
+        "after the customer's yes); declined (the customer said no); dry_run (the test box)",
+    )
+
+
 class RunOut(BaseModel):
     """What the pipeline did about one inbound message."""
 
@@ -247,6 +272,9 @@ class RunOut(BaseModel):
     knowledge: list[KnowledgePassageOut] | None = Field(
         None, description="The knowledge passages the answer was grounded on"
     )
+    tool_calls: list[ToolCallOut] | None = Field(
+        None, description="The tools the model called for the answer, in order"
+    )
     created_at: datetime
     finished_at: datetime | None
 
@@ -261,3 +289,105 @@ class ConversationAutomationOut(BaseModel):
     opted_in_at: datetime | None
     last_run: RunOut | None
     last_failure: RunOut | None
+
+
+class SecretHeaderIn(BaseModel):
+    """A header sent with every call of a tool, such as an API key (write-only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["X-Api-Key"])
+    value: str = Field(min_length=1, max_length=4000)
+
+
+BuiltinName = Literal["hand_over", "schedule_message", "search_knowledge"]
+
+
+class ToolIn(BaseModel):
+    """A tool as an admin defines it: an HTTP API, or one of relaydesk's built-in tools
+    (`builtin`: then only the name, description, confirm and enabled may be given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    builtin: BuiltinName | None = Field(
+        default=None,
+        description="hand_over: the bot stops and a person is called in; schedule_message: "
+        "a message to this customer later; search_knowledge: the knowledge index",
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        examples=["order_status"],
+        description="required for an HTTP tool; a built-in one is named after itself",
+    )
+    description: str | None = Field(
+        default=None, max_length=2000, description="what the model reads"
+    )
+    method: Literal["GET", "POST"] | None = Field(default=None, description="GET by default")
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="http(s); {placeholders} in the path or query are filled from arguments",
+        examples=["https://shop.example.com/api/orders/{order_id}"],
+    )
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of the arguments: an object"
+    )
+    secret_header: SecretHeaderIn | None = None
+    confirm: bool = Field(default=False, description="the customer confirms before the call")
+    enabled: bool = True
+
+
+class ToolPatch(BaseModel):
+    """A change to a tool; `secret_header: null` removes the header."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    description: str | None = Field(default=None, max_length=2000)
+    method: Literal["GET", "POST"] | None = None
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    parameters: dict[str, Any] | None = None
+    secret_header: SecretHeaderIn | None = None
+    confirm: bool | None = None
+    enabled: bool | None = None
+
+
+class ToolOut(BaseModel):
+    """A tool as the API shows it: the secret header's name, never its value."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    assistant_id: int | None
+    builtin: str | None
+    name: str
+    description: str
+    method: str | None
+    url: str | None
+    parameters: dict[str, Any]
+    secret_header_name: str | None
+    confirm: bool
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ToolTryIn(BaseModel):
+    """Example arguments to call a tool with, from the panel's "try it"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolTryOut(BaseModel):
+    """What the tool answered (the first MAX_TRY_CHARS characters)."""
+
+    status: int | None = Field(description="the HTTP status; null when no answer came")
+    latency_ms: int
+    content: str
+    error: str | None
+    truncated: bool

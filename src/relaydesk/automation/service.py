@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from relaydesk.ai.credentials import resolve
 from relaydesk.ai.providers import LLMConfig, LLMError, LLMNotConfigured
-from relaydesk.automation import answering, assistants, context, policy
+from relaydesk.automation import acting, answering, assistants, context, policy
 from relaydesk.automation import settings as cfg
+from relaydesk.automation.builtins import Scene
 from relaydesk.automation.grounding import knowledge_index_or_none
 from relaydesk.automation.models import AutomationRun, LLMUsage, RunOutcome, RunState
 from relaydesk.automation.schemas import (
@@ -23,6 +24,7 @@ from relaydesk.automation.schemas import (
     RulesIn,
     RunOut,
     TestOut,
+    ToolCallOut,
     Turn,
 )
 from relaydesk.automation.usage import add_usage
@@ -198,8 +200,10 @@ def preview(participant: str | None, message: str, *, assistant_id: int | None =
             0,
             None,
         )
+        index = ai.knowledge_index
         if assistant_id is not None:
             assistant = assistants.get(session, assistant_id)
+            index = assistant.knowledge_index
             llm = cfg.llm_config(ai, model=assistant.model, temperature=assistant.temperature)
             prompt = assistant.system_prompt or ai.system_prompt
             live = (
@@ -224,7 +228,17 @@ def preview(participant: str | None, message: str, *, assistant_id: int | None =
             complete=answering.complete,
             extra_user_text=message,
         )
-        done = answering.complete(llm, ctx.turns)
+        offered = answering.tools_for(assistant_id) if llm.provider == "openai" else []
+        calls: list[ToolCallOut] = []
+        if offered:
+            # The test box calls the tools that only read; a confirm tool, a hand-over
+            # and a scheduled message are shown as what would be done.
+            scene = Scene(0, conv_id, number, index, dry_run=True)
+            talk = acting.converse(llm, ctx.turns, offered, scene)
+            done = talk.completion
+            calls = [ToolCallOut.model_validate(acting.recorded(c)) for c in talk.calls]
+        else:
+            done = answering.complete(llm, ctx.turns)
     except LLMNotConfigured as exc:
         raise exc.as_relaydesk(NotConfigured) from None
     except LLMError as exc:
@@ -241,6 +255,7 @@ def preview(participant: str | None, message: str, *, assistant_id: int | None =
         completion_tokens=sum(u.completion_tokens for u in [*ctx.usage, done]),
         context=[Turn.model_validate(t) for t in ctx.turns],
         new_session=new_session,
+        tool_calls=calls,
     )
 
 
@@ -357,3 +372,21 @@ def last_activity(session: Session) -> datetime | None:
         .order_by(AutomationRun.id.desc())
         .limit(1)
     )
+
+
+def tool_calls_for(
+    session: Session, participant: str, message_ids: list[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """The tool calls behind each of these answers to `participant` (those that called
+    any tool); read along the runs' participant index, as knowledge_for."""
+    if not message_ids:
+        return {}
+    wanted = set(message_ids)
+    rows = session.execute(
+        select(AutomationRun.reply_message_id, AutomationRun.tool_calls).where(
+            AutomationRun.participant == participant,
+            AutomationRun.reply_message_id.is_not(None),
+            AutomationRun.tool_calls.is_not(None),
+        )
+    )
+    return {reply_id: calls for reply_id, calls in rows if reply_id in wanted and calls}

@@ -1,4 +1,4 @@
-"""Panel pages of the automation domain: the Auto-reply, AI and Assistants tabs."""
+"""Panel pages of the automation domain: the Auto-reply, AI and Assistants tabs and tools."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from relaydesk.auth.sessions import SignedIn
-from relaydesk.automation import assistants, service
+from relaydesk.automation import assistants, service, tool_forms, tools
 from relaydesk.automation import settings as cfg
+from relaydesk.automation.builtins import BUILTINS
 from relaydesk.automation.grounding import knowledge_indexes
 from relaydesk.automation.models import LLMUsage
 from relaydesk.automation.schemas import AIConfigIn, AssistantIn, AssistantOut, RulesIn
+from relaydesk.automation.tool_calls import MAX_TRY_CHARS, try_tool
 from relaydesk.channels.twilio.account import current_account
 from relaydesk.contacts.service import participant_number
 from relaydesk.core.db import session_scope
@@ -28,7 +30,7 @@ from relaydesk.deps import Id
 from relaydesk.media.transcribe import speech_setup
 from relaydesk.messaging import views as messaging_views
 from relaydesk.messaging.models import Conversation
-from relaydesk.web.deps import PanelOperator, PanelViewer
+from relaydesk.web.deps import PanelAdmin, PanelOperator, PanelViewer
 from relaydesk.web.errors import error_text
 from relaydesk.web.forms import form_problem
 from relaydesk.web.templating import render
@@ -150,7 +152,11 @@ def _conversation_context(request: Request, raw: str) -> dict[str, Any]:
 @router.get("/ai", response_class=HTMLResponse)
 def ai_page(request: Request, user: PanelViewer, participant: Participant = "") -> Response:
     """AI replies: configuration, token usage, a conversation preview and a test box."""
-    context = {**_ai_context(), **_conversation_context(request, participant)}
+    context = {
+        **_ai_context(),
+        **_conversation_context(request, participant),
+        **_tools_context(None),
+    }
     return render(request, "automation/ai.html", context, user=user)
 
 
@@ -309,8 +315,9 @@ def _assistant_context(assistant_id: int) -> dict[str, Any]:
 
 @router.get("/assistants/{assistant_id}", response_class=HTMLResponse)
 def assistant_page(request: Request, assistant_id: Id, user: PanelViewer) -> Response:
-    """One assistant: its settings and a test box."""
-    return render(request, "automation/assistant.html", _assistant_context(assistant_id), user=user)
+    """One assistant: its settings, its tools and a test box."""
+    context = {**_assistant_context(assistant_id), **_tools_context(assistant_id)}
+    return render(request, "automation/assistant.html", context, user=user)
 
 
 @router.post("/assistants/{assistant_id}", response_class=HTMLResponse)
@@ -339,6 +346,136 @@ async def test_assistant(
 ) -> Response:
     """What the assistant would answer (its greeting first on a new session); nothing is sent."""
     return await _preview(request, user, form, assistant_id)
+
+
+# --- Tools of the AI and of each assistant (administrators change and try them) ---------
+
+
+def _tools_context(assistant_id: int | None) -> dict[str, Any]:
+    base = "/ai/tools" if assistant_id is None else f"/assistants/{assistant_id}/tools"
+    with session_scope(write=False) as session:
+        found = tools.list_tools(session, assistant_id)
+        added = {tool.builtin for tool in found}
+        return {
+            "tools": [tool_forms.shown(tool) for tool in found],
+            "tools_base": base,
+            "builtins_left": [name for name in BUILTINS if name not in added],
+            "param_types": tool_forms.PARAM_TYPES,
+            # Only the OpenAI-compatible provider calls tools.
+            "tools_provider": cfg.read_ai(session)[0].provider,
+        }
+
+
+def _tools_section(
+    request: Request, user: SignedIn, assistant_id: int | None, notice: str
+) -> Response:
+    context = {**_tools_context(assistant_id), "tools_notice": notice}
+    return render(request, "automation/_tools.html", context, user=user)
+
+
+def _add_tool(request: Request, user: SignedIn, form: FormData, owner: int | None) -> Response:
+    builtin = form.get("builtin")
+    if isinstance(builtin, str) and builtin:
+        fields = tool_forms.new_builtin(builtin)
+    else:
+        fields = tool_forms.http_fields(form, new=True)
+    with session_scope() as session:
+        tools.create(session, owner, fields, user.actor)
+    return _tools_section(request, user, owner, "added")
+
+
+def _save_tool(
+    request: Request, user: SignedIn, form: FormData, owner: int | None, tool_id: int
+) -> Response:
+    with session_scope() as session:
+        tool = tools.get(session, owner, tool_id)
+        if tool.builtin is not None:
+            fields = tool_forms.builtin_fields(form, tool.builtin)
+        else:
+            fields = tool_forms.http_fields(form, new=False, stored_header=tool.secret_header_name)
+        tools.update(session, owner, tool_id, fields, user.actor)
+    return _tools_section(request, user, owner, "saved")
+
+
+def _delete_tool(request: Request, user: SignedIn, owner: int | None, tool_id: int) -> Response:
+    with session_scope() as session:
+        tools.delete(session, owner, tool_id, user.actor)
+    return _tools_section(request, user, owner, "deleted")
+
+
+async def _try_tool(
+    request: Request, user: SignedIn, form: FormData, owner: int | None, tool_id: int
+) -> Response:
+    """Call the tool now with the example arguments (no database session is open while
+    it runs) and show what came back, or why it could not be called, in place."""
+    context: dict[str, Any] = {"tool_id": tool_id}
+    status = 200
+    try:
+        arguments = tool_forms.arguments(str(form.get("arguments") or ""))
+        result = await run_in_threadpool(try_tool, owner, tool_id, arguments)
+        context["result"] = result
+        context["content"] = result.content[:MAX_TRY_CHARS]
+        context["cut"] = result.truncated or len(result.content) > MAX_TRY_CHARS
+    except RelaydeskError as exc:
+        context["error"] = error_text(request, exc)
+        status = exc.status_code
+    return render(request, "automation/_tool_try.html", context, status_code=status, user=user)
+
+
+@router.post("/ai/tools", response_class=HTMLResponse)
+def add_ai_tool(request: Request, user: PanelAdmin, form: FormDep) -> Response:
+    """Give the AI a tool: an HTTP API, or one of the built-in tools."""
+    return _add_tool(request, user, form, None)
+
+
+@router.post("/ai/tools/{tool_id}", response_class=HTMLResponse)
+def save_ai_tool(request: Request, tool_id: Id, user: PanelAdmin, form: FormDep) -> Response:
+    """Change one of the AI's tools (its secret header's value only when typed again)."""
+    return _save_tool(request, user, form, None, tool_id)
+
+
+@router.post("/ai/tools/{tool_id}/delete", response_class=HTMLResponse)
+def delete_ai_tool(request: Request, tool_id: Id, user: PanelAdmin) -> Response:
+    """Remove one of the AI's tools (asked to confirm in the browser first)."""
+    return _delete_tool(request, user, None, tool_id)
+
+
+@router.post("/ai/tools/{tool_id}/try", response_class=HTMLResponse)
+async def try_ai_tool(request: Request, tool_id: Id, user: PanelAdmin, form: FormDep) -> Response:
+    """Call one of the AI's tools now with example arguments."""
+    return await _try_tool(request, user, form, None, tool_id)
+
+
+@router.post("/assistants/{assistant_id}/tools", response_class=HTMLResponse)
+def add_assistant_tool(
+    request: Request, assistant_id: Id, user: PanelAdmin, form: FormDep
+) -> Response:
+    """Give an assistant a tool: an HTTP API, or one of the built-in tools."""
+    return _add_tool(request, user, form, assistant_id)
+
+
+@router.post("/assistants/{assistant_id}/tools/{tool_id}", response_class=HTMLResponse)
+def save_assistant_tool(
+    request: Request, assistant_id: Id, tool_id: Id, user: PanelAdmin, form: FormDep
+) -> Response:
+    """Change one of an assistant's tools."""
+    return _save_tool(request, user, form, assistant_id, tool_id)
+
+
+@router.post("/assistants/{assistant_id}/tools/{tool_id}/delete", response_class=HTMLResponse)
+def delete_assistant_tool(
+    request: Request, assistant_id: Id, tool_id: Id, user: PanelAdmin
+) -> Response:
+    """Remove one of an assistant's tools (asked to confirm in the browser first)."""
+    return _delete_tool(request, user, assistant_id, tool_id)
+
+
+@router.post("/assistants/{assistant_id}/tools/{tool_id}/try", response_class=HTMLResponse)
+async def try_assistant_tool(
+    request: Request, assistant_id: Id, tool_id: Id, user: PanelAdmin, form: FormDep
+) -> Response:
+    """Call one of an assistant's tools now with example arguments."""
+    return await _try_tool(request, user, form, assistant_id, tool_id)
 
 
 # --- The chat view's bot line ------------------------------------------------------------
@@ -397,10 +534,12 @@ def chat_bot_switch(
 
 @messaging_views.thread_part
 def _grounding(session: Session, number: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Which knowledge each automatic answer in the thread was grounded in."""
-    grounded = service.knowledge_for(
-        session, number, [m["id"] for m in items if m["direction"] == "outbound"]
-    )
+    """Which knowledge each automatic answer in the thread was grounded in, and which
+    tools it called."""
+    answers = [m["id"] for m in items if m["direction"] == "outbound"]
+    grounded = service.knowledge_for(session, number, answers)
+    called = service.tool_calls_for(session, number, answers)
     for item in items:
         item["knowledge"] = grounded.get(item["id"])
+        item["tool_calls"] = called.get(item["id"])
     return {}

@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     scraper_allow_private_networks: bool = False
     # Outgoing webhooks: endpoints on this machine or the LAN (a CRM inside) need the switch.
     webhooks_allow_private_networks: bool = False
+    # Assistants' tools: the business's own APIs on this machine or the LAN need the switch.
+    tools_allow_private_networks: bool = False
     scraper_timeout_seconds: float = Field(20.0, gt=0, le=300)
     scraper_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     scraper_concurrency: int = Field(4, ge=1, le=32)

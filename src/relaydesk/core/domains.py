@@ -96,7 +96,7 @@ DOMAINS: tuple[Domain, ...] = (
     ),
     Domain(
         "relaydesk.automation",
-        api=("api",),
+        api=("api", "tools_api"),
         views=("views",),
         tasks=("tasks",),
         inbound=True,

@@ -230,6 +230,24 @@ def reopen(session: Session, conversation_ids: list[int], at: datetime) -> list[
     )
 
 
+def open_for_team(
+    session: Session, conversation_ids: list[int], actor: str, at: datetime
+) -> list[int]:
+    """Open these conversations whatever state they are in (the bot handed them over)."""
+    if not conversation_ids:
+        return []
+    return _open_again(
+        session,
+        and_(
+            Conversation.id.in_(conversation_ids),
+            Conversation.status != ConversationStatus.OPEN,
+        ),
+        "reopened",
+        actor,
+        at,
+    )
+
+
 def inherit(session: Session, conversation_ids: list[int]) -> None:
     """A customer's new conversation row (another channel or number of ours) takes the
     owner, priority and labels their other rows have, so the list shows it the same way."""

@@ -511,6 +511,65 @@
     if (action && action()) event.preventDefault();
   });
 
+  // ---- a tool's parameters: the rows write the JSON Schema into its textarea; once the
+  // JSON is edited by hand, what was written wins until "write it from the rows" ----
+  function paramSchema(builder) {
+    var properties = {};
+    var required = [];
+    builder.querySelectorAll("[data-param-rows] [data-param-row]").forEach(function (row) {
+      var name = row.querySelector("[data-param=name]").value.trim();
+      if (!name) return;
+      var property = { type: row.querySelector("[data-param=type]").value };
+      var description = row.querySelector("[data-param=description]").value.trim();
+      if (description) property.description = description;
+      properties[name] = property;
+      if (row.querySelector("[data-param=required]").checked) required.push(name);
+    });
+    var schema = { type: "object", properties: properties };
+    if (required.length) schema.required = required;
+    return schema;
+  }
+  function writeParams(builder) {
+    if (builder.dataset.handEdited) return;
+    builder.querySelector("[data-param-json]").value = JSON.stringify(paramSchema(builder), null, 2);
+  }
+  function handEdited(builder, edited) {
+    if (edited) builder.dataset.handEdited = "1";
+    else delete builder.dataset.handEdited;
+    builder.querySelector("[data-param-hand-note]").hidden = !edited;
+  }
+  var paramRows = 0;
+  function addParamRow(builder) {
+    var row = builder.querySelector("template[data-param-template]").content.firstElementChild.cloneNode(true);
+    paramRows += 1;
+    row.querySelectorAll("[id], label[for]").forEach(function (el) {
+      ["id", "for"].forEach(function (name) {
+        var value = el.getAttribute(name);
+        if (value) el.setAttribute(name, value.replace("__n__", "new" + paramRows));
+      });
+    });
+    builder.querySelector("[data-param-rows]").appendChild(row);
+    row.querySelector("[data-param=name]").focus();
+    writeParams(builder);
+  }
+  function paramEvent(event) {
+    var builder = event.target.closest && event.target.closest("[data-param-builder]");
+    if (!builder) return false;
+    if (event.target.matches("[data-param-json]")) handEdited(builder, true);
+    else if (event.target.matches("[data-param]")) writeParams(builder);
+    return true;
+  }
+  function paramClick(event) {
+    var button = event.target.closest && event.target.closest("[data-param-builder] button");
+    if (!button) return false;
+    var builder = button.closest("[data-param-builder]");
+    if (button.matches("[data-param-add]")) addParamRow(builder);
+    else if (button.matches("[data-param-remove]")) { button.closest("[data-param-row]").remove(); writeParams(builder); }
+    else if (button.matches("[data-param-from-rows]")) { handEdited(builder, false); writeParams(builder); }
+    else return false;
+    return true;
+  }
+
   // ---- the customer's profile: where it is a column beside the thread, it is open ----
   var wideProfile = window.matchMedia("(min-width: 1200px)");
   function openProfiles(root) {
@@ -543,6 +602,7 @@
   }
   document.addEventListener("input", function (event) {
     if (!event.target.matches) return;
+    if (paramEvent(event)) return;
     if (event.target.matches("#inbox-pane textarea")) ownerNotice(event.target);
     if (event.target.matches("textarea[data-segments]")) updateCounter(event.target);
     if (event.target.matches("textarea[data-segments]")) suggestCanned(event.target);
@@ -550,6 +610,7 @@
   });
   document.addEventListener("change", function (event) {
     if (!event.target.matches) return;
+    if (paramEvent(event)) return;
     if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
     if (event.target.matches("select[data-template-select]")) showTemplate(event.target);
     if (event.target.matches("input[data-attach-input]")) attachFiles(event.target);
@@ -564,6 +625,7 @@
     }
   });
   document.addEventListener("click", function (event) {
+    if (paramClick(event)) return;
     var option = event.target.closest && event.target.closest("[data-canned-popup] [data-canned-id]");
     if (option) { chooseCanned(option); return; }
     var mode = event.target.closest && event.target.closest("[data-compose-mode]");
