@@ -62,7 +62,9 @@ def test_an_admin_defines_a_tool_and_its_secret_is_never_shown_again(
         f"/api/assistants/{assistant}/tools/{tool['id']}", json={"secret_header": None}
     )
     assert removed.json()["secret_header_name"] is None
-    entries = db.scalars(select(AuditEntry).where(AuditEntry.action.like("tool.%"))).all()
+    entries = db.scalars(
+        select(AuditEntry).where(AuditEntry.action.like("tool.%")).order_by(AuditEntry.id)
+    ).all()
     assert [e.action for e in entries] == ["tool.created", "tool.changed", "tool.changed"]
     assert all(SECRET not in str(e.details) for e in entries)
     assert api.delete(f"/api/assistants/{assistant}/tools/{tool['id']}").status_code == 204
