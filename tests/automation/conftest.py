@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from relaydesk.automation.models import AutomationRun
+from relaydesk.core.config import get_settings
 from relaydesk.messaging.models import Message
 from tests.conftest import wait_for
 from tests.fakes import FakeOpenAI
+from tests.fakes.shop import Shop
 from tests.web.conftest import make_user, panel  # noqa: F401 (fixtures: a signed-in panel)
 
 OUR_NUMBER = "+15005550006"
@@ -23,6 +25,16 @@ _sids = itertools.count(1)
 def new_sid() -> str:
     """A fresh, valid-looking Twilio message SID."""
     return f"SM{next(_sids):032x}"
+
+
+@pytest.fixture
+def shop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
+    """The shop on loopback, which tools may call (the guard would refuse it otherwise;
+    the model too is on loopback)."""
+    monkeypatch.setattr(get_settings(), "tools_allow_private_networks", True)
+    monkeypatch.setattr(get_settings(), "llm_allow_private_networks", True)
+    with Shop() as running:
+        yield running
 
 
 @pytest.fixture

@@ -17,21 +17,7 @@ from relaydesk.core.config import get_settings
 from relaydesk.core.crypto import encrypt
 from tests.automation.conftest import answers, finished
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.shop import API_KEY, Shop
-
-ORDER_SCHEMA = {
-    "type": "object",
-    "properties": {"order_id": {"type": "string"}},
-    "required": ["order_id"],
-}
-
-
-@pytest.fixture
-def shop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
-    monkeypatch.setattr(get_settings(), "tools_allow_private_networks", True)
-    monkeypatch.setattr(get_settings(), "llm_allow_private_networks", True)
-    with Shop() as running:
-        yield running
+from tests.fakes.shop import API_KEY, ORDER_SCHEMA, Shop
 
 
 @pytest.fixture

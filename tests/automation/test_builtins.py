@@ -3,12 +3,11 @@ box, which shows what a confirm tool or a hand-over would do without doing it.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from relaydesk.auth.models import User
@@ -16,22 +15,7 @@ from relaydesk.inbox.models import ConversationNote, Mention
 from relaydesk.messaging.models import Conversation, ConversationEvent, Message
 from tests.automation.conftest import answers, finished
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.shop import API_KEY, Shop
-
-ORDER_SCHEMA = {
-    "type": "object",
-    "properties": {"order_id": {"type": "string"}},
-    "required": ["order_id"],
-}
-
-
-@pytest.fixture
-def shop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
-    from relaydesk.core.config import get_settings
-
-    monkeypatch.setattr(get_settings(), "tools_allow_private_networks", True)
-    with Shop() as running:
-        yield running
+from tests.fakes.shop import API_KEY, ORDER_SCHEMA, Shop
 
 
 def calls_once(name: str, arguments: dict[str, Any], then: str) -> Callable[[dict[str, Any]], Any]:

@@ -7,7 +7,7 @@ their idempotency key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +16,6 @@ from sqlalchemy import select, update
 
 from relaydesk.automation import confirming
 from relaydesk.automation.models import ToolConfirmation
-from relaydesk.core.config import get_settings
 from relaydesk.core.db import session_scope, utcnow
 from tests.automation.conftest import answers, finished
 from tests.fakes.openai import FakeOpenAI
@@ -27,13 +26,6 @@ BOOK_SCHEMA = {
     "properties": {"slot": {"type": "string", "description": "day and hour"}},
     "required": ["slot"],
 }
-
-
-@pytest.fixture
-def shop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
-    monkeypatch.setattr(get_settings(), "tools_allow_private_networks", True)
-    with Shop() as running:
-        yield running
 
 
 def booking_assistant(body: dict[str, Any]) -> Any:

@@ -4,7 +4,6 @@ the model can explain (issue 23, part 2: the HTTP call; the model loop comes nex
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,14 +19,6 @@ ORDER_SCHEMA = {
     "properties": {"order_id": {"type": "string"}, "lang": {"type": "string"}},
     "required": ["order_id"],
 }
-
-
-@pytest.fixture
-def shop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
-    # The shop is on loopback: the guard would refuse it, as it should (tested below).
-    monkeypatch.setattr(get_settings(), "tools_allow_private_networks", True)
-    with Shop() as running:
-        yield running
 
 
 def tool(url: str, method: str = "GET", schema: dict[str, Any] | None = None) -> AssistantTool:

@@ -20,6 +20,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tests.fakes.loopback import LoopbackServer
 
 API_KEY = "sk_shop_0123456789"
+# The parameters of a tool that asks for an order's status by its number.
+ORDER_SCHEMA = {
+    "type": "object",
+    "properties": {"order_id": {"type": "string"}},
+    "required": ["order_id"],
+}
 ORDERS = {"A-123": "w drodze, kurier DPD, dostawa jutro 10-14", "A-124": "dostarczone"}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.automation.test_acting import shop as shop  # the fixture: the shop on loopback
+from tests.automation.conftest import shop as shop  # the fixture: the shop on loopback
 from tests.automation.test_acting import shop_assistant
 from tests.fakes import FakeOpenAI
 from tests.fakes import openai_fake as openai_fake  # the fixture, for pytest to find

@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 
 from relaydesk.automation.models import AssistantTool
 from relaydesk.core.config import get_settings
-from tests.automation.test_acting import ORDER_SCHEMA, shop_assistant
-from tests.automation.test_acting import shop as shop  # the fixture: the shop on loopback
+from tests.automation.conftest import shop as shop  # the fixture: the shop on loopback
+from tests.automation.test_acting import shop_assistant
 from tests.conftest import wait_for
 from tests.fakes import FakeOpenAI
 from tests.fakes import openai_fake as openai_fake  # the fixture, for pytest to find
-from tests.fakes.shop import API_KEY, Shop
+from tests.fakes.shop import API_KEY, ORDER_SCHEMA, Shop
 from tests.web.test_automation_pages import (
     as_htmx,
     customer_texts,

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from relaydesk.ai import providers
 from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig, LLMError
 from relaydesk.ai.text import trim_to_segments
@@ -83,7 +81,6 @@ def ask(
         assert row is not None
         upto, conversation_id = row.inbound_message_id, row.conversation_id
         prior = list(row.tool_calls or [])  # an earlier attempt's calls (a retried run)
-        said = session.scalar(select(Message.body).where(Message.id == upto)) or ""
     usage: list[Completion] = []
     try:
         ctx = context.build(
@@ -113,7 +110,7 @@ def ask(
                 job.knowledge_index,
                 source=decision.source or "ai",
             )
-            settled = confirming.settle(scene, said) if confirming.waiting(conversation_id) else []
+            settled = confirming.settle(scene, upto)
             talk = acting.converse(
                 job.llm, turns, offered, scene, prior=prior, settled=settled, journal=journal
             )

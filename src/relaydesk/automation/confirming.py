@@ -32,6 +32,7 @@ from relaydesk.automation.builtins import Scene
 from relaydesk.automation.models import AssistantTool, ConfirmationState, ToolConfirmation
 from relaydesk.automation.tool_calls import ToolResult
 from relaydesk.core.db import session_scope, utcnow
+from relaydesk.messaging.models import Message
 
 CONFIRM_MINUTES = 30
 
@@ -131,36 +132,16 @@ def _awaiting(tool: AssistantTool) -> str:
     )
 
 
-def waiting(conversation_id: int | None) -> bool:
-    """True when the conversation has a confirmation to settle (a cheap check first)."""
-    if conversation_id is None:
-        return False
-    with session_scope(write=False) as session:
-        return (
-            session.scalar(
-                select(ToolConfirmation.id)
-                .where(
-                    ToolConfirmation.conversation_id == conversation_id,
-                    ToolConfirmation.state.in_(
-                        [ConfirmationState.PENDING, ConfirmationState.CALLING]
-                    ),
-                )
-                .limit(1)
-            )
-            is not None
-        )
-
-
-def settle(scene: Scene, text: str) -> list[Settled]:
-    """Settle the conversation's confirmations with the customer's message `text`.
+def settle(scene: Scene, message_id: int) -> list[Settled]:
+    """Settle the conversation's confirmations with the customer's message `message_id`.
 
     Returns what the model should hear about: the calls made (or found made, on a
-    retry of this run) and the ones the customer refused.
+    retry of this run) and the ones the customer refused. One indexed read when the
+    conversation has nothing waiting (the usual case).
     """
     if scene.conversation_id is None or scene.dry_run:
         return []
     now = utcnow()
-    answer = verdict(text)
     with session_scope(write=False) as session:
         rows = list(
             session.execute(
@@ -174,9 +155,13 @@ def settle(scene: Scene, text: str) -> list[Settled]:
                 .order_by(ToolConfirmation.id)
             )
         )
+        if not rows:
+            return []
+        text = session.scalar(select(Message.body).where(Message.id == message_id)) or ""
         for row, tool in rows:
             session.expunge(row)
             session.expunge(tool)
+    answer = verdict(text)
     settled: list[Settled] = []
     for row, tool in rows:
         if row.confirmed_run_id == scene.run_id and row.state == ConfirmationState.DONE:

@@ -259,22 +259,27 @@ def preview(participant: str | None, message: str, *, assistant_id: int | None =
     )
 
 
-def knowledge_for(
+def behind_answers(
     session: Session, participant: str, message_ids: list[int]
-) -> dict[int, list[dict[str, Any]]]:
-    """The knowledge passages behind each of these answers to `participant` (those
-    grounded on an index); read along the runs' participant index."""
+) -> dict[int, tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]]:
+    """The knowledge passages and the tool calls behind each of these answers to
+    `participant` (those with either); one read along the runs' participant index."""
     if not message_ids:
         return {}
     wanted = set(message_ids)
     rows = session.execute(
-        select(AutomationRun.reply_message_id, AutomationRun.knowledge).where(
+        select(
+            AutomationRun.reply_message_id, AutomationRun.knowledge, AutomationRun.tool_calls
+        ).where(
             AutomationRun.participant == participant,
             AutomationRun.reply_message_id.is_not(None),
-            AutomationRun.knowledge.is_not(None),
         )
     )
-    return {reply_id: passages for reply_id, passages in rows if reply_id in wanted and passages}
+    return {
+        reply_id: (passages or None, calls or None)
+        for reply_id, passages, calls in rows
+        if reply_id in wanted and (passages or calls)
+    }
 
 
 def list_runs(
@@ -372,21 +377,3 @@ def last_activity(session: Session) -> datetime | None:
         .order_by(AutomationRun.id.desc())
         .limit(1)
     )
-
-
-def tool_calls_for(
-    session: Session, participant: str, message_ids: list[int]
-) -> dict[int, list[dict[str, Any]]]:
-    """The tool calls behind each of these answers to `participant` (those that called
-    any tool); read along the runs' participant index, as knowledge_for."""
-    if not message_ids:
-        return {}
-    wanted = set(message_ids)
-    rows = session.execute(
-        select(AutomationRun.reply_message_id, AutomationRun.tool_calls).where(
-            AutomationRun.participant == participant,
-            AutomationRun.reply_message_id.is_not(None),
-            AutomationRun.tool_calls.is_not(None),
-        )
-    )
-    return {reply_id: calls for reply_id, calls in rows if reply_id in wanted and calls}

@@ -537,9 +537,7 @@ def _grounding(session: Session, number: str, items: list[dict[str, Any]]) -> di
     """Which knowledge each automatic answer in the thread was grounded in, and which
     tools it called."""
     answers = [m["id"] for m in items if m["direction"] == "outbound"]
-    grounded = service.knowledge_for(session, number, answers)
-    called = service.tool_calls_for(session, number, answers)
+    behind = service.behind_answers(session, number, answers)
     for item in items:
-        item["knowledge"] = grounded.get(item["id"])
-        item["tool_calls"] = called.get(item["id"])
+        item["knowledge"], item["tool_calls"] = behind.get(item["id"], (None, None))
     return {}
