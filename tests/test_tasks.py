@@ -73,7 +73,7 @@ def test_jobs_queued_in_a_savepoint_wait_for_the_real_commit(
 
     queued: list[tuple[str, tuple[Any, ...]]] = []
     monkeypatch.setattr(
-        tasks, "enqueue", lambda name, *args, **options: queued.append((name, args))
+        tasks, "_enqueue", lambda name, args, *rest, **options: queued.append((name, args))
     )
     session = get_write_sessionmaker()()
     try:

@@ -29,7 +29,7 @@ def inbound(session: Session, message: Message) -> None:
     pipeline.queue_for(session, message)
 
 
-@task("automation.run")
+@task("automation.run", follows=True)
 def run(run_id: int) -> None:
     """Decide and answer one inbound message."""
     pipeline.run(run_id)

@@ -54,6 +54,7 @@ class _TaskSpec:
     periodic: Any = None
     every_minute: bool = False  # a sweep: runs every SWEEP_SECONDS instead
     at_start: bool = False  # also queued when a worker starts (recovery after a crash)
+    follows: bool = False  # queued by a live job: run next in its thread (see `task`)
 
 
 @dataclass
@@ -65,18 +66,36 @@ class _Registry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: Counter[str] = field(default_factory=Counter)  # jobs running in this process
     running_lock: threading.Lock = field(default_factory=threading.Lock)
+    # (queue, name) -> the counted function itself, for jobs that follow in a thread.
+    counted: dict[tuple[str, str], Callable[..., Any]] = field(default_factory=dict)
 
 
 _registry = _Registry()
 
 
 def task(
-    name: str, *, queue: str = LIVE, retries: int = 0, retry_delay: int = 0
+    name: str,
+    *,
+    queue: str = LIVE,
+    retries: int = 0,
+    retry_delay: int = 0,
+    follows: bool = False,
 ) -> Callable[[Any], Any]:
-    """Declare a background job called `name` (e.g. "messaging.deliver") on `queue`."""
+    """Declare a background job called `name` (e.g. "messaging.deliver") on `queue`.
+
+    `follows`: when a live job's commit queues this one to run now, the same worker
+    thread runs it right after that job (one such job at a time) instead of handing it
+    to the queue, so the next step of a customer's answer does not wait for a queue hop
+    (under load, for CPU, the hop costs more than the step). Its rows are committed
+    before, so a process that dies in between leaves work the sweeps find. A follower
+    that fails is logged, as huey does with a job without retries (`follows` takes none).
+    """
+
+    if follows and retries:
+        raise ValueError(f"{name}: a job that follows in a thread has no retries")
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-        _registry.specs[name] = _TaskSpec(func, queue, retries, retry_delay)
+        _registry.specs[name] = _TaskSpec(func, queue, retries, retry_delay, follows=follows)
         return func
 
     return decorator
@@ -120,13 +139,21 @@ def _counted(name: str, queue: str, func: Callable[..., Any]) -> Callable[..., A
             _lower_priority()
         if queued_at is not None:
             waited.observe(max(time.time() - queued_at, 0.0))
+        # The outermost live job of this thread collects the jobs that follow it.
+        leads = queue == LIVE and getattr(_followers, "jobs", None) is None
+        if leads:
+            _followers.jobs = []
         with _registry.running_lock:
             _registry.running[name] += 1
         try:
-            result = func(*args, **kwargs)
-        except BaseException:
-            failed.inc()
-            raise
+            try:
+                result = func(*args, **kwargs)
+            except BaseException:
+                failed.inc()
+                raise
+            finally:
+                if leads:
+                    _run_followers()
         finally:
             with _registry.running_lock:
                 _registry.running[name] -= 1
@@ -134,6 +161,45 @@ def _counted(name: str, queue: str, func: Callable[..., Any]) -> Callable[..., A
         return result
 
     return run
+
+
+_followers = threading.local()  # .jobs: (name, args) queued by this thread's live job
+
+
+def _run_followers() -> None:
+    """Run the jobs the current live job queued to follow it, and theirs, in order."""
+    jobs: list[tuple[str, tuple[Any, ...]]] = _followers.jobs
+    try:
+        while jobs:
+            name, args = jobs.pop(0)
+            try:
+                _registry.counted[LIVE, name](*args, queued_at=time.time())
+            except Exception:
+                # As huey does with a failed job that has no retries; the sweeps recover.
+                log.exception("job %s%s failed", name, args)
+    finally:
+        # Whatever is left (the thread is being torn down) goes to the queue.
+        for name, args in jobs:
+            with contextlib.suppress(Exception):
+                _registry.wrappers[LIVE, name](*args, queued_at=time.time())
+        _followers.jobs = None
+
+
+def _follows(name: str, queue: str, delay: float | None) -> bool:
+    """True when job `name`, queued now after a commit, runs next in this thread.
+
+    One follower waits at a time: of the answers to a batch of webhooks, the first runs
+    here and the others go to the queue, so that other threads take them at once (a
+    model's answer takes its time; they must not wait for each other).
+    """
+    jobs = getattr(_followers, "jobs", None)
+    return (
+        jobs is not None
+        and not jobs
+        and not delay
+        and queue == LIVE
+        and _registry.specs[name].follows
+    )
 
 
 # Bulk work steps back for live work: its threads run at a lower CPU priority (the
@@ -209,9 +275,11 @@ def _build_hueys() -> dict[str, Huey]:
             )
             continue
         for queue, huey in hueys.items():
+            counted = _counted(name, queue, spec.func)
+            _registry.counted[queue, name] = counted
             _registry.wrappers[queue, name] = huey.task(
                 name=name, retries=spec.retries, retry_delay=spec.retry_delay
-            )(_counted(name, queue, spec.func))
+            )(counted)
     return hueys
 
 
@@ -237,14 +305,24 @@ def queue_of(name: str) -> str:
 def enqueue(name: str, *args: Any, delay: float | None = None, queue: str | None = None) -> None:
     """Queue job `name` now, on its own queue or on `queue` (use enqueue_after_commit
     inside a transaction)."""
+    _enqueue(name, args, delay, queue, may_follow=False)
+
+
+def _enqueue(
+    name: str, args: tuple[Any, ...], delay: float | None, queue: str | None, *, may_follow: bool
+) -> None:
     hueys()
-    wrapper = _registry.wrappers[queue or _registry.specs[name].queue, name]
+    queue = queue or _registry.specs[name].queue
+    if may_follow and _follows(name, queue, delay):
+        _followers.jobs.append((name, args))
+        return
+    wrapper = _registry.wrappers[queue, name]
     due = time.time() + (delay or 0)
     if delay:
         wrapper.schedule(args=args, kwargs={"queued_at": due}, delay=delay)
     else:
         wrapper(*args, queued_at=due)
-        _wakeups[queue or _registry.specs[name].queue].ring()
+        _wakeups[queue].ring()
 
 
 class _Wakeup:
@@ -347,7 +425,7 @@ def _flush_jobs(session: Session) -> None:
         return
     for job in session.info.pop("relaydesk_jobs", None) or ():
         try:
-            enqueue(job.name, *job.args, delay=job.delay, queue=job.queue)
+            _enqueue(job.name, job.args, job.delay, job.queue, may_follow=True)
         except Exception:
             # The rows are committed; the periodic sweeps pick the work up again.
             log.exception("could not enqueue %s%s; the sweeper will retry", job.name, job.args)

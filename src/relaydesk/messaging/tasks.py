@@ -21,7 +21,7 @@ INDEX_TURN = 5.0
 INDEX_AGAIN = 2.0
 
 
-@task("messaging.deliver")
+@task("messaging.deliver", follows=True)
 def deliver(message_id: int) -> None:
     """Submit a stored outbound message to Twilio (retries schedule themselves)."""
     delivery.deliver(message_id)
