@@ -125,6 +125,8 @@ def test_a_customer_asks_for_an_order_and_the_answer_comes_from_the_shop(
     shop on loopback, the answer at the emulator, the call in the runs API; the secret
     header reaches the shop and nothing else (no answer, no log line at DEBUG)."""
     caplog.set_level(logging.DEBUG)
+    # (Logging's setup quiets httpx to WARNING once any test has run it.)
+    caplog.set_level(logging.DEBUG, logger="httpx")
     ai_on()
     tool = {
         "name": "order_status",
