@@ -93,18 +93,10 @@ class WebhookWriter:
             self._process(batch)
 
     def _process(self, batch: list[_Item]) -> None:
-        # Customers' messages first, in their own transaction: their acknowledgements and
-        # follow-up jobs (the automatic answer) do not wait for a campaign's status
-        # callbacks, which come by the hundred a second.
-        inbound = [item for item in batch if isinstance(item.record, InboundRecord)]
-        statuses = [item for item in batch if not isinstance(item.record, InboundRecord)]
-        for part in (inbound, statuses):
-            if not part:
-                continue
-            results = self._store(part)
-            for item, result in zip(part, results, strict=True):
-                if item.loop is not None and item.future is not None:
-                    item.loop.call_soon_threadsafe(_resolve, item.future, result)
+        results = self._store(batch)
+        for item, result in zip(batch, results, strict=True):
+            if item.loop is not None and item.future is not None:
+                item.loop.call_soon_threadsafe(_resolve, item.future, result)
 
     def _store(self, batch: list[_Item]) -> list[str | BaseException]:
         records = [item.record for item in batch]
