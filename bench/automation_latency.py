@@ -41,9 +41,12 @@ How the end is timed
                   (`processed_at`): group commit of the webhook, enqueue, huey hop 1
       run         -> the automation run is about to store its answer
                   (`automation_runs.finished_at`): run row created and committed,
-                  enqueue, huey hop 2, claim, decide, context + model call (ai)
+                  claim, decide, context + model call (ai); the run follows its
+                  webhook's job in the same thread, or (the other answers of a batch
+                  of webhooks) takes huey hop 2 to a free thread
       to deliver  -> messaging.deliver claimed the answer (outbound
-                  `submit_started_at`): answer committed, enqueue, huey hop 3
+                  `submit_started_at`): answer committed, claim (the delivery
+                  follows the run in its thread; a queue hop before 963205f)
       twilio call -> the emulator accepted Messages.create (its `date_created`):
                   claim commit, HTTP request to the emulator (in the same server)
     For reference also `ack`: webhook sent -> its 200 answer (stored and committed).
@@ -135,7 +138,7 @@ def order_assistant(body: dict[str, Any]) -> Any:
 
 
 STAGES = ("receive", "to job", "run", "to deliver", "twilio call")
-HOPS = ("to job", "run", "to deliver")
+HOPS = ("to job", "run")  # may include a huey queue hop (see the docstring)
 
 
 @dataclass
@@ -619,7 +622,7 @@ def report(r: ModeResult) -> None:
     print(f"  answers/s         {r.answers_per_s:.1f}   (answers / first send to last answer)")
     print("  stages ms         (they add up to the latency; see the docstring)")
     for name in STAGES:
-        hop = "  (includes a huey queue hop)" if name in HOPS else ""
+        hop = "  (may include a huey queue hop)" if name in HOPS else ""
         print(f"    {name:<15} {_pcts(r.stages_ms.get(name, []))}{hop}")
     print(f"    {'(webhook ack)':<15} {_pcts(r.stages_ms.get('ack', []))}")
     cores = r.server_cpu / r.wall if r.wall else 0.0
