@@ -52,6 +52,18 @@ The scenarios
         Recover A: spawn -> the first webhook answered 2xx again; B: spawn -> every
         webhook acknowledged before the kill in the database (read from the outside)
         and the spool empty.
+    answer-kill  The classic auto-reply on (debounce 0, the loop guard at its maximum)
+        and --answers signed inbound webhooks (default 600), each from a customer of its
+        own, at --answer-rate per second (default 40, above what one server answers on 2
+        cores, so that runs and answers are in every stage when the kill comes), the
+        emulator as its own process as in campaign-kill. At a random moment (20-60% of
+        the burst) the server gets SIGKILL and is started again while the burst goes
+        on. acknowledged: customers whose webhook was answered 2xx; stored: those of them
+        with an answer at the emulator (its own store); duplicates: answers beyond one
+        per customer; lost: acknowledged customers without one (a run or an answer cut
+        off by the kill is the sweeps' to find: a pending run a minute after it was
+        made). Recover A: spawn -> the first webhook answered 2xx again; B: spawn ->
+        every acknowledged customer answered.
     db-lock  Webhooks at --stream-rate per second (default 50) for 3 s, then another
         process takes the database's write lock for a random 10-30 s (--lock; SQLite:
         BEGIN IMMEDIATE on app.db; PostgreSQL: LOCK TABLE messages, message_events IN
@@ -154,9 +166,16 @@ from relaydesk.channels.twilio.segments import count_segments
 from relaydesk.channels.twilio.signature import sign
 from seed import INBOUND_SENTENCES, OUR_ADDRESS, make_body
 
-SCENARIOS = ("campaign-kill", "webhook-kill", "db-lock", "redis-restart", "poisoned")
-KILL_SCENARIOS = ("campaign-kill", "webhook-kill")
-RESUMES = ("campaign-kill", "webhook-kill", "redis-restart")  # "A / B" recovery times
+SCENARIOS = (
+    "campaign-kill",
+    "webhook-kill",
+    "answer-kill",
+    "db-lock",
+    "redis-restart",
+    "poisoned",
+)
+KILL_SCENARIOS = ("campaign-kill", "webhook-kill", "answer-kill")
+RESUMES = ("campaign-kill", "webhook-kill", "answer-kill", "redis-restart")  # "A / B" recovery
 BODY = "Promocja -20% na wszystko do niedzieli! Kod RABAT20. Odpisz STOP, aby zrezygnowac."
 CUSTOMERS = [f"+4851{i:07d}" for i in range(500)]
 NO_ANSWER, TIMED_OUT = 0, -1  # an answer's status when there was none
@@ -1223,6 +1242,81 @@ def trial_webhook_kill(
     return trial
 
 
+ANSWER_TEXT = "Dziękujemy, odpiszemy wkrótce."
+
+
+def answer_webhook(port: int, rng: random.Random, customer: str) -> Webhook:
+    """A signed inbound webhook from `customer` (a number of their own)."""
+    sid = new_sid(rng)
+    params = inbound_params(sid, rng)
+    params["From"] = customer
+    return Webhook(sid, "inbound", signed_request(port, "inbound", params))
+
+
+def trial_answer_kill(
+    root: Path, number: int, args: argparse.Namespace, dbs: Databases, rng: random.Random
+) -> Trial:
+    """SIGKILL the server while it answers a burst of customers; restart while it goes on."""
+    trial = Trial()
+    deployment = Deployment(root, f"answer-kill-{number}", dbs, emulator_env=emulator_env(args))
+    try:
+        deployment.start()
+        with deployment.client() as api:
+            rules = {"debounce_seconds": 0, "loop_guard_per_hour": 1000}
+            api.put("/api/automation/rules", json=rules).raise_for_status()
+            reply = {"enabled": True, "message": ANSWER_TEXT}
+            api.put("/api/auto-reply", json=reply).raise_for_status()
+        customers = [f"+4852{i:07d}" for i in range(args.answers)]
+        hooks = [answer_webhook(deployment.port, rng, c) for c in customers]
+        kill_at = rng.uniform(0.2, 0.6) * len(hooks) / args.answer_rate
+        marks: dict[str, float] = {}
+        t0 = time.monotonic() + 0.5
+        answers = Answers.empty(len(hooks))
+
+        def fault() -> None:
+            sleep_until(t0 + kill_at)
+            deployment.kill()
+            marks["restart"] = time.monotonic()
+            deployment.start()
+
+        background = Background(fault)
+        send_paced(deployment.port, hooks, args, args.answer_rate, t0, answers)
+        background.join()
+        restart = marks["restart"]
+        trial.moment = f"killed {kill_at:.1f} s into the burst"
+        first = answers.first_ack_after(restart)
+        trial.resumed = None if first is None else first - restart
+        of_hook = dict(zip((h.sid for h in hooks), customers, strict=True))
+        acked = {of_hook[h.sid] for h in answers.acknowledged(hooks)}
+        # A run or an answer cut off by the kill is found by a sweep (a pending run a
+        # minute after it was made): wait for every acknowledged customer's answer.
+        while True:
+            got = Counter(to for to, _ in emulator_rows(deployment.sandbox_db))
+            if all(got[c] for c in acked):
+                trial.recovered = time.monotonic() - restart
+                break
+            if time.monotonic() > restart + args.wait:
+                break
+            time.sleep(0.5)
+        time.sleep(2)  # a second answer, if any, would come right after the first
+        got = Counter(to for to, _ in emulator_rows(deployment.sandbox_db))
+        trial.acknowledged = len(acked)
+        trial.stored = sum(1 for c in acked if got[c])
+        trial.duplicates = sum(n - 1 for n in got.values() if n > 1)
+        trial.lost = sum(1 for c in acked if not got[c])
+        trial.notes["not acknowledged"] += len(hooks) - len(acked)
+        trial.notes["answered though not acknowledged"] += sum(
+            1 for c in customers if got[c] and c not in acked
+        )
+        strangers = sum(n for to, n in got.items() if to not in set(customers))
+        check(trial, trial.lost == 0, f"{trial.lost} acknowledged customers got no answer")
+        check(trial, trial.duplicates == 0, f"{trial.duplicates} answers beyond one each")
+        check(trial, strangers == 0, f"{strangers} answers to numbers that never wrote")
+    finally:
+        deployment.stop()
+    return trial
+
+
 def trial_locked(
     root: Path,
     number: int,
@@ -1300,6 +1394,8 @@ def run_scenario(
             trial = trial_campaign_kill(root, number, args, dbs, rng)
         elif scenario == "webhook-kill":
             trial = trial_webhook_kill(root, number, args, dbs, rng)
+        elif scenario == "answer-kill":
+            trial = trial_answer_kill(root, number, args, dbs, rng)
         elif scenario == "redis-restart":
             trial = trial_redis_restart(root, number, args, dbs, rng)
         else:
@@ -1384,7 +1480,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--trials",
         type=int,
         default=None,
-        help="trials per scenario (default 10 for campaign-kill and webhook-kill, 3 otherwise)",
+        help="trials per scenario (default 10 for the kill scenarios, 3 otherwise)",
     )
     parser.add_argument("--recipients", type=int, default=2000, help="numbers per campaign")
     parser.add_argument("--rate", type=float, default=75.0, help="CAMPAIGN_RATE_MPS (default 75)")
@@ -1394,6 +1490,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--webhooks", type=int, default=5000, help="webhooks of webhook-kill")
     parser.add_argument(
         "--webhook-rate", type=float, default=500.0, help="webhooks/s of webhook-kill (500)"
+    )
+    parser.add_argument("--answers", type=int, default=600, help="customers of answer-kill")
+    parser.add_argument(
+        "--answer-rate", type=float, default=40.0, help="webhooks/s of answer-kill (40)"
     )
     parser.add_argument(
         "--stream-rate", type=float, default=50.0, help="webhooks/s of db-lock, poisoned (50)"
@@ -1442,7 +1542,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--recipients: the list must fit in {MAX_INPUT_CHARS:,} characters")
     if args.rate > 10_000:
         parser.error("--rate: CAMPAIGN_RATE_MPS is at most 10,000")
-    if min(args.rate, args.webhook_rate, args.stream_rate, args.timeout) <= 0:
+    if min(args.rate, args.webhook_rate, args.answer_rate, args.stream_rate, args.timeout) <= 0:
         parser.error("rates and --timeout must be positive")
     if not 1 <= args.connections <= 5000:
         parser.error("--connections must be in 1..5000")
