@@ -93,6 +93,7 @@ class AutomationRun(Base):
     )
     claim_token: Mapped[str | None] = mapped_column(String(32))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))  # core.owners: who holds it
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider: Mapped[str | None] = mapped_column(String(20))
     model: Mapped[str | None] = mapped_column(String(100))

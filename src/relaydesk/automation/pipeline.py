@@ -30,6 +30,7 @@ from relaydesk.automation.models import (
 from relaydesk.automation.policy import OUT_OF_OFFICE_SENT, decide, stepped_back
 from relaydesk.automation.usage import record_usage, track_session
 from relaydesk.contacts.consent import opt_out_keyword
+from relaydesk.core import owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import OptedOut, RelaydeskError
@@ -86,6 +87,7 @@ def run(run_id: int) -> RunOutcome | None:
             .values(
                 state=RunState.WORKING,
                 claim_token=token,
+                claimed_by=owners.me(),
                 lease_until=now + lease,
                 attempts=AutomationRun.attempts + 1,
             )
@@ -141,6 +143,7 @@ def _waits_for_media(run_id: int, token: str, message_id: int) -> bool:
             .values(
                 state=RunState.PENDING,
                 claim_token=None,
+                claimed_by=None,
                 lease_until=None,
                 attempts=AutomationRun.attempts - 1,
             )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.automation import gate, pipeline
 from relaydesk.automation import settings as cfg
 from relaydesk.automation.models import AutomationRun, RunState
+from relaydesk.core import owners
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.tasks import enqueue, periodic, task
 from relaydesk.messaging import hooks
@@ -43,8 +44,11 @@ def resume(message_id: int) -> None:
 
 @periodic("automation.sweep", minutes="*", at_start=True)
 def sweep() -> None:
-    """Re-queue runs whose job was lost or whose worker died mid-job (lease expired)."""
+    """Re-queue runs whose job was lost or whose worker died mid-job (lease expired, or
+    its process provably gone: then at once, not after the lease)."""
     now = utcnow()
+    with session_scope() as session:
+        release_abandoned(session, now)
     with session_scope(write=False) as session:
         debounce = timedelta(seconds=cfg.read_rules(session).debounce_seconds)
         due = session.scalars(
@@ -55,7 +59,7 @@ def sweep() -> None:
                         AutomationRun.state == RunState.PENDING,
                         AutomationRun.created_at < now - debounce - LOST_AFTER,
                     ),
-                    and_(AutomationRun.state == RunState.WORKING, AutomationRun.lease_until < now),
+                    and_(AutomationRun.state == RunState.WORKING, AutomationRun.lease_until <= now),
                 )
             )
             .order_by(AutomationRun.id)
@@ -63,3 +67,30 @@ def sweep() -> None:
         ).all()
     for run_id in due:
         enqueue("automation.run", run_id)
+
+
+def release_abandoned(session: Session, now: datetime) -> int:
+    """End the leases of runs claimed by processes on this machine that are gone.
+
+    Their model calls and answers died with them; the claim (its token) stays, so a
+    process that was only slow still cannot store a second answer.
+    """
+    holders = set(
+        session.scalars(
+            select(AutomationRun.claimed_by)
+            .where(AutomationRun.state == RunState.WORKING, AutomationRun.claimed_by.is_not(None))
+            .distinct()
+        )
+    )
+    dead = owners.dead_among(holders)
+    if not dead:
+        return 0
+    released = session.execute(
+        update(AutomationRun)
+        .where(AutomationRun.state == RunState.WORKING, AutomationRun.claimed_by.in_(dead))
+        .values(lease_until=now, claimed_by=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if released:
+        log.warning("took over %s automation run(s) of processes that are gone", released)
+    return int(released or 0)
