@@ -75,14 +75,9 @@ def release_abandoned(session: Session, now: datetime) -> int:
     Their model calls and answers died with them; the claim (its token) stays, so a
     process that was only slow still cannot store a second answer.
     """
-    holders = set(
-        session.scalars(
-            select(AutomationRun.claimed_by)
-            .where(AutomationRun.state == RunState.WORKING, AutomationRun.claimed_by.is_not(None))
-            .distinct()
-        )
+    dead = owners.dead_holders(
+        session, AutomationRun.claimed_by, AutomationRun.state == RunState.WORKING
     )
-    dead = owners.dead_among(holders)
     if not dead:
         return 0
     released = session.execute(

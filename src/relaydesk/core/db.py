@@ -161,7 +161,6 @@ def _begin_immediate(conn: Any, gate: _WriteGate) -> None:
                 return
             except OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
-                    gate.give_back(dbapi_conn)
                     raise
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.002)

@@ -16,6 +16,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 _PROC = Path("/proc")
 
@@ -77,3 +81,9 @@ def is_dead(owner: str | None) -> bool:
 def dead_among(owners: set[str | None]) -> list[str]:
     """The owners in `owners` that are provably gone (sorted, for stable queries)."""
     return sorted(o for o in owners if o is not None and is_dead(o))
+
+
+def dead_holders(session: Session, column: Any, *where: Any) -> list[str]:
+    """The owners named in `column` (of the rows matching `where`) that are provably gone."""
+    held = session.scalars(select(column).where(column.is_not(None), *where).distinct())
+    return dead_among(set(held))

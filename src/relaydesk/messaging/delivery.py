@@ -254,14 +254,12 @@ def release_abandoned(session: Session) -> int:
     call in flight. The message keeps its in-flight mark: the next attempt still asks
     Twilio whether the call got there before sending anything.
     """
-    holders = set(
-        session.scalars(
-            select(Message.claimed_by)
-            .where(Message.status == MessageStatus.PENDING, Message.submit_started_at.is_not(None))
-            .distinct()
-        )
+    dead = owners.dead_holders(
+        session,
+        Message.claimed_by,
+        Message.status == MessageStatus.PENDING,
+        Message.submit_started_at.is_not(None),
     )
-    dead = owners.dead_among(holders)
     if not dead:
         return 0
     now = utcnow()

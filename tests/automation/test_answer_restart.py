@@ -1,0 +1,72 @@
+"""The real `relaydesk serve` killed (SIGKILL) while the model writes an answer, and
+started again on the same data (e2e: SQLite or PostgreSQL).
+
+The run was claimed by the killed process. It must not wait for its lease (three
+minutes by default, kept here): the restarted server sees that the claiming process is
+gone and answers at once, exactly once at the emulator, and the runs API then says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.openai import FakeOpenAI
+from tests.processes import Deployment, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CUSTOMER = "+48600700001"
+
+
+def test_an_answer_cut_off_by_a_kill_comes_right_after_the_restart(tmp_path: Path) -> None:
+    asked = threading.Event()
+    release = threading.Event()
+    model = FakeOpenAI()
+
+    def reply(body: dict[str, Any]) -> str:
+        if not asked.is_set():
+            asked.set()
+            release.wait(60)  # the server that asked is killed meanwhile
+        return "Tak, zdążymy na jutro."
+
+    model.reply_with(reply)
+    model.start()
+    deployment = Deployment(tmp_path, LLM_ALLOW_PRIVATE_NETWORKS="true")
+    try:
+        deployment.start()
+        made = deployment.run("token", "create", "restart-admin", "--role", "admin")
+        admin = {"Authorization": f"Bearer {made.strip().splitlines()[-1]}"}
+        with httpx.Client(base_url=deployment.url, headers=admin, timeout=30) as api:
+            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
+            ai = {
+                "enabled": True,
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "base_url": model.base_url,
+                "api_key": "sk-restart",
+            }
+            assert api.put("/api/ai/config", json=ai).is_success
+        deployment.customer_writes(CUSTOMER, "Czy zdążycie na jutro?")
+        wait_until(asked.is_set, 60, "the model to be asked", deployment)
+        deployment.kill()
+        release.set()  # the model answers a process that is gone
+        deployment.start()
+        # Well inside the three-minute lease the killed process left behind.
+        wait_until(
+            lambda: deployment.sent_to()[CUSTOMER], 60, "the answer after the restart", deployment
+        )
+        with deployment.client() as api:
+            [run] = api.get("/api/automation/runs", params={"participant": CUSTOMER}).json()
+        sent = [m for m in deployment.emulator_messages() if str(m.to) == CUSTOMER]
+    finally:
+        deployment.stop()
+        release.set()
+        model.stop()
+    assert [str(m.body) for m in sent] == ["Tak, zdążymy na jutro."]
+    assert (run["state"], run["outcome"]) == ("done", "ai")
+    assert len(model.requests) == 2  # asked again once, by the restarted server
