@@ -168,7 +168,11 @@ def server() -> Iterator[LiveServer]:
 
 
 # Tables whose rows the migrations create: reset, not emptied.
-SEEDED = {"message_counters": "UPDATE message_counters SET count = 0"}
+SEEDED = {
+    "message_counters": "UPDATE message_counters SET count = 0",
+    # The settings are emptied: a change every process's copy must see.
+    "settings_version": "UPDATE settings_version SET version = version + 1",
+}
 IDLE_TIMEOUT = 60.0  # longest a job may run on after its test (a campaign's dispatcher)
 
 

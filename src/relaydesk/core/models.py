@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.core.db import Base, BigId, UTCDateTime, utcnow
@@ -34,3 +34,17 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str | None] = mapped_column(String(200))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SettingsVersion(Base):
+    """One row, bumped in the transaction of every change of `settings`.
+
+    Each process keeps the settings it read with the version they had; a read checks
+    the version (one primary-key lookup) instead of reading the rows again, so a change
+    in any process is seen by the next transaction everywhere.
+    """
+
+    __tablename__ = "settings_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

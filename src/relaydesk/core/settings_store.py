@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -10,13 +11,14 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.core.audit import record
+from relaydesk.core.config import get_settings
 from relaydesk.core.crypto import SecretUnreadable, decrypt, encrypt
 from relaydesk.core.db import session_scope, utcnow
-from relaydesk.core.models import Setting
+from relaydesk.core.models import Setting, SettingsVersion
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +36,75 @@ class Snapshot:
 
 
 def read(session: Session, keys: Iterable[str]) -> Snapshot:
-    """The stored values of `keys`; a missing key is simply absent."""
+    """The stored values of `keys`; a missing key is simply absent.
+
+    Served from this process's copy of the whole table while the stored version says
+    it is current (one primary-key read per transaction, none for the next read in the
+    same one); read from the rows in a transaction that changed settings itself.
+    """
+    wanted = list(keys)
+    stored = _current(session)
+    if stored is None:
+        return _read_rows(session, wanted)
     values: dict[str, Any] = {}
     unreadable: set[str] = set()
-    for row in session.scalars(select(Setting).where(Setting.key.in_(list(keys)))):
-        try:
-            values[row.key] = _plain(row)
-        except SecretUnreadable:
-            unreadable.add(row.key)
-            if row.key not in _reported:
-                _reported.add(row.key)
-                # The key's name only: a value, even encrypted, never goes to a log.
-                log.error("setting %s cannot be decrypted with the current SECRET_KEY", row.key)
+    for key in wanted:
+        if key in stored.unreadable:
+            unreadable.add(key)
+        elif key in stored.values:
+            value = stored.values[key]
+            # The copy is shared: callers get their own containers to change.
+            values[key] = copy.deepcopy(value) if isinstance(value, dict | list) else value
     return Snapshot(values, frozenset(unreadable))
+
+
+def _read_rows(session: Session, keys: list[str] | None) -> Snapshot:
+    """The rows of `keys` (None: every row), secrets decrypted."""
+    query = select(Setting.key, Setting.value, Setting.is_secret)
+    values: dict[str, Any] = {}
+    unreadable: set[str] = set()
+    for key, value, is_secret in session.execute(
+        query if keys is None else query.where(Setting.key.in_(keys))
+    ):
+        try:
+            values[key] = decrypt(str(value)) if is_secret else value
+        except SecretUnreadable:
+            unreadable.add(key)
+            if key not in _reported:
+                _reported.add(key)
+                # The key's name only: a value, even encrypted, never goes to a log.
+                log.error("setting %s cannot be decrypted with the current SECRET_KEY", key)
+    return Snapshot(values, frozenset(unreadable))
+
+
+_SNAPSHOT = "relaydesk_settings_snapshot"
+_copy_lock = threading.Lock()
+# Every row as this process read them, with the database, the SECRET_KEY that decrypted
+# them and the version they had.
+_copy: tuple[tuple[str, str, int], Snapshot] | None = None
+_version = select(SettingsVersion.version).where(SettingsVersion.id == 1)
+
+
+def _current(session: Session) -> Snapshot | None:
+    """Every setting as of this transaction, or None when the rows must be read."""
+    global _copy
+    if session.info.get(_CHANGED):
+        return None  # this transaction changed settings: its own rows, not a copy
+    held: Snapshot | None = session.info.get(_SNAPSHOT)
+    if held is not None:
+        return held
+    version = session.scalar(_version)
+    if version is None:
+        return None  # no version row (a database made without the migrations)
+    mark = (str(session.get_bind().engine.url), get_settings().secret_key or "", version)
+    kept = _copy
+    if kept is None or kept[0] != mark:
+        # Read in this transaction, so the rows are the ones of `version`.
+        kept = (mark, _read_rows(session, None))
+        with _copy_lock:
+            _copy = kept
+    session.info[_SNAPSHOT] = kept[1]
+    return kept[1]
 
 
 def save(
@@ -89,7 +147,14 @@ def save(
     if changed:
         record(session, actor, action, target, {"fields": changed})
         session.info[_CHANGED] = True
+        session.info.pop(_SNAPSHOT, None)
         session.flush()
+        session.execute(
+            update(SettingsVersion)
+            .where(SettingsVersion.id == 1)
+            .values(version=SettingsVersion.version + 1)
+            .execution_options(synchronize_session=False)
+        )
     return changed
 
 
@@ -160,6 +225,11 @@ def _notify(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_CHANGED, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_snapshot(session: Session, _transaction: Any) -> None:
+    session.info.pop(_SNAPSHOT, None)  # the next transaction checks the version again
 
 
 # Settings saved from a dataclass come back as JSON: these turn them into one again.
