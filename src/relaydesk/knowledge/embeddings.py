@@ -32,6 +32,7 @@ from relaydesk.ai.providers import (
     openai_client,
     openai_error,
 )
+from relaydesk.core.compute import heavy
 from relaydesk.core.i18n import N_
 from relaydesk.core.netguard import BlockedAddress, check_public_url
 from relaydesk.core.vendor import retry
@@ -239,9 +240,7 @@ class E5Embedder:
         """Passages as unit rows."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        engine, lock = _e5()
-        with lock:
-            vectors = engine.passage(list(texts))
+        vectors = heavy(_passages, list(texts))
         return normalised(vectors, self.dimension, f"local · {self.model}")
 
     def embed_query(self, text: str) -> Vectors:
@@ -251,6 +250,12 @@ class E5Embedder:
             vector = engine.query([text])
         row: Vectors = normalised(vector, self.dimension, f"local · {self.model}")[0]
         return row
+
+
+def _passages(texts: list[str]) -> Any:
+    engine, lock = _e5()
+    with lock:
+        return engine.passage(texts)
 
 
 _e5_engine: tuple[Any, threading.Lock] | None = None
