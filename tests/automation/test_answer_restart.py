@@ -8,6 +8,7 @@ gone and answers at once, exactly once at the emulator, and the runs API then sa
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import AUTH_TOKEN
 from tests.fakes.openai import FakeOpenAI
-from tests.processes import Deployment, wait_until
+from tests.processes import ACCOUNT_SID, Deployment, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -70,3 +72,54 @@ def test_an_answer_cut_off_by_a_kill_comes_right_after_the_restart(tmp_path: Pat
     assert [str(m.body) for m in sent] == ["Tak, zdążymy na jutro."]
     assert (run["state"], run["outcome"]) == ("done", "ai")
     assert len(model.requests) == 2  # asked again once, by the restarted server
+
+
+def test_an_answer_twilio_took_while_the_server_was_killed_is_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    """The answer is stored already claimed for its delivery and handed to Twilio in the
+    same thread. Killed after Twilio (the emulator, its own process as Twilio is) took
+    it but before Twilio's reply came back, the restarted server asks Twilio and records
+    the message it finds instead of sending a second one."""
+    deployment = Deployment(tmp_path, standalone_sandbox=True)
+    twilio = httpx.Client(
+        base_url=deployment.sandbox_base, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30
+    )
+
+    def latency(ms: int) -> None:
+        assert twilio.put("/sandbox/config", json={"latency_ms": ms}).is_success
+
+    def taken() -> int:
+        with sqlite3.connect(f"file:{tmp_path / 'sandbox.db'}?mode=ro", uri=True) as conn:
+            query = "SELECT count(*) FROM messages WHERE to_addr = ? AND direction != 'inbound'"
+            return int(conn.execute(query, (CUSTOMER,)).fetchone()[0])
+
+    try:
+        deployment.start()
+        made = deployment.run("token", "create", "restart-admin", "--role", "admin")
+        admin = {"Authorization": f"Bearer {made.strip().splitlines()[-1]}"}
+        with httpx.Client(base_url=deployment.url, headers=admin, timeout=30) as api:
+            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
+            reply = {"enabled": True, "message": "Dziękujemy, odpiszemy wkrótce."}
+            assert api.put("/api/auto-reply", json=reply).is_success
+        latency(30_000)  # Twilio's reply to the answer's call comes after the kill
+        deployment.customer_writes(CUSTOMER, "Czy jest ktoś?")
+        wait_until(taken, 60, "Twilio to take the answer", deployment)
+        deployment.kill()
+        latency(0)
+        deployment.start()
+
+        def recorded() -> list[dict[str, Any]]:
+            with deployment.client() as api:
+                found = api.get("/api/messages", params={"participant": CUSTOMER})
+            assert found.status_code == 200, found.text
+            return [m for m in found.json()["items"] if m["direction"] == "outbound" and m["sid"]]
+
+        [answer] = wait_until(recorded, 90, "the answer's SID after the restart", deployment)
+        sent = [m for m in deployment.emulator_messages() if str(m.to) == CUSTOMER]
+    finally:
+        deployment.stop()
+        twilio.close()
+    assert [m.sid for m in sent] == [answer["sid"]]
+    assert answer["body"] == "Dziękujemy, odpiszemy wkrótce."
+    assert answer["status"] != "failed"

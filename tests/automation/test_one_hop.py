@@ -46,7 +46,8 @@ def threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
     # The automation's inbound handler, called by the webhook's follow-up job.
     monkeypatch.setattr(pipeline, "queue_for", spy("inbound", pipeline.queue_for))
     monkeypatch.setattr(pipeline, "run", spy("run", pipeline.run))
-    monkeypatch.setattr(delivery, "deliver", spy("deliver", delivery.deliver))
+    # The answer is stored claimed for its delivery: its Twilio call follows in the thread.
+    monkeypatch.setattr(delivery, "deliver_claimed", spy("deliver", delivery.deliver_claimed))
     real = tasks._registry.wrappers.copy()
     for (queue, name), wrapper in real.items():
         if name in ("automation.run", "messaging.deliver"):

@@ -37,6 +37,7 @@ from relaydesk.core.errors import OptedOut, RelaydeskError
 from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.media import service as media
+from relaydesk.messaging import delivery
 from relaydesk.messaging import service as messaging
 from relaydesk.messaging.models import Conversation, Message
 
@@ -168,6 +169,23 @@ def resume(message_id: int) -> None:
 
 
 def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
+    """Store the outcome and the answer, then hand the answer to Twilio.
+
+    The answer is stored already claimed for its delivery by this process, so its
+    Twilio call follows the commit here, with no job and no claim of its own.
+    """
+    stored = _store(run_id, token, answer)
+    if stored is None:
+        return None
+    outcome, reply = stored
+    if reply is not None:
+        delivery.deliver_claimed(reply)
+    return outcome
+
+
+def _store(
+    run_id: int, token: str, answer: Answer
+) -> tuple[RunOutcome, delivery.Snapshot | None] | None:
     """Store the outcome and the answer in one transaction, only while the claim holds."""
     now = utcnow()
     with session_scope() as session:
@@ -175,7 +193,7 @@ def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
         if row is None or row.state != RunState.WORKING or row.claim_token != token:
             return None  # another worker took over after our lease ran out
         message = session.get(Message, row.inbound_message_id)
-        outcome, detail, reply_id = answer.outcome, answer.detail, None
+        outcome, detail, reply = answer.outcome, answer.detail, None
         if answer.text and message is not None and message.conversation_id is not None:
             conversation = session.get(Conversation, message.conversation_id)
             assert conversation is not None
@@ -186,9 +204,10 @@ def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
                 outcome, detail = blocked.outcome, blocked.detail
             else:
                 send = _send if answer.ooo_period is None else _send_out_of_office
-                reply_id, problem = send(session, conversation, answer)
+                reply, problem = send(session, conversation, answer)
                 if problem:
                     outcome, detail = problem
+        reply_id = reply.id if reply is not None else None
         if answer.hand_over is not None and message is not None and message.conversation_id:
             conversation = session.get(Conversation, message.conversation_id)
             if conversation is not None:
@@ -212,12 +231,12 @@ def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
                     .values(reply_message_id=reply_id)
                     .execution_options(synchronize_session=False)
                 )
-        return outcome
+    return outcome, reply
 
 
 def _send_out_of_office(
     session: Session, conversation: Conversation, answer: Answer
-) -> tuple[int | None, tuple[RunOutcome, str] | None]:
+) -> tuple[delivery.Snapshot | None, tuple[RunOutcome, str] | None]:
     """`_send`, once per conversation per closed period: the period is claimed first.
 
     The claim is a conditional UPDATE in the transaction that stores the answer: of two
@@ -242,18 +261,19 @@ def _send_out_of_office(
     if not claimed:
         savepoint.rollback()
         return None, (RunOutcome.OUT_OF_OFFICE, OUT_OF_OFFICE_SENT)
-    reply_id, problem = _send(session, conversation, answer)
+    reply, problem = _send(session, conversation, answer)
     if problem:
         savepoint.rollback()
     else:
         savepoint.commit()
-    return reply_id, problem
+    return reply, problem
 
 
 def _send(
     session: Session, conversation: Conversation, answer: Answer
-) -> tuple[int | None, tuple[RunOutcome, str] | None]:
-    """Store the answer through the one send function; (message id, or outcome and why)."""
+) -> tuple[delivery.Snapshot | None, tuple[RunOutcome, str] | None]:
+    """Store the answer through the one send function, claimed for its delivery here;
+    (what its Twilio call needs, or outcome and why)."""
     assert answer.text is not None
     to = conversation.participant
     if conversation.channel == "whatsapp":
@@ -267,10 +287,10 @@ def _send(
     )
     try:
         with session.begin_nested():
-            sent = messaging.send(session, request)
+            sent = messaging.send(session, request, claimed_for=delivery.claim_lease())
     except RelaydeskError as exc:
         if isinstance(exc, OptedOut):
             return None, (RunOutcome.OPTED_OUT, N_("the customer unsubscribed meanwhile"))
         why = N_("the answer could not be sent: %(reason)s") % {"reason": exc.message}
         return None, (RunOutcome.FAILED, why)
-    return sent.id, None
+    return delivery.Snapshot.of(sent), None

@@ -109,6 +109,18 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
             # Callbacks sent while we were down are lost: take Twilio's current status.
             record_sent([Sent(snapshot.id, found.sid, found.status, None, _text(snapshot, found))])
             return Outcome("submitted")
+    return deliver_claimed(snapshot, gateway)
+
+
+def deliver_claimed(snapshot: Snapshot, gateway: TwilioGateway | None = None) -> Outcome:
+    """The Twilio call of a message this process claimed, and its answer recorded.
+
+    Claimed by `deliver`, or stored already claimed (`send_many`'s `claimed_for`) by a
+    caller that calls this right after its commit: an automatic answer goes to Twilio
+    without a transaction of its own to claim it. Dead before the call, the claim is
+    released by the sweep, which asks Twilio before sending again.
+    """
+    gateway = gateway or get_gateway()
     try:
         answer = submit(gateway, snapshot)
     except GatewayError as exc:

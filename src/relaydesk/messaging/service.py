@@ -76,17 +76,30 @@ class SendRequest:
 
 
 def send(
-    session: Session, req: SendRequest, *, deliver_inline: bool = False, safety_net: bool = True
+    session: Session,
+    req: SendRequest,
+    *,
+    deliver_inline: bool = False,
+    safety_net: bool = True,
+    claimed_for: timedelta | None = None,
 ) -> Message:
     """Validate and store an outbound message; delivery happens after commit.
 
     With `deliver_inline` the caller calls `delivery.deliver(id)` itself right after
     committing (to tell a person about Twilio's answer); a queued job follows later as
     a safety net and finds nothing to do. Otherwise the queue delivers it at once.
+    With `claimed_for` it is stored already claimed by the caller, whose own Twilio call
+    (`delivery.deliver_claimed`) follows the commit (see `send_many`).
     With `send_at` the message waits as "scheduled" and a delayed job delivers it then;
     opt-out and the WhatsApp window are checked now (for the send time) and again then.
     """
-    (outcome,) = send_many(session, [req], deliver_inline=deliver_inline, safety_net=safety_net)
+    (outcome,) = send_many(
+        session,
+        [req],
+        deliver_inline=deliver_inline,
+        safety_net=safety_net,
+        claimed_for=claimed_for,
+    )
     if isinstance(outcome, RelaydeskError):
         raise outcome
     message = session.get(Message, outcome)
