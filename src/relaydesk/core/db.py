@@ -152,7 +152,10 @@ def _begin_immediate(conn: Any, gate: _WriteGate) -> None:
     deadline = time.monotonic() + timeout
     dbapi_conn = conn.connection.dbapi_connection
     gate.take(dbapi_conn, timeout)
-    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    # On the sqlite3 connection itself: through the engine, each of these two PRAGMAs
+    # per write transaction cost as much as a query.
+    raw = _raw(dbapi_conn)
+    raw.execute("PRAGMA busy_timeout=0")
     try:
         delay = 0.0001
         while True:
@@ -168,7 +171,7 @@ def _begin_immediate(conn: Any, gate: _WriteGate) -> None:
         gate.give_back(dbapi_conn)
         raise
     finally:
-        conn.exec_driver_sql("PRAGMA busy_timeout=10000")
+        raw.execute("PRAGMA busy_timeout=10000")
 
 
 def _open_gate_after(engine: Engine, gate: _WriteGate) -> None:
