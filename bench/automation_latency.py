@@ -15,6 +15,10 @@ What it measures
                  asks for the tool in its first round and answers in its second, so the
                  difference to `ai` is the cost of one tool round: a second model call,
                  the tool's HTTP call and keeping the call on the run.
+    With --emulator separate the emulator runs as its own process (`relaydesk sandbox`),
+    as in live_under_load.py, so that the server's CPU is relaydesk's alone (the
+    emulator's is printed apart); by default it runs inside the server, as `relaydesk
+    serve` in sandbox mode has it.
     --messages webhooks per mode (default 300), each from its own customer number, sent
     open-loop at a fixed offered rate (--rate, default 20/s) or, with --burst, all at
     once over --concurrency connections. Prints p50/p90/p99/max in ms, the answers per
@@ -166,6 +170,7 @@ class ModeResult:
     send_seconds: float = 0.0
     answers_per_s: float = 0.0
     server_cpu: float = 0.0
+    emulator_cpu: float = 0.0  # the emulator as its own process (--emulator separate)
     loop_thread_cpu: float = 0.0
     other_cpu: float = 0.0
     wall: float = 0.0
@@ -425,8 +430,21 @@ def run_mode(
     extra = {"LLM_ALLOW_PRIVATE_NETWORKS": "true", "TOOLS_ALLOW_PRIVATE_NETWORKS": "true"}
     if args.worker_threads:
         extra["WORKER_THREADS"] = str(args.worker_threads)
-    env = server_env(data_dir, port, **extra)
     base = f"http://{HOST}:{port}"
+    emulator: Server | None = None
+    if args.emulator == "separate":
+        emulator_port = free_port()
+        emulator = Server(
+            data_dir,
+            emulator_port,
+            server_env(data_dir, emulator_port, **extra),
+            data_dir / "sandbox.log",
+            extra_args=["--webhook-base", base],
+            command="sandbox",
+            health=False,
+        )
+        extra["TWILIO_API_BASE_URL"] = f"http://{HOST}:{emulator_port}"
+    env = server_env(data_dir, port, **extra)
     result = ModeResult(mode, args.messages)
     server = Server(data_dir, port, env, data_dir / "server.log")
     run_cli(["migrate"], env, data_dir)
@@ -437,6 +455,8 @@ def run_mode(
         fake.reply_with(order_assistant)
     sandbox_db, app_db = data_dir / "sandbox.db", data_dir / "app.db"
     try:
+        if emulator is not None:
+            emulator.start()
         server.start()
         configure(base, token, mode, fake.base_url, args.debounce, shop.base)
         # Warm-up customers (numbers after the timed ones): first model client, caches.
@@ -448,6 +468,8 @@ def run_mode(
                 print(f"  warm-up answers missing\n{server.log_tail()}")
             time.sleep(0.2)
         model_calls_before, shop_calls_before = len(fake.requests), len(shop.seen)
+        emulator_cpu = (lambda: session_cpu(emulator.pid)) if emulator else (lambda: 0.0)
+        emulator0 = emulator_cpu()
         cpu0, machine0, client0 = session_cpu(server.pid), machine_busy_cpu(), time.process_time()
         loop0 = thread_cpu(server.pid).get(server.pid, 0.0)
         wall0 = time.perf_counter()
@@ -457,7 +479,11 @@ def run_mode(
         cpu1, machine1, client1 = session_cpu(server.pid), machine_busy_cpu(), time.process_time()
         result.loop_thread_cpu = thread_cpu(server.pid).get(server.pid, 0.0) - loop0
         result.server_cpu = cpu1 - cpu0
-        result.other_cpu = max(0.0, machine1 - machine0 - result.server_cpu - (client1 - client0))
+        result.emulator_cpu = emulator_cpu() - emulator0
+        result.other_cpu = max(
+            0.0,
+            machine1 - machine0 - result.server_cpu - result.emulator_cpu - (client1 - client0),
+        )
         if not complete:
             print(f"  answers stopped coming (no new one for {args.stall:g} s)")
         time.sleep(args.settle)  # a duplicate answer would show up meanwhile
@@ -467,6 +493,8 @@ def run_mode(
         stored = relaydesk_view(app_db)
     finally:
         server.stop()
+        if emulator is not None:
+            emulator.stop()
         if args.keep:
             print(f"  data kept in {data_dir}")
 
@@ -633,6 +661,10 @@ def report(r: ModeResult) -> None:
         f"  server CPU        {cores:.2f} cores (event-loop thread {loop:.2f}, other threads "
         f"{cores - loop:.2f}), {per:.1f} ms per answer{bound}"
     )
+    if r.emulator_cpu:
+        twilio = r.emulator_cpu / r.wall if r.wall else 0.0
+        per_twilio = r.emulator_cpu / max(r.answered, 1) * 1000
+        print(f"  emulator CPU      {twilio:.2f} cores, {per_twilio:.1f} ms per answer (Twilio)")
     other = r.other_cpu / r.wall if r.wall else 0.0
     warning = "  <- other work on this machine: figures are disturbed" if other > 0.15 else ""
     print(f"  other processes   {other:.2f} cores (not the server, not this benchmark){warning}")
@@ -691,6 +723,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--settle", type=float, default=2.0, help="wait after the last answer for duplicates"
+    )
+    parser.add_argument(
+        "--emulator",
+        choices=("embedded", "separate"),
+        default="embedded",
+        help="the Twilio emulator inside the server (default; its work counts as the "
+        "server's) or as its own process, like Twilio",
     )
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args(argv)

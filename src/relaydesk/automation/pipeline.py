@@ -189,13 +189,20 @@ def _store(
     """Store the outcome and the answer in one transaction, only while the claim holds."""
     now = utcnow()
     with session_scope() as session:
-        row = session.get(AutomationRun, run_id)
-        if row is None or row.state != RunState.WORKING or row.claim_token != token:
+        # The run, its message and conversation in one query (each was one).
+        found = session.execute(
+            select(AutomationRun, Message, Conversation)
+            .outerjoin(Message, Message.id == AutomationRun.inbound_message_id)
+            .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+            .where(AutomationRun.id == run_id)
+        ).first()
+        if found is None:
+            return None
+        row, message, conversation = found
+        if row.state != RunState.WORKING or row.claim_token != token:
             return None  # another worker took over after our lease ran out
-        message = session.get(Message, row.inbound_message_id)
         outcome, detail, reply = answer.outcome, answer.detail, None
         if answer.text and message is not None and message.conversation_id is not None:
-            conversation = session.get(Conversation, message.conversation_id)
             assert conversation is not None
             # A person may have stepped in while the model was thinking; an unsubscribe
             # meanwhile is refused by the send itself.
@@ -208,10 +215,8 @@ def _store(
                 if problem:
                     outcome, detail = problem
         reply_id = reply.id if reply is not None else None
-        if answer.hand_over is not None and message is not None and message.conversation_id:
-            conversation = session.get(Conversation, message.conversation_id)
-            if conversation is not None:
-                hand_over(session, conversation, answer.hand_over, run_id, now)
+        if answer.hand_over is not None and conversation is not None:
+            hand_over(session, conversation, answer.hand_over, run_id, now)
         row.state, row.outcome, row.detail = RunState.DONE, outcome, (detail or None)
         row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
         row.knowledge = answer.knowledge

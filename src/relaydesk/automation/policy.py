@@ -76,14 +76,18 @@ class Decision:
 
 def decide(session: Session, run_id: int) -> Decision:
     """What the pipeline does about the run's message (reads only)."""
-    row = session.get(AutomationRun, run_id)
-    assert row is not None
-    message = session.get(Message, row.inbound_message_id)
+    # The run, its message, conversation and contact in one query (each was one).
+    message, conversation, contact = session.execute(
+        select(Message, Conversation, Contact)
+        .select_from(AutomationRun)
+        .outerjoin(Message, Message.id == AutomationRun.inbound_message_id)
+        .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+        .outerjoin(Contact, Contact.id == Conversation.contact_id)
+        .where(AutomationRun.id == run_id)
+    ).one()
     if message is None or message.conversation_id is None:
         return Decision(RunOutcome.NO_MODE, detail=N_("the message was deleted"))
-    conversation = session.get(Conversation, message.conversation_id)
     assert conversation is not None
-    contact = session.get(Contact, conversation.contact_id)
     rules = cfg.read_rules(session)
     opt_out_type = (message.raw or {}).get("OptOutType")
 
