@@ -102,6 +102,7 @@ from benchlib import (
     machine_busy_cpu,
     percentile,
     run_cli,
+    separate_emulator,
     server_env,
     session_cpu,
     thread_cpu,
@@ -433,17 +434,7 @@ def run_mode(
     base = f"http://{HOST}:{port}"
     emulator: Server | None = None
     if args.emulator == "separate":
-        emulator_port = free_port()
-        emulator = Server(
-            data_dir,
-            emulator_port,
-            server_env(data_dir, emulator_port, **extra),
-            data_dir / "sandbox.log",
-            extra_args=["--webhook-base", base],
-            command="sandbox",
-            health=False,
-        )
-        extra["TWILIO_API_BASE_URL"] = f"http://{HOST}:{emulator_port}"
+        emulator = separate_emulator(data_dir, base, extra)
     env = server_env(data_dir, port, **extra)
     result = ModeResult(mode, args.messages)
     server = Server(data_dir, port, env, data_dir / "server.log")

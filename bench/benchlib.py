@@ -267,6 +267,24 @@ class Server:
             return "(no server log)"
 
 
+def separate_emulator(data_dir: Path, server_base: str, extra: dict[str, str]) -> Server:
+    """The emulator as its own process (`relaydesk sandbox`), like Twilio: not under the
+    server's GIL, its CPU apart. Points the server at it (TWILIO_API_BASE_URL in
+    `extra`); its callbacks go to `server_base`. Not started yet."""
+    port = free_port()
+    emulator = Server(
+        data_dir,
+        port,
+        server_env(data_dir, port, **extra),
+        data_dir / "sandbox.log",
+        extra_args=["--webhook-base", server_base],
+        command="sandbox",
+        health=False,
+    )
+    extra["TWILIO_API_BASE_URL"] = f"http://{HOST}:{port}"
+    return emulator
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(

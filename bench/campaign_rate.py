@@ -111,6 +111,7 @@ from benchlib import (
     max_in_window,
     percentile,
     run_cli,
+    separate_emulator,
     server_env,
     session_cpu,
     thread_cpu,
@@ -456,18 +457,7 @@ def run_rate(rate: float, base_dir: Path, args: argparse.Namespace, backing: Bac
     base = f"http://{HOST}:{port}"
     emulator: Server | None = None
     if args.emulator == "separate":
-        # Like Twilio, the emulator is not the server: its own process (and GIL).
-        emulator_port = free_port()
-        emulator = Server(
-            data_dir,
-            emulator_port,
-            server_env(data_dir, emulator_port, **extra),
-            data_dir / "sandbox.log",
-            extra_args=["--webhook-base", base],
-            command="sandbox",
-            health=False,
-        )
-        extra["TWILIO_API_BASE_URL"] = f"http://{HOST}:{emulator_port}"
+        emulator = separate_emulator(data_dir, base, extra)
     env = server_env(data_dir, port, **extra, **stores)
     server = Server(
         data_dir, port, env, data_dir / "server.log", ["--no-worker"] if args.workers else []

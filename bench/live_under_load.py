@@ -119,6 +119,7 @@ from benchlib import (
     machine_busy_cpu,
     percentile,
     run_cli,
+    separate_emulator,
     server_env,
     session_cpu,
 )
@@ -537,18 +538,8 @@ def run(base_dir: Path, args: argparse.Namespace, fake: FakeOpenAI, backing: Bac
     emulator: Server | None = None
     phone_base = base
     if args.emulator == "separate":
-        emulator_port = free_port()
-        emulator = Server(
-            data_dir,
-            emulator_port,
-            server_env(data_dir, emulator_port, **extra),
-            data_dir / "sandbox.log",
-            extra_args=["--webhook-base", base],
-            command="sandbox",
-            health=False,
-        )
-        phone_base = f"http://{HOST}:{emulator_port}"
-        extra["TWILIO_API_BASE_URL"] = phone_base
+        emulator = separate_emulator(data_dir, base, extra)
+        phone_base = extra["TWILIO_API_BASE_URL"]
     print("  " + ", ".join(f"{k}={v}" for k, v in extra.items()), flush=True)
     env = server_env(data_dir, port, **extra, **backing.env())
     split = args.layout == "split"

@@ -211,6 +211,14 @@ class Deployment:
             self._twilio.close()
             self._twilio = None
 
+    def admin_client(self, name: str = "test-admin") -> httpx.Client:
+        """An API client with a new administrator's token (to change settings)."""
+        made = self.run("token", "create", name, "--role", "admin")
+        token = made.strip().splitlines()[-1]
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
     def client(self) -> httpx.Client:
         """An API client with an operator token."""
         return httpx.Client(

@@ -41,9 +41,7 @@ def test_an_answer_cut_off_by_a_kill_comes_right_after_the_restart(tmp_path: Pat
     deployment = Deployment(tmp_path, LLM_ALLOW_PRIVATE_NETWORKS="true")
     try:
         deployment.start()
-        made = deployment.run("token", "create", "restart-admin", "--role", "admin")
-        admin = {"Authorization": f"Bearer {made.strip().splitlines()[-1]}"}
-        with httpx.Client(base_url=deployment.url, headers=admin, timeout=30) as api:
+        with deployment.admin_client() as api:
             assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
             ai = {
                 "enabled": True,
@@ -96,9 +94,7 @@ def test_an_answer_twilio_took_while_the_server_was_killed_is_not_sent_again(
 
     try:
         deployment.start()
-        made = deployment.run("token", "create", "restart-admin", "--role", "admin")
-        admin = {"Authorization": f"Bearer {made.strip().splitlines()[-1]}"}
-        with httpx.Client(base_url=deployment.url, headers=admin, timeout=30) as api:
+        with deployment.admin_client() as api:
             assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
             reply = {"enabled": True, "message": "Dziękujemy, odpiszemy wkrótce."}
             assert api.put("/api/auto-reply", json=reply).is_success

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.fakes.openai import FakeOpenAI
@@ -81,9 +80,7 @@ def test_a_kill_around_a_tool_call_books_once_and_answers_once(
     with Shop() as shop:
         try:
             deployment.start()
-            made = deployment.run("token", "create", "tools-admin", "--role", "admin")
-            headers = {"Authorization": f"Bearer {made.strip().splitlines()[-1]}"}
-            with httpx.Client(base_url=deployment.url, headers=headers, timeout=30) as api:
+            with deployment.admin_client() as api:
                 assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
                 ai = {
                     "enabled": True,
@@ -132,7 +129,7 @@ def test_a_kill_around_a_tool_call_books_once_and_answers_once(
             second = [s for s in shop.seen if s[4] == {"slot": "środa 12:00"}]
             assert len(second) == 1  # the kept call was not made again
 
-            with httpx.Client(base_url=deployment.url, headers=headers, timeout=30) as api:
+            with deployment.admin_client("tools-reader") as api:
                 runs = api.get("/api/automation/runs").json()
             replies = {n: answers_for(deployment, n) for n in ("+48600600001", "+48600600002")}
         finally:
