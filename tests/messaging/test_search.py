@@ -124,24 +124,43 @@ def test_contacts_are_found_by_name_note_and_attribute(
     assert [c["participant"] for c in hits(api, "nowak", "contacts")["items"]] == [PIOTR]
 
 
-def test_a_transcript_added_later_is_found_once_indexed_again(
+def test_a_transcript_added_later_is_found_at_once_and_once_indexed_again(
     api: httpx.Client, history: None, clock: FrozenClock, db: Any
 ) -> None:
     index_everything(clock)
-    message_id = db.scalar(select(Message.id).where(Message.participant == PIOTR).limit(1))
-    with session_scope() as session:
-        session.execute(
-            update(Message)
-            .where(Message.id == message_id)
-            .values(
-                num_media=1,
-                media=[{"content_type": "audio/ogg", "transcript": "Proszę o fakturę VAT"}],
+    first, second = db.scalars(
+        select(Message.id).where(Message.participant == PIOTR).order_by(Message.id)
+    ).all()
+
+    def transcribe(message_id: int, words: str) -> None:
+        with session_scope() as session:
+            session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(num_media=1, media=[{"content_type": "audio/ogg", "transcript": words}])
             )
-        )
-    index_everything(clock)
-    found = hits(api, "faktury")["items"]
-    assert [h["id"] for h in found] == [message_id]
-    assert marked_words(found[0]) == ["fakturę"]
+
+    transcribe(first, "Proszę o fakturę VAT")
+    transcribe(second, "Fakturę już mam")
+    # Before the indexer reads the change again: the panel shows the transcript, so a
+    # search finds it, newest first, on pages and through the history filter.
+    for indexed in (False, True):
+        found = hits(api, "faktury")["items"]
+        assert [h["id"] for h in found] == [second, first], indexed
+        assert marked_words(found[1]) == ["fakturę"]
+        paged = hits(api, "faktury", limit=1)
+        assert [h["id"] for h in paged["items"]] == [second], indexed
+        rest = hits(api, "faktury", limit=1, cursor=paged["next"])["items"]
+        assert [h["id"] for h in rest] == [first], indexed
+        listed = api.get("/api/messages", params={"q": "faktury"}).json()["items"]
+        assert [m["id"] for m in listed] == [second, first], indexed
+        index_everything(clock)
+
+    # A text that changes again is no longer found by its old words, indexed or not.
+    transcribe(second, "Dziękuję")
+    for indexed in (False, True):
+        assert [h["id"] for h in hits(api, "faktury")["items"]] == [first], indexed
+        index_everything(clock)
 
 
 def test_pages_of_results_hold_every_match_once(

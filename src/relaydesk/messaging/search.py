@@ -605,6 +605,33 @@ def _tail_matches(
     return [row.id for row in rows if matches(query, fold(message_text(row.body, row.media)))]
 
 
+def _changed_tail(
+    session: Session, query: Query, position: int, *, before: int | None, after: int | None
+) -> tuple[list[int], set[int]]:
+    """Indexed messages whose text changed since the indexer last read changes (a
+    transcript, a description, a recovered template), read directly: those that match
+    now, and the others, whose indexed text may match words they no longer hold."""
+    since = _since(_progress(session, CHANGED))
+    statement = select(Message.id, Message.body, Message.media).where(
+        Message.updated_at > since,
+        Message.id <= position,
+        or_(Message.num_media > 0, Message.content_sid.is_not(None)),
+    )
+    if before is not None:
+        statement = statement.where(Message.id < before)
+    if after is not None:
+        statement = statement.where(Message.id > after)
+    rows = session.execute(statement.order_by(Message.updated_at.desc()).limit(TAIL_LIMIT))
+    matching: list[int] = []
+    other: set[int] = set()
+    for row in rows:
+        if matches(query, fold(message_text(row.body, row.media))):
+            matching.append(row.id)
+        else:
+            other.add(row.id)
+    return sorted(matching), other
+
+
 def message_ids(
     session: Session,
     query: Query,
@@ -615,25 +642,31 @@ def message_ids(
 ) -> Iterator[list[int]]:
     """Matching message ids in chunks: newest first, or oldest first past `after`.
 
-    The not-yet-indexed tail is read directly and merged with the index (an id can be in
-    both while the indexer works: it is given once).
+    The index answers for the rows it has read. What it has not read yet is read
+    directly: the messages past its position, and those whose text changed since it last
+    read changes (a transcript that came after the message was indexed is found at once;
+    a text that lost a word is no longer found by it). Each id is given once.
     """
     tail = _tail_matches(session, query, before=before, after=after)
     position = _position(session, MESSAGES)
+    changed, stale = _changed_tail(session, query, position, before=before, after=after)
     if after is not None:
         tail.reverse()
         low = after
         while True:
-            ids = indexed_message_ids(session, query, before=None, after=low, limit=chunk)
-            ids = [i for i in ids if i <= position]
-            if not ids:
+            found = indexed_message_ids(session, query, before=None, after=low, limit=chunk)
+            ids = [i for i in found if i <= position]
+            done = len(found) < chunk or len(ids) < len(found)
+            top = position if done else ids[-1]
+            merged = {i for i in ids if i not in stale}
+            merged.update(i for i in changed if low < i <= top)
+            if merged:
+                yield sorted(merged)
+            if done:
                 break
-            yield ids
-            low = ids[-1]
-            if low >= position:
-                break
+            low = top
         if tail:
-            yield [i for i in tail if i > low]
+            yield tail
         return
     seen = set(tail)
     if tail:
@@ -641,14 +674,15 @@ def message_ids(
     high = position + 1 if before is None else min(before, position + 1)
     while True:
         ids = indexed_message_ids(session, query, before=high, after=None, limit=chunk)
-        if not ids:
+        low = ids[-1] if len(ids) == chunk else None  # None: nothing further in the index
+        merged = {i for i in ids if i not in stale and i not in seen}
+        merged.update(i for i in changed if i < high and (low is None or i >= low))
+        if merged:
+            seen.update(merged)
+            yield sorted(merged, reverse=True)
+        if low is None:
             return
-        fresh = [i for i in ids if i not in seen]
-        if fresh:
-            yield fresh
-        high = ids[-1]
-        if len(ids) < chunk:
-            return
+        high = low
 
 
 def contact_ids(session: Session, query: Query, limit: int, before: int | None = None) -> list[int]:
