@@ -674,13 +674,14 @@ def message_ids(
     high = position + 1 if before is None else min(before, position + 1)
     while True:
         ids = indexed_message_ids(session, query, before=high, after=None, limit=chunk)
-        low = ids[-1] if len(ids) == chunk else None  # None: nothing further in the index
+        last = len(ids) < chunk  # nothing further in the index
+        low = 0 if last else ids[-1]
         merged = {i for i in ids if i not in stale and i not in seen}
-        merged.update(i for i in changed if i < high and (low is None or i >= low))
+        merged.update(i for i in changed if low <= i < high)
         if merged:
             seen.update(merged)
             yield sorted(merged, reverse=True)
-        if low is None:
+        if last:
             return
         high = low
 
