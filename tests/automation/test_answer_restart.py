@@ -119,3 +119,72 @@ def test_an_answer_twilio_took_while_the_server_was_killed_is_not_sent_again(
     assert [m.sid for m in sent] == [answer["sid"]]
     assert answer["body"] == "Dziękujemy, odpiszemy wkrótce."
     assert answer["status"] != "failed"
+
+
+def test_answers_waiting_for_the_model_when_killed_come_once_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    """Runs claimed and handed to the model threads (MODEL_CONCURRENCY of them ask at
+    once, the others wait their turn in memory) are all answered after a SIGKILL and a
+    restart, each exactly once, without waiting for their leases."""
+    customers = [f"+4860070010{i}" for i in range(5)]
+    release = threading.Event()
+    waiting: list[str] = []
+    lock = threading.Lock()
+    model = FakeOpenAI()
+
+    def reply(body: dict[str, Any]) -> str:
+        question = str(body["messages"][-1]["content"])
+        if not release.is_set():
+            with lock:
+                waiting.append(question)
+            release.wait(60)  # the server that asked is killed meanwhile
+        return f"Odpowiedź: {question}"
+
+    model.reply_with(reply)
+    model.start()
+    deployment = Deployment(tmp_path, LLM_ALLOW_PRIVATE_NETWORKS="true", MODEL_CONCURRENCY="2")
+    try:
+        deployment.start()
+        with deployment.admin_client() as api:
+            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
+            ai = {
+                "enabled": True,
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "base_url": model.base_url,
+                "api_key": "sk-restart",
+            }
+            assert api.put("/api/ai/config", json=ai).is_success
+        for number in customers:
+            deployment.customer_writes(number, f"Pytanie {number}")
+
+        def all_claimed() -> bool:
+            with deployment.admin_client() as api:
+                runs = api.get("/api/automation/runs", params={"limit": 50}).json()
+            return len(runs) == len(customers) and all(r["state"] == "working" for r in runs)
+
+        wait_until(lambda: len(waiting) == 2, 60, "two model calls at once", deployment)
+        wait_until(all_claimed, 60, "every run claimed", deployment)
+        assert len(waiting) == 2  # MODEL_CONCURRENCY: the other three wait their turn
+        deployment.kill()
+        release.set()
+        deployment.start()
+        wait_until(
+            lambda: all(deployment.sent_to()[n] for n in customers),
+            90,
+            "every answer after the restart",
+            deployment,
+        )
+        sent = deployment.emulator_messages()
+        with deployment.client() as api:
+            runs = api.get("/api/automation/runs", params={"limit": 50}).json()
+    finally:
+        deployment.stop()
+        release.set()
+        model.stop()
+    for number in customers:
+        assert [str(m.body) for m in sent if str(m.to) == number] == [
+            f"Odpowiedź: Pytanie {number}"
+        ]
+    assert sorted((r["state"], r["outcome"]) for r in runs) == [("done", "ai")] * 5

@@ -61,13 +61,18 @@ def complete(llm: LLMConfig, turns: list[ChatTurn]) -> Completion:
     )
 
 
+def needs_model(decision: Decision) -> bool:
+    """Whether answering the decision calls a model (otherwise `ask` returns at once)."""
+    return decision.job is not None and decision.outcome != RunOutcome.SESSION_ENDED
+
+
 def ask(
     decision: Decision,
     run_id: int,
     journal: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Answer:
     job = decision.job
-    if job is None or decision.outcome == RunOutcome.SESSION_ENDED:
+    if job is None or not needs_model(decision):
         return Answer(
             decision.outcome,
             decision.source,

@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from relaydesk.automation import model_calls
 from relaydesk.automation import settings as cfg
-from relaydesk.automation.answering import Answer, ask
+from relaydesk.automation.answering import Answer, ask, needs_model
 from relaydesk.automation.handover import hand_over
 from relaydesk.automation.models import (
     AutomationRun,
     RunOutcome,
     RunState,
 )
-from relaydesk.automation.policy import OUT_OF_OFFICE_SENT, decide, stepped_back
+from relaydesk.automation.policy import OUT_OF_OFFICE_SENT, Decision, decide, stepped_back
 from relaydesk.automation.usage import record_usage, track_session
 from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.core import owners
@@ -70,8 +71,12 @@ def queue_for(session: Session, message: Message) -> None:
     enqueue_after_commit(session, "automation.run", run_id, delay=delay or None)
 
 
-def run(run_id: int) -> RunOutcome | None:
-    """Decide, ask the model if needed, and store at most one answer; returns the outcome."""
+def run(run_id: int, *, concurrent: bool = False) -> RunOutcome | None:
+    """Decide, ask the model if needed, and store at most one answer; returns the outcome.
+
+    `concurrent` (the worker's job): an answer that needs the model is handed, claimed,
+    to the model threads (`model_calls`), and None is returned at once.
+    """
     token = secrets.token_hex(8)
     now = utcnow()
     lease = timedelta(seconds=get_settings().automation_lease_seconds)
@@ -112,8 +117,41 @@ def run(run_id: int) -> RunOutcome | None:
         return _finish(run_id, token, answer)
     with session_scope(write=False) as session:
         decision = decide(session, run_id)
+    if concurrent and needs_model(decision):
+        model_calls.pool().submit(
+            lambda: _answer_later(run_id, token, decision, now), f"automation run {run_id}"
+        )
+        return None
+    return _answer(run_id, token, decision)
+
+
+def _answer(run_id: int, token: str, decision: Decision) -> RunOutcome | None:
     answer = ask(decision, run_id, journal=lambda calls: _journal(run_id, token, calls))
     return _finish(run_id, token, answer)
+
+
+def _answer_later(run_id: int, token: str, decision: Decision, claimed_at: datetime) -> None:
+    """A handed-over run's model call and answer, in a model thread. A run that waited
+    for more than half its lease renews it first, and is left alone if the sweep took
+    it over meanwhile."""
+    lease = timedelta(seconds=get_settings().automation_lease_seconds)
+    now = utcnow()
+    if now - claimed_at > lease / 2:
+        with session_scope() as session:
+            renewed = session.execute(
+                update(AutomationRun)
+                .where(
+                    AutomationRun.id == run_id,
+                    AutomationRun.claim_token == token,
+                    AutomationRun.state == RunState.WORKING,
+                )
+                .values(lease_until=now + lease)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        if not renewed:
+            log.info("automation run %s was taken over while it waited for the model", run_id)
+            return
+    _answer(run_id, token, decision)
 
 
 def _journal(run_id: int, token: str, calls: list[dict[str, Any]]) -> None:
@@ -154,7 +192,8 @@ def _waits_for_media(run_id: int, token: str, message_id: int) -> bool:
 
 
 def resume(message_id: int) -> None:
-    """Run the answer that waited for this message's files (if it is still waiting)."""
+    """Run the answer that waited for this message's files (if it is still waiting);
+    the worker's job, so a model's answer goes to the model threads."""
     with session_scope(write=False) as session:
         found = session.execute(
             select(AutomationRun.id, AutomationRun.created_at).where(
@@ -165,7 +204,7 @@ def resume(message_id: int) -> None:
         debounce = timedelta(seconds=cfg.read_rules(session).debounce_seconds)
     # Still inside its burst window: the run's own delayed job comes then.
     if found is not None and found.created_at + debounce <= utcnow():
-        run(found.id)
+        run(found.id, concurrent=True)
 
 
 def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:

@@ -32,8 +32,8 @@ def inbound(session: Session, message: Message) -> None:
 
 @task("automation.run", follows=True)
 def run(run_id: int) -> None:
-    """Decide and answer one inbound message."""
-    pipeline.run(run_id)
+    """Decide and answer one inbound message (a model's answer in the model threads)."""
+    pipeline.run(run_id, concurrent=True)
 
 
 @task("automation.resume")

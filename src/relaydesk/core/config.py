@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     llm_retries: int = Field(2, ge=0, le=10)
     llm_retry_backoff_seconds: float = Field(1.0, ge=0, le=60)
     automation_lease_seconds: float = Field(180.0, gt=0, le=3600)
+    # Automatic answers waiting for their model at once (each holds a thread, not a
+    # database connection); more wait their turn. A local model answers one at a time.
+    model_concurrency: int = Field(16, ge=1, le=256)
 
     # Knowledge indexes: which model turns text into vectors (None: the provider's default).
     embedding_provider: Literal["openai", "local"] = "local"
