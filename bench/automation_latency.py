@@ -24,6 +24,15 @@ What it measures
     once over --concurrency connections. Prints p50/p90/p99/max in ms, the answers per
     second achieved, where the time goes (stages, see below) and the server's CPU.
 
+    --model-seconds makes the fake model take that long for each answer (a real model's
+    thinking time): the answers then wait for it MODEL_CONCURRENCY at a time
+    (--model-concurrency to change it), so 1,000 at once take about 1,000 / that
+    number seconds. --postgresql and --redis run the server on a throwaway PostgreSQL
+    cluster and redis-server (their CPU is printed apart), and --workers N runs
+    `serve --no-worker` with N `relaydesk worker` processes, as a scaled-out setup has
+    it. The peak memory printed is the peak resident set (VmHWM) of relaydesk's
+    processes, added up.
+
     The pipeline's debounce window (automation rule `debounce_seconds`, 5 s by default:
     wait for more messages of the same burst) is set to 0 (--debounce to change it), so
     the figures show the pipeline without the deliberate wait; the loop guard is raised to
@@ -68,6 +77,10 @@ Run (about 40 s with the defaults):
     .venv/bin/python bench/automation_latency.py --rate 1 --messages 30   # sparse traffic
     .venv/bin/python bench/automation_latency.py --modes ai --debounce 5  # default window
     .venv/bin/python bench/automation_latency.py --modes ai,tools           # a tool round
+    .venv/bin/python bench/automation_latency.py --modes ai --burst --messages 1000 \
+        --model-seconds 1                                                   # a real model's pace
+    .venv/bin/python bench/automation_latency.py --burst --messages 1000 \
+        --postgresql --redis --workers 2                                    # scaled out
 
 (PYTHONPATH=/tmp/rev/src selects another relaydesk revision, as in webhook_ingest.py.)
 """
@@ -94,6 +107,7 @@ from benchlib import (
     BENCH_AUTH_TOKEN,
     HOST,
     REPO,
+    Backing,
     PgConnection,
     Server,
     environment,
@@ -105,6 +119,7 @@ from benchlib import (
     separate_emulator,
     server_env,
     session_cpu,
+    session_peak_rss_mb,
     thread_cpu,
 )
 from relaydesk.channels.twilio.signature import sign
@@ -112,6 +127,7 @@ from relaydesk.core.config import SANDBOX_DEFAULT_FROM, Settings
 
 sys.path.insert(0, str(REPO))  # for tests.fakes
 from tests.fakes import FakeOpenAI
+from tests.fakes.openai import echo_last_user_message
 from tests.fakes.shop import API_KEY, Shop
 
 MODES = ("ai", "classic")
@@ -132,6 +148,16 @@ ORDER_TOOL = {
     },
     "secret_header": {"name": "X-Api-Key", "value": API_KEY},
 }
+
+
+def thinking(seconds: float) -> Any:
+    """A model that takes `seconds` before it echoes the customer (--model-seconds)."""
+
+    def reply(body: dict[str, Any]) -> str:
+        time.sleep(seconds)
+        return echo_last_user_message(body)
+
+    return reply
 
 
 def order_assistant(body: dict[str, Any]) -> Any:
@@ -174,6 +200,8 @@ class ModeResult:
     emulator_cpu: float = 0.0  # the emulator as its own process (--emulator separate)
     loop_thread_cpu: float = 0.0
     other_cpu: float = 0.0
+    backing_cpu: float = 0.0  # PostgreSQL and Redis (--postgresql, --redis)
+    peak_rss_mb: float = 0.0  # relaydesk's processes (serve, and --workers), VmHWM added up
     wall: float = 0.0
     checks: list[tuple[bool, str]] = field(default_factory=list)
 
@@ -411,12 +439,18 @@ def relaydesk_view(app_db: Path | str) -> dict[str, Stored]:
 
 
 def run_mode(
-    mode: str, base_dir: Path, fake: FakeOpenAI, shop: Shop, args: argparse.Namespace
+    mode: str,
+    base_dir: Path,
+    fake: FakeOpenAI,
+    shop: Shop,
+    args: argparse.Namespace,
+    backing: Backing,
 ) -> ModeResult:
     """Fresh server, configure the mode, warm up, send, wait, read, check."""
     how = f"all at once over {args.concurrency} connections" if args.burst else f"{args.rate:g}/s"
     what = {
-        "ai": "AI auto-reply, fake model answering at once",
+        "ai": "AI auto-reply, fake model answering "
+        + (f"after {args.model_seconds:g} s" if args.model_seconds else "at once"),
         "classic": "static auto-reply",
         "tools": "AI auto-reply calling one tool, model and shop answering at once",
     }[mode]
@@ -431,24 +465,38 @@ def run_mode(
     extra = {"LLM_ALLOW_PRIVATE_NETWORKS": "true", "TOOLS_ALLOW_PRIVATE_NETWORKS": "true"}
     if args.worker_threads:
         extra["WORKER_THREADS"] = str(args.worker_threads)
+    if args.model_concurrency:
+        extra["MODEL_CONCURRENCY"] = str(args.model_concurrency)
     base = f"http://{HOST}:{port}"
     emulator: Server | None = None
     if args.emulator == "separate":
         emulator = separate_emulator(data_dir, base, extra)
-    env = server_env(data_dir, port, **extra)
+    env = server_env(data_dir, port, **extra, **backing.env())
     result = ModeResult(mode, args.messages)
-    server = Server(data_dir, port, env, data_dir / "server.log")
+    server = Server(
+        data_dir, port, env, data_dir / "server.log", ["--no-worker"] if args.workers else []
+    )
+    workers = [
+        Server(data_dir, 0, env, data_dir / f"worker-{i}.log", [], "worker")
+        for i in range(args.workers)
+    ]
     run_cli(["migrate"], env, data_dir)
     token = run_cli(["token", "create", "bench", "--role", "admin"], env, data_dir)
     token = token.strip().splitlines()[-1]
     fake.reset()
     if mode == "tools":
         fake.reply_with(order_assistant)
-    sandbox_db, app_db = data_dir / "sandbox.db", data_dir / "app.db"
+    elif args.model_seconds:
+        fake.reply_with(thinking(args.model_seconds))
+    sandbox_db = data_dir / "sandbox.db"
+    app_db: Path | str = env.get("DATABASE_URL") or data_dir / "app.db"
+    relaydesk = [server, *workers]
     try:
         if emulator is not None:
             emulator.start()
         server.start()
+        for worker in workers:
+            worker.start()
         configure(base, token, mode, fake.base_url, args.debounce, shop.base)
         # Warm-up customers (numbers after the timed ones): first model client, caches.
         warm = build_webhooks(port, args.messages, args.warmup, "w")
@@ -460,20 +508,30 @@ def run_mode(
             time.sleep(0.2)
         model_calls_before, shop_calls_before = len(fake.requests), len(shop.seen)
         emulator_cpu = (lambda: session_cpu(emulator.pid)) if emulator else (lambda: 0.0)
-        emulator0 = emulator_cpu()
-        cpu0, machine0, client0 = session_cpu(server.pid), machine_busy_cpu(), time.process_time()
+        emulator0, backing0 = emulator_cpu(), backing.cpu()
+
+        def relaydesk_cpu() -> float:
+            return sum(session_cpu(p.pid) for p in relaydesk)
+
+        cpu0, machine0, client0 = relaydesk_cpu(), machine_busy_cpu(), time.process_time()
         loop0 = thread_cpu(server.pid).get(server.pid, 0.0)
         wall0 = time.perf_counter()
         result.send_seconds = send(base, timed, args.rate, args.burst, args.concurrency)
         complete = wait_for_answers(sandbox_db, len(warm) + len(timed), args.stall)
         result.wall = time.perf_counter() - wall0
-        cpu1, machine1, client1 = session_cpu(server.pid), machine_busy_cpu(), time.process_time()
+        cpu1, machine1, client1 = relaydesk_cpu(), machine_busy_cpu(), time.process_time()
         result.loop_thread_cpu = thread_cpu(server.pid).get(server.pid, 0.0) - loop0
         result.server_cpu = cpu1 - cpu0
         result.emulator_cpu = emulator_cpu() - emulator0
+        result.backing_cpu = backing.cpu() - backing0
         result.other_cpu = max(
             0.0,
-            machine1 - machine0 - result.server_cpu - result.emulator_cpu - (client1 - client0),
+            machine1
+            - machine0
+            - result.server_cpu
+            - result.emulator_cpu
+            - result.backing_cpu
+            - (client1 - client0),
         )
         if not complete:
             print(f"  answers stopped coming (no new one for {args.stall:g} s)")
@@ -482,7 +540,10 @@ def run_mode(
         shop_calls = len(shop.seen) - shop_calls_before
         answers = emulator_answers(sandbox_db)
         stored = relaydesk_view(app_db)
+        result.peak_rss_mb = sum(session_peak_rss_mb(p.pid) for p in relaydesk)
     finally:
+        for worker in workers:
+            worker.stop()
         server.stop()
         if emulator is not None:
             emulator.stop()
@@ -652,6 +713,14 @@ def report(r: ModeResult) -> None:
         f"  server CPU        {cores:.2f} cores (event-loop thread {loop:.2f}, other threads "
         f"{cores - loop:.2f}), {per:.1f} ms per answer{bound}"
     )
+    if r.backing_cpu:
+        backing = r.backing_cpu / r.wall if r.wall else 0.0
+        per_backing = r.backing_cpu / max(r.answered, 1) * 1000
+        print(
+            f"  database, queue   {backing:.2f} cores, {per_backing:.1f} ms per answer "
+            "(PostgreSQL and Redis)"
+        )
+    print(f"  peak memory       {r.peak_rss_mb:.0f} MB (relaydesk's processes, VmHWM added up)")
     if r.emulator_cpu:
         twilio = r.emulator_cpu / r.wall if r.wall else 0.0
         per_twilio = r.emulator_cpu / max(r.answered, 1) * 1000
@@ -671,14 +740,17 @@ def summary(results: list[ModeResult], args: argparse.Namespace) -> None:
     )
     print(
         f"  {'mode':<9}{'answered':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'ans/s':>8}  check"
+        f"{'ans/s':>8}{'CPU ms':>8}{'ack p99':>9}{'peak MB':>9}  check"
     )
     for r in results:
         lat = r.latencies_ms
+        per = r.server_cpu / max(r.answered, 1) * 1000
+        acks = r.stages_ms.get("ack", [])
         print(
             f"  {r.mode:<9}{r.answered:>9}{percentile(lat, 50):>9.1f}{percentile(lat, 90):>9.1f}"
             f"{percentile(lat, 99):>9.1f}{(lat[-1] if lat else float('nan')):>9.1f}"
-            f"{r.answers_per_s:>8.1f}  {'PASS' if r.ok else 'FAIL'}"
+            f"{r.answers_per_s:>8.1f}{per:>8.1f}{percentile(acks, 99):>9.1f}"
+            f"{r.peak_rss_mb:>9.0f}  {'PASS' if r.ok else 'FAIL'}"
         )
 
 
@@ -722,6 +794,31 @@ def main(argv: list[str] | None = None) -> int:
         help="the Twilio emulator inside the server (default; its work counts as the "
         "server's) or as its own process, like Twilio",
     )
+    parser.add_argument(
+        "--model-seconds",
+        type=float,
+        default=0.0,
+        help="the fake model takes this long to answer (ai mode; default 0: at once)",
+    )
+    parser.add_argument(
+        "--model-concurrency",
+        type=int,
+        default=None,
+        help="MODEL_CONCURRENCY of the server (default: relaydesk's)",
+    )
+    parser.add_argument(
+        "--postgresql", action="store_true", help="a throwaway PostgreSQL cluster, not SQLite"
+    )
+    parser.add_argument(
+        "--redis", action="store_true", help="a throwaway redis-server as the job queue"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="`serve --no-worker` and this many `relaydesk worker` processes "
+        "(default 0: the worker threads inside serve)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -731,6 +828,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--messages, --rate and --concurrency must be positive, --warmup >= 0")
     if args.messages + args.warmup > 1_000_000:
         parser.error("at most 1,000,000 messages (customer numbers)")
+    if args.model_seconds < 0 or args.workers < 0 or (args.model_concurrency or 1) < 1:
+        parser.error("--model-seconds and --workers cannot be negative")
 
     exit_on_sigterm()
     print(environment())
@@ -745,6 +844,13 @@ def main(argv: list[str] | None = None) -> int:
         "  end of each latency: the emulator's own date_created of the Messages.create call "
         "(same clock, no polling granularity)"
     )
+    backing = Backing(args.postgresql, args.redis)
+    backing.start()
+    processes = (
+        f"serve --no-worker + {args.workers} worker process(es)" if args.workers else "one serve"
+    )
+    model = f"the fake model answers after {args.model_seconds:g} s" if args.model_seconds else ""
+    print(f"  {backing.describe()}; {processes}" + (f"; {model}" if model else ""))
     base_dir = Path(tempfile.mkdtemp(prefix="relaydesk-automation-"))
     fake = FakeOpenAI()
     fake.start()
@@ -753,11 +859,12 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ModeResult] = []
     try:
         for mode in modes:
-            results.append(run_mode(mode, base_dir, fake, shop, args))
+            results.append(run_mode(mode, base_dir, fake, shop, args, backing))
         summary(results, args)
     finally:
         fake.stop()
         shop.__exit__(None, None, None)
+        backing.stop()
         if not args.keep:
             shutil.rmtree(base_dir, ignore_errors=True)
     if len(results) < len(modes) or not all(r.ok for r in results):

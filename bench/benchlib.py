@@ -108,6 +108,25 @@ def session_cpu(sid: int) -> float:
     return total
 
 
+def session_peak_rss_mb(sid: int) -> float:
+    """The peak resident memory (VmHWM) of every live process in session `sid`, added
+    up, in MB: an upper bound of the session's peak (the processes' peaks may not have
+    come at the same moment)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) != sid:
+                continue
+            status = (stat.parent / "status").read_text()
+        except OSError:
+            continue  # the process ended while we looked
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])  # kB
+    return total / 1024
+
+
 def thread_cpu(pid: int) -> dict[int, float]:
     """CPU seconds per thread id of process `pid`."""
     out = {}
