@@ -31,6 +31,7 @@ from relaydesk.automation.models import (
 from relaydesk.automation.policy import OUT_OF_OFFICE_SENT, Decision, decide, stepped_back
 from relaydesk.automation.usage import record_usage, track_session
 from relaydesk.contacts.consent import opt_out_keyword
+from relaydesk.contacts.models import Contact
 from relaydesk.core import owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
@@ -228,16 +229,18 @@ def _store(
     """Store the outcome and the answer in one transaction, only while the claim holds."""
     now = utcnow()
     with session_scope() as session:
-        # The run, its message and conversation in one query (each was one).
+        # The run, its message, conversation and contact in one query (each was one; the
+        # send needs no lookup of its own for the conversation it answers in).
         found = session.execute(
-            select(AutomationRun, Message, Conversation)
+            select(AutomationRun, Message, Conversation, Contact)
             .outerjoin(Message, Message.id == AutomationRun.inbound_message_id)
             .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(Contact, Contact.id == Conversation.contact_id)
             .where(AutomationRun.id == run_id)
         ).first()
         if found is None:
             return None
-        row, message, conversation = found
+        row, message, conversation, contact = found
         if row.state != RunState.WORKING or row.claim_token != token:
             return None  # another worker took over after our lease ran out
         outcome, detail, reply = answer.outcome, answer.detail, None
@@ -250,7 +253,7 @@ def _store(
                 outcome, detail = blocked.outcome, blocked.detail
             else:
                 send = _send if answer.ooo_period is None else _send_out_of_office
-                reply, problem = send(session, conversation, answer)
+                reply, problem = send(session, conversation, contact, answer)
                 if problem:
                     outcome, detail = problem
         reply_id = reply.id if reply is not None else None
@@ -279,7 +282,7 @@ def _store(
 
 
 def _send_out_of_office(
-    session: Session, conversation: Conversation, answer: Answer
+    session: Session, conversation: Conversation, contact: Contact | None, answer: Answer
 ) -> tuple[delivery.Snapshot | None, tuple[RunOutcome, str] | None]:
     """`_send`, once per conversation per closed period: the period is claimed first.
 
@@ -305,7 +308,7 @@ def _send_out_of_office(
     if not claimed:
         savepoint.rollback()
         return None, (RunOutcome.OUT_OF_OFFICE, OUT_OF_OFFICE_SENT)
-    reply, problem = _send(session, conversation, answer)
+    reply, problem = _send(session, conversation, contact, answer)
     if problem:
         savepoint.rollback()
     else:
@@ -314,7 +317,7 @@ def _send_out_of_office(
 
 
 def _send(
-    session: Session, conversation: Conversation, answer: Answer
+    session: Session, conversation: Conversation, contact: Contact | None, answer: Answer
 ) -> tuple[delivery.Snapshot | None, tuple[RunOutcome, str] | None]:
     """Store the answer through the one send function, claimed for its delivery here;
     (what its Twilio call needs, or outcome and why)."""
@@ -331,7 +334,12 @@ def _send(
     )
     try:
         with session.begin_nested():
-            sent = messaging.send(session, request, claimed_for=delivery.claim_lease())
+            sent = messaging.send(
+                session,
+                request,
+                claimed_for=delivery.claim_lease(),
+                known=(contact, conversation) if contact is not None else None,
+            )
     except RelaydeskError as exc:
         if isinstance(exc, OptedOut):
             return None, (RunOutcome.OPTED_OUT, N_("the customer unsubscribed meanwhile"))

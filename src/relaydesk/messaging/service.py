@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,7 @@ def send(
     deliver_inline: bool = False,
     safety_net: bool = True,
     claimed_for: timedelta | None = None,
+    known: tuple[Contact, Conversation] | None = None,
 ) -> Message:
     """Validate and store an outbound message; delivery happens after commit.
 
@@ -99,6 +101,7 @@ def send(
         deliver_inline=deliver_inline,
         safety_net=safety_net,
         claimed_for=claimed_for,
+        known=[known] if known is not None else (),
     )
     if isinstance(outcome, RelaydeskError):
         raise outcome
@@ -126,6 +129,7 @@ def send_many(
     deliver_inline: bool = False,
     safety_net: bool = True,
     claimed_for: timedelta | None = None,
+    known: Sequence[tuple[Contact, Conversation]] = (),
 ) -> list[int | RelaydeskError]:
     """`send` for many requests at once: per request, the new message's id or why not.
 
@@ -135,6 +139,11 @@ def send_many(
     already claimed for delivery by the caller for that long: its own Twilio call
     follows at once, and if the caller dies, the sweep reconciles with Twilio after
     the claim ran out before sending anything again.
+
+    `known`: conversations the caller loaded in this transaction, with their contacts
+    (an automatic answer's). A request sent from a known conversation's number to its
+    customer joins it without the contact and the conversation being looked up again.
+    The rules are the same (opt-out, the WhatsApp window): they read the known rows.
     """
     settings = get_settings()
     account = current_account()
@@ -165,14 +174,28 @@ def send_many(
             raise ValueError("a scheduled message cannot be claimed for delivery now")
         ready.append(_Ready(i, req, address, body, send_at, files))
 
+    given = {
+        (conv.participant, conv.channel, conv.our_address): (contact, conv)
+        for contact, conv in known
+        if conv.contact_id == contact.id
+    }
+
+    def given_for(r: _Ready) -> tuple[Contact, Conversation] | None:
+        return given.get((r.address.e164, r.address.channel, r.req.from_ or ""))
+
     found = contacts.get_or_create_many(
-        session, [(r.address.e164, r.address.channel) for r in ready]
+        session, [(r.address.e164, r.address.channel) for r in ready if given_for(r) is None]
     )
-    known = _conversations_of(session, [c.id for c in found.values()])
+    by_contact = _conversations_of(session, [c.id for c in found.values()])
     accepted: list[tuple[_Ready, int, str]] = []  # request, contact id, sender
     for r in ready:
-        contact = found[(r.address.e164, r.address.channel)]
-        conversation = _pick_conversation(known.get(contact.id, []), r.req.from_)
+        pair = given_for(r)
+        conversation: Conversation | None
+        if pair is not None:
+            contact, conversation = pair
+        else:
+            contact = found[(r.address.e164, r.address.channel)]
+            conversation = _pick_conversation(by_contact.get(contact.id, []), r.req.from_)
         problem = _refusal(r.address, contact, conversation, r.req.content_sid, r.send_at)
         if problem is not None:
             results[r.index] = problem
@@ -181,8 +204,14 @@ def send_many(
     if not accepted:
         return _all(results)
 
-    conv_ids = _ensure_conversations(
-        session, [(cid, r.address.e164, r.address.channel, sender) for r, cid, sender in accepted]
+    conv_ids = {(conv.contact_id, conv.our_address): conv.id for _, conv in given.values()}
+    conv_ids |= _ensure_conversations(
+        session,
+        [
+            (cid, r.address.e164, r.address.channel, sender)
+            for r, cid, sender in accepted
+            if (cid, sender) not in conv_ids
+        ],
     )
     rows = []
     for r, cid, sender in accepted:
@@ -514,6 +543,8 @@ def _ensure_conversations(
     """
     now = utcnow()
     unique = {(cid, ours): (cid, who, channel, ours) for cid, who, channel, ours in wanted}
+    if not unique:
+        return {}
     session.execute(
         dialect_insert(session)(Conversation).on_conflict_do_nothing(
             index_elements=["contact_id", "our_address"]
