@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.conftest import AUTH_TOKEN
 from tests.fakes.openai import FakeOpenAI
@@ -188,3 +189,76 @@ def test_answers_waiting_for_the_model_when_killed_come_once_after_the_restart(
             f"Odpowiedź: Pytanie {number}"
         ]
     assert sorted((r["state"], r["outcome"]) for r in runs) == [("done", "ai")] * 5
+
+
+def test_a_stopping_server_hands_the_answers_waiting_for_the_model_back(
+    tmp_path: Path,
+) -> None:
+    """Stopped politely (SIGTERM: a deploy, a restart), the server gives the runs that
+    wait for the model back to the queue instead of leaving them claimed: whichever
+    worker comes next answers them at once, each exactly once."""
+    customers = [f"+4860070020{i}" for i in range(3)]
+    release = threading.Event()
+    asked: list[str] = []
+    model = FakeOpenAI()
+
+    def reply(body: dict[str, Any]) -> str:
+        question = str(body["messages"][-1]["content"])
+        asked.append(question)
+        release.wait(60)
+        return f"Odpowiedź: {question}"
+
+    model.reply_with(reply)
+    model.start()
+    deployment = Deployment(tmp_path, LLM_ALLOW_PRIVATE_NETWORKS="true", MODEL_CONCURRENCY="1")
+    try:
+        deployment.start()
+        with deployment.admin_client() as api:
+            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
+            ai = {
+                "enabled": True,
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "base_url": model.base_url,
+                "api_key": "sk-restart",
+            }
+            assert api.put("/api/ai/config", json=ai).is_success
+        for number in customers:
+            deployment.customer_writes(number, f"Pytanie {number}")
+
+        def runs() -> list[dict[str, Any]]:
+            with deployment.admin_client() as api:
+                return list(api.get("/api/automation/runs", params={"limit": 50}).json())
+
+        wait_until(lambda: len(asked) == 1, 60, "the first model call", deployment)
+        wait_until(
+            lambda: [r["state"] for r in runs()] == ["working"] * 3,
+            60,
+            "every run claimed",
+            deployment,
+        )
+        deployment.stop()  # SIGTERM, while one model call is under way and two wait
+        engine = create_engine(deployment.env["DATABASE_URL"])
+        with engine.connect() as conn:
+            left = conn.execute(
+                text("SELECT state, claim_token, claimed_by FROM automation_runs")
+            ).all()
+        engine.dispose()
+        assert sorted(tuple(row) for row in left) == [("pending", None, None)] * 3
+        release.set()
+        deployment.start()
+        wait_until(
+            lambda: all(deployment.sent_to()[n] for n in customers),
+            90,
+            "every answer after the restart",
+            deployment,
+        )
+        sent = deployment.emulator_messages()
+    finally:
+        deployment.stop()
+        release.set()
+        model.stop()
+    for number in customers:
+        assert [str(m.body) for m in sent if str(m.to) == number] == [
+            f"Odpowiedź: Pytanie {number}"
+        ]

@@ -168,3 +168,37 @@ def test_a_run_taken_over_while_it_waited_is_not_asked_again(
     asked = [r for r in openai_fake.requests if "messages" in r]
     questions = sorted(str(r["messages"][-1]["content"]) for r in asked)
     assert questions.count("Drugie pytanie") == 1, questions
+
+
+def test_runs_handed_back_at_a_stop_are_answered_once_by_the_next_claim(
+    api: httpx.Client,
+    db: Any,
+    inbound: Inbound,
+    ai_on: Callable[..., Any],
+    held: HeldModel,
+    openai_fake: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`hand_back` (what a stopping worker calls) releases every run held by the model
+    threads and queues it again: the call under way stores nothing, the runs that were
+    waiting are not asked by their old claim, and each customer gets one answer."""
+    from relaydesk.automation import pipeline
+    from relaydesk.core import tasks
+
+    assert pipeline.hand_back in tasks._stop_hooks
+    monkeypatch.setattr(get_settings(), "model_concurrency", 1)
+    ai_on()
+    customers = [f"+4860020054{i}" for i in range(3)]
+    sids = [inbound(number, f"Pytanie {number}") for number in customers]
+    wait_for(lambda: held.waiting == 1, what="the first model call")
+    wait_for(lambda: len(pipeline._held) == 3, what="every run handed to the model threads")
+
+    assert pipeline.hand_back() == 3
+    held.released.set()
+    for number, sid in zip(customers, sids, strict=True):
+        assert finished(db, sid).outcome == "ai"
+        assert len(answers(db, number)) == 1
+    wait_for(lambda: model_calls.pool().busy() == 0, what="the model threads idle")
+    asked = sorted(str(r["messages"][-1]["content"]) for r in openai_fake.requests)
+    # The call under way when its claim was given back is made again by the next claim.
+    assert len(asked) == 4 and len(set(asked)) == 3, asked

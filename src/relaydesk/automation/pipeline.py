@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,7 +38,7 @@ from relaydesk.core.config import get_settings
 from relaydesk.core.db import dialect_insert, session_scope, utcnow
 from relaydesk.core.errors import OptedOut, RelaydeskError
 from relaydesk.core.i18n import N_
-from relaydesk.core.tasks import enqueue_after_commit
+from relaydesk.core.tasks import enqueue_after_commit, on_stop
 from relaydesk.media import service as media
 from relaydesk.messaging import delivery
 from relaydesk.messaging import service as messaging
@@ -119,11 +120,52 @@ def run(run_id: int, *, concurrent: bool = False) -> RunOutcome | None:
     with session_scope(write=False) as session:
         decision = decide(session, run_id)
     if concurrent and needs_model(decision):
+        with _held_lock:
+            _held[run_id] = token
         model_calls.pool().submit(
             lambda: _answer_later(run_id, token, decision, now), f"automation run {run_id}"
         )
         return None
     return _answer(run_id, token, decision)
+
+
+# Runs handed to the model threads and not finished yet: run id -> claim token.
+_held: dict[int, str] = {}
+_held_lock = threading.Lock()
+
+
+@on_stop
+def hand_back() -> int:
+    """Give the runs held by the model threads back to the queue (the worker stops):
+    another worker answers them at once instead of after their lease. A model call
+    already under way goes on, but its claim is gone: it stores nothing."""
+    with _held_lock:
+        held = dict(_held)
+        _held.clear()
+    if not held:
+        return 0
+    released = 0
+    with session_scope() as session:
+        for run_id, token in held.items():
+            released += session.execute(
+                update(AutomationRun)
+                .where(
+                    AutomationRun.id == run_id,
+                    AutomationRun.claim_token == token,
+                    AutomationRun.state == RunState.WORKING,
+                )
+                .values(
+                    state=RunState.PENDING,
+                    claim_token=None,
+                    claimed_by=None,
+                    lease_until=None,
+                    attempts=AutomationRun.attempts - 1,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            enqueue_after_commit(session, "automation.run", run_id)
+    log.info("handed %s automation run(s) waiting for the model back to the queue", released)
+    return released
 
 
 def _answer(run_id: int, token: str, decision: Decision) -> RunOutcome | None:
@@ -135,6 +177,18 @@ def _answer_later(run_id: int, token: str, decision: Decision, claimed_at: datet
     """A handed-over run's model call and answer, in a model thread. A run that waited
     for more than half its lease renews it first, and is left alone if the sweep took
     it over meanwhile."""
+    with _held_lock:
+        if _held.get(run_id) != token:
+            return  # handed back when the worker stopped
+    try:
+        _answer_held(run_id, token, decision, claimed_at)
+    finally:
+        with _held_lock:
+            if _held.get(run_id) == token:
+                del _held[run_id]
+
+
+def _answer_held(run_id: int, token: str, decision: Decision, claimed_at: datetime) -> None:
     lease = timedelta(seconds=get_settings().automation_lease_seconds)
     now = utcnow()
     if now - claimed_at > lease / 2:

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer, Scheduler, Worker
@@ -506,6 +506,11 @@ class WorkerConsumer(Consumer):  # type: ignore[misc]
     def stop(self, graceful: bool = False) -> None:
         self.stop_flag.set()
         self._wakeup().ring_all()  # idle workers see the flag now, not after their sleep
+        for hook in list(_stop_hooks):
+            try:
+                hook()
+            except Exception:
+                log.exception("a stop hook failed: %s", getattr(hook, "__name__", hook))
         super().stop(graceful)
 
 
@@ -517,6 +522,17 @@ class EmbeddedConsumer(WorkerConsumer):
 
 
 _consumers: list[Consumer] = []
+# Called when this process's worker is asked to stop (each queue's consumer calls them;
+# they must be idempotent): work held outside huey's jobs is handed back there.
+_stop_hooks: list[Callable[[], object]] = []
+_Hook = TypeVar("_Hook", bound=Callable[[], object])
+
+
+def on_stop(hook: _Hook) -> _Hook:
+    """Call `hook()` when this process's worker stops (a decorator)."""
+    if hook not in _stop_hooks:
+        _stop_hooks.append(hook)
+    return hook
 
 
 def stopping() -> bool:
