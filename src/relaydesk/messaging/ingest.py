@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import Boolean, Integer, Text, bindparam, case, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -324,32 +324,60 @@ _advisory_lock = text("SELECT pg_advisory_xact_lock(hashtext(:sid))")
 
 
 def record_statuses(session: Session, records: list[StatusRecord]) -> int:
-    """Keep every callback; move each message's status forward only. Returns moves applied."""
+    """Keep every callback; move each message's status forward only. Returns moves applied.
+
+    Set-wise: the moves are worked out per message in order (a batch often holds a
+    message's "sent" and its "delivered"), then written with one statement for all the
+    messages, guarded by the status read here; the statuses are read back to tell which
+    moves took (a writer that does not take the SIDs' lock may have been first).
+    """
     if not records:
         return 0
     sids = list({r.sid for r in records})
     lock_sids(session, sids)
-    current: dict[str, tuple[int, str, str]] = {
-        row.sid: (row.id, row.status, row.participant)
+    current: dict[str, tuple[int, str]] = {
+        row.sid: (row.id, row.status)
         for row in session.execute(
-            select(Message.sid, Message.id, Message.status, Message.participant).where(
-                Message.sid.in_(sids)
-            )
+            select(Message.sid, Message.id, Message.status).where(Message.sid.in_(sids))
         )
     }
-    events = []
-    applied = 0
-    moved_ids: list[int] = []
+    read = {mid: status for mid, status in current.values()}
+    moves: dict[int, dict[str, Any]] = {}  # message id -> what it becomes
+    moved_by: list[int | None] = []  # per record: the message its move is for
+    unsubscribed: set[int] = set()  # a move said the recipient unsubscribed
     for rec in records:
         found = current.get(rec.sid)
-        moved = False
-        if found is not None:
-            mid, status, participant = found
-            if apply_status(session, mid, status, rec.status, rec.error_code, rec.received_at):
-                current[rec.sid] = (mid, rec.status, participant)
-                moved = True
-                moved_ids.append(mid)
-                applied += 1
+        if found is None or not st.can_move(found[1], rec.status):
+            moved_by.append(None)
+            continue
+        mid = found[0]
+        current[rec.sid] = (mid, rec.status)
+        move = moves.setdefault(
+            mid,
+            {"mid": mid, "old": read[mid], "final": False, "code": None, "text": None},
+        )
+        move["new"], move["at"] = MessageStatus(rec.status), rec.received_at
+        move["final"] = move["final"] or rec.status in st.FINAL
+        if rec.error_code:
+            move["code"], move["text"] = rec.error_code, describe_error(rec.error_code)
+        if consent.means_unsubscribed(rec.error_code):
+            unsubscribed.add(mid)
+        moved_by.append(mid)
+    took: set[int] = set()
+    if moves:
+        session.connection().execute(_move_status, list(moves.values()))
+        now = dict(
+            session.execute(select(Message.id, Message.status).where(Message.id.in_(moves))).all()
+        )
+        took = {mid for mid, move in moves.items() if now.get(mid) == move["new"]}
+        for mid in sorted(took & unsubscribed):
+            opt_out_recipient(session, mid, f"Twilio error {consent.UNSUBSCRIBED_ERROR}")
+    events = []
+    applied = 0
+    for rec, target in zip(records, moved_by, strict=True):
+        moved = target is not None and target in took
+        applied += moved
+        found = current.get(rec.sid)
         events.append(
             {
                 "message_id": found[0] if found else None,
@@ -363,8 +391,30 @@ def record_statuses(session: Session, records: list[StatusRecord]) -> int:
             }
         )
     session.connection().execute(Base.metadata.tables["message_events"].insert(), events)
-    outgoing.messages(session, "message.status", moved_ids)
+    outgoing.messages(
+        session, "message.status", [mid for mid in moved_by if mid is not None and mid in took]
+    )
     return applied
+
+
+_messages = Base.metadata.tables["messages"]
+# One message's status moves (many at once with executemany): only from the status read
+# under the SIDs' lock; an error code and its text only when the callback has one; a
+# final status needs no more questions to Twilio.
+_move_status = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("mid"), _messages.c.status == bindparam("old"))
+    .values(
+        status=bindparam("new"),
+        status_changed_at=bindparam("at"),
+        updated_at=bindparam("at"),
+        status_check_at=case(
+            (bindparam("final", type_=Boolean), None), else_=_messages.c.status_check_at
+        ),
+        error_code=func.coalesce(bindparam("code", type_=Integer), _messages.c.error_code),
+        error_message=func.coalesce(bindparam("text", type_=Text), _messages.c.error_message),
+    )
+)
 
 
 def apply_status(
