@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 
 from relaydesk.channels.sandbox.knobs import KnobsUpdate
 from relaydesk.channels.sandbox.runtime import get_emulator
@@ -97,3 +97,39 @@ def test_a_move_another_writer_made_first_is_not_counted_as_taken(
     assert db.scalar(select(Message.status).where(Message.sid == sid)) == "undelivered"
     [flag] = db.scalars(select(MessageEvent.applied).where(MessageEvent.sid == sid)).all()
     assert flag is False
+
+
+def test_the_sids_of_a_batch_are_locked_in_one_statement() -> None:
+    """PostgreSQL: every SID's advisory lock, held to the end of the transaction, taken
+    with one statement (it was one per SID); SQLite has one writer and needs none."""
+    sids = [f"SM{i:032x}" for i in (3, 1, 2, 1)]
+    seen: list[str] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        seen.append(statement)
+
+    engine = get_engine()
+    with session_scope() as session:
+        event.listen(engine, "before_cursor_execute", spy)
+        try:
+            ingest.lock_sids(session, sids)
+        finally:
+            event.remove(engine, "before_cursor_execute", spy)
+        if engine.dialect.name != "postgresql":
+            assert seen == []
+            return
+        assert len(seen) == 1
+        backend = session.scalar(text("SELECT pg_backend_pid()"))
+        with engine.connect() as other:
+            held = other.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND pid = :pid AND granted"
+                ),
+                {"pid": backend},
+            )
+            assert held == 3
+            taken = other.scalar(
+                text("SELECT pg_try_advisory_xact_lock(hashtext(:sid))"), {"sid": sids[0]}
+            )
+            assert taken is False  # another transaction waits for this one

@@ -314,13 +314,19 @@ def lock_sids(session: Session, sids: list[str]) -> None:
     SID. Either the callback's transaction sees the SID, or the sender's replay sees
     the callback's event; without this lock both could miss each other.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql" or not sids:
         return
-    for sid in sorted(set(sids)):  # one order everywhere: no deadlocks
-        session.execute(_advisory_lock, {"sid": sid})
+    # One order everywhere (no deadlocks), and one statement for the whole batch.
+    session.execute(_advisory_locks, {"sids": sorted(set(sids))})
 
 
-_advisory_lock = text("SELECT pg_advisory_xact_lock(hashtext(:sid))")
+# The locks are taken in the array's order: the subquery keeps it (WITH ORDINALITY,
+# ORDER BY) and OFFSET 0 keeps the planner from folding it into the outer query.
+_advisory_locks = text(
+    "SELECT pg_advisory_xact_lock(hashtext(t.sid)) FROM ("
+    "SELECT u.sid FROM unnest(CAST(:sids AS text[])) WITH ORDINALITY AS u(sid, n) "
+    "ORDER BY u.n OFFSET 0) AS t"
+)
 
 
 def record_statuses(session: Session, records: list[StatusRecord]) -> int:
