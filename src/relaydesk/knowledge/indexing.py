@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from relaydesk.ai.providers import LLMError
@@ -30,6 +29,7 @@ from relaydesk.knowledge.manifest import (
 from relaydesk.knowledge.store import (
     IndexDamaged,
     LoadedIndex,
+    faiss_module,
     files_version,
     forget_loaded,
     index_path,
@@ -245,6 +245,7 @@ def write_directory(
     path: Path, manifest: Manifest, vectors: Vectors, records: list[dict[str, Any]]
 ) -> Manifest:
     """Write an index's three files into the empty directory `path`; the final manifest."""
+    faiss = faiss_module()
     index = faiss.IndexFlatIP(manifest.dimension)
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from relaydesk.core import ondisk
@@ -44,10 +43,24 @@ from relaydesk.knowledge.manifest import (
 
 log = logging.getLogger(__name__)
 
-# One query against a flat index is a memory-bound scan: OpenMP threads add spin-up and
-# contention (p50 5.7 ms with one thread, 14.6 ms with two on a 2-core machine) while
-# concurrent requests already run on their own threads.
-faiss.omp_set_num_threads(1)
+
+
+def faiss_module() -> Any:
+    """FAISS, imported on first use: a process that never loads or builds an index does
+    not carry it (13 MB of a server's memory)."""
+    import faiss
+
+    global _faiss_ready
+    if not _faiss_ready:
+        # One query against a flat index is a memory-bound scan: OpenMP threads add
+        # spin-up and contention (p50 5.7 ms with one thread, 14.6 ms with two on a
+        # 2-core machine) while concurrent requests already run on their own threads.
+        faiss.omp_set_num_threads(1)
+        _faiss_ready = True
+    return faiss
+
+
+_faiss_ready = False
 
 ACTIVE_FILE = ".active"
 MAX_CACHED = 4  # loaded indexes kept in memory per process
@@ -350,7 +363,7 @@ def read_directory(path: Path, name: str) -> LoadedIndex:
     check_faiss_header(index_bytes, manifest)
     records = parse_chunks(chunk_bytes, manifest)
     try:
-        index = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
+        index = faiss_module().deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
     except RuntimeError as exc:
         raise FormatError(
             N_("FAISS cannot read %(file)s: %(reason)s") % {"file": INDEX_FILE, "reason": exc}
@@ -379,6 +392,7 @@ def _category_filters(chunks: tuple[StoredChunk, ...]) -> dict[str, Any]:
     rows: dict[str, list[int]] = {}
     for i, chunk in enumerate(chunks):
         rows.setdefault(chunk.category, []).append(i)
+    faiss = faiss_module()
     filters = {}
     for category, ids in rows.items():
         selector: Any
@@ -388,8 +402,8 @@ def _category_filters(chunks: tuple[StoredChunk, ...]) -> dict[str, Any]:
         else:
             selector = faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))
         # The keyword form keeps a Python reference to the selector (faiss's wrapper does
-        # it); its type stubs do not know the keyword.
-        filters[category] = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        # it), which the positional form would not.
+        filters[category] = faiss.SearchParameters(sel=selector)
     return filters
 
 

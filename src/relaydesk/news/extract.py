@@ -13,8 +13,6 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import httpx
-import trafilatura
-from trafilatura.settings import Document
 
 from relaydesk.core.i18n import N_
 from relaydesk.news.files import clean_text, clean_title
@@ -228,6 +226,10 @@ def page_links(content: bytes, url: str, limit: int) -> list[Link]:
 
 def article_text(content: bytes, url: str) -> Extracted | None:
     """The main text of an article page with its title and date; None when it has none."""
+    # Imported on first use: with lxml it is 17 MB a server that reads no news never needs.
+    import trafilatura
+    from trafilatura.settings import Document
+
     result = trafilatura.bare_extraction(
         content,
         url=url,
