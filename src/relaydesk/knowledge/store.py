@@ -44,7 +44,6 @@ from relaydesk.knowledge.manifest import (
 log = logging.getLogger(__name__)
 
 
-
 def faiss_module() -> Any:
     """FAISS, imported on first use: a process that never loads or builds an index does
     not carry it (13 MB of a server's memory)."""
