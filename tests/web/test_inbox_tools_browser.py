@@ -30,6 +30,8 @@ def shared_answer(shortcut: str, body: str) -> None:
 def test_handover_with_a_note_and_mention_then_a_canned_answer_and_resolve(
     new_page: NewPage, twilio_post: Post
 ) -> None:
+    from playwright.sync_api import expect
+
     receive(twilio_post, CUSTOMER, "Kiedy jesteście otwarci?", profile="Jan")
     shared_answer("hours", "Hi {{contact.name}}, we open at 9. {{agent.name}}")
     _, anna_email = operator("Anna")
@@ -52,8 +54,10 @@ def test_handover_with_a_note_and_mention_then_a_canned_answer_and_resolve(
     assert anna.is_visible("#note-form") and not anna.is_visible(".chat-composer")
     anna.fill("#note-body", "@Bartek please take this one, they ask about hours")
     anna.click("#note-form button[type=submit]")
-    note = anna.wait_for_selector(".thread-note:has-text('Private note · Anna')")
-    assert note.evaluate("n => getComputedStyle(n).backgroundColor") == "rgb(255, 248, 214)"
+    # A locator, not the element found first: the thread may be drawn again meanwhile
+    # (the live update of the note just sent), which leaves a handle on a detached node.
+    note = anna.locator(".thread-note:has-text('Private note · Anna')")
+    expect(note).to_have_css("background-color", "rgb(255, 248, 214)")
     assert anna.input_value("#note-body") == ""
 
     # Bartek's page, never reloaded: the conversation arrives under Mine, and the badge.
