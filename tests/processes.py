@@ -219,6 +219,19 @@ class Deployment:
             base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
         )
 
+    def answer_with_ai(self, base_url: str) -> None:
+        """Automatic answers from the AI at `base_url` (a fake model), with no debounce."""
+        ai = {
+            "enabled": True,
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": base_url,
+            "api_key": "sk-restart",
+        }
+        with self.admin_client() as api:
+            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
+            assert api.put("/api/ai/config", json=ai).is_success
+
     def client(self) -> httpx.Client:
         """An API client with an operator token."""
         return httpx.Client(

@@ -42,16 +42,7 @@ def test_an_answer_cut_off_by_a_kill_comes_right_after_the_restart(tmp_path: Pat
     deployment = Deployment(tmp_path, LLM_ALLOW_PRIVATE_NETWORKS="true")
     try:
         deployment.start()
-        with deployment.admin_client() as api:
-            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
-            ai = {
-                "enabled": True,
-                "provider": "openai",
-                "model": "gpt-4o-mini",
-                "base_url": model.base_url,
-                "api_key": "sk-restart",
-            }
-            assert api.put("/api/ai/config", json=ai).is_success
+        deployment.answer_with_ai(model.base_url)
         deployment.customer_writes(CUSTOMER, "Czy zdążycie na jutro?")
         wait_until(asked.is_set, 60, "the model to be asked", deployment)
         deployment.kill()
@@ -147,16 +138,7 @@ def test_answers_waiting_for_the_model_when_killed_come_once_after_the_restart(
     deployment = Deployment(tmp_path, LLM_ALLOW_PRIVATE_NETWORKS="true", MODEL_CONCURRENCY="2")
     try:
         deployment.start()
-        with deployment.admin_client() as api:
-            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
-            ai = {
-                "enabled": True,
-                "provider": "openai",
-                "model": "gpt-4o-mini",
-                "base_url": model.base_url,
-                "api_key": "sk-restart",
-            }
-            assert api.put("/api/ai/config", json=ai).is_success
+        deployment.answer_with_ai(model.base_url)
         for number in customers:
             deployment.customer_writes(number, f"Pytanie {number}")
 
@@ -213,16 +195,7 @@ def test_a_stopping_server_hands_the_answers_waiting_for_the_model_back(
     deployment = Deployment(tmp_path, LLM_ALLOW_PRIVATE_NETWORKS="true", MODEL_CONCURRENCY="1")
     try:
         deployment.start()
-        with deployment.admin_client() as api:
-            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
-            ai = {
-                "enabled": True,
-                "provider": "openai",
-                "model": "gpt-4o-mini",
-                "base_url": model.base_url,
-                "api_key": "sk-restart",
-            }
-            assert api.put("/api/ai/config", json=ai).is_success
+        deployment.answer_with_ai(model.base_url)
         for number in customers:
             deployment.customer_writes(number, f"Pytanie {number}")
 

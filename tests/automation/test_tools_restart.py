@@ -80,16 +80,8 @@ def test_a_kill_around_a_tool_call_books_once_and_answers_once(
     with Shop() as shop:
         try:
             deployment.start()
+            deployment.answer_with_ai(model.fake.base_url)
             with deployment.admin_client() as api:
-                assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
-                ai = {
-                    "enabled": True,
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "base_url": model.fake.base_url,
-                    "api_key": "sk-restart",
-                }
-                assert api.put("/api/ai/config", json=ai).is_success
                 tool = {**BOOK, "url": f"{shop.base}/api/bookings"}
                 assert api.post("/api/ai/tools", json=tool).status_code == 201
 

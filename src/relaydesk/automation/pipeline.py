@@ -147,22 +147,7 @@ def hand_back() -> int:
     released = 0
     with session_scope() as session:
         for run_id, token in held.items():
-            released += session.execute(
-                update(AutomationRun)
-                .where(
-                    AutomationRun.id == run_id,
-                    AutomationRun.claim_token == token,
-                    AutomationRun.state == RunState.WORKING,
-                )
-                .values(
-                    state=RunState.PENDING,
-                    claim_token=None,
-                    claimed_by=None,
-                    lease_until=None,
-                    attempts=AutomationRun.attempts - 1,
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
+            released += _give_back(session, run_id, token)
             enqueue_after_commit(session, "automation.run", run_id)
     log.info("handed %s automation run(s) waiting for the model back to the queue", released)
     return released
@@ -231,19 +216,30 @@ def _waits_for_media(run_id: int, token: str, message_id: int) -> bool:
         if message is None or not media.should_wait(session, message):
             return False
     with session_scope() as session:
-        session.execute(
-            update(AutomationRun)
-            .where(AutomationRun.id == run_id, AutomationRun.claim_token == token)
-            .values(
-                state=RunState.PENDING,
-                claim_token=None,
-                claimed_by=None,
-                lease_until=None,
-                attempts=AutomationRun.attempts - 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        _give_back(session, run_id, token)
     return True
+
+
+def _give_back(session: Session, run_id: int, token: str) -> int:
+    """Release this claim of the run unused (pending again, the attempt not counted);
+    1 if it still held."""
+    released = session.execute(
+        update(AutomationRun)
+        .where(
+            AutomationRun.id == run_id,
+            AutomationRun.claim_token == token,
+            AutomationRun.state == RunState.WORKING,
+        )
+        .values(
+            state=RunState.PENDING,
+            claim_token=None,
+            claimed_by=None,
+            lease_until=None,
+            attempts=AutomationRun.attempts - 1,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return int(released or 0)
 
 
 def resume(message_id: int) -> None:
