@@ -108,6 +108,7 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 
 
 WRITE_LOCK_TIMEOUT = 10.0
+SQLITE_MAX_OVERFLOW = 200
 
 
 class _WriteGate:
@@ -219,7 +220,12 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10},
+            # Writers wait at the gate holding a connection each, and the writer they
+            # wait for may need a second one (a settings read): the pool must not run
+            # out before the threads that write do (web, workers, model threads). The
+            # connections past the eight kept are closed when given back.
             pool_size=8,
+            max_overflow=SQLITE_MAX_OVERFLOW,
             json_serializer=_json_text,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
