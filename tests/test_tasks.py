@@ -96,6 +96,50 @@ def test_jobs_queued_in_a_savepoint_wait_for_the_real_commit(
         session.close()
 
 
+def test_merged_jobs_of_a_transaction_become_one_job_of_what_was_committed(
+    server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's handlers each queue their run in their own savepoint: the runs of the
+    savepoints that were released go out as one job, in order, at most MERGE_LIMIT
+    items a job; a savepoint rolled back takes its items along; a delayed job and
+    jobs that do not merge keep their own places."""
+    from relaydesk.core import tasks
+    from relaydesk.core.db import get_write_sessionmaker
+
+    queued: list[tuple[str, tuple[Any, ...], float | None]] = []
+    monkeypatch.setattr(
+        tasks,
+        "_enqueue",
+        lambda name, args, delay, *rest, **options: queued.append((name, args, delay)),
+    )
+    monkeypatch.setattr(tasks, "MERGE_LIMIT", 4)
+    session = get_write_sessionmaker()()
+    try:
+        session.execute(text("SELECT 1"))
+        with session.begin_nested():
+            tasks.enqueue_after_commit(session, "automation.runs", [1], merge=True)
+        tasks.enqueue_after_commit(session, "media.process", 9)
+        with pytest.raises(RuntimeError), session.begin_nested():
+            tasks.enqueue_after_commit(session, "automation.runs", [2], merge=True)
+            raise RuntimeError("handler failed")
+        for run_id in (3, 4, 5, 6, 7):
+            with session.begin_nested():
+                tasks.enqueue_after_commit(session, "automation.runs", [run_id], merge=True)
+        tasks.enqueue_after_commit(session, "automation.run", 8, delay=5.0)
+        with pytest.raises(TypeError):
+            tasks.enqueue_after_commit(session, "automation.runs", 10, merge=True)
+        assert queued == []
+        session.commit()
+        assert queued == [
+            ("automation.runs", ([1, 3, 4, 5],), None),
+            ("media.process", (9,), None),
+            ("automation.runs", ([6, 7],), None),
+            ("automation.run", (8,), 5.0),
+        ]
+    finally:
+        session.close()
+
+
 def test_sweep_delivers_a_message_whose_job_was_lost(server: Any, db: Any) -> None:
     from relaydesk.core.db import session_scope
     from relaydesk.core.tasks import get_huey

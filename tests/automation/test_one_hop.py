@@ -3,8 +3,9 @@
 The webhook's follow-up job decides and stores the answer and hands it to Twilio in the
 thread that took it: the jobs that follow do not go through the queue, where under load
 each hop waited for CPU. The guarantees stay those of the queue: a follower that fails
-is logged and the sweeps recover its work; of a batch of webhooks, one answer follows
-in the thread and the others go to the queue, so that other threads take them at once.
+is logged and the sweeps recover its work. The answers to a batch of webhooks follow as
+one job that does their database work set-wise; an answer that needs a model waits for
+it in the model threads, so the others do not wait for it.
 """
 
 from __future__ import annotations
@@ -120,16 +121,37 @@ def test_a_follower_that_fails_is_logged_and_the_sweep_answers(
     assert len(answers(db, "+48600200302")) == 1
 
 
-def test_of_a_batch_one_answer_follows_and_the_others_are_queued(
+def test_the_answers_to_a_batch_of_webhooks_are_made_together_in_its_thread(
     api: httpx.Client,
     db: Any,
     rules: Callable[..., Any],
     threads: dict[str, list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Answers to one batch of webhooks are not made one after another in one thread."""
+    """Answers to one batch of webhooks follow its job as one job, set-wise: one claim,
+    one read of the decisions, one transaction that stores them, one that records
+    Twilio's answers (an answer that needs a model goes to the model threads)."""
+    from relaydesk.automation import pipeline
+    from relaydesk.automation.models import AutomationRun
     from relaydesk.core.db import session_scope
-    from relaydesk.messaging import ingest
+    from relaydesk.messaging import delivery, ingest
 
+    batches: list[tuple[int, list[int]]] = []
+    run_many = pipeline.run_many
+
+    def spied(run_ids: list[int], **kwargs: Any) -> Any:
+        batches.append((threading.get_ident(), list(run_ids)))
+        return run_many(run_ids, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_many", spied)
+    recorded: list[list[int]] = []
+    record_sent = delivery.record_sent
+
+    def spied_record(items: list[Any]) -> None:
+        recorded.append([item.message_id for item in items])
+        record_sent(items)
+
+    monkeypatch.setattr(delivery, "record_sent", spied_record)
     rules()
     auto_reply(api)
     numbers = [f"+4860020040{i}" for i in range(4)]
@@ -153,9 +175,18 @@ def test_of_a_batch_one_answer_follows_and_the_others_are_queued(
     assert len(ids) == 4
     for number in numbers:
         wait_for(lambda number=number: len(answers(db, number)) == 1, what="an answer each")
+    wait_for(lambda: len(recorded) == 1, what="Twilio's answers recorded")
     assert len(set(threads["inbound"])) == 1  # one job handled the batch
-    assert threads["inbound"][0] in threads["run"]  # the first answer followed it
-    assert len(threads["run"]) == 4
-    # Three answers went to the queue (for any free thread); every delivery followed.
-    assert threads["queued"] == ["automation.run"] * 3
-    assert sorted(threads["deliver"]) == sorted(threads["run"])
+    [(thread, run_ids)] = batches  # and one job, in its thread, all four answers
+    assert thread == threads["inbound"][0]
+    assert len(run_ids) == 4
+    assert threads["queued"] == []  # no job of their own
+    tokens = db.scalars(select(AutomationRun.claim_token).where(AutomationRun.id.in_(run_ids)))
+    assert len(set(tokens)) == 1  # claimed together
+    replies = db.scalars(
+        select(AutomationRun.reply_message_id).where(AutomationRun.id.in_(run_ids))
+    )
+    assert sorted(recorded[0]) == sorted(replies)  # Twilio's four answers in one transaction
+    for number in numbers:
+        [answer] = answers(db, number)
+        assert answer.sid is not None

@@ -50,7 +50,11 @@ MAX_ATTEMPTS = 3
 
 
 def queue_for(session: Session, message: Message) -> None:
-    """Create the message's run and queue it (called in the transaction that claims it)."""
+    """Create the message's run and queue it (called in the transaction that claims it).
+
+    A run due at once joins the other runs its transaction queues in one job (a batch
+    of webhooks: `run_many`); a debounced run waits for its window in a job of its own.
+    """
     insert = dialect_insert(session)(AutomationRun)
     run_id = session.scalar(
         insert.values(
@@ -70,7 +74,10 @@ def queue_for(session: Session, message: Message) -> None:
         return
     keyword = opt_out_keyword(message.body, (message.raw or {}).get("OptOutType"))
     delay = 0.0 if keyword else cfg.read_rules(session).debounce_seconds
-    enqueue_after_commit(session, "automation.run", run_id, delay=delay or None)
+    if delay:
+        enqueue_after_commit(session, "automation.run", run_id, delay=delay)
+    else:
+        enqueue_after_commit(session, "automation.runs", [run_id], merge=True)
 
 
 def run(run_id: int, *, concurrent: bool = False) -> RunOutcome | None:
@@ -79,14 +86,23 @@ def run(run_id: int, *, concurrent: bool = False) -> RunOutcome | None:
     `concurrent` (the worker's job): an answer that needs the model is handed, claimed,
     to the model threads (`model_calls`), and None is returned at once.
     """
+    return run_many([run_id], concurrent=concurrent).get(run_id)
+
+
+def run_many(run_ids: list[int], *, concurrent: bool = False) -> dict[int, RunOutcome | None]:
+    """`run` for several runs, set-wise: one transaction claims them all, one reads
+    their decisions, one stores their answers and one records Twilio's answers to
+    them. Each run is still decided, re-checked and stored on its own terms; an
+    answer that needs the model goes its own way (`concurrent`). The outcome of each
+    run claimed here (None: handed to the model threads, or its claim was lost)."""
     token = secrets.token_hex(8)
     now = utcnow()
     lease = timedelta(seconds=get_settings().automation_lease_seconds)
     with session_scope() as session:
-        claimed = session.execute(
+        claimed = session.scalars(
             update(AutomationRun)
             .where(
-                AutomationRun.id == run_id,
+                AutomationRun.id.in_(run_ids),
                 or_(
                     AutomationRun.state == RunState.PENDING,
                     and_(AutomationRun.state == RunState.WORKING, AutomationRun.lease_until < now),
@@ -99,34 +115,47 @@ def run(run_id: int, *, concurrent: bool = False) -> RunOutcome | None:
                 lease_until=now + lease,
                 attempts=AutomationRun.attempts + 1,
             )
+            .returning(AutomationRun.id)
             .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+        ).all()
         found = session.execute(
-            select(AutomationRun.attempts, Message.id, Message.num_media > 0)
+            select(AutomationRun.id, AutomationRun.attempts, Message.id, Message.num_media > 0)
             .select_from(AutomationRun)
             .outerjoin(Message, Message.id == AutomationRun.inbound_message_id)
-            .where(AutomationRun.id == run_id)
-        ).first()
-    if not claimed or found is None:
-        return None
-    attempts, message_id, with_files = found
-    # Only a message with files can make its answer wait (no extra transaction otherwise).
-    if with_files and _waits_for_media(run_id, token, message_id):
-        return RunOutcome.WAITING
-    if attempts is not None and attempts > MAX_ATTEMPTS:
-        gave_up = N_("gave up after %(count)d interrupted attempts") % {"count": MAX_ATTEMPTS}
-        answer = Answer(RunOutcome.FAILED, detail=gave_up)
-        return _finish(run_id, token, answer)
-    with session_scope(write=False) as session:
-        decision = decide(session, run_id)
-    if concurrent and needs_model(decision):
-        with _held_lock:
-            _held[run_id] = token
-        model_calls.pool().submit(
-            lambda: _answer_later(run_id, token, decision, now), f"automation run {run_id}"
-        )
-        return None
-    return _answer(run_id, token, decision)
+            .where(AutomationRun.id.in_(claimed))
+            .order_by(AutomationRun.id)
+        ).all()
+    outcomes: dict[int, RunOutcome | None] = {}
+    answers: list[tuple[int, str, Answer]] = []
+    to_decide: list[int] = []
+    for run_id, attempts, message_id, with_files in found:
+        # Only a message with files can make its answer wait (no extra transaction otherwise).
+        if with_files and _waits_for_media(run_id, token, message_id):
+            outcomes[run_id] = RunOutcome.WAITING
+        elif attempts is not None and attempts > MAX_ATTEMPTS:
+            gave_up = N_("gave up after %(count)d interrupted attempts") % {"count": MAX_ATTEMPTS}
+            answers.append((run_id, token, Answer(RunOutcome.FAILED, detail=gave_up)))
+        else:
+            to_decide.append(run_id)
+    if to_decide:
+        with session_scope(write=False) as session:
+            decisions = [(run_id, decide(session, run_id)) for run_id in to_decide]
+        for run_id, decision in decisions:
+            if concurrent and needs_model(decision):
+                _hand_to_model(run_id, token, decision, now)
+                outcomes[run_id] = None
+            else:
+                answers.append((run_id, token, _ask(run_id, token, decision)))
+    outcomes.update(_finish_many(answers))
+    return outcomes
+
+
+def _hand_to_model(run_id: int, token: str, decision: Decision, claimed_at: datetime) -> None:
+    with _held_lock:
+        _held[run_id] = token
+    model_calls.pool().submit(
+        lambda: _answer_later(run_id, token, decision, claimed_at), f"automation run {run_id}"
+    )
 
 
 # Runs handed to the model threads and not finished yet: run id -> claim token.
@@ -153,9 +182,8 @@ def hand_back() -> int:
     return released
 
 
-def _answer(run_id: int, token: str, decision: Decision) -> RunOutcome | None:
-    answer = ask(decision, run_id, journal=lambda calls: _journal(run_id, token, calls))
-    return _finish(run_id, token, answer)
+def _ask(run_id: int, token: str, decision: Decision) -> Answer:
+    return ask(decision, run_id, journal=lambda calls: _journal(run_id, token, calls))
 
 
 def _answer_later(run_id: int, token: str, decision: Decision, claimed_at: datetime) -> None:
@@ -191,7 +219,44 @@ def _answer_held(run_id: int, token: str, decision: Decision, claimed_at: dateti
         if not renewed:
             log.info("automation run %s was taken over while it waited for the model", run_id)
             return
-    _answer(run_id, token, decision)
+    _finished.add(run_id, token, _ask(run_id, token, decision))
+
+
+class _Funnel:
+    """The answers of the model threads, stored set-wise by one thread at a time.
+
+    A model thread with an answer adds it here; if no thread is storing, it stores what
+    is waiting (its own answer and any that came meanwhile) in one transaction, and
+    again until nothing waits. Answers that come together (a batch of webhooks, a fast
+    model) share their transactions, and the model threads never queue for the write
+    lock with a database connection each while the writer they wait for needs one.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting: list[tuple[int, str, Answer]] = []
+        self.storing = False
+
+    def add(self, run_id: int, token: str, answer: Answer) -> None:
+        with self.lock:
+            self.waiting.append((run_id, token, answer))
+            if self.storing:
+                return
+            self.storing = True
+        while True:
+            with self.lock:
+                batch, self.waiting = self.waiting, []
+                if not batch:
+                    self.storing = False
+                    return
+            try:
+                _finish_many(batch)
+            except Exception:
+                runs = ", ".join(str(run_id) for run_id, _, _ in batch)
+                log.exception("automation runs %s could not be stored; the sweep retries", runs)
+
+
+_finished = _Funnel()
 
 
 def _journal(run_id: int, token: str, calls: list[dict[str, Any]]) -> None:
@@ -259,75 +324,103 @@ def resume(message_id: int) -> None:
 
 
 def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
-    """Store the outcome and the answer, then hand the answer to Twilio.
+    """`_finish_many` of one run."""
+    return _finish_many([(run_id, token, answer)]).get(run_id)
 
-    The answer is stored already claimed for its delivery by this process, so its
-    Twilio call follows the commit here, with no job and no claim of its own.
+
+def _finish_many(answers: list[tuple[int, str, Answer]]) -> dict[int, RunOutcome | None]:
+    """Store the runs' outcomes and answers, then hand the answers to Twilio.
+
+    The answers are stored already claimed for their delivery by this process, so their
+    Twilio calls follow the commit here, with no job and no claim of their own. A run
+    whose claim (run id, token) was lost meanwhile stores nothing (None).
     """
-    stored = _store(run_id, token, answer)
-    if stored is None:
-        return None
-    outcome, reply = stored
-    if reply is not None:
-        delivery.deliver_claimed(reply)
-    return outcome
+    if not answers:
+        return {}
+    stored = _store(answers)
+    delivery.deliver_claimed_many([reply for _, reply in stored.values() if reply is not None])
+    return {run_id: stored[run_id][0] if run_id in stored else None for run_id, _, _ in answers}
 
 
 def _store(
-    run_id: int, token: str, answer: Answer
-) -> tuple[RunOutcome, delivery.Snapshot | None] | None:
-    """Store the outcome and the answer in one transaction, only while the claim holds."""
+    answers: list[tuple[int, str, Answer]],
+) -> dict[int, tuple[RunOutcome, delivery.Snapshot | None]]:
+    """Store each run's outcome and answer, in one transaction, only while its claim holds.
+
+    A run that cannot be stored (a database error) is rolled back alone and keeps its
+    claim: the sweep gives it to another attempt once its lease is over.
+    """
     now = utcnow()
+    stored: dict[int, tuple[RunOutcome, delivery.Snapshot | None]] = {}
     with session_scope() as session:
-        # The run, its message, conversation and contact in one query (each was one; the
-        # send needs no lookup of its own for the conversation it answers in).
-        found = session.execute(
-            select(AutomationRun, Message, Conversation, Contact)
-            .outerjoin(Message, Message.id == AutomationRun.inbound_message_id)
-            .outerjoin(Conversation, Conversation.id == Message.conversation_id)
-            .outerjoin(Contact, Contact.id == Conversation.contact_id)
-            .where(AutomationRun.id == run_id)
-        ).first()
-        if found is None:
-            return None
-        row, message, conversation, contact = found
-        if row.state != RunState.WORKING or row.claim_token != token:
-            return None  # another worker took over after our lease ran out
-        outcome, detail, reply = answer.outcome, answer.detail, None
-        if answer.text and message is not None and message.conversation_id is not None:
-            assert conversation is not None
-            # A person may have stepped in while the model was thinking; an unsubscribe
-            # meanwhile is refused by the send itself.
-            blocked = stepped_back(conversation, cfg.read_rules(session))
-            if blocked is not None and answer.outcome != RunOutcome.KEYWORD_REPLY:
-                outcome, detail = blocked.outcome, blocked.detail
-            else:
-                send = _send if answer.ooo_period is None else _send_out_of_office
-                reply, problem = send(session, conversation, contact, answer)
-                if problem:
-                    outcome, detail = problem
-        reply_id = reply.id if reply is not None else None
-        if answer.hand_over is not None and conversation is not None:
-            hand_over(session, conversation, answer.hand_over, run_id, now)
-        row.state, row.outcome, row.detail = RunState.DONE, outcome, (detail or None)
-        row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
-        row.knowledge = answer.knowledge
-        row.tool_calls = answer.tool_calls
-        record_usage(session, row, answer.usage)
-        if message is not None and message.conversation_id is not None:
-            track_session(session, message, answer, reply_id, now)
-            if reply_id is not None:
-                session.execute(
-                    update(AutomationRun)
-                    .where(
-                        AutomationRun.conversation_id == message.conversation_id,
-                        AutomationRun.outcome == RunOutcome.MERGED,
-                        AutomationRun.reply_message_id.is_(None),
-                        AutomationRun.id < run_id,
-                    )
-                    .values(reply_message_id=reply_id)
-                    .execution_options(synchronize_session=False)
+        # The runs, their messages, conversations and contacts in one query (the send
+        # needs no lookup of its own for the conversation it answers in).
+        rows = {
+            found[0].id: found
+            for found in session.execute(
+                select(AutomationRun, Message, Conversation, Contact)
+                .outerjoin(Message, Message.id == AutomationRun.inbound_message_id)
+                .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+                .outerjoin(Contact, Contact.id == Conversation.contact_id)
+                .where(AutomationRun.id.in_([run_id for run_id, _, _ in answers]))
+            ).all()
+        }
+        rules = cfg.read_rules(session)
+        for run_id, token, answer in answers:
+            found = rows.get(run_id)
+            if found is None or found[0].state != RunState.WORKING or found[0].claim_token != token:
+                continue  # another worker took over after our lease ran out
+            try:
+                with session.begin_nested():
+                    stored[run_id] = _store_one(session, found, answer, rules, now)
+            except Exception:
+                log.exception("automation run %s could not be stored; the sweep retries it", run_id)
+    return stored
+
+
+def _store_one(
+    session: Session,
+    found: Any,
+    answer: Answer,
+    rules: cfg.Rules,
+    now: datetime,
+) -> tuple[RunOutcome, delivery.Snapshot | None]:
+    row, message, conversation, contact = found
+    outcome, detail, reply = answer.outcome, answer.detail, None
+    if answer.text and message is not None and message.conversation_id is not None:
+        assert conversation is not None
+        # A person may have stepped in while the model was thinking; an unsubscribe
+        # meanwhile is refused by the send itself.
+        blocked = stepped_back(conversation, rules)
+        if blocked is not None and answer.outcome != RunOutcome.KEYWORD_REPLY:
+            outcome, detail = blocked.outcome, blocked.detail
+        else:
+            send = _send if answer.ooo_period is None else _send_out_of_office
+            reply, problem = send(session, conversation, contact, answer)
+            if problem:
+                outcome, detail = problem
+    reply_id = reply.id if reply is not None else None
+    if answer.hand_over is not None and conversation is not None:
+        hand_over(session, conversation, answer.hand_over, row.id, now)
+    row.state, row.outcome, row.detail = RunState.DONE, outcome, (detail or None)
+    row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
+    row.knowledge = answer.knowledge
+    row.tool_calls = answer.tool_calls
+    record_usage(session, row, answer.usage)
+    if message is not None and message.conversation_id is not None:
+        track_session(session, message, answer, reply_id, now)
+        if reply_id is not None:
+            session.execute(
+                update(AutomationRun)
+                .where(
+                    AutomationRun.conversation_id == message.conversation_id,
+                    AutomationRun.outcome == RunOutcome.MERGED,
+                    AutomationRun.reply_message_id.is_(None),
+                    AutomationRun.id < row.id,
                 )
+                .values(reply_message_id=reply_id)
+                .execution_options(synchronize_session=False)
+            )
     return outcome, reply
 
 

@@ -36,6 +36,15 @@ def run(run_id: int) -> None:
     pipeline.run(run_id, concurrent=True)
 
 
+@task("automation.runs", follows=True)
+def runs(run_ids: list[int]) -> None:
+    """`run` for the runs that a batch of webhooks queued (the database work set-wise)."""
+    if len(run_ids) == 1:
+        pipeline.run(run_ids[0], concurrent=True)
+    else:
+        pipeline.run_many(run_ids, concurrent=True)
+
+
 @task("automation.resume")
 def resume(message_id: int) -> None:
     """The message's files are understood: its waiting answer may go ahead."""

@@ -395,12 +395,23 @@ class _AfterCommit:
     delay: float | None
     queue: str | None
     owner: SessionTransaction | None
+    merge: bool = False
 
 
 def enqueue_after_commit(
-    session: Session, name: str, *args: Any, delay: float | None = None, queue: str | None = None
+    session: Session,
+    name: str,
+    *args: Any,
+    delay: float | None = None,
+    queue: str | None = None,
+    merge: bool = False,
 ) -> None:
     """Queue a job once `session` really commits; dropped if its work is rolled back.
+
+    `merge`: the job takes one list; the merged jobs of one name (and delay and queue)
+    that a transaction queued become one job at its commit, with their lists joined in
+    order (at most MERGE_LIMIT items each): a batch of webhooks gets one job for their
+    answers, which does its database work set-wise.
 
     Inside a savepoint (`session.begin_nested()`) the job waits for the outer commit:
     SQLAlchemy reports a released savepoint as a commit too, and a job queued then could
@@ -409,7 +420,30 @@ def enqueue_after_commit(
     the jobs queued inside it.
     """
     pending: list[_AfterCommit] = session.info.setdefault("relaydesk_jobs", [])
-    pending.append(_AfterCommit(name, args, delay, queue, session.get_nested_transaction()))
+    if merge and (len(args) != 1 or not isinstance(args[0], list)):
+        raise TypeError(f"{name}: a merged job takes one list")
+    owner = session.get_nested_transaction()
+    pending.append(_AfterCommit(name, args, delay, queue, owner, merge))
+
+
+MERGE_LIMIT = 100
+
+
+def _merged(jobs: list[_AfterCommit]) -> list[_AfterCommit]:
+    """The jobs in order, merged jobs of one kind joined into the first of them."""
+    out: list[_AfterCommit] = []
+    open_: dict[tuple[str, float | None, str | None], _AfterCommit] = {}
+    for job in jobs:
+        key = (job.name, job.delay, job.queue)
+        first = open_.get(key) if job.merge else None
+        if first is not None and len(first.args[0]) + len(job.args[0]) <= MERGE_LIMIT:
+            first.args[0].extend(job.args[0])
+            continue
+        if job.merge:
+            job = _AfterCommit(job.name, (list(job.args[0]),), job.delay, job.queue, None, True)
+            open_[key] = job
+        out.append(job)
+    return out
 
 
 @event.listens_for(Session, "after_commit")
@@ -423,7 +457,7 @@ def _flush_jobs(session: Session) -> None:
             if job.owner is savepoint:
                 job.owner = outer
         return
-    for job in session.info.pop("relaydesk_jobs", None) or ():
+    for job in _merged(session.info.pop("relaydesk_jobs", None) or []):
         try:
             _enqueue(job.name, job.args, job.delay, job.queue, may_follow=True)
         except Exception:
