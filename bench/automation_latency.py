@@ -54,9 +54,11 @@ How the end is timed
                   (`processed_at`): group commit of the webhook, enqueue, huey hop 1
       run         -> the automation run is about to store its answer
                   (`automation_runs.finished_at`): run row created and committed,
-                  claim, decide, context + model call (ai); the run follows its
-                  webhook's job in the same thread, or (the other answers of a batch
-                  of webhooks) takes huey hop 2 to a free thread
+                  claim, decide, context + model call (ai); the answers to a batch
+                  of webhooks follow its job in the same thread as one job, claimed,
+                  decided and stored together (an answer that needs the model is
+                  asked in the model threads, and stored with the others that are
+                  ready then)
       to deliver  -> messaging.deliver claimed the answer (outbound
                   `submit_started_at`): answer committed, claim (the delivery
                   follows the run in its thread; a queue hop before 963205f)
