@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select, update
 
 from relaydesk.automation.models import AutomationRun, ConversationSummary, LLMUsage
@@ -595,3 +596,42 @@ def test_a_customer_who_unsubscribes_while_the_model_thinks_gets_nothing(
     assert pipeline._finish(run.id, "t0k3n", answer) == "opted_out"
     assert finished(db, sid).detail == "the customer unsubscribed meanwhile"
     assert answers(db, "+48600200020") == []
+
+
+def test_the_sweep_hands_lost_runs_over_in_chunks_each_answered_once(
+    api: httpx.Client,
+    db: Any,
+    inbound: Inbound,
+    rules: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a crash many runs may be due at once: the sweep queues them a chunk a job
+    (claimed, decided and stored together), spread over the worker threads."""
+    from relaydesk.automation import pipeline, tasks
+    from relaydesk.core.db import session_scope, utcnow
+
+    monkeypatch.setattr(tasks, "SWEEP_CHUNK", 4)
+    chunks: list[int] = []
+    run_many = pipeline.run_many
+
+    def spied(run_ids: list[int], **kwargs: Any) -> Any:
+        chunks.append(len(run_ids))
+        return run_many(run_ids, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_many", spied)
+    rules(debounce_seconds=60)  # the runs' own jobs wait: only the sweep's run them
+    auto_reply(api)
+    numbers = [f"+4860020070{i}" for i in range(6)]
+    sids = [inbound(number, "Dzień dobry") for number in numbers]
+    runs = [wait_for(lambda sid=sid: run_of(db, sid), what="the run") for sid in sids]
+    with session_scope() as session:  # their worker died holding them
+        session.execute(
+            update(AutomationRun)
+            .where(AutomationRun.id.in_([run.id for run in runs]))
+            .values(state="working", claim_token="c0ffee", lease_until=utcnow() - timedelta(1))
+        )
+    tasks.sweep()
+    for sid, number in zip(sids, numbers, strict=True):
+        assert finished(db, sid).outcome == "auto_reply"
+        assert len(answers(db, number)) == 1
+    assert sorted(chunks) == [2, 4]

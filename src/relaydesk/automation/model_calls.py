@@ -39,8 +39,9 @@ Work = Callable[[], Any]
 class ModelCalls:
     """A pool of up to `size` threads, started when there is work for them."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, name: str = "model") -> None:
         self.size = size
+        self.name = name
         self._queue: queue.SimpleQueue[tuple[Work, str]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
@@ -54,7 +55,9 @@ class ModelCalls:
                 return
             self._threads += 1
             number = self._threads
-        threading.Thread(target=self._serve, name=f"relaydesk-model-{number}", daemon=True).start()
+        threading.Thread(
+            target=self._serve, name=f"relaydesk-{self.name}-{number}", daemon=True
+        ).start()
 
     def busy(self) -> int:
         """Threads working now (for tests and the health of the process)."""
@@ -95,3 +98,13 @@ def pool() -> ModelCalls:
         if _pool is None or _pool.size != size:
             _pool = ModelCalls(size)
         return _pool
+
+
+SENDERS = 4
+_senders = ModelCalls(SENDERS, "send")
+
+
+def senders() -> ModelCalls:
+    """The threads that hand the model threads' stored answers to Twilio: storing goes
+    on while they call (and a reply never waits in the queue of model calls)."""
+    return _senders

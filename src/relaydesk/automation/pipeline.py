@@ -15,6 +15,7 @@ import logging
 import secrets
 import threading
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -227,9 +228,10 @@ class _Funnel:
 
     A model thread with an answer adds it here; if no thread is storing, it stores what
     is waiting (its own answer and any that came meanwhile) in one transaction, and
-    again until nothing waits. Answers that come together (a batch of webhooks, a fast
-    model) share their transactions, and the model threads never queue for the write
-    lock with a database connection each while the writer they wait for needs one.
+    again until nothing waits; the sender threads hand the stored answers to Twilio.
+    Answers that come together (a batch of webhooks, a fast model) share their
+    transactions, and the model threads never queue for the write lock with a database
+    connection each while the writer they wait for needs one.
     """
 
     def __init__(self) -> None:
@@ -250,10 +252,24 @@ class _Funnel:
                     self.storing = False
                     return
             try:
-                _finish_many(batch)
+                stored = _store(batch)
             except Exception:
                 runs = ", ".join(str(run_id) for run_id, _, _ in batch)
                 log.exception("automation runs %s could not be stored; the sweep retries", runs)
+                continue
+            _send_later([reply for _, reply in stored.values() if reply is not None])
+
+
+SEND_CHUNK = 10
+
+
+def _send_later(replies: list[delivery.Snapshot]) -> None:
+    """Hand stored answers to Twilio in the sender threads, SEND_CHUNK a call each (their
+    calls at once, each chunk's answers recorded together). They are claimed for their
+    delivery by this process: if it dies first, the delivery sweep takes them over."""
+    for start in range(0, len(replies), SEND_CHUNK):
+        chunk = replies[start : start + SEND_CHUNK]
+        model_calls.senders().submit(partial(delivery.deliver_claimed_many, chunk), "answers")
 
 
 _finished = _Funnel()

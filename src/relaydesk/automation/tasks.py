@@ -20,6 +20,7 @@ from relaydesk.messaging.models import Message
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 200
+SWEEP_CHUNK = 25
 # A pending run is presumed lost this long after its debounce window closed.
 LOST_AFTER = timedelta(minutes=1)
 
@@ -74,8 +75,10 @@ def sweep() -> None:
             .order_by(AutomationRun.id)
             .limit(SWEEP_BATCH)
         ).all()
-    for run_id in due:
-        enqueue("automation.run", run_id)
+    # In jobs of SWEEP_CHUNK runs (set-wise, as a batch of webhooks' answers), spread
+    # over the free worker threads.
+    for start in range(0, len(due), SWEEP_CHUNK):
+        enqueue("automation.runs", list(due[start : start + SWEEP_CHUNK]))
 
 
 def release_abandoned(session: Session, now: datetime) -> int:
