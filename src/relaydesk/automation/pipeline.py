@@ -223,6 +223,9 @@ def _answer_held(run_id: int, token: str, decision: Decision, claimed_at: dateti
     _finished.add(run_id, token, _ask(run_id, token, decision))
 
 
+STORE_CHUNK = 50  # answers a transaction of the funnel stores at most (the first go out sooner)
+
+
 class _Funnel:
     """The answers of the model threads, stored set-wise by one thread at a time.
 
@@ -247,7 +250,7 @@ class _Funnel:
             self.storing = True
         while True:
             with self.lock:
-                batch, self.waiting = self.waiting, []
+                batch, self.waiting = self.waiting[:STORE_CHUNK], self.waiting[STORE_CHUNK:]
                 if not batch:
                     self.storing = False
                     return

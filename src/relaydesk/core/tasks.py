@@ -426,7 +426,7 @@ def enqueue_after_commit(
     pending.append(_AfterCommit(name, args, delay, queue, owner, merge))
 
 
-MERGE_LIMIT = 100
+MERGE_LIMIT = 20
 
 
 def _merged(jobs: list[_AfterCommit]) -> list[_AfterCommit]:
