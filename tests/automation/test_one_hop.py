@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from relaydesk.automation.models import RunState
 from relaydesk.core import tasks
@@ -121,6 +122,30 @@ def test_a_follower_that_fails_is_logged_and_the_sweep_answers(
     assert len(answers(db, "+48600200302")) == 1
 
 
+def store_batch(numbers: list[str]) -> list[int]:
+    """One batch of webhooks, as the webhook writer stores it (one transaction)."""
+    from relaydesk.core.db import session_scope
+    from relaydesk.messaging import ingest
+
+    with session_scope() as session:
+        return ingest.store_inbound(
+            session,
+            [
+                ingest.read_inbound(
+                    {
+                        "MessageSid": f"SMbatch{number[1:]:0>28}",
+                        "AccountSid": "AC" + "0" * 32,
+                        "From": number,
+                        "To": "+48221234567",
+                        "Body": "Dzień dobry",
+                        "NumMedia": "0",
+                    }
+                )
+                for number in numbers
+            ],
+        )
+
+
 def test_the_answers_to_a_batch_of_webhooks_are_made_together_in_its_thread(
     api: httpx.Client,
     db: Any,
@@ -133,8 +158,7 @@ def test_the_answers_to_a_batch_of_webhooks_are_made_together_in_its_thread(
     Twilio's answers (an answer that needs a model goes to the model threads)."""
     from relaydesk.automation import pipeline
     from relaydesk.automation.models import AutomationRun
-    from relaydesk.core.db import session_scope
-    from relaydesk.messaging import delivery, ingest
+    from relaydesk.messaging import delivery
 
     batches: list[tuple[int, list[int]]] = []
     run_many = pipeline.run_many
@@ -155,24 +179,7 @@ def test_the_answers_to_a_batch_of_webhooks_are_made_together_in_its_thread(
     rules()
     auto_reply(api)
     numbers = [f"+4860020040{i}" for i in range(4)]
-    with session_scope() as session:
-        ids = ingest.store_inbound(
-            session,
-            [
-                ingest.read_inbound(
-                    {
-                        "MessageSid": f"SMbatch{i:030d}",
-                        "AccountSid": "AC" + "0" * 32,
-                        "From": number,
-                        "To": "+48221234567",
-                        "Body": "Dzień dobry",
-                        "NumMedia": "0",
-                    }
-                )
-                for i, number in enumerate(numbers)
-            ],
-        )
-    assert len(ids) == 4
+    assert len(store_batch(numbers)) == 4
     for number in numbers:
         wait_for(lambda number=number: len(answers(db, number)) == 1, what="an answer each")
     wait_for(lambda: len(recorded) == 1, what="Twilio's answers recorded")
@@ -190,3 +197,50 @@ def test_the_answers_to_a_batch_of_webhooks_are_made_together_in_its_thread(
     for number in numbers:
         [answer] = answers(db, number)
         assert answer.sid is not None
+
+
+def test_a_run_of_a_batch_that_cannot_be_decided_waits_for_the_sweep_alone(
+    api: httpx.Client,
+    db: Any,
+    rules: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from relaydesk.automation import pipeline
+    from relaydesk.automation import tasks as automation_tasks
+    from relaydesk.automation.models import AutomationRun
+    from relaydesk.core.db import session_scope, utcnow
+
+    rules()
+    auto_reply(api)
+    numbers = [f"+4860020050{i}" for i in range(3)]
+    real = pipeline.decide
+
+    def decide(session: Any, run_id: int) -> Any:
+        participant = session.scalar(
+            select(AutomationRun.participant).where(AutomationRun.id == run_id)
+        )
+        if participant == numbers[1]:
+            raise OSError("disk")
+        return real(session, run_id)
+
+    monkeypatch.setattr(pipeline, "decide", decide)
+    with caplog.at_level(logging.ERROR, logger="relaydesk.automation.pipeline"):
+        store_batch(numbers)
+        for other in (numbers[0], numbers[2]):
+            wait_for(lambda other=other: len(answers(db, other)) == 1, what="the others")
+    assert "could not be decided" in caplog.text
+    stuck = db.scalars(select(AutomationRun).where(AutomationRun.participant == numbers[1])).one()
+    assert stuck.state == RunState.WORKING  # still claimed: no answer, nothing lost
+    assert answers(db, numbers[1]) == []
+    monkeypatch.setattr(pipeline, "decide", real)
+    with session_scope() as session:  # its lease ran out
+        session.execute(
+            update(AutomationRun)
+            .where(AutomationRun.id == stuck.id)
+            .values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+    automation_tasks.sweep()
+    wait_for(lambda: len(answers(db, numbers[1])) == 1, what="the sweep's answer")
+    for number in numbers:
+        assert len(answers(db, number)) == 1

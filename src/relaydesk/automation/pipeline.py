@@ -138,9 +138,17 @@ def run_many(run_ids: list[int], *, concurrent: bool = False) -> dict[int, RunOu
             answers.append((run_id, token, Answer(RunOutcome.FAILED, detail=gave_up)))
         else:
             to_decide.append(run_id)
+    decisions: list[tuple[int, Decision]] = []
     if to_decide:
         with session_scope(write=False) as session:
-            decisions = [(run_id, decide(session, run_id)) for run_id in to_decide]
+            for run_id in to_decide:
+                try:
+                    decisions.append((run_id, decide(session, run_id)))
+                except Exception:
+                    # This run alone keeps its claim: the sweep hands it over after its
+                    # lease; the others of the batch go on.
+                    log.exception("automation run %s could not be decided", run_id)
+                    session.rollback()
         for run_id, decision in decisions:
             if concurrent and needs_model(decision):
                 _hand_to_model(run_id, token, decision, now)
