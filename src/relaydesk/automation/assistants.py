@@ -263,13 +263,23 @@ def unbind(session: Session, number_id: int, actor: str) -> None:
 
 def binding_for(session: Session, our_address: str) -> tuple[PhoneNumber, Assistant] | None:
     """The assistant answering on the number a customer wrote to, if any."""
-    value = our_address.removeprefix("whatsapp:")
-    row = session.execute(
-        select(PhoneNumber, Assistant)
-        .join(Assistant, Assistant.id == PhoneNumber.assistant_id)
-        .where(PhoneNumber.number == value)
-    ).first()
-    return (row[0], row[1]) if row else None
+    return bindings_for(session, {our_address})[our_address]
+
+
+def bindings_for(
+    session: Session, our_addresses: set[str]
+) -> dict[str, tuple[PhoneNumber, Assistant] | None]:
+    """`binding_for` each of these addresses (WhatsApp's too), in one query."""
+    numbers = {address: address.removeprefix("whatsapp:") for address in our_addresses}
+    bound: dict[str, tuple[PhoneNumber, Assistant]] = {}
+    if numbers:
+        for number, assistant in session.execute(
+            select(PhoneNumber, Assistant)
+            .join(Assistant, Assistant.id == PhoneNumber.assistant_id)
+            .where(PhoneNumber.number.in_(set(numbers.values())))
+        ):
+            bound.setdefault(number.number, (number, assistant))
+    return {address: bound.get(number) for address, number in numbers.items()}
 
 
 def open_session(

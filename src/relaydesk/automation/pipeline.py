@@ -30,7 +30,13 @@ from relaydesk.automation.models import (
     RunOutcome,
     RunState,
 )
-from relaydesk.automation.policy import OUT_OF_OFFICE_SENT, Decision, decide, stepped_back
+from relaydesk.automation.policy import (
+    OUT_OF_OFFICE_SENT,
+    Decision,
+    decide,
+    read_batch,
+    stepped_back,
+)
 from relaydesk.automation.usage import record_usage, track_session
 from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.contacts.models import Contact
@@ -141,6 +147,11 @@ def run_many(run_ids: list[int], *, concurrent: bool = False) -> dict[int, RunOu
     decisions: list[tuple[int, Decision]] = []
     if to_decide:
         with session_scope(write=False) as session:
+            try:
+                read_batch(session, to_decide)
+            except Exception:
+                log.exception("automation runs %s could not be read together", to_decide)
+                session.rollback()  # each is read on its own
             for run_id in to_decide:
                 try:
                     decisions.append((run_id, decide(session, run_id)))

@@ -74,21 +74,158 @@ class Decision:
     ooo_period: datetime | None = None  # the closed period an out-of-office answer is for
 
 
+@dataclass
+class _Batch:
+    """What deciding a set of runs reads, read set-wise (a batch of webhooks' runs is
+    decided in one read transaction: five queries for the batch instead of five a run)."""
+
+    found: dict[int, tuple[Message | None, Conversation | None, Contact | None]]
+    latest_inbound: dict[int, int]  # conversation → its latest inbound message id
+    recent: dict[int, list[Any]]  # conversation → its last messages (newest first)
+    automatic: dict[str, int]  # participant → our automatic answers in the last hour
+    bindings: dict[str, tuple[Any, Any] | None]  # number written to → its assistant
+    rules: cfg.Rules
+
+    def later(self, session: Session, message: Message) -> Message | None:
+        """The conversation's latest inbound message, if it came after this one."""
+        later = self.latest_inbound.get(message.conversation_id or 0)
+        if later is None or later <= message.id:
+            return None
+        return session.get(Message, later)
+
+    def lines(self, session: Session, message: Message) -> list[loops.Line]:
+        """The conversation's messages before this one (automation.loops), oldest first."""
+        since = message.created_at - loops.WINDOW
+        read = self.recent.get(message.conversation_id or 0, [])
+        rows = [row for row in read if row.id < message.id and row.created_at >= since]
+        if len(rows) < loops.LINES and len(read) >= _RECENT_CAP:
+            # The batch's read was cut short in this busy conversation: read its own.
+            rows = _recent(session, {message.conversation_id or 0}, since, message.id)
+        return [
+            loops.Line(
+                inbound=row.direction == "inbound",
+                automatic=row.source in AUTOMATIC_SOURCES,
+                text=row.body,
+            )
+            for row in reversed(rows[: loops.LINES])
+        ]
+
+
+_BATCH = "relaydesk.automation.batch"
+# Each conversation's last messages read for a batch; more than enough for one message's
+# loops.LINES when the batch holds a few of the same conversation's messages.
+_RECENT_CAP = 2 * loops.LINES
+
+
+def read_batch(session: Session, run_ids: list[int]) -> None:
+    """Read what deciding these runs needs, set-wise, for `decide` in this session."""
+    session.info[_BATCH] = _read_batch(session, run_ids)
+
+
+def _read_batch(session: Session, run_ids: list[int]) -> _Batch:
+    found: dict[int, tuple[Message | None, Conversation | None, Contact | None]] = {
+        run_id: (message, conversation, contact)
+        for run_id, message, conversation, contact in session.execute(
+            select(AutomationRun.id, Message, Conversation, Contact)
+            .select_from(AutomationRun)
+            .outerjoin(Message, Message.id == AutomationRun.inbound_message_id)
+            .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(Contact, Contact.id == Conversation.contact_id)
+            .where(AutomationRun.id.in_(run_ids))
+        )
+    }
+    messages = [m for m, _, _ in found.values() if m is not None and m.conversation_id]
+    latest_inbound: dict[int, int] = {}
+    if messages:
+        # Per conversation, from the batch's first message on (the index's range).
+        latest_inbound = {
+            conversation_id: latest
+            for conversation_id, latest in session.execute(
+                select(Message.conversation_id, func.max(Message.id))
+                .where(
+                    Message.conversation_id.in_({m.conversation_id for m in messages}),
+                    Message.id > min(m.id for m in messages),
+                    Message.direction == "inbound",
+                )
+                .group_by(Message.conversation_id)
+            )
+        }
+    worded = [m for m in messages if loops.normalised(m.body)]
+    recent: dict[int, list[Any]] = {}
+    if worded:
+        since = min(m.created_at for m in worded) - loops.WINDOW
+        below = max(m.id for m in worded)
+        for row in _recent(session, {m.conversation_id or 0 for m in worded}, since, below):
+            recent.setdefault(row.conversation_id, []).append(row)
+    automatic: dict[str, int] = {}
+    participants = {m.participant for m in messages}
+    if participants:
+        automatic = {
+            participant: int(count)
+            for participant, count in session.execute(
+                select(Message.participant, func.count())
+                .where(
+                    Message.participant.in_(participants),
+                    Message.direction == "outbound",
+                    Message.source.in_(AUTOMATIC_SOURCES),
+                    Message.created_at >= utcnow() - timedelta(hours=1),
+                )
+                .group_by(Message.participant)
+            )
+        }
+    addresses = {c.our_address for _, c, _ in found.values() if c is not None}
+    return _Batch(
+        found=found,
+        latest_inbound=latest_inbound,
+        recent=recent,
+        automatic=automatic,
+        bindings=assistants.bindings_for(session, addresses),
+        rules=cfg.read_rules(session),
+    )
+
+
+def _recent(session: Session, conversations: set[int], since: datetime, below: int) -> list[Any]:
+    """The last messages (at most _RECENT_CAP each, newest first) of these conversations
+    before message id `below`, from `since` on."""
+    numbered = (
+        select(
+            Message.conversation_id,
+            Message.id,
+            Message.created_at,
+            Message.direction,
+            Message.source,
+            Message.body,
+            func.row_number()
+            .over(partition_by=Message.conversation_id, order_by=Message.id.desc())
+            .label("place"),
+        )
+        .where(
+            Message.conversation_id.in_(conversations),
+            Message.id < below,
+            Message.created_at >= since,
+        )
+        .subquery()
+    )
+    return list(
+        session.execute(
+            select(numbered)
+            .where(numbered.c.place <= _RECENT_CAP)
+            .order_by(numbered.c.conversation_id, numbered.c.id.desc())
+        )
+    )
+
+
 def decide(session: Session, run_id: int) -> Decision:
-    """What the pipeline does about the run's message (reads only)."""
-    # The run, its message, conversation and contact in one query (each was one).
-    message, conversation, contact = session.execute(
-        select(Message, Conversation, Contact)
-        .select_from(AutomationRun)
-        .outerjoin(Message, Message.id == AutomationRun.inbound_message_id)
-        .outerjoin(Conversation, Conversation.id == Message.conversation_id)
-        .outerjoin(Contact, Contact.id == Conversation.contact_id)
-        .where(AutomationRun.id == run_id)
-    ).one()
+    """What the pipeline does about the run's message (reads only); from the batch that
+    `read_batch` read in this session, if it holds the run."""
+    batch = session.info.get(_BATCH)
+    if batch is None or run_id not in batch.found:
+        batch = _read_batch(session, [run_id])
+    message, conversation, contact = batch.found.get(run_id, (None, None, None))
     if message is None or message.conversation_id is None:
         return Decision(RunOutcome.NO_MODE, detail=N_("the message was deleted"))
     assert conversation is not None
-    rules = cfg.read_rules(session)
+    rules = batch.rules
     opt_out_type = (message.raw or {}).get("OptOutType")
 
     keyword = opt_out_keyword(message.body, opt_out_type)
@@ -102,10 +239,10 @@ def decide(session: Session, run_id: int) -> Decision:
         if not text.strip():
             unset = N_("%(keyword)s: no answer is configured") % {"keyword": keyword}
             return Decision(RunOutcome.KEYWORD, detail=unset)
-        looping = _loop(session, message)
+        looping = _loop(session, message, batch)
         if looping:
             return Decision(RunOutcome.LOOP_GUARD, detail=f"{keyword}: {looping}")
-        if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
+        if batch.automatic.get(message.participant, 0) >= rules.loop_guard_per_hour:
             too_many = N_("%(keyword)s: too many automatic answers") % {"keyword": keyword}
             return Decision(RunOutcome.LOOP_GUARD, detail=too_many)
         return Decision(RunOutcome.KEYWORD_REPLY, source="auto_reply", text=text, detail=keyword)
@@ -115,27 +252,14 @@ def decide(session: Session, run_id: int) -> Decision:
     blocked = stepped_back(conversation, rules)
     if blocked:
         return blocked
-    later = session.scalar(
-        select(Message.id)
-        .where(
-            Message.conversation_id == conversation.id,
-            Message.direction == "inbound",
-            Message.id > message.id,
-        )
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
-    if later is not None:
-        later_msg = session.get(Message, later)
-        if later_msg is not None and not opt_out_keyword(
-            later_msg.body, (later_msg.raw or {}).get("OptOutType")
-        ):
-            merged = N_("answered together with message %(message)d") % {"message": later}
-            return Decision(RunOutcome.MERGED, detail=merged)
-    looping = _loop(session, message)
+    later = batch.later(session, message)
+    if later is not None and not opt_out_keyword(later.body, (later.raw or {}).get("OptOutType")):
+        merged = N_("answered together with message %(message)d") % {"message": later.id}
+        return Decision(RunOutcome.MERGED, detail=merged)
+    looping = _loop(session, message, batch)
     if looping:
         return Decision(RunOutcome.LOOP_GUARD, detail=looping)
-    if _recent_automatic(session, message.participant) >= rules.loop_guard_per_hour:
+    if batch.automatic.get(message.participant, 0) >= rules.loop_guard_per_hour:
         return Decision(
             RunOutcome.LOOP_GUARD,
             detail=N_("%(count)d automatic answers in the last hour already")
@@ -143,7 +267,7 @@ def decide(session: Session, run_id: int) -> Decision:
         )
 
     ai, _ = cfg.read_ai(session)
-    bound = assistants.binding_for(session, conversation.our_address)
+    bound = batch.bindings.get(conversation.our_address)
     if bound is not None:
         return _assistant_decision(session, message, conversation, bound, ai)
     if ai.enabled:
@@ -202,42 +326,11 @@ def _out_of_office(conversation: Conversation, hours: BusinessHours, period: dat
     )
 
 
-def _loop(session: Session, message: Message) -> str | None:
+def _loop(session: Session, message: Message, batch: _Batch) -> str | None:
     """Why the message is part of a loop with another machine (automation.loops), if it is."""
     if not loops.normalised(message.body):
-        return None  # nothing to compare: no need to read the conversation
-    rows = session.execute(
-        select(Message.direction, Message.source, Message.body)
-        .where(
-            Message.conversation_id == message.conversation_id,
-            Message.id < message.id,
-            Message.created_at >= message.created_at - loops.WINDOW,
-        )
-        .order_by(Message.id.desc())
-        .limit(loops.LINES)
-    ).all()
-    earlier = [
-        loops.Line(inbound=direction == "inbound", automatic=source in AUTOMATIC_SOURCES, text=body)
-        for direction, source, body in reversed(rows)
-    ]
-    return loops.loop_reason(message.body, earlier)
-
-
-def _recent_automatic(session: Session, participant: str) -> int:
-    since = utcnow() - timedelta(hours=1)
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Message)
-            .where(
-                Message.participant == participant,
-                Message.direction == "outbound",
-                Message.source.in_(AUTOMATIC_SOURCES),
-                Message.created_at >= since,
-            )
-        )
-        or 0
-    )
+        return None  # nothing to compare: the conversation was not read for it
+    return loops.loop_reason(message.body, batch.lines(session, message))
 
 
 def _assistant_decision(

@@ -40,17 +40,18 @@ def inbound_received(message_ids: list[int]) -> None:
             .returning(Message.id)
             .execution_options(synchronize_session=False)
         ).all()
-        if not handlers:
+        if not handlers or not claimed:
             return
-        for message_id in sorted(claimed):
-            message = session.get(Message, message_id)
-            assert message is not None
+        messages = session.scalars(
+            select(Message).where(Message.id.in_(claimed)).order_by(Message.id)
+        ).all()
+        for message in messages:
             for name, handler in handlers:
                 try:
                     with session.begin_nested():
                         handler(session, message)
                 except Exception:
-                    log.exception("inbound handler %s failed for message %s", name, message_id)
+                    log.exception("inbound handler %s failed for message %s", name, message.id)
 
 
 @periodic("messaging.sweep", minutes="*", at_start=True)
