@@ -139,7 +139,7 @@ def _read_batch(session: Session, run_ids: list[int]) -> _Batch:
     if messages:
         # Per conversation, from the batch's first message on (the index's range).
         latest_inbound = {
-            int(conversation_id): latest
+            conversation_id or 0: latest
             for conversation_id, latest in session.execute(
                 select(Message.conversation_id, func.max(Message.id))
                 .where(
