@@ -16,9 +16,9 @@ import secrets
 import threading
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from relaydesk.automation import model_calls
@@ -37,7 +37,7 @@ from relaydesk.automation.policy import (
     read_batch,
     stepped_back,
 )
-from relaydesk.automation.usage import record_usage, track_session
+from relaydesk.automation.usage import add_usage, note_usage, record_usage, track_session
 from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.contacts.models import Contact
 from relaydesk.core import owners
@@ -404,16 +404,125 @@ def _store(
             ).all()
         }
         rules = cfg.read_rules(session)
-        for run_id, token, answer in answers:
-            found = rows.get(run_id)
-            if found is None or found[0].state != RunState.WORKING or found[0].claim_token != token:
-                continue  # another worker took over after our lease ran out
+        held = [
+            (run_id, answer, found)
+            for run_id, token, answer in answers
+            if (found := rows.get(run_id)) is not None
+            and found[0].state == RunState.WORKING
+            and found[0].claim_token == token  # else another worker took over after our lease
+        ]
+        plain = [item for item in held if _plain(item[1])]
+        alone = [item for item in held if not _plain(item[1])]
+        if len(plain) > 1:
+            try:
+                with session.begin_nested():
+                    stored.update(_store_together(session, plain, rules, now))
+                plain = []
+            except Exception:
+                log.exception("automation runs %s could not be stored together", [*map(_id, plain)])
+        for run_id, answer, found in [*plain, *alone]:
             try:
                 with session.begin_nested():
                     stored[run_id] = _store_one(session, found, answer, rules, now)
             except Exception:
                 log.exception("automation run %s could not be stored; the sweep retries it", run_id)
     return stored
+
+
+def _id(item: tuple[int, Answer, Any]) -> int:
+    return item[0]
+
+
+def _plain(answer: Answer) -> bool:
+    """An answer that is only a text to send (or nothing): stored set-wise with others."""
+    job = answer.job
+    return (
+        answer.ooo_period is None
+        and answer.hand_over is None
+        and (job is None or job.assistant_id is None)  # no assistant session to track
+    )
+
+
+def _store_together(
+    session: Session, plain: list[tuple[int, Answer, Any]], rules: cfg.Rules, now: datetime
+) -> dict[int, tuple[RunOutcome, delivery.Snapshot | None]]:
+    """`_store_one` of plain answers, set-wise: their messages are stored by one
+    `send_many`, their runs closed together. Each is judged as alone (a person who
+    stepped in, an unsubscribe meanwhile)."""
+    closed: dict[int, tuple[RunOutcome, str | None, int | None]] = {}
+    to_send: list[tuple[int, Answer, Any]] = []
+    for run_id, answer, found in plain:
+        _, message, conversation, _ = found
+        if not answer.text or message is None or message.conversation_id is None:
+            closed[run_id] = (answer.outcome, answer.detail, None)
+            continue
+        blocked = stepped_back(conversation, rules)
+        if blocked is not None and answer.outcome != RunOutcome.KEYWORD_REPLY:
+            closed[run_id] = (blocked.outcome, blocked.detail, None)
+        else:
+            to_send.append((run_id, answer, found))
+    sent = messaging.send_many(
+        session,
+        [_request(found[2], answer) for _, answer, found in to_send],
+        claimed_for=delivery.claim_lease(),
+        known=[(found[3], found[2]) for _, _, found in to_send if found[3] is not None],
+    )
+    ids = [outcome for outcome in sent if isinstance(outcome, int)]
+    replies = {
+        m.id: delivery.Snapshot.of(m)
+        for m in session.scalars(select(Message).where(Message.id.in_(ids)))
+    }
+    for (run_id, answer, _), result in zip(to_send, sent, strict=True):
+        if isinstance(result, int):
+            closed[run_id] = (answer.outcome, answer.detail, result)
+        else:
+            closed[run_id] = (*_refused(result), None)
+    usage = []
+    merged = []
+    for run_id, answer, (row, message, _, _) in plain:
+        outcome, detail, reply_id = closed[run_id]
+        _close(row, outcome, detail, reply_id, answer, now)
+        note_usage(row, answer.usage)
+        usage.extend(answer.usage)
+        if reply_id is not None:
+            merged.append({"cid": message.conversation_id, "rid": reply_id, "below": row.id})
+    if usage:
+        add_usage(session, usage)
+    if merged:
+        session.execute(_ANSWER_MERGED, merged)
+    return {
+        run_id: (outcome, replies.get(reply_id) if reply_id is not None else None)
+        for run_id, (outcome, _, reply_id) in closed.items()
+    }
+
+
+# The runs merged into an answered run (earlier messages of its burst) point to its answer.
+_runs = cast(Table, AutomationRun.__table__)
+_ANSWER_MERGED = (
+    update(_runs)
+    .where(
+        _runs.c.conversation_id == bindparam("cid"),
+        _runs.c.outcome == RunOutcome.MERGED,
+        _runs.c.reply_message_id.is_(None),
+        _runs.c.id < bindparam("below"),
+    )
+    .values(reply_message_id=bindparam("rid"))
+)
+
+
+def _close(
+    row: AutomationRun,
+    outcome: RunOutcome,
+    detail: str | None,
+    reply_id: int | None,
+    answer: Answer,
+    now: datetime,
+) -> None:
+    """The run is done: its outcome, why, and its answer."""
+    row.state, row.outcome, row.detail = RunState.DONE, outcome, (detail or None)
+    row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
+    row.knowledge = answer.knowledge
+    row.tool_calls = answer.tool_calls
 
 
 def _store_one(
@@ -440,24 +549,14 @@ def _store_one(
     reply_id = reply.id if reply is not None else None
     if answer.hand_over is not None and conversation is not None:
         hand_over(session, conversation, answer.hand_over, row.id, now)
-    row.state, row.outcome, row.detail = RunState.DONE, outcome, (detail or None)
-    row.reply_message_id, row.finished_at, row.lease_until = reply_id, now, None
-    row.knowledge = answer.knowledge
-    row.tool_calls = answer.tool_calls
+    _close(row, outcome, detail, reply_id, answer, now)
     record_usage(session, row, answer.usage)
     if message is not None and message.conversation_id is not None:
         track_session(session, message, answer, reply_id, now)
         if reply_id is not None:
             session.execute(
-                update(AutomationRun)
-                .where(
-                    AutomationRun.conversation_id == message.conversation_id,
-                    AutomationRun.outcome == RunOutcome.MERGED,
-                    AutomationRun.reply_message_id.is_(None),
-                    AutomationRun.id < row.id,
-                )
-                .values(reply_message_id=reply_id)
-                .execution_options(synchronize_session=False)
+                _ANSWER_MERGED,
+                {"cid": message.conversation_id, "rid": reply_id, "below": row.id},
             )
     return outcome, reply
 
@@ -502,28 +601,38 @@ def _send(
 ) -> tuple[delivery.Snapshot | None, tuple[RunOutcome, str] | None]:
     """Store the answer through the one send function, claimed for its delivery here;
     (what its Twilio call needs, or outcome and why)."""
+    try:
+        with session.begin_nested():
+            sent = messaging.send(
+                session,
+                _request(conversation, answer),
+                claimed_for=delivery.claim_lease(),
+                known=(contact, conversation) if contact is not None else None,
+            )
+    except RelaydeskError as exc:
+        return None, _refused(exc)
+    return delivery.Snapshot.of(sent), None
+
+
+def _request(conversation: Conversation, answer: Answer) -> messaging.SendRequest:
+    """The answer as sent: to the customer, from the number they wrote to."""
     assert answer.text is not None
     to = conversation.participant
     if conversation.channel == "whatsapp":
         to = f"whatsapp:{to}"
-    request = messaging.SendRequest(
+    return messaging.SendRequest(
         to=to,
         body=answer.text,
         media_urls=answer.media_urls,
         source=answer.source or "auto_reply",
         from_=conversation.our_address,
     )
-    try:
-        with session.begin_nested():
-            sent = messaging.send(
-                session,
-                request,
-                claimed_for=delivery.claim_lease(),
-                known=(contact, conversation) if contact is not None else None,
-            )
-    except RelaydeskError as exc:
-        if isinstance(exc, OptedOut):
-            return None, (RunOutcome.OPTED_OUT, N_("the customer unsubscribed meanwhile"))
-        why = N_("the answer could not be sent: %(reason)s") % {"reason": exc.message}
-        return None, (RunOutcome.FAILED, why)
-    return delivery.Snapshot.of(sent), None
+
+
+def _refused(exc: RelaydeskError) -> tuple[RunOutcome, str]:
+    """The run's outcome when its answer could not be stored for sending, and why."""
+    if isinstance(exc, OptedOut):
+        return RunOutcome.OPTED_OUT, N_("the customer unsubscribed meanwhile")
+    return RunOutcome.FAILED, N_("the answer could not be sent: %(reason)s") % {
+        "reason": exc.message
+    }

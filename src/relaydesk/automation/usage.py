@@ -23,12 +23,19 @@ log = logging.getLogger(__name__)
 
 
 def record_usage(session: Session, row: AutomationRun, usage: list[Completion]) -> None:
+    """The run's model calls, on the run and in the running totals."""
+    if usage:
+        note_usage(row, usage)
+        add_usage(session, usage)
+
+
+def note_usage(row: AutomationRun, usage: list[Completion]) -> None:
+    """The run's model calls on the run (the totals are the caller's: `add_usage`)."""
     if not usage:
         return
     row.provider, row.model = usage[-1].provider, usage[-1].model
     row.prompt_tokens = sum(u.prompt_tokens for u in usage)
     row.completion_tokens = sum(u.completion_tokens for u in usage)
-    add_usage(session, usage)
 
 
 def add_usage(session: Session, usage: list[Completion]) -> None:

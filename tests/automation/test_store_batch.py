@@ -1,0 +1,143 @@
+"""A batch's plain answers are stored set-wise, each judged as if alone."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from relaydesk.automation.models import AutomationRun
+from relaydesk.contacts.models import Contact
+from relaydesk.messaging.models import Conversation, Message
+from tests.automation.conftest import answers, run_of
+from tests.automation.test_pipeline import auto_reply
+from tests.conftest import wait_for
+
+Inbound = Callable[..., str]
+
+
+def waiting_runs(db: Any, inbound: Inbound, numbers: list[str]) -> list[int]:
+    """One pending run per customer (the debounce holds their jobs back)."""
+    sids = [inbound(number, f"Pytanie od {number}") for number in numbers]
+    return [int(wait_for(lambda s=s: run_of(db, s), what="the run").id) for s in sids]
+
+
+def meanwhile(monkeypatch: pytest.MonkeyPatch, changes: dict[str, Callable[[Any], None]]) -> None:
+    """After a run is decided and before its answer is stored: change its customer."""
+    from relaydesk.automation import pipeline
+    from relaydesk.core.db import session_scope
+
+    real = pipeline._ask
+
+    def ask(run_id: int, token: str, decision: Any) -> Any:
+        with session_scope() as session:
+            number = session.scalar(
+                select(AutomationRun.participant).where(AutomationRun.id == run_id)
+            )
+            if number in changes:
+                changes[number](session)
+        return real(run_id, token, decision)
+
+    monkeypatch.setattr(pipeline, "_ask", ask)
+
+
+def test_plain_answers_are_stored_together_each_on_its_own_terms(
+    api: httpx.Client,
+    db: Any,
+    inbound: Inbound,
+    rules: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relaydesk.automation import pipeline
+    from relaydesk.core.db import utcnow
+    from relaydesk.messaging import service
+
+    rules(debounce_seconds=60)
+    auto_reply(api)
+    numbers = [f"+4860040000{i}" for i in range(4)]
+    run_ids = waiting_runs(db, inbound, numbers)
+
+    def unsubscribe(session: Any) -> None:
+        session.execute(
+            update(Contact).where(Contact.phone == numbers[1]).values(opted_out_at=utcnow())
+        )
+
+    def step_in(session: Any) -> None:
+        session.execute(
+            update(Conversation)
+            .where(Conversation.participant == numbers[2])
+            .values(human_replied_at=utcnow())
+        )
+
+    meanwhile(monkeypatch, {numbers[1]: unsubscribe, numbers[2]: step_in})
+    calls: list[int] = []
+    real_send_many = service.send_many
+
+    def send_many(session: Any, requests: list[Any], **kwargs: Any) -> Any:
+        calls.append(len(requests))
+        return real_send_many(session, requests, **kwargs)
+
+    monkeypatch.setattr(service, "send_many", send_many)
+    outcomes = pipeline.run_many(run_ids)
+    assert [str(outcomes[run_id]) for run_id in run_ids] == [
+        "auto_reply",
+        "opted_out",
+        "paused",
+        "auto_reply",
+    ]
+    assert calls == [3]  # one store for the three answers to send (the paused one is not)
+    runs = {r.participant: r for r in db.scalars(select(AutomationRun))}
+    assert "meanwhile" in (runs[numbers[1]].detail or "")
+    for number, count in zip(numbers, (1, 0, 0, 1), strict=True):
+        assert runs[number].state == "done"
+        stored = answers(db, number)
+        assert len(stored) == count
+        if stored:
+            assert runs[number].reply_message_id == stored[0].id
+            wait_for(
+                lambda m=stored[0].id: db.scalar(select(Message.sid).where(Message.id == m)),
+                what="the answer handed to Twilio",
+            )
+        else:
+            assert runs[number].reply_message_id is None
+
+
+def test_a_batch_that_cannot_be_stored_together_is_stored_one_by_one(
+    api: httpx.Client,
+    db: Any,
+    inbound: Inbound,
+    rules: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from relaydesk.automation import pipeline
+    from relaydesk.messaging import service
+
+    rules(debounce_seconds=60)
+    auto_reply(api)
+    numbers = [f"+4860040010{i}" for i in range(3)]
+    run_ids = waiting_runs(db, inbound, numbers)
+    real_send_many = service.send_many
+
+    def send_many(session: Any, requests: list[Any], **kwargs: Any) -> Any:
+        if len(requests) > 1:
+            # Half-written, then a failure: the savepoint takes the half back.
+            real_send_many(session, requests[:1], **kwargs)
+            raise OSError("disk")
+        return real_send_many(session, requests, **kwargs)
+
+    monkeypatch.setattr(service, "send_many", send_many)
+    with caplog.at_level(logging.ERROR, logger="relaydesk.automation.pipeline"):
+        outcomes = pipeline.run_many(run_ids)
+    assert "could not be stored together" in caplog.text
+    assert [str(outcomes[run_id]) for run_id in run_ids] == ["auto_reply"] * 3
+    for number in numbers:
+        [answer] = answers(db, number)  # exactly one each: nothing of the failed try kept
+        wait_for(
+            lambda m=answer.id: db.scalar(select(Message.sid).where(Message.id == m)),
+            what="the answer handed to Twilio",
+        )
