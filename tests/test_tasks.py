@@ -192,6 +192,49 @@ def test_inbound_handlers_run_once_and_lost_jobs_are_swept(
         hooks.remove_handler("test.recorder")
 
 
+def test_inbound_handlers_take_a_batch_at_once_or_else_one_by_one(
+    server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
+) -> None:
+    from relaydesk.core.db import session_scope
+    from relaydesk.messaging import hooks, tasks
+
+    batches: list[list[str]] = []
+    singles: list[str] = []
+    failing = {"on": False}
+
+    def record_many(session: Any, messages: list[Message]) -> None:
+        batches.append([m.body for m in messages])
+        if failing["on"]:
+            raise OSError("disk")
+
+    @hooks.on_inbound("test.batch", many=record_many)
+    def record(session: Any, message: Message) -> None:
+        singles.append(message.body)
+
+    try:
+        sids = ["SM" + "f" * 31 + str(i) for i in range(2)]
+        for sid, body in zip(sids, ("pierwsza", "druga"), strict=True):
+            twilio_post(
+                "/twilio/inbound",
+                {"MessageSid": sid, "From": "+48600100605", "To": "+15005550006", "Body": body},
+            )
+        wait_for(lambda: len(singles) + sum(map(len, batches)) == 2, what="the follow-ups")
+        ids = list(db.scalars(select(Message.id).where(Message.sid.in_(sids)).order_by(Message.id)))
+        for failing["on"] in (False, True):
+            batches.clear()
+            singles.clear()
+            with session_scope() as session:  # both to be handled again, in one job
+                session.execute(
+                    update(Message).where(Message.id.in_(ids)).values(processed_at=None)
+                )
+            tasks.inbound_received(ids)
+            assert batches == [["pierwsza", "druga"]]
+            # A batch that failed is handled message by message; one that did not, never.
+            assert singles == (["pierwsza", "druga"] if failing["on"] else [])
+    finally:
+        hooks.remove_handler("test.batch")
+
+
 def test_spooled_webhooks_are_replayed_once(server: Any, db: Any) -> None:
     from relaydesk.messaging import spool
 

@@ -45,8 +45,16 @@ def threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
 
         return wrapped
 
-    # The automation's inbound handler, called by the webhook's follow-up job.
+    # The automation's inbound handler, called by the webhook's follow-up job (for a
+    # batch of messages at once: once for each of them).
     monkeypatch.setattr(pipeline, "queue_for", spy("inbound", pipeline.queue_for))
+    queue_for_many = pipeline.queue_for_many
+
+    def spied_many(session: Any, messages: list[Any]) -> None:
+        seen["inbound"].extend([threading.get_ident()] * len(messages))
+        queue_for_many(session, messages)
+
+    monkeypatch.setattr(pipeline, "queue_for_many", spied_many)
     monkeypatch.setattr(pipeline, "run", spy("run", pipeline.run))
     # The answer is stored claimed for its delivery: its Twilio call follows in the thread.
     monkeypatch.setattr(delivery, "deliver_claimed", spy("deliver", delivery.deliver_claimed))

@@ -62,29 +62,53 @@ def queue_for(session: Session, message: Message) -> None:
     A run due at once joins the other runs its transaction queues in one job (a batch
     of webhooks: `run_many`); a debounced run waits for its window in a job of its own.
     """
-    insert = dialect_insert(session)(AutomationRun)
-    run_id = session.scalar(
-        insert.values(
-            inbound_message_id=message.id,
-            conversation_id=message.conversation_id,
-            participant=message.participant,
-            state=RunState.PENDING,
-            attempts=0,
-            prompt_tokens=0,
-            completion_tokens=0,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["inbound_message_id"])
-        .returning(AutomationRun.id)
-    )
-    if run_id is None:
+    _queue(session, [message])
+
+
+def queue_for_many(session: Session, messages: list[Message]) -> None:
+    """`queue_for` of several messages, their runs created by one statement."""
+    _queue(session, messages)
+
+
+def _queue(session: Session, messages: list[Message]) -> None:
+    if not messages:
         return
-    keyword = opt_out_keyword(message.body, (message.raw or {}).get("OptOutType"))
-    delay = 0.0 if keyword else cfg.read_rules(session).debounce_seconds
-    if delay:
-        enqueue_after_commit(session, "automation.run", run_id, delay=delay)
-    else:
-        enqueue_after_commit(session, "automation.runs", [run_id], merge=True)
+    now = utcnow()
+    insert = dialect_insert(session)(AutomationRun)
+    created: dict[int, int] = {
+        message_id: run_id
+        for message_id, run_id in session.execute(
+            insert.values(
+                [
+                    {
+                        "inbound_message_id": message.id,
+                        "conversation_id": message.conversation_id,
+                        "participant": message.participant,
+                        "state": RunState.PENDING,
+                        "attempts": 0,
+                        "prompt_tokens": 0,
+                        "completion_tokens": 0,
+                        "created_at": now,
+                    }
+                    for message in messages
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["inbound_message_id"])
+            .returning(AutomationRun.inbound_message_id, AutomationRun.id)
+        )
+    }
+    if not created:
+        return
+    debounce = cfg.read_rules(session).debounce_seconds
+    for message in messages:
+        run_id = created.get(message.id)
+        if run_id is None:
+            continue  # the message has its run already
+        keyword = opt_out_keyword(message.body, (message.raw or {}).get("OptOutType"))
+        if keyword or not debounce:
+            enqueue_after_commit(session, "automation.runs", [run_id], merge=True)
+        else:
+            enqueue_after_commit(session, "automation.run", run_id, delay=debounce)
 
 
 def run(run_id: int, *, concurrent: bool = False) -> RunOutcome | None:

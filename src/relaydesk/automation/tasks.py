@@ -25,7 +25,12 @@ SWEEP_CHUNK = 25
 LOST_AFTER = timedelta(minutes=1)
 
 
-@hooks.on_inbound("automation", wants=gate.wants)
+def inbound_many(session: Session, messages: list[Message]) -> None:
+    """`inbound` for a batch of messages, their runs created set-wise."""
+    pipeline.queue_for_many(session, messages)
+
+
+@hooks.on_inbound("automation", wants=gate.wants, many=inbound_many)
 def inbound(session: Session, message: Message) -> None:
     """Every new inbound message gets its automation run (decided later, in a job)."""
     pipeline.queue_for(session, message)

@@ -15,7 +15,13 @@ def _has_media(record: InboundRecord) -> bool:
     return bool(record.media)
 
 
-@hooks.on_inbound("media", wants=_has_media)
+def _inbound_many(session: Session, messages: list[Message]) -> None:
+    for message in messages:
+        if message.num_media:
+            service.record_inbound(session, message)
+
+
+@hooks.on_inbound("media", wants=_has_media, many=_inbound_many)
 def inbound(session: Session, message: Message) -> None:
     """A received message's files are recorded (before its automatic answer is queued)."""
     service.record_inbound(session, message)

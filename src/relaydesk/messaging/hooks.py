@@ -18,26 +18,34 @@ from relaydesk.core import domains
 from relaydesk.messaging.models import Message
 
 InboundHandler = Callable[[Session, Message], None]
+# The same work for several messages at once (set-wise), if a handler has it.
+InboundBatchHandler = Callable[[Session, list[Message]], None]
 # Asked when a message is stored: does this handler have anything to do with it?
 Wants = Callable[[InboundRecord], bool]
 _inbound_handlers: list[tuple[str, InboundHandler]] = []
+_many: dict[str, InboundBatchHandler] = {}
 _wants: dict[str, Wants] = {}
 _loaded = False
 
 
-def on_inbound(name: str, wants: Wants | None = None) -> Callable[[InboundHandler], InboundHandler]:
+def on_inbound(
+    name: str, wants: Wants | None = None, many: InboundBatchHandler | None = None
+) -> Callable[[InboundHandler], InboundHandler]:
     """Register a handler run once for every new inbound message (in the worker).
 
     `wants`, if given, is asked while the message is stored (it must be cheap); when no
-    handler wants a message, no follow-up job is queued for it at all.
+    handler wants a message, no follow-up job is queued for it at all. `many`, if given,
+    does the same work for a batch of messages at once; should it fail, the messages
+    are handled one by one.
     """
 
     def decorator(func: InboundHandler) -> InboundHandler:
-        _inbound_handlers[:] = [(n, f) for n, f in _inbound_handlers if n != name]
+        remove_handler(name)
         _inbound_handlers.append((name, func))
-        _wants.pop(name, None)
         if wants is not None:
             _wants[name] = wants
+        if many is not None:
+            _many[name] = many
         return func
 
     return decorator
@@ -47,6 +55,12 @@ def remove_handler(name: str) -> None:
     """Unregister a handler (tests)."""
     _inbound_handlers[:] = [(n, f) for n, f in _inbound_handlers if n != name]
     _wants.pop(name, None)
+    _many.pop(name, None)
+
+
+def batch_handler(name: str) -> InboundBatchHandler | None:
+    """The handler's set-wise form, if it has one."""
+    return _many.get(name)
 
 
 def wanted(record: InboundRecord) -> bool:

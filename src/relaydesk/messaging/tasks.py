@@ -45,8 +45,18 @@ def inbound_received(message_ids: list[int]) -> None:
         messages = session.scalars(
             select(Message).where(Message.id.in_(claimed)).order_by(Message.id)
         ).all()
-        for message in messages:
-            for name, handler in handlers:
+        # Handler by handler (a message's files are recorded before its answer is queued),
+        # the whole batch at once where the handler can.
+        for name, handler in handlers:
+            many = hooks.batch_handler(name)
+            if many is not None and len(messages) > 1:
+                try:
+                    with session.begin_nested():
+                        many(session, list(messages))
+                    continue
+                except Exception:
+                    log.exception("inbound handler %s failed for a batch; one by one", name)
+            for message in messages:
                 try:
                     with session.begin_nested():
                         handler(session, message)
