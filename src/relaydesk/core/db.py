@@ -119,43 +119,26 @@ class _WriteGate:
     cost a seventh of the CPU of an automatic answer). Polling remains for the lock held
     by another process. A connection that holds the gate is in `holders`; its commit,
     rollback, or return to the pool (whichever comes first) opens it.
-
-    A writer that goes `ahead` (the webhook writer: Twilio waits for its acknowledgement)
-    takes the gate before the others that wait.
     """
 
     def __init__(self) -> None:
-        self.turn = threading.Condition(threading.Lock())
-        self.held = False
-        self.waiting = 0  # writers that wait
-        self.ahead = 0  # of them, writers going ahead
+        self.lock = threading.Lock()
         self.holders: set[int] = set()  # id() of the DBAPI connections holding it
+        self.guard = threading.Lock()
 
-    def take(self, dbapi_conn: Any, timeout: float, ahead: bool = False) -> bool:
-        deadline = time.monotonic() + max(timeout, 0.0)
-        with self.turn:
-            self.waiting += 1
-            self.ahead += ahead
-            try:
-                while self.held or (self.ahead and not ahead):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False  # held too long (a leak?): SQLite's lock alone
-                    self.turn.wait(left)
-                self.held = True
-                self.holders.add(id(dbapi_conn))
-                return True
-            finally:
-                self.waiting -= 1
-                self.ahead -= ahead
+    def take(self, dbapi_conn: Any, timeout: float) -> bool:
+        if not self.lock.acquire(timeout=max(timeout, 0.0)):
+            return False  # held too long (a leak?): fall back to SQLite's lock alone
+        with self.guard:
+            self.holders.add(id(dbapi_conn))
+        return True
 
     def give_back(self, dbapi_conn: Any) -> None:
-        with self.turn:
+        with self.guard:
             if id(dbapi_conn) not in self.holders:
                 return
             self.holders.discard(id(dbapi_conn))
-            self.held = False
-            self.turn.notify_all()
+        self.lock.release()
 
 
 def _begin_immediate(conn: Any, gate: _WriteGate) -> None:
@@ -166,11 +149,10 @@ def _begin_immediate(conn: Any, gate: _WriteGate) -> None:
     option `sqlite_lock_timeout` shortens the wait for callers that have somewhere else
     to go (the webhook writer spools instead).
     """
-    options = conn.get_execution_options()
-    timeout = options.get("sqlite_lock_timeout", WRITE_LOCK_TIMEOUT)
+    timeout = conn.get_execution_options().get("sqlite_lock_timeout", WRITE_LOCK_TIMEOUT)
     deadline = time.monotonic() + timeout
     dbapi_conn = conn.connection.dbapi_connection
-    gate.take(dbapi_conn, timeout, ahead=options.get("write_ahead", False))
+    gate.take(dbapi_conn, timeout)
     # On the sqlite3 connection itself: through the engine, each of these two PRAGMAs
     # per write transaction cost as much as a query.
     raw = _raw(dbapi_conn)
@@ -314,17 +296,14 @@ def session_scope(write: bool = True) -> Iterator[Session]:
         session.close()
 
 
-def bounded_wait(session: Session, seconds: float, *, ahead: bool = False) -> Connection:
+def bounded_wait(session: Session, seconds: float) -> Connection:
     """Begin `session`'s transaction, waiting at most `seconds` for any lock.
 
-    SQLite: its write lock, taken at BEGIN (`ahead`: before this process's other
-    writers that wait for it). PostgreSQL: each row or table lock the transaction asks
-    for (`lock_timeout`). A wait that runs out raises OperationalError, for callers that
-    have somewhere else to go (the webhook spool).
+    SQLite: its write lock, taken at BEGIN. PostgreSQL: each row or table lock the
+    transaction asks for (`lock_timeout`). A wait that runs out raises OperationalError,
+    for callers that have somewhere else to go (the webhook spool).
     """
-    conn = session.connection(
-        execution_options={"sqlite_lock_timeout": seconds, "write_ahead": ahead}
-    )
+    conn = session.connection(execution_options={"sqlite_lock_timeout": seconds})
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(seconds * 1000))}")
     return conn

@@ -137,8 +137,7 @@ def write_batch(records: list[InboundRecord | StatusRecord], lock_wait: float | 
     with session_scope() as session:
         # A lock held elsewhere (a long migration, a backup) must not hold the webhook
         # past Twilio's timeout: the wait runs out, and the spool keeps the webhook.
-        # Twilio waits for the acknowledgement: this process's other writers wait.
-        bounded_wait(session, spool.lock_budget(lock_wait), ahead=True)
+        bounded_wait(session, spool.lock_budget(lock_wait))
         if inbound:
             store_inbound(session, inbound)
         if statuses:
