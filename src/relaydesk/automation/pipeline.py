@@ -440,10 +440,12 @@ def _store(
         if len(plain) > 1:
             try:
                 with session.begin_nested():
-                    stored.update(_store_together(session, plain, rules, now))
+                    together = _store_together(session, plain, rules, now)
+                stored.update(together)
                 plain = []
             except Exception:
-                log.exception("automation runs %s could not be stored together", [*map(_id, plain)])
+                ids = [run_id for run_id, _, _ in plain]
+                log.exception("automation runs %s could not be stored together", ids)
         for run_id, answer, found in [*plain, *alone]:
             try:
                 with session.begin_nested():
@@ -451,10 +453,6 @@ def _store(
             except Exception:
                 log.exception("automation run %s could not be stored; the sweep retries it", run_id)
     return stored
-
-
-def _id(item: tuple[int, Answer, Any]) -> int:
-    return item[0]
 
 
 def _plain(answer: Answer) -> bool:
