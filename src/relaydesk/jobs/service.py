@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import Conflict, NotFound, RelaydeskError
 from relaydesk.core.i18n import N_
-from relaydesk.core.tasks import enqueue_after_commit, yield_to_live
+from relaydesk.core.tasks import enqueue_after_commit, stopping, yield_to_live
 from relaydesk.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,30 @@ HEARTBEAT_SECONDS = 0.5  # progress is written at most this often
 STALE_AFTER = timedelta(minutes=5)  # a running job silent this long lost its worker
 
 
+# A job handed back because its worker stopped runs again this long after, in the next
+# start of a worker (a job queued while workers stop is not taken by them).
+AGAIN_AFTER_STOP_SECONDS = 5.0
+
+
+class Stopped(Exception):
+    """The worker is stopping: the job goes back to the queue (raised by `Progress`)."""
+
+
 class Progress:
-    """What a runner calls to report how far it got (written at most twice a second)."""
+    """What a runner calls to report how far it got (written at most twice a second).
+
+    Between two steps it also lets waiting live jobs go first and, when the worker is
+    asked to stop, ends the job (`Stopped`): it goes back to the queue and starts again
+    after the restart, instead of holding the stop for minutes (an index build).
+    """
 
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
         self._last = 0.0
 
     def __call__(self, done: int, total: int, message: str = "", *, force: bool = False) -> None:
+        if stopping():
+            raise Stopped
         # Between two steps of a long job (scraping, index builds, syncs), live jobs that
         # wait for a worker go first.
         yield_to_live()
@@ -148,6 +164,9 @@ def run(job_id: int) -> None:
         if func is None:
             raise RelaydeskError(f"No runner for jobs of kind {kind!r}")
         result = func(params, Progress(job_id))
+    except Stopped:
+        _hand_back(job_id, kind)
+        return
     except RelaydeskError as exc:
         error = exc.message
     except Exception as exc:
@@ -167,6 +186,27 @@ def run(job_id: int) -> None:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+
+
+def _hand_back(job_id: int, kind: str) -> None:
+    """Queue the job again: its worker stopped while it ran (it starts from the beginning;
+    an index build keeps the vectors of the index it replaces)."""
+    with session_scope() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(
+                status=JobStatus.QUEUED,
+                started_at=None,
+                done=0,
+                total=0,
+                message=N_("stopped with the server; it starts again after the restart"),
+                heartbeat_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        enqueue_after_commit(session, "jobs.run", job_id, delay=AGAIN_AFTER_STOP_SECONDS)
+    log.info("job %s (%s) stopped with its worker; it runs again after the restart", job_id, kind)
 
 
 def sweep() -> int:
