@@ -38,7 +38,7 @@ from relaydesk.knowledge.store import (
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 256  # texts per embedder call: the unit of build progress
+EMBED_BATCH = 32  # texts per embedder call: the unit of build progress (and of a stop)
 
 ProgressFn = Callable[[int, int, str], None]
 
