@@ -23,7 +23,7 @@ def test_a_job_stopped_with_its_worker_is_queued_again_and_finishes_later(
     monkeypatch.setattr(jobs, "stopping", lambda: worker["stopping"])
     attempts: list[list[int]] = []
 
-    @jobs.runner("test.long")
+    @jobs.runner("test.long", again_after_stop=True)
     def long_job(params: dict[str, Any], progress: jobs.Progress) -> dict[str, Any]:
         steps: list[int] = []
         attempts.append(steps)
@@ -52,3 +52,26 @@ def test_a_job_stopped_with_its_worker_is_queued_again_and_finishes_later(
     )
     assert view["result"] == {"steps": 3}
     assert attempts == [[0], [0, 1, 2]]
+
+
+def test_a_job_that_sees_the_stop_itself_is_not_ended_by_its_progress(
+    server: Any, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relaydesk.core.db import session_scope
+    from relaydesk.jobs import service as jobs
+
+    monkeypatch.setattr(jobs, "stopping", lambda: True)
+
+    @jobs.runner("test.own_stop")  # e.g. a voice-bot sync: it keeps its cursors itself
+    def own_stop(params: dict[str, Any], progress: jobs.Progress) -> dict[str, Any]:
+        for step in range(3):
+            progress(step, 3)
+        return {"steps": 3}
+
+    with session_scope() as session:
+        job_id = jobs.start(session, "test.own_stop", {}, "tests").id
+    view = wait_for(
+        lambda: (v := api.get(f"/api/jobs/{job_id}").json())["status"] == "done" and v,
+        what="the job to end",
+    )
+    assert view["result"] == {"steps": 3}

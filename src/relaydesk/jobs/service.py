@@ -45,16 +45,18 @@ class Progress:
     """What a runner calls to report how far it got (written at most twice a second).
 
     Between two steps it also lets waiting live jobs go first and, when the worker is
-    asked to stop, ends the job (`Stopped`): it goes back to the queue and starts again
-    after the restart, instead of holding the stop for minutes (an index build).
+    asked to stop, ends a job that may start over (`Stopped`, see `runner`): it goes back
+    to the queue and starts again after the restart, instead of holding the stop for
+    minutes (an index build).
     """
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, again_after_stop: bool = False) -> None:
         self.job_id = job_id
+        self.again_after_stop = again_after_stop
         self._last = 0.0
 
     def __call__(self, done: int, total: int, message: str = "", *, force: bool = False) -> None:
-        if stopping():
+        if self.again_after_stop and stopping():
             raise Stopped
         # Between two steps of a long job (scraping, index builds, syncs), live jobs that
         # wait for a worker go first.
@@ -74,13 +76,22 @@ class Progress:
 
 Runner = Callable[[dict[str, Any], Progress], dict[str, Any]]
 _RUNNERS: dict[str, Runner] = {}
+_AGAIN_AFTER_STOP: set[str] = set()
 
 
-def runner(kind: str) -> Callable[[Runner], Runner]:
-    """Register the function that runs jobs of `kind`; it returns the job's result."""
+def runner(kind: str, *, again_after_stop: bool = False) -> Callable[[Runner], Runner]:
+    """Register the function that runs jobs of `kind`; it returns the job's result.
+
+    `again_after_stop`: a job that may simply start over (a scrape, an index build) ends
+    at its next step when its worker stops, and runs again after the restart. Other
+    runners see `stopping()` themselves (a voice-bot sync keeps its cursors).
+    """
 
     def decorator(func: Runner) -> Runner:
         _RUNNERS[kind] = func
+        _AGAIN_AFTER_STOP.discard(kind)
+        if again_after_stop:
+            _AGAIN_AFTER_STOP.add(kind)
         return func
 
     return decorator
@@ -163,7 +174,7 @@ def run(job_id: int) -> None:
     try:
         if func is None:
             raise RelaydeskError(f"No runner for jobs of kind {kind!r}")
-        result = func(params, Progress(job_id))
+        result = func(params, Progress(job_id, kind in _AGAIN_AFTER_STOP))
     except Stopped:
         _hand_back(job_id, kind)
         return

@@ -110,7 +110,7 @@ def _build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     }
 
 
-@jobs.runner(SCRAPE)
+@jobs.runner(SCRAPE, again_after_stop=True)
 def run_scrape(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Scrape the chosen categories into the news files, then update the index they feed.
 
@@ -129,13 +129,13 @@ def run_scrape(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     return result
 
 
-@jobs.runner(BUILD)
+@jobs.runner(BUILD, again_after_stop=True)
 def run_build(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Build (or update) an index from the news files."""
     return _build(params, progress)
 
 
-@jobs.runner(REFRESH)
+@jobs.runner(REFRESH, again_after_stop=True)
 def run_refresh(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Scrape every category, then update the active index (or 'news')."""
     scraped = _scrape({"categories": None}, progress)
