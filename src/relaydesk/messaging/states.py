@@ -261,17 +261,28 @@ def inherit(session: Session, conversation_ids: list[int]) -> None:
             Conversation.priority == Priority.NONE,
         )
     ).all()
+    if not new:
+        return
+    # The customers' other rows, most recent first: one query for the whole batch (a
+    # burst of new customers has none).
+    latest: dict[str, Any] = {}
+    for row in session.execute(
+        select(
+            Conversation.id,
+            Conversation.participant,
+            Conversation.assignee_id,
+            Conversation.priority,
+        )
+        .where(
+            Conversation.participant.in_({participant for _, participant in new}),
+            Conversation.id.not_in([conversation_id for conversation_id, _ in new]),
+            Conversation.message_count > 0,
+        )
+        .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+    ):
+        latest.setdefault(row.participant, row)
     for conversation_id, participant in new:
-        sibling = session.execute(
-            select(Conversation.id, Conversation.assignee_id, Conversation.priority)
-            .where(
-                Conversation.participant == participant,
-                Conversation.id != conversation_id,
-                Conversation.message_count > 0,
-            )
-            .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-            .limit(1)
-        ).first()
+        sibling = latest.get(participant)
         if sibling is None:
             continue
         session.execute(
