@@ -259,6 +259,34 @@ class Deployment:
         assert answer.status_code == 200, answer.text
         return params["MessageSid"]
 
+    def customers_write_at_once(self, messages: dict[str, str]) -> None:
+        """Several customers' SMS at the same moment (a burst after a campaign): each a
+        signed POST /twilio/inbound on its own connection, all started together."""
+        from concurrent.futures import ThreadPoolExecutor
+        from threading import Barrier
+
+        from relaydesk.channels.twilio.signature import sign
+
+        url = f"{self.url}/twilio/inbound"
+        together = Barrier(len(messages))
+
+        def write(sender: str, body: str) -> int:
+            params = {
+                "MessageSid": "SM" + secrets.token_hex(16),
+                "From": sender,
+                "To": OUR_NUMBER,
+                "Body": body,
+                "NumMedia": "0",
+            }
+            headers = {"X-Twilio-Signature": sign(url, params, AUTH_TOKEN)}
+            with httpx.Client(timeout=30) as twilio:
+                together.wait(30)
+                return twilio.post(url, data=params, headers=headers).status_code
+
+        with ThreadPoolExecutor(len(messages)) as pool:
+            codes = list(pool.map(write, messages, messages.values()))
+        assert codes == [200] * len(messages), codes
+
     def emulator_messages(self) -> list[Any]:
         """The emulator's own Messages list (what "Twilio" accepted), through the twilio SDK."""
         from relaydesk.channels.twilio.gateway import make_client

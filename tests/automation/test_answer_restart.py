@@ -235,3 +235,63 @@ def test_a_stopping_server_hands_the_answers_waiting_for_the_model_back(
         assert [str(m.body) for m in sent if str(m.to) == number] == [
             f"Odpowiedź: Pytanie {number}"
         ]
+
+
+def test_a_burst_of_answers_cut_off_mid_delivery_comes_once_each_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    """A burst's answers are stored together and handed to Twilio one call after the
+    other. Killed while Twilio holds its answer to the first call (it took that message),
+    the restarted server finds that one at Twilio and sends the others: every customer
+    gets exactly one answer, and the answer each reads through the API is the one
+    Twilio has."""
+    customers = [f"+4860070030{i}" for i in range(6)]
+    deployment = Deployment(tmp_path, standalone_sandbox=True)
+    twilio = httpx.Client(
+        base_url=deployment.sandbox_base, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30
+    )
+
+    def latency(ms: int) -> None:
+        assert twilio.put("/sandbox/config", json={"latency_ms": ms}).is_success
+
+    def taken() -> int:
+        with sqlite3.connect(f"file:{tmp_path / 'sandbox.db'}?mode=ro", uri=True) as conn:
+            query = "SELECT count(*) FROM messages WHERE direction != 'inbound'"
+            return int(conn.execute(query).fetchone()[0])
+
+    def answered() -> dict[str, list[str]]:
+        with deployment.client() as api:
+            found = api.get("/api/messages", params={"direction": "outbound", "limit": 100})
+        assert found.status_code == 200, found.text
+        sids: dict[str, list[str]] = {number: [] for number in customers}
+        for m in found.json()["items"]:
+            if m["sid"]:
+                sids[m["to"]].append(m["sid"])
+        return sids
+
+    try:
+        deployment.start()
+        with deployment.admin_client() as api:
+            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
+            reply = {"enabled": True, "message": "Dziękujemy, odpiszemy wkrótce."}
+            assert api.put("/api/auto-reply", json=reply).is_success
+        latency(30_000)  # Twilio's reply to the first call comes after the kill
+        deployment.customers_write_at_once({n: f"Pytanie {n}" for n in customers})
+        wait_until(taken, 60, "Twilio to take the first answer", deployment)
+        deployment.kill()
+        held = taken()
+        latency(0)
+        deployment.start()
+        wait_until(
+            lambda: all(answered().values()), 90, "every answer's SID after the restart", deployment
+        )
+        sids = answered()
+        sent = deployment.emulator_messages()
+    finally:
+        deployment.stop()
+        twilio.close()
+    assert 1 <= held < len(customers)  # the kill came mid-delivery
+    for number in customers:
+        at_twilio = [m for m in sent if str(m.to) == number]
+        assert [str(m.body) for m in at_twilio] == ["Dziękujemy, odpiszemy wkrótce."]
+        assert sids[number] == [at_twilio[0].sid]
