@@ -235,6 +235,56 @@ def test_inbound_handlers_take_a_batch_at_once_or_else_one_by_one(
         hooks.remove_handler("test.batch")
 
 
+def test_a_handler_works_as_the_webhook_is_stored_or_else_in_the_follow_up_job(
+    server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
+) -> None:
+    """A handler with an at-store form does its work in the webhook's transaction (no
+    follow-up job); if that fails, its writes are undone with it alone, the webhook is
+    stored all the same, and the follow-up job handles the message."""
+    from relaydesk.messaging import hooks
+
+    stored: list[tuple[int, str, str]] = []
+    singles: list[str] = []
+    failing = {"on": False}
+
+    def at_store(session: Any, messages: list[hooks.NewInbound]) -> None:
+        stored.extend((m.id, m.participant, m.body) for m in messages)
+        ids = [m.id for m in messages]
+        session.execute(update(Message).where(Message.id.in_(ids)).values(error_message="x"))
+        if failing["on"]:
+            raise OSError("disk")
+
+    @hooks.on_inbound("test.stored", at_store=at_store)
+    def record(session: Any, message: Message) -> None:
+        singles.append(message.body)
+
+    def send(sid: str, body: str) -> Message:
+        params = {"MessageSid": sid, "From": "+48600100606", "To": "+15005550006", "Body": body}
+        assert twilio_post("/twilio/inbound", params).status_code == 200
+        row = db.scalar(select(Message).where(Message.sid == sid))
+        assert row is not None
+        return row
+
+    try:
+        first = send("SM" + "e" * 31 + "1", "od razu")
+        assert stored == [(first.id, "+48600100606", "od razu")]
+        assert (first.error_message, first.processed_at is not None) == ("x", True)
+        failing["on"] = True
+        second = send("SM" + "e" * 31 + "2", "potem")
+        assert second.error_message is None  # the handler's writes were undone
+
+        def handled() -> bool:
+            db.expire_all()
+            return (
+                db.scalar(select(Message.processed_at).where(Message.id == second.id)) is not None
+            )
+
+        wait_for(handled, what="the follow-up job")
+        assert singles == ["potem"]  # the first message never went to the job
+    finally:
+        hooks.remove_handler("test.stored")
+
+
 def test_spooled_webhooks_are_replayed_once(server: Any, db: Any) -> None:
     from relaydesk.messaging import spool
 
@@ -261,7 +311,7 @@ def test_webhook_is_spooled_when_the_database_fails(
 
     original = writer.write_batch
 
-    def broken(records: Any, lock_wait: float | None = None) -> str:
+    def broken(records: Any, lock_wait: float | None = None, **_: Any) -> str:
         # What SQLite raises when its disk fails (the database is unavailable, not the
         # webhook at fault: it waits in the spool rather than among the dead letters).
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))

@@ -58,10 +58,12 @@ def stored_unanswered(
     from relaydesk.automation import pipeline
 
     auto_reply(api)
+    held_back: list[int] = []
     with monkeypatch.context() as held:
-        held.setattr(pipeline, "run", lambda run_id: None)
+        held.setattr(pipeline, "run", lambda run_id, **_: held_back.append(run_id))
         sid = inbound(number, "Czy jest ktoś?")
         wait_for(lambda: run_of(db, sid), what="the run")
+        wait_for(lambda: run_of(db, sid).id in held_back, what="its job held back")
     return sid
 
 

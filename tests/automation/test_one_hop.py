@@ -1,11 +1,11 @@
-"""An automatic answer follows its webhook's job in one worker thread (no queue hops).
+"""An automatic answer takes one queue hop: its run is created in the transaction that
+stores its webhook, and the run's job decides and stores the answer and hands it to
+Twilio in the thread that took it (no further hops: under load each hop waited for CPU).
 
-The webhook's follow-up job decides and stores the answer and hands it to Twilio in the
-thread that took it: the jobs that follow do not go through the queue, where under load
-each hop waited for CPU. The guarantees stay those of the queue: a follower that fails
-is logged and the sweeps recover its work. The answers to a batch of webhooks follow as
-one job that does their database work set-wise; an answer that needs a model waits for
-it in the model threads, so the others do not wait for it.
+The guarantees stay those of the queue: a job that fails is logged and the sweeps
+recover its work. The answers to a batch of webhooks follow as one job that does their
+database work set-wise; an answer that needs a model waits for it in the model threads,
+so the others do not wait for it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from relaydesk.automation.models import RunState
 from relaydesk.core import tasks
 from relaydesk.messaging.models import Message
+from relaydesk.messaging.writer import get_writer
 from tests.automation.conftest import answers, finished, run_of
 from tests.automation.test_pipeline import auto_reply
 from tests.conftest import wait_for
@@ -45,8 +46,8 @@ def threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
 
         return wrapped
 
-    # The automation's inbound handler, called by the webhook's follow-up job (for a
-    # batch of messages at once: once for each of them).
+    # The automation's inbound handler, called in the webhook's transaction (for a batch
+    # of messages at once: once for each of them).
     monkeypatch.setattr(pipeline, "queue_for", spy("inbound", pipeline.queue_for))
     queue_for_many = pipeline.queue_for_many
 
@@ -77,7 +78,7 @@ def threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
     yield seen
 
 
-def test_the_answer_is_decided_and_sent_in_the_webhook_jobs_thread(
+def test_the_run_is_queued_by_its_webhook_and_answered_in_one_thread(
     api: httpx.Client,
     db: Any,
     inbound: Inbound,
@@ -94,10 +95,12 @@ def test_the_answer_is_decided_and_sent_in_the_webhook_jobs_thread(
         what="the answer handed to Twilio",
     )
     assert run.outcome == "auto_reply"
-    assert len(threads["inbound"]) == 1
-    assert threads["run"] == threads["inbound"]
-    assert threads["deliver"] == threads["inbound"]
+    assert threads["inbound"] == [get_writer().thread_ident]  # in the webhook's transaction
+    assert len(threads["run"]) == 1
+    assert threads["deliver"] == threads["run"]
     assert threads["queued"] == []  # neither step went through the queue
+    # The message needs no follow-up job: its handler's work was done as it was stored.
+    assert db.scalar(select(Message.processed_at).where(Message.sid == sid)) is not None
 
 
 def test_a_follower_that_fails_is_logged_and_the_sweep_answers(
@@ -110,11 +113,15 @@ def test_a_follower_that_fails_is_logged_and_the_sweep_answers(
 ) -> None:
     from relaydesk.automation import pipeline
     from relaydesk.automation import tasks as automation_tasks
+    from relaydesk.messaging import hooks
 
     rules()
     auto_reply(api)
+    # The run made by the webhook's follow-up job (as for a message with files, or when
+    # the handler failed while the webhook was stored), which its job follows.
+    monkeypatch.delitem(hooks._at_store, "automation")
     real = pipeline.run
-    monkeypatch.setattr(pipeline, "run", lambda run_id: (_ for _ in ()).throw(OSError("disk")))
+    monkeypatch.setattr(pipeline, "run", lambda run_id, **_: (_ for _ in ()).throw(OSError("disk")))
     with caplog.at_level(logging.ERROR, logger="relaydesk.core.tasks"):
         sid = inbound("+48600200302", "Halo?")
         wait_for(lambda: "automation.run" in caplog.text, what="the failure logged")
@@ -198,9 +205,10 @@ def test_the_answers_to_a_batch_of_webhooks_are_made_together_in_its_thread(
     assert len(runs) == len(replies) == 4
     # (Spies see any work of the process; an earlier test's may still be finishing.)
     [(thread, run_ids)] = [batch for batch in batches if runs & set(batch[1])]
-    assert set(run_ids) == runs  # one job, in the webhooks' job's thread, all four answers
-    assert thread in threads["inbound"]
+    assert set(run_ids) == runs  # one job for the four answers
+    # The four runs created in the webhooks' transaction, by one handler call.
     assert len(threads["inbound"]) == 4 and len(set(threads["inbound"])) == 1
+    assert thread not in threads["inbound"]
     assert threads["queued"] == []  # no job of their own
     tokens = db.scalars(select(AutomationRun.claim_token).where(AutomationRun.id.in_(runs)))
     assert len(set(tokens)) == 1  # claimed together

@@ -279,7 +279,7 @@ def test_while_the_database_is_unavailable_webhooks_do_not_wait_for_it(
     wait_for(lambda: len(stored_bodies(db, first, second)) == 2, what="the spool's replay")
 
 
-def permanent_failure(records: Any, lock_wait: float | None = None) -> str:
+def permanent_failure(records: Any, lock_wait: float | None = None, **_: Any) -> str:
     raise DataError("INSERT INTO messages …", {}, Exception("integer out of range"))
 
 
@@ -311,7 +311,7 @@ def test_a_webhook_the_database_cannot_take_now_waits_in_the_spool(
 ) -> None:
     from relaydesk.messaging import spool, writer
 
-    def unavailable(records: Any, lock_wait: float | None = None) -> str:
+    def unavailable(records: Any, lock_wait: float | None = None, **_: Any) -> str:
         raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
 
     sid = new_sid()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, cast
@@ -49,6 +50,7 @@ from relaydesk.core.tasks import enqueue_after_commit, on_stop
 from relaydesk.media import service as media
 from relaydesk.messaging import delivery
 from relaydesk.messaging import service as messaging
+from relaydesk.messaging.hooks import NewInbound
 from relaydesk.messaging.models import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -65,12 +67,13 @@ def queue_for(session: Session, message: Message) -> None:
     _queue(session, [message])
 
 
-def queue_for_many(session: Session, messages: list[Message]) -> None:
-    """`queue_for` of several messages, their runs created by one statement."""
+def queue_for_many(session: Session, messages: Sequence[Message | NewInbound]) -> None:
+    """`queue_for` of several messages (rows, or as their webhooks' transaction stored
+    them), their runs created by one statement."""
     _queue(session, messages)
 
 
-def _queue(session: Session, messages: list[Message]) -> None:
+def _queue(session: Session, messages: Sequence[Message | NewInbound]) -> None:
     if not messages:
         return
     now = utcnow()

@@ -30,7 +30,13 @@ def inbound_many(session: Session, messages: list[Message]) -> None:
     pipeline.queue_for_many(session, messages)
 
 
-@hooks.on_inbound("automation", wants=gate.wants, many=inbound_many)
+def inbound_stored(session: Session, messages: list[hooks.NewInbound]) -> None:
+    """`inbound` for a batch of messages in the transaction that stores them: the runs
+    are committed with their webhooks, and their job is the first one they need."""
+    pipeline.queue_for_many(session, messages)
+
+
+@hooks.on_inbound("automation", wants=gate.wants, many=inbound_many, at_store=inbound_stored)
 def inbound(session: Session, message: Message) -> None:
     """Every new inbound message gets its automation run (decided later, in a job)."""
     pipeline.queue_for(session, message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -22,14 +23,33 @@ InboundHandler = Callable[[Session, Message], None]
 InboundBatchHandler = Callable[[Session, list[Message]], None]
 # Asked when a message is stored: does this handler have anything to do with it?
 Wants = Callable[[InboundRecord], bool]
+
+
+@dataclass(frozen=True)
+class NewInbound:
+    """A new inbound message as its webhook's transaction stored it (no ORM row)."""
+
+    id: int
+    conversation_id: int
+    participant: str
+    body: str
+    raw: dict[str, Any]
+
+
+# The work for a batch of messages, done in the transaction that stores them.
+AtStoreHandler = Callable[[Session, list[NewInbound]], None]
 _inbound_handlers: list[tuple[str, InboundHandler]] = []
 _many: dict[str, InboundBatchHandler] = {}
 _wants: dict[str, Wants] = {}
+_at_store: dict[str, AtStoreHandler] = {}
 _loaded = False
 
 
 def on_inbound(
-    name: str, wants: Wants | None = None, many: InboundBatchHandler | None = None
+    name: str,
+    wants: Wants | None = None,
+    many: InboundBatchHandler | None = None,
+    at_store: AtStoreHandler | None = None,
 ) -> Callable[[InboundHandler], InboundHandler]:
     """Register a handler run once for every new inbound message (in the worker).
 
@@ -37,6 +57,11 @@ def on_inbound(
     handler wants a message, no follow-up job is queued for it at all. `many`, if given,
     does the same work for a batch of messages at once; should it fail, the messages
     are handled one by one.
+
+    `at_store`, if given, is the handler's work for a batch of messages done in the
+    transaction that stores them (it must be brief: it holds the webhooks' answers). It
+    is used for a message when every handler that wants it has one; otherwise, or if
+    it fails, the message goes to the follow-up job as usual.
     """
 
     def decorator(func: InboundHandler) -> InboundHandler:
@@ -46,6 +71,8 @@ def on_inbound(
             _wants[name] = wants
         if many is not None:
             _many[name] = many
+        if at_store is not None:
+            _at_store[name] = at_store
         return func
 
     return decorator
@@ -56,6 +83,7 @@ def remove_handler(name: str) -> None:
     _inbound_handlers[:] = [(n, f) for n, f in _inbound_handlers if n != name]
     _wants.pop(name, None)
     _many.pop(name, None)
+    _at_store.pop(name, None)
 
 
 def batch_handler(name: str) -> InboundBatchHandler | None:
@@ -65,7 +93,23 @@ def batch_handler(name: str) -> InboundBatchHandler | None:
 
 def wanted(record: InboundRecord) -> bool:
     """True when some handler has follow-up work for this new inbound message."""
-    return any(name not in _wants or _wants[name](record) for name, _ in inbound_handlers())
+    return bool(wanting(record))
+
+
+def wanting(record: InboundRecord) -> list[str]:
+    """The handlers that have follow-up work for this new inbound message, in order."""
+    return [name for name, _ in inbound_handlers() if name not in _wants or _wants[name](record)]
+
+
+def all_at_store(names: list[str]) -> bool:
+    """True when each of these handlers can do its work while the message is stored."""
+    return bool(names) and all(name in _at_store for name in names)
+
+
+def run_at_store(session: Session, names: list[str], messages: list[NewInbound]) -> None:
+    """The handlers' work for these messages, in registration order, in this transaction."""
+    for name in names:
+        _at_store[name](session, messages)
 
 
 def _load() -> None:

@@ -147,8 +147,12 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
     # A customer's first message on another channel or number: its row takes their owner.
     states.inherit(session, sorted(set(conv_ids.values())))
 
-    # A message no handler wants is done when stored: no follow-up job at all.
-    wanted = {rec.sid for rec in fresh if hooks.wanted(rec)}
+    # A message no handler wants is done when stored: no follow-up job at all. One whose
+    # handlers all have their work done in this transaction (an automatic answer's run)
+    # is done once they did it; the others wait for the follow-up job.
+    handlers = {rec.sid: hooks.wanting(rec) for rec in fresh}
+    at_store = {sid for sid, names in handlers.items() if hooks.all_at_store(names)}
+    wanted = {sid for sid, names in handlers.items() if names and sid not in at_store}
     rows = []
     for rec in fresh:
         cid = conv_ids[(contact_ids[(rec.participant, rec.contact_channel)], rec.to_addr)]
@@ -236,9 +240,45 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
     consent.emit_changes(session, "contact.opted_in", changed["START"])
     ids = [row.id for row in inserted]
     follow_up = [row.id for row in inserted if row.sid in wanted]
+    follow_up += _handle_at_store(
+        session, [row for row in inserted if row.sid in at_store], by_sid, handlers
+    )
     if follow_up:
         enqueue_after_commit(session, "messaging.inbound_received", follow_up)
     return ids
+
+
+def _handle_at_store(
+    session: Session,
+    inserted: list[Any],
+    by_sid: dict[str, InboundRecord],
+    handlers: dict[str, list[str]],
+) -> list[int]:
+    """Run the handlers that work while a message is stored, set-wise, in a savepoint;
+    returns the ids of messages left to the follow-up job (their handlers failed here)."""
+    if not inserted:
+        return []
+    groups: dict[tuple[str, ...], list[hooks.NewInbound]] = {}
+    for row in inserted:
+        rec = by_sid[row.sid]
+        groups.setdefault(tuple(handlers[row.sid]), []).append(
+            hooks.NewInbound(row.id, row.conversation_id, rec.participant, rec.body, rec.raw)
+        )
+    ids = [row.id for row in inserted]
+    try:
+        with session.begin_nested():
+            for names, messages in groups.items():
+                hooks.run_at_store(session, list(names), messages)
+    except Exception:
+        log.exception("inbound handlers failed while storing %s; the follow-up job runs them", ids)
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(ids))
+            .values(processed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return ids
+    return []
 
 
 def _preview(rec: InboundRecord) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from relaydesk.channels.twilio.parsing import InboundRecord, StatusRecord
@@ -42,10 +43,12 @@ class WebhookWriter:
         self._replayer = spool.Replayer()
         # True since a batch found the database unavailable, until one is stored again.
         self._unavailable = False
+        self._stopping = False
 
     def start(self) -> None:
         """Start the writer thread, and the spool's replay (a web process may run no sweep)."""
         if self._thread is None:
+            self._stopping = False
             self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
             self._thread.start()
         self._replayer.start()
@@ -57,6 +60,11 @@ class WebhookWriter:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+
+    @property
+    def thread_ident(self) -> int | None:
+        """The writer thread's identifier while it runs."""
+        return self._thread.ident if self._thread is not None else None
 
     def backlog(self) -> int:
         """How many webhooks wait to be stored (for /health)."""
@@ -75,22 +83,25 @@ class WebhookWriter:
         return await future
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        while not self._stopping:
             first = self._queue.get()
             if first is None:
                 break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
-            self._process(batch)
+            self._process([first, *self._take(MAX_BATCH - 1)])
+
+    def _take(self, most: int) -> list[_Item]:
+        """What is waiting now, up to `most` webhooks (the stop mark ends the run)."""
+        taken: list[_Item] = []
+        while len(taken) < most and not self._stopping:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                self._stopping = True
+                break
+            taken.append(nxt)
+        return taken
 
     def _process(self, batch: list[_Item]) -> None:
         results = self._store(batch)
@@ -99,10 +110,19 @@ class WebhookWriter:
                 item.loop.call_soon_threadsafe(_resolve, item.future, result)
 
     def _store(self, batch: list[_Item]) -> list[str | BaseException]:
+        def top_up() -> list[InboundRecord | StatusRecord]:
+            # The webhooks that came while the batch waited for the lock join it: they
+            # are stored now, not after another wait.
+            more = self._take(MAX_BATCH - len(batch))
+            batch.extend(more)
+            return [item.record for item in more]
+
         records = [item.record for item in batch]
         try:
-            outcome = write_batch(records, BRIEF_LOCK_WAIT if self._unavailable else None)
+            lock_wait = BRIEF_LOCK_WAIT if self._unavailable else None
+            outcome = write_batch(records, lock_wait, more=top_up)
         except Exception as exc:
+            records = [item.record for item in batch]
             if not spool.is_transient(exc):
                 log.exception("batch of %d webhooks failed; storing them one by one", len(batch))
                 return [_write_one(record) for record in records]
@@ -130,14 +150,22 @@ def _resolve(future: asyncio.Future[str], result: str | BaseException) -> None:
         future.set_result(result)
 
 
-def write_batch(records: list[InboundRecord | StatusRecord], lock_wait: float | None = None) -> str:
-    """Store a batch of webhooks in one transaction, waiting at most `lock_wait` for locks."""
-    inbound = [r for r in records if isinstance(r, InboundRecord)]
-    statuses = [r for r in records if isinstance(r, StatusRecord)]
+def write_batch(
+    records: list[InboundRecord | StatusRecord],
+    lock_wait: float | None = None,
+    *,
+    more: Callable[[], list[InboundRecord | StatusRecord]] | None = None,
+) -> str:
+    """Store a batch of webhooks in one transaction, waiting at most `lock_wait` for locks;
+    `more` gives the webhooks that arrived meanwhile, once the lock is taken."""
     with session_scope() as session:
         # A lock held elsewhere (a long migration, a backup) must not hold the webhook
         # past Twilio's timeout: the wait runs out, and the spool keeps the webhook.
         bounded_wait(session, spool.lock_budget(lock_wait))
+        if more is not None:
+            records = [*records, *more()]
+        inbound = [r for r in records if isinstance(r, InboundRecord)]
+        statuses = [r for r in records if isinstance(r, StatusRecord)]
         if inbound:
             store_inbound(session, inbound)
         if statuses:
