@@ -16,10 +16,11 @@ import secrets
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from relaydesk.automation import model_calls
@@ -43,7 +44,7 @@ from relaydesk.contacts.consent import opt_out_keyword
 from relaydesk.contacts.models import Contact
 from relaydesk.core import owners
 from relaydesk.core.config import get_settings
-from relaydesk.core.db import dialect_insert, session_scope, utcnow
+from relaydesk.core.db import session_scope, utcnow
 from relaydesk.core.errors import OptedOut, RelaydeskError
 from relaydesk.core.i18n import N_
 from relaydesk.core.tasks import enqueue_after_commit, on_stop
@@ -77,29 +78,22 @@ def _queue(session: Session, messages: Sequence[Message | NewInbound]) -> None:
     if not messages:
         return
     now = utcnow()
-    insert = dialect_insert(session)(AutomationRun)
-    created: dict[int, int] = {
-        message_id: run_id
-        for message_id, run_id in session.execute(
-            insert.values(
-                [
-                    {
-                        "inbound_message_id": message.id,
-                        "conversation_id": message.conversation_id,
-                        "participant": message.participant,
-                        "state": RunState.PENDING,
-                        "attempts": 0,
-                        "prompt_tokens": 0,
-                        "completion_tokens": 0,
-                        "created_at": now,
-                    }
-                    for message in messages
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["inbound_message_id"])
-            .returning(AutomationRun.inbound_message_id, AutomationRun.id)
-        )
-    }
+    conn = session.connection()
+    rows = [
+        {
+            "inbound_message_id": message.id,
+            "conversation_id": message.conversation_id,
+            "participant": message.participant,
+            "state": RunState.PENDING,
+            "attempts": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "created_at": now,
+        }
+        for message in messages
+    ]
+    # One cached statement, many rows (not a statement compiled for each batch's rows).
+    created: dict[int, int] = dict(conn.execute(_insert_runs(conn.dialect.name), rows).all())
     if not created:
         return
     debounce = cfg.read_rules(session).debounce_seconds
@@ -521,8 +515,21 @@ def _store_together(
     }
 
 
-# The runs merged into an answered run (earlier messages of its burst) point to its answer.
 _runs = cast(Table, AutomationRun.__table__)
+
+
+@lru_cache(maxsize=2)
+def _insert_runs(dialect: str) -> Any:
+    """New runs, one per message (a message that has its run already is left alone)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(_runs)
+        .on_conflict_do_nothing(index_elements=["inbound_message_id"])
+        .returning(_runs.c.inbound_message_id, _runs.c.id)
+    )
+
+
+# The runs merged into an answered run (earlier messages of its burst) point to its answer.
 _ANSWER_MERGED = (
     update(_runs)
     .where(

@@ -23,7 +23,13 @@ from relaydesk.core.db import Base, UTCDateTime, utcnow
 from relaydesk.core.tasks import enqueue_after_commit
 from relaydesk.messaging import assignment, hooks, outgoing, states
 from relaydesk.messaging import status as st
-from relaydesk.messaging.models import Conversation, Message, MessageCounter, MessageStatus
+from relaydesk.messaging.models import (
+    Conversation,
+    Message,
+    MessageCounter,
+    MessageStatus,
+    Priority,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,17 @@ def _inbound_statements(dialect: str) -> tuple[Any, Any, Any]:
     upsert_conversation = new_conversation.on_conflict_do_update(
         index_elements=["contact_id", "our_address"],
         set_={"updated_at": new_conversation.excluded.updated_at},
-    ).returning(conversations.c.id, conversations.c.contact_id, conversations.c.our_address)
+    ).returning(
+        conversations.c.id,
+        conversations.c.contact_id,
+        conversations.c.our_address,
+        conversations.c.participant,
+        # What the rows are now: new (inherit their customer's owner), or closed (reopen).
+        conversations.c.message_count,
+        conversations.c.assignee_id,
+        conversations.c.priority,
+        conversations.c.status,
+    )
     insert_message = (
         insert(messages)
         .on_conflict_do_nothing(index_elements=["sid"])
@@ -124,8 +140,8 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
         conv_keys.setdefault(
             (contact_ids[(rec.participant, rec.contact_channel)], rec.to_addr), rec
         )
-    conv_ids = {
-        (row.contact_id, row.our_address): row.id
+    conv_rows = {
+        (row.contact_id, row.our_address): row
         for row in conn.execute(
             upsert_conversation,
             [
@@ -144,8 +160,16 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
         )
     }
 
+    conv_ids = {key: row.id for key, row in conv_rows.items()}
     # A customer's first message on another channel or number: its row takes their owner.
-    states.inherit(session, sorted(set(conv_ids.values())))
+    states.inherit(
+        session,
+        sorted(
+            (row.id, row.participant)
+            for row in conv_rows.values()
+            if row.message_count == 0 and row.assignee_id is None and row.priority == Priority.NONE
+        ),
+    )
 
     # A message no handler wants is done when stored: no follow-up job at all. One whose
     # handlers all have their work done in this transaction (an automatic answer's run)
@@ -216,7 +240,8 @@ def store_inbound(session: Session, records: list[InboundRecord]) -> list[int]:
     bump_counter(session, "inbound", len(inserted))
     # The customer wrote again: a resolved or snoozed conversation is open once more.
     latest = max(rec.received_at for rec in fresh)
-    states.reopen(session, list(per_conv), latest)
+    closed = {row.id for row in conv_rows.values() if row.status in states.CLOSED}
+    states.reopen(session, [cid for cid in per_conv if cid in closed], latest)
     # Nobody owns it: the next operator online gets it, when round-robin is on.
     assignment.assign_waiting(session, list(per_conv), latest)
 

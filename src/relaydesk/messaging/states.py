@@ -214,16 +214,17 @@ def change(
     return rows
 
 
+# What a customer's new message opens again.
+CLOSED = (ConversationStatus.RESOLVED, ConversationStatus.SNOOZED)
+
+
 def reopen(session: Session, conversation_ids: list[int], at: datetime) -> list[int]:
     """A customer wrote: open their resolved or snoozed conversations again (owner kept)."""
     if not conversation_ids:
         return []
     return _open_again(
         session,
-        and_(
-            Conversation.id.in_(conversation_ids),
-            Conversation.status.in_((ConversationStatus.RESOLVED, ConversationStatus.SNOOZED)),
-        ),
+        and_(Conversation.id.in_(conversation_ids), Conversation.status.in_(CLOSED)),
         "reopened",
         "customer",
         at,
@@ -248,19 +249,10 @@ def open_for_team(
     )
 
 
-def inherit(session: Session, conversation_ids: list[int]) -> None:
-    """A customer's new conversation row (another channel or number of ours) takes the
-    owner, priority and labels their other rows have, so the list shows it the same way."""
-    if not conversation_ids:
-        return
-    new = session.execute(
-        select(Conversation.id, Conversation.participant).where(
-            Conversation.id.in_(conversation_ids),
-            Conversation.message_count == 0,
-            Conversation.assignee_id.is_(None),
-            Conversation.priority == Priority.NONE,
-        )
-    ).all()
+def inherit(session: Session, new: list[tuple[int, str]]) -> None:
+    """A customer's new conversation rows (id, participant: no message, no owner, no
+    priority yet), on another channel or number of ours, take the owner, priority and
+    labels their other rows have, so the list shows them the same way."""
     if not new:
         return
     # The customers' other rows, most recent first: one query for the whole batch (a
