@@ -436,11 +436,16 @@ def record_statuses(session: Session, records: list[StatusRecord]) -> int:
         moved_by.append(mid)
     took: set[int] = set()
     if moves:
-        session.connection().execute(_move_status, list(moves.values()))
-        now = dict(
-            session.execute(select(Message.id, Message.status).where(Message.id.in_(moves))).all()
-        )
-        took = {mid for mid, move in moves.items() if now.get(mid) == move["new"]}
+        moved = session.connection().execute(_move_status, list(moves.values())).rowcount
+        if moved == len(moves):
+            took = set(moves)  # each guarded move changed its row: all of them took
+        else:
+            now = dict(
+                session.execute(
+                    select(Message.id, Message.status).where(Message.id.in_(moves))
+                ).all()
+            )
+            took = {mid for mid, move in moves.items() if now.get(mid) == move["new"]}
         for mid in sorted(took & unsubscribed):
             opt_out_recipient(session, mid, f"Twilio error {consent.UNSUBSCRIBED_ERROR}")
     events = []
