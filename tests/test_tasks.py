@@ -239,8 +239,9 @@ def test_a_handler_works_as_the_webhook_is_stored_or_else_in_the_follow_up_job(
     server: Any, db: Any, twilio_post: Callable[..., httpx.Response]
 ) -> None:
     """A handler with an at-store form does its work in the webhook's transaction (no
-    follow-up job); if that fails, its writes are undone with it alone, the webhook is
-    stored all the same, and the follow-up job handles the message."""
+    follow-up job) in a process that runs the jobs too; if that fails, its writes are
+    undone with it alone, the webhook is stored all the same, and the follow-up job
+    handles the message."""
     from relaydesk.messaging import hooks
 
     stored: list[tuple[int, str, str]] = []
@@ -281,7 +282,14 @@ def test_a_handler_works_as_the_webhook_is_stored_or_else_in_the_follow_up_job(
 
         wait_for(handled, what="the follow-up job")
         assert singles == ["potem"]  # the first message never went to the job
+        # A web process that runs no jobs (scaled out) leaves the work to the workers.
+        failing["on"] = False
+        hooks.work_at_store(False)
+        third = send("SM" + "e" * 31 + "3", "w pracowniku")
+        wait_for(lambda: singles == ["potem", "w pracowniku"], what="the workers' job")
+        assert third.error_message is None and len(stored) == 2
     finally:
+        hooks.work_at_store(True)  # as the suite's server, which runs the jobs, has it
         hooks.remove_handler("test.stored")
 
 

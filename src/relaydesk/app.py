@@ -29,6 +29,7 @@ from relaydesk.core.errors import Invalid, RelaydeskError, Unavailable
 from relaydesk.core.heap import settle_after_startup
 from relaydesk.core.proxies import ForwardedHeaders
 from relaydesk.core.tasks import start_embedded_worker
+from relaydesk.messaging import hooks
 from relaydesk.messaging.webhooks import WebhookFrontDoor
 from relaydesk.messaging.writer import get_writer
 from relaydesk.observe import api as observe_api
@@ -212,6 +213,9 @@ def create_fastapi_app(*, run_worker: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for warning in settings.warnings():
             log.warning("%s", warning)
+        # One process that stores the webhooks and runs their jobs does the jobs' first
+        # step as it stores them; a web process of a scaled-out setup leaves it to them.
+        hooks.work_at_store(run_worker)
         writer = get_writer()
         writer.start()
         consumers: list[Any] = []

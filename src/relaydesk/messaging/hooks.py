@@ -43,6 +43,18 @@ _many: dict[str, InboundBatchHandler] = {}
 _wants: dict[str, Wants] = {}
 _at_store: dict[str, AtStoreHandler] = {}
 _loaded = False
+# Whether this process does the handlers' at-store work (see `work_at_store`).
+_store_time = False
+
+
+def work_at_store(enabled: bool) -> None:
+    """Whether the webhooks this process stores get their handlers' at-store work done
+    as they are stored: in a process that also runs the jobs (the default `serve`), it
+    saves a job and a transaction per batch. A web process of a scaled-out setup leaves
+    the work to the follow-up job in the workers, which scale out: its own CPU goes to
+    taking in the webhooks."""
+    global _store_time
+    _store_time = enabled
 
 
 def on_inbound(
@@ -102,8 +114,8 @@ def wanting(record: InboundRecord) -> list[str]:
 
 
 def all_at_store(names: list[str]) -> bool:
-    """True when each of these handlers can do its work while the message is stored."""
-    return bool(names) and all(name in _at_store for name in names)
+    """True when each of these handlers does its work while the message is stored here."""
+    return _store_time and bool(names) and all(name in _at_store for name in names)
 
 
 def run_at_store(session: Session, names: list[str], messages: list[NewInbound]) -> None:
