@@ -51,7 +51,10 @@ How the end is timed
       receive     webhook sent -> request parsed, signature checked (inbound
                   `messages.created_at`)
       to job      -> the follow-up job messaging.inbound_received claimed the message
-                  (`processed_at`): group commit of the webhook, enqueue, huey hop 1
+                  (`processed_at`): group commit of the webhook, enqueue, huey hop 1;
+                  0 when the run was created as the webhook was stored (one-process
+                  `serve`: `processed_at` is then the storing time and the hop to the
+                  run's job is part of `run`)
       run         -> the automation run is about to store its answer
                   (`automation_runs.finished_at`): run row created and committed,
                   claim, decide, context + model call (ai); the answers to a batch
