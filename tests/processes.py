@@ -241,6 +241,17 @@ class Deployment:
     def customer_writes(self, sender: str, body: str, to: str = OUR_NUMBER) -> str:
         """A customer's SMS (or, with whatsapp: addresses, WhatsApp message) arrives as
         Twilio delivers it: a signed POST /twilio/inbound; returns its MessageSid."""
+        url, params, headers = self._inbound(sender, body, to)
+        if self._twilio is None:
+            self._twilio = httpx.Client(timeout=30)  # kept alive, as Twilio's connections are
+        answer = self._twilio.post(url, data=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return params["MessageSid"]
+
+    def _inbound(
+        self, sender: str, body: str, to: str = OUR_NUMBER
+    ) -> tuple[str, dict[str, str], dict[str, str]]:
+        """A new inbound webhook as Twilio signs it: its URL, form and headers."""
         from relaydesk.channels.twilio.signature import sign
 
         url = f"{self.url}/twilio/inbound"
@@ -251,13 +262,7 @@ class Deployment:
             "Body": body,
             "NumMedia": "0",
         }
-        if self._twilio is None:
-            self._twilio = httpx.Client(timeout=30)  # kept alive, as Twilio's connections are
-        answer = self._twilio.post(
-            url, data=params, headers={"X-Twilio-Signature": sign(url, params, AUTH_TOKEN)}
-        )
-        assert answer.status_code == 200, answer.text
-        return params["MessageSid"]
+        return url, params, {"X-Twilio-Signature": sign(url, params, AUTH_TOKEN)}
 
     def customers_write_at_once(self, messages: dict[str, str]) -> None:
         """Several customers' SMS at the same moment (a burst after a campaign): each a
@@ -265,20 +270,10 @@ class Deployment:
         from concurrent.futures import ThreadPoolExecutor
         from threading import Barrier
 
-        from relaydesk.channels.twilio.signature import sign
-
-        url = f"{self.url}/twilio/inbound"
         together = Barrier(len(messages))
 
         def write(sender: str, body: str) -> int:
-            params = {
-                "MessageSid": "SM" + secrets.token_hex(16),
-                "From": sender,
-                "To": OUR_NUMBER,
-                "Body": body,
-                "NumMedia": "0",
-            }
-            headers = {"X-Twilio-Signature": sign(url, params, AUTH_TOKEN)}
+            url, params, headers = self._inbound(sender, body)
             with httpx.Client(timeout=30) as twilio:
                 together.wait(30)
                 return twilio.post(url, data=params, headers=headers).status_code

@@ -26,6 +26,28 @@ pytestmark = pytest.mark.e2e
 CUSTOMER = "+48600700001"
 
 
+def emulator_api(deployment: Deployment) -> httpx.Client:
+    """The standalone emulator's own API (its settings), as the account's owner."""
+    return httpx.Client(
+        base_url=deployment.sandbox_base, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30
+    )
+
+
+def set_latency(twilio: httpx.Client, ms: int) -> None:
+    """How long Twilio (the emulator) takes to reply to a Messages.create it took."""
+    assert twilio.put("/sandbox/config", json={"latency_ms": ms}).is_success
+
+
+def taken_by_twilio(data_dir: Path, to: str | None = None) -> int:
+    """How many of our messages the emulator took (stored), replied to or not yet."""
+    query = "SELECT count(*) FROM messages WHERE direction != 'inbound'"
+    args: tuple[str, ...] = ()
+    if to is not None:
+        query, args = query + " AND to_addr = ?", (to,)
+    with sqlite3.connect(f"file:{data_dir / 'sandbox.db'}?mode=ro", uri=True) as conn:
+        return int(conn.execute(query, args).fetchone()[0])
+
+
 def test_an_answer_cut_off_by_a_kill_comes_right_after_the_restart(tmp_path: Path) -> None:
     asked = threading.Event()
     release = threading.Event()
@@ -72,17 +94,13 @@ def test_an_answer_twilio_took_while_the_server_was_killed_is_not_sent_again(
     it but before Twilio's reply came back, the restarted server asks Twilio and records
     the message it finds instead of sending a second one."""
     deployment = Deployment(tmp_path, standalone_sandbox=True)
-    twilio = httpx.Client(
-        base_url=deployment.sandbox_base, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30
-    )
+    twilio = emulator_api(deployment)
 
     def latency(ms: int) -> None:
-        assert twilio.put("/sandbox/config", json={"latency_ms": ms}).is_success
+        set_latency(twilio, ms)
 
     def taken() -> int:
-        with sqlite3.connect(f"file:{tmp_path / 'sandbox.db'}?mode=ro", uri=True) as conn:
-            query = "SELECT count(*) FROM messages WHERE to_addr = ? AND direction != 'inbound'"
-            return int(conn.execute(query, (CUSTOMER,)).fetchone()[0])
+        return taken_by_twilio(tmp_path, CUSTOMER)
 
     try:
         deployment.start()
@@ -247,17 +265,13 @@ def test_a_burst_of_answers_cut_off_mid_delivery_comes_once_each_after_the_resta
     Twilio has."""
     customers = [f"+4860070030{i}" for i in range(6)]
     deployment = Deployment(tmp_path, standalone_sandbox=True)
-    twilio = httpx.Client(
-        base_url=deployment.sandbox_base, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30
-    )
+    twilio = emulator_api(deployment)
 
     def latency(ms: int) -> None:
-        assert twilio.put("/sandbox/config", json={"latency_ms": ms}).is_success
+        set_latency(twilio, ms)
 
     def taken() -> int:
-        with sqlite3.connect(f"file:{tmp_path / 'sandbox.db'}?mode=ro", uri=True) as conn:
-            query = "SELECT count(*) FROM messages WHERE direction != 'inbound'"
-            return int(conn.execute(query).fetchone()[0])
+        return taken_by_twilio(tmp_path)
 
     def answered() -> dict[str, list[str]]:
         with deployment.client() as api:

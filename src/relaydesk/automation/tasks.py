@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
@@ -25,18 +26,13 @@ SWEEP_CHUNK = 25
 LOST_AFTER = timedelta(minutes=1)
 
 
-def inbound_many(session: Session, messages: list[Message]) -> None:
-    """`inbound` for a batch of messages, their runs created set-wise."""
+def inbound_many(session: Session, messages: Sequence[Message | hooks.NewInbound]) -> None:
+    """`inbound` for a batch of messages, their runs created set-wise: in the follow-up
+    job, or in the transaction that stores them (then their job is the first they need)."""
     pipeline.queue_for_many(session, messages)
 
 
-def inbound_stored(session: Session, messages: list[hooks.NewInbound]) -> None:
-    """`inbound` for a batch of messages in the transaction that stores them: the runs
-    are committed with their webhooks, and their job is the first one they need."""
-    pipeline.queue_for_many(session, messages)
-
-
-@hooks.on_inbound("automation", wants=gate.wants, many=inbound_many, at_store=inbound_stored)
+@hooks.on_inbound("automation", wants=gate.wants, many=inbound_many, at_store=inbound_many)
 def inbound(session: Session, message: Message) -> None:
     """Every new inbound message gets its automation run (decided later, in a job)."""
     pipeline.queue_for(session, message)

@@ -103,11 +103,6 @@ def batch_handler(name: str) -> InboundBatchHandler | None:
     return _many.get(name)
 
 
-def wanted(record: InboundRecord) -> bool:
-    """True when some handler has follow-up work for this new inbound message."""
-    return bool(wanting(record))
-
-
 def wanting(record: InboundRecord) -> list[str]:
     """The handlers that have follow-up work for this new inbound message, in order."""
     return [name for name, _ in inbound_handlers() if name not in _wants or _wants[name](record)]
