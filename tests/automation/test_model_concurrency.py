@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 
 from relaydesk.automation import model_calls
 from relaydesk.automation.models import AutomationRun, RunState
@@ -202,3 +202,38 @@ def test_runs_handed_back_at_a_stop_are_answered_once_by_the_next_claim(
     asked = sorted(str(r["messages"][-1]["content"]) for r in openai_fake.requests)
     # The call under way when its claim was given back is made again by the next claim.
     assert len(asked) == 4 and len(set(asked)) == 3, asked
+
+
+def test_the_model_threads_read_nothing_before_their_calls(
+    api: httpx.Client,
+    db: Any,
+    inbound: Inbound,
+    ai_on: Callable[..., Any],
+    held: HeldModel,
+    openai_fake: FakeOpenAI,
+) -> None:
+    """A batch's conversations (and the AI's tools) are read with its decisions, in
+    their transaction: a model thread calls the model at once (each used to open three
+    transactions first), and the model still reads each customer's own words."""
+    ai_on()
+    seen: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if threading.current_thread().name.startswith("relaydesk-model"):
+            seen.append(sql)
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    try:
+        customers = [f"+4860020053{i}" for i in range(4)]
+        sids = [inbound(number, f"Czy macie {number}?") for number in customers]
+        wait_for(lambda: held.waiting == len(customers), what="every model call under way")
+        assert seen == []
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+        held.released.set()
+    for number, sid in zip(customers, sids, strict=True):
+        assert finished(db, sid).outcome == "ai"
+        [answer] = answers(db, number)
+        assert answer.body == f"Echo: Czy macie {number}?"
+    asked = sorted(r["messages"][-1]["content"] for r in openai_fake.requests)
+    assert asked == sorted(f"Czy macie {number}?" for number in customers)

@@ -33,14 +33,14 @@ def meanwhile(monkeypatch: pytest.MonkeyPatch, changes: dict[str, Callable[[Any]
 
     real = pipeline._ask
 
-    def ask(run_id: int, token: str, decision: Any) -> Any:
+    def ask(run_id: int, token: str, decision: Any, *prepared: Any) -> Any:
         with session_scope() as session:
             number = session.scalar(
                 select(AutomationRun.participant).where(AutomationRun.id == run_id)
             )
             if number in changes:
                 changes[number](session)
-        return real(run_id, token, decision)
+        return real(run_id, token, decision, *prepared)
 
     monkeypatch.setattr(pipeline, "_ask", ask)
 

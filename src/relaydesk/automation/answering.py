@@ -4,10 +4,13 @@ grounding, the assistant's greeting and an optional voice reply."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from relaydesk.ai import providers
 from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig, LLMError
@@ -70,7 +73,11 @@ def ask(
     decision: Decision,
     run_id: int,
     journal: Callable[[list[dict[str, Any]]], None] | None = None,
+    prepared: Prepared | None = None,
 ) -> Answer:
+    """The answer to a decided run: the model asked (with no transaction open) when the
+    decision needs it. `prepared` is what the run's model call reads from the database,
+    read with its decision (`prepare`), else it is read here."""
     job = decision.job
     if job is None or not needs_model(decision):
         return Answer(
@@ -81,11 +88,11 @@ def ask(
             job=job,
             ooo_period=decision.ooo_period,
         )
-    with session_scope(write=False) as session:
-        row = session.get(AutomationRun, run_id)
-        assert row is not None
-        upto, conversation_id = row.inbound_message_id, row.conversation_id
-        prior = list(row.tool_calls or [])  # an earlier attempt's calls (a retried run)
+    if prepared is None:
+        with session_scope(write=False) as session:
+            prepared = prepare(session, [(run_id, decision)]).get(run_id)
+    assert prepared is not None
+    upto, conversation_id = prepared.upto, prepared.conversation_id
     usage: list[Completion] = []
     try:
         ctx = context.build(
@@ -96,6 +103,7 @@ def ask(
             history_limit=job.history_limit,
             llm=job.llm,
             complete=complete,
+            history=prepared.history,
         )
         usage.extend(ctx.usage)
         turns, found, note = ctx.turns, None, None
@@ -106,7 +114,7 @@ def ask(
             found, note = grounding.record(), grounding.problem
         called: list[dict[str, Any]] | None = None
         handed_over: str | None = None
-        offered = _tools(job) if job.llm.provider == "openai" else []
+        offered = prepared.tools
         if offered:
             scene = Scene(
                 run_id,
@@ -117,7 +125,13 @@ def ask(
             )
             settled = confirming.settle(scene, upto)
             talk = acting.converse(
-                job.llm, turns, offered, scene, prior=prior, settled=settled, journal=journal
+                job.llm,
+                turns,
+                offered,
+                scene,
+                prior=prepared.prior,
+                settled=settled,
+                journal=journal,
             )
             done, called = talk.completion, [acting.recorded(c) for c in talk.calls]
             handed_over = talk.hand_over
@@ -151,19 +165,70 @@ def ask(
     return answer
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What asking the model about a run reads from the database."""
+
+    upto: int  # the inbound message answered
+    conversation_id: int | None
+    prior: list[dict[str, Any]]  # an earlier attempt's tool calls (a retried run)
+    history: context.History | None
+    tools: list[AssistantTool]  # detached rows
+
+
+def prepare(session: Session, runs: Sequence[tuple[int, Decision]]) -> dict[int, Prepared]:
+    """What the model calls of these decided runs read, in `session` and set-wise: the
+    runs in one query, each conversation's history, each assistant's tools once. Read
+    with their decisions, a batch's model threads open no transaction before their
+    calls. Runs that need no model are left out."""
+    jobs = {run_id: d.job for run_id, d in runs if d.job is not None and needs_model(d)}
+    if not jobs:
+        return {}
+    rows = session.execute(
+        select(
+            AutomationRun.id,
+            AutomationRun.inbound_message_id,
+            AutomationRun.conversation_id,
+            AutomationRun.tool_calls,
+        ).where(AutomationRun.id.in_(jobs))
+    )
+    tools: dict[int | None, list[AssistantTool]] = {}
+    prepared: dict[int, Prepared] = {}
+    for run_id, upto, conversation_id, prior in rows:
+        job = jobs[run_id]
+        history = None
+        if conversation_id is not None:
+            history = context.read_history(
+                session,
+                conversation_id,
+                upto_id=upto,
+                floor_id=job.floor_id,
+                history_limit=job.history_limit,
+            )
+        offered: list[AssistantTool] = []
+        if job.llm.provider == "openai":
+            if job.assistant_id not in tools:
+                tools[job.assistant_id] = _offered(session, job.assistant_id)
+            offered = tools[job.assistant_id]
+        prepared[run_id] = Prepared(upto, conversation_id, list(prior or []), history, offered)
+    return prepared
+
+
 def tools_for(assistant_id: int | None) -> list[AssistantTool]:
     """The tools the model may call: the assistant's, or the AI's (detached rows)."""
     with session_scope(write=False) as session:
-        try:
-            found = acting.offered(tools_of.list_tools(session, assistant_id))
-        except NotFound:
-            return []  # the assistant was deleted since the decision: no tools
-        session.expunge_all()
-        return found
+        return _offered(session, assistant_id)
 
 
-def _tools(job: LLMJob) -> list[AssistantTool]:
-    return tools_for(job.assistant_id)
+def _offered(session: Session, assistant_id: int | None) -> list[AssistantTool]:
+    """`tools_for` in `session`; the rows are taken out of it (read after it ends)."""
+    try:
+        found = acting.offered(tools_of.list_tools(session, assistant_id))
+    except NotFound:
+        return []  # the assistant was deleted since the decision: no tools
+    for tool in found:
+        session.expunge(tool)
+    return found
 
 
 def _add_voice(answer: Answer, message_id: int) -> None:

@@ -136,6 +136,41 @@ def turns_for(system_prompt: str, summary: str | None, lines: Sequence[Line]) ->
     return turns
 
 
+@dataclass(frozen=True)
+class History:
+    """What `build` reads of a conversation: its summary, the messages after it, and
+    older ones to fold into the summary first (none while the summary is current)."""
+
+    summary: str | None
+    lines: list[Line]
+    older: list[Line]
+
+
+def read_history(
+    session: Session, conversation_id: int, *, upto_id: int, floor_id: int, history_limit: int
+) -> History:
+    """The conversation as of message `upto_id`, after `floor_id`, as `build` needs it."""
+    limit = max(1, history_limit)
+    batch = max(limit, 10)
+    stored = session.get(ConversationSummary, conversation_id)
+    after, summary = floor_id, None
+    if stored is not None and stored.covers_until_id >= floor_id:
+        after, summary = stored.covers_until_id, stored.summary
+    lines = load_lines(
+        session, conversation_id, after_id=after, upto_id=upto_id, limit=limit + batch
+    )
+    older: list[Line] = []
+    if len(lines) >= limit + batch:
+        older = load_lines(
+            session,
+            conversation_id,
+            after_id=after,
+            upto_id=lines[-limit].id - 1,
+            limit=SUMMARY_MAX_MESSAGES,
+        )
+    return History(summary, lines, older)
+
+
 def build(
     conversation_id: int | None,
     *,
@@ -146,42 +181,32 @@ def build(
     llm: LLMConfig,
     complete: Complete,
     extra_user_text: str | None = None,
+    history: History | None = None,
 ) -> Context:
     """The context for answering the conversation as of message `upto_id`.
 
-    Only messages after `floor_id` count (an assistant session's start). No database
+    Only messages after `floor_id` count (an assistant session's start). `history` is
+    the conversation read beforehand (`read_history`), else it is read here. No database
     transaction stays open during the summary's model call.
     """
-    limit = max(1, history_limit)
-    batch = max(limit, 10)
-    summary_text: str | None = None
-    lines: list[Line] = []
-    usage: list[Completion] = []
-    if conversation_id is not None:
+    if history is None and conversation_id is not None:
         with session_scope(write=False) as session:
-            stored = session.get(ConversationSummary, conversation_id)
-            after = floor_id
-            if stored is not None and stored.covers_until_id >= floor_id:
-                after, summary_text = stored.covers_until_id, stored.summary
-            lines = load_lines(
-                session, conversation_id, after_id=after, upto_id=upto_id, limit=limit + batch
+            history = read_history(
+                session,
+                conversation_id,
+                upto_id=upto_id,
+                floor_id=floor_id,
+                history_limit=history_limit,
             )
-            older: list[Line] = []
-            if len(lines) >= limit + batch:
-                window_start = lines[-limit].id
-                older = load_lines(
-                    session,
-                    conversation_id,
-                    after_id=after,
-                    upto_id=window_start - 1,
-                    limit=SUMMARY_MAX_MESSAGES,
-                )
-        if older:
-            done = summarise(summary_text, older, llm, complete)
-            usage.append(done)
-            summary_text = done.text.strip()
-            _store_summary(conversation_id, summary_text, older[-1].id)
-            lines = lines[-limit:]
+    summary_text = history.summary if history else None
+    lines = list(history.lines) if history else []
+    usage: list[Completion] = []
+    if history is not None and conversation_id is not None and history.older:
+        done = summarise(summary_text, history.older, llm, complete)
+        usage.append(done)
+        summary_text = done.text.strip()
+        _store_summary(conversation_id, summary_text, history.older[-1].id)
+        lines = lines[-max(1, history_limit) :]
     if extra_user_text:
         lines = [*lines, Line(0, "user", scrub_twilio(extra_user_text)[:MAX_TURN_CHARS])]
     return Context(turns_for(system_prompt, summary_text, lines), lines, summary_text, usage)

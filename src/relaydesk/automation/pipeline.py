@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from relaydesk.automation import model_calls
 from relaydesk.automation import settings as cfg
-from relaydesk.automation.answering import Answer, ask, needs_model
+from relaydesk.automation.answering import Answer, Prepared, ask, needs_model, prepare
 from relaydesk.automation.handover import hand_over
 from relaydesk.automation.models import (
     AutomationRun,
@@ -181,21 +181,30 @@ def run_many(run_ids: list[int], *, concurrent: bool = False) -> dict[int, RunOu
                     # lease; the others of the batch go on.
                     log.exception("automation run %s could not be decided", run_id)
                     session.rollback()
+            prepared: dict[int, Prepared] = {}
+            try:
+                prepared = prepare(session, decisions)
+            except Exception:
+                log.exception("automation runs %s could not be prepared together", to_decide)
+                session.rollback()  # each model call reads its own
         for run_id, decision in decisions:
             if concurrent and needs_model(decision):
-                _hand_to_model(run_id, token, decision, now)
+                _hand_to_model(run_id, token, decision, now, prepared.get(run_id))
                 outcomes[run_id] = None
             else:
-                answers.append((run_id, token, _ask(run_id, token, decision)))
+                answers.append((run_id, token, _ask(run_id, token, decision, prepared.get(run_id))))
     outcomes.update(_finish_many(answers))
     return outcomes
 
 
-def _hand_to_model(run_id: int, token: str, decision: Decision, claimed_at: datetime) -> None:
+def _hand_to_model(
+    run_id: int, token: str, decision: Decision, claimed_at: datetime, prepared: Prepared | None
+) -> None:
     with _held_lock:
         _held[run_id] = token
     model_calls.pool().submit(
-        lambda: _answer_later(run_id, token, decision, claimed_at), f"automation run {run_id}"
+        lambda: _answer_later(run_id, token, decision, claimed_at, prepared),
+        f"automation run {run_id}",
     )
 
 
@@ -223,11 +232,14 @@ def hand_back() -> int:
     return released
 
 
-def _ask(run_id: int, token: str, decision: Decision) -> Answer:
-    return ask(decision, run_id, journal=lambda calls: _journal(run_id, token, calls))
+def _ask(run_id: int, token: str, decision: Decision, prepared: Prepared | None = None) -> Answer:
+    journal = partial(_journal, run_id, token)
+    return ask(decision, run_id, journal=journal, prepared=prepared)
 
 
-def _answer_later(run_id: int, token: str, decision: Decision, claimed_at: datetime) -> None:
+def _answer_later(
+    run_id: int, token: str, decision: Decision, claimed_at: datetime, prepared: Prepared | None
+) -> None:
     """A handed-over run's model call and answer, in a model thread. A run that waited
     for more than half its lease renews it first, and is left alone if the sweep took
     it over meanwhile."""
@@ -235,14 +247,16 @@ def _answer_later(run_id: int, token: str, decision: Decision, claimed_at: datet
         if _held.get(run_id) != token:
             return  # handed back when the worker stopped
     try:
-        _answer_held(run_id, token, decision, claimed_at)
+        _answer_held(run_id, token, decision, claimed_at, prepared)
     finally:
         with _held_lock:
             if _held.get(run_id) == token:
                 del _held[run_id]
 
 
-def _answer_held(run_id: int, token: str, decision: Decision, claimed_at: datetime) -> None:
+def _answer_held(
+    run_id: int, token: str, decision: Decision, claimed_at: datetime, prepared: Prepared | None
+) -> None:
     lease = timedelta(seconds=get_settings().automation_lease_seconds)
     now = utcnow()
     if now - claimed_at > lease / 2:
@@ -260,7 +274,7 @@ def _answer_held(run_id: int, token: str, decision: Decision, claimed_at: dateti
         if not renewed:
             log.info("automation run %s was taken over while it waited for the model", run_id)
             return
-    _finished.add(run_id, token, _ask(run_id, token, decision))
+    _finished.add(run_id, token, _ask(run_id, token, decision, prepared))
 
 
 STORE_CHUNK = 50  # answers a transaction of the funnel stores at most (the first go out sooner)
