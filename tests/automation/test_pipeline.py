@@ -487,6 +487,40 @@ def test_long_histories_are_summarised_not_cut(
     assert stored is not None and stored.summary == "Klient pytał o dostawę."
 
 
+def test_the_next_answer_leads_with_the_stored_summary_without_summarising_again(
+    db: Any,
+    inbound: Inbound,
+    ai_on: Callable[..., Any],
+    rules: Callable[..., Any],
+    openai_fake: FakeOpenAI,
+) -> None:
+    rules()
+    customer = "+48600200018"
+    for i in range(12):
+        inbound(customer, f"Wcześniejsza wiadomość {i}")
+
+    def reply(body: dict[str, Any]) -> str:
+        system = body["messages"][0]["content"]
+        return "Klient pytał o dostawę." if system.startswith("Summarise") else "Odpowiedź."
+
+    openai_fake.reply_with(reply)
+    ai_on(history_limit=2)
+    assert finished(db, inbound(customer, "Co z moim zamówieniem?")).outcome == "ai"
+    asked = len(openai_fake.requests)
+
+    sid = inbound(customer, "A kiedy dojedzie?")
+    assert finished(db, sid).outcome == "ai"
+    [answer_call] = openai_fake.requests[asked:]  # no second summary
+    system, *said = answer_call["messages"]
+    assert system["content"].endswith("(summary): Klient pytał o dostawę.")
+    # After what the summary covers (up to the window it was made for), word for word.
+    assert [turn["content"] for turn in said] == [
+        "Wcześniejsza wiadomość 11\nCo z moim zamówieniem?",
+        "Odpowiedź.",
+        "A kiedy dojedzie?",
+    ]
+
+
 def test_a_burst_of_messages_gets_one_answer_that_reads_them_all(
     db: Any,
     inbound: Inbound,

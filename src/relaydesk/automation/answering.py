@@ -191,9 +191,10 @@ def prepare(session: Session, runs: Sequence[tuple[int, Decision]]) -> dict[int,
             AutomationRun.conversation_id,
             AutomationRun.tool_calls,
         ).where(AutomationRun.id.in_(jobs))
-    )
+    ).all()
     tools: dict[int | None, list[AssistantTool]] = {}
     prepared: dict[int, Prepared] = {}
+    summaries = context.summaries(session, {row.conversation_id for row in rows} - {None})
     for run_id, upto, conversation_id, prior in rows:
         job = jobs[run_id]
         history = None
@@ -204,6 +205,7 @@ def prepare(session: Session, runs: Sequence[tuple[int, Decision]]) -> dict[int,
                 upto_id=upto,
                 floor_id=job.floor_id,
                 history_limit=job.history_limit,
+                summaries=summaries,
             )
         offered: list[AssistantTool] = []
         if job.llm.provider == "openai":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session
 
 from relaydesk.ai.providers import ChatTurn, Completion, LLMConfig
@@ -109,16 +109,22 @@ def load_lines(
 ) -> list[Line]:
     """Up to `limit` newest messages with after_id < id <= upto_id, oldest first."""
     rows = session.scalars(
-        select(Message)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.id > after_id,
-            Message.id <= upto_id,
-        )
-        .order_by(Message.id.desc())
-        .limit(limit)
+        _LINES, {"conversation": conversation_id, "after": after_id, "upto": upto_id, "n": limit}
     ).all()
     return _lines(list(reversed(rows)))
+
+
+# Built once: a batch of answers reads a conversation each (load_lines).
+_LINES = (
+    select(Message)
+    .where(
+        Message.conversation_id == bindparam("conversation"),
+        Message.id > bindparam("after"),
+        Message.id <= bindparam("upto"),
+    )
+    .order_by(Message.id.desc())
+    .limit(bindparam("n", type_=Integer))
+)
 
 
 def turns_for(system_prompt: str, summary: str | None, lines: Sequence[Line]) -> list[ChatTurn]:
@@ -147,15 +153,26 @@ class History:
 
 
 def read_history(
-    session: Session, conversation_id: int, *, upto_id: int, floor_id: int, history_limit: int
+    session: Session,
+    conversation_id: int,
+    *,
+    upto_id: int,
+    floor_id: int,
+    history_limit: int,
+    summaries: dict[int, ConversationSummary] | None = None,
 ) -> History:
-    """The conversation as of message `upto_id`, after `floor_id`, as `build` needs it."""
+    """The conversation as of message `upto_id`, after `floor_id`, as `build` needs it.
+    `summaries`: the stored summaries when the caller read them already (`summaries`)."""
     limit = max(1, history_limit)
     batch = max(limit, 10)
-    stored = session.get(ConversationSummary, conversation_id)
-    after, summary = floor_id, None
+    stored = (
+        summaries.get(conversation_id)
+        if summaries is not None
+        else session.get(ConversationSummary, conversation_id)
+    )
+    after, text = floor_id, None
     if stored is not None and stored.covers_until_id >= floor_id:
-        after, summary = stored.covers_until_id, stored.summary
+        after, text = stored.covers_until_id, stored.summary
     lines = load_lines(
         session, conversation_id, after_id=after, upto_id=upto_id, limit=limit + batch
     )
@@ -168,7 +185,17 @@ def read_history(
             upto_id=lines[-limit].id - 1,
             limit=SUMMARY_MAX_MESSAGES,
         )
-    return History(summary, lines, older)
+    return History(text, lines, older)
+
+
+def summaries(session: Session, conversation_ids: set[int]) -> dict[int, ConversationSummary]:
+    """The stored summaries of these conversations (those that have one), in one query."""
+    if not conversation_ids:
+        return {}
+    found = session.scalars(
+        select(ConversationSummary).where(ConversationSummary.conversation_id.in_(conversation_ids))
+    )
+    return {summary.conversation_id: summary for summary in found}
 
 
 def build(
