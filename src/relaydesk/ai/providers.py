@@ -220,15 +220,19 @@ def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
     client = openai_client(config)
     # Heavy SDK (about half a second to import): loaded only where it is called.
     import openai
+    from openai.types.chat import ChatCompletion
 
-    messages = [openai_message(t) for t in turns]
+    # The request `chat.completions.create` sends, through the client's documented
+    # `post`: `create` first walks its forty parameters against their types, which cost
+    # an answer more interpreter time than the rest of the call (these are plain values).
+    body = {
+        "model": config.model,
+        "messages": [openai_message(t) for t in turns],
+        "temperature": config.temperature,
+        "max_tokens": config.max_tokens,
+    }
     try:
-        response = client.chat.completions.create(
-            model=config.model,
-            messages=messages,
-            temperature=config.temperature,
-            max_tokens=config.max_tokens,
-        )
+        response = client.post("/chat/completions", body=body, cast_to=ChatCompletion)
     except openai.APIError as exc:
         raise openai_error(config, exc) from None
     text = (response.choices[0].message.content or "").strip() if response.choices else ""
