@@ -29,7 +29,7 @@ from relaydesk.core.vendor import Backoff, Kind, VendorError, retry, status_kind
 
 if TYPE_CHECKING:
     import openai
-    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 log = logging.getLogger(__name__)
 
@@ -220,19 +220,15 @@ def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
     client = openai_client(config)
     # Heavy SDK (about half a second to import): loaded only where it is called.
     import openai
-    from openai.types.chat import ChatCompletion
 
-    # The request `chat.completions.create` sends, through the client's documented
-    # `post`: `create` first walks its forty parameters against their types, which cost
-    # an answer more interpreter time than the rest of the call (these are plain values).
-    body = {
-        "model": config.model,
-        "messages": [openai_message(t) for t in turns],
-        "temperature": config.temperature,
-        "max_tokens": config.max_tokens,
-    }
     try:
-        response = client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+        response = chat_completion(
+            client,
+            model=config.model,
+            messages=[openai_message(t) for t in turns],
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+        )
     except openai.APIError as exc:
         raise openai_error(config, exc) from None
     text = (response.choices[0].message.content or "").strip() if response.choices else ""
@@ -246,6 +242,16 @@ def _complete_openai(config: LLMConfig, turns: list[ChatTurn]) -> Completion:
         model=response.model or config.model,
         provider="openai",
     )
+
+
+def chat_completion(client: openai.OpenAI, **body: Any) -> ChatCompletion:
+    """The request `client.chat.completions.create(**body)` sends, through the client's
+    documented `post`: `create` first walks its forty parameters against their types,
+    which cost an answer more interpreter time than the rest of the call. `body` holds
+    plain values (strings, numbers, lists and dicts of them), sent as they are."""
+    from openai.types.chat import ChatCompletion
+
+    return client.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
 
 def openai_message(turn: ChatTurn) -> ChatCompletionMessageParam:

@@ -280,8 +280,6 @@ def converse(
         )
         return ToolCallRecord(call_id, name, arguments, result, state, tool.builtin)
 
-    # Typed loosely: the SDK's overloads cannot see through the optional tools below.
-    create: Any = client.chat.completions.create
     round_ = 0
     while True:
         last = round_ >= MAX_ROUNDS or len(records) - first >= MAX_CALLS or not specs
@@ -290,7 +288,8 @@ def converse(
 
         def ask(choice: dict[str, Any] = choice) -> Any:
             try:
-                return create(
+                return providers.chat_completion(
+                    client,
                     model=config.model,
                     messages=messages,
                     temperature=config.temperature,
