@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -17,6 +18,7 @@ from sqlalchemy import select
 
 from relaydesk.core.db import session_scope
 from relaydesk.messaging.models import Conversation
+from tests.conftest import wait_for
 from tests.web.conftest import PASSWORD, browser_sign_in
 from tests.web.test_inbox_pages import receive
 
@@ -109,6 +111,44 @@ def test_operator_takes_snoozes_and_resolves_and_the_customer_reopens_it_live(
     page.wait_for_selector("#thread :text('Halo, jest ktoś?')")
     page.wait_for_selector('.thread-event:has-text("Reopened by the customer\'s message")')
     assert page.evaluate("window.__sameDocument") is True
+
+
+def test_a_live_reload_under_way_keeps_the_snooze_time_being_typed(
+    new_page: NewPage, twilio_post: Post
+) -> None:
+    """A change elsewhere reloads the state bar; one already asked for when the operator
+    chose "snoozed" used to come back and hide the time field mid-typing."""
+    receive(twilio_post, CUSTOMER, "Gdzie jest moja paczka?")
+    _, email = operator()
+    page = signed_in(new_page, email)
+    page.click(f"{row(CUSTOMER)} .inbox-link")
+    page.wait_for_selector(f"#inbox-pane[data-conversation='{CUSTOMER}'] #inbox-state")
+    page.evaluate(
+        """document.addEventListener("htmx:beforeSwap", (event) => {
+             if (event.detail.elt.id === "inbox-state" && event.detail.requestConfig.verb === "get")
+               window.__reloadSwapped = event.detail.shouldSwap;
+           })"""
+    )
+    held: list[Any] = []
+    page.route(
+        lambda url: urlsplit(url).path.endswith("/state"),
+        lambda route: held.append(route) if route.request.method == "GET" else route.fallback(),
+    )
+    with page.expect_request(lambda r: r.method == "GET" and "/state" in r.url):
+        page.evaluate("htmx.trigger(document.body, 'rd:changed')")
+    page.select_option("#state-status", "snoozed")
+    page.wait_for_selector("[data-snooze-form]:not([hidden])")
+    page.fill("#state-until", "2030-01-02T09:30")
+
+    while not held:  # the handler runs while Playwright waits
+        page.wait_for_timeout(10)
+    held[0].continue_()
+    wait_for(
+        lambda: page.evaluate("window.__reloadSwapped !== undefined"), what="the reload's answer"
+    )
+    assert page.evaluate("window.__reloadSwapped") is False
+    assert page.is_visible("[data-snooze-form]")
+    assert page.input_value("#state-until") == "2030-01-02T09:30"
 
 
 def test_list_and_thread_fit_a_desktop_and_a_phone(new_page: NewPage, twilio_post: Post) -> None:

@@ -317,6 +317,14 @@
     // A live reload would throw away a snooze time being typed.
     if (elt.matches(".inbox-state[data-editing]") && event.detail.requestConfig.verb === "get") event.preventDefault();
   });
+  // ... and so would one already under way when the typing began: its answer is dropped.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var elt = event.detail.elt;
+    var config = event.detail.requestConfig;
+    if (elt && elt.matches && elt.matches(".inbox-state[data-editing]") && config && config.verb === "get") {
+      event.detail.shouldSwap = false;
+    }
+  });
   document.addEventListener("htmx:pushedIntoHistory", markCurrent);
   // The label picker lives in the state bar: a live reload would close it mid-choice.
   document.addEventListener("toggle", function (event) {
