@@ -96,23 +96,19 @@ def test_an_answer_twilio_took_while_the_server_was_killed_is_not_sent_again(
     deployment = Deployment(tmp_path, standalone_sandbox=True)
     twilio = emulator_api(deployment)
 
-    def latency(ms: int) -> None:
-        set_latency(twilio, ms)
-
-    def taken() -> int:
-        return taken_by_twilio(tmp_path, CUSTOMER)
-
     try:
         deployment.start()
         with deployment.admin_client() as api:
             assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
             reply = {"enabled": True, "message": "Dziękujemy, odpiszemy wkrótce."}
             assert api.put("/api/auto-reply", json=reply).is_success
-        latency(30_000)  # Twilio's reply to the answer's call comes after the kill
+        set_latency(twilio, 30_000)  # Twilio's reply to the answer's call comes after the kill
         deployment.customer_writes(CUSTOMER, "Czy jest ktoś?")
-        wait_until(taken, 60, "Twilio to take the answer", deployment)
+        wait_until(
+            lambda: taken_by_twilio(tmp_path, CUSTOMER), 60, "Twilio to take the answer", deployment
+        )
         deployment.kill()
-        latency(0)
+        set_latency(twilio, 0)
         deployment.start()
 
         def recorded() -> list[dict[str, Any]]:
@@ -267,12 +263,6 @@ def test_a_burst_of_answers_cut_off_mid_delivery_comes_once_each_after_the_resta
     deployment = Deployment(tmp_path, standalone_sandbox=True)
     twilio = emulator_api(deployment)
 
-    def latency(ms: int) -> None:
-        set_latency(twilio, ms)
-
-    def taken() -> int:
-        return taken_by_twilio(tmp_path)
-
     def answered() -> dict[str, list[str]]:
         with deployment.client() as api:
             found = api.get("/api/messages", params={"direction": "outbound", "limit": 100})
@@ -289,12 +279,14 @@ def test_a_burst_of_answers_cut_off_mid_delivery_comes_once_each_after_the_resta
             assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
             reply = {"enabled": True, "message": "Dziękujemy, odpiszemy wkrótce."}
             assert api.put("/api/auto-reply", json=reply).is_success
-        latency(30_000)  # Twilio's reply to the first call comes after the kill
+        set_latency(twilio, 30_000)  # Twilio's reply to the first call comes after the kill
         deployment.customers_write_at_once({n: f"Pytanie {n}" for n in customers})
-        wait_until(taken, 60, "Twilio to take the first answer", deployment)
+        wait_until(
+            lambda: taken_by_twilio(tmp_path), 60, "Twilio to take the first answer", deployment
+        )
         deployment.kill()
-        held = taken()
-        latency(0)
+        held = taken_by_twilio(tmp_path)
+        set_latency(twilio, 0)
         deployment.start()
         wait_until(
             lambda: all(answered().values()), 90, "every answer's SID after the restart", deployment

@@ -454,17 +454,16 @@ def test_the_default_help_and_start_answers_are_in_the_installations_language(
     assert answers(db, "+48600200037")[-1].body == DEFAULT_STARTS["pl"]
 
 
-def test_long_histories_are_summarised_not_cut(
-    api: httpx.Client,
-    db: Any,
+def long_history(
+    customer: str,
     inbound: Inbound,
     ai_on: Callable[..., Any],
     rules: Callable[..., Any],
     openai_fake: FakeOpenAI,
 ) -> None:
+    """Twelve earlier messages, stored while no mode was on; then the AI, reading the last
+    two word for word, with a model that summarises as "Klient pytał o dostawę."."""
     rules()
-    customer = "+48600200017"
-    # Twelve earlier messages, stored while no mode was on.
     for i in range(12):
         inbound(customer, f"Wcześniejsza wiadomość {i}")
 
@@ -474,6 +473,18 @@ def test_long_histories_are_summarised_not_cut(
 
     openai_fake.reply_with(reply)
     ai_on(history_limit=2)
+
+
+def test_long_histories_are_summarised_not_cut(
+    api: httpx.Client,
+    db: Any,
+    inbound: Inbound,
+    ai_on: Callable[..., Any],
+    rules: Callable[..., Any],
+    openai_fake: FakeOpenAI,
+) -> None:
+    customer = "+48600200017"
+    long_history(customer, inbound, ai_on, rules, openai_fake)
     sid = inbound(customer, "Co z moim zamówieniem?")
     assert finished(db, sid).outcome == "ai"
     summary_call, answer_call = openai_fake.requests[-2:]
@@ -494,17 +505,8 @@ def test_the_next_answer_leads_with_the_stored_summary_without_summarising_again
     rules: Callable[..., Any],
     openai_fake: FakeOpenAI,
 ) -> None:
-    rules()
     customer = "+48600200018"
-    for i in range(12):
-        inbound(customer, f"Wcześniejsza wiadomość {i}")
-
-    def reply(body: dict[str, Any]) -> str:
-        system = body["messages"][0]["content"]
-        return "Klient pytał o dostawę." if system.startswith("Summarise") else "Odpowiedź."
-
-    openai_fake.reply_with(reply)
-    ai_on(history_limit=2)
+    long_history(customer, inbound, ai_on, rules, openai_fake)
     assert finished(db, inbound(customer, "Co z moim zamówieniem?")).outcome == "ai"
     asked = len(openai_fake.requests)
 
