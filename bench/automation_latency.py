@@ -472,6 +472,8 @@ def run_mode(
         extra["WORKER_THREADS"] = str(args.worker_threads)
     if args.model_concurrency:
         extra["MODEL_CONCURRENCY"] = str(args.model_concurrency)
+    if args.twilio_ms:
+        extra["SANDBOX_LATENCY_MS"] = str(args.twilio_ms)
     base = f"http://{HOST}:{port}"
     emulator: Server | None = None
     if args.emulator == "separate":
@@ -810,6 +812,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="MODEL_CONCURRENCY of the server (default: relaydesk's)",
+    )
+    parser.add_argument(
+        "--twilio-ms",
+        type=int,
+        default=0,
+        help="the emulator answers each Messages.create after this long (SANDBOX_LATENCY_MS; "
+        "default 0)",
     )
     parser.add_argument(
         "--postgresql", action="store_true", help="a throwaway PostgreSQL cluster, not SQLite"

@@ -254,13 +254,14 @@ def test_a_stopping_server_hands_the_answers_waiting_for_the_model_back(
 def test_a_burst_of_answers_cut_off_mid_delivery_comes_once_each_after_the_restart(
     tmp_path: Path,
 ) -> None:
-    """A burst's answers are stored together and handed to Twilio one call after the
-    other. Killed while Twilio holds its answer to the first call (it took that message),
-    the restarted server finds that one at Twilio and sends the others: every customer
-    gets exactly one answer, and the answer each reads through the API is the one
-    Twilio has."""
+    """A burst's answers are stored together and handed to Twilio, here one call after
+    the other (SEND_CONCURRENCY=1; by default they go together, see
+    test_answers_at_twilio_pace.py). Killed while Twilio holds its answer to the first
+    call (it took that message), the restarted server finds that one at Twilio and sends
+    the others: every customer gets exactly one answer, and the answer each reads through
+    the API is the one Twilio has."""
     customers = [f"+4860070030{i}" for i in range(6)]
-    deployment = Deployment(tmp_path, standalone_sandbox=True)
+    deployment = Deployment(tmp_path, standalone_sandbox=True, SEND_CONCURRENCY="1")
     twilio = emulator_api(deployment)
 
     def answered() -> dict[str, list[str]]:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from relaydesk.automation.models import AutomationRun
+from relaydesk.channels.sandbox.runtime import get_emulator
 from relaydesk.contacts.models import Contact
 from relaydesk.messaging.models import Conversation, Message
 from tests.automation.conftest import answers, run_of
@@ -141,3 +142,45 @@ def test_a_batch_that_cannot_be_stored_together_is_stored_one_by_one(
             lambda m=answer.id: db.scalar(select(Message.sid).where(Message.id == m)),
             what="the answer handed to Twilio",
         )
+
+
+def test_a_batch_s_answers_are_at_twilio_together_and_a_refusal_stays_its_own(
+    api: httpx.Client,
+    db: Any,
+    inbound: Inbound,
+    rules: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Twilio calls of a batch's answers are in flight together (none waits for
+    another's reply), and Twilio refusing one (21614, not a mobile number) fails that
+    answer alone: the others are recorded with their SIDs."""
+    import threading
+
+    from relaydesk.automation import pipeline
+    from relaydesk.messaging import delivery
+
+    rules(debounce_seconds=60)
+    auto_reply(api)
+    numbers = ["+48600400300", "+15005550009", "+48600400301", "+48600400302"]
+    run_ids = waiting_runs(db, inbound, numbers)
+    # Each call waits here until all four are under way: one after the other, the first
+    # would wait in vain (and break the barrier).
+    together = threading.Barrier(len(numbers), timeout=30)
+    real_submit = delivery.submit
+
+    def submit(gateway: Any, snapshot: Any) -> Any:
+        together.wait()
+        return real_submit(gateway, snapshot)
+
+    monkeypatch.setattr(delivery, "submit", submit)
+    outcomes = pipeline.run_many(run_ids)
+    assert [str(outcomes[run_id]) for run_id in run_ids] == ["auto_reply"] * 4
+    emulator = get_emulator()
+    for number in numbers:
+        [answer] = answers(db, number)
+        if number == "+15005550009":
+            assert (answer.status, answer.error_code, answer.sid) == ("failed", 21614, None)
+            assert emulator.store.for_number(number) == []
+        else:
+            [at_twilio] = [m for m in emulator.store.for_number(number) if m.to_addr == number]
+            assert answer.sid == at_twilio.sid

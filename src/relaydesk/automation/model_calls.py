@@ -100,11 +100,16 @@ def pool() -> ModelCalls:
         return _pool
 
 
-SENDERS = 4
-_senders = ModelCalls(SENDERS, "send")
+_senders: ModelCalls | None = None
 
 
 def senders() -> ModelCalls:
-    """The threads that hand the model threads' stored answers to Twilio: storing goes
-    on while they call (and a reply never waits in the queue of model calls)."""
-    return _senders
+    """The threads that hand stored answers to Twilio, up to SEND_CONCURRENCY: storing
+    and deciding go on while they wait for Twilio's replies (a tenth of a second or
+    more each), and a reply never waits in the queue of model calls."""
+    global _senders
+    size = get_settings().send_concurrency
+    with _pool_lock:
+        if _senders is None or _senders.size != size:
+            _senders = ModelCalls(size, "send")
+        return _senders

@@ -193,7 +193,7 @@ def run_many(run_ids: list[int], *, concurrent: bool = False) -> dict[int, RunOu
                 outcomes[run_id] = None
             else:
                 answers.append((run_id, token, _ask(run_id, token, decision, prepared.get(run_id))))
-    outcomes.update(_finish_many(answers))
+    outcomes.update(_finish_many(answers, later=concurrent))
     return outcomes
 
 
@@ -317,16 +317,12 @@ class _Funnel:
             _send_later([reply for _, reply in stored.values() if reply is not None])
 
 
-SEND_CHUNK = 10
-
-
 def _send_later(replies: list[delivery.Snapshot]) -> None:
-    """Hand stored answers to Twilio in the sender threads, SEND_CHUNK a call each (their
-    calls at once, each chunk's answers recorded together). They are claimed for their
-    delivery by this process: if it dies first, the delivery sweep takes them over."""
-    for start in range(0, len(replies), SEND_CHUNK):
-        chunk = replies[start : start + SEND_CHUNK]
-        model_calls.senders().submit(partial(delivery.deliver_claimed_many, chunk), "answers")
+    """Hand stored answers to Twilio in a sender thread (their calls at once, Twilio's
+    answers recorded together). They are claimed for their delivery by this process: if
+    it dies first, the delivery sweep takes them over."""
+    if replies:
+        model_calls.senders().submit(partial(delivery.deliver_claimed_many, replies), "answers")
 
 
 _finished = _Funnel()
@@ -401,17 +397,25 @@ def _finish(run_id: int, token: str, answer: Answer) -> RunOutcome | None:
     return _finish_many([(run_id, token, answer)]).get(run_id)
 
 
-def _finish_many(answers: list[tuple[int, str, Answer]]) -> dict[int, RunOutcome | None]:
-    """Store the runs' outcomes and answers, then hand the answers to Twilio.
+def _finish_many(
+    answers: list[tuple[int, str, Answer]], *, later: bool = False
+) -> dict[int, RunOutcome | None]:
+    """Store the runs' outcomes and answers, then hand the answers to Twilio: here, or
+    (`later`) in the sender threads, so that a worker thread takes its next job instead
+    of waiting for Twilio's replies.
 
     The answers are stored already claimed for their delivery by this process, so their
-    Twilio calls follow the commit here, with no job and no claim of their own. A run
-    whose claim (run id, token) was lost meanwhile stores nothing (None).
+    Twilio calls follow the commit, with no job and no claim of their own. A run whose
+    claim (run id, token) was lost meanwhile stores nothing (None).
     """
     if not answers:
         return {}
     stored = _store(answers)
-    delivery.deliver_claimed_many([reply for _, reply in stored.values() if reply is not None])
+    replies = [reply for _, reply in stored.values() if reply is not None]
+    if later:
+        _send_later(replies)
+    else:
+        delivery.deliver_claimed_many(replies)
     return {run_id: stored[run_id][0] if run_id in stored else None for run_id, _, _ in answers}
 
 

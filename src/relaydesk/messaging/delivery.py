@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,28 +137,72 @@ def deliver_claimed(snapshot: Snapshot, gateway: TwilioGateway | None = None) ->
 def deliver_claimed_many(
     snapshots: list[Snapshot], gateway: TwilioGateway | None = None
 ) -> list[Outcome]:
-    """`deliver_claimed` for several messages: their Twilio calls one after the other,
-    then Twilio's answers recorded in one transaction (a callback that beats it is
-    applied when the SIDs are stored, as for a campaign's batch)."""
+    """`deliver_claimed` for several messages: their Twilio calls at once (in the
+    process's call threads, SEND_CONCURRENCY in flight), then Twilio's answers recorded
+    in one transaction (a callback that beats it is applied when the SIDs are stored, as
+    for a campaign's batch), and the refusals each in its own."""
     if len(snapshots) <= 1:
         return [deliver_claimed(snapshot, gateway) for snapshot in snapshots]
     gateway = gateway or get_gateway()
-    outcomes: list[Outcome] = []
+    calls: list[Future[SentMessage]] = [
+        _call_threads().submit(submit, gateway, snapshot) for snapshot in snapshots[1:]
+    ]
+    calls.insert(0, _called(submit, gateway, snapshots[0]))  # the first in this thread
+    wait(calls)
+    outcomes: list[Outcome | None] = [None] * len(snapshots)
     sent: list[Sent] = []
-    try:
-        for snapshot in snapshots:
-            try:
-                answer = submit(gateway, snapshot)
-            except GatewayError as exc:
-                outcomes.append(record_failure(snapshot, exc))
-                continue
+    broken: BaseException | None = None
+    for i, (snapshot, call) in enumerate(zip(snapshots, calls, strict=True)):
+        exc = call.exception()
+        if exc is None:
+            answer = call.result()
             text = _text(snapshot, answer)
             sent.append(Sent(snapshot.id, answer.sid, answer.status, answer.num_segments, text))
-            outcomes.append(Outcome("submitted"))
-    finally:
-        # Whatever Twilio accepted is recorded, even if a later call broke off.
-        record_sent(sent)
-    return outcomes
+            outcomes[i] = Outcome("submitted")
+        elif not isinstance(exc, GatewayError):
+            # Not Twilio's answer (a bug): this message's claim stays, and the sweep asks
+            # Twilio before sending it again.
+            broken = broken or exc
+            outcomes[i] = Outcome("skipped")
+    # What Twilio accepted is recorded first, whatever happened to the other calls.
+    record_sent(sent)
+    for i, (snapshot, call) in enumerate(zip(snapshots, calls, strict=True)):
+        exc = call.exception()
+        if isinstance(exc, GatewayError):
+            outcomes[i] = record_failure(snapshot, exc)
+    if broken is not None:
+        raise broken
+    return [outcome or Outcome("skipped") for outcome in outcomes]
+
+
+def _called(func: Callable[..., SentMessage], *args: Any) -> Future[SentMessage]:
+    """`func(*args)` called here, as a done future (its answer or its exception)."""
+    done: Future[SentMessage] = Future()
+    try:
+        done.set_result(func(*args))
+    except Exception as exc:
+        done.set_exception(exc)
+    return done
+
+
+_calls: ThreadPoolExecutor | None = None
+_calls_size = 0
+_calls_lock = threading.Lock()
+
+
+def _call_threads() -> ThreadPoolExecutor:
+    """The process's threads for the Twilio calls of `deliver_claimed_many`, as many as
+    SEND_CONCURRENCY (a changed setting, as in tests, gets new ones; the old finish what
+    they hold)."""
+    global _calls, _calls_size
+    size = get_settings().send_concurrency
+    with _calls_lock:
+        if _calls is None or _calls_size != size:
+            if _calls is not None:
+                _calls.shutdown(wait=False)
+            _calls = ThreadPoolExecutor(size, thread_name_prefix="relaydesk-twilio")
+            _calls_size = size
+        return _calls
 
 
 def _text(snapshot: Snapshot, answer: SentMessage | RemoteMessage) -> str | None:
