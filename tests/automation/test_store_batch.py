@@ -173,6 +173,8 @@ def test_a_batch_s_answers_are_at_twilio_together_and_a_refusal_stays_its_own(
         return real_submit(gateway, snapshot)
 
     monkeypatch.setattr(delivery, "submit", submit)
+    # Twilio has been answering in a second lately: each call gets its own thread.
+    monkeypatch.setattr(delivery, "_call_seconds", [1.0])
     outcomes = pipeline.run_many(run_ids)
     assert [str(outcomes[run_id]) for run_id in run_ids] == ["auto_reply"] * 4
     emulator = get_emulator()
@@ -184,3 +186,38 @@ def test_a_batch_s_answers_are_at_twilio_together_and_a_refusal_stays_its_own(
         else:
             [at_twilio] = [m for m in emulator.store.for_number(number) if m.to_addr == number]
             assert answer.sid == at_twilio.sid
+
+
+def test_against_a_twilio_that_answers_at_once_one_thread_makes_the_calls(
+    api: httpx.Client,
+    db: Any,
+    inbound: Inbound,
+    rules: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Threads cost CPU: when Twilio has been answering within a few milliseconds, a
+    batch's calls are made one after the other in one thread."""
+    import threading
+
+    from relaydesk.automation import pipeline
+    from relaydesk.messaging import delivery
+
+    rules(debounce_seconds=60)
+    auto_reply(api)
+    numbers = [f"+4860040040{i}" for i in range(4)]
+    run_ids = waiting_runs(db, inbound, numbers)
+    threads: list[int] = []
+    real_submit = delivery.submit
+
+    def submit(gateway: Any, snapshot: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_submit(gateway, snapshot)
+
+    monkeypatch.setattr(delivery, "submit", submit)
+    monkeypatch.setattr(delivery, "_call_seconds", [0.002])
+    outcomes = pipeline.run_many(run_ids)
+    assert [str(outcomes[run_id]) for run_id in run_ids] == ["auto_reply"] * 4
+    assert threads == [threading.get_ident()] * 4
+    for number in numbers:
+        [answer] = answers(db, number)
+        assert answer.sid is not None
