@@ -48,6 +48,18 @@ def taken_by_twilio(data_dir: Path, to: str | None = None) -> int:
         return int(conn.execute(query, args).fetchone()[0])
 
 
+def answer_sids(deployment: Deployment, customers: list[str]) -> dict[str, list[str]]:
+    """The Twilio SIDs of the answers each customer has, as the messages API shows them."""
+    with deployment.client() as api:
+        found = api.get("/api/messages", params={"direction": "outbound", "limit": 100})
+    assert found.status_code == 200, found.text
+    sids: dict[str, list[str]] = {number: [] for number in customers}
+    for m in found.json()["items"]:
+        if m["sid"]:
+            sids[m["to"]].append(m["sid"])
+    return sids
+
+
 def test_an_answer_cut_off_by_a_kill_comes_right_after_the_restart(tmp_path: Path) -> None:
     asked = threading.Event()
     release = threading.Event()
@@ -265,14 +277,7 @@ def test_a_burst_of_answers_cut_off_mid_delivery_comes_once_each_after_the_resta
     twilio = emulator_api(deployment)
 
     def answered() -> dict[str, list[str]]:
-        with deployment.client() as api:
-            found = api.get("/api/messages", params={"direction": "outbound", "limit": 100})
-        assert found.status_code == 200, found.text
-        sids: dict[str, list[str]] = {number: [] for number in customers}
-        for m in found.json()["items"]:
-            if m["sid"]:
-                sids[m["to"]].append(m["sid"])
-        return sids
+        return answer_sids(deployment, customers)
 
     try:
         deployment.start()

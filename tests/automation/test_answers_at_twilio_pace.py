@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.automation.test_answer_restart import emulator_api, set_latency, taken_by_twilio
+from tests.automation.test_answer_restart import (
+    answer_sids,
+    emulator_api,
+    set_latency,
+    taken_by_twilio,
+)
 from tests.processes import Deployment, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -34,14 +39,7 @@ def test_a_flood_of_answers_is_in_flight_at_twilio_together(tmp_path: Path) -> N
     twilio = emulator_api(deployment)
 
     def answered() -> dict[str, list[str]]:
-        with deployment.client() as api:
-            found = api.get("/api/messages", params={"direction": "outbound", "limit": 100})
-        assert found.status_code == 200, found.text
-        sids: dict[str, list[str]] = {number: [] for number in customers}
-        for m in found.json()["items"]:
-            if m["sid"]:
-                sids[m["to"]].append(m["sid"])
-        return sids
+        return answer_sids(deployment, customers)
 
     try:
         deployment.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -154,8 +155,6 @@ def test_a_batch_s_answers_are_at_twilio_together_and_a_refusal_stays_its_own(
     """The Twilio calls of a batch's answers are in flight together (none waits for
     another's reply), and Twilio refusing one (21614, not a mobile number) fails that
     answer alone: the others are recorded with their SIDs."""
-    import threading
-
     from relaydesk.automation import pipeline
     from relaydesk.messaging import delivery
 
@@ -197,8 +196,6 @@ def test_against_a_twilio_that_answers_at_once_one_thread_makes_the_calls(
 ) -> None:
     """Threads cost CPU: when Twilio has been answering within a few milliseconds, a
     batch's calls are made one after the other in one thread."""
-    import threading
-
     from relaydesk.automation import pipeline
     from relaydesk.messaging import delivery
 

@@ -100,8 +100,8 @@ class Settings(BaseSettings):
     web_workers: int = Field(1, ge=1, le=64)
     worker_threads: int = Field(4, ge=1, le=64)  # the live queue: answers, sends, sweeps
     bulk_worker_threads: int = Field(3, ge=1, le=64)  # campaigns, builds, syncs, media
-    # Twilio calls of answers and operators' messages in flight at once per process (a
-    # batch's calls go together: Twilio takes a tenth of a second or more to reply).
+    # Twilio calls of automatic answers in flight at once per process (a batch's calls
+    # go together: Twilio takes a tenth of a second or more to reply).
     send_concurrency: int = Field(32, ge=1, le=256)
     max_send_attempts: int = Field(8, ge=1, le=50)
     send_claim_lease_seconds: float = Field(120.0, gt=0, le=3600)

@@ -155,31 +155,35 @@ def deliver_claimed_many(
     results = _call_each(gateway, groups[0])  # the first group in this thread
     for call in later:
         results.extend(call.result())
-    outcomes: list[Outcome | None] = [None] * len(snapshots)
+    # A result that is neither Twilio's answer nor its refusal is a bug: that message
+    # keeps its claim ("skipped"), and the sweep asks Twilio before sending it again.
+    outcomes = [Outcome("skipped")] * len(snapshots)
     sent: list[Sent] = []
-    broken: Exception | None = None
     for i, (snapshot, result) in enumerate(zip(snapshots, results, strict=True)):
         if isinstance(result, SentMessage):
             text = _text(snapshot, result)
             sent.append(Sent(snapshot.id, result.sid, result.status, result.num_segments, text))
             outcomes[i] = Outcome("submitted")
-        elif not isinstance(result, GatewayError):
-            # Not Twilio's answer (a bug): this message's claim stays, and the sweep asks
-            # Twilio before sending it again.
-            broken = broken or result
-            outcomes[i] = Outcome("skipped")
     # What Twilio accepted is recorded first, whatever happened to the other calls.
     record_sent(sent)
     for i, (snapshot, result) in enumerate(zip(snapshots, results, strict=True)):
         if isinstance(result, GatewayError):
             outcomes[i] = record_failure(snapshot, result)
-    if broken is not None:
-        raise broken
-    return [outcome or Outcome("skipped") for outcome in outcomes]
+    broken = [r for r in results if isinstance(r, Exception) and not isinstance(r, GatewayError)]
+    if broken:
+        raise broken[0]
+    return outcomes
 
 
 GROUP_SECONDS = 0.05  # how long one thread's calls, one after the other, may take
 _call_seconds = [0.1]  # how long Twilio took to answer a call lately (a moving average)
+
+
+def _heard_back(started: float) -> float:
+    """How long the call begun at `started` took; counted into `_call_seconds`."""
+    took = time.perf_counter() - started
+    _call_seconds[0] += (took - _call_seconds[0]) / 8
+    return took
 
 
 def _call_each(gateway: TwilioGateway, group: list[Snapshot]) -> list[SentMessage | Exception]:
@@ -237,11 +241,10 @@ def submit(gateway: TwilioGateway, snapshot: Snapshot) -> SentMessage:
             status_callback=current_account().status_callback_url,
         )
     except Exception:
+        _heard_back(started)  # a Twilio that times out is a slow one too
         metrics.sends_failed.inc()
         raise
-    took = time.perf_counter() - started
-    metrics.TWILIO_CALL_SECONDS.observe(took)
-    _call_seconds[0] += (took - _call_seconds[0]) / 8
+    metrics.TWILIO_CALL_SECONDS.observe(_heard_back(started))
     metrics.sends_accepted.inc()
     if snapshot.attempts <= 1 and not snapshot.scheduled:
         waited = (utcnow() - snapshot.created_at).total_seconds()
