@@ -240,6 +240,23 @@ def yield_to_live(limit: float = 2.0) -> None:
         time.sleep(LIVE_CHECK_SECONDS / 2)
 
 
+def handed_off(name: str) -> Callable[[], None]:
+    """Count work that job `name` handed to another thread (a Twilio call) as the job
+    still running, until the function returned is called (once)."""
+    with _registry.running_lock:
+        _registry.running[name] += 1
+    ended = threading.Event()
+
+    def done() -> None:
+        if ended.is_set():
+            return
+        ended.set()
+        with _registry.running_lock:
+            _registry.running[name] -= 1
+
+    return done
+
+
 def running_jobs() -> list[str]:
     """The names of the jobs this process's worker threads are running at this moment."""
     with _registry.running_lock:

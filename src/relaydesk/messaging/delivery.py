@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +35,7 @@ from relaydesk.core import metrics, owners
 from relaydesk.core.config import get_settings
 from relaydesk.core.db import Base, session_scope, utcnow
 from relaydesk.core.i18n import N_
-from relaydesk.core.tasks import BULK, enqueue_after_commit
+from relaydesk.core.tasks import BULK, enqueue_after_commit, handed_off
 from relaydesk.core.vendor import Backoff
 from relaydesk.messaging import outgoing, reconcile
 from relaydesk.messaging.ingest import lock_sids, opt_out_recipient
@@ -85,8 +86,75 @@ def backoff_seconds(attempt: int) -> float:
 
 
 def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
-    """Submit one pending message to Twilio and record the answer."""
-    gateway = gateway or get_gateway()
+    """Submit one pending message to Twilio and record the answer, in this thread."""
+    taken = _take(message_id)
+    if isinstance(taken, Outcome):
+        return taken
+    snapshot, reconcile = taken
+    return _attempt(snapshot, reconcile, gateway or get_gateway())
+
+
+def deliver_soon(message_id: int) -> None:
+    """`deliver` for a queued job (a scheduled send, a reminder, a retry): the claim is
+    taken here, the Twilio call made and recorded in the process's call threads, so the
+    job's worker thread takes its next job instead of waiting for Twilio's reply.
+
+    At most SEND_CONCURRENCY jobs' calls are in flight at once; past that, this waits
+    for one to end. The handed-over work counts as the job still running (tasks'
+    `running_jobs`). A process that dies first leaves the claim to the delivery sweep,
+    which asks Twilio before sending again, as it does for an automatic answer.
+    """
+    slots = _job_slots()
+    slots.acquire()
+    try:
+        taken = _take(message_id)
+    except BaseException:
+        slots.release()
+        raise
+    if isinstance(taken, Outcome):
+        slots.release()
+        return
+    snapshot, reconcile = taken
+    done = handed_off("messaging.deliver")
+    try:
+        _call_threads().submit(
+            _attempt_handed, snapshot, reconcile, get_gateway(), time.monotonic(), slots, done
+        )
+    except BaseException:
+        done()
+        slots.release()
+        raise
+
+
+def _attempt_handed(
+    snapshot: Snapshot,
+    reconcile: bool,
+    gateway: TwilioGateway,
+    handed: float,
+    slots: threading.Semaphore,
+    done: Callable[[], None],
+) -> None:
+    """A job's attempt in a call thread (see `deliver_soon`)."""
+    try:
+        # Claimed, then kept waiting for a thread for half the claim's lease: another
+        # attempt may take the message over once the lease runs out, so this one no
+        # longer calls Twilio (the sweep's attempt asks Twilio first, then sends).
+        if time.monotonic() - handed > claim_lease().total_seconds() / 2:
+            log.warning(
+                "message %s waited too long for its Twilio call; left to the sweep", snapshot.id
+            )
+            return
+        _attempt(snapshot, reconcile, gateway)
+    except Exception:
+        log.exception("delivery of message %s failed; the sweep takes it over", snapshot.id)
+    finally:
+        done()
+        slots.release()
+
+
+def _take(message_id: int) -> tuple[Snapshot, bool] | Outcome:
+    """Claim the message for an attempt: what its Twilio call needs, and whether an
+    earlier attempt may have reached Twilio; or the outcome when there is nothing to send."""
     with session_scope() as session:
         claimed = _claim(session, message_id)
         if claimed is None:
@@ -95,8 +163,12 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
         # (Not when an earlier attempt may have reached Twilio: that one is reconciled.)
         if msg.scheduled_at is not None and not reconcile and _refused_at_send_time(session, msg):
             return Outcome("refused")
-        snapshot = Snapshot.of(msg)
+        return Snapshot.of(msg), reconcile
 
+
+def _attempt(snapshot: Snapshot, reconcile: bool, gateway: TwilioGateway) -> Outcome:
+    """The Twilio call of a claimed message (after asking Twilio whether an earlier
+    attempt got there, when one may have), and its answer recorded."""
     if reconcile:
         try:
             found = _find_existing(gateway, snapshot)
@@ -105,7 +177,9 @@ def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
             # next attempt must ask Twilio again before sending.
             return record_failure(snapshot, exc, may_have_landed=True)
         if found is not None:
-            log.info("message %s was already at Twilio as %s; not resending", message_id, found.sid)
+            log.info(
+                "message %s was already at Twilio as %s; not resending", snapshot.id, found.sid
+            )
             # The process that sent it may have died before counting it: Twilio took it.
             metrics.sends_accepted.inc()
             # Callbacks sent while we were down are lost: take Twilio's current status.
@@ -215,6 +289,22 @@ def _call_threads() -> ThreadPoolExecutor:
             _calls = ThreadPoolExecutor(size, thread_name_prefix="relaydesk-twilio")
             _calls_size = size
         return _calls
+
+
+_slots: threading.Semaphore | None = None
+_slots_size = 0
+
+
+def _job_slots() -> threading.Semaphore:
+    """How many queued jobs' Twilio calls may be in flight (SEND_CONCURRENCY); a changed
+    setting gets a new count, the calls holding the old one give their slot back to it."""
+    global _slots, _slots_size
+    size = get_settings().send_concurrency
+    with _calls_lock:
+        if _slots is None or _slots_size != size:
+            _slots = threading.Semaphore(size)
+            _slots_size = size
+        return _slots
 
 
 def _text(snapshot: Snapshot, answer: SentMessage | RemoteMessage) -> str | None:

@@ -23,8 +23,9 @@ INDEX_AGAIN = 2.0
 
 @task("messaging.deliver", follows=True)
 def deliver(message_id: int) -> None:
-    """Submit a stored outbound message to Twilio (retries schedule themselves)."""
-    delivery.deliver(message_id)
+    """Submit a stored outbound message to Twilio (retries schedule themselves); the
+    call is made in the process's call threads, not this worker thread."""
+    delivery.deliver_soon(message_id)
 
 
 @task("messaging.inbound_received")
