@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,11 +87,12 @@ def backoff_seconds(attempt: int) -> float:
 
 def deliver(message_id: int, gateway: TwilioGateway | None = None) -> Outcome:
     """Submit one pending message to Twilio and record the answer, in this thread."""
+    gateway = gateway or get_gateway()
     taken = _take(message_id)
     if isinstance(taken, Outcome):
         return taken
     snapshot, reconcile = taken
-    return _attempt(snapshot, reconcile, gateway or get_gateway())
+    return _attempt(snapshot, reconcile, gateway)
 
 
 def deliver_soon(message_id: int) -> None:
@@ -104,6 +105,7 @@ def deliver_soon(message_id: int) -> None:
     `running_jobs`). A process that dies first leaves the claim to the delivery sweep,
     which asks Twilio before sending again, as it does for an automatic answer.
     """
+    gateway = get_gateway()  # (an account that cannot be used fails before the claim)
     slots = _job_slots()
     slots.acquire()
     try:
@@ -117,9 +119,7 @@ def deliver_soon(message_id: int) -> None:
     snapshot, reconcile = taken
     done = handed_off("messaging.deliver")
     try:
-        _call_threads().submit(
-            _attempt_handed, snapshot, reconcile, get_gateway(), time.monotonic(), slots, done
-        )
+        _call_threads().submit(_attempt_handed, snapshot, reconcile, gateway, slots, done)
     except BaseException:
         done()
         slots.release()
@@ -130,20 +130,11 @@ def _attempt_handed(
     snapshot: Snapshot,
     reconcile: bool,
     gateway: TwilioGateway,
-    handed: float,
     slots: threading.Semaphore,
     done: Callable[[], None],
 ) -> None:
     """A job's attempt in a call thread (see `deliver_soon`)."""
     try:
-        # Claimed, then kept waiting for a thread for half the claim's lease: another
-        # attempt may take the message over once the lease runs out, so this one no
-        # longer calls Twilio (the sweep's attempt asks Twilio first, then sends).
-        if time.monotonic() - handed > claim_lease().total_seconds() / 2:
-            log.warning(
-                "message %s waited too long for its Twilio call; left to the sweep", snapshot.id
-            )
-            return
         _attempt(snapshot, reconcile, gateway)
     except Exception:
         log.exception("delivery of message %s failed; the sweep takes it over", snapshot.id)
@@ -196,6 +187,8 @@ def deliver_claimed(snapshot: Snapshot, gateway: TwilioGateway | None = None) ->
     without a transaction of its own to claim it. Dead before the call, the claim is
     released by the sweep, which asks Twilio before sending again.
     """
+    if _too_late(snapshot):
+        return Outcome("skipped")
     gateway = gateway or get_gateway()
     try:
         answer = submit(gateway, snapshot)
@@ -243,7 +236,11 @@ def deliver_claimed_many(
     for i, (snapshot, result) in enumerate(zip(snapshots, results, strict=True)):
         if isinstance(result, GatewayError):
             outcomes[i] = record_failure(snapshot, result)
-    broken = [r for r in results if isinstance(r, Exception) and not isinstance(r, GatewayError)]
+    broken = [
+        r
+        for r in results
+        if isinstance(r, Exception) and not isinstance(r, (GatewayError, ClaimTooOld))
+    ]
     if broken:
         raise broken[0]
     return outcomes
@@ -260,10 +257,33 @@ def _heard_back(started: float) -> float:
     return took
 
 
+class ClaimTooOld(Exception):
+    """A call not made: its message was claimed too long ago (see `_too_late`)."""
+
+
+def _too_late(snapshot: Snapshot) -> bool:
+    """True when the message was claimed more than half its lease ago (its call waited
+    for a thread that long): once the lease runs out another attempt may take it over,
+    so this one no longer calls Twilio. The claim stays; the sweep's attempt asks Twilio
+    whether the message is there before sending it."""
+    waited = time.monotonic() - snapshot.taken
+    if waited <= claim_lease().total_seconds() / 2:
+        return False
+    log.warning(
+        "message %s waited %.0f s for its Twilio call; left to the delivery sweep",
+        snapshot.id,
+        waited,
+    )
+    return True
+
+
 def _call_each(gateway: TwilioGateway, group: list[Snapshot]) -> list[SentMessage | Exception]:
     """The Twilio calls of `group`, one after the other: each one's answer or exception."""
     results: list[SentMessage | Exception] = []
     for snapshot in group:
+        if _too_late(snapshot):
+            results.append(ClaimTooOld())
+            continue
         try:
             results.append(submit(gateway, snapshot))
         except Exception as exc:
@@ -364,6 +384,8 @@ class Snapshot:
     created_at: datetime
     source: str = ""
     scheduled: bool = False
+    # When it was read, right after its claim (time.monotonic()): see `_too_late`.
+    taken: float = field(default_factory=time.monotonic, compare=False)
 
     @classmethod
     def of(cls, m: Message) -> Snapshot:
