@@ -9,6 +9,7 @@ threads for a round trip each while a customer's message waits behind them.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -95,3 +96,40 @@ def test_messages_due_at_once_are_at_twilio_together_and_a_customer_is_answered_
         assert len(at_twilio) == 1, (number, [m.body for m in at_twilio])
         assert sids[number] == [at_twilio[0].sid]
     assert [str(m.body) for m in sent if str(m.to) == CUSTOMER] == [REPLY]
+
+
+def test_a_customer_s_answer_goes_before_a_backlog_of_messages_due_at_once(
+    tmp_path: Path,
+) -> None:
+    """Three hundred scheduled messages come due together on one live worker thread; a
+    customer who writes once they have started going out is answered before most of
+    them (their jobs wait behind the customer's on the queue), and every number still
+    gets exactly one message."""
+    recipients = [f"+48600710{i:03d}" for i in range(300)]
+    deployment = Deployment(tmp_path, standalone_sandbox=True, WORKER_THREADS="1")
+    try:
+        deployment.start()
+        with deployment.admin_client() as api:
+            assert api.put("/api/automation/rules", json={"debounce_seconds": 0}).is_success
+            assert api.put("/api/auto-reply", json={"enabled": True, "message": REPLY}).is_success
+        due = (datetime.now(UTC) + timedelta(seconds=20)).isoformat()
+        with deployment.client() as api, ThreadPoolExecutor(8) as pool:
+
+            def schedule(number: str) -> int:
+                made = api.post(
+                    "/api/send-message",
+                    json={"to": number, "body": f"Przypomnienie {number}", "send_at": due},
+                )
+                return made.status_code
+
+            assert set(pool.map(schedule, recipients)) == {201}
+        wait_until(lambda: taken_by_twilio(tmp_path) > 0, 60, "the first to go out", deployment)
+        deployment.customer_writes(CUSTOMER, "Czy mogę przełożyć wizytę?")
+        wait_until(lambda: taken_by_twilio(tmp_path, CUSTOMER) == 1, 60, "the answer", deployment)
+        before_the_answer = taken_by_twilio(tmp_path) - 1
+        wait_until(lambda: taken_by_twilio(tmp_path) == len(recipients) + 1, 120, "all", deployment)
+        sent = deployment.sent_to()
+    finally:
+        deployment.stop()
+    assert before_the_answer < len(recipients) // 2, before_the_answer
+    assert sent == {number: 1 for number in [*recipients, CUSTOMER]}

@@ -100,8 +100,9 @@ class Settings(BaseSettings):
     web_workers: int = Field(1, ge=1, le=64)
     worker_threads: int = Field(4, ge=1, le=64)  # the live queue: answers, sends, sweeps
     bulk_worker_threads: int = Field(3, ge=1, le=64)  # campaigns, builds, syncs, media
-    # Twilio calls of automatic answers in flight at once per process (a batch's calls
-    # go together: Twilio takes a tenth of a second or more to reply).
+    # Twilio calls in flight at once per process, for automatic answers and again for
+    # queued sends (scheduled, reminders, retries): Twilio takes a tenth of a second or
+    # more to reply, so the calls go together instead of one after another.
     send_concurrency: int = Field(32, ge=1, le=256)
     max_send_attempts: int = Field(8, ge=1, le=50)
     send_claim_lease_seconds: float = Field(120.0, gt=0, le=3600)

@@ -55,6 +55,7 @@ class _TaskSpec:
     every_minute: bool = False  # a sweep: runs every SWEEP_SECONDS instead
     at_start: bool = False  # also queued when a worker starts (recovery after a crash)
     follows: bool = False  # queued by a live job: run next in its thread (see `task`)
+    last: bool = False  # behind the queue's other jobs where the queue can (see `task`)
 
 
 @dataclass
@@ -80,6 +81,7 @@ def task(
     retries: int = 0,
     retry_delay: int = 0,
     follows: bool = False,
+    last: bool = False,
 ) -> Callable[[Any], Any]:
     """Declare a background job called `name` (e.g. "messaging.deliver") on `queue`.
 
@@ -89,13 +91,20 @@ def task(
     (under load, for CPU, the hop costs more than the step). Its rows are committed
     before, so a process that dies in between leaves work the sweeps find. A follower
     that fails is logged, as huey does with a job without retries (`follows` takes none).
+
+    `last`: queued behind the jobs of other kinds waiting on the queue (a message that
+    comes due waits for the answers to customers who just wrote), in order among its
+    own kind. SQLite's queue (the default) keeps priorities; huey's Redis queue does
+    not, and runs every job in the order queued.
     """
 
     if follows and retries:
         raise ValueError(f"{name}: a job that follows in a thread has no retries")
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-        _registry.specs[name] = _TaskSpec(func, queue, retries, retry_delay, follows=follows)
+        _registry.specs[name] = _TaskSpec(
+            func, queue, retries, retry_delay, follows=follows, last=last
+        )
         return func
 
     return decorator
@@ -266,6 +275,7 @@ def running_jobs() -> list[str]:
 # huey's name per queue. The live queue keeps the names of the single queue before the
 # split, so jobs queued by an older version still run after an upgrade.
 _HUEY_NAMES = {LIVE: "relaydesk", BULK: "relaydesk-bulk"}
+LAST_PRIORITY = -1  # huey runs higher priorities first; every other job has 0
 _QUEUE_NAMED = {name: queue for queue, name in _HUEY_NAMES.items()}
 
 
@@ -295,7 +305,10 @@ def _build_hueys() -> dict[str, Huey]:
             counted = _counted(name, queue, spec.func)
             _registry.counted[queue, name] = counted
             _registry.wrappers[queue, name] = huey.task(
-                name=name, retries=spec.retries, retry_delay=spec.retry_delay
+                name=name,
+                retries=spec.retries,
+                retry_delay=spec.retry_delay,
+                priority=LAST_PRIORITY if spec.last and huey.storage.priority else None,
             )(counted)
     return hueys
 

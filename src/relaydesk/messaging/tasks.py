@@ -21,7 +21,7 @@ INDEX_TURN = 5.0
 INDEX_AGAIN = 2.0
 
 
-@task("messaging.deliver", follows=True)
+@task("messaging.deliver", follows=True, last=True)
 def deliver(message_id: int) -> None:
     """Submit a stored outbound message to Twilio (retries schedule themselves); the
     call is made in the process's call threads, not this worker thread."""
