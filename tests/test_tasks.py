@@ -371,7 +371,7 @@ def test_redis_backend_runs_jobs_in_a_separate_worker(tmp_path: Path) -> None:
         "from relaydesk.core.db import session_scope\n"
         "from relaydesk.messaging import service\n"
         "migrations.upgrade()\n"
-        "assert type(tasks.get_huey()).__name__ == 'RedisHuey'\n"
+        "assert type(tasks.get_huey()).__name__ == 'PriorityRedisHuey'\n"
         "with session_scope() as s:\n"
         "    m = service.send(s, service.SendRequest(to='+15005550001', body='x'))\n"
         "print(m.id)\n"
@@ -575,3 +575,29 @@ def test_queuing_a_job_rings_its_queue(server: Any) -> None:
     live, bulk = _wakeups[LIVE].rung, _wakeups[BULK].rung
     enqueue("messaging.sweep")
     assert (_wakeups[LIVE].rung, _wakeups[BULK].rung) == (live + 1, bulk)
+
+
+def test_a_redis_queue_kept_as_a_list_becomes_a_priority_queue_in_its_order() -> None:
+    """An installation upgraded from relaydesk before priorities has its queued jobs in
+    a Redis list (huey's RedisHuey). The first start moves them, in their order, to the
+    sorted set of PriorityRedisHuey, ahead of jobs queued from then on at the same
+    priority; a job of higher priority still goes first, one of lower priority last."""
+    from huey import PriorityRedisHuey, RedisHuey
+
+    from relaydesk.core.tasks import LAST_PRIORITY, _queue_as_sorted_set
+    from tests.processes import redis_server
+
+    with redis_server() as url:
+        old = RedisHuey("relaydesk", url=url, utc=True).storage
+        for job in (b"old-1", b"old-2", b"old-3"):
+            old.enqueue(job)
+        new = PriorityRedisHuey("relaydesk", url=url, utc=True).storage
+        _queue_as_sorted_set(url, new.queue_key)
+        _queue_as_sorted_set(url, new.queue_key)  # the next start: nothing to move
+        new.enqueue(b"due-later", LAST_PRIORITY)
+        new.enqueue(b"new")
+        new.enqueue(b"urgent", 1)
+        assert new.queue_size() == 6
+        taken = [new.dequeue() for _ in range(6)]
+        assert taken == [b"urgent", b"old-1", b"old-2", b"old-3", b"new", b"due-later"]
+        assert new.dequeue() is None

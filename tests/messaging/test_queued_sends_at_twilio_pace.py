@@ -9,6 +9,7 @@ threads for a round trip each while a customer's message waits behind them.
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.automation.test_answer_restart import (
     set_latency,
     taken_by_twilio,
 )
-from tests.processes import Deployment, wait_until
+from tests.processes import Deployment, redis_server, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -98,15 +99,25 @@ def test_messages_due_at_once_are_at_twilio_together_and_a_customer_is_answered_
     assert [str(m.body) for m in sent if str(m.to) == CUSTOMER] == [REPLY]
 
 
+@pytest.mark.parametrize("queue", ["sqlite", "redis"])
 def test_a_customer_s_answer_goes_before_a_backlog_of_messages_due_at_once(
-    tmp_path: Path,
+    tmp_path: Path, queue: str
 ) -> None:
     """Three hundred scheduled messages come due together on one live worker thread; a
     customer who writes once they have started going out is answered before most of
     them (their jobs wait behind the customer's on the queue), and every number still
-    gets exactly one message."""
+    gets exactly one message. On the default SQLite queue (one `serve`) and on Redis
+    (`serve --no-worker` and a `worker`)."""
+    with contextlib.ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server()) if queue == "redis" else None
+        backlog_before_the_answer(tmp_path, redis_url)
+
+
+def backlog_before_the_answer(tmp_path: Path, redis_url: str | None) -> None:
     recipients = [f"+48600710{i:03d}" for i in range(300)]
-    deployment = Deployment(tmp_path, standalone_sandbox=True, WORKER_THREADS="1")
+    deployment = Deployment(
+        tmp_path, redis_url=redis_url, standalone_sandbox=True, WORKER_THREADS="1"
+    )
     try:
         deployment.start()
         with deployment.admin_client() as api:

@@ -21,15 +21,18 @@ import functools
 import importlib
 import logging
 import os
+import struct
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+import redis
+from huey import Huey, PriorityRedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer, Scheduler, Worker
+from redis.exceptions import RedisError, WatchError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -283,10 +286,49 @@ def _new_huey(queue: str) -> Huey:
     settings = get_settings()
     name = _HUEY_NAMES[queue]
     if settings.redis_url:
-        return RedisHuey(name, url=settings.redis_url, utc=True)
+        huey = PriorityRedisHuey(name, url=settings.redis_url, utc=True)
+        _queue_as_sorted_set(settings.redis_url, huey.storage.queue_key)
+        return huey
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     filename = "queue.db" if queue == LIVE else f"queue-{queue}.db"
     return SqliteHuey(name, filename=str(settings.data_dir / filename), utc=True, timeout=10)
+
+
+def _queue_as_sorted_set(url: str, key: str) -> None:
+    """Turn a Redis queue kept as a list (relaydesk before priorities: huey's
+    RedisHuey) into the sorted set PriorityRedisHuey keeps, its jobs in their order and
+    ahead of any queued from now on. Once, at the first start after the upgrade; every
+    process of the installation must run the new version (an old one would push to a
+    list again)."""
+    # Its own client with short timeouts: an unreachable Redis must not hold the start.
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+    with client, client.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                if pipe.type(key) not in (b"list", "list"):
+                    return
+                # LPUSHed, taken from the right: the newest job first
+                newest_first = cast(list[bytes], pipe.lrange(key, 0, -1))
+                # huey's member: 8 bytes of enqueue time (microseconds) + the job
+                start = int(time.time() * 1e6) - len(newest_first) - 1
+                members = {
+                    struct.pack(">Q", start + i) + job: 0
+                    for i, job in enumerate(reversed(newest_first))
+                }
+                pipe.multi()
+                pipe.delete(key)
+                pipe.zadd(key, members)
+                pipe.execute()
+                log.warning(
+                    "queue %s: %d queued job(s) moved to its priority queue", key, len(members)
+                )
+                return
+            except WatchError:
+                continue
+            except RedisError as exc:  # down at start: the next start tries again
+                log.warning("queue %s: could not check its Redis key (%s)", key, exc)
+                return
 
 
 def _build_hueys() -> dict[str, Huey]:
