@@ -97,8 +97,8 @@ def task(
 
     `last`: queued behind the jobs of other kinds waiting on the queue (a message that
     comes due waits for the answers to customers who just wrote), in order among its
-    own kind. SQLite's queue (the default) keeps priorities; huey's Redis queue does
-    not, and runs every job in the order queued.
+    own kind. Both queues keep priorities: SQLite's (the default) in its table, Redis's
+    as a sorted set (huey's PriorityRedisHuey).
     """
 
     if follows and retries:
