@@ -148,6 +148,9 @@ def test_both_compose_profiles_are_valid(tmp_path: Path) -> None:
         assert service in scaled
     assert "postgresql://relaydesk:pw-for-the-test@postgres:5432/relaydesk" in scaled
     assert "https://relay.example" in scaled
+    # Only Caddy's forwarded headers are believed, at its fixed address in the network.
+    assert "FORWARDED_ALLOW_IPS: 172.30.80.10" in scaled
+    assert "ipv4_address: 172.30.80.10" in scaled and "subnet: 172.30.80.0/24" in scaled
     # Every relaydesk container shares one volume (media, indexes, the secret key).
     assert scaled.count("relaydesk-data:/data") >= 2 or scaled.count("target: /data") >= 2
 
@@ -166,6 +169,10 @@ def test_the_small_profile_serves_stores_a_signed_webhook_and_keeps_it_across_a_
             "RELAYDESK_VERSION": IMAGE_TAG,
             "RELAYDESK_BIND": "127.0.0.1",
             "RELAYDESK_PORT": str(port),
+            # docker-compose creates every network, the scale profile's too: a run of
+            # the suite beside this one (another project) must not ask for the same.
+            "RELAYDESK_SUBNET": f"172.30.{100 + port % 150}.0/24",
+            "RELAYDESK_PROXY_ADDRESS": f"172.30.{100 + port % 150}.10",
             "TWILIO_MODE": "sandbox",
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
