@@ -367,19 +367,22 @@ def wait_for_answers(sandbox_db: Path, expected: int, stall: float) -> bool:
         time.sleep(POLL_SECONDS)
 
 
-def emulator_answers(sandbox_db: Path) -> dict[str, list[tuple[float, str]]]:
-    """(date_created, body) of every Messages.create per recipient, oldest first."""
+def emulator_answers(sandbox_db: Path, column: str = "body") -> dict[str, list[tuple[float, str]]]:
+    """(date_created, `column`: body or sid) of every Messages.create per recipient,
+    oldest first."""
+    if column not in ("body", "sid"):
+        raise ValueError(column)
     conn = connect_ro(sandbox_db)
     try:
         rows = conn.execute(
-            "SELECT to_addr, date_created, body FROM messages "
+            f"SELECT to_addr, date_created, {column} FROM messages "  # noqa: S608 (checked)
             "WHERE direction = 'outbound-api' ORDER BY seq"
         ).fetchall()
     finally:
         conn.close()
     out: dict[str, list[tuple[float, str]]] = {}
-    for to_addr, created, body in rows:
-        out.setdefault(to_addr, []).append((float(created), body))
+    for to_addr, created, value in rows:
+        out.setdefault(to_addr, []).append((float(created), value))
     return out
 
 

@@ -31,17 +31,25 @@ Run (about a minute):
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from automation_latency import CLASSIC_TEXT, build_webhooks, connect_ro, send
+from automation_latency import (
+    CLASSIC_TEXT,
+    build_webhooks,
+    connect_ro,
+    emulator_answers,
+    emulator_count,
+    send,
+    wait_for_answers,
+)
 from benchlib import (
     HOST,
     Backing,
@@ -56,8 +64,6 @@ from benchlib import (
     server_env,
     session_cpu,
 )
-
-POLL_SECONDS = 0.05
 
 
 def schedule(base: str, token: str, numbers: list[str], at: datetime) -> list[int]:
@@ -76,39 +82,16 @@ def schedule(base: str, token: str, numbers: list[str], at: datetime) -> list[in
             return list(pool.map(one, numbers))
 
 
-def at_twilio(sandbox_db: Path) -> dict[str, list[tuple[float, str]]]:
-    """(date_created, sid) of every Messages.create per recipient."""
-    if not sandbox_db.exists():
-        return {}
-    conn = connect_ro(sandbox_db)
+def stored_sids(app_db: Path | str) -> dict[str, list[str]]:
+    """The SIDs relaydesk stored for its outbound messages, per recipient (from the
+    SQLite file, or from PostgreSQL when `app_db` is a URL)."""
+    conn: Any = PgConnection(app_db) if isinstance(app_db, str) else connect_ro(app_db)
     try:
         rows = conn.execute(
-            "SELECT to_addr, date_created, sid FROM messages "
-            "WHERE direction = 'outbound-api' ORDER BY seq"
+            "SELECT to_addr, sid FROM messages WHERE direction = 'outbound'"
         ).fetchall()
     finally:
         conn.close()
-    out: dict[str, list[tuple[float, str]]] = {}
-    for to_addr, created, sid in rows:
-        out.setdefault(to_addr, []).append((float(created), sid))
-    return out
-
-
-def stored_sids(app_db: Path | str) -> dict[str, list[str]]:
-    """The SIDs relaydesk stored for its outbound messages, per recipient."""
-    query = "SELECT to_addr, sid FROM messages WHERE direction = 'outbound'"
-    if isinstance(app_db, str):
-        pg = PgConnection(app_db)
-        try:
-            rows = pg.execute(query).fetchall()
-        finally:
-            pg.close()
-    else:
-        conn = sqlite3.connect(f"file:{app_db}?mode=ro", uri=True, timeout=10)
-        try:
-            rows = conn.execute(query).fetchall()
-        finally:
-            conn.close()
     out: dict[str, list[str]] = {}
     for to_addr, sid in rows:
         out.setdefault(to_addr, []).append(sid)
@@ -155,21 +138,12 @@ def run(args: argparse.Namespace, backing: Backing) -> bool:
         cpu0 = session_cpu(server.pid)
         send(base, webhooks, args.rate, False, 8)
         expected = args.due + args.customers
-        last, last_change = -1, time.monotonic()
-        while True:
-            taken = sum(len(v) for v in at_twilio(sandbox_db).values())
-            if taken >= expected:
-                break
-            if taken != last:
-                last, last_change = taken, time.monotonic()
-            elif time.monotonic() - last_change > args.stall:
-                print(f"  messages stopped coming ({taken} of {expected})")
-                break
-            time.sleep(POLL_SECONDS)
+        if not wait_for_answers(sandbox_db, expected, args.stall):
+            print(f"  messages stopped coming ({emulator_count(sandbox_db)} of {expected})")
         wall = time.time() - t0
         cpu = session_cpu(server.pid) - cpu0
         time.sleep(2.0)  # a duplicate would show up meanwhile
-        sent = at_twilio(sandbox_db)
+        sent = emulator_answers(sandbox_db, "sid")
         stored = stored_sids(app_db)
     finally:
         server.stop()

@@ -254,15 +254,11 @@ def yield_to_live(limit: float = 2.0) -> None:
 
 def handed_off(name: str) -> Callable[[], None]:
     """Count work that job `name` handed to another thread (a Twilio call) as the job
-    still running, until the function returned is called (once)."""
+    still running, until the function returned is called (exactly once)."""
     with _registry.running_lock:
         _registry.running[name] += 1
-    ended = threading.Event()
 
     def done() -> None:
-        if ended.is_set():
-            return
-        ended.set()
         with _registry.running_lock:
             _registry.running[name] -= 1
 
