@@ -6,6 +6,7 @@ Not a benchmark itself; `webhook_ingest.py` and `inbox_queries.py` import it (ru
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import math
 import os
@@ -16,11 +17,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
+from urllib.parse import urlencode
 
+from relaydesk.channels.twilio.signature import sign
 from relaydesk.core.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -491,6 +494,102 @@ class PgConnection:
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
+
+
+def signed_post(port: int, path: str, params: dict[str, str]) -> bytes:
+    """An HTTP/1.1 POST of `params` to `path` on HOST:port, signed with the benchmarks'
+    auth token as Twilio signs its webhooks."""
+    signature = sign(f"http://{HOST}:{port}{path}", params, BENCH_AUTH_TOKEN)
+    form = urlencode(params).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\n"
+        f"Host: {HOST}:{port}\r\n"
+        "User-Agent: TwilioProxy/1.1\r\n"
+        "Accept: */*\r\n"
+        "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
+        f"X-Twilio-Signature: {signature}\r\n"
+        f"Content-Length: {len(form)}\r\n"
+        "\r\n"
+    ).encode()
+    return head + form
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """(status, whether the connection must be closed) of one HTTP/1.1 response."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, close = 0, False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            close = True
+        elif name == b"transfer-encoding":
+            close = True  # not expected here; the body is not read, so drop the connection
+    if length:
+        await reader.readexactly(length)
+    return status, close
+
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class KeepAlive:
+    """Raw keep-alive HTTP/1.1 connections to HOST:port, as a lean load generator: at
+    most `most` requests at once, each on an idle connection when there is one.
+
+    A load generator on the same 2 cores as the server must cost little: httpx's
+    AsyncClient took 4.5 ms of CPU per webhook, as much as relaydesk's automatic answer.
+    """
+
+    def __init__(self, port: int, most: int) -> None:
+        self.port = port
+        self.slots = asyncio.Semaphore(most)
+        self.idle: list[Stream] = []
+
+    async def post(
+        self, data: bytes, timeout: float, started: Callable[[], None] | None = None
+    ) -> int:
+        """Send one request (`data`, whole) and read its answer: its status. `started` is
+        called once a slot is free, just before sending. Raises TimeoutError, OSError or
+        asyncio's stream errors when there is no answer."""
+        async with self.slots:
+            if started is not None:
+                started()
+            stream = self.idle.pop() if self.idle else None
+            close = True
+            try:
+                for reused in (stream is not None, False):
+                    if stream is None:
+                        opening = asyncio.open_connection(HOST, self.port)
+                        stream = await asyncio.wait_for(opening, timeout)
+                    try:
+                        stream[1].write(data)
+                        status, close = await asyncio.wait_for(read_answer(stream[0]), timeout)
+                        return status
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        if not reused:
+                            raise
+                        # An idle connection the server had closed (its keep-alive
+                        # timeout) before this request: send it again on a new one.
+                        stream[1].close()
+                        stream = None
+                raise AssertionError("unreachable: the last try returns or raises")
+            finally:
+                if stream is not None:
+                    if close:
+                        stream[1].close()
+                    else:
+                        self.idle.append(stream)
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:

@@ -141,7 +141,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import redis
@@ -151,8 +150,8 @@ from sqlalchemy.pool import NullPool
 
 from benchlib import (
     BENCH_ACCOUNT_SID,
-    BENCH_AUTH_TOKEN,
     HOST,
+    KeepAlive,
     Server,
     environment,
     exit_on_sigterm,
@@ -160,10 +159,10 @@ from benchlib import (
     relaydesk_command,
     run_cli,
     server_env,
+    signed_post,
 )
 from campaign_rate import MAX_INPUT_CHARS, connect_ro, recipient_numbers
 from relaydesk.channels.twilio.segments import count_segments
-from relaydesk.channels.twilio.signature import sign
 from seed import INBOUND_SENTENCES, OUR_ADDRESS, make_body
 
 SCENARIOS = (
@@ -538,24 +537,6 @@ def new_sid(rng: random.Random) -> str:
     return f"SM{uuid.UUID(int=rng.getrandbits(128)).hex}"
 
 
-def signed_request(port: int, kind: str, params: dict[str, str]) -> bytes:
-    """An HTTP/1.1 POST of `params`, signed with the auth token as Twilio signs."""
-    path = "/twilio/inbound" if kind == "inbound" else "/twilio/status"
-    signature = sign(f"http://{HOST}:{port}{path}", params, BENCH_AUTH_TOKEN)
-    form = urlencode(params).encode()
-    head = (
-        f"POST {path} HTTP/1.1\r\n"
-        f"Host: {HOST}:{port}\r\n"
-        "User-Agent: TwilioProxy/1.1\r\n"
-        "Accept: */*\r\n"
-        "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
-        f"X-Twilio-Signature: {signature}\r\n"
-        f"Content-Length: {len(form)}\r\n"
-        "\r\n"
-    ).encode()
-    return head + form
-
-
 def inbound_params(sid: str, rng: random.Random) -> dict[str, str]:
     """Twilio's parameters of an inbound SMS from one of our customers."""
     body = make_body(rng, INBOUND_SENTENCES, min_len=2, max_len=320)
@@ -593,7 +574,7 @@ def status_params(sid: str, status: str) -> dict[str, str]:
 def good_webhook(port: int, rng: random.Random) -> Webhook:
     """A signed inbound webhook with a new MessageSid."""
     sid = new_sid(rng)
-    return Webhook(sid, "inbound", signed_request(port, "inbound", inbound_params(sid, rng)))
+    return Webhook(sid, "inbound", signed_post(port, "/twilio/inbound", inbound_params(sid, rng)))
 
 
 # (label, kind, how the parameters are spoiled) of every poisoned webhook.
@@ -627,7 +608,7 @@ def poisoned_webhook(port: int, rng: random.Random, number: int) -> Webhook:
     sid = new_sid(rng)
     params = inbound_params(sid, rng) if kind == "inbound" else status_params(sid, "undelivered")
     spoil(params)
-    return Webhook(sid, kind, signed_request(port, kind, params), poison=label)
+    return Webhook(sid, kind, signed_post(port, f"/twilio/{kind}", params), poison=label)
 
 
 @dataclass
@@ -668,26 +649,6 @@ class Answers:
         return min(later) if later else None
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """(status, whether the connection must be closed) of one HTTP/1.1 response."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    length, close = 0, False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection" and value.strip().lower() == b"close":
-            close = True
-        elif name == b"transfer-encoding":
-            close = True  # not expected here; the body is not read, so drop the connection
-    if length:
-        await reader.readexactly(length)
-    return status, close
-
-
 async def _send_paced(
     port: int,
     hooks: list[Webhook],
@@ -700,48 +661,26 @@ async def _send_paced(
     # Like Twilio, each webhook leaves at its moment whether earlier ones were answered
     # or not (a fixed set of connections would hold the stream back when answers slow
     # down); idle keep-alive connections are reused, at most `connections` at a time.
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-    slots = asyncio.Semaphore(connections)
+    pool = KeepAlive(port, connections)
 
     async def one(i: int) -> None:
         await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
-        async with slots:
-            stream = idle.pop() if idle else None
-            close = True
+
+        def started() -> None:
             answers.sent[i] = time.monotonic()
-            try:
-                for reused in (stream is not None, False):
-                    if stream is None:
-                        opening = asyncio.open_connection(HOST, port)
-                        stream = await asyncio.wait_for(opening, timeout)
-                    try:
-                        stream[1].write(hooks[i].data)
-                        status, close = await asyncio.wait_for(_read_answer(stream[0]), timeout)
-                        break
-                    except (ConnectionError, asyncio.IncompleteReadError):
-                        if not reused:
-                            raise
-                        # An idle connection the server had closed (its keep-alive
-                        # timeout) before this request: a client sends it again on a
-                        # new one, as Twilio opens its own.
-                        stream[1].close()
-                        stream = None
-            except TimeoutError:
-                status = TIMED_OUT  # Twilio gives up after 15 s: not acknowledged
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-                status = NO_ANSWER  # refused or reset: the server is down
-            # The time first: another thread reading a 2xx must find its moment.
-            answers.at[i] = time.monotonic()
-            answers.status[i] = status
-            if stream is not None:
-                if close:
-                    stream[1].close()
-                else:
-                    idle.append(stream)
+
+        try:
+            status = await pool.post(hooks[i].data, timeout, started)
+        except TimeoutError:
+            status = TIMED_OUT  # Twilio gives up after 15 s: not acknowledged
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            status = NO_ANSWER  # refused or reset: the server is down
+        # The time first: another thread reading a 2xx must find its moment.
+        answers.at[i] = time.monotonic()
+        answers.status[i] = status
 
     await asyncio.gather(*(one(i) for i in range(len(hooks))))
-    for _, writer in idle:
-        writer.close()
+    pool.close()
 
 
 def send_paced(
@@ -1250,7 +1189,7 @@ def answer_webhook(port: int, rng: random.Random, customer: str) -> Webhook:
     sid = new_sid(rng)
     params = inbound_params(sid, rng)
     params["From"] = customer
-    return Webhook(sid, "inbound", signed_request(port, "inbound", params))
+    return Webhook(sid, "inbound", signed_post(port, "/twilio/inbound", params))
 
 
 def trial_answer_kill(

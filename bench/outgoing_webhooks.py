@@ -49,11 +49,12 @@ from benchlib import (
     free_port,
     machine_busy_cpu,
     percentile,
+    read_answer,
     run_cli,
     server_env,
     session_cpu,
 )
-from webhook_ingest import Webhook, _parse_head, build_webhook, customer_numbers, run_async
+from webhook_ingest import Webhook, build_webhook, customer_numbers, run_async
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' loopback fakes
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -81,10 +82,7 @@ async def send_paced(port: int, requests: list[Webhook], rate: float, concurrenc
                     await asyncio.sleep(wait)
                 began = time.perf_counter()
                 writer.write(requests[i].data)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status, length, close = _parse_head(head)
-                if length:
-                    await reader.readexactly(length)
+                status, close = await read_answer(reader)
                 latencies[i] = time.perf_counter() - began
                 statuses[i] = status
                 if close:

@@ -71,13 +71,11 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
 from benchlib import (
     BENCH_ACCOUNT_SID,
-    BENCH_AUTH_TOKEN,
     HOST,
     Backing,
     PgConnection,
@@ -87,14 +85,15 @@ from benchlib import (
     free_port,
     machine_busy_cpu,
     percentile,
+    read_answer,
     relaydesk_command,
     run_cli,
     server_env,
     session_cpu,
+    signed_post,
     thread_cpu,
 )
 from relaydesk.channels.twilio.segments import count_segments
-from relaydesk.channels.twilio.signature import sign
 from seed import INBOUND_SENTENCES, OUR_ADDRESS, make_body, participant_number, seed_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' loopback fakes
@@ -198,19 +197,7 @@ def build_webhook(port: int, rng: random.Random, customers: list[str]) -> Webhoo
         "From": rng.choice(customers),
         "ApiVersion": "2010-04-01",
     }
-    signature = sign(f"http://{HOST}:{port}/twilio/inbound", params, BENCH_AUTH_TOKEN)
-    form = urlencode(params).encode()
-    head = (
-        "POST /twilio/inbound HTTP/1.1\r\n"
-        f"Host: {HOST}:{port}\r\n"
-        "User-Agent: TwilioProxy/1.1\r\n"
-        "Accept: */*\r\n"
-        "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
-        f"X-Twilio-Signature: {signature}\r\n"
-        f"Content-Length: {len(form)}\r\n"
-        "\r\n"
-    ).encode()
-    return Webhook(sid, body, head + form)
+    return Webhook(sid, body, signed_post(port, "/twilio/inbound", params))
 
 
 def build_schedule(
@@ -246,24 +233,6 @@ def build_schedule(
 # --- sending -------------------------------------------------------------------------
 
 
-def _parse_head(head: bytes) -> tuple[int, int, bool]:
-    """Status, Content-Length and whether the server will close the connection."""
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    length = 0
-    close = False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection" and value.strip().lower() == b"close":
-            close = True
-        elif name == b"transfer-encoding":
-            raise RuntimeError("chunked responses are not expected from /twilio/inbound")
-    return status, length, close
-
-
 async def send_all(port: int, requests: list[Webhook], concurrency: int) -> Phase:
     """Send `requests` in order over `concurrency` keep-alive connections."""
     n = len(requests)
@@ -281,10 +250,7 @@ async def send_all(port: int, requests: list[Webhook], concurrency: int) -> Phas
                 started = time.perf_counter()
                 try:
                     writer.write(requests[i].data)
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    status, length, close = _parse_head(head)
-                    if length:
-                        await reader.readexactly(length)
+                    status, close = await read_answer(reader)
                 except (ConnectionError, asyncio.IncompleteReadError):
                     status, close = 0, True
                 latencies[i] = time.perf_counter() - started
