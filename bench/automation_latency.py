@@ -110,6 +110,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -322,15 +323,17 @@ async def _send(
     return elapsed
 
 
-def send(
-    port: int, webhooks: list[Webhook], rate: float, burst: bool, concurrency: int
-) -> tuple[float, float]:
-    """Send the webhooks (see _send); the sending time and the CPU time this took here."""
-    before = resource.getrusage(resource.RUSAGE_THREAD)
-    elapsed = asyncio.run(_send(port, webhooks, rate, burst, concurrency))
-    after = resource.getrusage(resource.RUSAGE_THREAD)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return elapsed, cpu
+def send(base: str, webhooks: list[Webhook], rate: float, burst: bool, concurrency: int) -> float:
+    """Send the webhooks to the server at `base` (see _send); returns the sending time."""
+    port = urlsplit(base).port
+    assert port is not None, base
+    return asyncio.run(_send(port, webhooks, rate, burst, concurrency))
+
+
+def thread_cpu_seconds() -> float:
+    """CPU time of the calling thread so far (the sending thread's own cost)."""
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- reading the outcome -------------------------------------------------------------
@@ -517,7 +520,7 @@ def run_mode(
         warm = build_webhooks(port, args.messages, args.warmup, "w")
         timed = build_webhooks(port, 0, args.messages, "t")
         if warm:
-            send(port, warm, args.rate, False, args.concurrency)
+            send(base, warm, args.rate, False, args.concurrency)
             if not wait_for_answers(sandbox_db, len(warm), args.stall):
                 print(f"  warm-up answers missing\n{server.log_tail()}")
             time.sleep(0.2)
@@ -531,9 +534,9 @@ def run_mode(
         cpu0, machine0, client0 = relaydesk_cpu(), machine_busy_cpu(), time.process_time()
         loop0 = thread_cpu(server.pid).get(server.pid, 0.0)
         wall0 = time.perf_counter()
-        result.send_seconds, result.sender_cpu = send(
-            port, timed, args.rate, args.burst, args.concurrency
-        )
+        sender0 = thread_cpu_seconds()
+        result.send_seconds = send(base, timed, args.rate, args.burst, args.concurrency)
+        result.sender_cpu = thread_cpu_seconds() - sender0
         complete = wait_for_answers(sandbox_db, len(warm) + len(timed), args.stall)
         result.wall = time.perf_counter() - wall0
         cpu1, machine1, client1 = relaydesk_cpu(), machine_busy_cpu(), time.process_time()
