@@ -214,6 +214,7 @@ class ModeResult:
     other_cpu: float = 0.0
     backing_cpu: float = 0.0  # PostgreSQL and Redis (--postgresql, --redis)
     peak_rss_mb: float = 0.0  # relaydesk's processes (serve, and --workers), VmHWM added up
+    processes: int = 1  # relaydesk's processes: serve, and the --workers
     wall: float = 0.0
     checks: list[tuple[bool, str]] = field(default_factory=list)
 
@@ -490,7 +491,7 @@ def run_mode(
     if args.emulator == "separate":
         emulator = separate_emulator(data_dir, base, extra)
     env = server_env(data_dir, port, **extra, **backing.env())
-    result = ModeResult(mode, args.messages)
+    result = ModeResult(mode, args.messages, processes=1 + args.workers)
     server = Server(
         data_dir, port, env, data_dir / "server.log", ["--no-worker"] if args.workers else []
     )
@@ -733,7 +734,8 @@ def report(r: ModeResult) -> None:
     cores = r.server_cpu / r.wall if r.wall else 0.0
     per = r.server_cpu / max(r.answered, 1) * 1000
     loop = r.loop_thread_cpu / r.wall if r.wall else 0.0
-    bound = "  <- CPU-bound: one process, one GIL" if cores >= 0.9 else ""
+    one_gil = r.processes == 1 and cores >= 0.9
+    bound = "  <- CPU-bound: one process, one GIL" if one_gil else ""
     print(
         f"  server CPU        {cores:.2f} cores (event-loop thread {loop:.2f}, other threads "
         f"{cores - loop:.2f}), {per:.1f} ms per answer{bound}"
