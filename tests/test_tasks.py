@@ -388,16 +388,9 @@ def test_redis_backend_runs_jobs_in_a_separate_worker(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        import sqlite3
-
-        def attempted() -> tuple[str, int, str] | None:
-            with sqlite3.connect(tmp_path / "app.db") as conn:
-                row = conn.execute(
-                    "SELECT status, attempts, error_message FROM messages"
-                ).fetchone()
-            return row if row and row[1] >= 1 and row[2] else None
-
-        status, _attempts, error = wait_for(attempted, timeout=30, what="the Redis worker")
+        status, _attempts, error = wait_for(
+            lambda: _attempted(tmp_path / "app.db"), timeout=30, what="the Redis worker"
+        )
         assert status == "pending"
         assert "cannot reach Twilio" in error
     finally:
@@ -406,6 +399,81 @@ def test_redis_backend_runs_jobs_in_a_separate_worker(tmp_path: Path) -> None:
             worker.wait(timeout=20)
         redis.terminate()
         redis.wait(timeout=10)
+
+
+def _attempted(app_db: Path) -> tuple[str, int, str] | None:
+    """(status, attempts, error) of the only message once a worker has tried to send it
+    (Twilio unreachable: the attempt is recorded as a retry)."""
+    import sqlite3
+
+    with sqlite3.connect(app_db) as conn:
+        row = conn.execute("SELECT status, attempts, error_message FROM messages").fetchone()
+    return row if row and row[1] >= 1 and row[2] else None
+
+
+def test_a_send_queued_by_the_version_before_priorities_is_made_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    """relaydesk before priorities kept its Redis queue as a list (huey's RedisHuey). A
+    message queued for sending then, its process stopped, is sent by the upgraded
+    `relaydesk worker`: the list becomes the priority queue at its start, job and all."""
+    import redis
+
+    from tests.processes import redis_server
+
+    with redis_server() as url:
+        env = {
+            **os.environ,
+            "REDIS_URL": url,
+            "DATA_DIR": str(tmp_path),
+            "DATABASE_URL": f"sqlite:///{tmp_path}/app.db",
+            "PORT": str(free_port()),
+        }
+        # Queue the send as today, then put its job where the old version kept it.
+        code = (
+            "import redis\n"
+            "from huey import RedisHuey\n"
+            "from relaydesk import migrations\n"
+            "from relaydesk.core import tasks\n"
+            "from relaydesk.core.db import session_scope\n"
+            "from relaydesk.messaging import service\n"
+            "migrations.upgrade()\n"
+            "huey = tasks.get_huey()\n"
+            "with session_scope() as s:\n"
+            "    service.send(s, service.SendRequest(to='+15005550001', body='x'))\n"
+            f"client = redis.Redis.from_url({url!r})\n"
+            "key = huey.storage.queue_key\n"
+            "jobs = [member[8:] for member in client.zrange(key, 0, -1)]\n"
+            "assert jobs\n"
+            "client.delete(key)\n"
+            "old = RedisHuey(huey.name, url=" + repr(url) + ", utc=True).storage\n"
+            "for job in jobs:\n"
+            "    old.enqueue(job)\n"
+            "print(key)\n"
+        )
+        made = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert made.returncode == 0, made.stderr
+        key = made.stdout.strip()
+        client = redis.Redis.from_url(url)
+        assert client.type(key) == b"list"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "relaydesk.cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            status, _attempts, error = wait_for(
+                lambda: _attempted(tmp_path / "app.db"), timeout=30, what="the upgraded worker"
+            )
+        finally:
+            worker.terminate()
+            worker.wait(timeout=20)
+        assert status == "pending"
+        assert "cannot reach Twilio" in error
+        assert client.type(key) in (b"zset", b"none")
 
 
 def test_sweep_applies_callbacks_that_raced_the_send(server: Any, db: Any) -> None:
